@@ -1,0 +1,301 @@
+"""The service catalog: one YAML file validated into pydantic models.
+
+Errors come back with their YAML path and line (`services.api.checks[1].timeout: must be > 0`);
+secrets are never in the file, only the names of environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.checks import Check
+from bot.errors import UnknownService
+
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+RESERVED_NAMES = {"all", "help"}
+SLACK_OWNER_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+def _service_name(name: str) -> str:
+    if not SERVICE_NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid service name (lowercase letters, digits, - and _, starting with a letter or digit)"
+        )
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is reserved (it means something in `/ops health {name}`)")
+    return name
+
+
+ServiceName = Annotated[str, AfterValidator(_service_name)]
+
+
+class HealthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    concurrency: int = Field(default=16, ge=1, le=256, description="checks run at once per request")
+
+
+class Service(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    description: str = Field(default="", max_length=300)
+    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)
+    owners: list[str] = Field(default_factory=list, description="Slack user IDs (U…/W…) or user-group IDs (S…)")
+    checks: list[Check] = Field(default_factory=list)
+
+    @field_validator("owners")
+    @classmethod
+    def _slack_ids(cls, owners: list[str]) -> list[str]:
+        for owner in owners:
+            if not SLACK_OWNER_ID.match(owner):
+                raise ValueError(
+                    f"{owner!r} is not a Slack user ID (U…/W…) or user-group ID (S…); "
+                    "copy it from the profile's ⋮ menu → Copy member ID"
+                )
+        return owners
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_labels(cls, checks: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for check in checks:
+            if check.label in seen:
+                raise ValueError(f"two checks are named {check.label!r}; give one a distinct `name`")
+            seen.add(check.label)
+        return checks
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1] = 1
+    health: HealthSettings = HealthSettings()
+    services: dict[ServiceName, Service] = Field(default_factory=dict)
+
+    @property
+    def service_names(self) -> list[str]:
+        return sorted(self.services)
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise UnknownService(name, self.service_names, suggest(name, self.service_names)) from None
+
+    def check_count(self) -> int:
+        return sum(len(service.checks) for service in self.services.values())
+
+    def secret_envs(self) -> list[tuple[str, str]]:
+        """(yaml path, env name) for every environment variable the catalog reads."""
+        found = []
+        for name, service in self.services.items():
+            for index, check in enumerate(service.checks):
+                for env in check.secret_envs():
+                    found.append((f"services.{name}.checks[{index}]", env))
+        return found
+
+
+def suggest(given: str, valid: list[str]) -> str | None:
+    matches = difflib.get_close_matches(given, valid, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogProblem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class CatalogInvalid(Exception):
+    def __init__(self, source: str, problems: list[CatalogProblem]) -> None:
+        self.source, self.problems = source, problems
+        super().__init__("\n".join(problem.render(source) for problem in problems))
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the catalog file; raises CatalogInvalid listing every problem."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogInvalid(source, [CatalogProblem("", "file not found (set OPSBOT_CONFIG to the catalog's path)")]) from None
+    except OSError as exc:
+        raise CatalogInvalid(source, [CatalogProblem("", f"cannot read: {exc.strerror}")]) from None
+    return parse_catalog(text, source)
+
+
+def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise CatalogInvalid(source, [CatalogProblem("", f"not valid YAML: {reason}", line)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CatalogInvalid(source, [CatalogProblem("", "the catalog must be a mapping with a `services:` key", 1)])
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error, root) for error in exc.errors()]
+        raise CatalogInvalid(source, problems) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: YAML would silently keep the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+# --- error formatting ---------------------------------------------------------------------------------
+
+
+def _problem(error: Any, root: yaml.Node | None) -> CatalogProblem:
+    parts, model = _yaml_parts(error["loc"])
+    message = _message(error, model)
+    # A model-level validator reports at the mapping itself; its message may already start with a key.
+    path = _format_path(parts)
+    return CatalogProblem(path, message, _line_of(root, parts))
+
+
+def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] | None]:
+    """Drop pydantic's union-tag segments from a location, and find the model the last key belongs to."""
+    parts: list[str | int] = []
+    annotation: Any = Catalog
+    owner: type[BaseModel] | None = Catalog
+    for segment in loc:
+        if segment == "[key]":  # pydantic's marker for a dict key that failed validation
+            continue
+        annotation, consumed_as_tag = _step(annotation, segment)
+        if consumed_as_tag:
+            owner = annotation if _is_model(annotation) else owner
+            continue
+        parts.append(segment)
+        if _is_model(annotation):
+            owner = annotation
+    return parts, owner
+
+
+def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
+    annotation = _unwrap(annotation)
+    if _is_model(annotation):
+        field = annotation.model_fields.get(segment) if isinstance(segment, str) else None
+        return (field.annotation if field else None), False
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple) and args:
+        return args[0], False
+    if origin is dict and len(args) == 2:
+        return args[1], False
+    if origin in (typing.Union, types.UnionType):
+        for member in args:
+            member = _unwrap(member)
+            if _is_model(member) and _tag_of(member) == segment:
+                return member, True
+        return None, False
+    return None, False
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    args = typing.get_args(field.annotation) if field else ()
+    return args[0] if args else None
+
+
+def _format_path(parts: list[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Any, model: type[BaseModel] | None) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        key = error["loc"][-1]
+        valid = sorted(model.model_fields) if model else []
+        hint = suggest(str(key), valid)
+        did_you_mean = f"; did you mean `{hint}`?" if hint else ""
+        return f"unknown key{did_you_mean} (valid: {', '.join(valid)})" if valid else "unknown key"
+    comparisons = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in comparisons:
+        bound = next(iter(ctx.values()))
+        return f"must be {comparisons[kind]} {bound:g}" if isinstance(bound, float) else f"must be {comparisons[kind]} {bound}"
+    if kind == "union_tag_invalid":
+        return f"unknown check type {ctx['tag']!r} (valid: {ctx['expected_tags'].replace(chr(39), '')})"
+    if kind == "union_tag_not_found":
+        return f"needs a `type` (one of: {', '.join(_check_types())})"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    if kind == "value_error":
+        return str(ctx["error"])
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} has characters that are not allowed (lowercase letters, digits, - and _)"
+    message = error["msg"]
+    return message[0].lower() + message[1:]
+
+
+def _check_types() -> list[str]:
+    union = _unwrap(Check)
+    return [tag for member in typing.get_args(union) if (tag := _tag_of(_unwrap(member)))]
+
+
+def _line_of(root: yaml.Node | None, parts: list[str | int]) -> int | None:
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            match = next((value for key, value in node.value if key.value == str(part)), None)
+            if match is None:
+                # The key itself is the problem (unknown key): point at it; a missing key: at its parent.
+                key_node = next((key for key, _ in node.value if key.value == str(part)), None)
+                return key_node.start_mark.line + 1 if key_node else line
+            key_line = next(key.start_mark.line + 1 for key, value in node.value if value is match)
+            node, line = match, key_line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,81 @@
+"""The outbound Slack port: every message the bot sends goes through here.
+
+Built on slack_sdk's AsyncWebClient and AsyncWebhookClient with its retry handlers, so rate limits
+(429 + Retry-After), 5xx answers and dropped connections are retried with backoff in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.views import Message
+
+
+# slack_sdk's webhook client retries 429s and dropped connections, but not a 5xx from a response_url.
+_TRANSIENT_STATUS = {500, 502, 503, 504}
+_RESPOND_ATTEMPTS = 3
+
+
+class ChatError(Exception):
+    """Slack refused a call after retries. Not an OpsbotError: the user did nothing wrong, so it is
+    reported as an internal failure with a reference, and logged."""
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    """The Web API client the Bolt app and the chat port share (base_url from SLACK_API_URL)."""
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers())
+
+
+class Chat:
+    def __init__(self, client: AsyncWebClient, http: aiohttp.ClientSession) -> None:
+        self.client = client
+        self._http = http
+
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
+        """Post to a channel; returns the message's ts."""
+        response = await self.client.chat_postMessage(
+            channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False
+        )
+        return str(response["ts"])
+
+    async def update(self, channel: str, ts: str, message: Message) -> None:
+        await self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+
+    async def ephemeral(self, channel: str, user: str, message: Message) -> None:
+        await self.client.chat_postEphemeral(channel=channel, user=user, text=message.text, blocks=message.blocks)
+
+    async def respond(
+        self, response_url: str, message: Message, *, in_channel: bool = False, replace_original: bool = False
+    ) -> None:
+        """Answer through a command's or button's response_url: works in DMs and channels the bot has not joined."""
+        webhook = AsyncWebhookClient(response_url, session=self._http, retry_handlers=retry_handlers())
+        body: dict[str, object] = {"text": message.text, "blocks": message.blocks}
+        if replace_original:
+            body["replace_original"] = True
+        else:
+            body["response_type"] = "in_channel" if in_channel else "ephemeral"
+        for attempt in range(_RESPOND_ATTEMPTS):
+            response = await webhook.send_dict(body)
+            if response.status_code not in _TRANSIENT_STATUS or attempt == _RESPOND_ATTEMPTS - 1:
+                break
+            await asyncio.sleep(0.5 * 2**attempt)
+        if response.status_code != 200:
+            raise ChatError(f"Slack refused the reply ({response.status_code}: {response.body[:200]})")

@@ -1,0 +1,40 @@
+"""Disk usage of configured paths, graded like the runbooks' `df` lines (80 % warns, 90 % is critical)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Literal
+
+from pydantic import Field
+
+from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, percent
+
+
+class DiskCheck(CheckSpec):
+    type: Literal["disk"]
+    paths: list[str] = Field(min_length=1)
+    usage_percent: Thresholds = Thresholds(warning=80, critical=90)
+
+    def default_label(self) -> str:
+        return "disk " + ", ".join(self.paths)
+
+    async def probe(self, deps: CheckDeps) -> Probe:
+        findings: list[tuple[Status, str]] = []
+        for path in self.paths:
+            try:
+                # statvfs can hang on a dead network mount: keep it off the event loop so the timeout holds.
+                usage = await asyncio.to_thread(shutil.disk_usage, path)
+            except OSError as exc:
+                findings.append((Status.ERROR, f"{path}: {exc.strerror or exc}"))
+                continue
+            used = percent(usage.used, usage.used + usage.free)
+            status = self.usage_percent.grade(used)
+            limit = ""
+            if status is Status.CRITICAL:
+                limit = f" (critical at {self.usage_percent.critical:g} %)"
+            elif status is Status.WARNING:
+                limit = f" (warning at {self.usage_percent.warning:g} %)"
+            findings.append((status, f"{path} {used:.0f} % used{limit}"))
+        worst = Status.worst([status for status, _ in findings])
+        return Probe(worst, "; ".join(text for _, text in findings))

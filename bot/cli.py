@@ -1,0 +1,121 @@
+"""The `opsbot` command: serve, check-config, migrate, healthcheck.
+
+Each failure is one clear line (or one line per catalog problem) and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bot.catalog import CatalogInvalid, load_catalog
+from bot.errors import ConfigError, StoreUnavailable
+from bot.logs import configure_logging
+from bot.settings import Settings, StoreSettings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="opsbot", description="Slack chat-ops bot: runbooks as slash commands.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the bot (HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set)")
+    check = commands.add_parser("check-config", help="validate the catalog and print each problem with its YAML path")
+    check.add_argument("path", nargs="?", type=Path, help="catalog file (default: $OPSBOT_CONFIG or ./opsbot.yml)")
+    commands.add_parser("migrate", help="apply pending store migrations to $DATABASE_URL")
+    commands.add_parser("healthcheck", help="exit 0 when the local bot's /healthz answers 200 (for container HEALTHCHECK)")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "serve":
+            return _serve()
+        if args.command == "check-config":
+            return _check_config(args.path)
+        if args.command == "migrate":
+            return _migrate()
+        if args.command == "healthcheck":
+            return _healthcheck()
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"opsbot: {line}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"opsbot: {exc}", file=sys.stderr)
+        return 1
+    parser.print_help()
+    return 2
+
+
+def _serve() -> int:
+    from bot.app import serve
+
+    settings = load_settings(Settings)
+    assert isinstance(settings, Settings)
+    secrets = [settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value()]
+    if settings.slack_app_token:
+        secrets.append(settings.slack_app_token.get_secret_value())
+    if settings.redis_url:
+        secrets.append(settings.redis_url.get_secret_value())
+    configure_logging(settings.log_level, secrets)
+    try:
+        catalog = load_catalog(settings.opsbot_config)
+    except CatalogInvalid as exc:
+        print(exc, file=sys.stderr)
+        print(f"opsbot: the catalog has {len(exc.problems)} problem(s); fix them and start again", file=sys.stderr)
+        return 1
+    asyncio.run(serve(settings, catalog, ready=lambda line: print(line, flush=True)))
+    return 0
+
+
+def _check_config(path: Path | None) -> int:
+    path = path or Path(os.environ.get("OPSBOT_CONFIG", "opsbot.yml"))
+    try:
+        catalog = load_catalog(path)
+    except CatalogInvalid as exc:
+        print(exc)
+        print(f"{len(exc.problems)} problem(s) in {path}")
+        return 1
+    for where, env in catalog.secret_envs():
+        if not os.environ.get(env):
+            print(f"warning: {path}: {where}: environment variable {env} is not set here")
+    print(f"{path}: OK — {len(catalog.services)} services, {catalog.check_count()} checks")
+    return 0
+
+
+def _migrate() -> int:
+    from bot.store import create_store
+
+    settings = load_settings(StoreSettings)
+
+    async def run() -> list[int]:
+        store = create_store(settings.database_url)
+        await store.open()
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = asyncio.run(run())
+    print(f"applied migrations {applied}" if applied else "the store is up to date")
+    return 0
+
+
+def _healthcheck() -> int:
+    port = os.environ.get("PORT", "3000")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            print(json.loads(response.read()))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"unhealthy: {exc.code} {exc.read()[:200].decode(errors='replace')}")
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unreachable: {exc}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The Context: everything the core needs, built once by the composition root and passed in.
+
+Connections (store, HTTP session, Redis) are opened in `start()` and closed in `stop()`, never lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalog import Catalog
+from bot.chat import Chat
+from bot.checks import CheckDeps
+from bot.clock import Clock, SystemClock
+from bot.errors import StoreUnavailable
+from bot.settings import Settings
+from bot.store import Store
+from bot.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    slack: AsyncWebClient
+    clock: Clock = field(default_factory=SystemClock)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    _http: aiohttp.ClientSession | None = None
+    _redis: aioredis.Redis | None = None
+
+    async def start(self) -> None:
+        await self.store.open()
+        applied = await self.store.migrate()
+        if applied:
+            log.info("applied store migrations %s", applied)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        if self.settings.redis_url is not None:
+            self._redis = aioredis.from_url(self.settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+
+    async def stop(self) -> None:
+        await self.tasks.drain(timeout=10)
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.store.close()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("Context.start() has not run")
+        return self._http
+
+    @property
+    def redis(self) -> aioredis.Redis | None:
+        return self._redis
+
+    @property
+    def chat(self) -> Chat:
+        return Chat(self.slack, self.http)
+
+    @property
+    def check_deps(self) -> CheckDeps:
+        return CheckDeps(http=self.http, environ=self.environ)
+
+    async def readiness(self) -> dict[str, str]:
+        """What /healthz reports: each dependency "ok" or why not."""
+        report = {}
+        try:
+            await self.store.ping()
+            report["store"] = "ok"
+        except StoreUnavailable as exc:
+            report["store"] = str(exc)
+        if self._redis is not None:
+            try:
+                await self._redis.ping()
+                report["redis"] = "ok"
+            except (RedisError, OSError) as exc:
+                report["redis"] = f"unreachable: {type(exc).__name__}"
+        return report

@@ -1,0 +1,46 @@
+"""Health report flows: run the checks, record the run, deliver the rendered report to Slack.
+
+What a listener calls after it has acked; rendering is `bot.views.health`, checking is `bot.health`.
+"""
+
+from __future__ import annotations
+
+from bot.context import Context
+from bot.errors import HealthRunNotFound
+from bot.health import HealthRun, resolve_scope, run_and_record
+from bot.views.health import health_report
+
+
+async def report_health(
+    ctx: Context, scope: tuple[str, ...], *, requested_by: str, channel_id: str | None, response_url: str
+) -> HealthRun:
+    """Check, store, then post the report in the channel (visible to all) through the command's response_url."""
+    run = await run_and_record(
+        ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
+    )
+    await ctx.chat.respond(response_url, health_report(run), in_channel=True)
+    return run
+
+
+async def rerun_health(
+    ctx: Context, run_id: int, *, requested_by: str, channel_id: str | None, response_url: str
+) -> HealthRun:
+    """The Re-run button: the same scope again, updating the same message in place."""
+    previous = await ctx.store.get_health_run(run_id)
+    if previous is None:
+        raise HealthRunNotFound(run_id)
+    # The catalog may have changed since: a removed service is refused with the current list.
+    scope = resolve_scope(ctx.catalog, list(previous.scope))
+    await ctx.chat.respond(response_url, health_report(previous, rerunning_by=requested_by), replace_original=True)
+    run = await run_and_record(
+        ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
+    )
+    await ctx.chat.respond(response_url, health_report(run), replace_original=True)
+    return run
+
+
+def describe_scope(ctx: Context, scope: tuple[str, ...]) -> str:
+    services = scope or tuple(ctx.catalog.service_names)
+    checks = sum(len(ctx.catalog.services[name].checks) for name in services)
+    noun = "service" if len(services) == 1 else "services"
+    return f"{checks} check{'s' if checks != 1 else ''} on {len(services)} {noun}"

@@ -1,0 +1,201 @@
+"""The embedded store: SQLite through sqlite-utils, the default when DATABASE_URL is not PostgreSQL.
+
+sqlite3 blocks, so every call runs on one dedicated thread: the event loop never stalls on disk,
+and the connection is only ever used from the thread that made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from bot.audit import AuditEntry
+from bot.errors import StoreUnavailable
+from bot.health import HealthRun
+from bot.store import rows
+from bot.store.base import migrations
+
+T = TypeVar("T")
+
+
+def _encode(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+def _decode(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite_utils.Database | None = None
+
+    async def _call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        if self._executor is None or self._db is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        db = self._db
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store at {self.path}: {exc}") from exc
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+
+        def connect() -> sqlite_utils.Database:
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions ourselves with BEGIN IMMEDIATE, so a writer
+            # takes the lock up front instead of failing half-way when another process holds it.
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return sqlite_utils.Database(conn)
+
+        try:
+            self._db = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        except sqlite3.Error as exc:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise StoreUnavailable(f"cannot open SQLite store at {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        if self._db is not None:
+            db = self._db
+            await asyncio.get_running_loop().run_in_executor(self._executor, db.conn.close)
+        self._executor.shutdown(wait=True)
+        self._executor, self._db = None, None
+
+    async def migrate(self) -> list[int]:
+        def apply(db: sqlite_utils.Database) -> list[int]:
+            applied = []
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            for version, name, sql in migrations("sqlite"):
+                with _transaction(db):
+                    done = db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", [version]).fetchone()
+                    if done:
+                        continue
+                    for statement in _statements(sql):
+                        db.execute(statement)
+                    db.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
+                        [version, name],
+                    )
+                    applied.append(version)
+            return applied
+
+        return await self._call(apply)
+
+    async def ping(self) -> None:
+        await self._call(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def save_health_run(self, run: HealthRun) -> int:
+        def save(db: sqlite_utils.Database) -> int:
+            with _transaction(db):
+                row = rows.run_row(run, _encode)
+                cursor = db.execute(_insert_sql("health_runs", row), list(row.values()))
+                run_id = int(cursor.lastrowid)
+                for result in rows.result_rows(run_id, run, _encode):
+                    db.execute(_insert_sql("health_results", result), list(result.values()))
+            return run_id
+
+        return await self._call(save)
+
+    async def get_health_run(self, run_id: int) -> HealthRun | None:
+        def get(db: sqlite_utils.Database) -> HealthRun | None:
+            row = next(db.query("SELECT * FROM health_runs WHERE id = ?", [run_id]), None)
+            if row is None:
+                return None
+            results = db.query("SELECT * FROM health_results WHERE run_id = ?", [run_id])
+            return rows.run_from_rows(row, results, _decode)
+
+        return await self._call(get)
+
+    async def health_runs_since(self, since: datetime, limit: int = 500) -> list[HealthRun]:
+        def query(db: sqlite_utils.Database) -> list[HealthRun]:
+            runs = list(
+                db.query(
+                    "SELECT * FROM health_runs WHERE started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?",
+                    [_encode(rows.utc(since)), limit],
+                )
+            )
+            if not runs:
+                return []
+            ids = [run["id"] for run in runs]
+            marks = ",".join("?" for _ in ids)
+            grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for result in db.query(f"SELECT * FROM health_results WHERE run_id IN ({marks})", ids):
+                grouped[result["run_id"]].append(result)
+            return [rows.run_from_rows(run, grouped[run["id"]], _decode) for run in runs]
+
+        return await self._call(query)
+
+    async def record_audit(self, entry: AuditEntry) -> int:
+        def record(db: sqlite_utils.Database) -> int:
+            row = rows.audit_row(entry, _encode)
+            with _transaction(db):
+                return int(db.execute(_insert_sql("audit_log", row), list(row.values())).lastrowid)
+
+        return await self._call(record)
+
+    async def audit_entries(self, *, since: datetime | None = None, limit: int = 100) -> list[AuditEntry]:
+        def query(db: sqlite_utils.Database) -> list[AuditEntry]:
+            floor = _encode(rows.utc(since)) if since else ""
+            found = db.query(
+                "SELECT * FROM audit_log WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?", [floor, limit]
+            )
+            return [rows.audit_from_row(row, _decode) for row in found]
+
+        return await self._call(query)
+
+    async def claim(self, key: str, at: datetime) -> bool:
+        def insert(db: sqlite_utils.Database) -> bool:
+            with _transaction(db):
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys (key, created_at) VALUES (?, ?)",
+                    [key, _encode(rows.utc(at))],
+                )
+                return cursor.rowcount == 1
+
+        return await self._call(insert)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.conn = db.conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _insert_sql(table: str, row: dict[str, Any]) -> str:
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+
+def _statements(sql: str) -> list[str]:
+    # Migration files hold plain DDL with no semicolons inside statements; comments are dropped first.
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]

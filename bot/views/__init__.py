@@ -1,0 +1,40 @@
+"""Block Kit builders: pure functions from domain objects to messages. No I/O here.
+
+They live in the core because scheduled work renders messages with no inbound request behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_FALLBACK_TEXT = 4000
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a Slack message carries: notification text plus blocks (as JSON-ready dicts)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, text: str, blocks: list[Block]) -> "Message":
+        if len(blocks) > MAX_BLOCKS:
+            raise ValueError(f"{len(blocks)} blocks: Slack takes at most {MAX_BLOCKS}")
+        # to_dict() runs slack_sdk's validators (lengths, required fields): a bad block fails here, not in Slack.
+        return cls(text=clip(text, MAX_FALLBACK_TEXT), blocks=[block.to_dict() for block in blocks])
+
+
+def clip(text: str, limit: int, ellipsis: str = "…") -> str:
+    return text if len(text) <= limit else text[: limit - len(ellipsis)] + ellipsis
+
+
+def escape(text: str) -> str:
+    """Escape the three characters mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,146 @@
+"""The `/ops health` report: a header with the overall status, a line per service and check, when and how long.
+
+A catalog too large for one message collapses into a summary plus the services that need attention.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.checks import Status
+from bot.health import CheckResult, HealthRun
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
+from bot.views.common import timestamp
+
+RERUN_ACTION = "health.rerun"
+
+EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Status.ERROR: "❌"}
+
+# Blocks around the service lines: header, context and actions; the collapsed form adds a summary and a note.
+_FRAME_BLOCKS = 3
+_COLLAPSED_FRAME_BLOCKS = 6
+
+
+def health_report(run: HealthRun, *, rerunning_by: str | None = None) -> Message:
+    """Render a stored run. `rerunning_by` swaps the Re-run button for a "re-running" note."""
+    grouped = run.by_service()
+    statuses = {name: Status.worst([r.status for r in results]) for name, results in grouped.items()}
+    headline = _headline(statuses)
+
+    sections: list[Block]
+    if len(grouped) + _FRAME_BLOCKS <= MAX_BLOCKS:
+        sections = [_service_section(name, results) for name, results in grouped.items()]
+    else:
+        sections = _collapsed(grouped, statuses)
+
+    blocks: list[Block] = [HeaderBlock(text=clip(headline, MAX_HEADER_TEXT))]
+    blocks += sections
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_context_line(run))]))
+    if rerunning_by:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"⏳ Re-running for <@{rerunning_by}>…")]))
+    elif run.id is not None:
+        blocks.append(
+            ActionsBlock(
+                block_id="health.actions",
+                elements=[ButtonElement(text="Re-run", action_id=RERUN_ACTION, value=str(run.id))],
+            )
+        )
+    return Message.of(_fallback(headline, statuses), blocks)
+
+
+def _headline(statuses: dict[str, Status]) -> str:
+    total = len(statuses)
+    if total == 0:
+        return "ℹ️ No services to check"
+    failing = sum(1 for status in statuses.values() if status.failing)
+    degraded = sum(1 for status in statuses.values() if status is Status.WARNING)
+    noun = "service" if total == 1 else "services"
+    if failing:
+        warn = f", {degraded} degraded" if degraded else ""
+        return f"❌ {failing} of {total} {noun} failing{warn}"
+    if degraded:
+        return f"⚠️ {degraded} of {total} {noun} degraded"
+    return f"✅ All {total} {noun} healthy"
+
+
+def _fallback(headline: str, statuses: dict[str, Status]) -> str:
+    bad = [name for name, status in statuses.items() if status is not Status.OK]
+    return f"Health: {headline[2:].strip()}" + (f" ({', '.join(bad)})" if bad else "")
+
+
+def _service_section(name: str, results: list[CheckResult]) -> SectionBlock:
+    status = Status.worst([r.status for r in results])
+    environment = results[0].environment if results else ""
+    title = f"{EMOJI[status]} *{name}*" + (f"  ·  _{escape(environment)}_" if environment else "")
+    if not results:
+        return SectionBlock(text=f"➖ *{name}*\n_no checks configured_")
+    lines = [_check_line(result) for result in results]
+    return SectionBlock(text=_fit([title, *lines], MAX_SECTION_TEXT))
+
+
+def _check_line(result: CheckResult) -> str:
+    return (
+        f"{EMOJI[result.status]} `{escape(result.check)}` {escape(result.reason)}"
+        f"  ·  {_latency(result.latency_ms)}"
+    )
+
+
+def _latency(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def _fit(lines: list[str], limit: int) -> str:
+    """Join lines, dropping the tail (with a count) when they would pass Slack's section limit."""
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        candidate = "\n".join([*kept, line])
+        if len(candidate) + len(f"\n…and {rest} more") > limit and rest > 1:
+            kept.append(f"…and {rest} more")
+            return "\n".join(kept)
+        kept.append(clip(line, limit // 2))
+    return "\n".join(kept)
+
+
+def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status]) -> list[Block]:
+    counts = {status: sum(1 for s in statuses.values() if s is status) for status in Status}
+    summary = (
+        f"*{len(statuses)} services*: {counts[Status.OK]} ✅ healthy · {counts[Status.WARNING]} ⚠️ degraded · "
+        f"{counts[Status.CRITICAL] + counts[Status.ERROR]} ❌ failing"
+    )
+    attention = sorted(
+        (name for name, status in statuses.items() if status is not Status.OK),
+        key=lambda name: (-statuses[name].rank, name),
+    )
+    room = MAX_BLOCKS - _COLLAPSED_FRAME_BLOCKS
+    shown, hidden = attention[:room], attention[room:]
+    blocks: list[Block] = [SectionBlock(text=summary)]
+    blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK]) for name in shown]
+    healthy = [name for name, status in statuses.items() if status is Status.OK]
+    if healthy:
+        blocks.append(SectionBlock(text=_fit(["✅ *Healthy:* " + ", ".join(healthy)], MAX_SECTION_TEXT)))
+    if hidden:
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=clip(f"…and {len(hidden)} more needing attention: " + ", ".join(hidden), 3000))]
+            )
+        )
+    return blocks
+
+
+def _context_line(run: HealthRun) -> str:
+    checks = len(run.results)
+    services = len(run.services)
+    who = f"  ·  by <@{run.requested_by}>" if run.requested_by else ""
+    return (
+        f"🕐 {timestamp(run.finished_at)}  ·  {checks} check{'s' if checks != 1 else ''} on "
+        f"{services} service{'s' if services != 1 else ''} in {run.duration_s:.1f} s{who}"
+    )

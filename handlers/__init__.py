@@ -1,0 +1,17 @@
+"""Thin Slack listeners: parse the payload, call one core function, reply with the core's views.
+
+No SQL, no Docker calls, no business rules here. `register` is the `opsbot.listeners` entry point.
+"""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.context import Context
+from handlers import actions, commands, events
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    events.register(app, ctx)  # first: its middleware drops retried deliveries before anything else
+    commands.register(app, ctx)
+    actions.register(app, ctx)

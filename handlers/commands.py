@@ -1,0 +1,75 @@
+"""Slash commands: `/ops …` (and `/incident`, answered until incidents land). Parse, validate, hand to the core."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.catalog import suggest
+from bot.context import Context
+from bot.errors import OpsbotError, UnknownSubcommand
+from bot.health import resolve_scope
+from bot.reports import describe_scope, report_health
+from bot.views.common import notice
+from bot.views.help import help_message
+from handlers.replies import Inbound, Reply, handle
+
+Subcommand = Callable[[Context, Reply, dict[str, Any], list[str]], Awaitable[None]]
+
+
+async def _help(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    await reply.ack(help_message("/ops", [(usage, text) for _, usage, text in _TABLE], ctx.catalog.service_names))
+
+
+async def _health(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    scope = resolve_scope(ctx.catalog, args)  # unknown names are refused before anything runs
+    await reply.ack(notice(f"⏳ Running {describe_scope(ctx, scope)}…"))
+    await report_health(
+        ctx,
+        scope,
+        requested_by=command["user_id"],
+        channel_id=command.get("channel_id"),
+        response_url=command["response_url"],
+    )
+
+
+_TABLE: list[tuple[Subcommand, str, str]] = [
+    (_health, "health [service …|all]", "Run the health checks (all services by default) and post the result here."),
+    (_help, "help", "This list."),
+]
+SUBCOMMANDS: dict[str, Subcommand] = {usage.split()[0]: fn for fn, usage, _ in _TABLE}
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    @app.command("/ops")
+    async def ops(ack: Any, command: dict[str, Any]) -> None:
+        text = (command.get("text") or "").strip()
+        inbound = Inbound("command", "/ops", command.get("user_id"), command.get("channel_id"), text)
+        reply = Reply(ctx, ack, command.get("response_url"), ack_carries_message=True)
+
+        async def work() -> None:
+            words = text.split()
+            name = words[0].lower() if words else "help"
+            subcommand = SUBCOMMANDS.get(name)
+            if subcommand is None:
+                raise UnknownSubcommand("/ops", name, list(SUBCOMMANDS), suggest(name, list(SUBCOMMANDS)))
+            await subcommand(ctx, reply, command, words[1:])
+
+        # Owned by the core's task set: the flow acks within milliseconds and goes on after Slack has its answer.
+        ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"/ops {text[:40]}")
+
+    @app.command("/incident")
+    async def incident(ack: Any, command: dict[str, Any]) -> None:
+        text = (command.get("text") or "").strip()
+        inbound = Inbound("command", "/incident", command.get("user_id"), command.get("channel_id"), text)
+        reply = Reply(ctx, ack, command.get("response_url"), ack_carries_message=True)
+
+        async def work() -> None:
+            raise OpsbotError(
+                "Incidents are not available in this version of opsbot yet. "
+                "For now: `/ops health` to check services, `/ops help` for everything else."
+            )
+
+        await handle(ctx, inbound, reply, work)

@@ -1,0 +1,120 @@
+"""How a listener answers: one place that turns errors into ephemeral replies and audits every request.
+
+Every inbound request ends in exactly one audit entry with its outcome and duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.audit import AuditEntry, Outcome
+from bot.context import Context
+from bot.errors import OpsbotError
+from bot.views import Message
+from bot.views.common import error_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What arrived, for the audit log."""
+
+    kind: str  # command | action | event
+    name: str
+    actor: str | None
+    channel: str | None
+    args: str = ""
+
+
+class Reply:
+    """Answers the person behind one request.
+
+    A slash command's ack() can carry an ephemeral message; once acked (or for a button, whose ack
+    carries nothing), answers go through the request's response_url.
+    """
+
+    def __init__(self, ctx: Context, ack: Callable[..., Awaitable[Any]], response_url: str | None, *, ack_carries_message: bool) -> None:
+        self._ctx, self._ack, self.response_url = ctx, ack, response_url
+        self._ack_carries_message = ack_carries_message
+        self.acked = False
+
+    async def ack(self, message: Message | None = None) -> None:
+        if self.acked:
+            if message is not None:
+                await self.ephemeral(message)
+            return
+        self.acked = True
+        if message is not None and self._ack_carries_message:
+            await self._ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
+            return
+        await self._ack()
+        if message is not None:
+            await self.ephemeral(message)
+
+    async def ephemeral(self, message: Message) -> None:
+        if not self.acked:
+            await self.ack(message)
+        elif self.response_url:
+            await self._ctx.chat.respond(self.response_url, message, in_channel=False)
+        else:
+            log.warning("no way to answer this request: %s", message.text)
+
+
+async def handle(ctx: Context, inbound: Inbound, reply: Reply | None, work: Callable[[], Awaitable[None]]) -> None:
+    """Run one request's work; domain errors become an ephemeral answer, anything else a reference id."""
+    started = time.perf_counter()
+    outcome, detail = Outcome.OK, None
+    try:
+        await work()
+    except OpsbotError as exc:
+        outcome, detail = Outcome.REJECTED, str(exc)
+        await _tell(reply, error_message(str(exc)))
+    except Exception as exc:
+        reference = secrets.token_hex(4)
+        log.exception("%s %s failed (reference %s)", inbound.kind, inbound.name, reference)
+        outcome, detail = Outcome.ERROR, f"{type(exc).__name__} (reference {reference})"
+        await _tell(
+            reply,
+            error_message(
+                f"Something went wrong on opsbot's side and nothing more will happen for this request. "
+                f"Reference `{reference}`: the bot's log has the details."
+            ),
+        )
+    finally:
+        await record(ctx, inbound, outcome, detail, (time.perf_counter() - started) * 1000)
+    if reply is not None and not reply.acked:
+        await reply.ack()
+
+
+async def record(ctx: Context, inbound: Inbound, outcome: Outcome, detail: str | None, duration_ms: float | None) -> None:
+    entry = AuditEntry(
+        at=ctx.clock.now(),
+        kind=inbound.kind,
+        name=inbound.name,
+        outcome=outcome,
+        actor_id=inbound.actor,
+        channel_id=inbound.channel,
+        args=inbound.args[:500],
+        detail=detail[:1000] if detail else None,
+        duration_ms=duration_ms,
+    )
+    try:
+        await ctx.store.record_audit(entry)
+    except Exception:
+        # The request itself was answered; a lost audit line must be loud in the log, not a second error in Slack.
+        log.exception("could not write the audit entry for %s %s", inbound.kind, inbound.name)
+
+
+async def _tell(reply: Reply | None, message: Message) -> None:
+    if reply is None:
+        return
+    try:
+        await reply.ephemeral(message)
+    except Exception:
+        log.exception("could not deliver an error reply: %s", message.text)

@@ -1,0 +1,137 @@
+"""Fixtures that build the world: real stores on fresh databases, a fake Slack, real targets, a running bot.
+
+PostgreSQL and Redis are the real servers on 127.0.0.1; every test gets its own database (dropped after)
+and every run its own Redis key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+import handlers
+from bot.app import build_bolt_app, build_context, build_web_app
+from bot.catalog import parse_catalog
+from bot.context import Context
+from bot.settings import Settings
+from bot.store import Store, create_store
+from tests.slack.fake_api import FakeSlack
+from tests.slack.requests import SIGNING_SECRET, sign
+from tests.targets import Targets
+
+PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("OPSBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def pg_dsn(database: str) -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test; its DSN. Dropped afterwards."""
+    name = f"opsbot_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield pg_dsn(name)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: a SQLite file in the test's directory, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'opsbot.db'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = create_store(database_url)
+    await store.open()
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def targets() -> AsyncIterator[Targets]:
+    servers = Targets()
+    await servers.start()
+    yield servers
+    await servers.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningBot:
+    url: str
+    ctx: Context
+    slack: FakeSlack
+    http: aiohttp.ClientSession
+
+    async def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None, signed: bool = True) -> aiohttp.ClientResponse:
+        all_headers = {"Content-Type": content_type, **(sign(body) if signed else {}), **(headers or {})}
+        async with self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=all_headers) as response:
+            await response.read()
+            return response
+
+    async def settle(self) -> None:
+        """Wait until the work the requests started has finished."""
+        await self.ctx.tasks.idle()
+
+
+def make_settings(slack: FakeSlack, database_url: str, **extra: object) -> Settings:
+    return Settings(
+        slack_bot_token="xoxb-test-token-1234567890",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        database_url=database_url,
+        **extra,
+    )
+
+
+async def start_bot(settings: Settings, catalog_yaml: str, slack: FakeSlack, http: aiohttp.ClientSession, environ: dict[str, str] | None = None) -> tuple[RunningBot, web.AppRunner]:
+    ctx = build_context(settings, parse_catalog(catalog_yaml), environ=environ or {})
+    app = build_web_app(ctx, build_bolt_app(ctx, [handlers.register]))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return RunningBot(f"http://127.0.0.1:{port}", ctx, slack, http), runner

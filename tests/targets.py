@@ -1,0 +1,48 @@
+"""Real HTTP services for health checks to probe: one healthy, one failing, one that never answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+
+class Targets:
+    """One aiohttp server with /ok, /fail (500) and /hang; `/switch` answers per `self.switch_healthy`."""
+
+    def __init__(self) -> None:
+        self.switch_healthy = True
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        async def ok(_: web.Request) -> web.Response:
+            return web.Response(text='{"status": "ok"}', content_type="application/json")
+
+        async def fail(_: web.Request) -> web.Response:
+            return web.Response(status=500, text="internal error")
+
+        async def hang(_: web.Request) -> web.Response:
+            await asyncio.sleep(3600)
+            return web.Response(text="too late")
+
+        async def switch(_: web.Request) -> web.Response:
+            return web.Response(text="ok") if self.switch_healthy else web.Response(status=503, text="down")
+
+        app = web.Application()
+        app.router.add_get("/ok", ok)
+        app.router.add_get("/fail", fail)
+        app.router.add_get("/hang", hang)
+        app.router.add_get("/switch", switch)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
