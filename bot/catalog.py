@@ -154,7 +154,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(error, root) for error in exc.errors()]
+        problems = sorted((_problem(error, root) for error in exc.errors()), key=lambda p: p.line or 0)
         raise CatalogInvalid(source, problems) from None
 
 

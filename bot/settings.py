@@ -117,6 +117,6 @@ def load_settings(kind: type[StoreSettings] = Settings, **overrides: object) -> 
                 lines.append(f"{name} is not set" + (f": {hint}" if hint else ""))
             else:
                 # Never echo the input: it may be a token.
-                reason = error["ctx"]["error"] if error["type"] == "value_error" else error["msg"].lower()
+                reason = error["ctx"]["error"] if error["type"] == "value_error" else error["msg"][:1].lower() + error["msg"][1:]
                 lines.append(f"{name} {reason}" + (f"; expected {hint}" if hint else ""))
         raise ConfigError("\n".join(lines)) from None

@@ -8,7 +8,8 @@ from aiohttp import web
 
 
 class Targets:
-    """One aiohttp server with /ok, /fail (500) and /hang; `/switch` answers per `self.switch_healthy`."""
+    """One aiohttp server: /ok, /fail (500), /hang, /slow?ms=N, /auth (wants a bearer token);
+    `/switch` answers 200 or 503 per `self.switch_healthy`."""
 
     def __init__(self) -> None:
         self.switch_healthy = True
@@ -29,7 +30,18 @@ class Targets:
         async def switch(_: web.Request) -> web.Response:
             return web.Response(text="ok") if self.switch_healthy else web.Response(status=503, text="down")
 
+        async def slow(request: web.Request) -> web.Response:
+            await asyncio.sleep(int(request.query.get("ms", "100")) / 1000)
+            return web.Response(text="ok")
+
+        async def auth(request: web.Request) -> web.Response:
+            if request.headers.get("Authorization") != "Bearer s3cret-token":
+                return web.Response(status=401, text="unauthorized")
+            return web.Response(text="ok")
+
         app = web.Application()
+        app.router.add_get("/slow", slow)
+        app.router.add_get("/auth", auth)
         app.router.add_get("/ok", ok)
         app.router.add_get("/fail", fail)
         app.router.add_get("/hang", hang)

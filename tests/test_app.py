@@ -271,3 +271,23 @@ async def test_healthz_reports_store_and_redis(bot: RunningBot) -> None:
         body = await response.json()
         assert body["status"] == "unavailable" and body["store"] != "ok"
     await bot.ctx.store.open()
+
+
+async def test_a_catalog_too_large_for_one_message_is_summarised_and_slack_accepts_it(
+    slack: FakeSlack, targets: Targets, http: aiohttp.ClientSession, tmp_path
+) -> None:
+    entries = "".join(
+        f"  svc{i:02}:\n    environment: production\n    checks:\n      - {{type: http, url: '{targets.url('/fail' if i % 5 == 0 else '/ok')}'}}\n"
+        for i in range(60)
+    )
+    running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), f"services:\n{entries}", slack, http)
+    try:
+        await ops(running, "health")
+        [reply] = await slack.wait_for("response_url")
+        assert len(reply.args["blocks"]) <= 50
+        text = lines_of(reply.args)
+        assert "❌ 12 of 60 services failing" in text and "*60 services*: 48 ✅ healthy" in text
+        assert all(f"❌ *svc{i:02}*" in text for i in range(0, 60, 5))
+        assert slack.of("response_url!failed") == []
+    finally:
+        await runner.cleanup()

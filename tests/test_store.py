@@ -120,3 +120,36 @@ async def test_ping_answers_while_open_and_refuses_when_closed(database_url: str
     await store.close()
     with pytest.raises(StoreUnavailable):
         await store.ping()
+
+
+async def test_a_blocked_sqlite_write_does_not_stall_the_event_loop(tmp_path) -> None:
+    import sqlite3
+    import time
+
+    from bot.store.sqlite import SqliteStore
+
+    path = tmp_path / "locked.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.migrate()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    asyncio.get_running_loop().call_later(0.5, other.rollback)
+    started = time.perf_counter()
+    await store.record_audit(AuditEntry(at=T0, kind="command", name="/ops", outcome=Outcome.OK))
+    waited = time.perf_counter() - started
+    ticking.cancel()
+    other.close()
+    await store.close()
+
+    assert waited >= 0.45, "the write should have waited for the lock"
+    assert ticks >= 20, f"the event loop ran only {ticks} times while SQLite waited"

@@ -24,9 +24,8 @@ RERUN_ACTION = "health.rerun"
 
 EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Status.ERROR: "❌"}
 
-# Blocks around the service lines: header, context and actions; the collapsed form adds a summary and a note.
+# Blocks around the service lines: header, context and actions.
 _FRAME_BLOCKS = 3
-_COLLAPSED_FRAME_BLOCKS = 6
 
 
 def health_report(run: HealthRun, *, rerunning_by: str | None = None) -> Message:
@@ -37,7 +36,9 @@ def health_report(run: HealthRun, *, rerunning_by: str | None = None) -> Message
 
     sections: list[Block]
     if len(grouped) + _FRAME_BLOCKS <= MAX_BLOCKS:
-        sections = [_service_section(name, results) for name, results in grouped.items()]
+        # Failing first: at 3 a.m. the reader is looking for what is broken.
+        order = sorted(grouped, key=lambda name: (-statuses[name].rank, name))
+        sections = [_service_section(name, grouped[name]) for name in order]
     else:
         sections = _collapsed(grouped, statuses)
 
@@ -120,11 +121,14 @@ def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status
         (name for name, status in statuses.items() if status is not Status.OK),
         key=lambda name: (-statuses[name].rank, name),
     )
-    room = MAX_BLOCKS - _COLLAPSED_FRAME_BLOCKS
+    healthy = [name for name, status in statuses.items() if status is Status.OK]
+    # The frame, the summary, and the healthy list when there is one; a note if some must be left out.
+    room = MAX_BLOCKS - _FRAME_BLOCKS - 1 - (1 if healthy else 0)
+    if len(attention) > room:
+        room -= 1
     shown, hidden = attention[:room], attention[room:]
     blocks: list[Block] = [SectionBlock(text=summary)]
     blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK]) for name in shown]
-    healthy = [name for name, status in statuses.items() if status is Status.OK]
     if healthy:
         blocks.append(SectionBlock(text=_fit(["✅ *Healthy:* " + ", ".join(healthy)], MAX_SECTION_TEXT)))
     if hidden:

@@ -1,0 +1,127 @@
+"""Catalog validation: every problem reported with its YAML path, its line and a reason a person can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.catalog import CatalogInvalid, load_catalog, parse_catalog
+from bot.errors import UnknownService
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(CatalogInvalid) as caught:
+        parse_catalog(text, "opsbot.yml")
+    return str(caught.value).splitlines()
+
+
+def test_the_example_catalog_is_valid() -> None:
+    catalog = load_catalog(ROOT / "opsbot.example.yml")
+    assert catalog.service_names == ["api", "cache", "db", "host"]
+    assert catalog.services["api"].checks[1].label == "api port"
+    assert catalog.secret_envs() == [("services.db.checks[0]", "OPSBOT_DB_URL")]
+
+
+def test_bad_value_is_reported_with_path_line_and_reason() -> None:
+    text = """\
+services:
+  api:
+    environment: production
+    checks:
+      - type: http
+        url: http://127.0.0.1/healthz
+      - type: tcp
+        host: 127.0.0.1
+        port: 80
+        timeout: 0
+"""
+    assert problems(text) == ["opsbot.yml:10: services.api.checks[1].timeout: must be > 0"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = """\
+services:
+  api:
+    environmnt: production
+    checks:
+      - type: htp
+  db:
+    environment: production
+    checks:
+      - {type: postgres}
+"""
+    assert problems(text) == [
+        "opsbot.yml:2: services.api.environment: is required",
+        "opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: checks, description, environment, owners)",
+        "opsbot.yml:5: services.api.checks[0]: unknown check type 'htp' (valid: http, tcp, postgres, redis, disk)",
+        "opsbot.yml:9: services.db.checks[0]: give exactly one of `dsn` and `dsn_env`",
+    ]
+
+
+@pytest.mark.parametrize(
+    "check,message",
+    [
+        ("{type: postgres, dsn: 'postgresql://app:hunter2@db/app'}", "`dsn` must not contain a password"),
+        ("{type: redis, url: 'redis://:hunter2@cache:6379'}", "`url` must not contain a password"),
+        ("{type: http, url: 'https://user:hunter2@example.com/'}", "must not contain a password"),
+        ("{type: postgres, dsn_env: 'not a name'}", "is not an environment variable name"),
+    ],
+)
+def test_secrets_cannot_be_written_inline(check: str, message: str) -> None:
+    [problem] = problems(f"services:\n  db:\n    environment: prod\n    checks:\n      - {check}\n")
+    assert message in problem and "hunter2" not in problem
+
+
+def test_duplicate_keys_are_refused_not_silently_overridden() -> None:
+    text = "services:\n  api:\n    environment: a\n  api:\n    environment: b\n"
+    assert problems(text) == ["opsbot.yml:4: not valid YAML: duplicate key 'api' (first on line 2)"]
+
+
+@pytest.mark.parametrize(
+    "name,reason",
+    [("API", "not a valid service name"), ("all", "is reserved"), ("-x", "not a valid service name")],
+)
+def test_service_names_people_can_type(name: str, reason: str) -> None:
+    [problem] = problems(f"services:\n  '{name}':\n    environment: prod\n")
+    assert f"services.{name}: " in problem and reason in problem
+
+
+def test_owners_must_be_slack_ids() -> None:
+    [problem] = problems("services:\n  api:\n    environment: prod\n    owners: [U012AB3CD, '@alice']\n")
+    assert "services.api.owners: '@alice' is not a Slack user ID" in problem
+
+
+def test_two_checks_with_one_label_are_refused() -> None:
+    text = "services:\n  api:\n    environment: prod\n    checks:\n      - {type: tcp, host: a, port: 1, name: x}\n      - {type: tcp, host: b, port: 2, name: x}\n"
+    assert "two checks are named 'x'" in problems(text)[0]
+
+
+def test_thresholds_must_be_ordered() -> None:
+    text = "services:\n  h:\n    environment: prod\n    checks:\n      - {type: disk, paths: [/], usage_percent: {warning: 95, critical: 90}}\n"
+    assert problems(text) == ["opsbot.yml:5: services.h.checks[0].usage_percent: warning (95) must not be above critical (90)"]
+
+
+def test_unknown_top_level_key_and_bad_yaml() -> None:
+    assert "unknown key" in problems("service:\n  api: {}\n")[0]
+    assert "not valid YAML" in problems("services: [unclosed\n")[0]
+    assert "must be a mapping" in problems("- a\n- b\n")[0]
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(CatalogInvalid, match="OPSBOT_CONFIG"):
+        load_catalog(tmp_path / "nope.yml")
+
+
+def test_an_empty_catalog_is_valid() -> None:
+    assert parse_catalog("").services == {}
+
+
+def test_unknown_service_lookup_suggests_the_closest_name() -> None:
+    catalog = parse_catalog("services:\n  payments: {environment: prod}\n  search: {environment: prod}\n")
+    with pytest.raises(UnknownService) as caught:
+        catalog.service("paymnts")
+    assert caught.value.suggestion == "payments"
+    assert "`search`" in str(caught.value)
