@@ -14,7 +14,7 @@ from bot.health import resolve_scope
 from bot.reports import describe_scope, report_health
 from bot.views.common import notice
 from bot.views.help import help_message
-from handlers.replies import Inbound, Reply, handle
+from handlers.replies import Reply, for_command, handle
 
 Subcommand = Callable[[Context, Reply, dict[str, Any], list[str]], Awaitable[None]]
 
@@ -45,9 +45,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {usage.split()[0]: fn for fn, usage, _ in _
 def register(app: AsyncApp, ctx: Context) -> None:
     @app.command("/ops")
     async def ops(ack: Any, command: dict[str, Any]) -> None:
-        text = (command.get("text") or "").strip()
-        inbound = Inbound("command", "/ops", command.get("user_id"), command.get("channel_id"), text)
-        reply = Reply(ctx, ack, command.get("response_url"), ack_carries_message=True)
+        inbound, reply, text = for_command(ctx, ack, command)
 
         async def work() -> None:
             words = text.split()
@@ -62,9 +60,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
     @app.command("/incident")
     async def incident(ack: Any, command: dict[str, Any]) -> None:
-        text = (command.get("text") or "").strip()
-        inbound = Inbound("command", "/incident", command.get("user_id"), command.get("channel_id"), text)
-        reply = Reply(ctx, ack, command.get("response_url"), ack_carries_message=True)
+        inbound, reply, _ = for_command(ctx, ack, command)
 
         async def work() -> None:
             raise OpsbotError(

@@ -66,6 +66,13 @@ class Reply:
             log.warning("no way to answer this request: %s", message.text)
 
 
+def for_command(ctx: Context, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]) -> tuple[Inbound, Reply, str]:
+    """The audit record, the reply channel and the typed text of a slash command."""
+    text = (command.get("text") or "").strip()
+    inbound = Inbound("command", str(command.get("command", "?")), command.get("user_id"), command.get("channel_id"), text)
+    return inbound, Reply(ctx, ack, command.get("response_url"), ack_carries_message=True), text
+
+
 async def handle(ctx: Context, inbound: Inbound, reply: Reply | None, work: Callable[[], Awaitable[None]]) -> None:
     """Run one request's work; domain errors become an ephemeral answer, anything else a reference id."""
     started = time.perf_counter()
