@@ -1,0 +1,149 @@
+"""What every executor shares: how it reports progress step by step, how it fails, and its two Protocols.
+
+Executors never decide policy (approvals, locks) and never talk to Slack; the actions domain does.
+Blocking clients (docker, kubernetes) are called through `asyncio.to_thread`, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from bot.errors import OpsbotError
+
+
+class ExecutorError(OpsbotError):
+    """A step failed. `state` says, in a person's words, what state the target is left in."""
+
+    def __init__(self, message: str, *, state: str) -> None:
+        self.state = state
+        super().__init__(message)
+
+
+class TargetNotFound(ExecutorError):
+    """The container, deployment or database the catalog names does not exist (or matches nothing)."""
+
+
+@dataclass
+class Step:
+    """A handle the executor annotates while a step runs; `detail` is a short result ("up in 2.1 s")."""
+
+    title: str
+    detail: str = ""
+
+
+class Progress(Protocol):
+    def step(self, title: str) -> AbstractAsyncContextManager[Step]:
+        """Enter when the step starts, leave when it ends; an exception leaving it marks the step failed."""
+
+
+@dataclass
+class StepRecord:
+    title: str
+    state: str  # running | succeeded | failed
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RecordingProgress:
+    """Keeps every step in memory: for tests, and for callers that only need the list afterwards."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def _step(self, title: str) -> AsyncIterator[Step]:
+        record = StepRecord(title, "running")
+        self.steps.append(record)
+        handle = Step(title)
+        started = time.perf_counter()
+        try:
+            yield handle
+        except BaseException as exc:
+            record.state, record.detail = "failed", str(exc) or type(exc).__name__
+            raise
+        finally:
+            record.seconds = time.perf_counter() - started
+        record.state, record.detail = "succeeded", handle.detail
+
+    def step(self, title: str) -> AbstractAsyncContextManager[Step]:
+        return self._step(title)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One deployable state of a workload, newest first in listings."""
+
+    id: str  # Kubernetes revision number, or a Docker image reference
+    image: str
+    created_at: datetime | None = None
+    current: bool = False
+    digest: str | None = None
+
+
+class Workload(Protocol):
+    """A running service that can be restarted and rolled back (Docker containers, a Kubernetes deployment)."""
+
+    def describe(self) -> str:
+        """What the target is, for plans: "docker containers labelled com.docker.compose.service=api"."""
+
+    def restart_plan(self) -> list[str]:
+        """The titles of the steps `restart` will report, in order. Touches nothing."""
+
+    async def restart(self, progress: Progress) -> str:
+        """Restart and wait until running (and healthy/available); returns a one-line summary."""
+
+    def rollback_plan(self, to: str | None) -> list[str]: ...
+
+    async def rollback(self, to: str | None, progress: Progress) -> str:
+        """Go back to the previous revision, or to `to` (a revision number or an image tag)."""
+
+    async def revisions(self) -> list[Revision]:
+        """Known revisions, newest first, the current one marked. Reads only."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A backup file an executor wrote and verified."""
+
+    path: Path
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+class Backups(Protocol):
+    """Something that can be backed up and restored (a PostgreSQL database, a set of directories)."""
+
+    def describe(self) -> str: ...
+
+    def backup_plan(self) -> list[str]: ...
+
+    async def backup(self, progress: Progress, *, label: str) -> Artifact:
+        """Write a new backup into the configured directory, verify it, return it. `label` goes in the file name."""
+
+    async def verify(self, artifact: Artifact) -> None:
+        """Raise ExecutorError unless the file is intact (checksum matches and it reads back)."""
+
+    def restore_plan(self, artifact: Artifact) -> list[str]: ...
+
+    async def restore(self, artifact: Artifact, progress: Progress) -> str:
+        """Verify, then restore `artifact` over the live target. The caller takes the safety backup first."""
+
+    async def delete(self, artifact: Artifact) -> None:
+        """Remove a backup file (retention); a file already gone is not an error."""
+
+
+class DeployHistory(Protocol):
+    """Which images a service has run, for Docker rollbacks (the store implements it)."""
+
+    async def record_deploy(self, service: str, image: str, digest: str | None, seen_at: datetime) -> None:
+        """Remember that `service` runs `image`; a repeat keeps the first time it was seen."""
+
+    async def deploy_history(self, service: str, limit: int = 20) -> list[Revision]:
+        """Images the service has run, most recently first-seen first (`current` is left False)."""
