@@ -8,6 +8,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from bot.audit import AuditEntry
 from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
+from bot.store.actions_sql import ActionQueries, Statement
 from bot.store.base import migrations
 
 _MIGRATION_LOCK = zlib.crc32(b"opsbot:migrations")
@@ -27,7 +29,7 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-class PostgresStore:
+class PostgresStore(ActionQueries):
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._sizes = (min_size, max_size)
@@ -126,6 +128,27 @@ class PostgresStore:
             )
         return [rows.audit_from_row(row, _same) for row in found]
 
+    # --- primitives for the shared queries (bot/store/actions_sql.py) ------------------------------------
+
+    def _enc(self, value: datetime | None) -> datetime | None:
+        return rows.utc(value) if value is not None else None
+
+    def _dec(self, value: Any) -> datetime | None:
+        return value
+
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            return [dict(row) for row in await conn.fetch(_numbered(sql), *args)]
+
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(_numbered(sql), *args)
+        return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
+
+    async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return [[dict(row) for row in await conn.fetch(_numbered(sql), *args)] for sql, args in statements]
+
     async def claim(self, key: str, at: datetime) -> bool:
         async with self.pool.acquire() as conn:
             inserted = await conn.fetchval(
@@ -134,6 +157,12 @@ class PostgresStore:
                 rows.utc(at),
             )
         return inserted is not None
+
+
+def _numbered(sql: str) -> str:
+    """The shared queries use `?`; asyncpg wants $1, $2, …"""
+    parts = sql.split("?")
+    return "".join(part + (f"${index}" if index < len(parts) else "") for index, part in enumerate(parts, start=1))
 
 
 def _insert_sql(table: str, row: dict[str, Any]) -> str:

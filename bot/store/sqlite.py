@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from bot.audit import AuditEntry
 from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
+from bot.store.actions_sql import ActionQueries, Statement
 from bot.store.base import migrations
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ def _decode(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteStore:
+class SqliteStore(ActionQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
@@ -174,6 +175,37 @@ class SqliteStore:
                 return cursor.rowcount == 1
 
         return await self._call(insert)
+
+
+    # --- primitives for the shared queries (bot/store/actions_sql.py) ------------------------------------
+
+    def _enc(self, value: datetime | None) -> str | None:
+        return _encode(rows.utc(value)) if value is not None else None
+
+    def _dec(self, value: Any) -> datetime | None:
+        return _decode(value) if value is not None else None
+
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return await self._call(lambda db: list(db.query(sql, list(args))))
+
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        def run(db: sqlite_utils.Database) -> int:
+            with _transaction(db):
+                return db.execute(sql, list(args)).rowcount
+
+        return await self._call(run)
+
+    async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        def run(db: sqlite_utils.Database) -> list[list[dict[str, Any]]]:
+            results = []
+            with _transaction(db):
+                for sql, args in statements:
+                    cursor = db.execute(sql, list(args))
+                    names = [column[0] for column in cursor.description or []]
+                    results.append([dict(zip(names, row)) for row in cursor.fetchall()])
+            return results
+
+        return await self._call(run)
 
 
 class _transaction:

@@ -1,0 +1,131 @@
+"""The records of the actions domain: runs with their state machine, steps, approval decisions, backups."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+class ActionKind(enum.Enum):
+    RESTART = "restart"
+    BACKUP = "backup"
+    RESTORE = "restore"
+    ROLLBACK = "rollback"
+
+
+class ActionState(enum.Enum):
+    DRAFT = "draft"  # a plan shown to the requester, not yet requested
+    PENDING = "pending"  # waiting for approvals
+    APPROVED = "approved"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    INTERRUPTED = "interrupted"  # the bot stopped while it ran
+    CANCELLED = "cancelled"  # the requester dropped the draft
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.DENIED, ActionState.EXPIRED,
+          ActionState.INTERRUPTED, ActionState.CANCELLED}
+
+# Every allowed transition; the store applies them as compare-and-set, so a second click changes nothing.
+TRANSITIONS: dict[ActionState, set[ActionState]] = {
+    ActionState.DRAFT: {ActionState.PENDING, ActionState.APPROVED, ActionState.CANCELLED, ActionState.EXPIRED},
+    ActionState.PENDING: {ActionState.APPROVED, ActionState.DENIED, ActionState.EXPIRED},
+    ActionState.APPROVED: {ActionState.RUNNING, ActionState.INTERRUPTED, ActionState.FAILED},
+    ActionState.RUNNING: {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.INTERRUPTED},
+}
+
+
+class StepState(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    position: int
+    title: str
+    state: StepState = StepState.WAITING
+    detail: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    service: str
+    kind: ActionKind
+    environment: str
+    target: str  # what will be touched, in words
+    requested_by: str
+    created_at: datetime
+    expires_at: datetime
+    state: ActionState = ActionState.DRAFT
+    params: dict[str, Any] = field(default_factory=dict)
+    approvals_needed: int = 0
+    approvers: tuple[str, ...] = ()  # user and group IDs allowed to approve; empty: anyone but the requester
+    reason: str = ""
+    channel_id: str | None = None
+    message_ts: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: str = ""  # the summary, or what failed
+    target_state: str = ""  # after a failure: the state the target is in
+    steps: tuple[ActionStep, ...] = ()
+    id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.value} {self.service}"
+
+
+class Decision(enum.Enum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    run_id: int
+    user_id: str
+    decision: Decision
+    at: datetime
+    reason: str = ""
+
+
+class BackupLabel(enum.Enum):
+    MANUAL = "manual"
+    SAFETY = "safety"  # taken automatically before a restore
+    SCHEDULED = "scheduled"
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    service: str
+    kind: str  # the backup target's type: postgres | directory
+    path: Path
+    size: int
+    sha256: str
+    created_at: datetime
+    label: BackupLabel = BackupLabel.MANUAL
+    verified_at: datetime | None = None
+    run_id: int | None = None
+    deleted_at: datetime | None = None
+    id: int | None = None

@@ -1,0 +1,260 @@
+"""Queries for actions, approvals, backups, deploy history and leases, written once for both backends.
+
+Each backend supplies four primitives (`_rows`, `_execute`, `_atomic`, time encoding); SQL uses `?`
+placeholders, which the PostgreSQL backend numbers. Every state change is a single compare-and-set
+statement, so two replicas (or two clicks) racing on one row cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.actions.models import (
+    ActionKind,
+    ActionRun,
+    ActionState,
+    ActionStep,
+    ApprovalDecision,
+    BackupLabel,
+    BackupRecord,
+    Decision,
+    StepState,
+)
+from bot.executors.base import Revision
+from bot.store.rows import utc
+
+Statement = tuple[str, Sequence[Any]]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ACTION_FIELDS = {"channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
+
+
+class ActionQueries:
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        raise NotImplementedError
+
+    async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        """Run statements in one transaction; returns each one's rows (for RETURNING)."""
+        raise NotImplementedError
+
+    def _enc(self, value: datetime | None) -> Any:
+        raise NotImplementedError
+
+    def _dec(self, value: Any) -> datetime | None:
+        raise NotImplementedError
+
+    # --- action runs ----------------------------------------------------------------------------------
+
+    async def create_action(self, run: ActionRun) -> int:
+        row = {
+            "service": run.service, "kind": run.kind.value, "state": run.state.value,
+            "environment": run.environment, "target": run.target, "params": json.dumps(run.params),
+            "requested_by": run.requested_by, "reason": run.reason, "approvals_needed": run.approvals_needed,
+            "approvers": json.dumps(list(run.approvers)), "channel_id": run.channel_id, "message_ts": run.message_ts,
+            "created_at": self._enc(run.created_at), "expires_at": self._enc(run.expires_at),
+        }
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        [inserted] = await self._atomic([(f"INSERT INTO action_runs ({columns}) VALUES ({marks}) RETURNING id", list(row.values()))])
+        run_id = int(inserted[0]["id"])
+        if run.steps:
+            await self._atomic([self._step_upsert(run_id, step) for step in run.steps])
+        return run_id
+
+    async def get_action(self, run_id: int) -> ActionRun | None:
+        rows = await self._rows("SELECT * FROM action_runs WHERE id = ?", [run_id])
+        if not rows:
+            return None
+        return (await self._with_steps(rows))[0]
+
+    async def actions(
+        self, *, service: str | None = None, states: Iterable[ActionState] | None = None, limit: int = 20
+    ) -> list[ActionRun]:
+        """Newest first."""
+        where, args = ["1 = 1"], []
+        if service is not None:
+            where.append("service = ?")
+            args.append(service)
+        wanted = [state.value for state in states] if states is not None else None
+        if wanted is not None:
+            where.append(f"state IN ({', '.join('?' for _ in wanted)})" if wanted else "1 = 0")
+            args.extend(wanted)
+        rows = await self._rows(
+            f"SELECT * FROM action_runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
+            [*args, limit],
+        )
+        return await self._with_steps(rows)
+
+    async def transition_action(
+        self, run_id: int, to: ActionState, *, expect: Iterable[ActionState], **fields: Any
+    ) -> bool:
+        """Move a run to `to` only if it is in one of `expect`; True when this call made the change."""
+        unknown = set(fields) - _ACTION_FIELDS
+        if unknown:
+            raise ValueError(f"not action fields: {sorted(unknown)}")
+        sets, args = ["state = ?"], [to.value]
+        for name, value in fields.items():
+            sets.append(f"{name} = ?")
+            args.append(self._enc(value) if isinstance(value, datetime) else value)
+        expected = [state.value for state in expect]
+        sql = f"UPDATE action_runs SET {', '.join(sets)} WHERE id = ? AND state IN ({', '.join('?' for _ in expected)})"
+        return await self._execute(sql, [*args, run_id, *expected]) == 1
+
+    async def set_action_message(self, run_id: int, channel_id: str, message_ts: str) -> None:
+        await self._execute("UPDATE action_runs SET channel_id = ?, message_ts = ? WHERE id = ?", [channel_id, message_ts, run_id])
+
+    async def save_step(self, run_id: int, step: ActionStep) -> None:
+        await self._atomic([self._step_upsert(run_id, step)])
+
+    async def expired_actions(self, now: datetime) -> list[ActionRun]:
+        """Drafts and pending requests past their expiry."""
+        rows = await self._rows(
+            "SELECT * FROM action_runs WHERE state IN (?, ?) AND expires_at <= ? ORDER BY id",
+            [ActionState.DRAFT.value, ActionState.PENDING.value, self._enc(now)],
+        )
+        return await self._with_steps(rows)
+
+    def _step_upsert(self, run_id: int, step: ActionStep) -> Statement:
+        return (
+            "INSERT INTO action_steps (run_id, position, title, state, detail, started_at, finished_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
+            "title = excluded.title, state = excluded.state, detail = excluded.detail, "
+            "started_at = excluded.started_at, finished_at = excluded.finished_at",
+            [run_id, step.position, step.title, step.state.value, step.detail,
+             self._enc(step.started_at), self._enc(step.finished_at)],
+        )
+
+    async def _with_steps(self, rows: list[dict[str, Any]]) -> list[ActionRun]:
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        steps = await self._rows(
+            f"SELECT * FROM action_steps WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY run_id, position", ids
+        )
+        by_run: dict[int, list[ActionStep]] = {}
+        for step in steps:
+            by_run.setdefault(int(step["run_id"]), []).append(
+                ActionStep(position=step["position"], title=step["title"], state=StepState(step["state"]),
+                           detail=step["detail"], started_at=self._dec(step["started_at"]),
+                           finished_at=self._dec(step["finished_at"]))
+            )
+        return [self._run(row, by_run.get(int(row["id"]), [])) for row in rows]
+
+    def _run(self, row: dict[str, Any], steps: list[ActionStep]) -> ActionRun:
+        created, expires = self._dec(row["created_at"]), self._dec(row["expires_at"])
+        assert created is not None and expires is not None
+        return ActionRun(
+            id=int(row["id"]), service=row["service"], kind=ActionKind(row["kind"]), state=ActionState(row["state"]),
+            environment=row["environment"], target=row["target"], params=json.loads(row["params"]),
+            requested_by=row["requested_by"], reason=row["reason"], approvals_needed=int(row["approvals_needed"]),
+            approvers=tuple(json.loads(row["approvers"])), channel_id=row["channel_id"], message_ts=row["message_ts"],
+            created_at=created, expires_at=expires, started_at=self._dec(row["started_at"]),
+            finished_at=self._dec(row["finished_at"]), outcome=row["outcome"], target_state=row["target_state"],
+            steps=tuple(steps),
+        )
+
+    # --- approvals ------------------------------------------------------------------------------------
+
+    async def add_decision(self, decision: ApprovalDecision) -> bool:
+        """Record one person's decision; False if they already decided on this run (a double click)."""
+        changed = await self._execute(
+            "INSERT INTO approval_decisions (run_id, user_id, decision, reason, at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, user_id) DO NOTHING",
+            [decision.run_id, decision.user_id, decision.decision.value, decision.reason, self._enc(decision.at)],
+        )
+        return changed == 1
+
+    async def decisions(self, run_id: int) -> list[ApprovalDecision]:
+        rows = await self._rows("SELECT * FROM approval_decisions WHERE run_id = ? ORDER BY at, user_id", [run_id])
+        return [
+            ApprovalDecision(run_id=int(r["run_id"]), user_id=r["user_id"], decision=Decision(r["decision"]),
+                             reason=r["reason"], at=self._dec(r["at"]))  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    # --- backups --------------------------------------------------------------------------------------
+
+    async def add_backup(self, record: BackupRecord) -> int:
+        [rows] = await self._atomic([(
+            "INSERT INTO backups (service, kind, path, size, sha256, label, created_at, verified_at, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [record.service, record.kind, str(record.path), record.size, record.sha256, record.label.value,
+             self._enc(record.created_at), self._enc(record.verified_at), record.run_id],
+        )])
+        return int(rows[0]["id"])
+
+    async def get_backup(self, backup_id: int) -> BackupRecord | None:
+        rows = await self._rows("SELECT * FROM backups WHERE id = ?", [backup_id])
+        return self._backup(rows[0]) if rows else None
+
+    async def backups(self, service: str | None = None, *, include_deleted: bool = False, limit: int = 50) -> list[BackupRecord]:
+        """Newest first; `service=None` lists every service's."""
+        where, args = ["1 = 1"], []
+        if service is not None:
+            where.append("service = ?")
+            args.append(service)
+        if not include_deleted:
+            where.append("deleted_at IS NULL")
+        rows = await self._rows(
+            f"SELECT * FROM backups WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?", [*args, limit]
+        )
+        return [self._backup(row) for row in rows]
+
+    async def mark_backup_deleted(self, backup_id: int, at: datetime) -> None:
+        await self._execute("UPDATE backups SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", [self._enc(at), backup_id])
+
+    def _backup(self, row: dict[str, Any]) -> BackupRecord:
+        return BackupRecord(
+            id=int(row["id"]), service=row["service"], kind=row["kind"], path=Path(row["path"]), size=int(row["size"]),
+            sha256=row["sha256"], label=BackupLabel(row["label"]), created_at=self._dec(row["created_at"]),  # type: ignore[arg-type]
+            verified_at=self._dec(row["verified_at"]), run_id=row["run_id"], deleted_at=self._dec(row["deleted_at"]),
+        )
+
+    # --- deploy history (bot.executors.base.DeployHistory) ------------------------------------------
+
+    async def record_deploy(self, service: str, image: str, digest: str | None, seen_at: datetime) -> None:
+        await self._execute(
+            "INSERT INTO deploy_history (service, image, digest, first_seen) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (service, image) DO UPDATE SET digest = COALESCE(excluded.digest, deploy_history.digest)",
+            [service, image, digest, self._enc(seen_at)],
+        )
+
+    async def deploy_history(self, service: str, limit: int = 20) -> list[Revision]:
+        rows = await self._rows(
+            "SELECT * FROM deploy_history WHERE service = ? ORDER BY first_seen DESC LIMIT ?", [service, limit]
+        )
+        return [Revision(id=r["image"], image=r["image"], digest=r["digest"], created_at=self._dec(r["first_seen"])) for r in rows]
+
+    # --- leases ---------------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float, now: datetime) -> int | None:
+        """Take `name` if it is free or expired; returns the new fencing token (it only ever grows)."""
+        [rows] = await self._atomic([(
+            "INSERT INTO leases (name, owner, token, expires_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+            "expires_at = excluded.expires_at WHERE leases.expires_at <= ? RETURNING token",
+            [name, owner, self._enc(now + timedelta(seconds=ttl)), self._enc(utc(now))],
+        )])
+        return int(rows[0]["token"]) if rows else None
+
+    async def renew_lease(self, name: str, owner: str, token: int, ttl: float, now: datetime) -> bool:
+        changed = await self._execute(
+            "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND token = ? AND expires_at > ?",
+            [self._enc(now + timedelta(seconds=ttl)), name, owner, token, self._enc(utc(now))],
+        )
+        return changed == 1
+
+    async def release_lease(self, name: str, owner: str, token: int) -> None:
+        # Expire rather than delete: the row keeps the token, so the next holder's token is still larger.
+        await self._execute(
+            "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND token = ?",
+            [self._enc(_EPOCH), name, owner, token],
+        )
