@@ -10,7 +10,9 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 RUN pip install --no-cache-dir /src \
-    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin opsbot
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin opsbot \
+    && mkdir -p /home/opsbot/data \
+    && chown 10001 /home/opsbot/data
 
 USER 10001
 WORKDIR /home/opsbot

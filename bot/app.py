@@ -18,6 +18,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.actions import service as actions
 from bot.catalog import Catalog
 from bot.chat import web_client
 from bot.clock import Clock, SystemClock
@@ -97,12 +98,26 @@ def build_web_app(ctx: Context, bolt: AsyncApp) -> web.Application:
 
     async def startup(app: web.Application) -> None:
         await ctx.start()
-        if ctx.settings.slack_app_token is not None:
-            handler = AsyncSocketModeHandler(
-                bolt, app_token=ctx.settings.slack_app_token.get_secret_value(), web_client=ctx.slack
-            )
-            await handler.connect_async()
-            app[SOCKET_KEY] = handler
+        try:
+            interrupted = await actions.recover(ctx)
+            if interrupted:
+                log.warning("%s action run(s) were cut short by a restart and are now marked interrupted", interrupted)
+            ctx.tasks.run_forever(actions.expiry_loop(ctx), name="approval expiry")
+            if ctx.settings.slack_app_token is not None:
+                handler = AsyncSocketModeHandler(
+                    bolt, app_token=ctx.settings.slack_app_token.get_secret_value(), web_client=ctx.slack
+                )
+                try:
+                    await handler.connect_async()
+                except Exception as exc:
+                    raise ConfigError(
+                        f"Socket Mode could not connect to Slack ({type(exc).__name__}): check SLACK_APP_TOKEN "
+                        f"(an xapp- token with connections:write) and SLACK_API_URL ({ctx.settings.slack_api_url})"
+                    ) from None
+                app[SOCKET_KEY] = handler
+        except BaseException:
+            await ctx.stop()  # close what start() opened: pools, sessions, Redis
+            raise
 
     async def cleanup(app: web.Application) -> None:
         handler = app.get(SOCKET_KEY)
@@ -120,12 +135,12 @@ async def serve(settings: Settings, catalog: Catalog, *, ready: Callable[[str], 
     ctx = build_context(settings, catalog)
     app = build_web_app(ctx, build_bolt_app(ctx, installed_listeners()))
     runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         mode = "Socket Mode" if settings.socket_mode else "HTTP mode, Slack posts to /slack/events"

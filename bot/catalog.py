@@ -12,13 +12,22 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.actions.policy import ActionPolicies, ApprovalSettings
 from bot.checks import Check
 from bot.errors import UnknownService
+from bot.executors.directory_backup import DirectoryBackupTarget
+from bot.executors.docker import DockerTarget
+from bot.executors.kubernetes import KubernetesTarget
+from bot.executors.postgres_backup import PostgresBackupTarget
+
+# What restart and rollback act on, and what backup and restore act on: one kind each per service.
+Target = Annotated[Union[DockerTarget, KubernetesTarget], Field(discriminator="type")]
+BackupTarget = Annotated[Union[PostgresBackupTarget, DirectoryBackupTarget], Field(discriminator="type")]
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESERVED_NAMES = {"all", "help"}
@@ -49,6 +58,9 @@ class Service(BaseModel):
     environment: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)
     owners: list[str] = Field(default_factory=list, description="Slack user IDs (U…/W…) or user-group IDs (S…)")
     checks: list[Check] = Field(default_factory=list)
+    approvals: ActionPolicies | None = Field(default=None, description="overrides the environment's approval policies")
+    target: Target | None = Field(default=None, description="what restart and rollback act on")
+    backup: BackupTarget | None = Field(default=None, description="what backup and restore act on")
 
     @field_validator("owners")
     @classmethod
@@ -76,6 +88,7 @@ class Catalog(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: Literal[1] = 1
     health: HealthSettings = HealthSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     services: dict[ServiceName, Service] = Field(default_factory=dict)
 
     @property
@@ -98,6 +111,12 @@ class Catalog(BaseModel):
             for index, check in enumerate(service.checks):
                 for env in check.secret_envs():
                     found.append((f"services.{name}.checks[{index}]", env))
+            for key in ("target", "backup"):
+                part = getattr(service, key)
+                for field in ("dsn_env", "token_env"):
+                    env = getattr(part, field, None) if part is not None else None
+                    if env:
+                        found.append((f"services.{name}.{key}", env))
         return found
 
 
@@ -264,9 +283,9 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         bound = next(iter(ctx.values()))
         return f"must be {comparisons[kind]} {bound:g}" if isinstance(bound, float) else f"must be {comparisons[kind]} {bound}"
     if kind == "union_tag_invalid":
-        return f"unknown check type {ctx['tag']!r} (valid: {ctx['expected_tags'].replace(chr(39), '')})"
+        return f"unknown type {ctx['tag']!r} (valid: {ctx['expected_tags'].replace(chr(39), '')})"
     if kind == "union_tag_not_found":
-        return f"needs a `type` (one of: {', '.join(_check_types())})"
+        return "needs a `type`"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
     if kind == "value_error":
@@ -275,11 +294,6 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         return f"{error['input']!r} has characters that are not allowed (lowercase letters, digits, - and _)"
     message = error["msg"]
     return message[0].lower() + message[1:]
-
-
-def _check_types() -> list[str]:
-    union = _unwrap(Check)
-    return [tag for member in typing.get_args(union) if (tag := _tag_of(_unwrap(member)))]
 
 
 def _line_of(root: yaml.Node | None, parts: list[str | int]) -> int | None:

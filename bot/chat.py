@@ -15,15 +15,24 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.errors import OpsbotError
 from bot.views import Message
 
 
 # slack_sdk's webhook client retries 429s and dropped connections, but not a 5xx from a response_url.
 _TRANSIENT_STATUS = {500, 502, 503, 504}
 _RESPOND_ATTEMPTS = 3
+
+
+class NotInChannel(OpsbotError):
+    def __init__(self, channel: str) -> None:
+        super().__init__(
+            f"I can't post in <#{channel}>: invite me first (`/invite @opsbot`), or ask from a channel I'm in."
+        )
 
 
 class ChatError(Exception):
@@ -51,9 +60,14 @@ class Chat:
 
     async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
         """Post to a channel; returns the message's ts."""
-        response = await self.client.chat_postMessage(
-            channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False
-        )
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived"):
+                raise NotInChannel(channel) from exc
+            raise
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, message: Message) -> None:
@@ -61,6 +75,13 @@ class Chat:
 
     async def ephemeral(self, channel: str, user: str, message: Message) -> None:
         await self.client.chat_postEphemeral(channel=channel, user=user, text=message.text, blocks=message.blocks)
+
+    async def usergroup_members(self, group: str) -> set[str]:
+        response = await self.client.usergroups_users_list(usergroup=group)
+        return set(response.get("users") or [])
+
+    async def open_modal(self, trigger_id: str, view: dict[str, object]) -> None:
+        await self.client.views_open(trigger_id=trigger_id, view=view)
 
     async def respond(
         self, response_url: str, message: Message, *, in_channel: bool = False, replace_original: bool = False

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from bot.catalog import CatalogInvalid, load_catalog
 from bot.errors import ConfigError, StoreUnavailable
-from bot.logs import configure_logging
+from bot.logs import configure_logging, redact
 from bot.settings import Settings, StoreSettings, load_settings
 
 
@@ -55,20 +57,40 @@ def _serve() -> int:
 
     settings = load_settings(Settings)
     assert isinstance(settings, Settings)
-    secrets = [settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value()]
-    if settings.slack_app_token:
-        secrets.append(settings.slack_app_token.get_secret_value())
-    if settings.redis_url:
-        secrets.append(settings.redis_url.get_secret_value())
-    configure_logging(settings.log_level, secrets)
     try:
         catalog = load_catalog(settings.opsbot_config)
     except CatalogInvalid as exc:
         print(exc, file=sys.stderr)
         print(f"opsbot: the catalog has {len(exc.problems)} problem(s); fix them and start again", file=sys.stderr)
         return 1
-    asyncio.run(serve(settings, catalog, ready=lambda line: print(line, flush=True)))
+    secrets = _secrets(settings, [os.environ.get(env, "") for _, env in catalog.secret_envs()])
+    configure_logging(settings.log_level, secrets)
+    try:
+        asyncio.run(serve(settings, catalog, ready=lambda line: print(line, flush=True)))
+    except (ConfigError, StoreUnavailable):
+        raise
+    except Exception as exc:
+        logging.getLogger("opsbot").debug("start-up failed", exc_info=True)
+        print(f"opsbot: could not start: {type(exc).__name__}: {redact(str(exc), secrets)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _secrets(settings: Settings, catalog_values: list[str]) -> list[str]:
+    """Every secret value the process knows, for the log redactor: tokens, URLs with passwords, the
+    catalog's secret variables (and the password parts of URLs, which may appear on their own)."""
+    values = [settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value(),
+              settings.database_url, *catalog_values]
+    if settings.slack_app_token:
+        values.append(settings.slack_app_token.get_secret_value())
+    if settings.redis_url:
+        values.append(settings.redis_url.get_secret_value())
+    passwords = []
+    for value in values:
+        match = re.match(r"^[a-z][a-z0-9+.-]*://[^/:@\s]*:([^@/]*)@", value)
+        if match and match.group(1):
+            passwords.append(match.group(1))
+    return [value for value in values + passwords if value]
 
 
 def _check_config(path: Path | None) -> int:
@@ -106,8 +128,10 @@ def _migrate() -> int:
 
 def _healthcheck() -> int:
     port = os.environ.get("PORT", "3000")
+    host = os.environ.get("HOST", "0.0.0.0")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:
             print(json.loads(response.read()))
             return 0
     except urllib.error.HTTPError as exc:

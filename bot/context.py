@@ -15,11 +15,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.actions.policy import Membership
 from bot.catalog import Catalog
 from bot.chat import Chat
 from bot.checks import CheckDeps
 from bot.clock import Clock, SystemClock
 from bot.errors import StoreUnavailable
+from bot.locks import Locks, RedisLocks, StoreLocks, process_owner
 from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import BackgroundTasks
@@ -36,8 +38,10 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    owner: str = field(default_factory=process_owner)  # who holds this process's leases
     _http: aiohttp.ClientSession | None = None
     _redis: aioredis.Redis | None = None
+    _membership: Membership | None = None
 
     async def start(self) -> None:
         await self.store.open()
@@ -71,6 +75,19 @@ class Context:
     @property
     def chat(self) -> Chat:
         return Chat(self.slack, self.http)
+
+    @property
+    def locks(self) -> Locks:
+        """Redis when REDIS_URL is set, else lease rows in the store."""
+        if self._redis is not None:
+            return RedisLocks(self._redis, self.settings.redis_prefix, self.owner)
+        return StoreLocks(self.store, self.clock, self.owner)
+
+    @property
+    def membership(self) -> Membership:
+        if self._membership is None:
+            self._membership = Membership(self.chat.usergroup_members)
+        return self._membership
 
     @property
     def check_deps(self) -> CheckDeps:

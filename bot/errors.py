@@ -42,8 +42,22 @@ class HealthRunNotFound(OpsbotError):
         super().__init__(f"Health run {run_id} is no longer stored; run `/ops health` again.")
 
 
-class StoreUnavailable(OpsbotError):
+class InfrastructureError(Exception):
+    """Something opsbot depends on failed (its store, its lock store). Not the user's doing: audited as an
+    error, shown with a reference. The text is safe to show: it never carries a secret."""
+
+
+class StoreUnavailable(InfrastructureError):
     """The store did not answer; the bot refuses work it cannot record."""
+
+
+class StaleButton(OpsbotError):
+    def __init__(self, what: str = "ask again") -> None:
+        super().__init__(f"This button is out of date; {what}.")
+
+
+class NotYetAvailable(OpsbotError):
+    """A command Slack knows about (it is in the manifest) whose feature has not shipped yet."""
 
 
 class MissingSecret(OpsbotError):

@@ -15,11 +15,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.clock import Clock
-from bot.errors import OpsbotError, StoreUnavailable
+from bot.errors import InfrastructureError, StoreUnavailable
 from bot.store import Store
 
 
-class LockUnavailable(OpsbotError):
+class LockUnavailable(InfrastructureError):
     def __init__(self, where: str) -> None:
         super().__init__(f"opsbot cannot reach its lock store ({where}), so it will not act: nothing was run. Try again shortly.")
 

@@ -5,10 +5,14 @@ What a listener calls after it has acked; rendering is `bot.views.health`, check
 
 from __future__ import annotations
 
+import logging
+
 from bot.context import Context
 from bot.errors import HealthRunNotFound
 from bot.health import HealthRun, resolve_scope, run_and_record
 from bot.views.health import health_report
+
+log = logging.getLogger(__name__)
 
 
 async def report_health(
@@ -18,7 +22,7 @@ async def report_health(
     run = await run_and_record(
         ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
     )
-    await ctx.chat.respond(response_url, health_report(run), in_channel=True)
+    await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx)), in_channel=True)
     return run
 
 
@@ -32,11 +36,24 @@ async def rerun_health(
     # The catalog may have changed since: a removed service is refused with the current list.
     scope = resolve_scope(ctx.catalog, list(previous.scope))
     await ctx.chat.respond(response_url, health_report(previous, rerunning_by=requested_by), replace_original=True)
-    run = await run_and_record(
-        ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
-    )
-    await ctx.chat.respond(response_url, health_report(run), replace_original=True)
+    try:
+        run = await run_and_record(
+            ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
+        )
+        await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx)), replace_original=True)
+    except BaseException:
+        # Put the old report and its button back: a shared message must not stay on "re-running" for ever.
+        try:
+            await ctx.chat.respond(response_url, health_report(previous, restartable=restartable(ctx)), replace_original=True)
+        except Exception:
+            log.exception("could not put back health report %s after a failed re-run", run_id)
+        raise
     return run
+
+
+def restartable(ctx: Context) -> set[str]:
+    """Services a health report may offer a Restart button for: those with a restart target."""
+    return {name for name, service in ctx.catalog.services.items() if service.target is not None}
 
 
 def describe_scope(ctx: Context, scope: tuple[str, ...]) -> str:

@@ -16,6 +16,14 @@ log = logging.getLogger(__name__)
 class BackgroundTasks:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._services: set[asyncio.Task[Any]] = set()
+
+    def run_forever(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """A loop that lives as long as the bot (expiry, schedulers): not waited for, cancelled at shutdown."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._services.add(task)
+        task.add_done_callback(self._services.discard)
+        return task
 
     def spawn(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work, name=name)
@@ -38,7 +46,11 @@ class BackgroundTasks:
             await asyncio.wait(set(self._tasks))
 
     async def drain(self, timeout: float) -> None:
-        """Give running work `timeout` seconds to finish, then cancel what is left."""
+        """Stop the loops, give running work `timeout` seconds to finish, then cancel what is left."""
+        for service in list(self._services):
+            service.cancel()
+        if self._services:
+            await asyncio.wait(set(self._services))
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)

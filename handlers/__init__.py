@@ -8,10 +8,11 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
-from handlers import actions, commands, events
+from handlers import actions, approvals, commands, events
 
 
 def register(app: AsyncApp, ctx: Context) -> None:
     events.register(app, ctx)  # first: its middleware drops retried deliveries before anything else
     commands.register(app, ctx)
     actions.register(app, ctx)
+    approvals.register(app, ctx)

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
-from bot.errors import OpsbotError
+from bot.errors import StaleButton
 from bot.reports import rerun_health
 from bot.views.health import RERUN_ACTION
 from handlers.replies import Inbound, Reply, handle
@@ -25,7 +25,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
         async def work() -> None:
             if not value.isdigit():
-                raise OpsbotError("This button is out of date; run `/ops health` again.")
+                raise StaleButton("run `/ops health` again")
             await rerun_health(
                 ctx, int(value), requested_by=user or "", channel_id=channel, response_url=body["response_url"]
             )

@@ -9,11 +9,12 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.catalog import suggest
 from bot.context import Context
-from bot.errors import OpsbotError, UnknownSubcommand
+from bot.errors import NotYetAvailable, UnknownSubcommand
 from bot.health import resolve_scope
 from bot.reports import describe_scope, report_health
 from bot.views.common import notice
 from bot.views.help import help_message
+from handlers import ops_actions
 from handlers.replies import Reply, for_command, handle
 
 Subcommand = Callable[[Context, Reply, dict[str, Any], list[str]], Awaitable[None]]
@@ -37,6 +38,13 @@ async def _health(ctx: Context, reply: Reply, command: dict[str, Any], args: lis
 
 _TABLE: list[tuple[Subcommand, str, str]] = [
     (_health, "health [service …|all]", "Run the health checks (all services by default) and post the result here."),
+    (ops_actions.restart, "restart <service> [reason]", "Plan a restart; approved ones run and report each step."),
+    (ops_actions.rollback, "rollback <service> [to <revision|tag>] [reason]", "Plan a rollback to the previous (or a given) revision."),
+    (ops_actions.backup, "backup <service> [reason]", "Plan a backup (verified before it counts)."),
+    (ops_actions.backups, "backups <service>", "List backups: id, time, size, checksum, verified, age."),
+    (ops_actions.restore, "restore <service> <backup-id> [reason]", "Plan a restore (a safety backup is taken first)."),
+    (ops_actions.history, "history <service>", "Recent actions and deploy revisions."),
+    (ops_actions.approvals, "approvals", "Requests waiting for approval."),
     (_help, "help", "This list."),
 ]
 SUBCOMMANDS: dict[str, Subcommand] = {usage.split()[0]: fn for fn, usage, _ in _TABLE}
@@ -63,7 +71,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
         inbound, reply, _ = for_command(ctx, ack, command)
 
         async def work() -> None:
-            raise OpsbotError(
+            raise NotYetAvailable(
                 "Incidents are not available in this version of opsbot yet. "
                 "For now: `/ops health` to check services, `/ops help` for everything else."
             )

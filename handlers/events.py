@@ -34,7 +34,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
         inbound = Inbound("event", "app_mention", event.get("user"), event.get("channel"), event.get("text", "")[:200])
 
         async def work() -> None:
-            await ctx.chat.post(event["channel"], mention_reply(event.get("user")), thread_ts=event.get("ts"))
+            await ctx.chat.post(event["channel"], mention_reply(event.get("user")), thread_ts=event.get("thread_ts") or event.get("ts"))
 
         ctx.tasks.spawn(handle(ctx, inbound, None, work), name="app_mention")
 

@@ -5,6 +5,7 @@ Every inbound request ends in exactly one audit entry with its outcome and durat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from bot.audit import AuditEntry, Outcome
 from bot.context import Context
-from bot.errors import OpsbotError
+from bot.errors import InfrastructureError, OpsbotError
 from bot.views import Message
 from bot.views.common import error_message
 
@@ -73,6 +74,24 @@ def for_command(ctx: Context, ack: Callable[..., Awaitable[Any]], command: dict[
     return inbound, Reply(ctx, ack, command.get("response_url"), ack_carries_message=True), text
 
 
+class InChannelReply(Reply):
+    """For requests with no response_url (a modal's submission): ephemeral messages in a known channel."""
+
+    def __init__(self, ctx: Context, channel: str | None, user: str) -> None:
+        super().__init__(ctx, _no_ack, None, ack_carries_message=False)
+        self.acked, self._channel, self._user = True, channel, user
+
+    async def ephemeral(self, message: Message) -> None:
+        if self._channel:
+            await self._ctx.chat.ephemeral(self._channel, self._user, message)
+        else:
+            log.warning("no channel to answer %s in: %s", self._user, message.text)
+
+
+async def _no_ack(**_: Any) -> None:
+    return None
+
+
 async def handle(ctx: Context, inbound: Inbound, reply: Reply | None, work: Callable[[], Awaitable[None]]) -> None:
     """Run one request's work; domain errors become an ephemeral answer, anything else a reference id."""
     started = time.perf_counter()
@@ -82,6 +101,16 @@ async def handle(ctx: Context, inbound: Inbound, reply: Reply | None, work: Call
     except OpsbotError as exc:
         outcome, detail = Outcome.REJECTED, str(exc)
         await _tell(reply, error_message(str(exc)))
+    except InfrastructureError as exc:
+        reference = secrets.token_hex(4)
+        log.error("%s %s: %s (reference %s)", inbound.kind, inbound.name, exc, reference)
+        outcome, detail = Outcome.ERROR, f"{exc} (reference {reference})"
+        await _tell(reply, error_message(f"{exc} (reference `{reference}`)"))
+    except asyncio.CancelledError:
+        # The bot is shutting down mid-request: say so, record it, and let the cancellation proceed.
+        outcome, detail = Outcome.ERROR, "interrupted: opsbot was stopped before this finished"
+        await _tell(reply, error_message("opsbot was restarted before this finished; nothing more will happen. Please ask again."))
+        raise
     except Exception as exc:
         reference = secrets.token_hex(4)
         log.exception("%s %s failed (reference %s)", inbound.kind, inbound.name, reference)

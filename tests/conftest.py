@@ -21,6 +21,7 @@ from aiohttp import web
 import handlers
 from bot.app import build_bolt_app, build_context, build_web_app
 from bot.catalog import parse_catalog
+from bot.clock import Clock
 from bot.context import Context
 from bot.settings import Settings
 from bot.store import Store, create_store
@@ -126,8 +127,9 @@ def make_settings(slack: FakeSlack, database_url: str, **extra: object) -> Setti
     )
 
 
-async def start_bot(settings: Settings, catalog_yaml: str, slack: FakeSlack, http: aiohttp.ClientSession, environ: dict[str, str] | None = None) -> tuple[RunningBot, web.AppRunner]:
-    ctx = build_context(settings, parse_catalog(catalog_yaml), environ=environ or {})
+async def start_bot(settings: Settings, catalog_yaml: str, slack: FakeSlack, http: aiohttp.ClientSession,
+                    environ: dict[str, str] | None = None, clock: Clock | None = None) -> tuple[RunningBot, web.AppRunner]:
+    ctx = build_context(settings, parse_catalog(catalog_yaml), environ=environ or {}, clock=clock)
     app = build_web_app(ctx, build_bolt_app(ctx, [handlers.register]))
     runner = web.AppRunner(app)
     await runner.setup()

@@ -39,7 +39,18 @@ class Targets:
                 return web.Response(status=401, text="unauthorized")
             return web.Response(text="ok")
 
+        async def chunked(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse()
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(b'{"db": "up", ')
+            await asyncio.sleep(0.1)  # the rest arrives later, as over a real network
+            await response.write(b'"status": "ok"}')
+            await response.write_eof()
+            return response
+
         app = web.Application()
+        app.router.add_get("/chunked", chunked)
         app.router.add_get("/slow", slow)
         app.router.add_get("/auth", auth)
         app.router.add_get("/ok", ok)

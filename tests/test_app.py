@@ -6,6 +6,7 @@ machine, and a disk path. Runs once per store backend.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -291,3 +292,36 @@ async def test_a_catalog_too_large_for_one_message_is_summarised_and_slack_accep
         assert slack.of("response_url!failed") == []
     finally:
         await runner.cleanup()
+
+
+async def test_a_request_cut_short_by_shutdown_is_audited_and_the_user_told(bot: RunningBot, targets: Targets) -> None:
+    await ops(bot, "health search")  # its check hangs for 2 s
+    await bot.slack.wait_for("auth.test")
+    await asyncio.sleep(0.3)
+    await bot.ctx.tasks.drain(timeout=0.1)
+    [told] = await bot.slack.wait_for("response_url")
+    assert "restarted before this finished" in told.args["text"]
+    [entry] = await bot.ctx.store.audit_entries()
+    assert entry.outcome is Outcome.ERROR and "interrupted" in (entry.detail or "")
+
+
+async def test_a_rerun_whose_result_cannot_be_delivered_puts_the_old_report_back(bot: RunningBot) -> None:
+    await ops(bot, "health web")
+    [first] = await bot.slack.wait_for("response_url")
+    value = next(b for b in first.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+    # The "re-running" note goes through, then the new report is refused (404 is not retried).
+    bot.slack.fail_next("response_url", status=404, after=1)
+    body, content_type = block_action("health.rerun", value, user=OTHER, channel=CHANNEL, response_url=bot.slack.response_url())
+    await bot.post(body, content_type)
+    await bot.settle()
+    calls = [c.args for c in bot.slack.of("response_url")]
+    last = [args for args in calls if args.get("replace_original")][-1]
+    assert "Re-running" not in lines_of(last) and any(b["type"] == "actions" for b in last["blocks"])
+    assert "Reference" in calls[-1]["text"] and calls[-1]["response_type"] == "ephemeral"
+
+
+async def test_a_rerun_of_a_run_no_longer_stored_says_so(bot: RunningBot) -> None:
+    body, content_type = block_action("health.rerun", "987654", user=OTHER, channel=CHANNEL, response_url=bot.slack.response_url())
+    await bot.post(body, content_type)
+    [reply] = await bot.slack.wait_for("response_url")
+    assert "no longer stored" in reply.args["text"] and reply.args["response_type"] == "ephemeral"

@@ -40,6 +40,10 @@ async def test_http_unexpected_status_is_critical(targets: Targets, deps: CheckD
     assert await run({"type": "http", "url": targets.url("/fail")}, deps) == (Status.CRITICAL, "HTTP 500 (expected 200)")
 
 
+async def test_http_body_arriving_in_chunks_is_read_whole(targets: Targets, deps: CheckDeps) -> None:
+    assert (await run({"type": "http", "url": targets.url("/chunked"), "body_contains": '"status": "ok"'}, deps))[0] is Status.OK
+
+
 async def test_http_status_list(targets: Targets, deps: CheckDeps) -> None:
     status, _ = await run({"type": "http", "url": targets.url("/fail"), "expect_status": [200, 500]}, deps)
     assert status is Status.OK

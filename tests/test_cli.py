@@ -169,3 +169,30 @@ def test_migrate_applies_once_then_reports_up_to_date(tmp_path: Path, pg_databas
 def test_healthcheck_fails_when_nothing_answers() -> None:
     result = opsbot("healthcheck", env=base_env(PORT=str(free_port())))
     assert result.returncode == 1 and result.stdout.startswith("unreachable")
+
+
+async def test_a_catalog_secret_that_breaks_a_client_never_reaches_the_log(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    await fake.start()
+    catalog = tmp_path / "opsbot.yml"
+    catalog.write_text("services:\n  db:\n    environment: prod\n    checks:\n      - {type: postgres, dsn_env: BROKEN_DSN}\n")
+    port = free_port()
+    env = base_env(SLACK_BOT_TOKEN="xoxb-1-2", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url, PORT=str(port),
+                   OPSBOT_CONFIG=str(catalog), LOG_LEVEL="DEBUG",
+                   BROKEN_DSN="postgresql://app:s3cr#et-pa55@127.0.0.1:5432/app")  # '#' unencoded: the URL does not parse
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", proc)
+        body, content_type = slash_command("/ops", "health db", user="U1", channel="C1", response_url=fake.response_url())
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}) as response:
+                assert response.status == 200
+        [report] = await fake.wait_for("response_url")
+        assert "check failed" in str(report.args) and "s3cr" not in str(report.args)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        await fake.stop()
+    assert "check db" not in err or "s3cr" not in err
+    assert "s3cr" not in err and "pa55" not in err

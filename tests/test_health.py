@@ -18,7 +18,7 @@ from tests.targets import Targets
 CATALOG = parse_catalog("services:\n  api: {environment: prod}\n  db: {environment: prod}\n  web: {environment: prod}\n")
 
 
-@pytest.mark.parametrize("typed,scope", [([], ()), (["all"], ()), (["ALL"], ()), (["db", "api", "db"], ("db", "api"))])
+@pytest.mark.parametrize("typed,scope", [([], ()), (["all"], ()), (["ALL"], ()), (["all", "api"], ()), (["db", "api", "db"], ("db", "api"))])
 def test_scope_from_what_was_typed(typed: list[str], scope: tuple[str, ...]) -> None:
     assert resolve_scope(CATALOG, typed) == scope
 

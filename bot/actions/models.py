@@ -17,6 +17,10 @@ class ActionKind(enum.Enum):
 
 
 class ActionState(enum.Enum):
+    """draft → pending → approved → running → succeeded | failed; draft → approved when no approval is
+    needed; pending → denied | expired; draft | pending → cancelled; approved | running → interrupted.
+    The store applies each move as a compare-and-set, so a second click changes nothing."""
+
     DRAFT = "draft"  # a plan shown to the requester, not yet requested
     PENDING = "pending"  # waiting for approvals
     APPROVED = "approved"
@@ -35,14 +39,6 @@ class ActionState(enum.Enum):
 
 _FINAL = {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.DENIED, ActionState.EXPIRED,
           ActionState.INTERRUPTED, ActionState.CANCELLED}
-
-# Every allowed transition; the store applies them as compare-and-set, so a second click changes nothing.
-TRANSITIONS: dict[ActionState, set[ActionState]] = {
-    ActionState.DRAFT: {ActionState.PENDING, ActionState.APPROVED, ActionState.CANCELLED, ActionState.EXPIRED},
-    ActionState.PENDING: {ActionState.APPROVED, ActionState.DENIED, ActionState.EXPIRED},
-    ActionState.APPROVED: {ActionState.RUNNING, ActionState.INTERRUPTED, ActionState.FAILED},
-    ActionState.RUNNING: {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.INTERRUPTED},
-}
 
 
 class StepState(enum.Enum):

@@ -75,7 +75,7 @@ class HttpCheck(CheckSpec):
                 ssl=None if self.verify_tls else False,
                 allow_redirects=False,
             ) as response:
-                body = await response.content.read(BODY_LIMIT) if self.body_contains else b""
+                body = await _read_up_to(response, BODY_LIMIT) if self.body_contains else b""
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 status_code = response.status
         except aiohttp.ClientConnectorError as exc:
@@ -94,3 +94,13 @@ class HttpCheck(CheckSpec):
                 limit = self.latency_ms.critical if graded is Status.CRITICAL else self.latency_ms.warning
                 return Probe(graded, f"HTTP {status_code}, slow: {elapsed_ms:.0f} ms (limit {limit:g} ms)")
         return Probe(Status.OK, f"HTTP {status_code}")
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body up to `limit` bytes, however many chunks it arrives in (read(n) returns what has arrived)."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])

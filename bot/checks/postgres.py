@@ -32,7 +32,8 @@ class PostgresCheck(DsnSource, CheckSpec):
             return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {_describe(exc)}")
         try:
             await conn.fetchval("SELECT 1")
-            in_use = await conn.fetchval("SELECT count(*) FROM pg_stat_activity")
+            # Background workers (checkpointer, walwriter…) are not connections clients can run out of.
+            in_use = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
             limit = int(await conn.fetchval("SHOW max_connections"))
         except asyncpg.PostgresError as exc:
             return Probe(Status.CRITICAL, f"query failed on {self.where()}: {_describe(exc)}")

@@ -5,6 +5,8 @@ A catalog too large for one message collapses into a summary plus the services t
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -21,6 +23,7 @@ from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, cl
 from bot.views.common import timestamp
 
 RERUN_ACTION = "health.rerun"
+RESTART_ACTION = "health.restart"
 
 EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Status.ERROR: "❌"}
 
@@ -28,8 +31,9 @@ EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Sta
 _FRAME_BLOCKS = 3
 
 
-def health_report(run: HealthRun, *, rerunning_by: str | None = None) -> Message:
-    """Render a stored run. `rerunning_by` swaps the Re-run button for a "re-running" note."""
+def health_report(run: HealthRun, *, rerunning_by: str | None = None, restartable: Collection[str] = ()) -> Message:
+    """Render a stored run. `rerunning_by` swaps the Re-run button for a "re-running" note; failing services
+    in `restartable` (those with a restart target) get a Restart button."""
     grouped = run.by_service()
     statuses = {name: Status.worst([r.status for r in results]) for name, results in grouped.items()}
     headline = _headline(statuses)
@@ -38,9 +42,9 @@ def health_report(run: HealthRun, *, rerunning_by: str | None = None) -> Message
     if len(grouped) + _FRAME_BLOCKS <= MAX_BLOCKS:
         # Failing first: at 3 a.m. the reader is looking for what is broken.
         order = sorted(grouped, key=lambda name: (-statuses[name].rank, name))
-        sections = [_service_section(name, grouped[name]) for name in order]
+        sections = [_service_section(name, grouped[name], restartable) for name in order]
     else:
-        sections = _collapsed(grouped, statuses)
+        sections = _collapsed(grouped, statuses, restartable)
 
     blocks: list[Block] = [HeaderBlock(text=clip(headline, MAX_HEADER_TEXT))]
     blocks += sections
@@ -77,14 +81,17 @@ def _fallback(headline: str, statuses: dict[str, Status]) -> str:
     return f"Health: {headline[2:].strip()}" + (f" ({', '.join(bad)})" if bad else "")
 
 
-def _service_section(name: str, results: list[CheckResult]) -> SectionBlock:
+def _service_section(name: str, results: list[CheckResult], restartable: Collection[str] = ()) -> SectionBlock:
     status = Status.worst([r.status for r in results])
     environment = results[0].environment if results else ""
     title = f"{EMOJI[status]} *{name}*" + (f"  ·  _{escape(environment)}_" if environment else "")
     if not results:
         return SectionBlock(text=f"➖ *{name}*\n_no checks configured_")
     lines = [_check_line(result) for result in results]
-    return SectionBlock(text=_fit([title, *lines], MAX_SECTION_TEXT))
+    accessory = None
+    if status.failing and name in restartable:
+        accessory = ButtonElement(text="Restart", action_id=RESTART_ACTION, value=name)
+    return SectionBlock(text=_fit([title, *lines], MAX_SECTION_TEXT), accessory=accessory)
 
 
 def _check_line(result: CheckResult) -> str:
@@ -111,7 +118,7 @@ def _fit(lines: list[str], limit: int) -> str:
     return "\n".join(kept)
 
 
-def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status]) -> list[Block]:
+def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status], restartable: Collection[str]) -> list[Block]:
     counts = {status: sum(1 for s in statuses.values() if s is status) for status in Status}
     summary = (
         f"*{len(statuses)} services*: {counts[Status.OK]} ✅ healthy · {counts[Status.WARNING]} ⚠️ degraded · "
@@ -128,7 +135,7 @@ def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status
         room -= 1
     shown, hidden = attention[:room], attention[room:]
     blocks: list[Block] = [SectionBlock(text=summary)]
-    blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK]) for name in shown]
+    blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK], restartable) for name in shown]
     if healthy:
         blocks.append(SectionBlock(text=_fit(["✅ *Healthy:* " + ", ".join(healthy)], MAX_SECTION_TEXT)))
     if hidden:

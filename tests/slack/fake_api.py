@@ -32,12 +32,16 @@ class Call:
 class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
-        self._failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = defaultdict(deque)
+        # Per method, what the next calls get: a failure, or None to let one through.
+        self._failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]] | None]] = defaultdict(deque)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._ts = 1_700_000_000.000100
         self.sockets: list[web.WebSocketResponse] = []
+        self.groups: dict[str, list[str]] = {}  # usergroups.users.list answers from here
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> latest text and blocks
+        self.not_in: set[str] = set()  # channels the bot is not in: chat.postMessage answers not_in_channel
         self.socket_acks: dict[str, dict[str, Any]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -45,6 +49,7 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._web_api)
+        app.router.add_get("/api/{method}", self._web_api)  # slack_sdk sends some read methods as GET
         app.router.add_post("/respond/{key}", self._response_url)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
@@ -68,10 +73,14 @@ class FakeSlack:
 
     # --- test controls -----------------------------------------------------------------------------
 
-    def fail_next(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None, times: int = 1) -> None:
-        """Make the next `times` calls of `method` fail: an HTTP status (429, 500…) or an `ok: false` error."""
+    def fail_next(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None,
+                  times: int = 1, after: int = 0) -> None:
+        """Make `times` calls of `method` fail, once `after` more have gone through: an HTTP status
+        (429, 500…) or an `ok: false` error."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         body = {"ok": False, "error": error or ("ratelimited" if status == 429 else "fatal_error")}
+        for _ in range(after):
+            self._failures[method].append(None)
         for _ in range(times):
             self._failures[method].append((status, body, headers))
 
@@ -103,16 +112,23 @@ class FakeSlack:
         if method != "apps.connections.open" and not request.headers.get("Authorization", "").startswith("Bearer xoxb-"):
             return web.json_response({"ok": False, "error": "not_authed"})
         queued = self._failures.get(method)
-        if queued:
-            status, body, headers = queued.popleft()
+        failure = queued.popleft() if queued else None
+        if failure is not None:
+            status, body, headers = failure
             await self._record(Call(method + "!failed", args, dict(request.headers)))
             return web.json_response(body, status=status, headers=headers)
         problem = _block_problem(args.get("blocks"))
         if problem:
             await self._record(Call(method + "!failed", args, dict(request.headers)))
             return web.json_response({"ok": False, "error": "invalid_blocks", "errors": [problem]})
+        if method == "chat.postMessage" and args.get("channel") in self.not_in:
+            await self._record(Call(method + "!failed", args, dict(request.headers)))
+            return web.json_response({"ok": False, "error": "not_in_channel"})
+        answer = self._answer(method, args)
+        if method in ("chat.postMessage", "chat.update"):
+            self.messages[(str(args.get("channel")), str(answer["ts"]))] = {"text": args.get("text"), "blocks": args.get("blocks")}
         await self._record(Call(method, args, dict(request.headers)))
-        return web.json_response(self._answer(method, args))
+        return web.json_response(answer)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -124,6 +140,12 @@ class FakeSlack:
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text")}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{self._ts:.6f}"}
+        if method == "usergroups.users.list":
+            if args.get("usergroup") not in self.groups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": self.groups[args["usergroup"]]}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V0001", **(args.get("view") or {})}}
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         return {"ok": True}
@@ -131,8 +153,9 @@ class FakeSlack:
     async def _response_url(self, request: web.Request) -> web.Response:
         args = await request.json()
         queued = self._failures.get("response_url")
-        if queued:
-            status, _, headers = queued.popleft()
+        failure = queued.popleft() if queued else None
+        if failure is not None:
+            status, _, headers = failure
             await self._record(Call("response_url!failed", args, dict(request.headers), path=request.path))
             return web.Response(status=status, text="fatal_error", headers=headers)
         problem = _block_problem(args.get("blocks"))
@@ -176,11 +199,13 @@ class FakeSlack:
 
 
 async def _read_args(request: web.Request) -> dict[str, Any]:
+    if request.method == "GET":
+        return dict(request.query)
     if request.content_type == "application/json":
         return dict(await request.json())
     text = await request.text()
     args: dict[str, Any] = dict(parse_qsl(text, keep_blank_values=True))
-    for key in ("blocks", "attachments"):
+    for key in ("blocks", "attachments", "view"):
         if isinstance(args.get(key), str):
             args[key] = json.loads(args[key])
     return args

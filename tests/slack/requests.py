@@ -82,3 +82,25 @@ def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> tup
         "authorizations": [{"team_id": "T0001", "user_id": "UBOT0001", "is_bot": True}],
     }
     return json.dumps(body), "application/json"
+
+
+def view_submission(callback_id: str, values: dict[str, dict[str, Any]], *, user: str, private_metadata: str = "") -> tuple[str, str]:
+    """A modal's submission; `values` is {block_id: {action_id: {"type": …, "value": …}}} as Slack sends it."""
+    payload = {
+        "type": "view_submission",
+        "team": {"id": "T0001", "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token",
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.1.{uuid.uuid4().hex[:8]}",
+        "view": {
+            "id": "V0001",
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": values},
+            "hash": "1700000000.abcdef",
+        },
+        "response_urls": [],
+    }
+    return urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"

@@ -1,0 +1,436 @@
+"""The action flows: plan → request → approve/deny → run once under the service's lock → report.
+
+Every transition is a compare-and-set on the run's row (so double clicks, duplicated deliveries and
+replicas cannot run anything twice), is audited, and is then shown by re-rendering the run's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from bot.actions import targets
+from bot.actions.models import (
+    ActionKind, ActionRun, ActionState, ActionStep, ApprovalDecision, BackupLabel, BackupRecord, Decision,
+)
+from bot.actions.policy import NotAllowed, mention, resolve_policy
+from bot.actions.progress import RunProgress
+from bot.audit import AuditEntry, Outcome
+from bot.context import Context
+from bot.errors import OpsbotError
+from bot.executors.base import Artifact, Backups, ExecutorError
+from bot.health import run_checks
+from bot.views import escape
+from bot.views.actions import action_message
+
+log = logging.getLogger(__name__)
+
+DRAFT_MINUTES = 10  # how long a plan shown to the requester stays confirmable
+LEASE_TTL = 60.0  # seconds; renewed while the run goes on, so a crashed replica's lease lapses quickly
+HEALTH_ATTEMPTS, HEALTH_INTERVAL = 3, 2.0
+
+
+class ActionNotFound(OpsbotError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"There is no action #{run_id}.")
+
+
+class NotPending(OpsbotError):
+    """The request was already decided, expired or cancelled."""
+
+
+class UnknownBackup(OpsbotError):
+    pass
+
+
+# --- planning and requesting ----------------------------------------------------------------------------
+
+
+async def plan(
+    ctx: Context, service: str, kind: ActionKind, *, requested_by: str, channel_id: str | None,
+    params: dict[str, Any] | None = None, reason: str = "",
+) -> ActionRun:
+    """Check the request against the catalog and policy and store it as a draft. Touches no target."""
+    entry = ctx.catalog.service(service)
+    params = dict(params or {})
+    policy = resolve_policy(service, entry.environment, entry.owners, entry.approvals, ctx.catalog.approvals, kind)
+    if policy.requesters and not await ctx.membership.contains(policy.requesters, requested_by):
+        raise NotAllowed(f"You may not {kind.value} `{service}`. Who may ask: {mention(policy.requesters)} ({policy.source}).")
+    target, titles = await _plan_steps(ctx, service, kind, params)
+    now = ctx.clock.now()
+    run = ActionRun(
+        service=service, kind=kind, environment=entry.environment, target=target, requested_by=requested_by,
+        created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=params,
+        approvals_needed=policy.approvals, approvers=policy.approvers, reason=reason[:500], channel_id=channel_id,
+        steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)),
+    )
+    run = replace(run, id=await ctx.store.create_action(run))
+    await _audit(ctx, run, "planned", requested_by)
+    return run
+
+
+async def _plan_steps(ctx: Context, service: str, kind: ActionKind, params: dict[str, Any]) -> tuple[str, list[str]]:
+    health = [_health_title(service)] if ctx.catalog.services[service].checks else []
+    if kind in (ActionKind.RESTART, ActionKind.ROLLBACK):
+        workload = targets.workload_for(ctx, service, kind)
+        try:
+            titles = workload.restart_plan() if kind is ActionKind.RESTART else workload.rollback_plan(params.get("to"))
+            return workload.describe(), [*titles, *health]
+        finally:
+            await targets.close(workload)
+    backups = targets.backups_for(ctx, service, kind)
+    if kind is ActionKind.BACKUP:
+        return backups.describe(), [*backups.backup_plan(), _retention_title(ctx, service)]
+    record = await _backup_to_restore(ctx, service, params)
+    safety = [f"Safety backup: {title}" for title in backups.backup_plan()]
+    return backups.describe(), [*safety, *backups.restore_plan(_artifact(record)), *health]
+
+
+async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any]) -> BackupRecord:
+    backup_id = params.get("backup_id")
+    record = await ctx.store.get_backup(int(backup_id)) if isinstance(backup_id, int) else None
+    if record is None or record.service != service or record.deleted_at is not None:
+        available = [f"`{b.id}`" for b in await ctx.store.backups(service, limit=10)]
+        listing = ", ".join(available) if available else "none yet: take one with `/ops backup " + service + "`"
+        raise UnknownBackup(f"`{service}` has no backup `{backup_id}`. Its latest: {listing} (`/ops backups {service}` lists them).")
+    return record
+
+
+async def request(ctx: Context, run_id: int, user: str) -> ActionRun:
+    """The requester confirms the plan: it runs now (no approval needed) or asks for approval in the channel."""
+    run = await _get(ctx, run_id)
+    if user != run.requested_by:
+        raise NotAllowed("Only the person who asked for this plan can send it.")
+    if ctx.clock.now() >= run.expires_at:
+        await ctx.store.transition_action(run_id, ActionState.EXPIRED, expect={ActionState.DRAFT})
+        raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} {run.service}`.")
+    to = ActionState.APPROVED if run.approvals_needed == 0 else ActionState.PENDING
+    expires = ctx.clock.now() + timedelta(minutes=ctx.catalog.approvals.expire_after_minutes)
+    if not await ctx.store.transition_action(run_id, to, expect={ActionState.DRAFT}, expires_at=expires):
+        raise NotPending(f"This plan was already {(await _get(ctx, run_id)).state.value}.")
+    await _audit(ctx, run, to.value, user)
+    run = await _get(ctx, run_id)
+    if run.channel_id is None:
+        raise NotPending("This request has no channel to be posted in.")
+    try:
+        ts = await ctx.chat.post(run.channel_id, action_message(run, []))
+    except OpsbotError:
+        await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to}, outcome="could not post in the channel")
+        raise
+    await ctx.store.set_action_message(run_id, run.channel_id, ts)
+    if to is ActionState.APPROVED:
+        ctx.tasks.spawn(execute(ctx, run_id), name=f"action {run_id}")
+    return await _get(ctx, run_id)
+
+
+async def cancel(ctx: Context, run_id: int, user: str) -> None:
+    run = await _get(ctx, run_id)
+    if user != run.requested_by:
+        raise NotAllowed("Only the person who asked for this plan can drop it.")
+    if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={ActionState.DRAFT}):
+        await _audit(ctx, run, "cancelled", user)
+
+
+# --- approving ----------------------------------------------------------------------------------------
+
+
+async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reason: str = "") -> str:
+    """One person's Approve or Deny. Returns what to tell them; raises when they may not decide."""
+    run = await _get(ctx, run_id)
+    if run.state is not ActionState.PENDING:
+        raise NotPending(await _already(ctx, run))
+    if ctx.clock.now() >= run.expires_at:
+        await expire(ctx, run)
+        raise NotPending("This request expired; nothing ran. Ask again if it is still needed.")
+    await check_decider(ctx, run, user, decision)
+    if not await ctx.store.add_decision(ApprovalDecision(run_id, user, decision, ctx.clock.now(), reason[:500])):
+        raise NotPending("You already decided on this request.")
+    await _audit(ctx, run, f"{decision.value}d" if decision is Decision.APPROVE else "denied", user, reason or None)
+    if decision is Decision.DENY:
+        outcome = f"Denied by <@{user}>" + (f": {escape(reason)}" if reason else "")
+        if await ctx.store.transition_action(run_id, ActionState.DENIED, expect={ActionState.PENDING}, outcome=outcome, finished_at=ctx.clock.now()):
+            await refresh_message(ctx, run_id)
+            return "Denied: it will not run."
+        raise NotPending(await _already(ctx, await _get(ctx, run_id)))
+    approvals = [d for d in await ctx.store.decisions(run_id) if d.decision is Decision.APPROVE]
+    if len(approvals) < run.approvals_needed:
+        await refresh_message(ctx, run_id)
+        return f"Approved ({len(approvals)} of {run.approvals_needed}): waiting for {run.approvals_needed - len(approvals)} more."
+    # Two approvers clicking at once both get here; the compare-and-set lets exactly one start the run.
+    if await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}):
+        await _audit(ctx, run, "approved", user)
+        await refresh_message(ctx, run_id)
+        ctx.tasks.spawn(execute(ctx, run_id), name=f"action {run_id}")
+        return "Approved: it runs now; the message shows each step."
+    return "Approved; it is already running."
+
+
+async def check_decider(ctx: Context, run: ActionRun, user: str, decision: Decision) -> None:
+    """Raise NotAllowed unless `user` may take this decision (the requester may deny, i.e. withdraw, only)."""
+    if user == run.requested_by:
+        if decision is Decision.APPROVE:
+            raise NotAllowed("You asked for this: a second person has to approve it.")
+        return
+    if run.approvers and not await ctx.membership.contains(run.approvers, user):
+        raise NotAllowed(f"You are not an approver for this. Who can approve: {mention(run.approvers)}.")
+
+
+async def may_decide(ctx: Context, run_id: int, user: str, decision: Decision) -> ActionRun:
+    """Before opening the Deny modal: the run is pending and the user may decide on it."""
+    run = await _get(ctx, run_id)
+    if run.state is not ActionState.PENDING:
+        raise NotPending(await _already(ctx, run))
+    await check_decider(ctx, run, user, decision)
+    return run
+
+
+async def _already(ctx: Context, run: ActionRun) -> str:
+    decided = [d for d in await ctx.store.decisions(run.id or 0)]
+    who = ", ".join(f"<@{d.user_id}>" for d in decided) or "nobody"
+    return {
+        ActionState.APPROVED: f"Already approved (by {who}).",
+        ActionState.RUNNING: f"Already approved (by {who}) and running.",
+        ActionState.SUCCEEDED: f"Already done: approved by {who}.",
+        ActionState.FAILED: f"Already approved by {who}; it ran and failed.",
+        ActionState.DENIED: f"Already denied: {run.outcome}.",
+        ActionState.EXPIRED: "This request expired; nothing ran.",
+        ActionState.CANCELLED: "This request was withdrawn.",
+        ActionState.DRAFT: "This plan has not been sent for approval yet.",
+    }.get(run.state, f"This request is {run.state.value}.")
+
+
+async def expire(ctx: Context, run: ActionRun) -> bool:
+    if await ctx.store.transition_action(run.id or 0, ActionState.EXPIRED, expect={ActionState.PENDING, ActionState.DRAFT},
+                                        outcome="Expired: nobody approved in time; nothing ran.", finished_at=ctx.clock.now()):
+        await _audit(ctx, run, "expired", None)
+        if run.message_ts:
+            await refresh_message(ctx, run.id or 0)
+        return True
+    return False
+
+
+async def expire_due(ctx: Context) -> int:
+    """Expire every request past its time; returns how many. The scheduler calls it periodically."""
+    return sum([await expire(ctx, run) for run in await ctx.store.expired_actions(ctx.clock.now())])
+
+
+async def expiry_loop(ctx: Context, interval: float = 30.0) -> None:
+    while True:
+        try:
+            await expire_due(ctx)
+        except Exception:
+            log.exception("expiring approval requests failed; trying again in %s s", interval)
+        await ctx.clock.sleep(interval)
+
+
+# --- running ------------------------------------------------------------------------------------------
+
+
+async def execute(ctx: Context, run_id: int) -> None:
+    """Run an approved action once: under the service's lease, each step stored then shown."""
+    run = await _get(ctx, run_id)
+    lease = await ctx.locks.acquire(f"service:{run.service}", LEASE_TTL)
+    if lease is None:
+        busy = await ctx.store.actions(service=run.service, states=[ActionState.RUNNING], limit=1)
+        holder = f"{busy[0].label} #{busy[0].id} started by <@{busy[0].requested_by}>" if busy else "another action"
+        outcome = f"Not run: {holder} is running on `{run.service}`. Ask again when it is done."
+        if await ctx.store.transition_action(run_id, ActionState.FAILED, expect={ActionState.APPROVED}, outcome=outcome, finished_at=ctx.clock.now()):
+            await _audit(ctx, run, "refused (busy)", None, outcome)
+            await refresh_message(ctx, run_id)
+        return
+    heartbeat = ctx.tasks.spawn(_keep(ctx, lease), name=f"lease {run.service}")
+    try:
+        if not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, started_at=ctx.clock.now()):
+            return  # someone else already ran it
+        await _audit(ctx, run, "running", None)
+        await _run(ctx, await _get(ctx, run_id))
+    finally:
+        heartbeat.cancel()
+        await lease.release()
+
+
+async def _keep(ctx: Context, lease: Any) -> None:
+    while True:
+        await ctx.clock.sleep(LEASE_TTL / 3)
+        if not await lease.renew(LEASE_TTL):
+            log.error("lost the lease %s while an action ran", lease.name)
+            return
+
+
+async def _run(ctx: Context, run: ActionRun) -> None:
+    run_id = run.id or 0
+
+    async def show(steps: list[ActionStep]) -> None:
+        await _update(ctx, replace(run, state=ActionState.RUNNING, steps=tuple(steps)), await ctx.store.decisions(run_id))
+
+    progress = RunProgress(ctx.store, ctx.clock, run_id, list(run.steps), show)
+    try:
+        summary = await _perform(ctx, run, progress)
+    except ExecutorError as exc:
+        await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), escape(exc.state))
+    except OpsbotError as exc:
+        await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), "unchanged by the failing step; see the steps above")
+    except Exception as exc:
+        reference = secrets.token_hex(4)
+        log.exception("action run %s failed unexpectedly (reference %s)", run_id, reference)
+        await _finish(ctx, run, ActionState.FAILED, f"opsbot failed: {type(exc).__name__} (reference {reference})",
+                      f"unknown: check `/ops health {run.service}`")
+    else:
+        await _finish(ctx, run, ActionState.SUCCEEDED, escape(summary), "")
+
+
+async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str, target_state: str) -> None:
+    if await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, outcome=outcome[:1000],
+                                        target_state=target_state[:500], finished_at=ctx.clock.now()):
+        await _audit(ctx, run, state.value, None, outcome)
+    await refresh_message(ctx, run.id or 0)
+
+
+async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
+    if run.kind in (ActionKind.RESTART, ActionKind.ROLLBACK):
+        workload = targets.workload_for(ctx, run.service, run.kind)
+        try:
+            if run.kind is ActionKind.RESTART:
+                summary = await workload.restart(progress)
+            else:
+                summary = await workload.rollback(run.params.get("to"), progress)
+        finally:
+            await targets.close(workload)
+        return summary + await _verify_health(ctx, run, progress)
+    backups = targets.backups_for(ctx, run.service, run.kind)
+    if run.kind is ActionKind.BACKUP:
+        record = await _take_backup(ctx, run, backups, progress, BackupLabel.MANUAL)
+        removed = await _apply_retention(ctx, run.service, backups, progress)
+        return f"Backup `{record.id}` written: {_size(record.size)}, verified" + (f"; {removed} old backup(s) removed" if removed else "")
+    record = await _backup_to_restore(ctx, run.service, run.params)
+    safety = await _take_backup(ctx, run, backups, progress.prefixed("Safety backup: "), BackupLabel.SAFETY)
+    summary = await backups.restore(_artifact(record), progress)
+    return f"{summary} (safety backup `{safety.id}` taken first)" + await _verify_health(ctx, run, progress)
+
+
+async def _take_backup(ctx: Context, run: ActionRun, backups: Backups, progress: Any, label: BackupLabel) -> BackupRecord:
+    artifact = await backups.backup(progress, label=label.value)
+    kind = ctx.catalog.services[run.service].backup.type  # type: ignore[union-attr]
+    record = BackupRecord(service=run.service, kind=kind, path=artifact.path, size=artifact.size, sha256=artifact.sha256,
+                          created_at=artifact.created_at, label=label, verified_at=ctx.clock.now(), run_id=run.id)
+    return replace(record, id=await ctx.store.add_backup(record))
+
+
+def _retention_title(ctx: Context, service: str) -> str:
+    target = ctx.catalog.services[service].backup
+    return f"Apply retention ({target.retention_days} days, keep at least {target.keep_min})"  # type: ignore[union-attr]
+
+
+async def _apply_retention(ctx: Context, service: str, backups: Backups, progress: RunProgress) -> int:
+    from bot.executors.postgres_backup import expired
+
+    target = ctx.catalog.services[service].backup
+    async with progress.step(_retention_title(ctx, service)) as step:
+        records = {str(r.path): r for r in await ctx.store.backups(service, limit=1000)}
+        artifacts = [_artifact(r) for r in records.values()]
+        doomed = expired(artifacts, ctx.clock.now(), target.retention_days, target.keep_min)  # type: ignore[union-attr]
+        for artifact in doomed:
+            await backups.delete(artifact)
+            await ctx.store.mark_backup_deleted(records[str(artifact.path)].id or 0, ctx.clock.now())
+        step.detail = f"{len(doomed)} removed, {len(artifacts) - len(doomed)} kept"
+    return len(doomed)
+
+
+async def _verify_health(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
+    if not ctx.catalog.services[run.service].checks:
+        return ""
+    async with progress.step(_health_title(run.service)) as step:
+        for attempt in range(1, HEALTH_ATTEMPTS + 1):
+            checked = await run_checks(ctx.catalog, (run.service,), ctx.check_deps, ctx.clock)
+            failing = [r for r in checked.results if r.status.failing]
+            if not failing:
+                step.detail = f"{len(checked.results)} check(s) green" + (f" after {attempt} tries" if attempt > 1 else "")
+                return "; health checks green"
+            if attempt < HEALTH_ATTEMPTS:
+                await ctx.clock.sleep(HEALTH_INTERVAL)
+        reasons = "; ".join(f"{r.check}: {r.reason}" for r in failing)
+        raise ExecutorError(f"health checks still failing: {reasons}",
+                            state=f"{run.service} was changed but fails its health checks; look at it now (`/ops health {run.service}`)")
+    return ""
+
+
+def _health_title(service: str) -> str:
+    return f"Check the health of {service}"
+
+
+def _artifact(record: BackupRecord) -> Artifact:
+    return Artifact(path=record.path, size=record.size, sha256=record.sha256, created_at=record.created_at)
+
+
+def _size(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size / 1024:.1f} KiB"
+
+
+# --- recovery, messages, audit -----------------------------------------------------------------------
+
+
+async def recover(ctx: Context) -> int:
+    """At start-up: runs left running (or approved but never started) whose service lease is free were
+    cut short by a crash. They become `interrupted` and their messages say so; a person decides what next."""
+    count = 0
+    for run in await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=500):
+        lease = await ctx.locks.acquire(f"service:{run.service}", LEASE_TTL)
+        if lease is None:
+            continue  # a live replica holds it: the run is going on there
+        try:
+            outcome = ("Interrupted: opsbot stopped while this was running." if run.state is ActionState.RUNNING
+                       else "Interrupted: approved, but opsbot stopped before it started.")
+            if await ctx.store.transition_action(run.id or 0, ActionState.INTERRUPTED, expect={run.state}, outcome=outcome,
+                                                target_state=f"unknown: check `/ops health {run.service}` before trying again",
+                                                finished_at=ctx.clock.now()):
+                count += 1
+                await _audit(ctx, run, "interrupted", None, outcome)
+                await refresh_message(ctx, run.id or 0)
+        finally:
+            await lease.release()
+    return count
+
+
+async def refresh_message(ctx: Context, run_id: int) -> None:
+    run = await _get(ctx, run_id)
+    await _update(ctx, run, await ctx.store.decisions(run_id))
+
+
+async def _update(ctx: Context, run: ActionRun, decisions: list[ApprovalDecision]) -> None:
+    if run.channel_id and run.message_ts:
+        await ctx.chat.update(run.channel_id, run.message_ts, action_message(run, decisions))
+
+
+async def _get(ctx: Context, run_id: int) -> ActionRun:
+    run = await ctx.store.get_action(run_id)
+    if run is None:
+        raise ActionNotFound(run_id)
+    return run
+
+
+async def _audit(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None) -> None:
+    try:
+        await ctx.store.record_audit(AuditEntry(
+            at=ctx.clock.now(), kind="action", name=run.label, outcome=Outcome.OK, actor_id=actor,
+            channel_id=run.channel_id, args=f"#{run.id} {what}", detail=detail,
+        ))
+    except Exception:
+        log.exception("could not audit %s #%s %s", run.label, run.id, what)
+
+
+
+async def revisions(ctx: Context, service: str) -> list[Any]:
+    """Deploy revisions for `/ops history`; empty when the service has no workload target."""
+    if ctx.catalog.services[service].target is None:
+        return []
+    workload = targets.workload_for(ctx, service, ActionKind.ROLLBACK)
+    try:
+        return await workload.revisions()
+    except ExecutorError as exc:
+        log.warning("could not list revisions of %s: %s", service, exc)
+        return []
+    finally:
+        await targets.close(workload)

@@ -1,0 +1,54 @@
+"""Which executor acts on a service: built from the service's `target:` and `backup:` in the catalog."""
+
+from __future__ import annotations
+
+from bot.actions.models import ActionKind
+from bot.context import Context
+from bot.errors import OpsbotError
+from bot.executors.base import Backups, Workload
+
+
+class NoTarget(OpsbotError):
+    def __init__(self, service: str, kind: ActionKind) -> None:
+        key, kinds = ("backup", "postgres or directory") if kind in (ActionKind.BACKUP, ActionKind.RESTORE) else ("target", "docker or kubernetes")
+        super().__init__(
+            f"`{service}` cannot be {_past(kind)} by opsbot: its catalog entry has no `{key}:` ({kinds}). "
+            f"Add one under services.{service} and restart the bot."
+        )
+
+
+def _past(kind: ActionKind) -> str:
+    return {"restart": "restarted", "backup": "backed up", "restore": "restored", "rollback": "rolled back"}[kind.value]
+
+
+def workload_for(ctx: Context, service: str, kind: ActionKind) -> Workload:
+    target = ctx.catalog.service(service).target
+    if target is None:
+        raise NoTarget(service, kind)
+    if target.type == "docker":
+        from bot.executors.docker import DockerWorkload
+
+        return DockerWorkload(service, target, ctx.store, ctx.clock)
+    from bot.executors.kubernetes import KubernetesWorkload
+
+    return KubernetesWorkload(target, ctx.environ, ctx.clock)
+
+
+def backups_for(ctx: Context, service: str, kind: ActionKind) -> Backups:
+    target = ctx.catalog.service(service).backup
+    if target is None:
+        raise NoTarget(service, kind)
+    if target.type == "postgres":
+        from bot.executors.postgres_backup import PostgresBackups
+
+        return PostgresBackups(service, target, ctx.environ, ctx.clock)
+    from bot.executors.directory_backup import DirectoryBackups
+
+    return DirectoryBackups(service, target, ctx.clock)
+
+
+async def close(executor: object) -> None:
+    """Executors that hold a client (Docker, Kubernetes) expose `close()`."""
+    closer = getattr(executor, "close", None)
+    if closer is not None:
+        await closer()

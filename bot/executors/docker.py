@@ -1,0 +1,442 @@
+"""Docker executor: restart a service's containers (one by name, or all by labels) and roll them back to an image
+they ran before. Not responsible for policy or locks, nor for building images; talks to Docker only via docker-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bot.clock import Clock
+from bot.executors.base import DeployHistory, ExecutorError, Progress, Revision, TargetNotFound
+
+ASIDE_SUFFIX = "-opsbot-old"  # the old container's name while its replacement proves itself
+UNCHANGED = "nothing was changed"
+UNKNOWN = "unknown: see `docker ps -a`"
+DEFAULT_NETWORKS = ("bridge", "podman")  # Docker's and podman's default network, which every engine re-adds
+DEFAULT_STOP_TIMEOUT = 10  # seconds; what `docker restart` waits when the container sets none
+BARE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's tag grammar: no "/", ":" or "@"
+T = TypeVar("T")
+
+
+class DockerTarget(BaseModel):
+    """Which containers a service is: one by name, or every container carrying all of `labels`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["docker"]
+    container: str | None = Field(default=None, min_length=1)
+    labels: dict[str, str] | None = None
+    docker_host: str | None = Field(default=None, min_length=1, description="None: DOCKER_HOST or the default")
+    start_timeout: float = Field(default=60, gt=0)
+    poll_interval: float = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> DockerTarget:
+        if (self.container is None) == (self.labels is None):
+            raise ValueError("give exactly one of `container` (a name) or `labels`")
+        if self.labels is not None and not self.labels:
+            raise ValueError("`labels` needs at least one label")
+        return self
+
+    @property
+    def selector(self) -> str:
+        """`api`, or `com.docker.compose.service=api` (several labels joined by commas)."""
+        return ", ".join(f"{key}={value}" for key, value in self.labels.items()) if self.labels else str(self.container)
+
+    @property
+    def subject(self) -> str:
+        return f"the containers matching {self.selector}" if self.labels else f"container {self.container}"
+
+
+@dataclass
+class _Swap:
+    """One container being replaced, and how far the replacement got (what putting it back must undo)."""
+
+    old: Container
+    name: str
+    image: str
+    was_running: bool
+    stopped: bool = False
+    aside: bool = False
+    new: Container | None = None
+
+
+class DockerWorkload:
+    """A service that runs as Docker containers; implements `Workload`."""
+
+    def __init__(self, service: str, target: DockerTarget, history: DeployHistory, clock: Clock) -> None:
+        self._service, self._target, self._history, self._clock = service, target, history, clock
+        self._docker: docker.DockerClient | None = None
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await asyncio.to_thread(self._docker.close)
+            self._docker = None
+
+    def describe(self) -> str:
+        kind = "containers labelled" if self._target.labels else "container"
+        return f"Docker {kind} {self._target.selector}"
+
+    def _wait_title(self) -> str:
+        return f"Wait until running and healthy ({self._target.start_timeout:g} s)"
+
+    def restart_plan(self) -> list[str]:
+        return [f"Restart {self._target.subject}", self._wait_title()]
+
+    def rollback_plan(self, to: str | None) -> list[str]:
+        plural = "containers" if self._target.labels else "container"
+        return [
+            f"Pick the image to roll back to ({'the previous one' if to is None else to})",
+            f"Recreate {self._target.subject} from that image, keeping the old {plural} aside",
+            self._wait_title(),
+            f"Remove the old {plural}",
+        ]
+
+    async def restart(self, progress: Progress) -> str:
+        restart_title, wait_title = self.restart_plan()
+        async with progress.step(restart_title) as step:
+            found = await self._find()
+            await self._record_running(found)
+            started = self._clock.monotonic()
+            for index, container in enumerate(found):
+                timeout = int(container.attrs["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT)
+                try:
+                    await self._call(f"restart container {container.name}", container.restart, timeout=timeout)
+                except ExecutorError as exc:
+                    exc.state = "".join(f"{c.name} restarted; " for c in found[:index]) + await self._state_of(container)
+                    raise
+            step.detail = "restarted " + ", ".join(c.name for c in found)
+        async with progress.step(wait_title) as step:
+            seconds = await self._wait_ready(found, started)
+            step.detail = f"running again in {seconds:.1f} s"
+        return f"Restarted {self._target.subject}; running again in {seconds:.1f} s."
+
+    async def rollback(self, to: str | None, progress: Progress) -> str:
+        pick_title, recreate_title, wait_title, remove_title = self.rollback_plan(to)
+        async with progress.step(pick_title) as step:
+            found = await self._find()
+            running = await self._record_running(found)
+            current = running[0]
+            target = self._choose(await self._history.deploy_history(self._service), current, to)
+            image = await self._call(f"find image {target.image}", self._local_image, target, state=UNCHANGED)
+            step.detail = image
+        swaps = [
+            _Swap(container, container.name, revision.image, container.attrs["State"].get("Running", True))
+            for container, revision in zip(found, running, strict=True)
+        ]
+        async with progress.step(recreate_title) as step:
+            started = self._clock.monotonic()
+            try:
+                for swap in swaps:
+                    await self._call(f"recreate container {swap.name}", self._swap, swap, image)
+            except ExecutorError as exc:
+                raise await self._put_back(swaps, image, exc) from exc
+            step.detail = "old one set aside as " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
+        async with progress.step(wait_title) as step:
+            try:
+                seconds = await self._wait_ready([swap.new for swap in swaps if swap.new is not None], started)
+            except ExecutorError as exc:
+                raise await self._put_back(swaps, image, exc) from exc
+            step.detail = f"running {image} in {seconds:.1f} s"
+        await self._history.record_deploy(self._service, target.image, target.digest, self._clock.now())
+        async with progress.step(remove_title) as step:
+            for swap in swaps:
+                await self._call(
+                    f"remove the old container {swap.name}{ASIDE_SUFFIX}",
+                    swap.old.remove,
+                    state=f"container {swap.name} runs {image}; the old one is left as {swap.name}{ASIDE_SUFFIX}",
+                )
+            step.detail = "removed " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
+        return f"Rolled back {self._target.subject} from {current.image} to {image}; running in {seconds:.1f} s."
+
+    async def revisions(self) -> list[Revision]:
+        found = await self._find()
+        current = await self._call("inspect the running image", self._running_image, found[0], state=UNCHANGED)
+        marked, listed = False, []
+        for revision in await self._history.deploy_history(self._service):
+            is_current = not marked and _same_image(revision, current)
+            marked = marked or is_current
+            listed.append(dataclasses.replace(revision, current=is_current))
+        # An image never recorded (the bot has not touched the service yet) is still what runs now.
+        return listed if marked else [dataclasses.replace(current, current=True), *listed]
+
+    # -- finding and recording ---------------------------------------------------------------------------------
+
+    async def _find(self) -> list[Container]:
+        found = await self._call(f"look up {self._target.subject}", self._find_blocking, state=UNCHANGED)
+        if not found:
+            how = "matching" if self._target.labels else "named"
+            raise TargetNotFound(f"No Docker container {how} {self._target.selector}.", state=UNCHANGED)
+        return found
+
+    def _find_blocking(self) -> list[Container]:
+        client = self._client()
+        if self._target.container is not None:
+            try:
+                return [client.containers.get(self._target.container)]
+            except docker.errors.NotFound:
+                return []
+        labels = [f"{key}={value}" for key, value in (self._target.labels or {}).items()]
+        found = client.containers.list(all=True, filters={"label": labels})
+        return sorted((c for c in found if not c.name.endswith(ASIDE_SUFFIX)), key=lambda c: c.name)
+
+    async def _record_running(self, found: list[Container]) -> list[Revision]:
+        """Remember what each container runs, so it can be rolled back to; returns the images, in order."""
+        running = [await self._call("inspect the image", self._running_image, c, state=UNCHANGED) for c in found]
+        for image in {(r.image, r.digest): r for r in running}.values():
+            await self._history.record_deploy(self._service, image.image, image.digest, self._clock.now())
+        return running
+
+    def _running_image(self, container: Container) -> Revision:
+        reference, image_id = container.attrs["Config"]["Image"], container.attrs["Image"]
+        try:
+            image = self._client().images.get(image_id)
+        except docker.errors.ImageNotFound:
+            return Revision(id=reference, image=reference, digest=image_id)
+        if reference == image_id or reference.startswith("sha256:"):
+            reference = image.tags[0] if image.tags else image_id
+        repository = _repository(reference)
+        digests = [d for d in image.attrs.get("RepoDigests") or [] if "@" in d]
+        matching = [d for d in digests if d.split("@")[0] in (repository, repository.split("/")[-1])]
+        chosen = (matching or digests or [f"@{image.id}"])[0]
+        return Revision(id=reference, image=reference, digest=chosen.split("@", 1)[1])
+
+    def _choose(self, history: list[Revision], current: Revision, to: str | None) -> Revision:
+        unchanged = f"unchanged: {self._target.subject} still runs {current.image}"
+        if to is None:
+            index = next((i for i, rev in enumerate(history) if _same_image(rev, current)), -1)
+            older = [rev for rev in history[index + 1 :] if not _same_image(rev, current)]
+            if not older:
+                raise ExecutorError(
+                    f"No image before {current.image} is recorded for {self._service}; name one to roll back to.",
+                    state=unchanged,
+                )
+            return older[0]
+        wanted = f"{_repository(current.image)}:{to}" if BARE_TAG.fullmatch(to) else to
+        for rev in history:
+            if wanted in (rev.image, rev.digest) or rev.image.endswith("/" + wanted):
+                if _same_image(rev, current):
+                    raise ExecutorError(f"{self._target.subject} already runs {rev.image}.", state=unchanged)
+                return rev
+        known = ", ".join(rev.image for rev in history) or "none"
+        raise ExecutorError(f"{self._service} has never run {wanted}. Known images: {known}.", state=unchanged)
+
+    def _local_image(self, revision: Revision) -> str:
+        """The reference to create from: the recorded tag, or the recorded digest if the tag has moved since."""
+        images, digest = self._client().images, revision.digest
+        candidates = [revision.image, *([f"{_repository(revision.image)}@{digest}", digest] if digest else [])]
+        for reference in candidates:
+            try:
+                image = images.get(reference)
+            except docker.errors.ImageNotFound:
+                continue
+            repo_digests = image.attrs.get("RepoDigests") or []
+            if digest in (None, image.id) or any(d.endswith(f"@{digest}") for d in repo_digests):
+                return reference
+        try:
+            images.pull(candidates[1] if digest else revision.image)  # it ran here once, but may have been pruned
+        except docker.errors.APIError as exc:
+            raise ExecutorError(
+                f"{revision.image} is no longer on the Docker host and could not be pulled: {exc.explanation or exc}",
+                state=UNCHANGED,
+            ) from exc
+        return candidates[1] if digest else revision.image
+
+    # -- recreating --------------------------------------------------------------------------------------------
+
+    def _swap(self, swap: _Swap, image: str) -> None:
+        client = self._client()
+        aside = swap.name + ASIDE_SUFFIX
+        try:
+            client.containers.get(aside)
+        except docker.errors.NotFound:
+            pass
+        else:
+            raise ExecutorError(
+                f"A container named {aside} already exists (left by an interrupted rollback?); "
+                "remove it or rename it back first.",
+                state=f"unchanged: container {swap.name} still runs {swap.image}",
+            )
+        try:
+            old_image = client.images.get(swap.old.attrs["Image"]).attrs.get("Config") or {}
+        except docker.errors.ImageNotFound:
+            old_image = {}
+        config, networks = _recreate_config(swap.old.attrs, old_image, image)
+        swap.stopped = True  # before the call: a stop that fails half-way still needs a start to undo
+        swap.old.stop()  # no timeout given: the daemon waits the container's own stop timeout
+        swap.old.rename(aside)
+        swap.aside = True
+        created = client.api.create_container_from_config(config, name=swap.name)
+        swap.new = client.containers.get(created["Id"])
+        for network, endpoint in networks.items():
+            client.api.connect_container_to_network(swap.new.id, network, aliases=endpoint["Aliases"])
+        swap.new.start()
+
+    async def _put_back(self, swaps: list[_Swap], image: str, cause: ExecutorError) -> ExecutorError:
+        states = [await self._put_back_one(swap) for swap in swaps if swap.stopped]
+        return ExecutorError(f"Rolling back to {image} failed: {cause}", state="; ".join(states) or cause.state)
+
+    async def _put_back_one(self, swap: _Swap) -> str:
+        def undo() -> None:
+            if swap.new is not None:
+                swap.new.remove(force=True)
+            if swap.aside:
+                swap.old.rename(swap.name)
+            if swap.was_running:
+                swap.old.start()
+
+        try:
+            await self._call(f"put container {swap.name} back", undo)
+        except ExecutorError as exc:
+            where = swap.name + ASIDE_SUFFIX if swap.aside else swap.name
+            return f"could not put container {swap.name} back ({exc}); the old one is {where}, stopped"
+        now = await self._state_of(swap.old)
+        if not swap.was_running or now.endswith(" is running"):
+            return f"put back: container {swap.name} runs {swap.image} again"
+        return f"put back container {swap.name} on {swap.image}, but {now}"
+
+    # -- waiting -----------------------------------------------------------------------------------------------
+
+    async def _wait_ready(self, containers: list[Container], started: float) -> float:
+        """Poll until every container is running (and healthy, if it has a healthcheck); returns the seconds taken."""
+        deadline = started + self._target.start_timeout
+        seen_running: dict[str, str] = {}
+        while True:
+            waiting: list[str] = []
+            for container in containers:
+                await self._call(f"inspect container {container.name}", container.reload)
+                state = container.attrs.get("State") or {}
+                status, health = state.get("Status", "unknown"), (state.get("Health") or {}).get("Status") or ""
+                if status in ("exited", "dead"):
+                    described = _describe(container)
+                    raise ExecutorError(f"{described} right after starting", state=described)
+                if status != "running":
+                    waiting.append(_describe(container))
+                elif health and health != "none":
+                    if health != "healthy":
+                        waiting.append(_describe(container))
+                elif seen_running.get(container.id) != state.get("StartedAt"):
+                    # Running once may be a process about to exit: count it up when a second look agrees.
+                    seen_running[container.id] = state.get("StartedAt", "")
+                    waiting.append(_describe(container))
+            if not waiting:
+                return self._clock.monotonic() - started
+            if self._clock.monotonic() >= deadline:
+                raise ExecutorError(
+                    f"Not running and healthy within {self._target.start_timeout:g} s: " + "; ".join(waiting),
+                    state="; ".join(waiting),
+                )
+            await self._clock.sleep(self._target.poll_interval)
+
+    async def _state_of(self, container: Container) -> str:
+        try:
+            await self._call(f"inspect container {container.name}", container.reload)
+        except ExecutorError:
+            return f"the state of container {container.name} is unknown"
+        return _describe(container)
+
+    # -- talking to Docker -------------------------------------------------------------------------------------
+
+    def _client(self) -> docker.DockerClient:
+        # Made on first use, in a worker thread: docker-py asks the daemon for its API version when built.
+        if self._docker is None:
+            host = self._target.docker_host
+            self._docker = docker.DockerClient(base_url=host) if host else docker.DockerClient.from_env()
+        return self._docker
+
+    async def _call(self, doing: str, function: Callable[..., T], *args: Any, state: str = UNKNOWN, **kwargs: Any) -> T:
+        """Run a blocking docker-py call in a thread, turning its errors into the executor's."""
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except docker.errors.NotFound as exc:
+            raise TargetNotFound(f"Could not {doing}: {exc.explanation or exc}", state=state) from exc
+        except docker.errors.APIError as exc:
+            raise ExecutorError(f"Could not {doing}: Docker said {exc.explanation or exc}", state=state) from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            where = self._target.docker_host or "DOCKER_HOST"
+            raise ExecutorError(f"Could not {doing}: cannot reach Docker at {where} ({exc})", state=state) from exc
+
+
+def _recreate_config(
+    attrs: dict[str, Any], old_image: dict[str, Any], image: str
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The create request that rebuilds a container on `image`, and the extra networks to connect it to.
+
+    What the container got from its old image (command, env, labels, healthcheck…) is left out so the new image
+    supplies its own, the way `docker compose up` recreates; what was set on the container itself is kept.
+    """
+    old, host = attrs["Config"], dict(attrs["HostConfig"])
+    config = {key: value for key, value in old.items() if key not in ("Hostname", "Image", "Env", "Labels")}
+    for key in ("Cmd", "Entrypoint", "Healthcheck", "WorkingDir", "User", "StopSignal", "StopTimeout"):
+        if not config.get(key) or config.get(key) == old_image.get(key):
+            config.pop(key, None)
+    mode = host.get("NetworkMode") or "default"
+    if old.get("Hostname") and old["Hostname"] != attrs["Id"][:12] and mode != "host":
+        config["Hostname"] = old["Hostname"]
+    image_env = set(old_image.get("Env") or [])
+    config["Env"] = [e for e in old.get("Env") or [] if e not in image_env and e != f"HOSTNAME={old.get('Hostname')}"]
+    image_labels = old_image.get("Labels") or {}
+    config["Labels"] = {k: v for k, v in (old.get("Labels") or {}).items() if image_labels.get(k) != v}
+    config["Image"] = image
+
+    # podman reports ulimits as RLIMIT_NOFILE but accepts only nofile, as Docker does.
+    host["Ulimits"] = [dict(u, Name=u["Name"].lower().removeprefix("rlimit_")) for u in host.get("Ulimits") or []]
+    binds = list(host.get("Binds") or [])
+    covered = {b.split(":")[1] for b in binds if ":" in b} | {m.get("Target") for m in host.get("Mounts") or []}
+    for mount in attrs.get("Mounts") or []:
+        # Anonymous volumes would come back empty on a new container: mount the same ones by name.
+        if mount.get("Type") == "volume" and mount.get("Name") and mount.get("Destination") not in covered:
+            binds.append(f"{mount['Name']}:{mount['Destination']}" + ("" if mount.get("RW", True) else ":ro"))
+    host["Binds"] = binds or None
+    config["HostConfig"] = host
+
+    networks: dict[str, dict[str, Any]] = {}
+    attached = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if mode not in ("host", "none") and not mode.startswith("container:"):
+        # Keep user-defined networks (compose's) and their aliases; the engine re-adds the container-id alias.
+        # podman reports NetworkMode "bridge" even then, so the attached networks are what count.
+        networks = {
+            name: {"Aliases": [a for a in settings.get("Aliases") or [] if not attrs["Id"].startswith(a)] or None}
+            for name, settings in attached.items()
+            if name not in DEFAULT_NETWORKS
+        }
+        if networks and not any(name in DEFAULT_NETWORKS for name in attached):
+            first = mode if mode in networks else next(iter(networks))
+            host["NetworkMode"] = first
+            config["NetworkingConfig"] = {"EndpointsConfig": {first: networks.pop(first)}}
+    return config, networks
+
+
+def _describe(container: Container) -> str:
+    state = container.attrs.get("State") or {}
+    status, health = state.get("Status", "unknown"), (state.get("Health") or {}).get("Status") or ""
+    if status in ("exited", "dead"):
+        return f"container {container.name} is {status} (code {state.get('ExitCode')})"
+    if status == "running" and health and health not in ("none", "healthy"):
+        streak = (state.get("Health") or {}).get("FailingStreak") or 0
+        failed = f", {streak} failed checks in a row" if streak else ""
+        return f"container {container.name} is running but {health}{failed}"
+    return f"container {container.name} is {status}"
+
+
+def _repository(reference: str) -> str:
+    """`registry:5000/app:1.2@sha256:…` → `registry:5000/app`."""
+    name = reference.split("@", 1)[0]
+    head, _, tail = name.rpartition(":")
+    return head if head and "/" not in tail else name
+
+
+def _same_image(revision: Revision, current: Revision) -> bool:
+    if revision.digest and current.digest:
+        return revision.digest == current.digest
+    return revision.image == current.image

@@ -1,0 +1,415 @@
+"""Kubernetes executor: restart a deployment and roll it back to an earlier revision, the way `kubectl rollout
+restart`, `undo` and `status` do. Not responsible for policy or locks, nor for applying manifests, scaling or pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import urllib3.exceptions
+from kubernetes.client import ApiClient, AppsV1Api, Configuration, V1Deployment, V1ObjectMeta, V1ReplicaSet
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
+from kubernetes.config.kube_config import load_kube_config
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.checks.base import ENV_NAME
+from bot.clock import Clock
+from bot.executors.base import ExecutorError, Progress, Revision, TargetNotFound
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+REVISION = "deployment.kubernetes.io/revision"
+TEMPLATE_HASH = "pod-template-hash"  # the label the controller adds to each ReplicaSet's copy of the template
+# `kubectl rollout undo` keeps these deployment annotations and takes every other one from the ReplicaSet.
+KEPT_ON_UNDO = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration", REVISION, "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas", "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+})
+DNS_1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read: a hung API server must not hold an action for ever
+UNCHANGED = "nothing was changed"
+T = TypeVar("T")
+
+
+class KubernetesTarget(BaseModel):
+    """One deployment: which, where its API server is, how to authenticate, and how long a rollout may take."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["kubernetes"]
+    namespace: str = Field(default="default", max_length=63, pattern=DNS_1123_LABEL)
+    deployment: str = Field(max_length=253, pattern=DNS_1123_SUBDOMAIN)
+    container: str | None = Field(default=None, max_length=63, pattern=DNS_1123_LABEL,
+                                  description="whose image revisions show; None: the first container")
+    api_url: str | None = Field(default=None, description="None: the in-cluster config if any, else the kubeconfig")
+    token_env: str | None = Field(default=None, pattern=ENV_NAME,
+                                  description="environment variable holding a bearer token")
+    verify_tls: bool = True
+    rollout_timeout: float = Field(default=300, gt=0)
+    poll_interval: float = Field(default=2, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://10.0.0.1:6443")
+        if parts.username or parts.password:
+            raise ValueError("must not contain credentials; name the token's environment variable in token_env")
+        return value.rstrip("/")
+
+    @property
+    def subject(self) -> str:
+        return f"deployment {self.namespace}/{self.deployment}"
+
+
+@dataclass(frozen=True)
+class _Rollout:
+    """What `kubectl rollout status` reads from a deployment to decide whether its rollout is done."""
+
+    subject: str
+    generation: int
+    observed: int
+    desired: int
+    replicas: int
+    updated: int
+    available: int
+    deadline_exceeded: bool
+
+    @classmethod
+    def of(cls, subject: str, deployment: V1Deployment) -> _Rollout:
+        status, spec = deployment.status, deployment.spec
+        conditions = (status.conditions if status else None) or []
+        return cls(
+            subject=subject,
+            generation=_meta(deployment).generation or 0,
+            observed=(status.observed_generation if status else None) or 0,
+            desired=1 if spec.replicas is None else spec.replicas,
+            replicas=(status.replicas if status else None) or 0,
+            updated=(status.updated_replicas if status else None) or 0,
+            available=(status.available_replicas if status else None) or 0,
+            deadline_exceeded=any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded"
+                                  for c in conditions),
+        )
+
+    @property
+    def observed_change(self) -> bool:
+        return self.observed >= self.generation
+
+    @property
+    def done(self) -> bool:
+        # kubectl's order: all updated, no old replica left, every updated replica available.
+        return (self.observed_change and self.updated >= self.desired and self.replicas <= self.updated
+                and self.available >= self.updated)
+
+    @property
+    def stalled(self) -> bool:
+        # A condition from before the controller saw this change belongs to the previous rollout.
+        return self.observed_change and self.deadline_exceeded
+
+    def describe(self) -> str:
+        counts = f"{self.subject}: {self.updated} of {_replicas(self.desired)} updated, {self.available} available"
+        if self.replicas > self.updated:
+            counts += f", {self.replicas - self.updated} old still running"
+        if not self.observed_change:
+            return counts + "; the deployment controller has not picked up the change yet"
+        if self.stalled:
+            return counts + "; the rollout has stalled (it exceeded its progress deadline)"
+        return counts + "; the rollout is still in progress"
+
+
+@dataclass(frozen=True)
+class _ReplicaSet:
+    """One revision of the deployment: its number, pod template (hash label removed) and what it shows."""
+
+    number: int
+    template: dict[str, Any]
+    annotations: dict[str, str]
+    image: str
+    created_at: datetime | None
+
+
+class KubernetesWorkload:
+    """A Kubernetes deployment; implements `Workload` with the official client, one API client per workload."""
+
+    def __init__(self, target: KubernetesTarget, environ: Mapping[str, str], clock: Clock) -> None:
+        self._target, self._environ, self._clock = target, environ, clock
+        self._client: ApiClient | None = None
+        self._token: str | None = None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.to_thread(_close, client)
+
+    def describe(self) -> str:
+        return f"Kubernetes {self._target.subject}"
+
+    def _wait_title(self) -> str:
+        return f"Wait for the rollout to finish (up to {self._target.rollout_timeout:g} s)"
+
+    def restart_plan(self) -> list[str]:
+        return [f"Restart {self._target.subject}", self._wait_title()]
+
+    def rollback_plan(self, to: str | None) -> list[str]:
+        wanted = "the previous one" if to is None else f"revision {_revision_number(to)}"
+        return [f"Pick the revision to roll back to ({wanted})", f"Roll {self._target.subject} back to it",
+                self._wait_title()]
+
+    async def restart(self, progress: Progress) -> str:
+        restart_title, wait_title = self.restart_plan()
+        target = self._target
+        async with progress.step(restart_title) as step:
+            self._refuse_paused(await self._read(), "restart")
+            # kubectl's restart: a new template annotation makes the controller roll every pod.
+            stamp = self._clock.now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+            started = self._clock.monotonic()
+            await self._call(f"restart {target.subject}", lambda api: api.patch_namespaced_deployment(
+                target.deployment, target.namespace, patch, _request_timeout=REQUEST_TIMEOUT), write=True)
+            step.detail = f"restartedAt {stamp}"
+        async with progress.step(wait_title) as step:
+            rollout, seconds, _ = await self._wait(started)
+            step.detail = f"{_replicas(rollout.desired)} updated and available in {seconds:.1f} s"
+        return f"Restarted {target.subject}: {_replicas(rollout.desired)} updated and available in {seconds:.1f} s."
+
+    async def rollback(self, to: str | None, progress: Progress) -> str:
+        pick_title, apply_title, wait_title = self.rollback_plan(to)
+        target = self._target
+        async with progress.step(pick_title) as step:
+            deployment = await self._read()
+            self._refuse_paused(deployment, "roll back")
+            history = await self._history(deployment)
+            current = _current(deployment, history)
+            chosen = self._choose(history, current, to)
+            step.detail = f"revision {chosen.number} ({chosen.image})"
+        async with progress.step(apply_title) as step:
+            annotations = {k: v for k, v in (_meta(deployment).annotations or {}).items() if k in KEPT_ON_UNDO}
+            annotations.update({k: v for k, v in chosen.annotations.items() if k not in KEPT_ON_UNDO})
+            # kubectl's undo, as one JSON patch; "add" also works where the deployment has no annotations yet.
+            patch = [{"op": "replace", "path": "/spec/template", "value": chosen.template},
+                     {"op": "add", "path": "/metadata/annotations", "value": annotations}]
+            started = self._clock.monotonic()
+            await self._call(f"roll {target.subject} back", lambda api: api.patch_namespaced_deployment(
+                target.deployment, target.namespace, patch, _request_timeout=REQUEST_TIMEOUT), write=True)
+            step.detail = f"pod template of revision {chosen.number} applied"
+        async with progress.step(wait_title) as step:
+            rollout, seconds, now = await self._wait(started)
+            step.detail = f"{_replicas(rollout.desired)} updated and available in {seconds:.1f} s"
+        renumbered = f", now revision {now}" if now not in (None, chosen.number) else ""
+        return (f"Rolled {target.subject} back from revision {current} to revision {chosen.number} "
+                f"({chosen.image}{renumbered}): {_replicas(rollout.desired)} available in {seconds:.1f} s.")
+
+    async def revisions(self) -> list[Revision]:
+        deployment = await self._read()
+        history = await self._history(deployment)
+        current = _current(deployment, history)
+        return [Revision(id=str(rs.number), image=rs.image, created_at=rs.created_at, current=rs.number == current)
+                for rs in history]
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    async def _read(self, state: str = UNCHANGED) -> V1Deployment:
+        target = self._target
+        return await self._call(f"read {target.subject}", lambda api: api.read_namespaced_deployment(
+            target.deployment, target.namespace, _request_timeout=REQUEST_TIMEOUT), state=state)
+
+    async def _history(self, deployment: V1Deployment) -> list[_ReplicaSet]:
+        """The deployment's ReplicaSets that carry a revision, newest first (what `kubectl rollout history` lists)."""
+        return await self._call(f"list the ReplicaSets of {self._target.subject}",
+                                lambda api: self._history_blocking(api, deployment))
+
+    def _history_blocking(self, api: AppsV1Api, deployment: V1Deployment) -> list[_ReplicaSet]:
+        match_labels = (deployment.spec.selector.match_labels if deployment.spec.selector else None) or {}
+        selector = ",".join(f"{key}={value}" for key, value in sorted(match_labels.items())) or None
+        listed = api.list_namespaced_replica_set(self._target.namespace, label_selector=selector,
+                                                 _request_timeout=REQUEST_TIMEOUT)
+        found = []
+        for rs in listed.items:
+            meta = _meta(rs)
+            number = _revision_of(meta)
+            # The selector may match another deployment's ReplicaSets too; kubectl keeps those this one controls.
+            owners = meta.owner_references or []
+            if number is None or not any(o.uid == _meta(deployment).uid and o.controller for o in owners):
+                continue
+            template = api.api_client.sanitize_for_serialization(rs.spec.template if rs.spec else None) or {}
+            (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH, None)
+            found.append(_ReplicaSet(number, template, dict(meta.annotations or {}), self._image(template),
+                                     meta.creation_timestamp))
+        return sorted(found, key=lambda rs: rs.number, reverse=True)
+
+    def _image(self, template: dict[str, Any]) -> str:
+        containers = (template.get("spec") or {}).get("containers") or []
+        wanted = self._target.container
+        chosen = next((c for c in containers if wanted is None or c.get("name") == wanted), None)
+        return str(chosen.get("image", "")) if chosen else f"(no container {wanted})"
+
+    def _choose(self, history: list[_ReplicaSet], current: int, to: str | None) -> _ReplicaSet:
+        subject = self._target.subject
+        known = ", ".join(str(rs.number) for rs in history) or "none"
+        unchanged = f"unchanged: {subject} is still at revision {current}"
+        if to is None:
+            older = [rs for rs in history if rs.number < current]
+            if not older:
+                raise ExecutorError(f"{subject} has no revision before {current} to roll back to. "
+                                    f"Revisions: {known}.", state=unchanged)
+            return older[0]
+        number = _revision_number(to)
+        if number == current:
+            raise ExecutorError(f"{subject} is already at revision {current}; name an earlier one. "
+                                f"Revisions: {known}.", state=unchanged)
+        chosen = next((rs for rs in history if rs.number == number), None)
+        if chosen is None:
+            raise ExecutorError(f"{subject} has no revision {number}. Revisions: {known}.", state=unchanged)
+        return chosen
+
+    def _refuse_paused(self, deployment: V1Deployment, doing: str) -> None:
+        # As kubectl: a paused deployment would never roll out, so the wait could only time out.
+        if deployment.spec.paused:
+            raise ExecutorError(f"Cannot {doing} {self._target.subject}: it is paused. Resume it first "
+                                f"(kubectl rollout resume deployment/{self._target.deployment} "
+                                f"-n {self._target.namespace}).", state=UNCHANGED)
+
+    # -- waiting -----------------------------------------------------------------------------------------------
+
+    async def _wait(self, started: float) -> tuple[_Rollout, float, int | None]:
+        """Poll like `kubectl rollout status`; returns the finished rollout, seconds taken and the new revision."""
+        deadline = started + self._target.rollout_timeout
+        unknown = f"{self._target.subject} was changed; how far its rollout got is unknown"
+        while True:
+            deployment = await self._read(state=unknown)
+            rollout = _Rollout.of(self._target.subject, deployment)
+            if rollout.done:
+                return rollout, self._clock.monotonic() - started, _revision_of(deployment.metadata)
+            if rollout.stalled:
+                raise ExecutorError(f"The rollout of {self._target.subject} exceeded its progress deadline.",
+                                    state=rollout.describe())
+            if self._clock.monotonic() >= deadline:
+                raise ExecutorError(f"The rollout of {self._target.subject} did not finish within "
+                                    f"{self._target.rollout_timeout:g} s.", state=rollout.describe())
+            await self._clock.sleep(self._target.poll_interval)
+
+    # -- talking to the API server -----------------------------------------------------------------------------
+
+    async def _call(self, doing: str, function: Callable[[AppsV1Api], T], *, state: str = UNCHANGED,
+                    write: bool = False) -> T:
+        """Run a blocking client call in a thread, turning its failures into the executor's errors."""
+        maybe = f"unknown: {self._target.subject} may have been changed; look at it before trying again"
+        maybe = maybe if write else state
+        try:
+            return await asyncio.to_thread(self._blocking, function)
+        except ApiException as exc:
+            # The server answered: a write it refused changed nothing; one that failed inside it may have.
+            after = UNCHANGED if write and (exc.status or 500) < 500 else maybe
+            if exc.status == 404:
+                raise TargetNotFound(self._scrub(f"There is no {self._target.subject} in the cluster at "
+                                                 f"{self._where()}."), state=after) from exc
+            raise ExecutorError(self._scrub(f"Could not {doing}: {self._explain(exc)}"), state=after) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", str(getattr(exc, "reason", None) or exc))
+            raise ExecutorError(self._scrub(f"Could not {doing}: cannot reach the Kubernetes API at "
+                                            f"{self._where()} ({reason})."), state=maybe) from exc
+
+    def _blocking(self, function: Callable[[AppsV1Api], T]) -> T:
+        # Made on first use, in a worker thread: loading a kubeconfig reads files and may run an auth plugin.
+        if self._client is None:
+            self._client = ApiClient(self._configuration())
+        return function(AppsV1Api(self._client))
+
+    def _configuration(self) -> Configuration:
+        target, config = self._target, Configuration()
+        try:
+            if target.api_url is not None:
+                config.host = target.api_url
+            elif self._environ.get("KUBERNETES_SERVICE_HOST"):
+                InClusterConfigLoader(SERVICE_TOKEN_FILENAME, SERVICE_CERT_FILENAME,
+                                      environ=dict(self._environ)).load_and_set(config)
+            else:
+                load_kube_config(config_file=self._environ.get("KUBECONFIG", "~/.kube/config"),
+                                 client_configuration=config, persist_config=False)
+        except ConfigException as exc:
+            reason = str(exc).rstrip(".")
+            raise ExecutorError(f"No Kubernetes API to talk to for {target.subject}: {reason}. Set api_url, run "
+                                "opsbot inside the cluster, or give it a kubeconfig.", state=UNCHANGED) from exc
+        if not target.verify_tls:
+            config.verify_ssl = False
+        if target.token_env is not None:
+            token = self._environ.get(target.token_env)
+            if not token:
+                raise ExecutorError(f"environment variable {target.token_env} is not set (the bearer token for "
+                                    f"{target.subject})", state=UNCHANGED)
+            self._token = token
+            # "authorization" is the key both the old and the new client generations read.
+            config.api_key, config.api_key_prefix = {"authorization": token}, {"authorization": "Bearer"}
+            config.refresh_api_key_hook = None
+        return config
+
+    def _where(self) -> str:
+        if self._client is not None:
+            return str(self._client.configuration.host)
+        return self._target.api_url or "the configured cluster"
+
+    def _explain(self, exc: ApiException) -> str:
+        message = _status_message(exc.body)
+        if exc.status == 401:
+            source = f"the token in {self._target.token_env}" if self._target.token_env else "the kubeconfig"
+            return f"the Kubernetes API refused the credentials (401 Unauthorized); check {source}"
+        if exc.status == 403:
+            return f"not allowed (403 Forbidden): {message}"
+        return f"the Kubernetes API answered {exc.status} {exc.reason}" + (f": {message}" if message else "")
+
+    def _scrub(self, text: str) -> str:
+        # Belt and braces: nothing above quotes the token, but a server may echo a header back.
+        return text.replace(self._token, "[token]") if self._token else text
+
+
+def _close(client: ApiClient) -> None:
+    client.close()
+    client.rest_client.pool_manager.clear()  # older clients' close() leaves the connections open
+
+
+def _status_message(body: Any) -> str:
+    """The `message` of a Kubernetes Status answer, shortened; the raw body if it is not one."""
+    try:
+        parsed = json.loads(body) if isinstance(body, (str, bytes)) else None
+    except ValueError:
+        parsed = None
+    text = parsed.get("message", "") if isinstance(parsed, dict) else str(body or "")
+    return str(text)[:300]
+
+
+def _meta(obj: V1Deployment | V1ReplicaSet) -> V1ObjectMeta:
+    return obj.metadata or V1ObjectMeta()  # the API always sends it; the newer client's models type it optional
+
+
+def _revision_of(meta: V1ObjectMeta | None) -> int | None:
+    value = ((meta.annotations if meta else None) or {}).get(REVISION, "")
+    return int(value) if str(value).isdigit() else None
+
+
+def _current(deployment: V1Deployment, history: list[_ReplicaSet]) -> int:
+    """The deployment's own revision; before the controller has written it, the newest ReplicaSet's."""
+    own = _revision_of(deployment.metadata)
+    return own if own is not None else max((rs.number for rs in history), default=0)
+
+
+def _revision_number(to: str) -> int:
+    text = to.strip().lower().removeprefix("revision").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ExecutorError(f"{to!r} is not a revision number; Kubernetes revisions are 1, 2, 3…", state=UNCHANGED)
+    return int(text)
+
+
+def _replicas(count: int) -> str:
+    return f"{count} replica" if count == 1 else f"{count} replicas"

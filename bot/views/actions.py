@@ -1,0 +1,159 @@
+"""Action messages: the plan shown to the requester, and the channel message that follows a run to its end.
+
+The channel message is re-rendered from the stored run every time, so it always says what the store says.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock,
+)
+
+from bot.actions.models import ActionRun, ActionState, ApprovalDecision, BackupRecord, Decision, StepState
+from bot.actions.policy import mention
+from bot.views import MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
+from bot.views.common import timestamp
+
+REQUEST_ACTION, CANCEL_ACTION = "action.request", "action.cancel"
+APPROVE_ACTION, DENY_ACTION = "approval.approve", "approval.deny"
+
+_HEADLINE = {
+    ActionState.DRAFT: "📝 Plan", ActionState.PENDING: "🔐 Approval needed", ActionState.APPROVED: "✅ Approved",
+    ActionState.RUNNING: "⏳ Running", ActionState.SUCCEEDED: "✅ Done", ActionState.FAILED: "❌ Failed",
+    ActionState.DENIED: "⛔ Denied", ActionState.EXPIRED: "⌛ Expired", ActionState.INTERRUPTED: "⚠️ Interrupted",
+    ActionState.CANCELLED: "➖ Withdrawn",
+}
+_STEP = {StepState.WAITING: "⬜", StepState.RUNNING: "⏳", StepState.SUCCEEDED: "✅", StepState.FAILED: "❌"}
+
+
+def describe(run: ActionRun) -> str:
+    """`restart api`, `restore db from backup 12`, `rollback api to v1.4`."""
+    extra = ""
+    if run.params.get("backup_id") is not None:
+        extra = f" from backup {run.params['backup_id']}"
+    elif run.params.get("to"):
+        extra = f" to {run.params['to']}"
+    return f"{run.kind.value} {run.service}{extra}"
+
+
+def plan_message(run: ActionRun) -> Message:
+    """What the requester sees before anything happens (ephemeral): target, steps, approvals, buttons."""
+    needs = (
+        f"{run.approvals_needed} approval{'s' if run.approvals_needed > 1 else ''} from "
+        + (mention(run.approvers) if run.approvers else "anyone but you")
+        if run.approvals_needed else "none: it runs when you press *Run now*"
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(f"📝 Plan: {describe(run)}", MAX_HEADER_TEXT)),
+        SectionBlock(fields=[
+            MarkdownTextObject(text=f"*Service*\n`{run.service}` · _{escape(run.environment)}_"),
+            MarkdownTextObject(text=f"*Target*\n{escape(run.target)}"),
+            MarkdownTextObject(text=f"*Approval*\n{needs}"),
+            MarkdownTextObject(text=f"*Reason*\n{escape(run.reason) or '_none given_'}"),
+        ]),
+        SectionBlock(text=clip("*Steps*\n" + "\n".join(f"{i + 1}. {escape(s.title)}" for i, s in enumerate(run.steps)), MAX_SECTION_TEXT)),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Nothing has been touched yet. This plan can be sent until {timestamp(run.expires_at)}.")]),
+    ]
+    if run.approvals_needed:
+        go = ButtonElement(text="Request approval", action_id=REQUEST_ACTION, value=str(run.id), style="primary")
+    else:
+        go = ButtonElement(
+            text="Run now", action_id=REQUEST_ACTION, value=str(run.id), style="primary",
+            confirm=ConfirmObject(title="Run it now?", text=f"{describe(run)} ({run.environment}) starts at once.", confirm="Run", deny="Not yet"),
+        )
+    blocks.append(ActionsBlock(block_id="action.plan", elements=[go, ButtonElement(text="Cancel", action_id=CANCEL_ACTION, value=str(run.id))]))
+    return Message.of(f"Plan: {describe(run)} ({run.environment})", blocks)
+
+
+def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message:
+    """The channel message of a requested action, in whatever state it is."""
+    headline = f"{_HEADLINE[run.state]}: {describe(run)}"
+    approved = [d for d in decisions if d.decision is Decision.APPROVE]
+    approvals = (f"{len(approved)} of {run.approvals_needed}" + (f" ({', '.join(f'<@{d.user_id}>' for d in approved)})" if approved else "")
+                 if run.approvals_needed else "not needed")
+    fields = [
+        MarkdownTextObject(text=f"*Requested by*\n<@{run.requested_by}>"),
+        MarkdownTextObject(text=f"*Service*\n`{run.service}` · _{escape(run.environment)}_"),
+        MarkdownTextObject(text=f"*Target*\n{escape(run.target)}"),
+        MarkdownTextObject(text=f"*Approvals*\n{approvals}"),
+    ]
+    if run.reason:
+        fields.append(MarkdownTextObject(text=f"*Reason*\n{escape(run.reason)}"))
+    blocks: list[Block] = [HeaderBlock(text=clip(headline, MAX_HEADER_TEXT)), SectionBlock(fields=fields)]
+    if run.steps:
+        blocks.append(SectionBlock(text=clip("\n".join(_step_line(step) for step in run.steps), MAX_SECTION_TEXT)))
+    outcome = _outcome(run)
+    if outcome:
+        blocks.append(SectionBlock(text=clip(outcome, MAX_SECTION_TEXT)))
+    if run.state is ActionState.PENDING:
+        who = mention(run.approvers) if run.approvers else "anyone but the requester"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Approvers: {who}. Expires {timestamp(run.expires_at)}; then nothing runs.")]))
+        blocks.append(ActionsBlock(block_id="approval.buttons", elements=[
+            ButtonElement(text="Approve", action_id=APPROVE_ACTION, value=str(run.id), style="primary",
+                          confirm=ConfirmObject(title="Approve?", text=f"{describe(run)} ({run.environment}) will run as soon as it has its approvals.",
+                                                confirm="Approve", deny="Back")),
+            ButtonElement(text="Deny", action_id=DENY_ACTION, value=str(run.id), style="danger"),
+        ]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Action #{run.id} · requested {timestamp(run.created_at)}")]))
+    return Message.of(f"{headline} ({run.environment})", blocks)
+
+
+def _step_line(step: object) -> str:
+    state, title, detail, seconds = step.state, step.title, step.detail, step.seconds  # type: ignore[attr-defined]
+    line = f"{_STEP[state]} {escape(title)}"
+    if detail:
+        line += f" — {escape(clip(detail, 300))}"
+    if seconds is not None:
+        line += f" _({seconds:.1f} s)_"
+    return line
+
+
+def _outcome(run: ActionRun) -> str:
+    # `outcome` and `target_state` are mrkdwn written by the core, which escapes any text it quotes.
+    if run.state is ActionState.SUCCEEDED:
+        took = f" in {(run.finished_at - run.started_at).total_seconds():.1f} s" if run.finished_at and run.started_at else ""
+        return f"*Done{took}.* {run.outcome}"
+    if run.state is ActionState.FAILED:
+        state = f"\n*State now:* {run.target_state}" if run.target_state else ""
+        return f"*Failed:* {run.outcome}{state}"
+    if run.state is ActionState.INTERRUPTED:
+        return f"*{run.outcome}*\n*State now:* {run.target_state}"
+    if run.state in (ActionState.DENIED, ActionState.EXPIRED, ActionState.CANCELLED):
+        return run.outcome or "Nothing ran."
+    return ""
+
+
+def backups_message(service: str, records: list[BackupRecord], now_text: str, now: object) -> Message:
+    """`/ops backups <service>`: id, time, size, checksum, verified, age."""
+    from datetime import datetime
+
+    assert isinstance(now, datetime)
+    if not records:
+        text = f"`{service}` has no backups yet. Take one with `/ops backup {service}`."
+        return Message.of(text, [SectionBlock(text=text)])
+    lines = []
+    for record in records:
+        age = now - record.created_at
+        hours = age.total_seconds() / 3600
+        age_text = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+        verified = "verified ✅" if record.verified_at else "not verified ⚠️"
+        label = f" · _{record.label.value}_" if record.label.value != "manual" else ""
+        lines.append(f"`{record.id}` {timestamp(record.created_at)} · {record.size / (1 << 20):.1f} MiB · "
+                     f"sha256 `{record.sha256[:12]}` · {verified} · {age_text} old{label}")
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(f"Backups of {service}", MAX_HEADER_TEXT)),
+        SectionBlock(text=clip("\n".join(lines), MAX_SECTION_TEXT)),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Restore one with `/ops restore {service} <id>`. {now_text}")]),
+    ]
+    return Message.of(f"Backups of {service}: {len(records)}", blocks)
+
+
+def runs_message(title: str, runs: list[ActionRun], empty: str, extra_lines: list[str] | None = None) -> Message:
+    """A list of runs (`/ops history`, `/ops approvals`)."""
+    lines = [f"{_HEADLINE[run.state].split(' ')[0]} #{run.id} *{escape(describe(run))}* · {run.state.value} · "
+             f"<@{run.requested_by}> · {timestamp(run.created_at)}" for run in runs]
+    body = "\n".join(lines) if lines else empty
+    blocks: list[Block] = [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(text=clip(body, MAX_SECTION_TEXT))]
+    if extra_lines:
+        blocks.append(SectionBlock(text=clip("\n".join(extra_lines), MAX_SECTION_TEXT)))
+    return Message.of(title, blocks)

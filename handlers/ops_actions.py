@@ -1,0 +1,96 @@
+"""`/ops restart|backup|backups|restore|rollback|history|approvals`: parse, then one core call each.
+
+Requests come back as a plan only the requester sees; nothing is touched until they press its button.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.actions import service as actions
+from bot.actions.models import ActionKind, ActionState
+from bot.context import Context
+from bot.errors import OpsbotError
+from bot.views.actions import backups_message, plan_message, runs_message
+from bot.views.common import timestamp
+from handlers.replies import Reply
+
+# A revision number or an image tag/reference: it only ever reaches an API as a value, never argv.
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,199}$")
+
+
+class Usage(OpsbotError):
+    """The words after `/ops <subcommand>` do not fit its usage."""
+
+    def __init__(self, usage: str, detail: str) -> None:
+        super().__init__(f"Usage: `/ops {usage}`: {detail}")
+
+
+def _service(ctx: Context, args: list[str], usage: str) -> str:
+    if not args:
+        names = ", ".join(f"`{name}`" for name in ctx.catalog.service_names[:30]) or "none in the catalog"
+        raise Usage(usage, f"name a service. Services: {names}.")
+    name = args[0].lower()
+    ctx.catalog.service(name)  # UnknownService with a did-you-mean
+    return name
+
+
+async def _plan(ctx: Context, reply: Reply, command: dict[str, Any], service: str, kind: ActionKind,
+                params: dict[str, Any], reason: str) -> None:
+    await reply.ack()
+    run = await actions.plan(ctx, service, kind, requested_by=command["user_id"], channel_id=command.get("channel_id"),
+                             params=params, reason=reason)
+    await reply.ephemeral(plan_message(run))
+
+
+async def restart(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    service = _service(ctx, args, "restart <service> [reason]")
+    await _plan(ctx, reply, command, service, ActionKind.RESTART, {}, " ".join(args[1:]))
+
+
+async def backup(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    service = _service(ctx, args, "backup <service> [reason]")
+    await _plan(ctx, reply, command, service, ActionKind.BACKUP, {}, " ".join(args[1:]))
+
+
+async def restore(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    usage = "restore <service> <backup-id> [reason]"
+    service = _service(ctx, args, usage)
+    if len(args) < 2 or not args[1].isdigit():
+        raise Usage(usage, f"the backup id is a number from `/ops backups {service}`.")
+    await _plan(ctx, reply, command, service, ActionKind.RESTORE, {"backup_id": int(args[1])}, " ".join(args[2:]))
+
+
+async def rollback(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    usage = "rollback <service> [to <revision|tag>] [reason]"
+    service = _service(ctx, args, usage)
+    rest, params = args[1:], {}
+    if rest and rest[0].lower() == "to":
+        if len(rest) < 2 or not _REVISION.match(rest[1]):
+            raise Usage(usage, f"after `to`, a revision number or an image tag (see `/ops history {service}`).")
+        params, rest = {"to": rest[1]}, rest[2:]
+    await _plan(ctx, reply, command, service, ActionKind.ROLLBACK, params, " ".join(rest))
+
+
+async def backups(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    service = _service(ctx, args, "backups <service>")
+    records = await ctx.store.backups(service, limit=25)
+    now = ctx.clock.now()
+    await reply.ack(backups_message(service, records, f"As of {timestamp(now)}.", now))
+
+
+async def history(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    service = _service(ctx, args, "history <service>")
+    runs = await ctx.store.actions(service=service, limit=15)
+    revisions = await actions.revisions(ctx, service)
+    lines = ["*Deploy revisions*"] + [
+        f"{'▶️' if r.current else '•'} `{r.id}` {r.image}" + (f" · {timestamp(r.created_at)}" if r.created_at else "")
+        for r in revisions
+    ] if revisions else None
+    await reply.ack(runs_message(f"History of {service}", runs, "No actions yet.", lines))
+
+
+async def approvals(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    runs = await ctx.store.actions(states=[ActionState.PENDING], limit=25)
+    await reply.ack(runs_message("Pending approvals", runs, "Nothing is waiting for approval."))

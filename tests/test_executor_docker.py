@@ -1,0 +1,390 @@
+"""The Docker executor against real containers run by podman's Docker-compatible API.
+
+Arranging and inspecting goes through the test's own docker client; the executor under test makes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pydantic import ValidationError
+
+from bot.clock import SystemClock
+from bot.executors.base import DeployHistory, ExecutorError, RecordingProgress, TargetNotFound
+from bot.executors.docker import DockerTarget, DockerWorkload
+from bot.store import create_store
+
+if TYPE_CHECKING:
+    from tests.podman import Containers, Images, Podman
+
+pytest_plugins = ["tests.podman"]  # its fixtures: podman, images, docker_client, containers
+
+SERVICE = "api"
+AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
+MakeWorkload = Callable[..., DockerWorkload]
+
+
+async def http_get(port: int, path: str = "/version") -> str:
+    """GET from a container, retrying briefly: a server that was just started may not listen yet."""
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return str(response.read().decode().strip())
+
+    for _ in range(30):
+        try:
+            return await asyncio.to_thread(get)
+        except OSError:
+            await asyncio.sleep(0.1)
+    return await asyncio.to_thread(get)
+
+
+def started_at(containers: Containers, name: str) -> str:
+    return str(containers.get(name).attrs["State"]["StartedAt"])
+
+
+@pytest.fixture
+async def history(tmp_path: Path) -> AsyncIterator[DeployHistory]:
+    """The real store, on a SQLite file in the test's directory."""
+    store = create_store(f"sqlite:///{tmp_path / 'h.db'}")
+    await store.open()
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def workload(podman: Podman, history: DeployHistory) -> AsyncIterator[MakeWorkload]:
+    """Builds executors on the podman service with short timeouts; closes them afterwards."""
+    made: list[DockerWorkload] = []
+
+    def make(**fields: object) -> DockerWorkload:
+        options = {"type": "docker", "docker_host": podman.base_url, "start_timeout": 10, "poll_interval": 0.2}
+        made.append(DockerWorkload(SERVICE, DockerTarget.model_validate({**options, **fields}), history, SystemClock()))
+        return made[-1]
+
+    yield make
+    for each in made:
+        await each.close()
+
+
+# -- restart ---------------------------------------------------------------------------------------------------
+
+
+async def test_restart_changes_started_at_and_waits_until_running(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    containers.run(name, images.v1, port=port)
+    before = started_at(containers, name)
+    executor = workload(container=name)
+    progress = RecordingProgress()
+
+    summary = await executor.restart(progress)
+
+    assert started_at(containers, name) != before
+    assert containers.get(name).status == "running"
+    assert [s.title for s in progress.steps] == executor.restart_plan()
+    assert [s.state for s in progress.steps] == ["succeeded", "succeeded"]
+    assert progress.steps[1].detail.startswith("running again in ")
+    assert summary.startswith(f"Restarted container {name}; running again in ")
+    assert await http_get(port) == "1"
+    [recorded] = await history.deploy_history(SERVICE)
+    assert recorded.image == images.v1 and recorded.digest and recorded.digest.startswith("sha256:")
+
+
+async def test_restart_waits_until_the_healthcheck_passes(
+    podman: Podman, containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    check = ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/health"]
+    containers.run(name, images.v1, port=port, healthcheck={"test": check, "interval": 1_000_000_000, "retries": 1})
+    progress = RecordingProgress()
+
+    async with podman.health_timer(name):
+        await workload(container=name).restart(progress)
+
+    assert containers.get(name).attrs["State"]["Health"]["Status"] == "healthy"
+    assert progress.steps[1].state == "succeeded"
+
+
+async def test_restart_of_an_unhealthy_container_fails_saying_unhealthy(
+    podman: Podman, containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    check = ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/missing"]
+    containers.run(name, images.v1, port=port, healthcheck={"test": check, "interval": 1_000_000_000, "retries": 1})
+    progress = RecordingProgress()
+
+    async with podman.health_timer(name):
+        with pytest.raises(ExecutorError) as raised:
+            await workload(container=name, start_timeout=3).restart(progress)
+
+    assert f"container {name} is running but unhealthy" in raised.value.state
+    assert "within 3 s" in str(raised.value)
+    assert [s.state for s in progress.steps] == ["succeeded", "failed"]
+
+
+async def test_restart_by_labels_restarts_every_matching_container_and_no_other(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    service = {"com.docker.compose.service": f"api-{containers.run_id}"}
+    names = [containers.name("api-1"), containers.name("api-2")]
+    for name in names:
+        containers.run(name, images.v1, port=containers.port(), labels=service)
+    other = containers.name("worker")
+    containers.run(other, images.v1, port=containers.port(), labels={"com.docker.compose.service": "worker"})
+    before = {name: started_at(containers, name) for name in [*names, other]}
+    executor = workload(labels=service)
+    progress = RecordingProgress()
+
+    await executor.restart(progress)
+
+    assert all(started_at(containers, name) != before[name] for name in names)
+    assert started_at(containers, other) == before[other]
+    assert [s.title for s in progress.steps] == executor.restart_plan()
+    assert progress.steps[0].title == f"Restart the containers matching com.docker.compose.service=api-{containers.run_id}"
+    assert progress.steps[0].detail == f"restarted {names[0]}, {names[1]}"
+
+
+async def test_restart_of_a_missing_container_raises_target_not_found(
+    workload: MakeWorkload, containers: Containers
+) -> None:
+    with pytest.raises(TargetNotFound, match="^No Docker container named opsbot-nowhere.$"):
+        await workload(container="opsbot-nowhere").restart(RecordingProgress())
+    with pytest.raises(TargetNotFound, match=r"^No Docker container matching app=nowhere-\w+.$") as raised:
+        await workload(labels={"app": f"nowhere-{containers.run_id}"}).restart(RecordingProgress())
+    assert raised.value.state == "nothing was changed"
+
+
+async def test_restart_of_a_container_that_exits_right_away_fails_saying_exited(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    # Serves on its first start; every later start finds the marker and exits 3 at once.
+    script = f"[ -e /tmp/started ] && exit 3; : > /tmp/started; exec httpd -f -p {port} -h /www"
+    containers.run(name, images.v1, command=["sh", "-c", script])
+    assert await http_get(port) == "1"
+    progress = RecordingProgress()
+
+    with pytest.raises(ExecutorError) as raised:
+        await workload(container=name).restart(progress)
+
+    assert raised.value.state == f"container {name} is exited (code 3)"
+    assert progress.steps[-1].state == "failed"
+
+
+async def test_unreachable_docker_is_an_executor_error_that_changed_nothing(workload: MakeWorkload) -> None:
+    executor = workload(container="api", docker_host="unix:///nonexistent/docker.sock")
+    with pytest.raises(ExecutorError, match="cannot reach Docker at unix:///nonexistent/docker.sock") as raised:
+        await executor.restart(RecordingProgress())
+    assert raised.value.state == "nothing was changed"
+
+
+# -- rollback --------------------------------------------------------------------------------------------------
+
+
+async def test_rollback_recreates_the_previous_image_keeping_name_labels_env_ports_and_volumes(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    name, port, volume = containers.name("api"), containers.port(), containers.name("data")
+    settings: dict[str, Any] = {
+        "network_mode": "bridge",
+        "ports": {"8080/tcp": ("127.0.0.1", port)},  # the image's own command listens on 8080
+        "environment": {"APP_MODE": "test"},
+        "labels": {"team": "payments"},
+        "volumes": {volume: {"bind": "/www/data", "mode": "rw"}},
+        "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 3},
+    }
+    containers.run(name, images.v1, **settings)
+    executor = workload(container=name)
+    await executor.restart(RecordingProgress())  # the bot saw it run version 1
+    containers.get(name).remove(force=True)  # then someone deployed version 2
+    deployed = containers.run(name, images.v2, **settings)
+    mountpoint = Path(containers.client.volumes.get(volume).attrs["Mountpoint"])
+    (mountpoint / "note").write_text("kept\n")
+    assert await http_get(port) == "2"
+    progress = RecordingProgress()
+
+    summary = await executor.rollback(None, progress)
+
+    now = containers.get(name)
+    assert now.id != deployed.id
+    assert now.attrs["Config"]["Image"] == images.v1
+    assert {"APP_MODE=test", "IMAGE_VERSION=1"} <= set(now.attrs["Config"]["Env"])
+    assert "IMAGE_VERSION=2" not in now.attrs["Config"]["Env"]  # the old image's env is not pinned
+    assert now.attrs["Config"]["Labels"]["team"] == "payments"
+    assert now.attrs["Config"]["Labels"]["org.opsbot.image"] == "1"
+    assert now.attrs["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert now.attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert await http_get(port) == "1"
+    assert await http_get(port, "/data/note") == "kept"
+    assert [c.name for c in containers.client.containers.list(all=True, filters={"name": name})] == [name]
+    assert [s.title for s in progress.steps] == executor.rollback_plan(None)
+    assert progress.steps[0].detail == images.v1
+    assert summary.startswith(f"Rolled back container {name} from {images.v2} to {images.v1}; running in ")
+    revisions = await executor.revisions()
+    assert [(r.image, r.current) for r in revisions] == [(images.v2, False), (images.v1, True)]
+
+
+async def test_rollback_keeps_the_container_on_its_own_network_with_its_aliases(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    await history.record_deploy(SERVICE, images.v1, None, AN_HOUR_AGO)
+    network, name = containers.name("net"), containers.name("api")
+    containers.client.networks.create(network)
+    endpoint = containers.client.api.create_endpoint_config(aliases=["api"])
+    containers.run(name, images.v2, network=network, networking_config={network: endpoint})
+
+    await workload(container=name).rollback("1", RecordingProgress())
+
+    networks = containers.get(name).attrs["NetworkSettings"]["Networks"]
+    assert list(networks) == [network]
+    assert "api" in networks[network]["Aliases"]
+
+
+async def test_rollback_to_a_bare_tag_recreates_every_labelled_container(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    await history.record_deploy(SERVICE, images.v1, None, AN_HOUR_AGO)
+    service = {"com.docker.compose.service": f"api-{containers.run_id}"}
+    ports = {containers.name("api-1"): containers.port(), containers.name("api-2"): containers.port()}
+    for name, port in ports.items():
+        containers.run(name, images.v2, port=port, labels=service, environment={"APP_MODE": "test"})
+    executor = workload(labels=service)
+    progress = RecordingProgress()
+
+    await executor.rollback("1", progress)
+
+    for name, port in ports.items():
+        assert containers.get(name).attrs["Config"]["Image"] == images.v1
+        assert "APP_MODE=test" in containers.get(name).attrs["Config"]["Env"]
+        assert await http_get(port) == "1"
+    assert [s.title for s in progress.steps] == executor.rollback_plan("1")
+    assert [r.image for r in await executor.revisions() if r.current] == [images.v1]
+
+
+async def test_rollback_to_an_image_that_exits_puts_the_old_container_back(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    await history.record_deploy(SERVICE, images.broken, None, AN_HOUR_AGO)
+    name, port = containers.name("api"), containers.port()
+    original = containers.run(name, images.v2, port=port)
+    progress = RecordingProgress()
+
+    with pytest.raises(ExecutorError) as raised:
+        await workload(container=name).rollback("broken", progress)
+
+    assert f"Rolling back to {images.broken} failed: container {name} is exited (code 1)" in str(raised.value)
+    assert raised.value.state.startswith(f"put back: container {name} runs {images.v2} again")
+    assert containers.get(name).id == original.id
+    assert containers.get(name).status == "running"
+    assert await http_get(port) == "2"
+    assert [c.id for c in containers.client.containers.list(all=True, filters={"name": name})] == [original.id]
+    assert [s.state for s in progress.steps] == ["succeeded", "succeeded", "failed"]
+
+
+async def test_rollback_to_an_unknown_image_lists_the_known_ones_and_changes_nothing(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    await history.record_deploy(SERVICE, images.v1, None, AN_HOUR_AGO)
+    name = containers.name("api")
+    original = containers.run(name, images.v2, port=containers.port())
+
+    with pytest.raises(ExecutorError) as raised:
+        await workload(container=name).rollback("9", RecordingProgress())
+
+    assert str(raised.value) == (
+        f"{SERVICE} has never run {images.repository}:9. Known images: {images.v2}, {images.v1}."
+    )
+    assert raised.value.state == f"unchanged: container {name} still runs {images.v2}"
+    assert containers.get(name).id == original.id
+
+
+async def test_rollback_to_an_image_gone_from_the_host_says_it_could_not_be_pulled(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    gone = f"{images.repository}:pruned"
+    await history.record_deploy(SERVICE, gone, None, AN_HOUR_AGO)
+    name = containers.name("api")
+    original = containers.run(name, images.v2, port=containers.port())
+
+    with pytest.raises(ExecutorError, match=f"{gone} is no longer on the Docker host and could not be pulled") as raised:
+        await workload(container=name).rollback("pruned", RecordingProgress())
+
+    assert raised.value.state == "nothing was changed"
+    assert containers.get(name).id == original.id and containers.get(name).status == "running"
+
+
+async def test_rollback_without_an_earlier_image_says_so(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name = containers.name("api")
+    original = containers.run(name, images.v2, port=containers.port())
+
+    with pytest.raises(ExecutorError, match=f"No image before {images.v2} is recorded for {SERVICE}"):
+        await workload(container=name).rollback(None, RecordingProgress())
+
+    assert containers.get(name).id == original.id
+
+
+async def test_revisions_mark_the_running_image_even_before_it_is_recorded(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    await history.record_deploy(SERVICE, images.v1, None, AN_HOUR_AGO)
+    name = containers.name("api")
+    containers.run(name, images.v2, port=containers.port())
+
+    revisions = await workload(container=name).revisions()
+
+    assert [(r.image, r.current) for r in revisions] == [(images.v2, True), (images.v1, False)]
+    assert [r.image for r in await history.deploy_history(SERVICE)] == [images.v1]  # reading recorded nothing
+
+
+# -- plans and configuration -----------------------------------------------------------------------------------
+
+
+async def test_plans_touch_nothing(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    name = containers.name("api")
+    containers.run(name, images.v1, port=containers.port())
+    before = started_at(containers, name)
+    executor = workload(container=name, start_timeout=60)
+    unreachable = workload(container=name, docker_host="unix:///nonexistent/docker.sock")
+
+    assert executor.restart_plan() == [f"Restart container {name}", "Wait until running and healthy (60 s)"]
+    assert executor.rollback_plan("2") == [
+        "Pick the image to roll back to (2)",
+        f"Recreate container {name} from that image, keeping the old container aside",
+        "Wait until running and healthy (60 s)",
+        "Remove the old container",
+    ]
+    assert unreachable.restart_plan()[0] == f"Restart container {name}"
+    assert unreachable.rollback_plan(None)[0] == "Pick the image to roll back to (the previous one)"
+    assert workload(labels={"app": "api"}).describe() == "Docker containers labelled app=api"
+    assert executor.describe() == f"Docker container {name}"
+    assert started_at(containers, name) == before
+    assert await history.deploy_history(SERVICE) == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"container": "api", "labels": {"app": "api"}},
+        {"labels": {}},
+        {"container": "api", "start_timeout": 0},
+        {"container": "api", "poll_interval": -1},
+        {"container": "api", "restart": "always"},
+    ],
+)
+def test_target_needs_one_selector_and_positive_times(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        DockerTarget.model_validate({"type": "docker", **fields})
