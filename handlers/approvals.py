@@ -12,10 +12,13 @@ from bot.actions import service as actions
 from bot.actions.models import ActionKind, Decision
 from bot.context import Context
 from bot.errors import StaleButton
-from bot.views.actions import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, REQUEST_ACTION, plan_message
+from bot.views.actions import (
+    APPROVE_ACTION, BACKUP_ACTION, CANCEL_ACTION, DENY_ACTION, REQUEST_ACTION, RESTORE_ACTION, ROLLBACK_ACTION, plan_message,
+)
 from bot.views.common import notice
 from bot.views.health import RESTART_ACTION
-from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, deny_modal
+from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK, deny_modal, reason_modal
+from handlers.ops_actions import REVISION
 from handlers.replies import InChannelReply, Inbound, Reply, handle
 
 Body = dict[str, Any]
@@ -39,10 +42,18 @@ def register(app: AsyncApp, ctx: Context) -> None:
             inbound = Inbound("action", action_id, user, channel, value)
             ctx.tasks.spawn(handle(ctx, inbound, reply, lambda: work(reply, body, user, value)), name=f"{action_id} {value}")
 
-    async def send(reply: Reply, body: Body, user: str, value: str) -> None:
-        run = await actions.request(ctx, _run_id(value), user)
+    async def sent(run_id: int, user: str, reason: str | None, response_url: str) -> None:
+        run = await actions.request(ctx, run_id, user, reason)
         note = "Sent for approval: the request is in the channel." if run.approvals_needed else "Running: follow it in the channel."
-        await ctx.chat.respond(body["response_url"], notice(note), replace_original=True)
+        await ctx.chat.respond(response_url, notice(note), replace_original=True)
+
+    async def send(reply: Reply, body: Body, user: str, value: str) -> None:
+        run = await actions.draft(ctx, _run_id(value), user)
+        if run.approvals_needed and not run.reason:
+            metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id"), "response_url": body["response_url"]})
+            await ctx.chat.open_modal(body["trigger_id"], reason_modal(run, metadata))
+            return
+        await sent(run.id or 0, user, None, body["response_url"])
 
     async def drop(reply: Reply, body: Body, user: str, value: str) -> None:
         await actions.cancel(ctx, _run_id(value), user)
@@ -56,24 +67,58 @@ def register(app: AsyncApp, ctx: Context) -> None:
         metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id")})
         await ctx.chat.open_modal(body["trigger_id"], deny_modal(run, metadata))
 
+    async def planned(body: Body, user: str, service: str, kind: ActionKind, params: dict[str, Any], reason: str = "") -> None:
+        ctx.catalog.service(service)  # a button from an older catalog: refuse with the current list
+        run = await actions.plan(ctx, service, kind, requested_by=user, channel_id=(body.get("channel") or {}).get("id"),
+                                 params=params, reason=reason)
+        await ctx.chat.respond(body["response_url"], plan_message(run))
+
     async def restart_from_health(reply: Reply, body: Body, user: str, value: str) -> None:
-        ctx.catalog.service(value)
-        run = await actions.plan(ctx, value, ActionKind.RESTART, requested_by=user,
-                                 channel_id=(body.get("channel") or {}).get("id"), reason="from a health report")
-        await reply.ephemeral(plan_message(run))
+        await planned(body, user, value, ActionKind.RESTART, {}, "failing in a health report")
+
+    async def backup_now(reply: Reply, body: Body, user: str, value: str) -> None:
+        await planned(body, user, value, ActionKind.BACKUP, {})
+
+    async def restore_this(reply: Reply, body: Body, user: str, value: str) -> None:
+        record = await ctx.store.get_backup(_run_id(value))
+        if record is None:
+            raise StaleButton("list the backups again")
+        await planned(body, user, record.service, ActionKind.RESTORE, {"backup_id": record.id})
+
+    async def rollback_to(reply: Reply, body: Body, user: str, value: str) -> None:
+        service, _, revision = value.partition(" ")
+        if not REVISION.match(revision):
+            raise StaleButton(f"see `/ops history {service}` again")
+        await planned(body, user, service, ActionKind.ROLLBACK, {"to": revision})
 
     button(REQUEST_ACTION, send)
     button(CANCEL_ACTION, drop)
     button(APPROVE_ACTION, approve)
     button(DENY_ACTION, deny)
     button(RESTART_ACTION, restart_from_health)
+    button(BACKUP_ACTION, backup_now)
+    button(RESTORE_ACTION, restore_this)
+    button(ROLLBACK_ACTION, rollback_to)
+
+    @app.view(REQUEST_CALLBACK)
+    async def reason_given(ack: Any, body: Body, view: Body) -> None:
+        await ack()
+        user = body.get("user", {}).get("id", "")
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        reason = (_input(view) or "").strip()
+        inbound = Inbound("action", REQUEST_CALLBACK, user, metadata.get("channel"), str(metadata.get("run_id")))
+
+        async def work() -> None:
+            await sent(int(metadata["run_id"]), user, reason or None, metadata["response_url"])
+
+        ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, metadata.get("channel"), user), work), name=f"request {metadata.get('run_id')}")
 
     @app.view(DENY_CALLBACK)
     async def denied(ack: Any, body: Body, view: Body) -> None:
         await ack()  # closes the modal; the outcome shows on the request's message
         user = body.get("user", {}).get("id", "")
         metadata = json.loads(view.get("private_metadata") or "{}")
-        value = (view.get("state", {}).get("values", {}).get(REASON_BLOCK, {}).get(REASON_INPUT, {}) or {}).get("value") or ""
+        value = _input(view) or ""
         channel = metadata.get("channel")
         inbound = Inbound("action", DENY_CALLBACK, user, channel, str(metadata.get("run_id")))
 
@@ -84,3 +129,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
         ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), work), name=f"deny {metadata.get('run_id')}")
 
+
+
+def _input(view: Body) -> str | None:
+    return (view.get("state", {}).get("values", {}).get(REASON_BLOCK, {}).get(REASON_INPUT, {}) or {}).get("value")

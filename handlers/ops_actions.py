@@ -12,12 +12,11 @@ from bot.actions import service as actions
 from bot.actions.models import ActionKind, ActionState
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.views.actions import backups_message, plan_message, runs_message
-from bot.views.common import timestamp
+from bot.views.actions import backups_message, history_message, plan_message, runs_message
 from handlers.replies import Reply
 
 # A revision number or an image tag/reference: it only ever reaches an API as a value, never argv.
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,199}$")
+REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,199}$")
 
 
 class Usage(OpsbotError):
@@ -67,7 +66,7 @@ async def rollback(ctx: Context, reply: Reply, command: dict[str, Any], args: li
     service = _service(ctx, args, usage)
     rest, params = args[1:], {}
     if rest and rest[0].lower() == "to":
-        if len(rest) < 2 or not _REVISION.match(rest[1]):
+        if len(rest) < 2 or not REVISION.match(rest[1]):
             raise Usage(usage, f"after `to`, a revision number or an image tag (see `/ops history {service}`).")
         params, rest = {"to": rest[1]}, rest[2:]
     await _plan(ctx, reply, command, service, ActionKind.ROLLBACK, params, " ".join(rest))
@@ -76,19 +75,14 @@ async def rollback(ctx: Context, reply: Reply, command: dict[str, Any], args: li
 async def backups(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
     service = _service(ctx, args, "backups <service>")
     records = await ctx.store.backups(service, limit=25)
-    now = ctx.clock.now()
-    await reply.ack(backups_message(service, records, f"As of {timestamp(now)}.", now))
+    await reply.ack(backups_message(service, records, ctx.clock.now()))
 
 
 async def history(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
     service = _service(ctx, args, "history <service>")
+    await reply.ack()  # listing revisions asks Docker or Kubernetes: may take a moment
     runs = await ctx.store.actions(service=service, limit=15)
-    revisions = await actions.revisions(ctx, service)
-    lines = ["*Deploy revisions*"] + [
-        f"{'▶️' if r.current else '•'} `{r.id}` {r.image}" + (f" · {timestamp(r.created_at)}" if r.created_at else "")
-        for r in revisions
-    ] if revisions else None
-    await reply.ack(runs_message(f"History of {service}", runs, "No actions yet.", lines))
+    await reply.ephemeral(history_message(service, runs, await actions.revisions(ctx, service)))
 
 
 async def approvals(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:

@@ -142,3 +142,40 @@ services:
     finally:
         await conn.close()
         await runner.cleanup()
+
+
+async def test_a_kubernetes_rollback_through_slack_restores_the_previous_template(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    from tests.k8s_api import K8sApi
+
+    api = K8sApi(token="k8s-secret-token")
+    await api.start()
+    api.add_deployment("web", image="registry.example/web:1.0", namespace="shop")
+    api.set_image("web", "registry.example/web:2.0", namespace="shop")
+    catalog = f"""
+approvals:
+  environments:
+    staging: {{default: {{approvals: 0}}}}
+services:
+  web:
+    environment: staging
+    target: {{type: kubernetes, namespace: shop, deployment: web, api_url: "{api.url}", token_env: K8S_TOKEN, poll_interval: 0.05, rollout_timeout: 10}}
+"""
+    bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog, slack, http,
+                                  environ={"K8S_TOKEN": "k8s-secret-token"})
+    try:
+        history = await ops(bot, "history web")
+        assert "registry.example/web:2.0" in text(history) and "registry.example/web:1.0" in text(history)
+        [older] = [b["accessory"] for b in history["blocks"] if b.get("accessory", {}).get("action_id") == "rollback.to"]
+        assert older["value"] == "web 1"
+        assert "Plan: rollback web to 1" in await click(bot, "rollback.to", older["value"], ALICE)
+        plan = await ops(bot, "rollback web")
+        run_id = button(plan, "action.request")["value"]
+        await click(bot, "action.request", run_id, ALICE)
+        run = await bot.ctx.store.get_action(int(run_id))
+        assert run is not None and run.state is ActionState.SUCCEEDED, run.outcome
+        containers = api.deployment("web", namespace="shop")["spec"]["template"]["spec"]["containers"]
+        assert containers[0]["image"] == "registry.example/web:1.0"
+        assert "k8s-secret-token" not in text(current(bot, int(run_id)))
+    finally:
+        await runner.cleanup()
+        await api.stop()

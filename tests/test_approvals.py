@@ -99,14 +99,24 @@ def text(message: dict) -> str:
     return json.dumps(message, ensure_ascii=False)
 
 
-async def requested(bot: RunningBot, command: str, user: str = ALICE) -> tuple[int, dict]:
-    """`/ops <command>` then press Request approval; returns the run id and the channel message."""
+async def requested(bot: RunningBot, command: str, user: str = ALICE, reason: str = "routine") -> tuple[int, dict]:
+    """`/ops <command>`, press Request approval, give a reason if asked; returns the run id and the channel message."""
     plan = await ops(bot, command, user)
     assert "Nothing has been touched yet" in text(plan)
     run_id = button(plan, "action.request")["value"]
+    opened = len(bot.slack.of("views.open"))
     await click(bot, "action.request", run_id, user)
+    if len(bot.slack.of("views.open")) > opened:  # no reason was typed: the modal asks for one
+        await submit(bot, bot.slack.of("views.open")[-1].args["view"], reason, user)
     [post] = [c for c in bot.slack.of("chat.postMessage")][-1:]
     return int(run_id), post.args
+
+
+async def submit(bot: RunningBot, view: dict, reason: str, user: str) -> None:
+    body, content_type = view_submission(view["callback_id"], {"reason": {"reason.input": {"type": "plain_text_input", "value": reason}}},
+                                         user=user, private_metadata=view["private_metadata"])
+    assert (await bot.post(body, content_type)).status == 200
+    await bot.settle()
 
 
 def current(bot: RunningBot, run_id: int) -> dict:
@@ -151,12 +161,9 @@ async def test_no_approval_needed_runs_when_the_requester_presses_run(bot: Runni
 async def test_deny_asks_why_and_the_action_never_runs(bot: RunningBot) -> None:
     run_id, _ = await requested(bot, "backup files")
     await click(bot, "approval.deny", str(run_id), BOB)
-    [opened] = bot.slack.of("views.open")
-    view = opened.args["view"]
-    body, content_type = view_submission(view["callback_id"], {"reason": {"reason.input": {"type": "plain_text_input", "value": "not during the sale"}}},
-                                         user=BOB, private_metadata=view["private_metadata"])
-    assert (await bot.post(body, content_type)).status == 200
-    await bot.settle()
+    view = bot.slack.of("views.open")[-1].args["view"]
+    assert view["callback_id"] == "approval.deny.reason"
+    await submit(bot, view, "not during the sale", BOB)
     run = await bot.ctx.store.get_action(run_id)
     assert run is not None and run.state is ActionState.DENIED
     assert "Denied by <@U0BOB>: not during the sale" in text(current(bot, run_id))
@@ -194,7 +201,7 @@ async def test_simultaneous_approvals_and_duplicate_deliveries_run_it_once(bot: 
 
 
 async def test_a_double_click_on_request_posts_one_request(bot: RunningBot) -> None:
-    plan = await ops(bot, "backup files")
+    plan = await ops(bot, "backup files before the migration")  # a reason given: no modal
     run_id = button(plan, "action.request")["value"]
     await asyncio.gather(click(bot, "action.request", run_id, ALICE), click(bot, "action.request", run_id, ALICE))
     assert len(bot.slack.of("chat.postMessage")) == 1
@@ -273,3 +280,26 @@ async def test_bad_action_requests_get_a_clear_answer(bot: RunningBot, command: 
     answer = await ops(bot, command)
     assert expected in text(answer)
     assert bot.slack.of("chat.postMessage") == []
+
+
+async def test_a_request_without_a_reason_asks_for_one_and_shows_it_to_approvers(bot: RunningBot) -> None:
+    run_id, posted = await requested(bot, "backup files", reason="disk swap tonight")
+    [opened] = bot.slack.of("views.open")
+    assert opened.args["view"]["callback_id"] == "action.request.reason"
+    assert "disk swap tonight" in text(posted)
+    run = await bot.ctx.store.get_action(run_id)
+    assert run is not None and run.reason == "disk swap tonight" and run.state is ActionState.PENDING
+
+
+async def test_backups_list_offers_restore_and_back_up_now(bot: RunningBot) -> None:
+    empty = await ops(bot, "backups scratch")
+    assert "no backups yet" in text(empty)
+    answer = await click(bot, "backup.take", button(empty, "backup.take")["value"], ALICE)
+    assert "Plan: backup scratch" in answer
+    plan = await ops(bot, "backup scratch")
+    await click(bot, "action.request", button(plan, "action.request")["value"], ALICE)
+    listing = await ops(bot, "backups scratch")
+    [record] = await bot.ctx.store.backups("scratch")
+    [restore] = [b["accessory"] for b in listing["blocks"] if b.get("accessory", {}).get("action_id") == "backup.restore"]
+    assert restore["value"] == str(record.id)
+    assert f"Plan: restore scratch from backup {record.id}" in await click(bot, "backup.restore", restore["value"], ALICE)

@@ -99,11 +99,23 @@ async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any])
     return record
 
 
-async def request(ctx: Context, run_id: int, user: str) -> ActionRun:
+async def draft(ctx: Context, run_id: int, user: str) -> ActionRun:
+    """The requester's own draft, still sendable (before asking them for a reason)."""
+    run = await _get(ctx, run_id)
+    if user != run.requested_by:
+        raise NotAllowed("Only the person who asked for this plan can send it.")
+    if run.state is not ActionState.DRAFT:
+        raise NotPending(f"This plan was already {run.state.value}.")
+    return run
+
+
+async def request(ctx: Context, run_id: int, user: str, reason: str | None = None) -> ActionRun:
     """The requester confirms the plan: it runs now (no approval needed) or asks for approval in the channel."""
     run = await _get(ctx, run_id)
     if user != run.requested_by:
         raise NotAllowed("Only the person who asked for this plan can send it.")
+    if reason and run.state is ActionState.DRAFT:
+        await ctx.store.transition_action(run_id, ActionState.DRAFT, expect={ActionState.DRAFT}, reason=reason[:500])
     if ctx.clock.now() >= run.expires_at:
         await ctx.store.transition_action(run_id, ActionState.EXPIRED, expect={ActionState.DRAFT})
         raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} {run.service}`.")

@@ -30,7 +30,7 @@ from bot.store.rows import utc
 Statement = tuple[str, Sequence[Any]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ACTION_FIELDS = {"channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
+_ACTION_FIELDS = {"reason", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
 
 
 class ActionQueries:

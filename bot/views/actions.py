@@ -5,16 +5,20 @@ The channel message is re-rendered from the stored run every time, so it always 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from slack_sdk.models.blocks import (
     ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock,
 )
 
 from bot.actions.models import ActionRun, ActionState, ApprovalDecision, BackupRecord, Decision, StepState
 from bot.actions.policy import mention
-from bot.views import MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
+from bot.executors.base import Revision
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
 
 REQUEST_ACTION, CANCEL_ACTION = "action.request", "action.cancel"
+RESTORE_ACTION, BACKUP_ACTION, ROLLBACK_ACTION = "backup.restore", "backup.take", "rollback.to"
 APPROVE_ACTION, DENY_ACTION = "approval.approve", "approval.deny"
 
 _HEADLINE = {
@@ -123,37 +127,48 @@ def _outcome(run: ActionRun) -> str:
     return ""
 
 
-def backups_message(service: str, records: list[BackupRecord], now_text: str, now: object) -> Message:
-    """`/ops backups <service>`: id, time, size, checksum, verified, age."""
-    from datetime import datetime
-
-    assert isinstance(now, datetime)
+def backups_message(service: str, records: list[BackupRecord], now: datetime) -> Message:
+    """`/ops backups <service>`: id, time, size, checksum, verified, age; a Restore button on each."""
+    take = ActionsBlock(block_id="backups.actions", elements=[ButtonElement(text="Back up now", action_id=BACKUP_ACTION, value=service)])
     if not records:
-        text = f"`{service}` has no backups yet. Take one with `/ops backup {service}`."
-        return Message.of(text, [SectionBlock(text=text)])
-    lines = []
-    for record in records:
-        age = now - record.created_at
-        hours = age.total_seconds() / 3600
-        age_text = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+        text = f"`{service}` has no backups yet."
+        return Message.of(text, [SectionBlock(text=text), take])
+    blocks: list[Block] = [HeaderBlock(text=clip(f"Backups of {service}", MAX_HEADER_TEXT))]
+    for record in records[:MAX_BLOCKS - 4]:
+        hours = (now - record.created_at).total_seconds() / 3600
+        age = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
         verified = "verified ✅" if record.verified_at else "not verified ⚠️"
         label = f" · _{record.label.value}_" if record.label.value != "manual" else ""
-        lines.append(f"`{record.id}` {timestamp(record.created_at)} · {record.size / (1 << 20):.1f} MiB · "
-                     f"sha256 `{record.sha256[:12]}` · {verified} · {age_text} old{label}")
-    blocks: list[Block] = [
-        HeaderBlock(text=clip(f"Backups of {service}", MAX_HEADER_TEXT)),
-        SectionBlock(text=clip("\n".join(lines), MAX_SECTION_TEXT)),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Restore one with `/ops restore {service} <id>`. {now_text}")]),
-    ]
+        line = (f"`{record.id}` {timestamp(record.created_at)}\n{record.size / (1 << 20):.1f} MiB · "
+                f"sha256 `{record.sha256[:12]}` · {verified} · {age} old{label}")
+        blocks.append(SectionBlock(text=line, accessory=ButtonElement(text="Restore…", action_id=RESTORE_ACTION, value=str(record.id))))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Or `/ops restore {service} <id>`. As of {timestamp(now)}.")]))
+    blocks.append(take)
     return Message.of(f"Backups of {service}: {len(records)}", blocks)
 
 
-def runs_message(title: str, runs: list[ActionRun], empty: str, extra_lines: list[str] | None = None) -> Message:
-    """A list of runs (`/ops history`, `/ops approvals`)."""
+def history_message(service: str, runs: list[ActionRun], revisions: list[Revision]) -> Message:
+    """`/ops history <service>`: recent actions, and deploy revisions with a Roll back button on older ones."""
+    blocks: list[Block] = [HeaderBlock(text=clip(f"History of {service}", MAX_HEADER_TEXT)), SectionBlock(text=clip(_runs_text(runs, "No actions yet."), MAX_SECTION_TEXT))]
+    if revisions:
+        blocks.append(SectionBlock(text="*Deploy revisions*"))
+        for revision in revisions[:10]:
+            line = f"{'▶️ current' if revision.current else '•'} `{escape(revision.id)}` {escape(revision.image)}"
+            if revision.created_at:
+                line += f" · {timestamp(revision.created_at)}"
+            accessory = None
+            if not revision.current and len(f"{service} {revision.id}") <= 2000:
+                accessory = ButtonElement(text="Roll back to this…", action_id=ROLLBACK_ACTION, value=f"{service} {revision.id}")
+            blocks.append(SectionBlock(text=clip(line, MAX_SECTION_TEXT), accessory=accessory))
+    return Message.of(f"History of {service}", blocks)
+
+
+def runs_message(title: str, runs: list[ActionRun], empty: str) -> Message:
+    """A list of runs (`/ops approvals`)."""
+    return Message.of(title, [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(text=clip(_runs_text(runs, empty), MAX_SECTION_TEXT))])
+
+
+def _runs_text(runs: list[ActionRun], empty: str) -> str:
     lines = [f"{_HEADLINE[run.state].split(' ')[0]} #{run.id} *{escape(describe(run))}* · {run.state.value} · "
              f"<@{run.requested_by}> · {timestamp(run.created_at)}" for run in runs]
-    body = "\n".join(lines) if lines else empty
-    blocks: list[Block] = [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(text=clip(body, MAX_SECTION_TEXT))]
-    if extra_lines:
-        blocks.append(SectionBlock(text=clip("\n".join(extra_lines), MAX_SECTION_TEXT)))
-    return Message.of(title, blocks)
+    return "\n".join(lines) if lines else empty
