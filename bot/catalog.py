@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from bot.actions.policy import ActionPolicies, ApprovalSettings
 from bot.checks import Check
 from bot.errors import UnknownService
+from bot.incidents.settings import IncidentSettings
 from bot.executors.directory_backup import DirectoryBackupTarget
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
@@ -89,6 +90,7 @@ class Catalog(BaseModel):
     version: Literal[1] = 1
     health: HealthSettings = HealthSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    incidents: IncidentSettings = IncidentSettings()
     services: dict[ServiceName, Service] = Field(default_factory=dict)
 
     @property

@@ -1,8 +1,7 @@
 """Queries for actions, approvals, backups, deploy history and leases, written once for both backends.
 
-Each backend supplies four primitives (`_rows`, `_execute`, `_atomic`, time encoding); SQL uses `?`
-placeholders, which the PostgreSQL backend numbers. Every state change is a single compare-and-set
-statement, so two replicas (or two clicks) racing on one row cannot both win.
+Every state change is a single compare-and-set statement, so two replicas (or two clicks) racing on one
+row cannot both win.
 """
 
 from __future__ import annotations
@@ -26,31 +25,13 @@ from bot.actions.models import (
 )
 from bot.executors.base import Revision
 from bot.store.rows import utc
-
-Statement = tuple[str, Sequence[Any]]
+from bot.store.sql import SqlBase, Statement
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ACTION_FIELDS = {"reason", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
 
 
-class ActionQueries:
-    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        """Run one statement; returns the number of rows it changed."""
-        raise NotImplementedError
-
-    async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
-        """Run statements in one transaction; returns each one's rows (for RETURNING)."""
-        raise NotImplementedError
-
-    def _enc(self, value: datetime | None) -> Any:
-        raise NotImplementedError
-
-    def _dec(self, value: Any) -> datetime | None:
-        raise NotImplementedError
-
+class ActionQueries(SqlBase):
     # --- action runs ----------------------------------------------------------------------------------
 
     async def create_action(self, run: ActionRun) -> int:

@@ -17,7 +17,9 @@ from bot.audit import AuditEntry
 from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
-from bot.store.actions_sql import ActionQueries, Statement
+from bot.store.actions_sql import ActionQueries
+from bot.store.incidents_sql import IncidentQueries
+from bot.store.sql import Statement
 from bot.store.base import migrations
 
 _MIGRATION_LOCK = zlib.crc32(b"opsbot:migrations")
@@ -29,7 +31,7 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-class PostgresStore(ActionQueries):
+class PostgresStore(ActionQueries, IncidentQueries):
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._sizes = (min_size, max_size)

@@ -21,7 +21,9 @@ from bot.audit import AuditEntry
 from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
-from bot.store.actions_sql import ActionQueries, Statement
+from bot.store.actions_sql import ActionQueries
+from bot.store.incidents_sql import IncidentQueries
+from bot.store.sql import Statement
 from bot.store.base import migrations
 
 T = TypeVar("T")
@@ -35,7 +37,7 @@ def _decode(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteStore(ActionQueries):
+class SqliteStore(ActionQueries, IncidentQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None

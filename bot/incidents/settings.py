@@ -1,0 +1,69 @@
+"""The catalog's `incidents:` section: severities with response targets, channels, who is paged, templates.
+
+Defaults follow the runbooks' table: P1 critical 15 min, P2 high 1 h, P3 medium 4 h, P4 low 24 h.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.actions.policy import _slack_ids
+
+
+class Severity(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9]{1,8}$", description="what people type: P1, SEV2, …")
+    label: str = Field(min_length=1, max_length=40)
+    response_minutes: float = Field(gt=0, description="time to acknowledge before the escalation group is pinged")
+
+
+DEFAULT_SEVERITIES = [
+    Severity(name="P1", label="Critical", response_minutes=15),
+    Severity(name="P2", label="High", response_minutes=60),
+    Severity(name="P3", label="Medium", response_minutes=240),
+    Severity(name="P4", label="Low", response_minutes=1440),
+]
+
+
+class IncidentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    announce_channel: str | None = Field(default=None, description="channel ID where incidents are announced (#incidents)")
+    channel_name: str = Field(default="inc-{{ date }}-{{ slug }}", min_length=1, max_length=200,
+                              description="Jinja template; id, key, severity, date, slug, title are available")
+    private_channels: bool = False
+    responders: list[str] = Field(default_factory=list, description="invited to every incident channel")
+    escalation: list[str] = Field(default_factory=list, description="pinged when an incident is not acknowledged in time")
+    update_interval_minutes: float = Field(default=30, gt=0)
+    nudge_severities: list[str] = Field(default_factory=lambda: ["P1", "P2"])
+    pin_reaction: str = Field(default="pushpin", pattern=r"^[a-z0-9_+-]+$")
+    severities: list[Severity] = Field(default_factory=lambda: list(DEFAULT_SEVERITIES), min_length=1)
+    postmortem_template: str | None = Field(default=None, description="Jinja2 (sandboxed) Markdown; the default follows the runbooks' report")
+
+    _ids = field_validator("responders", "escalation")(_slack_ids)
+
+    @field_validator("announce_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[CG][A-Z0-9]{2,}$", value):
+            raise ValueError(f"{value!r} is not a channel ID (C… or G…; in Slack: channel details → About → Channel ID)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "IncidentSettings":
+        names = [s.name.upper() for s in self.severities]
+        if len(set(names)) != len(names):
+            raise ValueError("two severities share a name")
+        unknown = [n for n in self.nudge_severities if n.upper() not in names]
+        if unknown:
+            raise ValueError(f"nudge_severities names {unknown[0]!r}, which is not a severity ({', '.join(names)})")
+        from bot.incidents.templates import check_template
+
+        check_template(self.channel_name, "channel_name")
+        if self.postmortem_template is not None:
+            check_template(self.postmortem_template, "postmortem_template")
+        return self
+
+    def severity(self, name: str) -> Severity | None:
+        return next((s for s in self.severities if s.name.upper() == name.upper()), None)

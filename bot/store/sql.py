@@ -1,0 +1,37 @@
+"""The primitives shared queries are written against; each backend implements them.
+
+SQL uses `?` placeholders (the PostgreSQL backend numbers them); times go through `_enc`/`_dec`
+(ISO text in SQLite, timestamptz in PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class SqlBase:
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        raise NotImplementedError
+
+    async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        """Run statements in one transaction; returns each one's rows (for RETURNING)."""
+        raise NotImplementedError
+
+    def _enc(self, value: datetime | None) -> Any:
+        raise NotImplementedError
+
+    def _dec(self, value: Any) -> datetime | None:
+        raise NotImplementedError
+
+    async def _insert(self, table: str, row: dict[str, Any]) -> int:
+        columns, marks = ", ".join(row), ", ".join("?" for _ in row)
+        [rows] = await self._atomic([(f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id", list(row.values()))])
+        return int(rows[0]["id"])
