@@ -99,6 +99,7 @@ def build_web_app(ctx: Context, bolt: AsyncApp) -> web.Application:
     async def startup(app: web.Application) -> None:
         await ctx.start()
         try:
+            await actions.expire_due(ctx)
             interrupted = await actions.recover(ctx)
             if interrupted:
                 log.warning("%s action run(s) were cut short by a restart and are now marked interrupted", interrupted)

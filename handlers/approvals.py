@@ -111,7 +111,10 @@ def register(app: AsyncApp, ctx: Context) -> None:
         async def work() -> None:
             await sent(int(metadata["run_id"]), user, reason or None, metadata["response_url"])
 
-        ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, metadata.get("channel"), user), work), name=f"request {metadata.get('run_id')}")
+        # The plan's response_url still works for the requester, even where the bot cannot post.
+        reply = Reply(ctx, _no_ack, metadata.get("response_url"), ack_carries_message=False)
+        reply.acked = True
+        ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"request {metadata.get('run_id')}")
 
     @app.view(DENY_CALLBACK)
     async def denied(ack: Any, body: Body, view: Body) -> None:
@@ -129,6 +132,10 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
         ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), work), name=f"deny {metadata.get('run_id')}")
 
+
+
+async def _no_ack(**_: Any) -> None:
+    return None
 
 
 def _input(view: Body) -> str | None:

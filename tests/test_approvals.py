@@ -234,14 +234,23 @@ async def test_a_second_action_while_one_runs_is_refused_naming_it(bot: RunningB
     busy = await bot.ctx.store.create_action(ActionRun(
         service="files", kind=ActionKind.RESTORE, environment="production", target="x", requested_by=CAROL,
         created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING))
-    lease = await bot.ctx.locks.acquire("service:files", 60)
+    # As a live run on another replica looks: it holds the run and keeps its heartbeat fresh.
+    await bot.ctx.store.transition_action(busy, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="other-replica", heartbeat_at=now)
+    refused = await ops(bot, "backup files")
+    assert f"restore files #{busy} (requested by <@{CAROL}>) is under way on `files`" in text(refused)
+    assert bot.slack.of("chat.postMessage") == []
+
+
+async def test_an_approved_action_finding_its_service_locked_does_not_run(bot: RunningBot) -> None:
+    run_id, _ = await requested(bot, "backup files")
+    lease = await bot.ctx.locks.acquire("service:files", 60)  # held by another replica's run
     assert lease is not None
     try:
-        run_id, _ = await requested(bot, "backup files")
         await click(bot, "approval.approve", str(run_id), BOB)
         run = await bot.ctx.store.get_action(run_id)
         assert run is not None and run.state is ActionState.FAILED
-        assert f"restore files #{busy} started by <@{CAROL}> is running" in run.outcome
+        assert "Not run: another action is running on `files`" in run.outcome and "nothing ran" in run.target_state
+        assert "❌ Failed: backup files" in text(current(bot, run_id))
         assert await bot.ctx.store.backups("files") == []
     finally:
         await lease.release()

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from bot.actions.models import ActionStep, StepState
 from bot.clock import Clock
+from bot.errors import OpsbotError
 from bot.executors.base import Step
 from bot.store import Store
 
@@ -50,7 +51,8 @@ class RunProgress:
         try:
             yield handle
         except BaseException as exc:
-            detail = str(exc) or type(exc).__name__
+            # Only our own errors are worded for people (and free of secrets); anything else shows its type.
+            detail = (str(exc) or type(exc).__name__) if isinstance(exc, OpsbotError) else type(exc).__name__
             await self._save(index, replace(self.steps[index], state=StepState.FAILED, detail=detail[:500], finished_at=self._clock.now()))
             raise
         await self._save(index, replace(self.steps[index], state=StepState.SUCCEEDED, detail=handle.detail[:500], finished_at=self._clock.now()))

@@ -6,6 +6,7 @@ replicas cannot run anything twice), is audited, and is then shown by re-renderi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import replace
@@ -20,7 +21,7 @@ from bot.actions.policy import NotAllowed, mention, resolve_policy
 from bot.actions.progress import RunProgress
 from bot.audit import AuditEntry, Outcome
 from bot.context import Context
-from bot.errors import OpsbotError
+from bot.errors import InfrastructureError, OpsbotError
 from bot.executors.base import Artifact, Backups, ExecutorError
 from bot.health import run_checks
 from bot.views import escape
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 DRAFT_MINUTES = 10  # how long a plan shown to the requester stays confirmable
 LEASE_TTL = 60.0  # seconds; renewed while the run goes on, so a crashed replica's lease lapses quickly
+HEARTBEAT = LEASE_TTL / 3
+STALE_AFTER = 2 * LEASE_TTL  # an approved or running run silent this long lost its replica
 HEALTH_ATTEMPTS, HEALTH_INTERVAL = 3, 2.0
 
 
@@ -46,6 +49,10 @@ class UnknownBackup(OpsbotError):
     pass
 
 
+class ActionAlreadyRunning(OpsbotError):
+    pass
+
+
 # --- planning and requesting ----------------------------------------------------------------------------
 
 
@@ -59,6 +66,9 @@ async def plan(
     policy = resolve_policy(service, entry.environment, entry.owners, entry.approvals, ctx.catalog.approvals, kind)
     if policy.requesters and not await ctx.membership.contains(policy.requesters, requested_by):
         raise NotAllowed(f"You may not {kind.value} `{service}`. Who may ask: {mention(policy.requesters)} ({policy.source}).")
+    busy = await ctx.store.actions(service=service, states=[ActionState.RUNNING, ActionState.APPROVED], limit=1)
+    if busy:
+        raise ActionAlreadyRunning(f"{_holder(busy[0])} is under way on `{service}`; ask again when it is done.")
     target, titles = await _plan_steps(ctx, service, kind, params)
     now = ctx.clock.now()
     run = ActionRun(
@@ -117,11 +127,14 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
     if reason and run.state is ActionState.DRAFT:
         await ctx.store.transition_action(run_id, ActionState.DRAFT, expect={ActionState.DRAFT}, reason=reason[:500])
     if ctx.clock.now() >= run.expires_at:
-        await ctx.store.transition_action(run_id, ActionState.EXPIRED, expect={ActionState.DRAFT})
+        if await ctx.store.transition_action(run_id, ActionState.EXPIRED, expect={ActionState.DRAFT}):
+            await _audit(ctx, run, "expired (plan not sent)", user, outcome=Outcome.REJECTED)
         raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} {run.service}`.")
     to = ActionState.APPROVED if run.approvals_needed == 0 else ActionState.PENDING
-    expires = ctx.clock.now() + timedelta(minutes=ctx.catalog.approvals.expire_after_minutes)
-    if not await ctx.store.transition_action(run_id, to, expect={ActionState.DRAFT}, expires_at=expires):
+    now = ctx.clock.now()
+    expires = now + timedelta(minutes=ctx.catalog.approvals.expire_after_minutes)
+    extra = {"heartbeat_at": now} if to is ActionState.APPROVED else {}
+    if not await ctx.store.transition_action(run_id, to, expect={ActionState.DRAFT}, expires_at=expires, **extra):
         raise NotPending(f"This plan was already {(await _get(ctx, run_id)).state.value}.")
     await _audit(ctx, run, to.value, user)
     run = await _get(ctx, run_id)
@@ -129,8 +142,10 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
         raise NotPending("This request has no channel to be posted in.")
     try:
         ts = await ctx.chat.post(run.channel_id, action_message(run, []))
-    except OpsbotError:
-        await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to}, outcome="could not post in the channel")
+    except BaseException:
+        # No message, no request: withdraw it rather than leave a run nobody can see or approve.
+        if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to}, outcome="Withdrawn: it could not be posted in the channel."):
+            await _audit(ctx, run, "cancelled (could not post)", user, outcome=Outcome.ERROR)
         raise
     await ctx.store.set_action_message(run_id, run.channel_id, ts)
     if to is ActionState.APPROVED:
@@ -160,10 +175,11 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     await check_decider(ctx, run, user, decision)
     if not await ctx.store.add_decision(ApprovalDecision(run_id, user, decision, ctx.clock.now(), reason[:500])):
         raise NotPending("You already decided on this request.")
-    await _audit(ctx, run, f"{decision.value}d" if decision is Decision.APPROVE else "denied", user, reason or None)
+    await _audit(ctx, run, "approval given" if decision is Decision.APPROVE else "denial given", user, reason or None)
     if decision is Decision.DENY:
         outcome = f"Denied by <@{user}>" + (f": {escape(reason)}" if reason else "")
         if await ctx.store.transition_action(run_id, ActionState.DENIED, expect={ActionState.PENDING}, outcome=outcome, finished_at=ctx.clock.now()):
+            await _audit(ctx, run, "denied", user, reason or None, outcome=Outcome.REJECTED)
             await refresh_message(ctx, run_id)
             return "Denied: it will not run."
         raise NotPending(await _already(ctx, await _get(ctx, run_id)))
@@ -171,13 +187,15 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     if len(approvals) < run.approvals_needed:
         await refresh_message(ctx, run_id)
         return f"Approved ({len(approvals)} of {run.approvals_needed}): waiting for {run.approvals_needed - len(approvals)} more."
-    # Two approvers clicking at once both get here; the compare-and-set lets exactly one start the run.
-    if await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}):
+    # Two approvers clicking at once both get here; the compare-and-set lets exactly one start the run,
+    # and only while the request has not expired (the clock is read again inside the statement's condition).
+    now = ctx.clock.now()
+    if await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}, unexpired_at=now, heartbeat_at=now):
         await _audit(ctx, run, "approved", user)
-        await refresh_message(ctx, run_id)
         ctx.tasks.spawn(execute(ctx, run_id), name=f"action {run_id}")
+        await refresh_message(ctx, run_id)
         return "Approved: it runs now; the message shows each step."
-    return "Approved; it is already running."
+    return await _already(ctx, await _get(ctx, run_id))
 
 
 async def check_decider(ctx: Context, run: ActionRun, user: str, decision: Decision) -> None:
@@ -217,7 +235,7 @@ async def _already(ctx: Context, run: ActionRun) -> str:
 async def expire(ctx: Context, run: ActionRun) -> bool:
     if await ctx.store.transition_action(run.id or 0, ActionState.EXPIRED, expect={ActionState.PENDING, ActionState.DRAFT},
                                         outcome="Expired: nobody approved in time; nothing ran.", finished_at=ctx.clock.now()):
-        await _audit(ctx, run, "expired", None)
+        await _audit(ctx, run, "expired", None, outcome=Outcome.REJECTED)
         if run.message_ts:
             await refresh_message(ctx, run.id or 0)
         return True
@@ -230,12 +248,14 @@ async def expire_due(ctx: Context) -> int:
 
 
 async def expiry_loop(ctx: Context, interval: float = 30.0) -> None:
+    """Expire unanswered requests and interrupt runs whose replica went silent, every `interval` seconds."""
     while True:
+        await ctx.clock.sleep(interval)  # start-up has just done one pass
         try:
             await expire_due(ctx)
+            await recover(ctx)
         except Exception:
-            log.exception("expiring approval requests failed; trying again in %s s", interval)
-        await ctx.clock.sleep(interval)
+            log.exception("expiring requests or recovering runs failed; trying again in %s s", interval)
 
 
 # --- running ------------------------------------------------------------------------------------------
@@ -244,32 +264,63 @@ async def expiry_loop(ctx: Context, interval: float = 30.0) -> None:
 async def execute(ctx: Context, run_id: int) -> None:
     """Run an approved action once: under the service's lease, each step stored then shown."""
     run = await _get(ctx, run_id)
-    lease = await ctx.locks.acquire(f"service:{run.service}", LEASE_TTL)
+    try:
+        lease = await ctx.locks.acquire(f"service:{run.service}", LEASE_TTL)
+    except InfrastructureError as exc:
+        await _refuse(ctx, run, f"Not run: {exc}", "ERROR")
+        return
     if lease is None:
         busy = await ctx.store.actions(service=run.service, states=[ActionState.RUNNING], limit=1)
-        holder = f"{busy[0].label} #{busy[0].id} started by <@{busy[0].requested_by}>" if busy else "another action"
-        outcome = f"Not run: {holder} is running on `{run.service}`. Ask again when it is done."
-        if await ctx.store.transition_action(run_id, ActionState.FAILED, expect={ActionState.APPROVED}, outcome=outcome, finished_at=ctx.clock.now()):
-            await _audit(ctx, run, "refused (busy)", None, outcome)
-            await refresh_message(ctx, run_id)
+        holder = _holder(busy[0]) if busy else "another action"
+        await _refuse(ctx, run, f"Not run: {holder} is running on `{run.service}`. Ask again when it is done.", "REJECTED")
         return
-    heartbeat = ctx.tasks.spawn(_keep(ctx, lease), name=f"lease {run.service}")
     try:
-        if not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, started_at=ctx.clock.now()):
-            return  # someone else already ran it
+        now = ctx.clock.now()
+        if not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED},
+                                                started_at=now, lease_owner=ctx.owner, heartbeat_at=now):
+            return  # someone else already ran it, or recovery gave up on it
         await _audit(ctx, run, "running", None)
-        await _run(ctx, await _get(ctx, run_id))
+        work = asyncio.current_task()
+        assert work is not None
+        heartbeat = ctx.tasks.spawn(_keep(ctx, lease, run_id, work), name=f"heartbeat {run.service}")
+        try:
+            await _run(ctx, await _get(ctx, run_id))
+        finally:
+            heartbeat.cancel()
     finally:
-        heartbeat.cancel()
-        await lease.release()
+        try:
+            await lease.release()
+        except InfrastructureError:
+            log.warning("could not release the lease on %s; it lapses in %s s", run.service, LEASE_TTL)
 
 
-async def _keep(ctx: Context, lease: Any) -> None:
+def _holder(run: ActionRun) -> str:
+    return f"{run.label} #{run.id} (requested by <@{run.requested_by}>)"
+
+
+async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None:
+    if await ctx.store.transition_action(run.id or 0, ActionState.FAILED, expect={ActionState.APPROVED},
+                                        outcome=escape(outcome), target_state="untouched: nothing ran", finished_at=ctx.clock.now()):
+        await _audit(ctx, run, "refused", None, outcome, outcome=Outcome.ERROR if kind == "ERROR" else Outcome.REJECTED)
+        await refresh_message(ctx, run.id or 0)
+
+
+async def _keep(ctx: Context, lease: Any, run_id: int, work: asyncio.Task[Any]) -> None:
+    """Renew the lease and the run's heartbeat; if either is lost, stop the run rather than act unguarded."""
     while True:
-        await ctx.clock.sleep(LEASE_TTL / 3)
-        if not await lease.renew(LEASE_TTL):
-            log.error("lost the lease %s while an action ran", lease.name)
+        await ctx.clock.sleep(HEARTBEAT)
+        try:
+            alive = await lease.renew(LEASE_TTL) and await ctx.store.heartbeat(run_id, ctx.owner, ctx.clock.now())
+        except Exception:
+            log.exception("renewing the lease of action run %s failed", run_id)
+            alive = False
+        if not alive:
+            log.error("action run %s lost its lease; stopping it", run_id)
+            work.cancel(_LEASE_LOST)
             return
+
+
+_LEASE_LOST = "lease lost"
 
 
 async def _run(ctx: Context, run: ActionRun) -> None:
@@ -281,6 +332,12 @@ async def _run(ctx: Context, run: ActionRun) -> None:
     progress = RunProgress(ctx.store, ctx.clock, run_id, list(run.steps), show)
     try:
         summary = await _perform(ctx, run, progress)
+    except asyncio.CancelledError as exc:
+        why = ("opsbot lost its lease on the service (is its lock store reachable?)" if _LEASE_LOST in exc.args
+               else "opsbot was stopped")
+        await _finish(ctx, run, ActionState.INTERRUPTED, f"Interrupted: {why} while this was running.",
+                      f"unknown, possibly mid-change: check `/ops health {run.service}` before trying again")
+        raise
     except ExecutorError as exc:
         await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), escape(exc.state))
     except OpsbotError as exc:
@@ -295,9 +352,11 @@ async def _run(ctx: Context, run: ActionRun) -> None:
 
 
 async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str, target_state: str) -> None:
-    if await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, outcome=outcome[:1000],
-                                        target_state=target_state[:500], finished_at=ctx.clock.now()):
-        await _audit(ctx, run, state.value, None, outcome)
+    # Fenced by owner: a replica that lost its lease (and had its run interrupted) cannot overwrite the end.
+    if await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, owner=ctx.owner,
+                                        outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now()):
+        await _audit(ctx, run, state.value, None, outcome,
+                     outcome=Outcome.OK if state is ActionState.SUCCEEDED else Outcome.ERROR)
     await refresh_message(ctx, run.id or 0)
 
 
@@ -319,8 +378,12 @@ async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
         return f"Backup `{record.id}` written: {_size(record.size)}, verified" + (f"; {removed} old backup(s) removed" if removed else "")
     record = await _backup_to_restore(ctx, run.service, run.params)
     safety = await _take_backup(ctx, run, backups, progress.prefixed("Safety backup: "), BackupLabel.SAFETY)
-    summary = await backups.restore(_artifact(record), progress)
-    return f"{summary} (safety backup `{safety.id}` taken first)" + await _verify_health(ctx, run, progress)
+    try:
+        summary = await backups.restore(_artifact(record), progress)
+        checked = await _verify_health(ctx, run, progress)
+    except ExecutorError as exc:
+        raise ExecutorError(str(exc), state=f"{exc.state}. The state before the restore is in safety backup `{safety.id}`.") from exc
+    return f"{summary} (safety backup `{safety.id}` taken first)" + checked
 
 
 async def _take_backup(ctx: Context, run: ActionRun, backups: Backups, progress: Any, label: BackupLabel) -> BackupRecord:
@@ -344,11 +407,18 @@ async def _apply_retention(ctx: Context, service: str, backups: Backups, progres
         records = {str(r.path): r for r in await ctx.store.backups(service, limit=1000)}
         artifacts = [_artifact(r) for r in records.values()]
         doomed = expired(artifacts, ctx.clock.now(), target.retention_days, target.keep_min)  # type: ignore[union-attr]
+        removed, problems = 0, []
         for artifact in doomed:
-            await backups.delete(artifact)
+            try:
+                await backups.delete(artifact)
+            except ExecutorError as exc:
+                # The new backup is written and verified; an old file that will not go is worth a word, not a failure.
+                problems.append(f"{artifact.path.name}: {exc}")
+                continue
             await ctx.store.mark_backup_deleted(records[str(artifact.path)].id or 0, ctx.clock.now())
-        step.detail = f"{len(doomed)} removed, {len(artifacts) - len(doomed)} kept"
-    return len(doomed)
+            removed += 1
+        step.detail = f"{removed} removed, {len(artifacts) - removed} kept" + (f"; could not remove {'; '.join(problems)}" if problems else "")
+    return removed
 
 
 async def _verify_health(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
@@ -385,13 +455,11 @@ def _size(size: int) -> str:
 
 
 async def recover(ctx: Context) -> int:
-    """At start-up: runs left running (or approved but never started) whose service lease is free were
-    cut short by a crash. They become `interrupted` and their messages say so; a person decides what next."""
+    """Runs approved or running whose replica has been silent for STALE_AFTER were cut short (a crash, a
+    kill): they become `interrupted` and their messages say so; a person decides what next. Runs at start-up
+    and periodically, so a run left behind by a quick restart is caught too."""
     count = 0
-    for run in await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=500):
-        lease = await ctx.locks.acquire(f"service:{run.service}", LEASE_TTL)
-        if lease is None:
-            continue  # a live replica holds it: the run is going on there
+    for run in await ctx.store.stale_actions(ctx.clock.now() - timedelta(seconds=STALE_AFTER)):
         try:
             outcome = ("Interrupted: opsbot stopped while this was running." if run.state is ActionState.RUNNING
                        else "Interrupted: approved, but opsbot stopped before it started.")
@@ -399,16 +467,21 @@ async def recover(ctx: Context) -> int:
                                                 target_state=f"unknown: check `/ops health {run.service}` before trying again",
                                                 finished_at=ctx.clock.now()):
                 count += 1
-                await _audit(ctx, run, "interrupted", None, outcome)
+                await _audit(ctx, run, "interrupted", None, outcome, outcome=Outcome.ERROR)
                 await refresh_message(ctx, run.id or 0)
-        finally:
-            await lease.release()
+        except Exception:
+            log.exception("could not mark action run %s interrupted; will try again", run.id)
     return count
 
 
 async def refresh_message(ctx: Context, run_id: int) -> None:
-    run = await _get(ctx, run_id)
-    await _update(ctx, run, await ctx.store.decisions(run_id))
+    """Re-render the run's message from the store. Best effort: the row is the truth, and a Slack hiccup
+    must not stop a run or a decision; the next change re-renders it whole."""
+    try:
+        run = await _get(ctx, run_id)
+        await _update(ctx, run, await ctx.store.decisions(run_id))
+    except Exception:
+        log.exception("could not update the Slack message of action run %s", run_id)
 
 
 async def _update(ctx: Context, run: ActionRun, decisions: list[ApprovalDecision]) -> None:
@@ -423,10 +496,11 @@ async def _get(ctx: Context, run_id: int) -> ActionRun:
     return run
 
 
-async def _audit(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None) -> None:
+async def _audit(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None,
+                 *, outcome: Outcome = Outcome.OK) -> None:
     try:
         await ctx.store.record_audit(AuditEntry(
-            at=ctx.clock.now(), kind="action", name=run.label, outcome=Outcome.OK, actor_id=actor,
+            at=ctx.clock.now(), kind="action", name=run.label, outcome=outcome, actor_id=actor,
             channel_id=run.channel_id, args=f"#{run.id} {what}", detail=detail,
         ))
     except Exception:

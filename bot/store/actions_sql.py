@@ -28,7 +28,7 @@ from bot.store.rows import utc
 from bot.store.sql import SqlBase, Statement
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ACTION_FIELDS = {"reason", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
+_ACTION_FIELDS = {"reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
 
 
 class ActionQueries(SqlBase):
@@ -75,9 +75,11 @@ class ActionQueries(SqlBase):
         return await self._with_steps(rows)
 
     async def transition_action(
-        self, run_id: int, to: ActionState, *, expect: Iterable[ActionState], **fields: Any
+        self, run_id: int, to: ActionState, *, expect: Iterable[ActionState], owner: str | None = None,
+        unexpired_at: datetime | None = None, **fields: Any
     ) -> bool:
-        """Move a run to `to` only if it is in one of `expect`; True when this call made the change."""
+        """Move a run to `to` only if it is in one of `expect` (and, when given, still held by `owner`, or not
+        expired at `unexpired_at`); True when this call made the change."""
         unknown = set(fields) - _ACTION_FIELDS
         if unknown:
             raise ValueError(f"not action fields: {sorted(unknown)}")
@@ -86,8 +88,28 @@ class ActionQueries(SqlBase):
             sets.append(f"{name} = ?")
             args.append(self._enc(value) if isinstance(value, datetime) else value)
         expected = [state.value for state in expect]
-        sql = f"UPDATE action_runs SET {', '.join(sets)} WHERE id = ? AND state IN ({', '.join('?' for _ in expected)})"
-        return await self._execute(sql, [*args, run_id, *expected]) == 1
+        where = f"id = ? AND state IN ({', '.join('?' for _ in expected)})"
+        conditions: list[Any] = [run_id, *expected]
+        if owner is not None:
+            where += " AND lease_owner = ?"
+            conditions.append(owner)
+        if unexpired_at is not None:
+            where += " AND expires_at > ?"
+            conditions.append(self._enc(unexpired_at))
+        return await self._execute(f"UPDATE action_runs SET {', '.join(sets)} WHERE {where}", [*args, *conditions]) == 1
+
+    async def heartbeat(self, run_id: int, owner: str, at: datetime) -> bool:
+        """The running replica says it is alive; False when the run is no longer its own."""
+        return await self._execute(
+            "UPDATE action_runs SET heartbeat_at = ? WHERE id = ? AND lease_owner = ? AND state = ?",
+            [self._enc(at), run_id, owner, ActionState.RUNNING.value]) == 1
+
+    async def stale_actions(self, before: datetime) -> list[ActionRun]:
+        """Approved or running runs whose last heartbeat is older than `before`: their replica is gone."""
+        rows = await self._rows(
+            "SELECT * FROM action_runs WHERE state IN (?, ?) AND (heartbeat_at IS NULL OR heartbeat_at < ?) ORDER BY id",
+            [ActionState.APPROVED.value, ActionState.RUNNING.value, self._enc(before)])
+        return await self._with_steps(rows)
 
     async def set_action_message(self, run_id: int, channel_id: str, message_ts: str) -> None:
         await self._execute("UPDATE action_runs SET channel_id = ?, message_ts = ? WHERE id = ?", [channel_id, message_ts, run_id])

@@ -1,7 +1,8 @@
-"""A fake Slack: the Web API methods the bot calls, response_url endpoints, and Socket Mode over a WebSocket.
+"""A fake Slack: the Web API methods the bot calls, file upload URLs, response_url endpoints, and Socket Mode.
 
 A real aiohttp server the real slack_sdk client talks to. It answers with Slack's envelopes and error codes,
-refuses blocks Slack would refuse, records every call, and can be told to fail the next calls.
+refuses blocks and views Slack would refuse, records every call, and can be told to fail the next calls.
+What the workspace holds (channels, messages, pins, users, files, views) and its rules are in `fake_state`.
 """
 
 from __future__ import annotations
@@ -15,33 +16,34 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
-BOT_USER = "UBOT0001"
+from tests.slack.fake_state import BOT_USER, INCIDENTS, OPS, Workspace
+
+__all__ = ["BOT_USER", "INCIDENTS", "OPS", "Call", "FakeSlack"]
+
+_VIEW_METHODS = ("views.open", "views.push", "views.update")
 
 
 @dataclass
 class Call:
-    method: str  # Web API method, or "response_url"
+    method: str  # Web API method, "response_url" or "upload" (a file upload URL)
     args: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
     path: str = ""
 
 
-class FakeSlack:
+class FakeSlack(Workspace):
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[Call] = []
         # Per method, what the next calls get: a failure, or None to let one through.
         self._failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]] | None]] = defaultdict(deque)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
-        self._ts = 1_700_000_000.000100
         self.sockets: list[web.WebSocketResponse] = []
-        self.groups: dict[str, list[str]] = {}  # usergroups.users.list answers from here
-        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> latest text and blocks
-        self.not_in: set[str] = set()  # channels the bot is not in: chat.postMessage answers not_in_channel
         self.socket_acks: dict[str, dict[str, Any]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -50,6 +52,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._web_api)
         app.router.add_get("/api/{method}", self._web_api)  # slack_sdk sends some read methods as GET
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._response_url)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
@@ -71,18 +74,25 @@ class FakeSlack:
     def response_url(self, key: str | None = None) -> str:
         return f"http://127.0.0.1:{self.port}/respond/{key or uuid.uuid4().hex}"
 
+    def upload_url(self, file_id: str) -> str:
+        return f"http://127.0.0.1:{self.port}/upload/{file_id}"
+
     # --- test controls -----------------------------------------------------------------------------
 
     def fail_next(self, method: str, *, status: int = 200, error: str | None = None, retry_after: int | None = None,
                   times: int = 1, after: int = 0) -> None:
         """Make `times` calls of `method` fail, once `after` more have gone through: an HTTP status
-        (429, 500…) or an `ok: false` error."""
+        (429, 500…) or an `ok: false` error. `method` may also be "response_url" or "upload" (give those a status)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         body = {"ok": False, "error": error or ("ratelimited" if status == 429 else "fatal_error")}
         for _ in range(after):
             self._failures[method].append(None)
         for _ in range(times):
             self._failures[method].append((status, body, headers))
+
+    def _take_failure(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        queued = self._failures.get(method)
+        return queued.popleft() if queued else None
 
     def of(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
@@ -111,49 +121,39 @@ class FakeSlack:
         args = await _read_args(request)
         if method != "apps.connections.open" and not request.headers.get("Authorization", "").startswith("Bearer xoxb-"):
             return web.json_response({"ok": False, "error": "not_authed"})
-        queued = self._failures.get(method)
-        failure = queued.popleft() if queued else None
+        failure = self._take_failure(method)
         if failure is not None:
             status, body, headers = failure
             await self._record(Call(method + "!failed", args, dict(request.headers)))
             return web.json_response(body, status=status, headers=headers)
-        problem = _block_problem(args.get("blocks"))
-        if problem:
-            await self._record(Call(method + "!failed", args, dict(request.headers)))
-            return web.json_response({"ok": False, "error": "invalid_blocks", "errors": [problem]})
-        if method == "chat.postMessage" and args.get("channel") in self.not_in:
-            await self._record(Call(method + "!failed", args, dict(request.headers)))
-            return web.json_response({"ok": False, "error": "not_in_channel"})
-        answer = self._answer(method, args)
-        if method in ("chat.postMessage", "chat.update"):
-            self.messages[(str(args.get("channel")), str(answer["ts"]))] = {"text": args.get("text"), "blocks": args.get("blocks")}
-        await self._record(Call(method, args, dict(request.headers)))
+        answer = _refusal(method, args) or self._answer(method, args)
+        await self._record(Call(method if answer["ok"] else method + "!failed", args, dict(request.headers)))
         return web.json_response(answer)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "url": "https://fake.slack/", "team": "Fake", "user": "opsbot",
                     "team_id": "T0001", "user_id": BOT_USER, "bot_id": "B0001"}
-        if method in ("chat.postMessage", "chat.update"):
-            self._ts += 1
-            ts = args.get("ts") or f"{self._ts:.6f}"
-            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text")}}
-        if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"{self._ts:.6f}"}
-        if method == "usergroups.users.list":
-            if args.get("usergroup") not in self.groups:
-                return {"ok": False, "error": "no_such_subteam"}
-            return {"ok": True, "users": self.groups[args["usergroup"]]}
-        if method == "views.open":
-            return {"ok": True, "view": {"id": "V0001", **(args.get("view") or {})}}
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
-        return {"ok": True}
+        return self.answer(method, args)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal hands out; slack_sdk POSTs the raw bytes, curl -F a form."""
+        file_id = request.match_info["file_id"]
+        content = await _read_upload(request)
+        call = Call("upload", {"file_id": file_id, "size": len(content)}, dict(request.headers), path=request.path)
+        failure = self._take_failure("upload")
+        if failure is not None or not self.receive_upload(file_id, content):
+            status, _, headers = failure or (404, {}, {})
+            await self._record(Call("upload!failed", call.args, call.headers, path=call.path))
+            return web.Response(status=status, text="upload failed", headers=headers)
+        await self._record(call)
+        return web.Response(text=f"OK - {len(content)}")
 
     async def _response_url(self, request: web.Request) -> web.Response:
         args = await request.json()
-        queued = self._failures.get("response_url")
-        failure = queued.popleft() if queued else None
+        failure = self._take_failure("response_url")
         if failure is not None:
             status, _, headers = failure
             await self._record(Call("response_url!failed", args, dict(request.headers), path=request.path))
@@ -199,33 +199,67 @@ class FakeSlack:
 
 
 async def _read_args(request: web.Request) -> dict[str, Any]:
+    # slack_sdk sends some methods' arguments in the query string, even with POST.
+    args: dict[str, Any] = dict(request.query)
     if request.method == "GET":
-        return dict(request.query)
+        return args
     if request.content_type == "application/json":
-        return dict(await request.json())
-    text = await request.text()
-    args: dict[str, Any] = dict(parse_qsl(text, keep_blank_values=True))
+        return {**args, **await request.json()}
+    args.update(parse_qsl(await request.text(), keep_blank_values=True))
     for key in ("blocks", "attachments", "view"):
         if isinstance(args.get(key), str):
             args[key] = json.loads(args[key])
     return args
 
 
-def _block_problem(blocks: Any) -> str | None:
-    """The subset of Slack's block validation the bot's messages must pass."""
+async def _read_upload(request: web.Request) -> bytes:
+    if not request.content_type.startswith("multipart/"):
+        return await request.read()
+    reader = await request.multipart()
+    async for part in reader:
+        if isinstance(part, BodyPartReader) and (part.filename or part.name == "file"):
+            return bytes(await part.read())
+    return b""
+
+
+def _refusal(method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's answer to a payload it refuses whatever the workspace holds: invalid blocks, or an invalid view."""
+    problem = _block_problem(args.get("blocks"))
+    if problem:
+        return {"ok": False, "error": "invalid_blocks", "errors": [problem]}
+    if method in _VIEW_METHODS:
+        problem = _view_problem(args.get("view"))
+        if problem:
+            messages = [f"[ERROR] {problem}"]
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": messages}}
+    return None
+
+
+def _block_problem(blocks: Any, *, limit: int = 50, pointer: str = "/blocks") -> str | None:
+    """The subset of Slack's block validation the bot's messages (at most 50 blocks) and modals (100) must pass."""
     if blocks is None:
         return None
     if not isinstance(blocks, list):
         return "blocks must be a list"
-    if len(blocks) > 50:
-        return f"no more than 50 items allowed [json-pointer:/blocks] (got {len(blocks)})"
+    if len(blocks) > limit:
+        return f"no more than {limit} items allowed [json-pointer:{pointer}] (got {len(blocks)})"
     for index, block in enumerate(blocks):
         text = (block.get("text") or {}).get("text", "")
         if block.get("type") == "section" and len(text) > 3000:
-            return f"must be less than 3001 characters [json-pointer:/blocks/{index}/text/text]"
+            return f"must be less than 3001 characters [json-pointer:{pointer}/{index}/text/text]"
         if block.get("type") == "header" and len(text) > 150:
-            return f"must be less than 151 characters [json-pointer:/blocks/{index}/text/text]"
+            return f"must be less than 151 characters [json-pointer:{pointer}/{index}/text/text]"
         for element in block.get("elements", []):
             if element.get("type") == "button" and len(str(element.get("value", ""))) > 2000:
-                return f"must be less than 2001 characters [json-pointer:/blocks/{index}/elements]"
+                return f"must be less than 2001 characters [json-pointer:{pointer}/{index}/elements]"
     return None
+
+
+def _view_problem(view: Any) -> str | None:
+    """views.open/push/update: a modal's title, submit and close labels fit in 24 characters; up to 100 blocks."""
+    if not isinstance(view, dict):
+        return "missing required field: view [json-pointer:/view]"
+    for key in ("title", "submit", "close"):
+        if len((view.get(key) or {}).get("text", "")) > 24:
+            return f"must be less than 25 characters [json-pointer:/view/{key}/text]"
+    return _block_problem(view.get("blocks"), limit=100, pointer="/view/blocks")

@@ -1,0 +1,126 @@
+"""The action flow when things go wrong: two replicas, a replica that goes silent, an unreachable lock
+store, and the background loop that expires requests and interrupts abandoned runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from bot.actions import service as actions
+from bot.actions.models import ActionKind, ActionRun, ActionState
+from bot.clock import ManualClock
+from tests.conftest import REDIS_URL, free_port, make_settings, start_bot
+from tests.slack.fake_api import FakeSlack
+from tests.test_approvals import ALICE, BOB, CAROL, DAVE, catalog, click, current, requested, text
+
+if TYPE_CHECKING:
+    from tests.podman import Containers, Images, Podman
+
+pytest_plugins = ["tests.podman"]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_two_replicas_approving_two_restarts_of_one_service_restart_it_once_at_a_time(
+    podman: Podman, images: Images, containers: Containers, slack: FakeSlack, http: aiohttp.ClientSession,
+    pg_database: str, tmp_path: Path,
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    containers.run(name, images.v1, port=port)
+    slack.groups = {"S0LEADS": [BOB, DAVE]}
+    yaml = f"""
+approvals:
+  environments:
+    production: {{default: {{approvals: 1, approvers: [S0LEADS]}}}}
+services:
+  api:
+    environment: production
+    target: {{type: docker, container: {name}, docker_host: "{podman.base_url}", start_timeout: 20, poll_interval: 0.3}}
+"""
+    settings = make_settings(slack, pg_database, redis_url=REDIS_URL, redis_prefix=f"opsbot-test-{port}:")
+    one, runner_one = await start_bot(settings, yaml, slack, http)
+    two, runner_two = await start_bot(settings, yaml, slack, http)
+    try:
+        first, _ = await requested(one, "restart api")
+        second, _ = await requested(two, "restart api", user=CAROL)
+        await asyncio.gather(click(one, "approval.approve", str(first), BOB), click(two, "approval.approve", str(second), DAVE))
+        await asyncio.gather(one.settle(), two.settle())
+        states = sorted([(await one.ctx.store.get_action(first)).state.value, (await one.ctx.store.get_action(second)).state.value])  # type: ignore[union-attr]
+        assert states == ["failed", "succeeded"]
+        loser = next(r for r in [await one.ctx.store.get_action(first), await one.ctx.store.get_action(second)] if r and r.state is ActionState.FAILED)
+        assert "is running on `api`" in loser.outcome and "nothing ran" in loser.target_state
+    finally:
+        await runner_one.cleanup()
+        await runner_two.cleanup()
+
+
+async def test_a_silent_replicas_run_is_interrupted_by_the_loop_and_a_live_one_is_not(
+    slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path,
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
+    bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
+    try:
+        now = clock.now()
+        run_id = await bot.ctx.store.create_action(ActionRun(
+            service="files", kind=ActionKind.BACKUP, environment="production", target="x", requested_by=ALICE,
+            created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING))
+        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b", heartbeat_at=now)
+        assert await actions.recover(bot.ctx) == 0, "a fresh heartbeat means a live run"
+
+        clock.advance(actions.STALE_AFTER + 31)  # replica-b went silent; the loop wakes up
+
+        async def interrupted() -> bool:
+            run = await bot.ctx.store.get_action(run_id)
+            return run is not None and run.state is ActionState.INTERRUPTED
+        await eventually(interrupted)
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_background_loop_expires_requests(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    slack.groups = {"S0LEADS": [BOB], "S0OPS": [ALICE]}
+    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
+    bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
+    try:
+        run_id, _ = await requested(bot, "backup files")
+        clock.advance(31 * 60)
+
+        async def expired() -> bool:
+            run = await bot.ctx.store.get_action(run_id)
+            return run is not None and run.state is ActionState.EXPIRED
+        await eventually(expired)
+        await eventually(lambda: _async("⌛ Expired" in text(current(bot, run_id))))
+    finally:
+        await runner.cleanup()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_an_unreachable_lock_store_refuses_to_act_and_says_so(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    slack.groups = {"S0LEADS": [BOB], "S0OPS": [ALICE]}
+    settings = make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}", redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    bot, runner = await start_bot(settings, catalog(tmp_path), slack, http)
+    try:
+        run_id, _ = await requested(bot, "backup files")
+        await click(bot, "approval.approve", str(run_id), BOB)
+        run = await bot.ctx.store.get_action(run_id)
+        assert run is not None and run.state is ActionState.FAILED
+        assert "cannot reach its lock store (Redis)" in run.outcome and "nothing was run" in run.outcome
+        assert "❌ Failed" in text(current(bot, run_id)) and await bot.ctx.store.backups("files") == []
+        async with http.get(f"{bot.url}/healthz") as response:
+            assert response.status == 503
+    finally:
+        await runner.cleanup()
