@@ -35,6 +35,11 @@ class NotInChannel(OpsbotError):
         )
 
 
+class NameTaken(OpsbotError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a channel named #{name} already exists")
+
+
 class ChatError(Exception):
     """Slack refused a call after retries. Not an OpsbotError: the user did nothing wrong, so it is
     reported as an internal failure with a reference, and logged."""
@@ -75,6 +80,65 @@ class Chat:
 
     async def ephemeral(self, channel: str, user: str, message: Message) -> None:
         await self.client.chat_postEphemeral(channel=channel, user=user, text=message.text, blocks=message.blocks)
+
+    async def create_channel(self, name: str, *, private: bool) -> str:
+        """Create a channel; returns its ID. Raises NameTaken (the caller picks another name)."""
+        try:
+            response = await self.client.conversations_create(name=name, is_private=private)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "name_taken":
+                raise NameTaken(name) from exc
+            raise
+        return str(response["channel"]["id"])
+
+    async def invite(self, channel: str, users: list[str]) -> None:
+        if not users:
+            return
+        try:
+            await self.client.conversations_invite(channel=channel, users=",".join(users))
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_in_channel":
+                raise
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        await self.client.conversations_setTopic(channel=channel, topic=topic[:250])
+
+    async def pin(self, channel: str, ts: str) -> None:
+        try:
+            await self.client.pins_add(channel=channel, timestamp=ts)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_pinned":
+                raise
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError:
+            return None
+        return response.get("permalink")
+
+    async def message_text(self, channel: str, ts: str) -> tuple[str, str | None] | None:
+        """The text and author of one message (for a pinned message on the timeline), or None if gone."""
+        response = await self.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+        for message in response.get("messages") or []:
+            if message.get("ts") == ts:
+                return str(message.get("text", "")), message.get("user")
+        replies = await self.client.conversations_replies(channel=channel, ts=ts, latest=ts, inclusive=True, limit=1)
+        for message in replies.get("messages") or []:
+            if message.get("ts") == ts:
+                return str(message.get("text", "")), message.get("user")
+        return None
+
+    async def user_tz(self, user: str) -> str | None:
+        try:
+            response = await self.client.users_info(user=user)
+        except SlackApiError:
+            return None
+        return (response.get("user") or {}).get("tz")
+
+    async def upload(self, channel: str, *, filename: str, title: str, content: str, comment: str) -> None:
+        await self.client.files_upload_v2(channel=channel, filename=filename, title=title, content=content,
+                                          initial_comment=comment)
 
     async def usergroup_members(self, group: str) -> set[str]:
         response = await self.client.usergroups_users_list(usergroup=group)

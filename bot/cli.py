@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path", nargs="?", type=Path, help="catalog file (default: $OPSBOT_CONFIG or ./opsbot.yml)")
     commands.add_parser("migrate", help="apply pending store migrations to $DATABASE_URL")
     commands.add_parser("healthcheck", help="exit 0 when the local bot's /healthz answers 200 (for container HEALTHCHECK)")
+    postmortem = commands.add_parser("postmortem", help="print an incident's post-mortem (Markdown) from the store")
+    postmortem.add_argument("key", help="the incident, e.g. INC-42")
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate()
         if args.command == "healthcheck":
             return _healthcheck()
+        if args.command == "postmortem":
+            return _postmortem(args.key)
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"opsbot: {line}", file=sys.stderr)
@@ -123,6 +127,38 @@ def _migrate() -> int:
 
     applied = asyncio.run(run())
     print(f"applied migrations {applied}" if applied else "the store is up to date")
+    return 0
+
+
+def _postmortem(key: str) -> int:
+    from bot.clock import SystemClock
+    from bot.errors import OpsbotError
+    from bot.incidents.documents import build, parse_key
+    from bot.store import create_store
+
+    settings = load_settings(StoreSettings)
+    path = Path(os.environ.get("OPSBOT_CONFIG", "opsbot.yml"))
+    try:
+        catalog = load_catalog(path)
+        incident_id = parse_key(key)
+    except (CatalogInvalid, OpsbotError) as exc:
+        print(f"opsbot: {exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> str | None:
+        store = create_store(settings.database_url)
+        await store.open()
+        try:
+            incident = await store.get_incident(incident_id)
+            return await build(store, catalog, SystemClock(), incident) if incident else None
+        finally:
+            await store.close()
+
+    text = asyncio.run(run())
+    if text is None:
+        print(f"opsbot: there is no incident {key.upper()} in {settings.database_url.split('@')[-1]}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 

@@ -10,6 +10,8 @@ import logging
 from bot.context import Context
 from bot.errors import HealthRunNotFound
 from bot.health import HealthRun, resolve_scope, run_and_record
+from bot.incidents import timeline
+from bot.incidents.models import EntryKind
 from bot.views.health import health_report
 
 log = logging.getLogger(__name__)
@@ -23,7 +25,24 @@ async def report_health(
         ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
     )
     await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx)), in_channel=True)
+    await timeline.from_channel(ctx, channel_id, EntryKind.HEALTH, _summary(run), requested_by)
     return run
+
+
+async def report_health_in_channel(ctx: Context, services: tuple[str, ...], *, requested_by: str, channel_id: str) -> HealthRun:
+    """The incident header's Health check: the affected services (all when none are named), posted in the
+    incident channel, and noted on its timeline."""
+    scope = resolve_scope(ctx.catalog, [s for s in services if s in ctx.catalog.services])
+    run = await run_and_record(ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id)
+    await ctx.chat.post(channel_id, health_report(run, restartable=restartable(ctx)))
+    await timeline.from_channel(ctx, channel_id, EntryKind.HEALTH, _summary(run), requested_by)
+    return run
+
+
+def _summary(run: HealthRun) -> str:
+    failing = sorted({r.service for r in run.results if r.status.failing})
+    checked = len(run.services)
+    return f"Health check: {checked - len(failing)} of {checked} healthy" + (f"; failing: {', '.join(failing)}" if failing else "")
 
 
 async def rerun_health(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
-from handlers import actions, approvals, commands, events
+from handlers import actions, approvals, commands, events, incidents
 
 
 def register(app: AsyncApp, ctx: Context) -> None:
@@ -16,3 +16,4 @@ def register(app: AsyncApp, ctx: Context) -> None:
     commands.register(app, ctx)
     actions.register(app, ctx)
     approvals.register(app, ctx)
+    incidents.register(app, ctx)

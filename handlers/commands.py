@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.catalog import suggest
 from bot.context import Context
-from bot.errors import NotYetAvailable, UnknownSubcommand
+from bot.errors import UnknownSubcommand
 from bot.health import resolve_scope
 from bot.reports import describe_scope, report_health
 from bot.views.common import notice
@@ -65,15 +65,3 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
         # Owned by the core's task set: the flow acks within milliseconds and goes on after Slack has its answer.
         ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"/ops {text[:40]}")
-
-    @app.command("/incident")
-    async def incident(ack: Any, command: dict[str, Any]) -> None:
-        inbound, reply, _ = for_command(ctx, ack, command)
-
-        async def work() -> None:
-            raise NotYetAvailable(
-                "Incidents are not available in this version of opsbot yet. "
-                "For now: `/ops health` to check services, `/ops help` for everything else."
-            )
-
-        await handle(ctx, inbound, reply, work)

@@ -37,9 +37,3 @@ def register(app: AsyncApp, ctx: Context) -> None:
             await ctx.chat.post(event["channel"], mention_reply(event.get("user")), thread_ts=event.get("thread_ts") or event.get("ts"))
 
         ctx.tasks.spawn(handle(ctx, inbound, None, work), name="app_mention")
-
-    @app.event("reaction_added")
-    async def reaction(event: dict[str, Any]) -> None:
-        # Subscribed for the incident timeline (📌 adds a message to it). Outside an incident a reaction
-        # means nothing to opsbot, and incidents are not in this version yet: acknowledged, nothing to do.
-        return None

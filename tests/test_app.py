@@ -185,13 +185,6 @@ async def test_help_lists_commands_and_services(bot: RunningBot) -> None:
         assert "/ops health [service …|all]" in rendered and "`payments`" in rendered
 
 
-async def test_incident_command_answers_clearly_until_incidents_exist(bot: RunningBot) -> None:
-    body, content_type = slash_command("/incident", "declare P1 api down", user=USER, channel=CHANNEL, response_url=bot.slack.response_url())
-    response = await bot.post(body, content_type)
-    assert response.status == 200
-    assert "not available" in (await response.json())["text"]
-
-
 @pytest.mark.parametrize(
     "headers,signed",
     [

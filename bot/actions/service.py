@@ -25,7 +25,9 @@ from bot.errors import InfrastructureError, OpsbotError
 from bot.executors.base import Artifact, Backups, ExecutorError
 from bot.health import run_checks
 from bot.views import escape
-from bot.views.actions import action_message
+from bot.incidents import reminders, timeline
+from bot.incidents.models import EntryKind
+from bot.views.actions import action_message, describe
 
 log = logging.getLogger(__name__)
 
@@ -248,14 +250,16 @@ async def expire_due(ctx: Context) -> int:
 
 
 async def expiry_loop(ctx: Context, interval: float = 30.0) -> None:
-    """Expire unanswered requests and interrupt runs whose replica went silent, every `interval` seconds."""
+    """Every `interval` seconds: expire unanswered requests, interrupt runs whose replica went silent, and
+    send incident reminders that are due. (The scheduler of the digests issue will take this over.)"""
     while True:
         await ctx.clock.sleep(interval)  # start-up has just done one pass
         try:
             await expire_due(ctx)
             await recover(ctx)
+            await reminders.remind_due(ctx)
         except Exception:
-            log.exception("expiring requests or recovering runs failed; trying again in %s s", interval)
+            log.exception("expiring requests, recovering runs or reminding failed; trying again in %s s", interval)
 
 
 # --- running ------------------------------------------------------------------------------------------
@@ -496,8 +500,14 @@ async def _get(ctx: Context, run_id: int) -> ActionRun:
     return run
 
 
+_ON_TIMELINE = {"pending", "approved", "running", "succeeded", "failed", "denied", "expired", "interrupted", "refused"}
+
+
 async def _audit(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None,
                  *, outcome: Outcome = Outcome.OK) -> None:
+    if what in _ON_TIMELINE:  # an action asked for in an incident channel is part of that incident's story
+        text = f"Action #{run.id} {describe(run)}: {what}" + (f" — {detail}" if detail and what != "denied" else "")
+        await timeline.from_channel(ctx, run.channel_id, EntryKind.ACTION, text, actor or run.requested_by)
     try:
         await ctx.store.record_audit(AuditEntry(
             at=ctx.clock.now(), kind="action", name=run.label, outcome=outcome, actor_id=actor,

@@ -56,6 +56,11 @@ class IncidentQueries(SqlBase):
         condition = f" AND {unless_set} IS NULL" if unless_set else ""
         return await self._execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?{condition}", [*args, incident_id]) == 1
 
+    async def update_incident_nudge(self, incident_id: int, *, previous: datetime, at: datetime) -> bool:
+        """Move nudged_at from `previous` to `at`; False when another replica already did."""
+        return await self._execute("UPDATE incidents SET nudged_at = ? WHERE id = ? AND nudged_at = ?",
+                                   [self._enc(at), incident_id, self._enc(previous)]) == 1
+
     def _incident(self, row: dict[str, Any]) -> Incident:
         return Incident(
             id=int(row["id"]), title=row["title"], severity=row["severity"], status=IncidentStatus(row["status"]),

@@ -82,6 +82,8 @@ class Workspace:
             "conversations.setTopic": self._set_topic,
             "conversations.info": lambda args: {"channel": self._render(self._find_channel(args.get("channel")))},
             "conversations.members": self._members,
+            "conversations.history": self._history,
+            "conversations.replies": self._history,
             "pins.add": self._pin,
             "pins.list": self._pins,
             "users.info": self._user_info,
@@ -241,6 +243,20 @@ class Workspace:
         if message is None:
             raise SlackError("message_not_found")
         return message
+
+    def said(self, channel: str, user: str, text: str) -> str:
+        """A person's message in a channel (as Slack would hold it); returns its ts."""
+        ts = self._next_ts()
+        self.messages[(channel, ts)] = {"text": text, "user": user, "blocks": None}
+        return ts
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, latest = str(args.get("channel")), str(args.get("latest") or "")
+        self._find_channel(channel)
+        found = [{"type": "message", "ts": ts, "text": m.get("text"), "user": m.get("user")}
+                 for (c, ts), m in sorted(self.messages.items(), key=lambda item: float(item[0][1]), reverse=True)
+                 if c == channel and (not latest or float(ts) <= float(latest))]
+        return {"messages": found[: int(args.get("limit") or 100)], "has_more": False}
 
     def _permalink(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(args.get("channel")), str(args.get("message_ts"))

@@ -1,0 +1,70 @@
+"""An incident's response metrics (time to acknowledge, mitigate, resolve; impact window) and how durations read.
+
+Pure arithmetic on the stored records: no store, no clock, no rendering beyond `format_duration`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from bot.incidents.models import Incident, TimelineEntry
+
+_ZERO = timedelta(0)
+
+
+@dataclass(frozen=True)
+class IncidentMetrics:
+    time_to_acknowledge: timedelta | None  # declared → acknowledged
+    time_to_mitigate: timedelta | None  # declared → first Monitoring
+    time_to_resolve: timedelta | None  # declared → resolved
+    impact_start: datetime  # the declaration, or an earlier timeline entry (a backdated "it started at")
+    impact_end: datetime | None  # resolved, or None while the incident is open
+    impact_window: timedelta | None
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken to be UTC already, as the store writes them."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _between(start: datetime, end: datetime | None) -> timedelta | None:
+    if end is None:
+        return None
+    # An edited timestamp can put a milestone before the declaration; a negative duration would read as nonsense.
+    return max(as_utc(end) - start, _ZERO)
+
+
+def metrics(incident: Incident, entries: Sequence[TimelineEntry]) -> IncidentMetrics:
+    declared = as_utc(incident.declared_at)
+    times = [as_utc(entry.at) for entry in entries if not entry.deleted]
+    start = min([declared, *times])
+    end = as_utc(incident.resolved_at) if incident.resolved_at is not None else None
+    return IncidentMetrics(
+        time_to_acknowledge=_between(declared, incident.acknowledged_at),
+        time_to_mitigate=_between(declared, incident.mitigated_at),
+        time_to_resolve=_between(declared, incident.resolved_at),
+        impact_start=start,
+        impact_end=end,
+        impact_window=_between(start, end),
+    )
+
+
+def format_duration(delta: timedelta | None) -> str:
+    """'4 min', '1 h 12 min', '2 d 3 h'; '< 1 min' below a minute; '—' when there is nothing to measure.
+
+    Truncated, never rounded up: a response is not reported as slower, or an outage as longer, than it was.
+    """
+    if delta is None:
+        return "—"
+    if delta < timedelta(minutes=1):
+        return "< 1 min"
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"

@@ -1,0 +1,28 @@
+"""Appending to an incident's timeline, including from other features (health checks and action runs
+started in an incident channel). Entries are rows first; views read them back."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.context import Context
+from bot.incidents.models import EntryKind, Incident, TimelineEntry
+
+log = logging.getLogger(__name__)
+
+
+async def append(ctx: Context, incident: Incident, kind: EntryKind, text: str, author: str | None, **extra: str | None) -> int | None:
+    return await ctx.store.add_entry(TimelineEntry(
+        incident_id=incident.id or 0, at=ctx.clock.now(), kind=kind, text=text[:3000], author=author, **extra))
+
+
+async def from_channel(ctx: Context, channel_id: str | None, kind: EntryKind, text: str, author: str | None) -> None:
+    """Record something that happened in a channel, if that channel is an incident's. Never fails the caller."""
+    if not channel_id:
+        return
+    try:
+        incident = await ctx.store.incident_by_channel(channel_id)
+        if incident is not None:
+            await append(ctx, incident, kind, text, author)
+    except Exception:
+        log.exception("could not add to the timeline of the incident in %s", channel_id)

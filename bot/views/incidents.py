@@ -1,0 +1,170 @@
+"""Incident messages: the pinned header with its buttons, the announcement, status updates, the timeline,
+the list of incidents, reminders, and the declare / note / resolve modals."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import (
+    ActionsBlock, Block, ButtonElement, ContextBlock, HeaderBlock, InputBlock, MarkdownTextObject, Option,
+    PlainTextInputElement, SectionBlock, StaticMultiSelectElement, StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEntry
+from bot.incidents.settings import IncidentSettings
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
+from bot.views.common import timestamp
+
+ACK, COMMANDER, NOTE, HEALTH, RESOLVE, POSTMORTEM = (
+    "incident.ack", "incident.commander", "incident.note", "incident.health", "incident.resolve", "incident.postmortem")
+SEVERITY, STATUS = "incident.severity", "incident.status"
+DECLARE_CALLBACK, NOTE_CALLBACK, RESOLVE_CALLBACK = "incident.declare", "incident.note.text", "incident.resolve.summary"
+PAGE_NEXT = "incident.timeline.page"
+
+_STATUS_EMOJI = {IncidentStatus.INVESTIGATING: "🔴", IncidentStatus.IDENTIFIED: "🟠", IncidentStatus.MONITORING: "🟡",
+                 IncidentStatus.RESOLVED: "🟢"}
+_ENTRY_EMOJI = {EntryKind.DECLARED: "🚨", EntryKind.ACKNOWLEDGED: "👀", EntryKind.STATUS: "🔁", EntryKind.SEVERITY: "📶",
+                EntryKind.ROLE: "🧑‍🚒", EntryKind.NOTE: "📝", EntryKind.PIN: "📌", EntryKind.HEALTH: "🩺", EntryKind.ACTION: "🛠️",
+                EntryKind.RESOLVED: "✅", EntryKind.REOPENED: "🔁", EntryKind.REMINDER: "⏰", EntryKind.FOLLOW_UP: "📋"}
+
+
+def label(incident: Incident, settings: IncidentSettings) -> str:
+    severity = settings.severity(incident.severity)
+    return f"{incident.severity} {severity.label}" if severity else incident.severity
+
+
+def header(incident: Incident, settings: IncidentSettings) -> Message:
+    emoji = _STATUS_EMOJI[incident.status]
+    title = f"{emoji} {incident.key} · {label(incident, settings)}: {incident.title}"
+    roles = ", ".join(f"{role}: <@{user}>" for role, user in incident.roles.items() if role != "commander") or "—"
+    ack = f"<@{incident.acknowledged_by}> {timestamp(incident.acknowledged_at)}" if incident.acknowledged_at else "*not yet*"
+    fields = [
+        MarkdownTextObject(text=f"*Status*\n{incident.status.title}"),
+        MarkdownTextObject(text=f"*Severity*\n{label(incident, settings)}"),
+        MarkdownTextObject(text=f"*Commander*\n" + (f"<@{incident.commander}>" if incident.commander else "*none*")),
+        MarkdownTextObject(text=f"*Acknowledged*\n{ack}"),
+        MarkdownTextObject(text=f"*Declared*\n<@{incident.declared_by}> {timestamp(incident.declared_at)}"),
+        MarkdownTextObject(text=f"*Services*\n" + (", ".join(f"`{s}`" for s in incident.services) or "—")),
+        MarkdownTextObject(text=f"*Other roles*\n{roles}"),
+    ]
+    blocks: list[Block] = [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(fields=fields)]
+    if incident.description:
+        blocks.append(SectionBlock(text=clip(escape(incident.description), MAX_SECTION_TEXT)))
+    if incident.summary:
+        blocks.append(SectionBlock(text=clip(f"*Latest:* {escape(incident.summary)}", MAX_SECTION_TEXT)))
+    value = str(incident.id)
+    blocks.append(ActionsBlock(block_id="incident.buttons", elements=[
+        ButtonElement(text="Acknowledge", action_id=ACK, value=value, style="primary"),
+        ButtonElement(text="I'm commander", action_id=COMMANDER, value=value),
+        ButtonElement(text="Add note", action_id=NOTE, value=value),
+        ButtonElement(text="Health check", action_id=HEALTH, value=value),
+        ButtonElement(text="Resolve", action_id=RESOLVE, value=value, style="danger"),
+        ButtonElement(text="Post-mortem", action_id=POSTMORTEM, value=value),
+    ]))
+    blocks.append(ActionsBlock(block_id="incident.selects", elements=[
+        StaticSelectElement(placeholder="Change severity", action_id=SEVERITY,
+                            options=[Option(text=f"{s.name} {s.label}", value=f"{incident.id}:{s.name}") for s in settings.severities]),
+        StaticSelectElement(placeholder="Update status", action_id=STATUS,
+                            options=[Option(text=s.title, value=f"{incident.id}:{s.value}") for s in IncidentStatus]),
+    ]))
+    return Message.of(title, blocks)
+
+
+def announcement(incident: Incident, settings: IncidentSettings) -> Message:
+    text = (f"{_STATUS_EMOJI[incident.status]} *{incident.key}* · {label(incident, settings)}: *{escape(incident.title)}*\n"
+            f"Status: {incident.status.title} · Commander: " + (f"<@{incident.commander}>" if incident.commander else "none")
+            + (f" · Channel: <#{incident.channel_id}>" if incident.channel_id else ""))
+    return Message.of(f"{incident.key} {incident.severity}: {incident.title}", [SectionBlock(text=clip(text, MAX_SECTION_TEXT))])
+
+
+def status_update(incident: Incident, text: str, user: str) -> Message:
+    body = f"*{incident.key}* · {text}\n_by <@{user}>_"
+    return Message.of(f"{incident.key}: {text}", [SectionBlock(text=clip(body, MAX_SECTION_TEXT))])
+
+
+def notice_in_channel(text: str) -> Message:
+    return Message.of(text, [SectionBlock(text=clip(text, MAX_SECTION_TEXT))])
+
+
+def local_time(at: datetime, tz: str | None) -> str:
+    """`09:04 (10:04 Europe/Paris)`: UTC always, the reader's own time beside it when known."""
+    utc = at.astimezone(timezone.utc)
+    text = f"{utc:%Y-%m-%d %H:%M} UTC"
+    if tz and tz != "UTC":
+        try:
+            local = at.astimezone(ZoneInfo(tz))
+            text += f" ({local:%H:%M} {tz})"
+        except (KeyError, ValueError):
+            pass
+    return text
+
+
+def timeline_message(incident: Incident, entries: list[TimelineEntry], tz: str | None, page: int = 0, per_page: int = 40) -> Message:
+    total_pages = max(1, -(-len(entries) // per_page))
+    page = min(max(page, 0), total_pages - 1)
+    shown = entries[page * per_page:(page + 1) * per_page]
+    lines = []
+    for entry in shown:
+        who = f"<@{entry.author}>" if entry.author else "opsbot"
+        link = f" (<{entry.permalink}|message>)" if entry.permalink else ""
+        lines.append(f"{_ENTRY_EMOJI.get(entry.kind, '•')} `{local_time(entry.at, tz)}` {who}: {escape(clip(entry.text, 300))}{link}")
+    blocks: list[Block] = [HeaderBlock(text=clip(f"Timeline of {incident.key}: {incident.title}", MAX_HEADER_TEXT))]
+    chunk: list[str] = []
+    for line in lines:  # several sections, each within Slack's 3,000 characters
+        if len("\n".join([*chunk, line])) > MAX_SECTION_TEXT and chunk:
+            blocks.append(SectionBlock(text="\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+        if len(blocks) >= MAX_BLOCKS - 3:
+            break
+    if chunk:
+        blocks.append(SectionBlock(text="\n".join(chunk) if chunk else "_nothing yet_"))
+    if not lines:
+        blocks.append(SectionBlock(text="_Nothing on the timeline yet._"))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {total_pages} · {len(entries)} entries · times in UTC, yours beside")]))
+    if page + 1 < total_pages:
+        blocks.append(ActionsBlock(elements=[ButtonElement(text="Next page", action_id=PAGE_NEXT, value=f"{incident.id}:{page + 1}")]))
+    return Message.of(f"Timeline of {incident.key}", blocks)
+
+
+def incident_list(incidents: list[Incident], settings: IncidentSettings) -> Message:
+    if not incidents:
+        return Message.of("No incidents.", [SectionBlock(text="No open incidents. :sunny:")])
+    lines = [f"{_STATUS_EMOJI[i.status]} *{i.key}* · {label(i, settings)} · {escape(i.title)} · {i.status.title} · "
+             + (f"<#{i.channel_id}>" if i.channel_id else "") + f" · {timestamp(i.declared_at)}" for i in incidents]
+    return Message.of(f"{len(incidents)} incident(s)", [HeaderBlock(text="Incidents"), SectionBlock(text=clip("\n".join(lines), MAX_SECTION_TEXT))])
+
+
+def _text_input(block_id: str, label_text: str, *, multiline: bool = False, optional: bool = False, max_length: int = 3000) -> InputBlock:
+    return InputBlock(block_id=block_id, label=label_text, optional=optional,
+                      element=PlainTextInputElement(action_id=f"{block_id}.input", multiline=multiline, max_length=max_length))
+
+
+def declare_modal(settings: IncidentSettings, services: list[str], channel: str | None) -> dict[str, Any]:
+    blocks: list[Block] = [
+        _text_input("title", "Title", max_length=150),
+        InputBlock(block_id="severity", label="Severity", element=StaticSelectElement(
+            action_id="severity.input", placeholder="Pick one",
+            options=[Option(text=f"{s.name} {s.label} (ack within {s.response_minutes:g} min)", value=s.name) for s in settings.severities])),
+    ]
+    if services:
+        blocks.append(InputBlock(block_id="services", label="Affected services", optional=True, element=StaticMultiSelectElement(
+            action_id="services.input", placeholder="Services", options=[Option(text=s, value=s) for s in services[:100]])))
+    blocks.append(_text_input("description", "What is happening?", multiline=True, optional=True))
+    return View(type="modal", callback_id=DECLARE_CALLBACK, title="Declare an incident", submit="Declare", close="Cancel",
+                private_metadata=channel or "", blocks=blocks).to_dict()
+
+
+def text_modal(callback_id: str, title: str, prompt: str, incident: Incident, *, optional: bool) -> dict[str, Any]:
+    return View(type="modal", callback_id=callback_id, title=title[:24], submit="Save", close="Cancel",
+                private_metadata=str(incident.id), blocks=[
+                    SectionBlock(text=f"*{incident.key}*: {escape(incident.title)}"),
+                    _text_input("text", prompt, multiline=True, optional=optional),
+                ]).to_dict()
+
+
+def reminder(incident: Incident, text: str) -> Message:
+    return Message.of(f"{incident.key}: {text}", [SectionBlock(text=clip(f"⏰ *{incident.key}* · {text}", MAX_SECTION_TEXT))])

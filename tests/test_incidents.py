@@ -1,0 +1,289 @@
+"""Incidents end to end through signed Slack requests: declare, the channel and its header, updates,
+roles, the timeline with 📌 pins, reminders on a controllable clock, several incidents at once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from bot.clock import ManualClock
+from bot.incidents import reminders
+from bot.incidents.models import EntryKind, IncidentStatus
+from tests.conftest import RunningBot, make_settings, start_bot
+from tests.slack.fake_api import FakeSlack
+from tests.slack.requests import event_callback, sign, slash_command, view_submission
+from tests.targets import Targets
+
+ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
+OPS, INCIDENTS = "C0OPS", "C0INCIDENTS"
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+
+
+def catalog(targets: Targets) -> str:
+    return f"""
+incidents:
+  announce_channel: {INCIDENTS}
+  responders: [{CAROL}]
+  escalation: [S0ONCALL]
+services:
+  api:
+    environment: production
+    owners: [{BOB}]
+    checks: [{{type: http, url: "{targets.url('/ok')}"}}]
+  search:
+    environment: staging
+"""
+
+
+@pytest.fixture
+async def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+async def bot(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, targets: Targets, clock: ManualClock) -> AsyncIterator[RunningBot]:
+    slack.groups = {"S0ONCALL": [DAVE]}
+    running, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http, clock=clock)
+    yield running
+    await runner.cleanup()
+
+
+async def incident_cmd(bot: RunningBot, text: str, *, user: str = ALICE, channel: str = OPS) -> str:
+    """`/incident …`; returns everything the user was told (ack body and response_url answers)."""
+    url = bot.slack.response_url()
+    body, content_type = slash_command("/incident", text, user=user, channel=channel, response_url=url)
+    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}) as response:
+        assert response.status == 200
+        acked = await response.text()
+    await bot.settle()
+    answers = [json.dumps(c.args, ensure_ascii=False) for c in bot.slack.of("response_url") if url.endswith(c.path)]
+    return "\n".join([acked, *answers])
+
+
+async def declared(bot: RunningBot, text: str = "P1 API is down", user: str = ALICE) -> tuple[str, object]:
+    await incident_cmd(bot, f"declare {text}", user=user)
+    [incident] = [i for i in await bot.ctx.store.incidents() if i.title == text.split(" ", 1)[1]]
+    assert incident.channel_id
+    return incident.channel_id, incident
+
+
+async def press(bot: RunningBot, action_id: str, value: str, user: str, channel: str, *, selected: bool = False) -> None:
+    action = {"type": "static_select" if selected else "button", "action_id": action_id, "block_id": "b", "action_ts": "1.0"}
+    action.update({"selected_option": {"value": value, "text": {"type": "plain_text", "text": value}}} if selected else {"value": value})
+    payload = {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001", "token": "t",
+               "trigger_id": "1.1.1", "channel": {"id": channel}, "container": {"type": "message", "channel_id": channel, "message_ts": "1.1"},
+               "response_url": bot.slack.response_url(), "actions": [action]}
+    body = urlencode({"payload": json.dumps(payload)})
+    assert (await bot.post(body, "application/x-www-form-urlencoded")).status == 200
+    await bot.settle()
+
+
+async def test_declaring_a_p1_opens_a_channel_invites_pins_and_announces(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    created = bot.slack.channels[channel]
+    assert created["name"] == f"inc-20261123-api-is-down"
+    assert {ALICE, CAROL} <= created["members"]
+    assert created["topic"] == f"{incident.key} · P1 · Investigating · Commander: <@{ALICE}>"
+    [pinned] = bot.slack.pins[channel]
+    assert f"{incident.key} · P1 Critical: API is down" in json.dumps(bot.slack.messages[(channel, pinned)], ensure_ascii=False)
+    header = json.dumps(bot.slack.messages[(channel, pinned)])
+    for action in ("incident.ack", "incident.commander", "incident.note", "incident.health", "incident.resolve", "incident.postmortem", "incident.severity", "incident.status"):
+        assert action in header
+    [announced] = [m for (c, _), m in bot.slack.messages.items() if c == INCIDENTS]
+    assert f"<#{channel}>" in json.dumps(announced)
+    entries = await bot.ctx.store.entries(incident.id)
+    assert [e.kind for e in entries] == [EntryKind.DECLARED]
+
+
+async def test_the_declare_form_invites_the_affected_services_owners(bot: RunningBot) -> None:
+    said = await incident_cmd(bot, "declare")
+    [opened] = bot.slack.of("views.open")
+    view = opened.args["view"]
+    values = {"title": {"title.input": {"type": "plain_text_input", "value": "Checkout is slow"}},
+              "severity": {"severity.input": {"type": "static_select", "selected_option": {"value": "P2"}}},
+              "services": {"services.input": {"type": "multi_static_select", "selected_options": [{"value": "api"}]}},
+              "description": {"description.input": {"type": "plain_text_input", "value": "p95 at 4 s"}}}
+    body, content_type = view_submission(view["callback_id"], values, user=ALICE, private_metadata=view["private_metadata"])
+    assert (await bot.post(body, content_type)).status == 200
+    await bot.settle()
+    [incident] = await bot.ctx.store.incidents()
+    assert (incident.severity, incident.services, incident.description) == ("P2", ("api",), "p95 at 4 s")
+    assert BOB in bot.slack.channels[incident.channel_id or ""]["members"]
+    assert said is not None
+
+
+async def test_updates_land_in_the_channel_the_announcement_thread_the_topic_and_the_timeline(bot: RunningBot, clock: ManualClock) -> None:
+    channel, incident = await declared(bot)
+    clock.advance(4 * 60)
+    assert "Acknowledged." in await incident_cmd(bot, "ack", user=BOB, channel=channel)
+    assert "Already acknowledged by <@U0BOB>" in await incident_cmd(bot, "ack", user=DAVE, channel=channel)
+    await incident_cmd(bot, "status identified bad deploy of v42", user=BOB, channel=channel)
+    await incident_cmd(bot, "severity P2", user=BOB, channel=channel)
+    await incident_cmd(bot, "role <@U0BOB|bob> commander", channel=channel)
+    await incident_cmd(bot, "note rolled back to v41", user=BOB, channel=channel)
+    clock.advance(10 * 60)
+    await incident_cmd(bot, "status monitoring error rate back to normal", user=BOB, channel=channel)
+    await incident_cmd(bot, "resolve rolled back; fix in v43", user=BOB, channel=channel)
+
+    stored = await bot.ctx.store.get_incident(incident.id)
+    assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.severity == "P2" and stored.commander == BOB
+    assert stored.acknowledged_at == T0 + timedelta(minutes=4) and stored.mitigated_at == T0 + timedelta(minutes=14)
+    assert bot.slack.channels[channel]["topic"].endswith(f"P2 · Resolved · Commander: <@{BOB}>")
+    kinds = [e.kind for e in await bot.ctx.store.entries(incident.id)]
+    assert kinds == [EntryKind.DECLARED, EntryKind.ACKNOWLEDGED, EntryKind.STATUS, EntryKind.SEVERITY, EntryKind.ROLE,
+                     EntryKind.NOTE, EntryKind.STATUS, EntryKind.RESOLVED]
+    mirrored = [c.args for c in bot.slack.of("chat.postMessage") if c.args.get("channel") == INCIDENTS and c.args.get("thread_ts")]
+    assert any("Identified" in json.dumps(m) for m in mirrored) and any("Resolved" in json.dumps(m) for m in mirrored)
+    timeline = await incident_cmd(bot, "timeline", user=ALICE, channel=channel)
+    assert "rolled back to v41" in timeline and "2026-11-23 03:04 UTC (04:04 Europe/Paris)" in timeline
+
+
+async def test_a_pinned_message_joins_the_timeline_and_leaves_when_unpinned(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    ts = bot.slack.said(channel, BOB, "cache hit ratio dropped to 12%")
+    for event_type in ("reaction_added", "reaction_added"):  # a duplicate event adds it once
+        body, content_type = event_callback({"type": event_type, "user": BOB, "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+        await bot.post(body, content_type)
+    await bot.settle()
+    [pin] = [e for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.PIN]
+    assert (pin.text, pin.author, pin.source_ts) == ("cache hit ratio dropped to 12%", BOB, ts) and pin.permalink
+    other = event_callback({"type": "reaction_added", "user": BOB, "reaction": "thumbsup", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+    await bot.post(*other)
+    body, content_type = event_callback({"type": "reaction_removed", "user": BOB, "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+    await bot.post(body, content_type)
+    await bot.settle()
+    assert [e.kind for e in await bot.ctx.store.entries(incident.id)] == [EntryKind.DECLARED]
+
+
+async def test_buttons_acknowledge_take_command_change_severity_and_status(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    value = str(incident.id)
+    await press(bot, "incident.ack", value, DAVE, channel)
+    await press(bot, "incident.commander", value, DAVE, channel)
+    await press(bot, "incident.severity", f"{value}:P3", DAVE, channel, selected=True)
+    await press(bot, "incident.status", f"{value}:identified", DAVE, channel, selected=True)
+    stored = await bot.ctx.store.get_incident(incident.id)
+    assert stored is not None and (stored.acknowledged_by, stored.commander, stored.severity, stored.status) == (DAVE, DAVE, "P3", IncidentStatus.IDENTIFIED)
+    header = json.dumps(bot.slack.messages[(channel, stored.header_ts)])
+    assert "Identified" in header and "P3 Medium" in header and "<@U0DAVE>" in header
+
+
+async def test_health_checks_from_the_incident_channel_go_on_the_timeline(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    await press(bot, "incident.health", str(incident.id), BOB, channel)
+    url = bot.slack.response_url()
+    body, content_type = slash_command("/ops", "health api", user=BOB, channel=channel, response_url=url)
+    await bot.post(body, content_type)
+    await bot.settle()
+    health = [e for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.HEALTH]
+    assert [e.text for e in health] == ["Health check: 2 of 2 healthy", "Health check: 1 of 1 healthy"]
+
+
+async def test_two_incidents_at_once_each_channel_applies_to_its_own(bot: RunningBot) -> None:
+    first, one = await declared(bot, "P1 API is down")
+    second, two = await declared(bot, "P3 Search is slow")
+    await incident_cmd(bot, "note only for search", channel=second)
+    assert [e.text for e in await bot.ctx.store.entries(two.id) if e.kind is EntryKind.NOTE] == ["only for search"]
+    assert [e for e in await bot.ctx.store.entries(one.id) if e.kind is EntryKind.NOTE] == []
+    listing = await incident_cmd(bot, "list")
+    assert one.key in listing and two.key in listing
+
+
+async def test_a_taken_channel_name_gets_a_suffix(bot: RunningBot) -> None:
+    from tests.slack.fake_state import new_channel
+
+    bot.slack.channels["C0TAKEN"] = new_channel("C0TAKEN", "inc-20261123-api-is-down", {"U0CAROL"})
+    channel, _ = await declared(bot)
+    assert bot.slack.channels[channel]["name"] == "inc-20261123-api-is-down-2"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("declare P9 something", "`P9` is not a severity. Valid: `P1` (Critical)"),
+    ("declare p5 oops", "`p5` is not a severity"),
+    ("status identified", "This works in an incident's channel"),
+    ("resovle", "Did you mean `resolve`?"),
+])
+async def test_bad_input_gets_a_clear_answer(bot: RunningBot, text: str, expected: str) -> None:
+    assert expected in await incident_cmd(bot, text)
+    assert bot.slack.of("conversations.create") == []
+
+
+async def test_bad_input_inside_an_incident_channel(bot: RunningBot) -> None:
+    channel, _ = await declared(bot)
+    assert "is not a status" in await incident_cmd(bot, "status fixed", channel=channel)
+    assert "Usage: `/incident role @user" in await incident_cmd(bot, "role commander", channel=channel)
+    assert "Put the follow-up in quotes" in await incident_cmd(bot, 'action "unclosed', channel=channel)
+
+
+async def test_unacknowledged_incidents_escalate_and_quiet_ones_nudge_the_commander(bot: RunningBot, clock: ManualClock) -> None:
+    import asyncio
+
+    channel, incident = await declared(bot)
+
+    async def reminders_after(minutes: float) -> list[str]:
+        # The maintenance loop wakes when the clock moves and may send them itself; either way, once.
+        clock.advance(minutes * 60)
+        await reminders.remind_due(bot.ctx)
+        await asyncio.sleep(0.2)
+        return [json.dumps(c.args, ensure_ascii=False) for c in bot.slack.of("chat.postMessage") if "⏰" in json.dumps(c.args, ensure_ascii=False)]
+
+    assert await reminders_after(14) == []
+    [escalation] = await reminders_after(2)
+    assert channel in escalation and "not acknowledged after 15 min" in escalation and "<!subteam^S0ONCALL>" in escalation
+    assert len(await reminders_after(1)) == 1, "once only"
+    sent = await reminders_after(14)  # 31 minutes without a status update on a P1
+    assert len(sent) == 2 and "no status update for 31 min" in sent[1] and f"<@{ALICE}>" in sent[1]
+    await incident_cmd(bot, "resolve done", channel=channel)
+    assert len(await reminders_after(60)) == 2, "reminders stop when resolved"
+
+
+async def test_follow_up_items_are_tracked(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    said = await incident_cmd(bot, 'action "Alert on 5xx rate" <@U0BOB|bob> 2026-12-01', channel=channel)
+    assert "Tracked follow-up" in said
+    [item] = await bot.ctx.store.action_items(incident.id)
+    assert (item.text, item.owner, item.due.isoformat()) == ("Alert on 5xx rate", BOB, "2026-12-01")
+
+
+async def test_the_post_mortem_matches_the_timeline_and_metrics(bot: RunningBot, clock: ManualClock) -> None:
+    channel, incident = await declared(bot, "P2 checkout is slow")
+    clock.advance(7 * 60)
+    await incident_cmd(bot, "ack", user=BOB, channel=channel)
+    ts = bot.slack.said(channel, BOB, "db pool exhausted at 03:05")
+    body, content_type = event_callback({"type": "reaction_added", "user": BOB, "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+    await bot.post(body, content_type)
+    clock.advance(20 * 60)
+    await incident_cmd(bot, "resolve raised the pool size", user=BOB, channel=channel)
+    await incident_cmd(bot, 'action "Alert on pool saturation" <@U0BOB|bob> 2026-12-01', channel=channel)
+    await incident_cmd(bot, "postmortem", user=ALICE, channel=channel)
+
+    document = bot.slack.file_text(channel=channel)
+    assert f"# Post-mortem: {incident.key}" in document and "checkout is slow" in document
+    assert "db pool exhausted at 03:05" in document and "7 min" in document and "27 min" in document
+    assert "Alert on pool saturation" in document and "2026-12-01" in document
+    assert "raised the pool size" in document and "To fill" in document
+
+
+async def test_postmortem_command_prints_it_offline(bot: RunningBot, tmp_path, database_url: str) -> None:
+    import asyncio
+    import os
+    import sys
+
+    channel, incident = await declared(bot, "P3 search is slow")
+    config = tmp_path / "opsbot.yml"
+    config.write_text("incidents: {announce_channel: C0INCIDENTS}\nservices: {}\n")
+    env = {**os.environ, "DATABASE_URL": database_url, "OPSBOT_CONFIG": str(config)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "postmortem", incident.key, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert f"# Post-mortem: {incident.key}" in out.decode() and "search is slow" in out.decode()
+    missing = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "postmortem", "INC-999", env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await missing.communicate()
+    assert missing.returncode == 1 and "no incident INC-999" in err.decode()
