@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -19,8 +19,9 @@ from bot.incidents import service as incidents
 from bot.incidents.models import Role
 from bot.views.common import notice
 from bot.views.incidents import (
-    ACK, COMMANDER, DECLARE_CALLBACK, HEALTH, NOTE, NOTE_CALLBACK, PAGE_NEXT, POSTMORTEM, RESOLVE, RESOLVE_CALLBACK,
-    SEVERITY, STATUS, declare_modal, incident_list, text_modal, timeline_message,
+    ACK, COMMANDER, DECLARE_CALLBACK, ENTRY_CALLBACK, ENTRY_MENU, FOLLOW_UP_DONE, HEALTH, NOTE, NOTE_CALLBACK, PAGE_NEXT,
+    POSTMORTEM, RESOLVE, RESOLVE_CALLBACK, SEVERITY, STATUS, declare_modal, entry_modal, follow_ups, incident_list,
+    text_modal, timeline_message,
 )
 from handlers.replies import InChannelReply, Inbound, Reply, for_command, handle
 
@@ -37,7 +38,8 @@ USAGE = [
     ("note <text>", "Add to the timeline."),
     ("action \"<follow-up>\" [@owner] [YYYY-MM-DD]", "Track a follow-up action item."),
     ("resolve [summary]", "Resolve it; `reopen` undoes."),
-    ("timeline", "Show the timeline."),
+    ("timeline", "Show the timeline (the commander can correct entries there)."),
+    ("actions", "List the follow-ups, with a Done button each."),
     ("postmortem", "Write the post-mortem into the channel as a file."),
 ]
 
@@ -96,10 +98,29 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def next_page(reply: Reply, body: Body, user: str, value: str) -> None:
         incident = await by_id(value)
         entries = await ctx.store.entries(incident.id or 0)
-        await ctx.chat.respond(body["response_url"], timeline_message(incident, entries, await ctx.chat.user_tz(user), int(value.split(":")[1])), replace_original=True)
+        message = timeline_message(incident, entries, await ctx.chat.user_tz(user), int(value.split(":")[1]),
+                                   editable=user == incident.commander, metrics_line=incidents.metrics_line(incident, entries))
+        await ctx.chat.respond(body["response_url"], message, replace_original=True)
+
+    async def entry_menu(reply: Reply, body: Body, user: str, value: str) -> None:
+        what, _, entry_id = value.partition(":")
+        if not entry_id.isdigit():
+            raise incidents.IncidentInputError("This menu is out of date; open the timeline again.")
+        if what == "delete":
+            incident = await incidents.correct_entry(ctx, int(entry_id), user, delete=True)
+            await reply.ephemeral(notice(f"Removed from the timeline of {incident.key} (the audit log keeps what it said)."))
+        else:
+            entry = await incidents.entry_for_correction(ctx, int(entry_id), user)
+            await ctx.chat.open_modal(body["trigger_id"], entry_modal(entry))
+
+    async def follow_up_done(reply: Reply, body: Body, user: str, value: str) -> None:
+        if not value.isdigit():
+            raise incidents.IncidentInputError("This button is out of date.")
+        await reply.ephemeral(notice(await incidents.finish_follow_up(ctx, int(value), user)))
 
     for action_id, work in [(ACK, acknowledged), (COMMANDER, commander), (NOTE, note_form), (RESOLVE, resolve_form),
-                            (HEALTH, health), (POSTMORTEM, postmortem), (SEVERITY, severity), (STATUS, status), (PAGE_NEXT, next_page)]:
+                            (HEALTH, health), (POSTMORTEM, postmortem), (SEVERITY, severity), (STATUS, status), (PAGE_NEXT, next_page),
+                            (ENTRY_MENU, entry_menu), (FOLLOW_UP_DONE, follow_up_done)]:
         button(action_id, work)
 
     def modal(callback_id: str, work: Any) -> None:
@@ -109,7 +130,11 @@ def register(app: AsyncApp, ctx: Context) -> None:
             user = body.get("user", {}).get("id", "")
             values = {block: next(iter(inputs.values()), {}) for block, inputs in (view.get("state", {}).get("values") or {}).items()}
             metadata = view.get("private_metadata") or ""
-            incident = await ctx.store.get_incident(int(metadata)) if metadata.isdigit() else None
+            if callback_id == ENTRY_CALLBACK:  # its metadata is an entry id: answer in that entry's incident channel
+                entry = await ctx.store.get_entry(int(metadata)) if metadata.isdigit() else None
+                incident = await ctx.store.get_incident(entry.incident_id) if entry else None
+            else:
+                incident = await ctx.store.get_incident(int(metadata)) if metadata.isdigit() else None
             channel = incident.channel_id if incident else (metadata or None)
             inbound = Inbound("action", callback_id, user, channel, metadata)
             ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), lambda: work(user, values, incident, metadata)), name=callback_id)
@@ -126,7 +151,16 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def resolved(user: str, values: Body, incident: Any, metadata: str) -> None:
         await incidents.resolve(ctx, incident, ((values.get("text") or {}).get("value") or "").strip(), user)
 
+    async def corrected(user: str, values: Body, incident: Any, metadata: str) -> None:
+        raw = ((values.get("at") or {}).get("value") or "").strip()
+        try:
+            at = datetime.strptime(raw, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise incidents.IncidentInputError(f"`{raw}` is not a time: write it as YYYY-MM-DD HH:MM, in UTC.") from None
+        await incidents.correct_entry(ctx, int(metadata), user, text=(values.get("text") or {}).get("value") or "", at=at)
+
     modal(DECLARE_CALLBACK, declared)
+    modal(ENTRY_CALLBACK, corrected)
     modal(NOTE_CALLBACK, noted)
     modal(RESOLVE_CALLBACK, resolved)
 
@@ -207,7 +241,10 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
         await incidents.reopen(ctx, incident, user)
     elif name == "timeline":
         entries = await ctx.store.entries(incident.id or 0)
-        await reply.ephemeral(timeline_message(incident, entries, await ctx.chat.user_tz(user)))
+        await reply.ephemeral(timeline_message(incident, entries, await ctx.chat.user_tz(user), editable=user == incident.commander,
+                                               metrics_line=incidents.metrics_line(incident, entries)))
+    elif name == "actions":
+        await reply.ephemeral(follow_ups(incident, await ctx.store.action_items(incident.id or 0)))
     elif name == "postmortem":
         from bot.incidents.documents import share_postmortem
 

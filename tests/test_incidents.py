@@ -287,3 +287,77 @@ async def test_postmortem_command_prints_it_offline(bot: RunningBot, tmp_path, d
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await missing.communicate()
     assert missing.returncode == 1 and "no incident INC-999" in err.decode()
+
+
+async def test_the_commander_corrects_the_timeline_and_the_audit_log_keeps_the_change(bot: RunningBot, clock: ManualClock) -> None:
+    channel, incident = await declared(bot)
+    await incident_cmd(bot, "note restarted the wrong pod", user=BOB, channel=channel)
+    await incident_cmd(bot, "note typo entry", user=BOB, channel=channel)
+    note, typo = [e for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.NOTE]
+
+    assert "Only the commander" in await press_and_tell(bot, "incident.entry", f"edit:{note.id}", BOB, channel)
+    seen = await incident_cmd(bot, "timeline", user=ALICE, channel=channel)
+    assert "incident.entry" in seen and "Time to acknowledge" in seen  # the commander's copy has the ⋯ menu
+    assert "incident.entry" not in await incident_cmd(bot, "timeline", user=BOB, channel=channel)
+
+    await press(bot, "incident.entry", f"edit:{note.id}", ALICE, channel, selected=True)
+    view = bot.slack.of("views.open")[-1].args["view"]
+    assert view["callback_id"] == "incident.entry.edit"
+    values = {"text": {"text.input": {"type": "plain_text_input", "value": "restarted api-7d9 (the wrong pod)"}},
+              "at": {"at.input": {"type": "plain_text_input", "value": "2026-11-23 02:55"}}}
+    body, content_type = view_submission(view["callback_id"], values, user=ALICE, private_metadata=view["private_metadata"])
+    await bot.post(body, content_type)
+    await press(bot, "incident.entry", f"delete:{typo.id}", ALICE, channel, selected=True)
+    await bot.settle()
+
+    entries = await bot.ctx.store.entries(incident.id)
+    [edited] = [e for e in entries if e.id == note.id]
+    assert edited.text == "restarted api-7d9 (the wrong pod)" and edited.at == T0 - timedelta(minutes=5)
+    assert typo.id not in [e.id for e in entries] and entries[0].id == note.id, "backdated: now first"
+    corrections = [e.detail for e in await bot.ctx.store.audit_entries(limit=100) if e.args == "timeline correction"]
+    assert any("restarted the wrong pod" in (d or "") for d in corrections) and any("typo entry" in (d or "") for d in corrections)
+
+
+async def press_and_tell(bot: RunningBot, action_id: str, value: str, user: str, channel: str) -> str:
+    before = len(bot.slack.calls)
+    await press(bot, action_id, value, user, channel, selected=True)
+    return "\n".join(json.dumps(c.args, ensure_ascii=False) for c in bot.slack.calls[before:])
+
+
+async def test_follow_ups_are_listed_and_marked_done(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    await incident_cmd(bot, 'action "Alert on 5xx" <@U0BOB|bob> tomorrow', channel=channel)
+    listing = await incident_cmd(bot, "actions", channel=channel)
+    assert "Alert on 5xx" in listing and "incident.followup.done" in listing and "due 2026-11-24" in listing
+    [item] = await bot.ctx.store.action_items(incident.id)
+    await press(bot, "incident.followup.done", str(item.id), BOB, channel)
+    [item] = await bot.ctx.store.action_items(incident.id)
+    assert item.done_at is not None
+    assert "✅ #" in await incident_cmd(bot, "actions", channel=channel)
+
+
+async def test_an_action_requested_in_the_incident_channel_is_on_its_timeline(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x").write_text("1")
+    yaml = f"""
+approvals: {{environments: {{staging: {{default: {{approvals: 0}}}}}}}}
+services:
+  files:
+    environment: staging
+    backup: {{type: directory, paths: ["{tmp_path / 'data'}"], directory: "{tmp_path / 'backups'}"}}
+"""
+    bot, runner = await start_bot(make_settings(slack, database_url), yaml, slack, http)
+    try:
+        channel, incident = await declared(bot, "P2 files are corrupt")
+        url = bot.slack.response_url()
+        body, content_type = slash_command("/ops", "backup files before repair", user=ALICE, channel=channel, response_url=url)
+        await bot.post(body, content_type)
+        await bot.settle()
+        [plan] = [c.args for c in bot.slack.of("response_url") if url.endswith(c.path)]
+        run_id = next(e["value"] for b in plan["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "action.request")
+        await press(bot, "action.request", run_id, ALICE, channel)
+        actions_on_timeline = [e.text for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.ACTION]
+        assert any(f"Action #{run_id} backup files: approved" in t for t in actions_on_timeline)
+        assert any(f"Action #{run_id} backup files: succeeded" in t for t in actions_on_timeline)
+    finally:
+        await runner.cleanup()

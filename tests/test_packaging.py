@@ -39,7 +39,7 @@ def test_every_scope_is_justified_in_the_readme_and_every_event_has_its_scope() 
     readme = (ROOT / "README.md").read_text().split("### Bot scopes", 1)[1].split("\n## ", 1)[0]
     justified = set(re.findall(r"^\| `([a-z_.:]+)` \|", readme, re.M))
     assert set(scopes) == justified
-    needs = {"app_mention": "app_mentions:read", "reaction_added": "reactions:read"}
+    needs = {"app_mention": "app_mentions:read", "reaction_added": "reactions:read", "reaction_removed": "reactions:read"}
     for event in MANIFEST["settings"]["event_subscriptions"]["bot_events"]:
         assert needs[event] in scopes
 

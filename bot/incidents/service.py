@@ -7,14 +7,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 
+from bot.actions.policy import NotAllowed
+from bot.audit import AuditEntry, Outcome
 from bot.catalog import suggest
 from bot.chat import NameTaken
 from bot.context import Context
 from bot.errors import OpsbotError
 from bot.incidents import naming
-from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, Role
+from bot.incidents.metrics import format_duration, metrics
+from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, Role, TimelineEntry
 from bot.incidents.timeline import append
 from bot.views.incidents import announcement, header, status_update
 
@@ -213,6 +216,55 @@ async def add_follow_up(ctx: Context, incident: Incident, text: str, owner: str 
     who = f" — <@{owner}>" if owner else ""
     await append(ctx, incident, EntryKind.FOLLOW_UP, f"Follow-up: {item.text}{who}" + (f", due {due.isoformat()}" if due else ""), user)
     return item
+
+
+# --- corrections and follow-ups ------------------------------------------------------------------------
+
+
+async def correct_entry(ctx: Context, entry_id: int, user: str, *, text: str | None = None,
+                        at: datetime | None = None, delete: bool = False) -> Incident:
+    """The commander fixes the record: an entry's text or time, or removes it. The change is audited."""
+    entry = await ctx.store.get_entry(entry_id)
+    if entry is None or entry.deleted:
+        raise IncidentInputError("That timeline entry is gone; open the timeline again.")
+    incident = await get(ctx, entry.incident_id)
+    if user != incident.commander:
+        raise NotAllowed(f"Only the commander (<@{incident.commander}>) can correct the timeline of {incident.key}.")
+    if delete:
+        await ctx.store.delete_entry(entry_id, by=user)
+        change = f"deleted entry {entry_id} ({entry.at:%Y-%m-%d %H:%M} UTC): {entry.text[:200]}"
+    else:
+        if text is not None and not text.strip():
+            raise IncidentInputError("An entry needs text; to remove it, delete it.")
+        await ctx.store.edit_entry(entry_id, by=user, text=text.strip() if text else None, at=at)
+        change = (f"edited entry {entry_id}: {entry.text[:200]!r} at {entry.at:%Y-%m-%d %H:%M} UTC → "
+                  f"{(text or entry.text)[:200]!r} at {(at or entry.at):%Y-%m-%d %H:%M} UTC")
+    await ctx.store.record_audit(AuditEntry(at=ctx.clock.now(), kind="incident", name=incident.key, outcome=Outcome.OK,
+                                            actor_id=user, channel_id=incident.channel_id, args="timeline correction", detail=change))
+    return incident
+
+
+async def entry_for_correction(ctx: Context, entry_id: int, user: str) -> TimelineEntry:
+    """Before opening the edit form: the entry exists and `user` is the commander."""
+    entry = await ctx.store.get_entry(entry_id)
+    if entry is None or entry.deleted:
+        raise IncidentInputError("That timeline entry is gone; open the timeline again.")
+    incident = await get(ctx, entry.incident_id)
+    if user != incident.commander:
+        raise NotAllowed(f"Only the commander (<@{incident.commander}>) can correct the timeline of {incident.key}.")
+    return entry
+
+
+def metrics_line(incident: Incident, entries: Sequence[TimelineEntry]) -> str:
+    found = metrics(incident, entries)
+    return (f"Time to acknowledge *{format_duration(found.time_to_acknowledge)}* · to mitigate *{format_duration(found.time_to_mitigate)}*"
+            f" · to resolve *{format_duration(found.time_to_resolve)}* · impact window *{format_duration(found.impact_window)}*")
+
+
+async def finish_follow_up(ctx: Context, item_id: int, user: str) -> str:
+    if not await ctx.store.finish_action_item(item_id, ctx.clock.now()):
+        return "Already done."
+    return "Marked done."
 
 
 # --- pins -------------------------------------------------------------------------------------------------

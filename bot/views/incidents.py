@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
     ActionsBlock, Block, ButtonElement, ContextBlock, HeaderBlock, InputBlock, MarkdownTextObject, Option,
-    PlainTextInputElement, SectionBlock, StaticMultiSelectElement, StaticSelectElement,
+    OverflowMenuElement, PlainTextInputElement, SectionBlock, StaticMultiSelectElement, StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
-from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEntry
+from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, TimelineEntry
 from bot.incidents.settings import IncidentSettings
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
@@ -23,6 +23,7 @@ ACK, COMMANDER, NOTE, HEALTH, RESOLVE, POSTMORTEM = (
 SEVERITY, STATUS = "incident.severity", "incident.status"
 DECLARE_CALLBACK, NOTE_CALLBACK, RESOLVE_CALLBACK = "incident.declare", "incident.note.text", "incident.resolve.summary"
 PAGE_NEXT = "incident.timeline.page"
+ENTRY_MENU, ENTRY_CALLBACK, FOLLOW_UP_DONE = "incident.entry", "incident.entry.edit", "incident.followup.done"
 
 _STATUS_EMOJI = {IncidentStatus.INVESTIGATING: "🔴", IncidentStatus.IDENTIFIED: "🟠", IncidentStatus.MONITORING: "🟡",
                  IncidentStatus.RESOLVED: "🟢"}
@@ -102,32 +103,70 @@ def local_time(at: datetime, tz: str | None) -> str:
     return text
 
 
-def timeline_message(incident: Incident, entries: list[TimelineEntry], tz: str | None, page: int = 0, per_page: int = 40) -> Message:
+def timeline_message(incident: Incident, entries: list[TimelineEntry], tz: str | None, page: int = 0, *,
+                     editable: bool = False, metrics_line: str = "") -> Message:
+    """The timeline, a page at a time within Slack's block limits. The commander's copy has an Edit/Delete
+    menu on each entry."""
+    per_page = 40 if editable else 120
     total_pages = max(1, -(-len(entries) // per_page))
     page = min(max(page, 0), total_pages - 1)
     shown = entries[page * per_page:(page + 1) * per_page]
-    lines = []
-    for entry in shown:
-        who = f"<@{entry.author}>" if entry.author else "opsbot"
-        link = f" (<{entry.permalink}|message>)" if entry.permalink else ""
-        lines.append(f"{_ENTRY_EMOJI.get(entry.kind, '•')} `{local_time(entry.at, tz)}` {who}: {escape(clip(entry.text, 300))}{link}")
     blocks: list[Block] = [HeaderBlock(text=clip(f"Timeline of {incident.key}: {incident.title}", MAX_HEADER_TEXT))]
-    chunk: list[str] = []
-    for line in lines:  # several sections, each within Slack's 3,000 characters
-        if len("\n".join([*chunk, line])) > MAX_SECTION_TEXT and chunk:
+    if metrics_line:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=metrics_line)]))
+    lines = [_entry_line(entry, tz) for entry in shown]
+    if editable:
+        for entry, line in zip(shown, lines):
+            menu = OverflowMenuElement(action_id=ENTRY_MENU, options=[Option(text="Edit", value=f"edit:{entry.id}"),
+                                                                      Option(text="Delete", value=f"delete:{entry.id}")])
+            blocks.append(SectionBlock(text=clip(line, MAX_SECTION_TEXT), accessory=menu))
+    else:
+        chunk: list[str] = []
+        for line in lines:  # several sections, each within Slack's 3,000 characters
+            if len("\n".join([*chunk, line])) > MAX_SECTION_TEXT and chunk:
+                blocks.append(SectionBlock(text="\n".join(chunk)))
+                chunk = []
+            chunk.append(line)
+        if chunk:
             blocks.append(SectionBlock(text="\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-        if len(blocks) >= MAX_BLOCKS - 3:
-            break
-    if chunk:
-        blocks.append(SectionBlock(text="\n".join(chunk) if chunk else "_nothing yet_"))
     if not lines:
         blocks.append(SectionBlock(text="_Nothing on the timeline yet._"))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {total_pages} · {len(entries)} entries · times in UTC, yours beside")]))
+    blocks = blocks[:MAX_BLOCKS - 2]
+    note = " · use ⋯ to correct an entry" if editable else ""
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {total_pages} · {len(entries)} entries · UTC, your time beside{note}")]))
     if page + 1 < total_pages:
         blocks.append(ActionsBlock(elements=[ButtonElement(text="Next page", action_id=PAGE_NEXT, value=f"{incident.id}:{page + 1}")]))
     return Message.of(f"Timeline of {incident.key}", blocks)
+
+
+def _entry_line(entry: TimelineEntry, tz: str | None) -> str:
+    who = f"<@{entry.author}>" if entry.author else "opsbot"
+    link = f" (<{entry.permalink}|message>)" if entry.permalink else ""
+    edited = " _(edited)_" if entry.edited_by else ""
+    return f"{_ENTRY_EMOJI.get(entry.kind, '•')} `{local_time(entry.at, tz)}` {who}: {escape(clip(entry.text, 300))}{link}{edited}"
+
+
+def entry_modal(entry: TimelineEntry) -> dict[str, Any]:
+    return View(type="modal", callback_id=ENTRY_CALLBACK, title="Correct the timeline", submit="Save", close="Cancel",
+                private_metadata=str(entry.id), blocks=[
+                    InputBlock(block_id="text", label="What happened", element=PlainTextInputElement(
+                        action_id="text.input", multiline=True, initial_value=entry.text[:3000], max_length=3000)),
+                    InputBlock(block_id="at", label="When (UTC, YYYY-MM-DD HH:MM)", element=PlainTextInputElement(
+                        action_id="at.input", initial_value=f"{entry.at.astimezone(timezone.utc):%Y-%m-%d %H:%M}", max_length=16)),
+                ]).to_dict()
+
+
+def follow_ups(incident: Incident, items: list[ActionItem]) -> Message:
+    if not items:
+        return Message.of("No follow-ups.", [SectionBlock(text=f'No follow-ups for {incident.key} yet: `/incident action "<what>" @owner YYYY-MM-DD`.')])
+    blocks: list[Block] = [HeaderBlock(text=clip(f"Follow-ups of {incident.key}", MAX_HEADER_TEXT))]
+    for item in items[:MAX_BLOCKS - 1]:
+        owner = f" — <@{item.owner}>" if item.owner else ""
+        due = f", due {item.due.isoformat()}" if item.due else ""
+        done = "✅" if item.done_at else "⬜"
+        accessory = None if item.done_at else ButtonElement(text="Done", action_id=FOLLOW_UP_DONE, value=str(item.id))
+        blocks.append(SectionBlock(text=clip(f"{done} #{item.id} {escape(item.text)}{owner}{due}", MAX_SECTION_TEXT), accessory=accessory))
+    return Message.of(f"Follow-ups of {incident.key}", blocks)
 
 
 def incident_list(incidents: list[Incident], settings: IncidentSettings) -> Message:
