@@ -1,4 +1,4 @@
-"""Modals: the reason asked for when someone denies a request."""
+"""Modals of the action flow: the reason asked for when a request is sent without one, or denied."""
 
 from __future__ import annotations
 
@@ -16,35 +16,22 @@ REASON_BLOCK, REASON_INPUT = "reason", "reason.input"
 
 
 def deny_modal(run: ActionRun, private_metadata: str) -> dict[str, Any]:
-    view = View(
-        type="modal",
-        callback_id=DENY_CALLBACK,
-        private_metadata=private_metadata,
-        title="Deny this request",
-        submit="Deny",
-        close="Back",
-        blocks=[
-            SectionBlock(text=f"*{describe(run)}* ({run.environment}), requested by <@{run.requested_by}>. It will not run."),
-            InputBlock(block_id=REASON_BLOCK, label="Why? (shown on the request)", optional=True,
-                       element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True, max_length=500)),
-        ],
-    )
-    return view.to_dict()
+    intro = f"*{describe(run)}* ({run.environment}), requested by <@{run.requested_by}>. It will not run."
+    return _reason(DENY_CALLBACK, "Deny this request", "Deny", intro, "Why? (shown on the request)", private_metadata)
 
 
 def reason_modal(run: ActionRun, private_metadata: str) -> dict[str, Any]:
     """Asked when a request goes for approval without a reason: approvers want to know why."""
-    view = View(
-        type="modal",
-        callback_id=REQUEST_CALLBACK,
-        private_metadata=private_metadata,
-        title="Request approval",
-        submit="Request",
-        close="Back",
+    intro = f"*{describe(run)}* ({run.environment}) needs {run.approvals_needed} approval(s)."
+    return _reason(REQUEST_CALLBACK, "Request approval", "Request", intro, "Why? (shown to the approvers)", private_metadata)
+
+
+def _reason(callback_id: str, title: str, submit: str, intro: str, label: str, private_metadata: str) -> dict[str, Any]:
+    return View(
+        type="modal", callback_id=callback_id, private_metadata=private_metadata, title=title, submit=submit, close="Back",
         blocks=[
-            SectionBlock(text=f"*{describe(run)}* ({run.environment}) needs {run.approvals_needed} approval(s)."),
-            InputBlock(block_id=REASON_BLOCK, label="Why? (shown to the approvers)", optional=True,
+            SectionBlock(text=intro),
+            InputBlock(block_id=REASON_BLOCK, label=label, optional=True,
                        element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True, max_length=500)),
         ],
-    )
-    return view.to_dict()
+    ).to_dict()
