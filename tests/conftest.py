@@ -25,8 +25,8 @@ from bot.clock import Clock
 from bot.context import Context
 from bot.settings import Settings
 from bot.store import Store, create_store
-from tests.slack.fake_api import FakeSlack
-from tests.slack.requests import SIGNING_SECRET, sign
+from playground.slack_api import FakeSlack
+from playground.payloads import SIGNING_SECRET, sign
 from tests.targets import Targets
 
 PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -15,7 +15,7 @@ import pytest
 
 from bot.actions.models import ActionState
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.slack.fake_api import FakeSlack
+from playground.slack_api import FakeSlack
 from tests.test_approvals import ALICE, BOB, CHANNEL, DAVE, button, click, current, ops, requested, text
 
 if TYPE_CHECKING:

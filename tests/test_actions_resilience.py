@@ -15,7 +15,7 @@ from bot.actions import service as actions
 from bot.actions.models import ActionKind, ActionRun, ActionState
 from bot.clock import ManualClock
 from tests.conftest import REDIS_URL, free_port, make_settings, start_bot
-from tests.slack.fake_api import FakeSlack
+from playground.slack_api import FakeSlack
 from tests.test_approvals import ALICE, BOB, CAROL, DAVE, catalog, click, current, requested, text
 
 if TYPE_CHECKING:

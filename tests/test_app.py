@@ -15,8 +15,8 @@ import pytest
 
 from bot.audit import Outcome
 from tests.conftest import PG_ADMIN_DSN, REDIS_URL, RunningBot, make_settings, start_bot
-from tests.slack.fake_api import FakeSlack
-from tests.slack.requests import block_action, event_callback, slash_command
+from playground.slack_api import FakeSlack
+from playground.payloads import block_action, event_callback, slash_command
 from tests.targets import Targets
 
 USER, OTHER, CHANNEL = "U0ALICE", "U0BOB", "C0OPS"
@@ -203,7 +203,7 @@ async def test_requests_not_signed_by_slack_are_rejected(bot: RunningBot, header
 
 
 async def test_stale_signature_is_checked_against_the_signed_timestamp(bot: RunningBot) -> None:
-    from tests.slack.requests import sign
+    from playground.payloads import sign
 
     body, content_type = slash_command("/ops", "help", user=USER, channel=CHANNEL, response_url=bot.slack.response_url())
     stale = sign(body, timestamp=int(time.time()) - 400)  # correctly signed, but replayed too late

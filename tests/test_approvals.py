@@ -18,8 +18,8 @@ from bot.actions import service as actions
 from bot.actions.models import ActionKind, ActionRun, ActionState, BackupLabel
 from bot.clock import ManualClock
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.slack.fake_api import FakeSlack
-from tests.slack.requests import block_action, sign, slash_command, view_submission
+from playground.slack_api import FakeSlack
+from playground.payloads import block_action, sign, slash_command, view_submission
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 CHANNEL = "C0OPS"

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import free_port
-from tests.slack.fake_api import FakeSlack
-from tests.slack.requests import SIGNING_SECRET, sign, slash_command
+from playground.slack_api import FakeSlack
+from playground.payloads import SIGNING_SECRET, sign, slash_command
 
 ROOT = Path(__file__).resolve().parent.parent
 

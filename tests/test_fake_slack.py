@@ -12,8 +12,8 @@ import pytest
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.slack.fake_api import BOT_USER, INCIDENTS, OPS, FakeSlack
-from tests.slack.fake_state import new_channel
+from playground.slack_api import BOT_USER, INCIDENTS, OPS, FakeSlack
+from playground.workspace import new_channel
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 

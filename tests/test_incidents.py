@@ -15,8 +15,8 @@ from bot.clock import ManualClock
 from bot.incidents import reminders
 from bot.incidents.models import EntryKind, IncidentStatus
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.slack.fake_api import FakeSlack
-from tests.slack.requests import event_callback, sign, slash_command, view_submission
+from playground.slack_api import FakeSlack
+from playground.payloads import event_callback, sign, slash_command, view_submission
 from tests.targets import Targets
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
@@ -195,7 +195,7 @@ async def test_two_incidents_at_once_each_channel_applies_to_its_own(bot: Runnin
 
 
 async def test_a_taken_channel_name_gets_a_suffix(bot: RunningBot) -> None:
-    from tests.slack.fake_state import new_channel
+    from playground.workspace import new_channel
 
     bot.slack.channels["C0TAKEN"] = new_channel("C0TAKEN", "inc-20261123-api-is-down", {"U0CAROL"})
     channel, _ = await declared(bot)

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.slack.fake_api import FakeSlack
-from tests.slack.requests import event_callback, slash_command
+from playground.slack_api import FakeSlack
+from playground.payloads import event_callback, slash_command
 from tests.targets import Targets
 
 

@@ -10,7 +10,7 @@ from bot.checks import Status
 from bot.health import CheckResult, HealthRun
 from bot.views import Message
 from bot.views.health import health_report
-from tests.slack.fake_api import _block_problem
+from playground.slack_api import _block_problem
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 

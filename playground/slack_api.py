@@ -2,7 +2,7 @@
 
 A real aiohttp server the real slack_sdk client talks to. It answers with Slack's envelopes and error codes,
 refuses blocks and views Slack would refuse, records every call, and can be told to fail the next calls.
-What the workspace holds (channels, messages, pins, users, files, views) and its rules are in `fake_state`.
+What the workspace holds (channels, messages, pins, users, files, views) and its rules are in `workspace`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from tests.slack.fake_state import BOT_USER, INCIDENTS, OPS, Workspace
+from playground.workspace import BOT_USER, INCIDENTS, OPS, Workspace
 
 __all__ = ["BOT_USER", "INCIDENTS", "OPS", "Call", "FakeSlack"]
 
