@@ -91,14 +91,20 @@ class Chat:
             raise
         return str(response["channel"]["id"])
 
-    async def invite(self, channel: str, users: list[str]) -> None:
+    async def invite(self, channel: str, users: list[str]) -> list[str]:
+        """Invite everyone who can be; returns the IDs Slack refused (deactivated, unknown, the bot itself)."""
         if not users:
-            return
+            return []
         try:
-            await self.client.conversations_invite(channel=channel, users=",".join(users))
+            # force: invite the valid users even when some are not (otherwise one bad ID keeps everyone out)
+            response = await self.client.conversations_invite(channel=channel, users=",".join(users), force=True)
         except SlackApiError as exc:
-            if exc.response.get("error") != "already_in_channel":
-                raise
+            if exc.response.get("error") == "already_in_channel":
+                return []
+            if exc.response.get("errors"):
+                return [e.get("user", "?") for e in exc.response["errors"]]
+            raise
+        return [e.get("user", "?") for e in response.get("errors") or []]
 
     async def set_topic(self, channel: str, topic: str) -> None:
         await self.client.conversations_setTopic(channel=channel, topic=topic[:250])
@@ -130,11 +136,18 @@ class Chat:
         return None
 
     async def user_tz(self, user: str) -> str | None:
+        return (await self._user(user)).get("tz")
+
+    async def user_name(self, user: str) -> str | None:
+        found = await self._user(user)
+        return found.get("real_name") or found.get("name")
+
+    async def _user(self, user: str) -> dict[str, str]:
         try:
             response = await self.client.users_info(user=user)
         except SlackApiError:
-            return None
-        return (response.get("user") or {}).get("tz")
+            return {}
+        return dict(response.get("user") or {})
 
     async def upload(self, channel: str, *, filename: str, title: str, content: str, comment: str) -> None:
         await self.client.files_upload_v2(channel=channel, filename=filename, title=title, content=content,

@@ -5,6 +5,7 @@ Parsing only: each one calls a function of bot.incidents.service and answers wit
 
 from __future__ import annotations
 
+import html
 import re
 import shlex
 from datetime import date, datetime, timedelta, timezone
@@ -17,10 +18,11 @@ from bot.context import Context
 from bot.errors import UnknownSubcommand
 from bot.incidents import service as incidents
 from bot.incidents.models import Role
+from bot.views import escape, quiet
 from bot.views.common import notice
 from bot.views.incidents import (
     ACK, COMMANDER, DECLARE_CALLBACK, ENTRY_CALLBACK, ENTRY_MENU, FOLLOW_UP_DONE, HEALTH, NOTE, NOTE_CALLBACK, PAGE_NEXT,
-    POSTMORTEM, RESOLVE, RESOLVE_CALLBACK, SEVERITY, STATUS, declare_modal, entry_modal, follow_ups, incident_list,
+    POSTMORTEM, REOPEN, RESOLVE, RESOLVE_CALLBACK, ROLE, SEVERITY, STATUS, declare_modal, entry_modal, follow_ups, incident_list,
     text_modal, timeline_message,
 )
 from handlers.replies import InChannelReply, Inbound, Reply, for_command, handle
@@ -95,6 +97,12 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def status(reply: Reply, body: Body, user: str, value: str) -> None:
         await incidents.set_status(ctx, await by_id(value), incidents.status_of(value.split(":", 1)[1]), "", user)
 
+    async def take_role(reply: Reply, body: Body, user: str, value: str) -> None:
+        await incidents.assign_role(ctx, await by_id(value), Role(value.split(":", 1)[1]), user, user)
+
+    async def reopened(reply: Reply, body: Body, user: str, value: str) -> None:
+        await incidents.reopen(ctx, await by_id(value), user)
+
     async def next_page(reply: Reply, body: Body, user: str, value: str) -> None:
         incident = await by_id(value)
         entries = await ctx.store.entries(incident.id or 0)
@@ -116,11 +124,12 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def follow_up_done(reply: Reply, body: Body, user: str, value: str) -> None:
         if not value.isdigit():
             raise incidents.IncidentInputError("This button is out of date.")
-        await reply.ephemeral(notice(await incidents.finish_follow_up(ctx, int(value), user)))
+        incident = await incidents.for_channel(ctx, (body.get("channel") or {}).get("id"))
+        await reply.ephemeral(notice(await incidents.finish_follow_up(ctx, incident, int(value), user)))
 
     for action_id, work in [(ACK, acknowledged), (COMMANDER, commander), (NOTE, note_form), (RESOLVE, resolve_form),
                             (HEALTH, health), (POSTMORTEM, postmortem), (SEVERITY, severity), (STATUS, status), (PAGE_NEXT, next_page),
-                            (ENTRY_MENU, entry_menu), (FOLLOW_UP_DONE, follow_up_done)]:
+                            (ENTRY_MENU, entry_menu), (FOLLOW_UP_DONE, follow_up_done), (ROLE, take_role), (REOPEN, reopened)]:
         button(action_id, work)
 
     def modal(callback_id: str, work: Any) -> None:
@@ -140,16 +149,18 @@ def register(app: AsyncApp, ctx: Context) -> None:
             ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), lambda: work(user, values, incident, metadata)), name=callback_id)
 
     async def declared(user: str, values: Body, incident: Any, channel: str) -> None:
-        await incidents.declare(ctx, title=(values.get("title") or {}).get("value") or "",
+        made, problems = await incidents.declare(ctx, title=(values.get("title") or {}).get("value") or "",
                                 severity=((values.get("severity") or {}).get("selected_option") or {}).get("value") or "",
                                 services=[o["value"] for o in (values.get("services") or {}).get("selected_options") or []],
-                                description=(values.get("description") or {}).get("value") or "", declared_by=user)
+                                description=escape((values.get("description") or {}).get("value") or ""), declared_by=user)
+        # A form has no response_url; a direct message reaches the declarer wherever they typed /incident.
+        await ctx.chat.post(user, notice(_declared_text(made, problems)))
 
     async def noted(user: str, values: Body, incident: Any, metadata: str) -> None:
-        await incidents.add_note(ctx, incident, (values.get("text") or {}).get("value") or "", user)
+        await incidents.add_note(ctx, incident, escape((values.get("text") or {}).get("value") or ""), user)
 
     async def resolved(user: str, values: Body, incident: Any, metadata: str) -> None:
-        await incidents.resolve(ctx, incident, ((values.get("text") or {}).get("value") or "").strip(), user)
+        await incidents.resolve(ctx, incident, escape(((values.get("text") or {}).get("value") or "").strip()), user)
 
     async def corrected(user: str, values: Body, incident: Any, metadata: str) -> None:
         raw = ((values.get("at") or {}).get("value") or "").strip()
@@ -157,7 +168,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
             at = datetime.strptime(raw, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
         except ValueError:
             raise incidents.IncidentInputError(f"`{raw}` is not a time: write it as YYYY-MM-DD HH:MM, in UTC.") from None
-        await incidents.correct_entry(ctx, int(metadata), user, text=(values.get("text") or {}).get("value") or "", at=at)
+        await incidents.correct_entry(ctx, int(metadata), user, text=escape((values.get("text") or {}).get("value") or ""), at=at)
 
     modal(DECLARE_CALLBACK, declared)
     modal(ENTRY_CALLBACK, corrected)
@@ -204,8 +215,9 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
             return
         incidents.severity_of(ctx, args[0])  # refuse a bad severity before anything is created
         await reply.ack(notice(f"⏳ Declaring {args[0].upper()}: {' '.join(args[1:])}…"))
-        incident = await incidents.declare(ctx, title=" ".join(args[1:]), severity=args[0], declared_by=user)
-        await reply.ephemeral(notice(f"{incident.key} declared: <#{incident.channel_id}>"))
+        # Titles are stored as plain text (headers are plain_text); Slack sent the command's text entity-escaped.
+        incident, problems = await incidents.declare(ctx, title=html.unescape(quiet(" ".join(args[1:]))), severity=args[0], declared_by=user)
+        await reply.ephemeral(notice(_declared_text(incident, problems)))
         return
     if name == "list":
         await reply.ack(incident_list(await ctx.store.incidents(open_only=True), ctx.catalog.incidents))
@@ -220,7 +232,7 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
     elif name == "status":
         if not args:
             raise incidents.IncidentInputError("Usage: `/incident status <investigating|identified|monitoring|resolved> [summary]`.")
-        await incidents.set_status(ctx, incident, incidents.status_of(args[0]), rest.split(None, 1)[1] if len(args) > 1 else "", user)
+        await incidents.set_status(ctx, incident, incidents.status_of(args[0]), quiet(rest.split(None, 1)[1]) if len(args) > 1 else "", user)
     elif name == "severity":
         if not args:
             raise incidents.IncidentInputError("Usage: `/incident severity <P1…>`.")
@@ -233,10 +245,10 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
             raise incidents.IncidentInputError(f"Usage: `/incident role @user <{'|'.join(roles)}>`.")
         await incidents.assign_role(ctx, incident, Role(role_name), who, user)
     elif name == "note":
-        await incidents.add_note(ctx, incident, rest, user)
+        await incidents.add_note(ctx, incident, quiet(rest), user)
         await reply.ephemeral(notice("Added to the timeline."))
     elif name == "resolve":
-        await incidents.resolve(ctx, incident, rest, user)
+        await incidents.resolve(ctx, incident, quiet(rest), user)
     elif name == "reopen":
         await incidents.reopen(ctx, incident, user)
     elif name == "timeline":
@@ -255,6 +267,13 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
         await reply.ephemeral(notice(f"Tracked follow-up #{item.id}: {item.text}"))
 
 
+def _declared_text(incident: Any, problems: list[str]) -> str:
+    text = f"{incident.key} declared: <#{incident.channel_id}>"
+    if problems:
+        text += "\n:warning: Some steps did not work: " + "; ".join(problems) + ". The channel works; do them by hand or with the header's buttons."
+    return text
+
+
 def _follow_up(rest: str, today: date) -> tuple[str, str | None, date | None]:
     """`"<text>" [@owner] [YYYY-MM-DD|tomorrow|in N days]` → (text, owner, due)."""
     try:
@@ -263,7 +282,7 @@ def _follow_up(rest: str, today: date) -> tuple[str, str | None, date | None]:
         raise incidents.IncidentInputError('Put the follow-up in quotes: `/incident action "Add an alert on 5xx" @alice 2026-12-01`.') from None
     if not parts:
         raise incidents.IncidentInputError('Usage: `/incident action "<follow-up>" [@owner] [YYYY-MM-DD]`.')
-    text, owner, due = parts[0], None, None
+    text, owner, due = quiet(parts[0]), None, None
     for part in parts[1:]:
         if m := MENTION.match(part):
             owner = m.group(1)

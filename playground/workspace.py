@@ -182,16 +182,20 @@ class Workspace:
         users = _id_list(args.get("users"))
         if not users:
             raise SlackError("no_user")
-        # One id Slack cannot invite fails the whole call, with the reason per id (`force` is not modelled).
+        # One id Slack cannot invite fails the whole call, with the reason per id, unless `force` is set:
+        # then the others are invited and the refusals come back in `errors`.
         refused = [(user, error) for user in users if (error := self._cannot_invite(user))]
-        # Members among the invitees are skipped; only a call that would add nobody is refused.
-        if not refused and all(user in channel["members"] for user in users):
-            refused = [(user, "already_in_channel") for user in users]
-        if refused:
-            errors = [{"user": user, "ok": False, "error": error} for user, error in refused]
+        errors = [{"user": user, "ok": False, "error": error} for user, error in refused]
+        if refused and not _flag(args.get("force")):
             raise SlackError(refused[0][1], errors=errors)
-        channel["members"].update(users)
-        return {"channel": self._render(channel)}
+        valid = [user for user in users if user not in dict(refused)]
+        # Members among the invitees are skipped; only a call that would add nobody is refused.
+        if valid and all(user in channel["members"] for user in valid):
+            raise SlackError("already_in_channel", errors=[{"user": u, "ok": False, "error": "already_in_channel"} for u in valid])
+        if not valid:
+            raise SlackError(refused[0][1], errors=errors)
+        channel["members"].update(valid)
+        return {"channel": self._render(channel), **({"errors": errors} if errors else {})}
 
     def _cannot_invite(self, user: str) -> str | None:
         if user == BOT_USER:

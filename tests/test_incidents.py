@@ -13,7 +13,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.incidents import reminders
-from bot.incidents.models import EntryKind, IncidentStatus
+from bot.incidents.models import EntryKind, IncidentStatus, TimelineEntry
 from tests.conftest import RunningBot, make_settings, start_bot
 from playground.slack_api import FakeSlack
 from playground.payloads import event_callback, sign, slash_command, view_submission
@@ -114,7 +114,9 @@ async def test_the_declare_form_invites_the_affected_services_owners(bot: Runnin
     [incident] = await bot.ctx.store.incidents()
     assert (incident.severity, incident.services, incident.description) == ("P2", ("api",), "p95 at 4 s")
     assert BOB in bot.slack.channels[incident.channel_id or ""]["members"]
-    assert said is not None
+    dm = [c.args for c in bot.slack.of("chat.postMessage") if c.args.get("channel") == ALICE]
+    assert dm and f"{incident.key} declared: <#{incident.channel_id}>" in json.dumps(dm[-1])
+    assert "⏳" not in said
 
 
 async def test_updates_land_in_the_channel_the_announcement_thread_the_topic_and_the_timeline(bot: RunningBot, clock: ManualClock) -> None:
@@ -264,7 +266,9 @@ async def test_the_post_mortem_matches_the_timeline_and_metrics(bot: RunningBot,
 
     document = bot.slack.file_text(channel=channel)
     assert f"# Post-mortem: {incident.key}" in document and "checkout is slow" in document
-    assert "db pool exhausted at 03:05" in document and "7 min" in document and "27 min" in document
+    assert "db pool exhausted at 03:05" in document
+    assert "| Time to acknowledge | 7 min |" in document and "| Time to resolve | 27 min |" in document
+    assert "@Bob Smith" in document, "people by name, not by Slack ID"
     assert "Alert on pool saturation" in document and "2026-12-01" in document
     assert "raised the pool size" in document and "To fill" in document
 
@@ -361,3 +365,93 @@ services:
         assert any(f"Action #{run_id} backup files: succeeded" in t for t in actions_on_timeline)
     finally:
         await runner.cleanup()
+
+
+
+async def test_user_text_cannot_ping_everyone_and_is_escaped_once(bot: RunningBot) -> None:
+    channel, incident = await declared(bot, "P2 payments & refunds fail")
+    await incident_cmd(bot, "status identified <!channel> card processor &lt;down&gt;", channel=channel)
+    posted = json.dumps([c.args for c in bot.slack.of("chat.postMessage")], ensure_ascii=False)
+    assert "<!channel>" not in posted and "@channel card processor &lt;down&gt;" in posted
+    assert "&amp;amp;" not in posted
+    stored = await bot.ctx.store.get_incident(incident.id)
+    assert stored is not None and stored.title == "payments & refunds fail"
+    await incident_cmd(bot, "role <@U0BOB|bob> scribe", channel=channel)
+    timeline = await incident_cmd(bot, "timeline", user=BOB, channel=channel)
+    assert "<@U0BOB> is scribe" in timeline and "&lt;@U0BOB&gt;" not in timeline
+
+
+async def test_a_channel_that_cannot_be_created_leaves_no_incident_behind(bot: RunningBot) -> None:
+    bot.slack.fail_next("conversations.create", error="restricted_action")
+    said = await incident_cmd(bot, "declare P1 API is down")
+    assert "Reference" in said or "restricted_action" in said
+    assert await bot.ctx.store.incidents() == []
+
+
+async def test_a_failing_step_after_the_channel_is_reported_and_the_incident_still_works(bot: RunningBot) -> None:
+    bot.slack.fail_next("pins.add", error="not_pinnable")
+    said = await incident_cmd(bot, "declare P1 API is down")
+    [incident] = await bot.ctx.store.incidents()
+    assert f"{incident.key} declared" in said and "could not pin the header" in said
+    assert "Acknowledged." in await incident_cmd(bot, "ack", user=BOB, channel=incident.channel_id or "")
+
+
+async def test_roles_by_menu_and_reopen_by_button(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    await press(bot, "incident.role", f"{incident.id}:communications", BOB, channel, selected=True)
+    await press(bot, "incident.role", f"{incident.id}:scribe", CAROL, channel, selected=True)
+    stored = await bot.ctx.store.get_incident(incident.id)
+    assert stored is not None and stored.roles == {"commander": ALICE, "communications": BOB, "scribe": CAROL}
+    await incident_cmd(bot, "resolve fixed", channel=channel)
+    header = json.dumps(bot.slack.messages[(channel, stored.header_ts)])
+    assert "incident.reopen" in header and "incident.resolve" not in header
+    await press(bot, "incident.reopen", str(incident.id), ALICE, channel)
+    reopened = await bot.ctx.store.get_incident(incident.id)
+    assert reopened is not None and reopened.status is IncidentStatus.INVESTIGATING
+
+
+async def test_reminders_are_not_repeated_after_a_restart(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, targets: Targets) -> None:
+    slack.groups = {"S0ONCALL": [DAVE]}
+    clock = ManualClock(T0)
+    first, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http, clock=clock)
+    channel, incident = await declared(first)
+    clock.advance(16 * 60)
+    await reminders.remind_due(first.ctx)
+    await runner.cleanup()
+    again, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http, clock=ManualClock(T0 + timedelta(minutes=17)))
+    try:
+        assert await reminders.remind_due(again.ctx) == 0
+        sent = [c for c in slack.of("chat.postMessage") if "not acknowledged" in json.dumps(c.args)]
+        assert len(sent) == 1 and DAVE in slack.channels[channel]["members"], "the escalation group is brought in"
+    finally:
+        await runner.cleanup()
+
+
+async def test_correcting_the_timeline_changes_the_metrics(bot: RunningBot, clock: ManualClock) -> None:
+    channel, incident = await declared(bot)
+    clock.advance(12 * 60)
+    await incident_cmd(bot, "ack", user=BOB, channel=channel)
+    assert "to acknowledge *12 min*" in await incident_cmd(bot, "timeline", channel=channel)
+    [ack] = [e for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.ACKNOWLEDGED]
+    from bot.incidents import service as incidents
+
+    await incidents.correct_entry(bot.ctx, ack.id or 0, ALICE, at=T0 + timedelta(minutes=3))
+    assert "to acknowledge *3 min*" in await incident_cmd(bot, "timeline", channel=channel)
+
+
+async def test_a_long_timeline_is_paged_within_slacks_limits(bot: RunningBot) -> None:
+    from bot.views.incidents import timeline_message
+
+    channel, incident = await declared(bot)
+    for i in range(400):
+        await bot.ctx.store.add_entry(TimelineEntry(incident.id or 0, T0 + timedelta(seconds=i), EntryKind.NOTE, f"step {i} " + "x" * 400, BOB))
+    entries = await bot.ctx.store.entries(incident.id)
+    seen, page = "", 0
+    while True:
+        message = timeline_message(incident, entries, "UTC", page)
+        assert len(message.blocks) <= 50 and all(len(b.get("text", {}).get("text", "")) <= 3000 for b in message.blocks)
+        seen += json.dumps(message.blocks)
+        if not any(b["type"] == "actions" for b in message.blocks):
+            break
+        page += 1
+    assert page >= 1 and all(f"step {i} " in seen for i in range(400))

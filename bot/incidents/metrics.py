@@ -5,11 +5,11 @@ Pure arithmetic on the stored records: no store, no clock, no rendering beyond `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.incidents.models import Incident, TimelineEntry
+from bot.incidents.models import EntryKind, Incident, TimelineEntry
 
 _ZERO = timedelta(0)
 
@@ -37,18 +37,36 @@ def _between(start: datetime, end: datetime | None) -> timedelta | None:
 
 
 def metrics(incident: Incident, entries: Sequence[TimelineEntry]) -> IncidentMetrics:
+    """Milestones come from the timeline, so the commander's corrections (a time edited, a wrong entry
+    deleted) change them; the incident's own columns stand in only where the timeline has no such entry."""
     declared = as_utc(incident.declared_at)
-    times = [as_utc(entry.at) for entry in entries if not entry.deleted]
+    live = [entry for entry in entries if not entry.deleted]
+    times = [as_utc(entry.at) for entry in live]
     start = min([declared, *times])
-    end = as_utc(incident.resolved_at) if incident.resolved_at is not None else None
+    acknowledged = _milestone(entries, lambda e: e.kind is EntryKind.ACKNOWLEDGED, incident.acknowledged_at, first=True)
+    resolved = _milestone(entries, lambda e: e.kind is EntryKind.RESOLVED, incident.resolved_at, first=False)
+    if incident.open:
+        resolved = None  # reopened: the earlier resolution no longer ends it
+    mitigated = _milestone(entries, lambda e: (e.kind is EntryKind.STATUS and "→ monitoring" in e.text) or e.kind is EntryKind.RESOLVED,
+                           incident.mitigated_at, first=True)
+    end = as_utc(resolved) if resolved is not None else None
     return IncidentMetrics(
-        time_to_acknowledge=_between(declared, incident.acknowledged_at),
-        time_to_mitigate=_between(declared, incident.mitigated_at),
-        time_to_resolve=_between(declared, incident.resolved_at),
+        time_to_acknowledge=_between(declared, acknowledged),
+        time_to_mitigate=_between(declared, mitigated),
+        time_to_resolve=_between(declared, resolved),
         impact_start=start,
         impact_end=end,
         impact_window=_between(start, end),
     )
+
+
+def _milestone(entries: Sequence[TimelineEntry], matches: Callable[[TimelineEntry], bool], column: datetime | None,
+               *, first: bool) -> datetime | None:
+    found = [entry for entry in entries if matches(entry)]
+    live = sorted(as_utc(entry.at) for entry in found if not entry.deleted)
+    if live:
+        return live[0] if first else live[-1]
+    return None if found else column  # every such entry deleted: the milestone was a mistake
 
 
 def format_duration(delta: timedelta | None) -> str:

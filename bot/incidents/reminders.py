@@ -39,7 +39,16 @@ async def _acknowledgement(ctx: Context, incident: Incident) -> int:
         return 0
     who = mention(settings.escalation) if settings.escalation else f"<@{incident.declared_by}>"
     text = f"not acknowledged after {severity.response_minutes:g} min ({severity.name} target). {who}, please take a look."
-    await ctx.chat.post(incident.channel_id, reminder(incident, text))
+    try:
+        if settings.escalation:  # a group mentioned in a channel it is not in would not hear it
+            members = [m for group in settings.escalation for m in
+                       ((await ctx.chat.usergroup_members(group)) if group.startswith("S") else {group})]
+            await ctx.chat.invite(incident.channel_id, sorted(set(members)))
+        await ctx.chat.post(incident.channel_id, reminder(incident, text))
+    except BaseException:
+        # Not sent: release the claim so the next pass (here or on another replica) sends it.
+        await ctx.store.update_incident(incident.id or 0, ack_reminded_at=None)
+        raise
     await append(ctx, incident, EntryKind.REMINDER, f"Reminder: {text}", None)
     return 1
 
@@ -63,5 +72,9 @@ async def _update(ctx: Context, incident: Incident) -> int:
     who = f"<@{incident.commander}>" if incident.commander else f"<@{incident.declared_by}>"
     minutes = int((now - (incident.last_update_at or incident.declared_at)).total_seconds() // 60)
     text = f"no status update for {minutes} min. {who}, a quick `/incident status …` keeps everyone in step."
-    await ctx.chat.post(incident.channel_id, reminder(incident, text))
+    try:
+        await ctx.chat.post(incident.channel_id, reminder(incident, text))
+    except BaseException:
+        await ctx.store.update_incident(incident.id or 0, nudged_at=incident.nudged_at)  # let the next pass retry
+        raise
     return 1

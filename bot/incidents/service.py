@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from typing import Any
 
 from bot.actions.policy import NotAllowed
 from bot.audit import AuditEntry, Outcome
@@ -19,6 +20,7 @@ from bot.incidents import naming
 from bot.incidents.metrics import format_duration, metrics
 from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, Role, TimelineEntry
 from bot.incidents.timeline import append
+from bot.views import escape, quiet
 from bot.views.incidents import announcement, header, status_update
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,9 @@ async def get(ctx: Context, incident_id: int) -> Incident:
 
 
 async def declare(ctx: Context, *, title: str, severity: str, declared_by: str, services: Sequence[str] = (),
-                  description: str = "") -> Incident:
+                  description: str = "") -> tuple[Incident, list[str]]:
+    """Declare an incident; returns it and the steps that did not work (invites, pin, topic, announcement),
+    which are worth telling the declarer but not worth failing the declaration for."""
     title = " ".join(title.split())
     if not title:
         raise IncidentInputError("An incident needs a title: `/incident declare P1 checkout is failing`.")
@@ -89,26 +93,46 @@ async def declare(ctx: Context, *, title: str, severity: str, declared_by: str, 
                         services=tuple(dict.fromkeys(services)), description=description[:3000],
                         roles={Role.COMMANDER.value: declared_by}, last_update_at=now)
     incident = replace(incident, id=await ctx.store.create_incident(incident))
-    await append(ctx, incident, EntryKind.DECLARED, f"Declared {severity}: {incident.title}", declared_by)
-
-    channel_id, name = await _create_channel(ctx, incident)
+    await append(ctx, incident, EntryKind.DECLARED, f"Declared {severity}: {escape(incident.title)}", declared_by)
+    try:
+        channel_id, name = await _create_channel(ctx, incident)
+    except BaseException:
+        await ctx.store.delete_incident(incident.id or 0)  # no channel, no incident: nothing half-made stays behind
+        raise
     await ctx.store.update_incident(incident.id or 0, channel_id=channel_id, channel_name=name)
     incident = replace(incident, channel_id=channel_id, channel_name=name)
-    await ctx.chat.invite(channel_id, await _people_to_invite(ctx, incident))
-    ts = await ctx.chat.post(channel_id, header(incident, ctx.catalog.incidents))
-    await ctx.chat.pin(channel_id, ts)
-    await ctx.store.update_incident(incident.id or 0, header_ts=ts)
-    incident = replace(incident, header_ts=ts)
-    await _set_topic(ctx, incident)
+
+    problems: list[str] = []
+    refused = await _attempt(problems, "invite people", _invite(ctx, incident))
+    if refused:
+        problems.append("could not invite " + ", ".join(f"<@{u}>" for u in refused))
+    ts = await _attempt(problems, "post the incident header", ctx.chat.post(channel_id, header(incident, ctx.catalog.incidents)))
+    if ts:
+        await ctx.store.update_incident(incident.id or 0, header_ts=ts)
+        incident = replace(incident, header_ts=ts)
+        await _attempt(problems, "pin the header", ctx.chat.pin(channel_id, ts))
+    await _attempt(problems, "set the channel topic", _set_topic(ctx, incident))
     announce = ctx.catalog.incidents.announce_channel
     if announce:
-        try:
-            announce_ts = await ctx.chat.post(announce, announcement(incident, ctx.catalog.incidents))
+        announce_ts = await _attempt(problems, f"announce it in <#{announce}>", ctx.chat.post(announce, announcement(incident, ctx.catalog.incidents)))
+        if announce_ts:
             await ctx.store.update_incident(incident.id or 0, announce_channel=announce, announce_ts=announce_ts)
             incident = replace(incident, announce_channel=announce, announce_ts=announce_ts)
-        except OpsbotError as exc:
-            log.warning("could not announce %s in %s: %s", incident.key, announce, exc)
-    return incident
+    return incident, problems
+
+
+async def _attempt(problems: list[str], what: str, work: Any) -> Any:
+    try:
+        return await work
+    except Exception as exc:
+        log.warning("declaring: could not %s: %s", what, exc)
+        reason = str(exc) if isinstance(exc, OpsbotError) else type(exc).__name__
+        problems.append(f"could not {what} ({reason})")
+        return None
+
+
+async def _invite(ctx: Context, incident: Incident) -> list[str]:
+    return await ctx.chat.invite(incident.channel_id or "", await _people_to_invite(ctx, incident))
 
 
 async def _create_channel(ctx: Context, incident: Incident) -> tuple[str, str]:
@@ -150,9 +174,12 @@ async def acknowledge(ctx: Context, incident: Incident, user: str) -> str:
 
 
 async def assign_role(ctx: Context, incident: Incident, role: Role, user: str, by: str) -> None:
-    roles = dict(incident.roles)
-    roles[role.value] = user
-    await ctx.store.update_incident(incident.id or 0, roles=roles)
+    for _ in range(10):  # compare-and-set: a role given at the same moment elsewhere is not overwritten
+        current = (await get(ctx, incident.id or 0)).roles
+        if await ctx.store.replace_roles(incident.id or 0, current, {**current, role.value: user}):
+            break
+    else:
+        raise IncidentInputError("The roles changed under us ten times in a row; try again.")
     await append(ctx, incident, EntryKind.ROLE, f"<@{user}> is {role.value}", by)
     await refresh(ctx, incident.id or 0)
 
@@ -261,9 +288,13 @@ def metrics_line(incident: Incident, entries: Sequence[TimelineEntry]) -> str:
             f" · to resolve *{format_duration(found.time_to_resolve)}* · impact window *{format_duration(found.impact_window)}*")
 
 
-async def finish_follow_up(ctx: Context, item_id: int, user: str) -> str:
+async def finish_follow_up(ctx: Context, incident: Incident, item_id: int, user: str) -> str:
+    items = {item.id: item for item in await ctx.store.action_items(incident.id or 0)}
+    if item_id not in items:
+        raise IncidentInputError(f"{incident.key} has no follow-up #{item_id}.")
     if not await ctx.store.finish_action_item(item_id, ctx.clock.now()):
         return "Already done."
+    await append(ctx, incident, EntryKind.FOLLOW_UP, f"Follow-up done: {items[item_id].text}", user)
     return "Marked done."
 
 
@@ -276,7 +307,7 @@ async def pin(ctx: Context, channel: str, ts: str, user: str) -> bool:
     if incident is None:
         return False
     found = await ctx.chat.message_text(channel, ts)
-    text = found[0] if found else "(message not readable)"
+    text = quiet(found[0]) if found else "(message not readable)"
     author = (found[1] if found else None) or user
     await append(ctx, incident, EntryKind.PIN, text, author, permalink=await ctx.chat.permalink(channel, ts), source_ts=ts)
     return True

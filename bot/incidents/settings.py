@@ -58,9 +58,13 @@ class IncidentSettings(BaseModel):
         unknown = [n for n in self.nudge_severities if n.upper() not in names]
         if unknown:
             raise ValueError(f"nudge_severities names {unknown[0]!r}, which is not a severity ({', '.join(names)})")
-        from bot.incidents.templates import check_template
+        from bot.incidents.templates import check_template, render
 
         check_template(self.channel_name, "channel_name")
+        try:  # parse errors are not the only ones: an unknown name fails only when rendered
+            render(self.channel_name, {"id": 1, "key": "inc-1", "severity": "p1", "date": "20261123", "slug": "api-is-down", "title": "API is down"})
+        except Exception as exc:
+            raise ValueError(f"channel_name cannot be rendered: {exc} (available: id, key, severity, date, slug, title)") from None
         if self.postmortem_template is not None:
             check_template(self.postmortem_template, "postmortem_template")
         return self

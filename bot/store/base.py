@@ -43,6 +43,8 @@ class ActionStore(Protocol):
         """The fencing token when `name` was free or expired, else None."""
     async def renew_lease(self, name: str, owner: str, token: int, ttl: float, now: datetime) -> bool: ...
     async def release_lease(self, name: str, owner: str, token: int) -> None: ...
+    # Incidents, timelines and follow-ups: bot/store/incidents_sql.py (create_incident, get_incident,
+    # incident_by_channel, incidents, update_incident, delete_incident, replace_roles, add_entry, entries, …).
 
 
 class Store(ActionStore, Protocol):

@@ -20,8 +20,18 @@ class IncidentQueries(SqlBase):
             "title": incident.title, "severity": incident.severity, "status": incident.status.value,
             "description": incident.description, "services": json.dumps(list(incident.services)),
             "declared_by": incident.declared_by, "declared_at": self._enc(incident.declared_at),
-            "roles": json.dumps(incident.roles), "last_update_at": self._enc(incident.last_update_at),
+            "roles": json.dumps(incident.roles, sort_keys=True), "last_update_at": self._enc(incident.last_update_at),
         })
+
+    async def delete_incident(self, incident_id: int) -> None:
+        """Only for a declaration that never got its channel: nothing else refers to it yet."""
+        await self._execute("DELETE FROM timeline_entries WHERE incident_id = ?", [incident_id])
+        await self._execute("DELETE FROM incidents WHERE id = ?", [incident_id])
+
+    async def replace_roles(self, incident_id: int, old: dict[str, str], new: dict[str, str]) -> bool:
+        """Compare-and-set on the whole roles map, so two role changes at once do not lose one."""
+        return await self._execute("UPDATE incidents SET roles = ? WHERE id = ? AND roles = ?",
+                                   [json.dumps(new, sort_keys=True), incident_id, json.dumps(old, sort_keys=True)]) == 1
 
     async def get_incident(self, incident_id: int) -> Incident | None:
         rows = await self._rows("SELECT * FROM incidents WHERE id = ?", [incident_id])
@@ -49,7 +59,7 @@ class IncidentQueries(SqlBase):
             if name in _TIMES:
                 value = self._enc(value)
             elif name == "roles":
-                value = json.dumps(value)
+                value = json.dumps(value, sort_keys=True)
             elif name == "status":
                 value = value.value
             args.append(value)

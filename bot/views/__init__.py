@@ -5,6 +5,7 @@ They live in the core because scheduled work renders messages with no inbound re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,3 +39,14 @@ def clip(text: str, limit: int, ellipsis: str = "…") -> str:
 def escape(text: str) -> str:
     """Escape the three characters mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_BROADCAST = re.compile(r"<!(channel|here|everyone)(?:\|[^>]*)?>")
+_GROUP = re.compile(r"<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
+
+
+def quiet(text: str) -> str:
+    """Text a person typed in a slash command (Slack already escaped &, <, >), with @channel, @here,
+    @everyone and group mentions made harmless: opsbot repeats it, and must not ping anyone for them."""
+    text = _BROADCAST.sub(lambda m: f"@{m.group(1)}", text)
+    return _GROUP.sub(lambda m: m.group(1) or "@group", text)

@@ -3,6 +3,7 @@ the list of incidents, reminders, and the declare / note / resolve modals."""
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from bot.views.common import timestamp
 
 ACK, COMMANDER, NOTE, HEALTH, RESOLVE, POSTMORTEM = (
     "incident.ack", "incident.commander", "incident.note", "incident.health", "incident.resolve", "incident.postmortem")
+ROLE, REOPEN = "incident.role", "incident.reopen"
 SEVERITY, STATUS = "incident.severity", "incident.status"
 DECLARE_CALLBACK, NOTE_CALLBACK, RESOLVE_CALLBACK = "incident.declare", "incident.note.text", "incident.resolve.summary"
 PAGE_NEXT = "incident.timeline.page"
@@ -52,33 +54,41 @@ def header(incident: Incident, settings: IncidentSettings) -> Message:
         MarkdownTextObject(text=f"*Other roles*\n{roles}"),
     ]
     blocks: list[Block] = [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(fields=fields)]
+    # description and summary are stored as mrkdwn, made safe where they were typed (handlers/incidents.py)
     if incident.description:
-        blocks.append(SectionBlock(text=clip(escape(incident.description), MAX_SECTION_TEXT)))
+        blocks.append(SectionBlock(text=clip(incident.description, MAX_SECTION_TEXT)))
     if incident.summary:
-        blocks.append(SectionBlock(text=clip(f"*Latest:* {escape(incident.summary)}", MAX_SECTION_TEXT)))
+        blocks.append(SectionBlock(text=clip(f"*Latest:* {incident.summary}", MAX_SECTION_TEXT)))
     value = str(incident.id)
-    blocks.append(ActionsBlock(block_id="incident.buttons", elements=[
-        ButtonElement(text="Acknowledge", action_id=ACK, value=value, style="primary"),
-        ButtonElement(text="I'm commander", action_id=COMMANDER, value=value),
-        ButtonElement(text="Add note", action_id=NOTE, value=value),
-        ButtonElement(text="Health check", action_id=HEALTH, value=value),
-        ButtonElement(text="Resolve", action_id=RESOLVE, value=value, style="danger"),
-        ButtonElement(text="Post-mortem", action_id=POSTMORTEM, value=value),
-    ]))
+    if incident.open:
+        buttons = [ButtonElement(text="Acknowledge", action_id=ACK, value=value, style="primary")] if not incident.acknowledged_at else []
+        buttons += [
+            ButtonElement(text="I'm commander", action_id=COMMANDER, value=value),
+            ButtonElement(text="Add note", action_id=NOTE, value=value),
+            ButtonElement(text="Health check", action_id=HEALTH, value=value),
+            ButtonElement(text="Resolve", action_id=RESOLVE, value=value, style="danger"),
+            ButtonElement(text="Post-mortem", action_id=POSTMORTEM, value=value),
+        ]
+    else:
+        buttons = [ButtonElement(text="Post-mortem", action_id=POSTMORTEM, value=value, style="primary"),
+                   ButtonElement(text="Reopen", action_id=REOPEN, value=value)]
+    blocks.append(ActionsBlock(block_id="incident.buttons", elements=buttons))
     blocks.append(ActionsBlock(block_id="incident.selects", elements=[
         StaticSelectElement(placeholder="Change severity", action_id=SEVERITY,
                             options=[Option(text=f"{s.name} {s.label}", value=f"{incident.id}:{s.name}") for s in settings.severities]),
         StaticSelectElement(placeholder="Update status", action_id=STATUS,
                             options=[Option(text=s.title, value=f"{incident.id}:{s.value}") for s in IncidentStatus]),
+        StaticSelectElement(placeholder="Take a role", action_id=ROLE,
+                            options=[Option(text=f"I'm {r}", value=f"{incident.id}:{r}") for r in ("communications", "scribe")]),
     ]))
-    return Message.of(title, blocks)
+    return Message.of(escape(title), blocks)
 
 
 def announcement(incident: Incident, settings: IncidentSettings) -> Message:
     text = (f"{_STATUS_EMOJI[incident.status]} *{incident.key}* · {label(incident, settings)}: *{escape(incident.title)}*\n"
             f"Status: {incident.status.title} · Commander: " + (f"<@{incident.commander}>" if incident.commander else "none")
             + (f" · Channel: <#{incident.channel_id}>" if incident.channel_id else ""))
-    return Message.of(f"{incident.key} {incident.severity}: {incident.title}", [SectionBlock(text=clip(text, MAX_SECTION_TEXT))])
+    return Message.of(f"{incident.key} {incident.severity}: {escape(incident.title)}", [SectionBlock(text=clip(text, MAX_SECTION_TEXT))])
 
 
 def status_update(incident: Incident, text: str, user: str) -> Message:
@@ -105,33 +115,30 @@ def local_time(at: datetime, tz: str | None) -> str:
 
 def timeline_message(incident: Incident, entries: list[TimelineEntry], tz: str | None, page: int = 0, *,
                      editable: bool = False, metrics_line: str = "") -> Message:
-    """The timeline, a page at a time within Slack's block limits. The commander's copy has an Edit/Delete
-    menu on each entry."""
-    per_page = 40 if editable else 120
-    total_pages = max(1, -(-len(entries) // per_page))
+    """The timeline, a page at a time: pages are cut by blocks and characters, never silently truncated.
+    The commander's copy has an Edit/Delete menu on each entry."""
+    sections: list[SectionBlock] = []
+    if editable:
+        for entry in entries:
+            menu = OverflowMenuElement(action_id=ENTRY_MENU, options=[Option(text="Edit", value=f"edit:{entry.id}"),
+                                                                      Option(text="Delete", value=f"delete:{entry.id}")])
+            sections.append(SectionBlock(text=clip(_entry_line(entry, tz), MAX_SECTION_TEXT), accessory=menu))
+    else:
+        chunk: list[str] = []
+        for line in (_entry_line(entry, tz) for entry in entries):  # sections of up to 3,000 characters
+            if chunk and len("\n".join([*chunk, line])) > MAX_SECTION_TEXT:
+                sections.append(SectionBlock(text="\n".join(chunk)))
+                chunk = []
+            chunk.append(clip(line, MAX_SECTION_TEXT))
+        if chunk:
+            sections.append(SectionBlock(text="\n".join(chunk)))
+    per_page = MAX_BLOCKS - 5  # header, metrics, footer, next-page button, one spare
+    total_pages = max(1, -(-len(sections) // per_page))
     page = min(max(page, 0), total_pages - 1)
-    shown = entries[page * per_page:(page + 1) * per_page]
     blocks: list[Block] = [HeaderBlock(text=clip(f"Timeline of {incident.key}: {incident.title}", MAX_HEADER_TEXT))]
     if metrics_line:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=metrics_line)]))
-    lines = [_entry_line(entry, tz) for entry in shown]
-    if editable:
-        for entry, line in zip(shown, lines):
-            menu = OverflowMenuElement(action_id=ENTRY_MENU, options=[Option(text="Edit", value=f"edit:{entry.id}"),
-                                                                      Option(text="Delete", value=f"delete:{entry.id}")])
-            blocks.append(SectionBlock(text=clip(line, MAX_SECTION_TEXT), accessory=menu))
-    else:
-        chunk: list[str] = []
-        for line in lines:  # several sections, each within Slack's 3,000 characters
-            if len("\n".join([*chunk, line])) > MAX_SECTION_TEXT and chunk:
-                blocks.append(SectionBlock(text="\n".join(chunk)))
-                chunk = []
-            chunk.append(line)
-        if chunk:
-            blocks.append(SectionBlock(text="\n".join(chunk)))
-    if not lines:
-        blocks.append(SectionBlock(text="_Nothing on the timeline yet._"))
-    blocks = blocks[:MAX_BLOCKS - 2]
+    blocks += sections[page * per_page:(page + 1) * per_page] or [SectionBlock(text="_Nothing on the timeline yet._")]
     note = " · use ⋯ to correct an entry" if editable else ""
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {total_pages} · {len(entries)} entries · UTC, your time beside{note}")]))
     if page + 1 < total_pages:
@@ -143,14 +150,15 @@ def _entry_line(entry: TimelineEntry, tz: str | None) -> str:
     who = f"<@{entry.author}>" if entry.author else "opsbot"
     link = f" (<{entry.permalink}|message>)" if entry.permalink else ""
     edited = " _(edited)_" if entry.edited_by else ""
-    return f"{_ENTRY_EMOJI.get(entry.kind, '•')} `{local_time(entry.at, tz)}` {who}: {escape(clip(entry.text, 300))}{link}{edited}"
+    # Entries are stored as mrkdwn, made safe where they were typed: not escaped again here.
+    return f"{_ENTRY_EMOJI.get(entry.kind, '•')} `{local_time(entry.at, tz)}` {who}: {clip(entry.text, 600)}{link}{edited}"
 
 
 def entry_modal(entry: TimelineEntry) -> dict[str, Any]:
     return View(type="modal", callback_id=ENTRY_CALLBACK, title="Correct the timeline", submit="Save", close="Cancel",
                 private_metadata=str(entry.id), blocks=[
                     InputBlock(block_id="text", label="What happened", element=PlainTextInputElement(
-                        action_id="text.input", multiline=True, initial_value=entry.text[:3000], max_length=3000)),
+                        action_id="text.input", multiline=True, initial_value=html.unescape(entry.text)[:3000], max_length=3000)),
                     InputBlock(block_id="at", label="When (UTC, YYYY-MM-DD HH:MM)", element=PlainTextInputElement(
                         action_id="at.input", initial_value=f"{entry.at.astimezone(timezone.utc):%Y-%m-%d %H:%M}", max_length=16)),
                 ]).to_dict()
@@ -160,21 +168,29 @@ def follow_ups(incident: Incident, items: list[ActionItem]) -> Message:
     if not items:
         return Message.of("No follow-ups.", [SectionBlock(text=f'No follow-ups for {incident.key} yet: `/incident action "<what>" @owner YYYY-MM-DD`.')])
     blocks: list[Block] = [HeaderBlock(text=clip(f"Follow-ups of {incident.key}", MAX_HEADER_TEXT))]
-    for item in items[:MAX_BLOCKS - 1]:
+    if len(items) > MAX_BLOCKS - 2:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Showing the first {MAX_BLOCKS - 2} of {len(items)}.")]))
+    for item in items[:MAX_BLOCKS - 2]:
         owner = f" — <@{item.owner}>" if item.owner else ""
         due = f", due {item.due.isoformat()}" if item.due else ""
         done = "✅" if item.done_at else "⬜"
         accessory = None if item.done_at else ButtonElement(text="Done", action_id=FOLLOW_UP_DONE, value=str(item.id))
-        blocks.append(SectionBlock(text=clip(f"{done} #{item.id} {escape(item.text)}{owner}{due}", MAX_SECTION_TEXT), accessory=accessory))
+        blocks.append(SectionBlock(text=clip(f"{done} #{item.id} {item.text}{owner}{due}", MAX_SECTION_TEXT), accessory=accessory))
     return Message.of(f"Follow-ups of {incident.key}", blocks)
 
 
 def incident_list(incidents: list[Incident], settings: IncidentSettings) -> Message:
     if not incidents:
         return Message.of("No incidents.", [SectionBlock(text="No open incidents. :sunny:")])
-    lines = [f"{_STATUS_EMOJI[i.status]} *{i.key}* · {label(i, settings)} · {escape(i.title)} · {i.status.title} · "
-             + (f"<#{i.channel_id}>" if i.channel_id else "") + f" · {timestamp(i.declared_at)}" for i in incidents]
-    return Message.of(f"{len(incidents)} incident(s)", [HeaderBlock(text="Incidents"), SectionBlock(text=clip("\n".join(lines), MAX_SECTION_TEXT))])
+    room = MAX_BLOCKS - 2
+    blocks: list[Block] = [HeaderBlock(text=f"Open incidents ({len(incidents)})")]
+    for i in incidents[:room]:
+        line = (f"{_STATUS_EMOJI[i.status]} *{i.key}* · {label(i, settings)} · {escape(i.title)} · {i.status.title} · "
+                + (f"<#{i.channel_id}>" if i.channel_id else "") + f" · {timestamp(i.declared_at)}")
+        blocks.append(SectionBlock(text=clip(line, MAX_SECTION_TEXT)))
+    if len(incidents) > room:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(incidents) - room} older ones not shown.")]))
+    return Message.of(f"{len(incidents)} open incident(s)", blocks)
 
 
 def _text_input(block_id: str, label_text: str, *, multiline: bool = False, optional: bool = False, max_length: int = 3000) -> InputBlock:
