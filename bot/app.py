@@ -18,7 +18,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import service as actions
+from bot import maintenance
 from bot.catalog import Catalog
 from bot.chat import web_client
 from bot.clock import Clock, SystemClock
@@ -99,11 +99,8 @@ def build_web_app(ctx: Context, bolt: AsyncApp) -> web.Application:
     async def startup(app: web.Application) -> None:
         await ctx.start()
         try:
-            await actions.expire_due(ctx)
-            interrupted = await actions.recover(ctx)
-            if interrupted:
-                log.warning("%s action run(s) were cut short by a restart and are now marked interrupted", interrupted)
-            ctx.tasks.run_forever(actions.expiry_loop(ctx), name="approval expiry")
+            await maintenance.one_pass(ctx)
+            ctx.tasks.run_forever(maintenance.loop(ctx), name="maintenance")
             if ctx.settings.slack_app_token is not None:
                 handler = AsyncSocketModeHandler(
                     bolt, app_token=ctx.settings.slack_app_token.get_secret_value(), web_client=ctx.slack

@@ -25,7 +25,7 @@ from bot.errors import InfrastructureError, OpsbotError
 from bot.executors.base import Artifact, Backups, ExecutorError
 from bot.health import run_checks
 from bot.views import escape
-from bot.incidents import reminders, timeline
+from bot.incidents import timeline
 from bot.incidents.models import EntryKind
 from bot.views.actions import action_message, describe
 
@@ -247,19 +247,6 @@ async def expire(ctx: Context, run: ActionRun) -> bool:
 async def expire_due(ctx: Context) -> int:
     """Expire every request past its time; returns how many. The scheduler calls it periodically."""
     return sum([await expire(ctx, run) for run in await ctx.store.expired_actions(ctx.clock.now())])
-
-
-async def expiry_loop(ctx: Context, interval: float = 30.0) -> None:
-    """Every `interval` seconds: expire unanswered requests, interrupt runs whose replica went silent, and
-    send incident reminders that are due. (The scheduler of the digests issue will take this over.)"""
-    while True:
-        await ctx.clock.sleep(interval)  # start-up has just done one pass
-        try:
-            await expire_due(ctx)
-            await recover(ctx)
-            await reminders.remind_due(ctx)
-        except Exception:
-            log.exception("expiring requests, recovering runs or reminding failed; trying again in %s s", interval)
 
 
 # --- running ------------------------------------------------------------------------------------------
