@@ -162,6 +162,7 @@ class FakeSlack(Workspace):
         if problem:
             return web.Response(status=400, text="invalid_blocks")
         await self._record(Call("response_url", args, dict(request.headers), path=request.path))
+        self.respond(request.match_info["key"], args)
         return web.Response(text="ok")
 
     # --- Socket Mode -------------------------------------------------------------------------------

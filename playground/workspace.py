@@ -68,13 +68,17 @@ class Workspace:
         # file id -> its upload; once completed, shared into `channel` (or private when that is None)
         self.files: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as last opened, pushed or updated
+        # Messages only one person sees: {channel, user, ts, text, blocks}
+        self.ephemeral: list[dict[str, Any]] = []
+        # Where a response_url answers: key -> {channel, user, ts (the message a button was on, if any)}
+        self.reply_to: dict[str, dict[str, Any]] = {}
         self._ts = 1_700_000_000.000100
         self._ids = itertools.count(1)
         self._view_ids = itertools.count(1)
         self._methods: dict[str, Handler] = {
             "chat.postMessage": self._post_message,
             "chat.update": self._update_message,
-            "chat.postEphemeral": lambda args: {"message_ts": f"{self._ts:.6f}"},
+            "chat.postEphemeral": self._post_ephemeral,
             "chat.getPermalink": self._permalink,
             "usergroups.users.list": self._usergroup_members,
             "conversations.create": self._create_channel,
@@ -247,6 +251,38 @@ class Workspace:
         if message is None:
             raise SlackError("message_not_found")
         return message
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts = self._next_ts()
+        self.ephemeral.append({"channel": str(args.get("channel")), "user": str(args.get("user")), "ts": ts,
+                               "text": args.get("text"), "blocks": args.get("blocks")})
+        return {"message_ts": ts}
+
+    def respond(self, key: str, args: dict[str, Any]) -> None:
+        """What Slack does with a response_url post: replace the message the button was on, or add a message
+        to the channel (in_channel) or for the person who asked (ephemeral). Unknown keys change nothing."""
+        target = self.reply_to.get(key)
+        if target is None:
+            return
+        channel, user, ts = target["channel"], target["user"], target.get("ts")
+        body = {"text": args.get("text"), "blocks": args.get("blocks")}
+        if args.get("replace_original") and ts:
+            for message in self.ephemeral:
+                if message["ts"] == ts and message["channel"] == channel:
+                    message.update(body)
+                    return
+            if (channel, ts) in self.messages:
+                self.messages[(channel, ts)].update(body)
+                return
+        if args.get("delete_original") and ts:
+            self.ephemeral = [m for m in self.ephemeral if m["ts"] != ts]
+            self.messages.pop((channel, ts), None)
+            return
+        new_ts = self._next_ts()
+        if args.get("response_type") == "in_channel":
+            self.messages[(channel, new_ts)] = body
+        else:
+            self.ephemeral.append({"channel": channel, "user": user, "ts": new_ts, **body})
 
     def said(self, channel: str, user: str, text: str) -> str:
         """A person's message in a channel (as Slack would hold it); returns its ts."""

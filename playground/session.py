@@ -1,0 +1,89 @@
+"""A person using the stand-in Slack: typing commands, pressing buttons, submitting forms, writing and
+reacting to messages. Each becomes the payload Slack would send, signed, to the bot's /slack/events; the
+bot's answers (ack bodies, response_url posts) land in the workspace where Slack would show them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import aiohttp
+
+from playground import payloads
+from playground.slack_api import FakeSlack
+
+
+class BotRefused(Exception):
+    """The bot answered a delivery with an error status (a bad signature, a crash)."""
+
+
+class Session:
+    def __init__(self, slack: FakeSlack, bot_url: str, signing_secret: str, http: aiohttp.ClientSession) -> None:
+        self.slack, self.bot_url, self.secret, self.http = slack, bot_url.rstrip("/"), signing_secret, http
+
+    async def _deliver(self, body: str, content_type: str) -> str:
+        headers = {"Content-Type": content_type, **payloads.sign(body, secret=self.secret)}
+        async with self.http.post(f"{self.bot_url}/slack/events", data=body.encode(), headers=headers) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise BotRefused(f"the bot answered {response.status}: {text[:200]}")
+            return text
+
+    def _reply_key(self, channel: str, user: str, ts: str | None = None) -> str:
+        key = uuid.uuid4().hex
+        self.slack.reply_to[key] = {"channel": channel, "user": user, "ts": ts}
+        return key
+
+    async def command(self, user: str, channel: str, line: str) -> None:
+        """`/ops health api` as typed in the composer."""
+        name, _, text = line.strip().partition(" ")
+        key = self._reply_key(channel, user)
+        body, content_type = payloads.slash_command(name, text.strip(), user=user, channel=channel,
+                                                    response_url=self.slack.response_url(key))
+        acked = await self._deliver(body, content_type)
+        if acked.startswith("{"):  # an ack that carries a message: Slack shows it like a response_url answer
+            self.slack.respond(key, {"response_type": "ephemeral", **json.loads(acked)})
+
+    async def press(self, user: str, channel: str, message_ts: str, action: dict[str, Any]) -> None:
+        """A button, menu option or select on a message; `action` is the element plus what was chosen."""
+        key = self._reply_key(channel, user, message_ts)
+        body, content_type = payloads.block_action(
+            action["action_id"], str(action.get("value", "")), user=user, channel=channel,
+            response_url=self.slack.response_url(key), message_ts=message_ts)
+        payload = json.loads(_payload_of(body))
+        payload["trigger_id"] = f"{user}.{uuid.uuid4().hex[:8]}"
+        if "selected_option" in action:
+            payload["actions"][0].update({"type": action.get("type", "static_select"), "selected_option": action["selected_option"]})
+            payload["actions"][0].pop("value", None)
+        await self._deliver(*_form(payload))
+
+    async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Any]]) -> None:
+        view = self.slack.views[view_id]
+        body, content_type = payloads.view_submission(view.get("callback_id", ""), values, user=user,
+                                                      private_metadata=view.get("private_metadata", ""))
+        await self._deliver(body, content_type)
+        self.slack.views.pop(view_id, None)
+
+    async def say(self, user: str, channel: str, text: str) -> str:
+        ts = self.slack.said(channel, user, text)
+        body, content_type = payloads.event_callback({"type": "message", "user": user, "text": text, "ts": ts, "channel": channel})
+        await self._deliver(body, content_type)
+        return ts
+
+    async def react(self, user: str, channel: str, ts: str, reaction: str, *, removed: bool = False) -> None:
+        event = {"type": "reaction_removed" if removed else "reaction_added", "user": user, "reaction": reaction,
+                 "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts}
+        await self._deliver(*payloads.event_callback(event))
+
+
+def _payload_of(form_body: str) -> str:
+    from urllib.parse import parse_qs
+
+    return parse_qs(form_body)["payload"][0]
+
+
+def _form(payload: dict[str, Any]) -> tuple[str, str]:
+    from urllib.parse import urlencode
+
+    return urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
