@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opsbot", description="Slack chat-ops bot: runbooks as slash commands.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the bot (HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set)")
+    dev = commands.add_parser("dev", help="try opsbot without Slack: the bot, a local Slack in the browser and demo services")
+    dev.add_argument("--port", type=int, default=int(os.environ.get("PLAYGROUND_PORT", "8765")), help="the page's port (default 8765)")
     check = commands.add_parser("check-config", help="validate the catalog and print each problem with its YAML path")
     check.add_argument("path", nargs="?", type=Path, help="catalog file (default: $OPSBOT_CONFIG or ./opsbot.yml)")
     commands.add_parser("migrate", help="apply pending store migrations to $DATABASE_URL")
@@ -37,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve()
+        if args.command == "dev":
+            from playground.dev import main as dev_main
+
+            configure_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
+            return dev_main(args.port)
         if args.command == "check-config":
             return _check_config(args.path)
         if args.command == "migrate":

@@ -41,9 +41,10 @@ class Session:
         key = self._reply_key(channel, user)
         body, content_type = payloads.slash_command(name, text.strip(), user=user, channel=channel,
                                                     response_url=self.slack.response_url(key))
+        ack_ts = self.slack._next_ts()  # the ack comes first, even when the full answer overtakes it
         acked = await self._deliver(body, content_type)
         if acked.startswith("{"):  # an ack that carries a message: Slack shows it like a response_url answer
-            self.slack.respond(key, {"response_type": "ephemeral", **json.loads(acked)})
+            self.slack.respond(key, {"response_type": "ephemeral", **json.loads(acked)}, ts=ack_ts)
 
     async def press(self, user: str, channel: str, message_ts: str, action: dict[str, Any]) -> None:
         """A button, menu option or select on a message; `action` is the element plus what was chosen."""

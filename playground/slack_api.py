@@ -41,6 +41,7 @@ class FakeSlack(Workspace):
         # Per method, what the next calls get: a failure, or None to let one through.
         self._failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]] | None]] = defaultdict(deque)
         self._changed = asyncio.Condition()
+        self.version = 0  # grows with every change a page may want to show
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.sockets: list[web.WebSocketResponse] = []
@@ -48,16 +49,19 @@ class FakeSlack(Workspace):
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, routes: Any = None) -> None:
+        """Serve on host:port (a free port by default); `routes(app)` may add more (the playground's page)."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._web_api)
         app.router.add_get("/api/{method}", self._web_api)  # slack_sdk sends some read methods as GET
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._response_url)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app)
+        if routes is not None:
+            routes(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -114,7 +118,22 @@ class FakeSlack(Workspace):
     async def _record(self, call: Call) -> None:
         async with self._changed:
             self.calls.append(call)
+            self.version += 1
             self._changed.notify_all()
+
+    async def touch(self) -> None:
+        """Something changed outside a Web API call (a person acted): wake the pages."""
+        async with self._changed:
+            self.version += 1
+            self._changed.notify_all()
+
+    async def changed_since(self, version: int, timeout: float) -> int:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.version != version), timeout)
+            except TimeoutError:
+                pass
+            return self.version
 
     async def _web_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]

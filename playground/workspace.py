@@ -72,6 +72,7 @@ class Workspace:
         self.ephemeral: list[dict[str, Any]] = []
         # Where a response_url answers: key -> {channel, user, ts (the message a button was on, if any)}
         self.reply_to: dict[str, dict[str, Any]] = {}
+        self.view_owner: dict[str, str] = {}
         self._ts = 1_700_000_000.000100
         self._ids = itertools.count(1)
         self._view_ids = itertools.count(1)
@@ -227,7 +228,8 @@ class Workspace:
     # --- messages and pins -------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        self._ts += 1
+        # Increasing, and near the real time so a page can show when a message came.
+        self._ts = max(self._ts + 0.000001, time.time())
         return f"{self._ts:.6f}"
 
     def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +260,7 @@ class Workspace:
                                "text": args.get("text"), "blocks": args.get("blocks")})
         return {"message_ts": ts}
 
-    def respond(self, key: str, args: dict[str, Any]) -> None:
+    def respond(self, key: str, args: dict[str, Any], *, ts: str | None = None) -> None:
         """What Slack does with a response_url post: replace the message the button was on, or add a message
         to the channel (in_channel) or for the person who asked (ephemeral). Unknown keys change nothing."""
         target = self.reply_to.get(key)
@@ -278,7 +280,7 @@ class Workspace:
             self.ephemeral = [m for m in self.ephemeral if m["ts"] != ts]
             self.messages.pop((channel, ts), None)
             return
-        new_ts = self._next_ts()
+        new_ts = ts or self._next_ts()
         if args.get("response_type") == "in_channel":
             self.messages[(channel, new_ts)] = body
         else:
@@ -364,7 +366,7 @@ class Workspace:
         for entry in entries:
             file = self.files[entry["id"]]
             file.update(title=entry.get("title") or file["filename"], completed=True, channel=channel,
-                        initial_comment=args.get("initial_comment"), thread_ts=args.get("thread_ts"))
+                        initial_comment=args.get("initial_comment"), thread_ts=args.get("thread_ts"), ts=self._next_ts())
         return {"files": [{"id": entry["id"], "title": self.files[entry["id"]]["title"]} for entry in entries]}
 
     def _update_view(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -378,6 +380,10 @@ class Workspace:
         view = args.get("view") or {}
         view = json.loads(view) if isinstance(view, str) else view
         self.views[view_id] = view
+        # Whose screen the modal is on: the playground's trigger ids start with the user's ID.
+        trigger = str(args.get("trigger_id") or "")
+        if trigger:
+            self.view_owner[view_id] = trigger.split(".")[0]
         return {"view": {"id": view_id, **view}}
 
 

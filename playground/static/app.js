@@ -1,0 +1,226 @@
+// The playground page: renders what /ui/state says the current person sees, and sends what they do.
+// Plain JavaScript, no build step, nothing fetched from outside this machine.
+"use strict";
+
+const state = { me: "U0ALICE", channel: "C0OPS", view: null };
+const $ = (id) => document.getElementById(id);
+
+function esc(text) {
+  return String(text ?? "").replace(/&(?!(amp|lt|gt);)/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+// Slack mrkdwn, the parts opsbot uses: links, mentions, channels, dates, bold, italics, code.
+function mrkdwn(text) {
+  const names = (state.view && state.view.names) || {};
+  const channels = Object.fromEntries(((state.view && state.view.channels) || []).map((c) => [c.id, c.name]));
+  let html = String(text ?? "");
+  const tokens = [];
+  html = html.replace(/<([^<>]+)>/g, (_, inner) => {
+    let out;
+    if (inner.startsWith("@")) out = `<span class="mention">@${esc(names[inner.slice(1).split("|")[0]] || inner.slice(1))}</span>`;
+    else if (inner.startsWith("#")) { const id = inner.slice(1).split("|")[0]; out = `<a href="#" data-channel="${esc(id)}" class="mention">#${esc(channels[id] || id)}</a>`; }
+    else if (inner.startsWith("!subteam^")) out = `<span class="mention">@${esc(inner.split("|")[1] || inner.slice(9))}</span>`;
+    else if (inner.startsWith("!date^")) { const parts = inner.split("^"); const when = new Date(Number(parts[1]) * 1000); out = esc(when.toLocaleString()); }
+    else if (inner.startsWith("!")) out = `@${esc(inner.slice(1).split("|")[0])}`;
+    else { const [url, label] = inner.split("|"); out = `<a href="${esc(url)}" target="_blank" rel="noopener">${esc(label || url)}</a>`; }
+    tokens.push(out);
+    return `\u0000${tokens.length - 1}\u0000`;
+  });
+  html = esc(html)
+    .replace(/```([\s\S]*?)```/g, "<pre>$1</pre>")
+    .replace(/`([^`]+)`/g, "<code>$1</code>")
+    .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<b>$2</b>")
+    .replace(/(^|[\s(])_([^_\n]+)_/g, "$1<i>$2</i>")
+    .replace(/(^|[\s(])~([^~\n]+)~/g, "$1<s>$2</s>");
+  return html.replace(/\u0000(\d+)\u0000/g, (_, i) => tokens[Number(i)]);
+}
+
+function text(obj) {
+  if (!obj) return "";
+  return obj.type === "mrkdwn" ? mrkdwn(obj.text) : esc(obj.text);
+}
+
+function element(el, message) {
+  const node = document.createElement("span");
+  if (el.type === "button") {
+    const button = document.createElement("button");
+    button.className = `bk ${el.style || ""}`;
+    button.innerHTML = text(el.text);
+    button.onclick = () => {
+      if (el.confirm && !window.confirm(`${el.confirm.title.text}\n\n${el.confirm.text.text}`)) return;
+      press(message, el);
+    };
+    node.appendChild(button);
+  } else if (el.type === "static_select" || el.type === "overflow") {
+    const select = document.createElement("select");
+    select.innerHTML = `<option value="">${el.type === "overflow" ? "⋯" : esc(el.placeholder ? el.placeholder.text : "Choose")}</option>` +
+      el.options.map((o) => `<option value="${esc(o.value)}">${esc(o.text.text)}</option>`).join("");
+    select.onchange = () => {
+      const option = el.options.find((o) => o.value === select.value);
+      if (option) press(message, { action_id: el.action_id, type: el.type, selected_option: option });
+    };
+    node.appendChild(select);
+  } else if (el.type === "image") {
+    node.innerHTML = `<img src="${esc(el.image_url)}" alt="${esc(el.alt_text)}" width="24">`;
+  } else {
+    node.innerHTML = text(el);
+  }
+  return node;
+}
+
+function block(b, message) {
+  const div = document.createElement("div");
+  div.className = `block ${b.type}`;
+  if (b.type === "header") div.innerHTML = text(b.text);
+  else if (b.type === "divider") div.innerHTML = "";
+  else if (b.type === "section") {
+    const body = document.createElement("div");
+    body.className = "text";
+    body.innerHTML = text(b.text);
+    if (b.fields) body.innerHTML += `<div class="fields">${b.fields.map((f) => `<div>${text(f)}</div>`).join("")}</div>`;
+    div.appendChild(body);
+    if (b.accessory) div.appendChild(element(b.accessory, message));
+  } else if (b.type === "context") {
+    b.elements.forEach((e) => div.appendChild(element(e, message)));
+  } else if (b.type === "actions") {
+    b.elements.forEach((e) => div.appendChild(element(e, message)));
+  } else {
+    div.textContent = `[${b.type} block]`;
+  }
+  return div;
+}
+
+function renderMessage(m) {
+  const div = document.createElement("div");
+  div.className = "message" + (m.ephemeral ? " ephemeral" : "");
+  const names = state.view.names || {};
+  const who = m.user && !m.ephemeral ? names[m.user] || m.user : "opsbot";
+  const when = new Date(Number(m.ts) * 1000).toLocaleTimeString();
+  let head = `<span class="who">${esc(who)}</span><span class="when">${esc(when)}</span>`;
+  if (m.pinned) head += `<span class="pinned">📌 pinned</span>`;
+  if (m.ephemeral) head += ` <span class="only-you">Only visible to you</span>`;
+  div.innerHTML = `<div class="tools"><button title="Add 📌 (adds it to an incident's timeline)">📌</button></div>${head}`;
+  div.querySelector(".tools button").onclick = () => post("react", { channel: state.channel, ts: m.ts, reaction: "pushpin" });
+  if (m.file) {
+    const file = document.createElement("div");
+    file.className = "file";
+    file.innerHTML = `${m.file.comment ? `<div>${mrkdwn(m.file.comment)}</div>` : ""}<b>📄 ${esc(m.file.title)}</b><pre>${esc(m.file.text)}</pre>`;
+    div.appendChild(file);
+  } else if (m.blocks && m.blocks.length) {
+    m.blocks.forEach((b) => div.appendChild(block(b, m)));
+  } else {
+    const body = document.createElement("div");
+    body.innerHTML = mrkdwn(m.text);
+    div.appendChild(body);
+  }
+  return div;
+}
+
+function renderModal(modal) {
+  const box = $("modal");
+  if (!modal) { box.hidden = true; box.innerHTML = ""; return; }
+  if (box.dataset.id === modal.id && !box.hidden) return; // keep what the person is typing
+  box.dataset.id = modal.id;
+  const v = modal.view;
+  const dialog = document.createElement("form");
+  dialog.className = "dialog";
+  dialog.innerHTML = `<h3>${esc(v.title && v.title.text)}</h3>`;
+  (v.blocks || []).forEach((b) => {
+    if (b.type !== "input") { dialog.appendChild(block(b, {})); return; }
+    const el = b.element;
+    const label = document.createElement("label");
+    label.textContent = b.label.text + (b.optional ? " (optional)" : "");
+    let input;
+    if (el.type === "static_select" || el.type === "multi_static_select") {
+      input = document.createElement("select");
+      input.multiple = el.type === "multi_static_select";
+      input.innerHTML = (input.multiple ? "" : `<option value=""></option>`) + el.options.map((o) => `<option value="${esc(o.value)}">${esc(o.text.text)}</option>`).join("");
+    } else {
+      input = document.createElement(el.multiline ? "textarea" : "input");
+      input.value = el.initial_value || "";
+    }
+    input.required = !b.optional;
+    input.dataset.block = b.block_id;
+    input.dataset.action = el.action_id;
+    input.dataset.type = el.type;
+    label.appendChild(input);
+    dialog.appendChild(label);
+  });
+  dialog.insertAdjacentHTML("beforeend", `<div class="buttons"><button type="button" class="bk" id="modal-close">${esc(v.close ? v.close.text : "Cancel")}</button><button class="bk primary">${esc(v.submit ? v.submit.text : "Submit")}</button></div>`);
+  dialog.onsubmit = (event) => {
+    event.preventDefault();
+    const values = {};
+    dialog.querySelectorAll("[data-block]").forEach((input) => {
+      const entry = { type: input.dataset.type };
+      if (input.dataset.type === "multi_static_select") entry.selected_options = [...input.selectedOptions].map((o) => ({ value: o.value }));
+      else if (input.dataset.type === "static_select") entry.selected_option = input.value ? { value: input.value } : null;
+      else entry.value = input.value;
+      values[input.dataset.block] = { [input.dataset.action]: entry };
+    });
+    box.hidden = true;
+    post("submit", { view_id: modal.id, values });
+  };
+  box.innerHTML = "";
+  box.appendChild(dialog);
+  box.hidden = false;
+  $("modal-close").onclick = () => { box.hidden = true; post("dismiss", { view_id: modal.id }); };
+}
+
+function render() {
+  const v = state.view;
+  $("me").innerHTML = v.people.map((p) => `<option value="${p.id}" ${p.id === state.me ? "selected" : ""}>${esc(p.name)}</option>`).join("");
+  $("channels").innerHTML = "";
+  v.channels.forEach((c) => {
+    const li = document.createElement("li");
+    li.textContent = `# ${c.name}`;
+    li.className = c.id === state.channel ? "active" : "";
+    li.onclick = () => { state.channel = c.id; render(); };
+    $("channels").appendChild(li);
+  });
+  const channel = v.channels.find((c) => c.id === state.channel) || v.channels[0];
+  state.channel = channel.id;
+  $("channel-name").textContent = `# ${channel.name}`;
+  $("channel-topic").innerHTML = mrkdwn(channel.topic || "");
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  box.innerHTML = "";
+  (v.messages[channel.id] || []).forEach((m) => box.appendChild(renderMessage(m)));
+  if (atBottom) box.scrollTop = box.scrollHeight;
+  box.querySelectorAll("a[data-channel]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); state.channel = a.dataset.channel; render(); }; });
+  $("demo").innerHTML = Object.entries(v.demo).map(([name, ok]) =>
+    `<li class="demo-toggle" data-service="${esc(name)}">${ok ? "✅" : "❌"} ${esc(name)} <small>(click to ${ok ? "break" : "fix"})</small></li>`).join("");
+  $("demo").querySelectorAll("li").forEach((li) => { li.onclick = () => post("demo", { service: li.dataset.service, healthy: !v.demo[li.dataset.service] }); });
+  const words = [...v.completion["/ops"].map((s) => `/ops ${s}`), ...v.completion["/incident"].map((s) => `/incident ${s}`),
+    ...v.completion.services.map((s) => `/ops health ${s}`)];
+  $("completion").innerHTML = words.map((w) => `<option value="${esc(w)}">`).join("");
+  renderModal(v.modal);
+}
+
+async function refresh() {
+  const response = await fetch(`/ui/state?user=${encodeURIComponent(state.me)}`);
+  state.view = await response.json();
+  render();
+}
+
+async function post(what, data) {
+  const response = await fetch(`/ui/${what}`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user: state.me, channel: state.channel, ...data }) });
+  if (!response.ok) alert((await response.json()).error);
+  await refresh();
+}
+
+function press(message, action) {
+  post("press", { ts: message.ts, action });
+}
+
+$("composer").onsubmit = (event) => {
+  event.preventDefault();
+  const line = $("line").value.trim();
+  if (!line) return;
+  $("line").value = "";
+  post(line.startsWith("/") ? "command" : "say", { text: line });
+};
+$("me").onchange = () => { state.me = $("me").value; refresh(); };
+
+new EventSource("/ui/events").onmessage = () => refresh();
+refresh();
