@@ -1,0 +1,76 @@
+"""The playground in a real browser: Debian's Chromium driven by Playwright against `opsbot dev`, the way a
+new user tries opsbot. Set OPSBOT_SCREENSHOT=docs/playground.png to regenerate the README's screenshot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from tests.conftest import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is installed by scripts/test"
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "dev", "--port", str(port), cwd=tmp_path,
+                                                env={**os.environ, "OPSBOT_DEV_DATA": str(tmp_path / "data")},
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
+    url = line.rsplit(" ", 1)[-1].strip()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tab = await browser.new_page(viewport={"width": 1300, "height": 900})
+        tab.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))  # confirm dialogs: yes
+        await tab.goto(url)
+        try:
+            yield tab
+        finally:
+            await browser.close()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+
+
+async def send(page: Page, line: str) -> None:
+    await page.fill("#line", line)
+    await page.press("#line", "Enter")
+
+
+async def test_health_rerun_and_a_backup_approved_by_a_second_person(page: Page) -> None:
+    await send(page, "/ops health")
+    report = page.locator(".message", has_text="4 services healthy").last
+    await expect(report).to_be_visible(timeout=10_000)
+    await expect(report).to_contain_text("✅ storefront")
+
+    await page.click("#demo li[data-service=payments]")  # break the payments demo service
+    await report.get_by_role("button", name="Re-run").click()
+    await expect(page.locator(".message", has_text="1 of 4 services failing")).to_be_visible(timeout=10_000)
+    await expect(page.locator(".message", has_text="HTTP 503 (expected 200)")).to_be_visible()
+    assert await page.locator(".message", has_text="4 services healthy").count() == 0, "the same message was updated"
+
+    await send(page, "/ops backup media before the upgrade")
+    plan = page.locator(".message.ephemeral", has_text="Plan: backup media")
+    await expect(plan).to_be_visible(timeout=10_000)
+    await plan.get_by_role("button", name="Request approval").click()
+    request = page.locator(".message", has_text="Approval needed: backup media")
+    await expect(request).to_be_visible(timeout=10_000)
+    await request.get_by_role("button", name="Approve").click()
+    await expect(page.locator(".message.ephemeral", has_text="a second person has to approve it")).to_be_visible(timeout=10_000)
+
+    await page.select_option("#me", "U0BOB")
+    await page.locator(".message", has_text="Approval needed: backup media").get_by_role("button", name="Approve").click()
+    await expect(page.locator(".message", has_text="Done: backup media")).to_be_visible(timeout=15_000)
+    shot = os.environ.get("OPSBOT_SCREENSHOT")
+    if shot:
+        await page.screenshot(path=shot)
