@@ -67,9 +67,12 @@ class Session:
         self.slack.views.pop(view_id, None)
 
     async def say(self, user: str, channel: str, text: str) -> str:
+        # opsbot's manifest subscribes to no message events, so Slack would send the bot nothing here;
+        # an @-mention is the exception (app_mention).
         ts = self.slack.said(channel, user, text)
-        body, content_type = payloads.event_callback({"type": "message", "user": user, "text": text, "ts": ts, "channel": channel})
-        await self._deliver(body, content_type)
+        if "<@UBOT0001>" in text or "@opsbot" in text:
+            event = {"type": "app_mention", "user": user, "text": text, "ts": ts, "channel": channel}
+            await self._deliver(*payloads.event_callback(event))
         return ts
 
     async def react(self, user: str, channel: str, ts: str, reaction: str, *, removed: bool = False) -> None:

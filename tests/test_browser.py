@@ -74,3 +74,29 @@ async def test_health_rerun_and_a_backup_approved_by_a_second_person(page: Page)
     shot = os.environ.get("OPSBOT_SCREENSHOT")
     if shot:
         await page.screenshot(path=shot)
+
+
+async def test_an_incident_from_declaration_to_post_mortem(page: Page) -> None:
+    await send(page, "/incident declare P2 checkout is slow")
+    channel = page.locator("#channels li", has_text="inc-")
+    await expect(channel).to_be_visible(timeout=10_000)
+    await channel.click()
+    header = page.locator(".message", has_text="checkout is slow").first
+    await expect(header).to_contain_text("P2 High")
+    await header.get_by_role("button", name="Acknowledge").click()
+    await expect(page.locator(".message.ephemeral", has_text="Acknowledged.")).to_be_visible(timeout=10_000)
+
+    await send(page, "the db pool is exhausted")
+    said = page.locator(".message", has_text="the db pool is exhausted")
+    await expect(said).to_be_visible(timeout=10_000)
+    await said.hover()
+    await said.locator(".tools button").click()  # 📌
+
+    await send(page, "/incident resolve raised the pool size")
+    await expect(page.locator(".message", has_text="Resolved").first).to_be_visible(timeout=10_000)
+    await send(page, "/incident postmortem")
+    document = page.locator(".file", has_text="Post-mortem")
+    await expect(document).to_be_visible(timeout=10_000)
+    await expect(document).to_contain_text("the db pool is exhausted")
+    await expect(document).to_contain_text("Time to acknowledge")
+    await expect(document).to_contain_text("Acknowledged")
