@@ -135,9 +135,13 @@ def register(app: AsyncApp, ctx: Context) -> None:
     def modal(callback_id: str, work: Any) -> None:
         @app.view(callback_id)
         async def submitted(ack: Any, body: Body, view: Body) -> None:
+            values = {block: next(iter(inputs.values()), {}) for block, inputs in (view.get("state", {}).get("values") or {}).items()}
+            problems = _form_problems(callback_id, values)
+            if problems:  # Slack keeps the form open and shows each message under its field
+                await ack(response_action="errors", errors=problems)
+                return
             await ack()
             user = body.get("user", {}).get("id", "")
-            values = {block: next(iter(inputs.values()), {}) for block, inputs in (view.get("state", {}).get("values") or {}).items()}
             metadata = view.get("private_metadata") or ""
             if callback_id == ENTRY_CALLBACK:  # its metadata is an entry id: answer in that entry's incident channel
                 entry = await ctx.store.get_entry(int(metadata)) if metadata.isdigit() else None
@@ -265,6 +269,20 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
         text_, owner, due = _follow_up(rest, ctx.clock.now().date())
         item = await incidents.add_follow_up(ctx, incident, text_, owner, due, user)
         await reply.ephemeral(notice(f"Tracked follow-up #{item.id}: {item.text}"))
+
+
+def _form_problems(callback_id: str, values: Body) -> dict[str, str]:
+    """What to fix in a submitted form before anything happens, by the field's block id."""
+    problems = {}
+    if callback_id == DECLARE_CALLBACK and not ((values.get("title") or {}).get("value") or "").strip():
+        problems["title"] = "Give the incident a title people will recognise, e.g. “checkout is failing”."
+    if callback_id == ENTRY_CALLBACK:
+        raw = ((values.get("at") or {}).get("value") or "").strip()
+        try:
+            datetime.strptime(raw, "%Y-%m-%d %H:%M")
+        except ValueError:
+            problems["at"] = "Write the time as YYYY-MM-DD HH:MM, in UTC."
+    return problems
 
 
 def _declared_text(incident: Any, problems: list[str]) -> str:

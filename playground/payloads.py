@@ -23,7 +23,8 @@ def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = Non
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def slash_command(command: str, text: str, *, user: str, channel: str, response_url: str) -> tuple[str, str]:
+def slash_command(command: str, text: str, *, user: str, channel: str, response_url: str,
+                  trigger_id: str | None = None) -> tuple[str, str]:
     body = urlencode(
         {
             "token": "legacy-verification-token",
@@ -38,7 +39,7 @@ def slash_command(command: str, text: str, *, user: str, channel: str, response_
             "api_app_id": "A0001",
             "is_enterprise_install": "false",
             "response_url": response_url,
-            "trigger_id": f"{uuid.uuid4().int % 10**12}.1.{uuid.uuid4().hex[:8]}",
+            "trigger_id": trigger_id or f"{uuid.uuid4().int % 10**12}.1.{uuid.uuid4().hex[:8]}",
         }
     )
     return body, "application/x-www-form-urlencoded"

@@ -40,7 +40,8 @@ class Session:
         name, _, text = line.strip().partition(" ")
         key = self._reply_key(channel, user)
         body, content_type = payloads.slash_command(name, text.strip(), user=user, channel=channel,
-                                                    response_url=self.slack.response_url(key))
+                                                    response_url=self.slack.response_url(key),
+                                                    trigger_id=f"{user}.{uuid.uuid4().hex[:8]}")  # a form opens on their screen
         ack_ts = self.slack._next_ts()  # the ack comes first, even when the full answer overtakes it
         acked = await self._deliver(body, content_type)
         if acked.startswith("{"):  # an ack that carries a message: Slack shows it like a response_url answer
@@ -54,17 +55,23 @@ class Session:
             response_url=self.slack.response_url(key), message_ts=message_ts)
         payload = json.loads(_payload_of(body))
         payload["trigger_id"] = f"{user}.{uuid.uuid4().hex[:8]}"
-        if "selected_option" in action:
-            payload["actions"][0].update({"type": action.get("type", "static_select"), "selected_option": action["selected_option"]})
+        chosen = {key: action[key] for key in ("selected_option", "selected_date", "selected_user", "selected_channel") if key in action}
+        if chosen:  # a menu, picker or select rather than a button
+            payload["actions"][0].update({"type": action.get("type", "static_select"), **chosen})
             payload["actions"][0].pop("value", None)
         await self._deliver(*_form(payload))
 
-    async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Any]]) -> None:
+    async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Submit a form; returns the bot's errors by field (the form then stays open, as in Slack)."""
         view = self.slack.views[view_id]
         body, content_type = payloads.view_submission(view.get("callback_id", ""), values, user=user,
                                                       private_metadata=view.get("private_metadata", ""))
-        await self._deliver(body, content_type)
+        acked = await self._deliver(body, content_type)
+        answer = json.loads(acked) if acked.startswith("{") else {}
+        if answer.get("response_action") == "errors":
+            return dict(answer.get("errors") or {})
         self.slack.views.pop(view_id, None)
+        return {}
 
     async def say(self, user: str, channel: str, text: str) -> str:
         # opsbot's manifest subscribes to no message events, so Slack would send the bot nothing here;

@@ -47,7 +47,9 @@ def add_routes(app: web.Application, slack: FakeSlack, session: Session, demo: D
             elif what == "press":
                 await session.press(data["user"], data["channel"], data["ts"], data["action"])
             elif what == "submit":
-                await session.submit(data["user"], data["view_id"], data["values"])
+                errors = await session.submit(data["user"], data["view_id"], data["values"])
+                if errors:
+                    return web.json_response({"ok": False, "errors": errors})
             elif what == "say":
                 await session.say(data["user"], data["channel"], data["text"])
             elif what == "react":

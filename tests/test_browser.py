@@ -100,3 +100,16 @@ async def test_an_incident_from_declaration_to_post_mortem(page: Page) -> None:
     await expect(document).to_contain_text("the db pool is exhausted")
     await expect(document).to_contain_text("Time to acknowledge")
     await expect(document).to_contain_text("Acknowledged")
+
+
+async def test_the_declare_form_shows_what_to_fix_and_stays_open(page: Page) -> None:
+    await send(page, "/incident declare")
+    dialog = page.locator("#modal .dialog")
+    await expect(dialog).to_be_visible(timeout=10_000)
+    await dialog.locator("[data-block=title]").fill("   ")
+    await dialog.locator("[data-block=severity]").select_option("P3")
+    await dialog.get_by_role("button", name="Declare").click()
+    await expect(dialog.locator(".field-error")).to_contain_text("Give the incident a title")
+    await dialog.locator("[data-block=title]").fill("search is slow")
+    await dialog.get_by_role("button", name="Declare").click()
+    await expect(page.locator("#channels li", has_text="search-is-slow")).to_be_visible(timeout=10_000)

@@ -62,6 +62,19 @@ function element(el, message) {
     node.appendChild(select);
   } else if (el.type === "image") {
     node.innerHTML = `<img src="${esc(el.image_url)}" alt="${esc(el.alt_text)}" width="24">`;
+  } else if (el.type === "datepicker") {
+    const input = document.createElement("input");
+    input.type = "date";
+    input.value = el.initial_date || "";
+    input.onchange = () => press(message, { action_id: el.action_id, type: "datepicker", selected_date: input.value });
+    node.appendChild(input);
+  } else if (el.type === "users_select" || el.type === "channels_select") {
+    const select = document.createElement("select");
+    const options = el.type === "users_select" ? state.view.people.map((p) => [p.id, p.name]) : state.view.channels.map((c) => [c.id, `#${c.name}`]);
+    select.innerHTML = `<option value="">${esc(el.placeholder ? el.placeholder.text : "Choose")}</option>` + options.map(([v, t]) => `<option value="${esc(v)}">${esc(t)}</option>`).join("");
+    const key = el.type === "users_select" ? "selected_user" : "selected_channel";
+    select.onchange = () => press(message, { action_id: el.action_id, type: el.type, [key]: select.value });
+    node.appendChild(select);
   } else {
     node.innerHTML = text(el);
   }
@@ -84,6 +97,14 @@ function block(b, message) {
     b.elements.forEach((e) => div.appendChild(element(e, message)));
   } else if (b.type === "actions") {
     b.elements.forEach((e) => div.appendChild(element(e, message)));
+  } else if (b.type === "image") {
+    div.innerHTML = `${b.title ? `<div>${text(b.title)}</div>` : ""}<img src="${esc(b.image_url)}" alt="${esc(b.alt_text)}" style="max-width:360px">`;
+  } else if (b.type === "rich_text") {
+    div.innerHTML = (b.elements || []).map((section) => (section.elements || []).map((e) =>
+      e.type === "text" ? (e.style && e.style.bold ? `<b>${esc(e.text)}</b>` : esc(e.text)) :
+      e.type === "link" ? `<a href="${esc(e.url)}">${esc(e.text || e.url)}</a>` :
+      e.type === "user" ? `<span class="mention">@${esc((state.view.names || {})[e.user_id] || e.user_id)}</span>` :
+      e.type === "emoji" ? `:${esc(e.name)}:` : "").join("")).join("<br>");
   } else {
     div.textContent = `[${b.type} block]`;
   }
@@ -157,8 +178,7 @@ function renderModal(modal) {
       else entry.value = input.value;
       values[input.dataset.block] = { [input.dataset.action]: entry };
     });
-    box.hidden = true;
-    post("submit", { view_id: modal.id, values });
+    submitForm(modal.id, values, dialog);
   };
   box.innerHTML = "";
   box.appendChild(dialog);
@@ -194,6 +214,25 @@ function render() {
     ...v.completion.services.map((s) => `/ops health ${s}`)];
   $("completion").innerHTML = words.map((w) => `<option value="${esc(w)}">`).join("");
   renderModal(v.modal);
+}
+
+async function submitForm(viewId, values, dialog) {
+  const response = await fetch("/ui/submit", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user: state.me, channel: state.channel, view_id: viewId, values }) });
+  const answer = await response.json();
+  dialog.querySelectorAll(".field-error").forEach((e) => e.remove());
+  if (answer.errors) { // the bot refused the form: show each message under its field, keep the form open
+    Object.entries(answer.errors).forEach(([blockId, message]) => {
+      const input = dialog.querySelector(`[data-block="${CSS.escape(blockId)}"]`);
+      const note = document.createElement("div");
+      note.className = "field-error";
+      note.textContent = message;
+      (input ? input.parentElement : dialog).appendChild(note);
+    });
+    return;
+  }
+  $("modal").hidden = true;
+  await refresh();
 }
 
 async function refresh() {
