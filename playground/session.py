@@ -83,6 +83,10 @@ class Session:
         return ts
 
     async def react(self, user: str, channel: str, ts: str, reaction: str, *, removed: bool = False) -> None:
+        who = self.slack.reactions.setdefault((channel, ts), {}).setdefault(reaction, set())
+        if (user in who) != removed:
+            return  # already there (or already gone): Slack sends no event for a no-op
+        (who.discard if removed else who.add)(user)
         event = {"type": "reaction_removed" if removed else "reaction_added", "user": user, "reaction": reaction,
                  "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts}
         await self._deliver(*payloads.event_callback(event))

@@ -89,8 +89,10 @@ def view_of(slack: FakeSlack, user: str, demo: DemoSwitches, completion: dict[st
     by_channel: dict[str, list[dict[str, Any]]] = {c["id"]: [] for c in channels}
     for (channel, ts), message in slack.messages.items():
         if channel in by_channel:
+            reactions = {name: sorted(who) for name, who in slack.reactions.get((channel, ts), {}).items() if who}
             by_channel[channel].append({"ts": ts, "user": message.get("user"), "text": message.get("text"),
-                                        "blocks": message.get("blocks") or [], "pinned": ts in slack.pins.get(channel, [])})
+                                        "blocks": message.get("blocks") or [], "pinned": ts in slack.pins.get(channel, []),
+                                        "reactions": reactions})
     for message in slack.ephemeral:
         if message["user"] == user and message["channel"] in by_channel:
             by_channel[message["channel"]].append({**message, "ephemeral": True})

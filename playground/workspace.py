@@ -73,6 +73,8 @@ class Workspace:
         # Where a response_url answers: key -> {channel, user, ts (the message a button was on, if any)}
         self.reply_to: dict[str, dict[str, Any]] = {}
         self.view_owner: dict[str, str] = {}
+        # (channel, ts) -> reaction name -> who reacted, as a page shows them under the message
+        self.reactions: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._ts = 1_700_000_000.000100
         self._ids = itertools.count(1)
         self._view_ids = itertools.count(1)

@@ -15,6 +15,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from tests.conftest import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-sync"]
@@ -25,7 +26,7 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
     assert Path(CHROMIUM).exists(), "Debian's chromium is installed by scripts/test"
     port = free_port()
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "dev", "--port", str(port), cwd=tmp_path,
-                                                env={**os.environ, "OPSBOT_DEV_DATA": str(tmp_path / "data")},
+                                                env={**os.environ, "OPSBOT_DEV_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)},
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
     url = line.rsplit(" ", 1)[-1].strip()
@@ -113,3 +114,22 @@ async def test_the_declare_form_shows_what_to_fix_and_stays_open(page: Page) -> 
     await dialog.locator("[data-block=title]").fill("search is slow")
     await dialog.get_by_role("button", name="Declare").click()
     await expect(page.locator("#channels li", has_text="search-is-slow")).to_be_visible(timeout=10_000)
+
+
+async def test_a_pin_can_be_taken_back_and_the_post_mortem_reads_as_a_document(page: Page) -> None:
+    await send(page, "/incident declare P3 cache misses")
+    await page.locator("#channels li", has_text="cache-misses").click()
+    await send(page, "hit ratio at 12%")
+    said = page.locator(".message", has_text="hit ratio at 12%")
+    await expect(said).to_be_visible(timeout=10_000)
+    await said.hover()
+    await said.locator(".tools button").click()
+    chip = said.locator(".reaction.mine")
+    await expect(chip).to_contain_text("📌 1", timeout=10_000)
+    await chip.click()  # take the pin back: off the timeline again
+    await expect(said.locator(".reaction")).to_have_count(0, timeout=10_000)
+    await send(page, "/incident postmortem")
+    document = page.locator(".file .markdown")
+    await expect(document.locator("h2").first).to_contain_text("Post-mortem", timeout=10_000)
+    await expect(document.locator("table").first).to_be_visible()
+    await expect(document).not_to_contain_text("hit ratio at 12%")

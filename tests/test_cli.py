@@ -34,6 +34,7 @@ def opsbot(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> s
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "REDIS_URL", "OPSBOT_", "PORT", "LOG_LEVEL"))}
     env.update(extra)
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
     return env
 
 

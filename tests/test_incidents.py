@@ -4,6 +4,7 @@ roles, the timeline with 📌 pins, reminders on a controllable clock, several i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
@@ -281,7 +282,7 @@ async def test_postmortem_command_prints_it_offline(bot: RunningBot, tmp_path, d
     channel, incident = await declared(bot, "P3 search is slow")
     config = tmp_path / "opsbot.yml"
     config.write_text("incidents: {announce_channel: C0INCIDENTS}\nservices: {}\n")
-    env = {**os.environ, "DATABASE_URL": database_url, "OPSBOT_CONFIG": str(config)}
+    env = {**os.environ, "DATABASE_URL": database_url, "OPSBOT_CONFIG": str(config), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "postmortem", incident.key, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()

@@ -25,7 +25,7 @@ def test_the_demo_catalog_is_valid(tmp_path: Path) -> None:
 
 async def test_opsbot_dev_serves_a_page_where_ops_health_and_a_button_work(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "OPSBOT_DEV_DATA": str(tmp_path / "data")}
+    env = {**os.environ, "OPSBOT_DEV_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "dev", "--port", str(port), cwd=tmp_path, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:

@@ -121,11 +121,13 @@ function renderMessage(m) {
   if (m.pinned) head += `<span class="pinned">📌 pinned</span>`;
   if (m.ephemeral) head += ` <span class="only-you">Only visible to you</span>`;
   div.innerHTML = `<div class="tools"><button title="Add 📌 (adds it to an incident's timeline)">📌</button></div>${head}`;
-  div.querySelector(".tools button").onclick = () => post("react", { channel: state.channel, ts: m.ts, reaction: "pushpin" });
+  const mine = ((m.reactions || {}).pushpin || []).includes(state.me);
+  div.querySelector(".tools button").onclick = () => post("react", { channel: state.channel, ts: m.ts, reaction: "pushpin", removed: mine });
   if (m.file) {
     const file = document.createElement("div");
     file.className = "file";
-    file.innerHTML = `${m.file.comment ? `<div>${mrkdwn(m.file.comment)}</div>` : ""}<b>📄 ${esc(m.file.title)}</b><pre>${esc(m.file.text)}</pre>`;
+    const body = /\.md$/.test(m.file.name || "") ? `<div class="markdown">${markdown(m.file.text)}</div>` : `<pre>${esc(m.file.text)}</pre>`;
+    file.innerHTML = `${m.file.comment ? `<div>${mrkdwn(m.file.comment)}</div>` : ""}<b>📄 ${esc(m.file.title)}</b>${body}`;
     div.appendChild(file);
   } else if (m.blocks && m.blocks.length) {
     m.blocks.forEach((b) => div.appendChild(block(b, m)));
@@ -134,7 +136,50 @@ function renderMessage(m) {
     body.innerHTML = mrkdwn(m.text);
     div.appendChild(body);
   }
+  const reactions = Object.entries(m.reactions || {});
+  if (reactions.length) {
+    const row = document.createElement("div");
+    row.className = "reactions";
+    reactions.forEach(([name, who]) => {
+      const chip = document.createElement("button");
+      chip.className = "reaction" + (who.includes(state.me) ? " mine" : "");
+      chip.textContent = `${name === "pushpin" ? "📌" : `:${name}:`} ${who.length}`;
+      chip.title = who.map((u) => (state.view.names || {})[u] || u).join(", ");
+      chip.onclick = () => post("react", { channel: state.channel, ts: m.ts, reaction: name, removed: who.includes(state.me) });
+      row.appendChild(chip);
+    });
+    div.appendChild(row);
+  }
   return div;
+}
+
+// Markdown files (the post-mortem): headings, tables, lists, quotes, emphasis, code, links.
+function markdown(source) {
+  const inline = (t) => esc(t).replace(/\\\|/g, "|").replace(/`([^`]+)`/g, "<code>$1</code>")
+    .replace(/\*\*([^*]+)\*\*/g, "<b>$1</b>").replace(/(^|\s)_([^_]+)_/g, "$1<i>$2</i>")
+    .replace(/\[([^\]]+)\]\((https?:[^)]+)\)/g, '<a href="$2">$1</a>');
+  const out = [];
+  let table = null, list = null;
+  const flush = () => {
+    if (table) { out.push(`<table>${table.map((r, i) => `<tr>${r.map((c) => i ? `<td>${inline(c)}</td>` : `<th>${inline(c)}</th>`).join("")}</tr>`).join("")}</table>`); table = null; }
+    if (list) { out.push(`<ul>${list.map((li) => `<li>${li}</li>`).join("")}</ul>`); list = null; }
+  };
+  for (const line of String(source || "").split("\n")) {
+    if (/^\|.*\|\s*$/.test(line)) {
+      if (/^\|\s*-/.test(line)) continue; // the separator row
+      (table = table || []).push(line.trim().slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim()));
+      continue;
+    }
+    const item = line.match(/^\s*[-*] (\[( |x)\] )?(.*)$/);
+    if (item) { (list = list || []).push((item[1] ? (item[2] === "x" ? "☑ " : "☐ ") : "") + inline(item[3])); continue; }
+    flush();
+    const heading = line.match(/^(#{1,4}) (.*)$/);
+    if (heading) out.push(`<h${heading[1].length + 1}>${inline(heading[2])}</h${heading[1].length + 1}>`);
+    else if (/^> /.test(line)) out.push(`<blockquote>${inline(line.slice(2))}</blockquote>`);
+    else if (line.trim()) out.push(`<p>${inline(line)}</p>`);
+  }
+  flush();
+  return out.join("");
 }
 
 function renderModal(modal) {
