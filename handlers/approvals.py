@@ -112,8 +112,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
             await sent(int(metadata["run_id"]), user, reason or None, metadata["response_url"])
 
         # The plan's response_url still works for the requester, even where the bot cannot post.
-        reply = Reply(ctx, _no_ack, metadata.get("response_url"), ack_carries_message=False)
-        reply.acked = True
+        reply = Reply.acknowledged(ctx, metadata.get("response_url"))
         ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"request {metadata.get('run_id')}")
 
     @app.view(DENY_CALLBACK)
@@ -132,10 +131,6 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
         ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), work), name=f"deny {metadata.get('run_id')}")
 
-
-
-async def _no_ack(**_: Any) -> None:
-    return None
 
 
 def _input(view: Body) -> str | None:

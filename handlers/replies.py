@@ -45,6 +45,13 @@ class Reply:
         self._ack_carries_message = ack_carries_message
         self.acked = False
 
+    @classmethod
+    def acknowledged(cls, ctx: Context, response_url: str | None) -> "Reply":
+        """For a request Slack already has its answer to (a form's submission): replies go by response_url."""
+        reply = cls(ctx, _no_ack, response_url, ack_carries_message=False)
+        reply.acked = True
+        return reply
+
     async def ack(self, message: Message | None = None) -> None:
         if self.acked:
             if message is not None:

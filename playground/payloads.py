@@ -45,7 +45,12 @@ def slash_command(command: str, text: str, *, user: str, channel: str, response_
     return body, "application/x-www-form-urlencoded"
 
 
-def block_action(action_id: str, value: str, *, user: str, channel: str, response_url: str, message_ts: str = "1700000000.000100") -> tuple[str, str]:
+def block_action(action_id: str, value: str, *, user: str, channel: str, response_url: str, message_ts: str = "1700000000.000100",
+                 trigger_id: str | None = None, element_type: str = "button", chosen: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A click on a message: a button (`value`), or a menu, picker or select (`chosen`, e.g. selected_option)."""
+    action: dict[str, Any] = {"type": element_type, "action_id": action_id, "block_id": "health.actions",
+                              "action_ts": f"{time.time():.6f}"}
+    action.update(chosen if chosen else {"value": value, "text": {"type": "plain_text", "text": "Re-run"}})
     payload = {
         "type": "block_actions",
         "team": {"id": "T0001", "domain": "fake"},
@@ -53,20 +58,11 @@ def block_action(action_id: str, value: str, *, user: str, channel: str, respons
         "api_app_id": "A0001",
         "token": "legacy-verification-token",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
-        "trigger_id": f"{uuid.uuid4().int % 10**12}.1.{uuid.uuid4().hex[:8]}",
+        "trigger_id": trigger_id or f"{uuid.uuid4().int % 10**12}.1.{uuid.uuid4().hex[:8]}",
         "channel": {"id": channel, "name": "ops"},
         "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
         "response_url": response_url,
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action_id,
-                "block_id": "health.actions",
-                "value": value,
-                "text": {"type": "plain_text", "text": "Re-run"},
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
+        "actions": [action],
     }
     return urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
 

@@ -50,16 +50,12 @@ class Session:
     async def press(self, user: str, channel: str, message_ts: str, action: dict[str, Any]) -> None:
         """A button, menu option or select on a message; `action` is the element plus what was chosen."""
         key = self._reply_key(channel, user, message_ts)
-        body, content_type = payloads.block_action(
+        chosen = {k: action[k] for k in ("selected_option", "selected_date", "selected_user", "selected_channel") if k in action}
+        await self._deliver(*payloads.block_action(
             action["action_id"], str(action.get("value", "")), user=user, channel=channel,
-            response_url=self.slack.response_url(key), message_ts=message_ts)
-        payload = json.loads(_payload_of(body))
-        payload["trigger_id"] = f"{user}.{uuid.uuid4().hex[:8]}"
-        chosen = {key: action[key] for key in ("selected_option", "selected_date", "selected_user", "selected_channel") if key in action}
-        if chosen:  # a menu, picker or select rather than a button
-            payload["actions"][0].update({"type": action.get("type", "static_select"), **chosen})
-            payload["actions"][0].pop("value", None)
-        await self._deliver(*_form(payload))
+            response_url=self.slack.response_url(key), message_ts=message_ts,
+            trigger_id=f"{user}.{uuid.uuid4().hex[:8]}",  # a form it opens goes on their screen
+            element_type=action.get("type", "static_select" if chosen else "button"), chosen=chosen or None))
 
     async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Any]]) -> dict[str, str]:
         """Submit a form; returns the bot's errors by field (the form then stays open, as in Slack)."""
@@ -91,14 +87,3 @@ class Session:
                  "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts}
         await self._deliver(*payloads.event_callback(event))
 
-
-def _payload_of(form_body: str) -> str:
-    from urllib.parse import parse_qs
-
-    return parse_qs(form_body)["payload"][0]
-
-
-def _form(payload: dict[str, Any]) -> tuple[str, str]:
-    from urllib.parse import urlencode
-
-    return urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from bot.incidents import reminders
 from bot.incidents.models import EntryKind, IncidentStatus, TimelineEntry
 from tests.conftest import RunningBot, make_settings, start_bot
 from playground.slack_api import FakeSlack
-from playground.payloads import event_callback, sign, slash_command, view_submission
+from playground.payloads import block_action, event_callback, sign, slash_command, view_submission
 from tests.targets import Targets
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
@@ -74,13 +73,10 @@ async def declared(bot: RunningBot, text: str = "P1 API is down", user: str = AL
 
 
 async def press(bot: RunningBot, action_id: str, value: str, user: str, channel: str, *, selected: bool = False) -> None:
-    action = {"type": "static_select" if selected else "button", "action_id": action_id, "block_id": "b", "action_ts": "1.0"}
-    action.update({"selected_option": {"value": value, "text": {"type": "plain_text", "text": value}}} if selected else {"value": value})
-    payload = {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0001"}, "api_app_id": "A0001", "token": "t",
-               "trigger_id": "1.1.1", "channel": {"id": channel}, "container": {"type": "message", "channel_id": channel, "message_ts": "1.1"},
-               "response_url": bot.slack.response_url(), "actions": [action]}
-    body = urlencode({"payload": json.dumps(payload)})
-    assert (await bot.post(body, "application/x-www-form-urlencoded")).status == 200
+    chosen = {"selected_option": {"value": value, "text": {"type": "plain_text", "text": value}}} if selected else None
+    body, content_type = block_action(action_id, value, user=user, channel=channel, response_url=bot.slack.response_url(),
+                                      message_ts="1.1", element_type="static_select" if selected else "button", chosen=chosen)
+    assert (await bot.post(body, content_type)).status == 200
     await bot.settle()
 
 

@@ -28,10 +28,9 @@ from bot.executors.postgres_backup import (
     FILE_LEFT,
     backup_file_name,
     check_digest,
-    create_private,
     file_digest,
     human_size,
-    unused_path,
+    new_backup_file,
     within,
 )
 
@@ -232,16 +231,10 @@ class DirectoryBackups:
         return [f"Verify {artifact.path.name}", f"Restore {self._paths_label()}"]
 
     async def backup(self, progress: Progress, *, label: str) -> Artifact:
-        directory, paths = self._target.directory, list(self._target.paths)
+        paths = list(self._target.paths)
         now = self._clock.now()
-        try:
-            await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-            final = await asyncio.to_thread(unused_path, directory, backup_file_name(self._service, label, now, SUFFIX), SUFFIX)
-            partial = directory / f".{final.name}.partial"
-            await asyncio.to_thread(create_private, partial)
-        except OSError as exc:
-            raise ExecutorError(f"cannot write to {directory}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
-        try:
+        name = backup_file_name(self._service, label, now, SUFFIX)
+        async with new_backup_file(self._target.directory, name, SUFFIX, state=NOT_WRITTEN) as (partial, final):
             async with progress.step(f"Archive {self._paths_label()}") as step:
                 started = self._clock.monotonic()
                 missing = [str(p) for p in paths if not os.path.lexists(p)]
@@ -257,10 +250,6 @@ class DirectoryBackups:
             async with progress.step("Verify the archive (read it back)") as step:
                 count = await self._read(partial, state=NOT_WRITTEN)
                 step.detail = f"{count} entries read, sha256 {digest[:12]}"
-            await asyncio.to_thread(partial.rename, final)
-        except BaseException:
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
-            raise
         return Artifact(path=final, size=size, sha256=digest, created_at=now)
 
     async def _read(self, archive: Path, *, state: str) -> int:

@@ -9,7 +9,8 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -131,6 +132,25 @@ def unused_path(directory: Path, name: str, suffix: str) -> Path:
         n += 1
         candidate = directory / f"{stem}-{n}{suffix}"
     return candidate
+
+
+@asynccontextmanager
+async def new_backup_file(directory: Path, name: str, suffix: str, *, state: str) -> AsyncIterator[tuple[Path, Path]]:
+    """A private `.partial` file to write a backup into, and the name it gets once verified: renamed when the
+    block ends, removed if anything in it fails, so a backup that did not verify never looks like one."""
+    try:
+        await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
+        final = await asyncio.to_thread(unused_path, directory, name, suffix)
+        partial = directory / f".{final.name}.partial"
+        await asyncio.to_thread(create_private, partial)
+    except OSError as exc:
+        raise ExecutorError(f"cannot write to {directory}: {exc.strerror or exc}", state=state) from None
+    try:
+        yield partial, final
+        await asyncio.to_thread(partial.rename, final)
+    except BaseException:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise
 
 
 def create_private(path: Path) -> None:
@@ -279,16 +299,9 @@ class PostgresBackups:
 
     async def backup(self, progress: Progress, *, label: str) -> Artifact:
         conn = self._connection(state=NOT_WRITTEN)
-        directory = self._target.directory
         now = self._clock.now()
-        try:
-            await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-            final = await asyncio.to_thread(unused_path, directory, backup_file_name(self._service, label, now, ".dump"), ".dump")
-            partial = directory / f".{final.name}.partial"
-            await asyncio.to_thread(create_private, partial)
-        except OSError as exc:
-            raise ExecutorError(f"cannot write to {directory}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
-        try:
+        name = backup_file_name(self._service, label, now, ".dump")
+        async with new_backup_file(self._target.directory, name, ".dump", state=NOT_WRITTEN) as (partial, final):
             async with progress.step(f"Dump database {conn.database} on {conn.host}") as step:
                 started = self._clock.monotonic()
                 argv = [self._target.pg_dump, "--format=custom", f"--file={partial}", "--no-password"]
@@ -298,10 +311,6 @@ class PostgresBackups:
             async with progress.step("Verify the dump (pg_restore --list)") as step:
                 entries = await self._list(partial, state=NOT_WRITTEN)
                 step.detail = f"{entries} entries, sha256 {digest[:12]}"
-            await asyncio.to_thread(partial.rename, final)
-        except BaseException:
-            await asyncio.to_thread(partial.unlink, missing_ok=True)
-            raise
         return Artifact(path=final, size=size, sha256=digest, created_at=now)
 
     async def _list(self, path: Path, *, state: str) -> int:
