@@ -18,12 +18,13 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot import maintenance
 from bot.catalog import Catalog
 from bot.chat import web_client
 from bot.clock import Clock, SystemClock
 from bot.context import Context
 from bot.errors import ConfigError
+from bot.scheduling.jobs import catalog_jobs
+from bot.scheduling.scheduler import Scheduler, chores
 from bot.settings import Settings
 from bot.store import create_store
 
@@ -99,8 +100,9 @@ def build_web_app(ctx: Context, bolt: AsyncApp) -> web.Application:
     async def startup(app: web.Application) -> None:
         await ctx.start()
         try:
-            await maintenance.one_pass(ctx)
-            ctx.tasks.run_forever(maintenance.loop(ctx), name="maintenance")
+            await chores(ctx)  # recover what a previous run of this replica left behind before serving
+            scheduler = Scheduler(ctx, catalog_jobs(ctx.catalog))
+            ctx.tasks.run_forever(scheduler.run_forever(), name="scheduler")
             if ctx.settings.slack_app_token is not None:
                 handler = AsyncSocketModeHandler(
                     bolt, app_token=ctx.settings.slack_app_token.get_secret_value(), web_client=ctx.slack

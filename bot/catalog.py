@@ -21,6 +21,7 @@ from bot.actions.policy import ActionPolicies, ApprovalSettings
 from bot.checks import Check
 from bot.errors import UnknownService
 from bot.incidents.settings import IncidentSettings
+from bot.scheduling.settings import ScheduleSettings
 from bot.executors.directory_backup import DirectoryBackupTarget
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
@@ -91,6 +92,7 @@ class Catalog(BaseModel):
     health: HealthSettings = HealthSettings()
     approvals: ApprovalSettings = ApprovalSettings()
     incidents: IncidentSettings = IncidentSettings()
+    schedules: ScheduleSettings = ScheduleSettings()
     services: dict[ServiceName, Service] = Field(default_factory=dict)
 
     @property

@@ -26,6 +26,7 @@ from bot.views import Message
 # slack_sdk's webhook client retries 429s and dropped connections, but not a 5xx from a response_url.
 _TRANSIENT_STATUS = {500, 502, 503, 504}
 _RESPOND_ATTEMPTS = 3
+POST_KEY_EVENT = "opsbot_post"  # message metadata type that carries a scheduled post's idempotency key
 
 
 class NotInChannel(OpsbotError):
@@ -63,11 +64,14 @@ class Chat:
         self.client = client
         self._http = http
 
-    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
-        """Post to a channel; returns the message's ts."""
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None, key: str | None = None) -> str:
+        """Post to a channel; returns the message's ts. A `key` travels in the message's metadata, so
+        `find_posted` can tell later whether a post whose answer was lost did land."""
+        metadata = {"event_type": POST_KEY_EVENT, "event_payload": {"key": key}} if key is not None else None
         try:
             response = await self.client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False
+                channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts, unfurl_links=False,
+                metadata=metadata,
             )
         except SlackApiError as exc:
             if exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived"):
@@ -122,6 +126,21 @@ class Chat:
         except SlackApiError:
             return None
         return response.get("permalink")
+
+    async def find_posted(self, channel: str, key: str, *, oldest: float) -> str | None:
+        """The ts of this bot's message carrying `key` (see `post`) posted since `oldest`, or None."""
+        cursor: str | None = None
+        for _ in range(10):  # a digest channel is quiet; ten pages back from an attempt minutes ago is plenty
+            response = await self.client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor)
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if metadata.get("event_type") == POST_KEY_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                return None
+        return None
 
     async def message_text(self, channel: str, ts: str) -> tuple[str, str | None] | None:
         """The text and author of one message (for a pinned message on the timeline), or None if gone."""

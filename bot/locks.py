@@ -6,6 +6,7 @@ Every lease carries a fencing token that only grows. If the lock store cannot be
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ class LockUnavailable(InfrastructureError):
 
 
 def process_owner() -> str:
-    """Who holds a lease: this host and process, plus a random part for restarts that reuse a pid."""
-    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+    """Who holds a lease: this host and process (so an operator can find it), plus a random part for restarts
+    that reuse a pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Lease(Protocol):

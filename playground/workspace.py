@@ -238,7 +238,10 @@ class Workspace:
         channel = str(args.get("channel"))
         self._require_member(channel)
         ts = self._next_ts()
-        self.messages[(channel, ts)] = {"text": args.get("text"), "blocks": args.get("blocks")}
+        message = {"text": args.get("text"), "blocks": args.get("blocks")}
+        if args.get("metadata"):
+            message["metadata"] = _json_arg(args["metadata"])
+        self.messages[(channel, ts)] = message
         return {"channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text")}}
 
     def _update_message(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -295,11 +298,13 @@ class Workspace:
         return ts
 
     def _history(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel, latest = str(args.get("channel")), str(args.get("latest") or "")
-        self._find_channel(channel)
-        found = [{"type": "message", "ts": ts, "text": m.get("text"), "user": m.get("user")}
+        channel, latest, oldest = str(args.get("channel")), str(args.get("latest") or ""), str(args.get("oldest") or "")
+        self._require_member(channel)  # channels:history reads only channels the bot is in
+        metadata = _flag(args.get("include_all_metadata"))
+        found = [{"type": "message", "ts": ts, "text": m.get("text"), "user": m.get("user"),
+                  **({"metadata": m["metadata"]} if metadata and "metadata" in m else {})}
                  for (c, ts), m in sorted(self.messages.items(), key=lambda item: float(item[0][1]), reverse=True)
-                 if c == channel and (not latest or float(ts) <= float(latest))]
+                 if c == channel and (not latest or float(ts) <= float(latest)) and (not oldest or float(ts) > float(oldest))]
         return {"messages": found[: int(args.get("limit") or 100)], "has_more": False}
 
     def _permalink(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -387,6 +392,11 @@ class Workspace:
         if trigger:
             self.view_owner[view_id] = trigger.split(".")[0]
         return {"view": {"id": view_id, **view}}
+
+
+def _json_arg(value: Any) -> Any:
+    """Web API arguments that are JSON objects arrive as JSON text in a form post, or as objects in a JSON body."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _flag(value: Any) -> bool:

@@ -64,6 +64,9 @@ class ActionStep:
         return None
 
 
+SCHEDULER = "opsbot:schedule"  # requested_by of the runs the scheduler starts (catalog schedules, no person)
+
+
 @dataclass(frozen=True)
 class ActionRun:
     service: str
@@ -90,6 +93,11 @@ class ActionRun:
     @property
     def label(self) -> str:
         return f"{self.kind.value} {self.service}"
+
+    @property
+    def requester(self) -> str:
+        """Who asked, as Slack shows it: a mention, or the schedule for runs the catalog's schedule started."""
+        return "the schedule" if self.requested_by == SCHEDULER else f"<@{self.requested_by}>"
 
 
 class Decision(enum.Enum):

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.actions import targets
 from bot.actions.models import (
-    ActionKind, ActionRun, ActionState, ActionStep, ApprovalDecision, BackupLabel, BackupRecord, Decision,
+    SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, ApprovalDecision, BackupLabel, BackupRecord, Decision,
 )
 from bot.actions.policy import NotAllowed, mention, resolve_policy
 from bot.actions.progress import RunProgress
@@ -24,7 +24,7 @@ from bot.context import Context
 from bot.errors import InfrastructureError, OpsbotError
 from bot.executors.base import Artifact, Backups, ExecutorError
 from bot.health import run_checks
-from bot.views import escape
+from bot.views import escape, human_size
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
 from bot.views.actions import action_message, describe
@@ -163,6 +163,25 @@ async def cancel(ctx: Context, run_id: int, user: str) -> None:
         await _audit(ctx, run, "cancelled", user)
 
 
+async def run_scheduled_backup(ctx: Context, service: str, occurrence: str) -> ActionRun:
+    """A backup the catalog schedules: no person asks and none approves (the catalog is the approval); it runs
+    now, under the service's lease like any other run, and is returned finished."""
+    entry = ctx.catalog.service(service)
+    target, titles = await _plan_steps(ctx, service, ActionKind.BACKUP, {})
+    now = ctx.clock.now()
+    run = ActionRun(
+        service=service, kind=ActionKind.BACKUP, environment=entry.environment, target=target, requested_by=SCHEDULER,
+        created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params={"schedule": occurrence},
+        reason=f"scheduled ({occurrence})", steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)),
+    )
+    run_id = await ctx.store.create_action(run)
+    # Through approved with a heartbeat, as a request does: recovery must not take it for a dead replica's run.
+    await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.DRAFT}, heartbeat_at=now)
+    await _audit(ctx, replace(run, id=run_id), "approved", None, "by the catalog's schedule")
+    await execute(ctx, run_id)
+    return await _get(ctx, run_id)
+
+
 # --- approving ----------------------------------------------------------------------------------------
 
 
@@ -286,7 +305,7 @@ async def execute(ctx: Context, run_id: int) -> None:
 
 
 def _holder(run: ActionRun) -> str:
-    return f"{run.label} #{run.id} (requested by <@{run.requested_by}>)"
+    return f"{run.label} #{run.id} (requested by {run.requester})"
 
 
 async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None:
@@ -364,9 +383,10 @@ async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
         return summary + await _verify_health(ctx, run, progress)
     backups = targets.backups_for(ctx, run.service, run.kind)
     if run.kind is ActionKind.BACKUP:
-        record = await _take_backup(ctx, run, backups, progress, BackupLabel.MANUAL)
+        label = BackupLabel.SCHEDULED if run.requested_by == SCHEDULER else BackupLabel.MANUAL
+        record = await _take_backup(ctx, run, backups, progress, label)
         removed = await _apply_retention(ctx, run.service, backups, progress)
-        return f"Backup `{record.id}` written: {_size(record.size)}, verified" + (f"; {removed} old backup(s) removed" if removed else "")
+        return f"Backup `{record.id}` written: {human_size(record.size)}, verified" + (f"; {removed} old backup(s) removed" if removed else "")
     record = await _backup_to_restore(ctx, run.service, run.params)
     safety = await _take_backup(ctx, run, backups, progress.prefixed("Safety backup: "), BackupLabel.SAFETY)
     try:
@@ -436,10 +456,6 @@ def _health_title(service: str) -> str:
 
 def _artifact(record: BackupRecord) -> Artifact:
     return Artifact(path=record.path, size=record.size, sha256=record.sha256, created_at=record.created_at)
-
-
-def _size(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size / 1024:.1f} KiB"
 
 
 # --- recovery, messages, audit -----------------------------------------------------------------------

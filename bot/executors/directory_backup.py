@@ -33,6 +33,7 @@ from bot.executors.postgres_backup import (
     new_backup_file,
     within,
 )
+from bot.scheduling.cron import CronSchedule
 
 NOT_WRITTEN = "nothing was changed; no backup was written"
 NOT_TOUCHED = "the paths were not touched; the restore did not start"
@@ -59,6 +60,7 @@ class DirectoryBackupTarget(BaseModel):
     directory: Path
     retention_days: int = Field(default=30, ge=1)
     keep_min: int = Field(default=3, ge=1)
+    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
 
     @field_validator("paths")
     @classmethod

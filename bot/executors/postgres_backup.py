@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.checks.base import ENV_NAME
 from bot.clock import Clock
 from bot.executors.base import Artifact, ExecutorError, Progress
+from bot.scheduling.cron import CronSchedule
 
 NOT_WRITTEN = "the database was not changed; no backup was written"
 NOT_TOUCHED = "the database was not touched; the restore did not start"
@@ -51,6 +52,7 @@ class PostgresBackupTarget(BaseModel):
     directory: Path
     retention_days: int = Field(default=30, ge=1)
     keep_min: int = Field(default=3, ge=1)
+    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
     timeout: float = Field(default=3600, gt=0)
     pg_dump: str = Field(default="pg_dump", min_length=1)
     pg_restore: str = Field(default="pg_restore", min_length=1)

@@ -57,10 +57,14 @@ class ActionQueries(SqlBase):
         return (await self._with_steps(rows))[0]
 
     async def actions(
-        self, *, service: str | None = None, states: Iterable[ActionState] | None = None, limit: int = 20
+        self, *, service: str | None = None, states: Iterable[ActionState] | None = None, limit: int = 20,
+        since: datetime | None = None,
     ) -> list[ActionRun]:
-        """Newest first."""
+        """Newest first; with `since`, only runs asked for or finished at or after it."""
         where, args = ["1 = 1"], []
+        if since is not None:
+            where.append("(created_at >= ? OR finished_at >= ?)")
+            args.extend([self._enc(since), self._enc(since)])
         if service is not None:
             where.append("service = ?")
             args.append(service)

@@ -21,7 +21,8 @@ class ActionStore(Protocol):
 
     async def create_action(self, run: ActionRun) -> int: ...
     async def get_action(self, run_id: int) -> ActionRun | None: ...
-    async def actions(self, *, service: str | None = None, states: Iterable[ActionState] | None = None, limit: int = 20) -> list[ActionRun]: ...
+    async def actions(self, *, service: str | None = None, states: Iterable[ActionState] | None = None, limit: int = 20,
+                      since: datetime | None = None) -> list[ActionRun]: ...
     async def transition_action(self, run_id: int, to: ActionState, *, expect: Iterable[ActionState], owner: str | None = None,
                                 unexpired_at: datetime | None = None, **fields: Any) -> bool:
         """Compare-and-set: True only for the one call that made the change."""
@@ -45,6 +46,8 @@ class ActionStore(Protocol):
     async def release_lease(self, name: str, owner: str, token: int) -> None: ...
     # Incidents, timelines and follow-ups: bot/store/incidents_sql.py (create_incident, get_incident,
     # incident_by_channel, incidents, update_incident, delete_incident, replace_roles, add_entry, entries, …).
+    # The scheduler and the digests' windows: bot/store/schedule_sql.py (register_job, record_occurrences,
+    # open_occurrences, claim_occurrence, finish_occurrence, begin_post, set_posted, prune, check_tallies, …).
 
 
 class Store(ActionStore, Protocol):

@@ -41,9 +41,12 @@ class IncidentQueries(SqlBase):
         rows = await self._rows("SELECT * FROM incidents WHERE channel_id = ?", [channel_id])
         return self._incident(rows[0]) if rows else None
 
-    async def incidents(self, *, open_only: bool = False, limit: int = 50) -> list[Incident]:
-        """Newest first."""
+    async def incidents(self, *, open_only: bool = False, limit: int = 50, since: datetime | None = None) -> list[Incident]:
+        """Newest first; with `since`, those still open or declared or resolved at or after it."""
         where, args = ("WHERE status <> ?", [IncidentStatus.RESOLVED.value]) if open_only else ("", [])
+        if since is not None:
+            where = "WHERE (status <> ? OR declared_at >= ? OR resolved_at >= ?)" + (" AND status <> ?" if open_only else "")
+            args = [IncidentStatus.RESOLVED.value, self._enc(since), self._enc(since), *args]
         rows = await self._rows(f"SELECT * FROM incidents {where} ORDER BY declared_at DESC, id DESC LIMIT ?", [*args, limit])
         return [self._incident(row) for row in rows]
 

@@ -19,6 +19,7 @@ from bot.health import HealthRun
 from bot.store import rows
 from bot.store.actions_sql import ActionQueries
 from bot.store.incidents_sql import IncidentQueries
+from bot.store.schedule_sql import ScheduleQueries
 from bot.store.sql import Statement
 from bot.store.base import migrations
 
@@ -31,7 +32,7 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-class PostgresStore(ActionQueries, IncidentQueries):
+class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._sizes = (min_size, max_size)

@@ -23,6 +23,7 @@ from bot.health import HealthRun
 from bot.store import rows
 from bot.store.actions_sql import ActionQueries
 from bot.store.incidents_sql import IncidentQueries
+from bot.store.schedule_sql import ScheduleQueries
 from bot.store.sql import Statement
 from bot.store.base import migrations
 
@@ -37,7 +38,7 @@ def _decode(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteStore(ActionQueries, IncidentQueries):
+class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None

@@ -14,7 +14,7 @@ from slack_sdk.models.blocks import (
 from bot.actions.models import ActionRun, ActionState, ApprovalDecision, BackupRecord, Decision, StepState
 from bot.actions.policy import mention
 from bot.executors.base import Revision
-from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size
 from bot.views.common import timestamp
 
 REQUEST_ACTION, CANCEL_ACTION = "action.request", "action.cancel"
@@ -76,7 +76,7 @@ def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message
     approvals = (f"{len(approved)} of {run.approvals_needed}" + (f" ({', '.join(f'<@{d.user_id}>' for d in approved)})" if approved else "")
                  if run.approvals_needed else "not needed")
     fields = [
-        MarkdownTextObject(text=f"*Requested by*\n<@{run.requested_by}>"),
+        MarkdownTextObject(text=f"*Requested by*\n{run.requester}"),
         MarkdownTextObject(text=f"*Service*\n`{run.service}` · _{escape(run.environment)}_"),
         MarkdownTextObject(text=f"*Target*\n{escape(run.target)}"),
         MarkdownTextObject(text=f"*Approvals*\n{approvals}"),
@@ -139,7 +139,7 @@ def backups_message(service: str, records: list[BackupRecord], now: datetime) ->
         age = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
         verified = "verified ✅" if record.verified_at else "not verified ⚠️"
         label = f" · _{record.label.value}_" if record.label.value != "manual" else ""
-        line = (f"`{record.id}` {timestamp(record.created_at)}\n{record.size / (1 << 20):.1f} MiB · "
+        line = (f"`{record.id}` {timestamp(record.created_at)}\n{human_size(record.size)} · "
                 f"sha256 `{record.sha256[:12]}` · {verified} · {age} old{label}")
         blocks.append(SectionBlock(text=line, accessory=ButtonElement(text="Restore…", action_id=RESTORE_ACTION, value=str(record.id))))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Or `/ops restore {service} <id>`. As of {timestamp(now)}.")]))
@@ -170,5 +170,5 @@ def runs_message(title: str, runs: list[ActionRun], empty: str) -> Message:
 
 def _runs_text(runs: list[ActionRun], empty: str) -> str:
     lines = [f"{_HEADLINE[run.state].split(' ')[0]} #{run.id} *{escape(describe(run))}* · {run.state.value} · "
-             f"<@{run.requested_by}> · {timestamp(run.created_at)}" for run in runs]
+             f"{run.requester} · {timestamp(run.created_at)}" for run in runs]
     return "\n".join(lines) if lines else empty

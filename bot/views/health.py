@@ -91,7 +91,7 @@ def _service_section(name: str, results: list[CheckResult], restartable: Collect
     accessory = None
     if status.failing and name in restartable:
         accessory = ButtonElement(text="Restart", action_id=RESTART_ACTION, value=name)
-    return SectionBlock(text=_fit([title, *lines], MAX_SECTION_TEXT), accessory=accessory)
+    return SectionBlock(text=fit_lines([title, *lines], MAX_SECTION_TEXT), accessory=accessory)
 
 
 def _check_line(result: CheckResult) -> str:
@@ -105,7 +105,7 @@ def _latency(ms: float) -> str:
     return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
-def _fit(lines: list[str], limit: int) -> str:
+def fit_lines(lines: list[str], limit: int) -> str:
     """Join lines, dropping the tail (with a count) when they would pass Slack's section limit."""
     kept: list[str] = []
     for index, line in enumerate(lines):
@@ -137,7 +137,7 @@ def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status
     blocks: list[Block] = [SectionBlock(text=summary)]
     blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK], restartable) for name in shown]
     if healthy:
-        blocks.append(SectionBlock(text=_fit(["✅ *Healthy:* " + ", ".join(healthy)], MAX_SECTION_TEXT)))
+        blocks.append(SectionBlock(text=fit_lines(["✅ *Healthy:* " + ", ".join(healthy)], MAX_SECTION_TEXT)))
     if hidden:
         blocks.append(
             ContextBlock(

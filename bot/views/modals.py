@@ -16,7 +16,7 @@ REASON_BLOCK, REASON_INPUT = "reason", "reason.input"
 
 
 def deny_modal(run: ActionRun, private_metadata: str) -> dict[str, Any]:
-    intro = f"*{describe(run)}* ({run.environment}), requested by <@{run.requested_by}>. It will not run."
+    intro = f"*{describe(run)}* ({run.environment}), requested by {run.requester}. It will not run."
     return _reason(DENY_CALLBACK, "Deny this request", "Deny", intro, "Why? (shown on the request)", private_metadata)
 
 

@@ -1,0 +1,218 @@
+"""The scheduler: every replica runs one; each occurrence of each job runs exactly once among them.
+
+How: every replica records due occurrences as rows (duplicates ignored, so any replica may do it); to run one,
+a replica takes the occurrence's lease (Redis or a lease row, see bot/locks.py), claims the row (its attempt
+number grows, and only the latest attempt may finish it) and keeps the lease alive while the job runs. If that
+replica dies, the lease lapses and another replica takes the occurrence over: a resumable job (a digest, whose
+posts are idempotent) runs again and finishes; any other job (a backup) is recorded as failed and alerted, so a
+person decides. Periodic chores (expiry, recovery, reminders, pruning) are idempotent and run on every replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.actions import service as actions
+from bot.context import Context
+from bot.errors import InfrastructureError, OpsbotError
+from bot.locks import Lease
+from bot.incidents import reminders
+from bot.scheduling.cron import CronSchedule
+from bot.scheduling.models import Occurrence, OccurrenceState
+from bot.scheduling.posting import post_once
+from bot.views.schedule import failure_alert
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 15.0  # seconds: how long a dead replica's occurrence waits before another takes it over
+RENEW_EVERY = LEASE_TTL / 3
+MAX_ATTEMPTS = 3  # a job that kills its replica every time is given up, not retried forever
+POLL_AT_MOST = 5.0  # seconds between passes when nothing is due sooner: how soon a dead replica's work is picked up
+LOOKBACK = timedelta(days=8)  # how far back missed occurrences are recorded (as skipped) after a long outage
+RECORD_AT_MOST = 100  # …and how many of them per job
+CHORE_INTERVAL = 30.0
+PRUNE_AFTER = timedelta(days=30)
+
+JobWork = Callable[[Context, Occurrence], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # "digest:daily", "backup:db": stable, part of every occurrence's key
+    title: str  # what people read: "Daily digest", "Backup of db"
+    schedule: CronSchedule
+    work: JobWork  # returns a one-line outcome; raises to fail
+    resumable: bool  # may run again after its replica died mid-run (its effects are idempotent)
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+class Scheduler:
+    def __init__(self, ctx: Context, jobs: list[Job], *, lease_ttl: float = LEASE_TTL) -> None:
+        self.ctx, self.jobs, self.lease_ttl = ctx, {job.name: job for job in jobs}, lease_ttl
+        self._running: dict[str, asyncio.Task[None]] = {}
+        # Start-up has just done the chores (before serving): the first are due one interval later.
+        self._chores_at = ctx.clock.monotonic()
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.ctx.catalog.schedules.grace_minutes)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.one_pass()
+            except InfrastructureError as exc:
+                log.warning("scheduler pass skipped: %s", exc)
+            except Exception:
+                log.exception("scheduler pass failed; trying again shortly")
+            await self.ctx.clock.sleep(self._until_next())
+
+    async def one_pass(self) -> None:
+        """Record what is due, start what this replica can claim, and do the chores when they are due."""
+        await self.record_due()
+        await self.start_claimable()
+        now = self.ctx.clock.monotonic()
+        if now - self._chores_at >= CHORE_INTERVAL:
+            self._chores_at = now
+            await chores(self.ctx)
+
+    def _until_next(self) -> float:
+        now = self.ctx.clock.now()
+        soonest = min((job.schedule.after(now) for job in self.jobs.values()), default=None)
+        wait = (soonest - now).total_seconds() if soonest is not None else POLL_AT_MOST
+        return min(max(wait, 0.05), POLL_AT_MOST)
+
+    async def record_due(self) -> None:
+        now = self.ctx.clock.now()
+        for job in self.jobs.values():
+            cursor = await self.ctx.store.register_job(job.name, now)
+            due = job.schedule.between(max(cursor, now - LOOKBACK), now, limit=RECORD_AT_MOST)
+            if not due:
+                continue
+            fresh = [at for at in due if now - at <= self.grace]
+            missed = [(at, f"missed: opsbot was not running then, and it is more than the grace period "
+                           f"({self.ctx.catalog.schedules.grace_minutes:g} min) ago") for at in due if now - at > self.grace]
+            await self.ctx.store.record_occurrences(job.name, fresh, missed, due[-1])
+            for at, _ in missed:
+                log.warning("%s due %s was missed (beyond the grace period): recorded as skipped", job.name, at.isoformat())
+
+    async def start_claimable(self) -> list[asyncio.Task[None]]:
+        started = []
+        for occurrence in await self.ctx.store.open_occurrences(self.jobs):
+            if occurrence.key in self._running:
+                continue
+            lease = await self.ctx.locks.acquire(f"schedule:{occurrence.key}", self.lease_ttl)
+            if lease is None:
+                continue  # another replica is on it
+            task = self.ctx.tasks.spawn(self._run(occurrence, lease), name=f"occurrence {occurrence.key}")
+            self._running[occurrence.key] = task
+            task.add_done_callback(lambda _, key=occurrence.key: self._running.pop(key, None))
+            started.append(task)
+        return started
+
+    async def _run(self, seen: Occurrence, lease: Lease) -> None:
+        ctx, job = self.ctx, self.jobs[seen.job]
+        try:
+            now = ctx.clock.now()
+            if seen.state is OccurrenceState.PENDING and now - seen.due_at > self.grace:
+                # Recorded in time, but every replica was down (or busy) until past the grace period.
+                await ctx.store.finish_occurrence(job.name, seen.due_at, OccurrenceState.SKIPPED,
+                                                  "not started within the grace period", now)
+                return
+            occurrence = await ctx.store.claim_occurrence(job.name, seen.due_at, ctx.owner, now)
+            if occurrence is None:
+                return  # finished by someone else since we looked
+            if occurrence.attempt > 1 and not job.resumable:
+                await self._fail(job, occurrence, f"the replica running it ({seen.owner}) stopped mid-run; "
+                                                  "not retried automatically, so a person can check first")
+                return
+            if occurrence.attempt > MAX_ATTEMPTS:
+                await self._fail(job, occurrence, f"gave up after {MAX_ATTEMPTS} attempts whose replicas stopped mid-run")
+                return
+            await self._work(job, occurrence, lease)
+        finally:
+            try:
+                await lease.release()
+            except InfrastructureError:
+                log.warning("could not release the lease of %s; it lapses in %s s", seen.key, self.lease_ttl)
+
+    async def _work(self, job: Job, occurrence: Occurrence, lease: Lease) -> None:
+        ctx = self.ctx
+        work = asyncio.current_task()
+        assert work is not None
+        keeper = ctx.tasks.spawn(self._keep(lease, work), name=f"lease {occurrence.key}")
+        try:
+            detail = await job.work(ctx, occurrence)
+        except asyncio.CancelledError as exc:
+            if _LOST in exc.args:
+                log.error("%s lost its lease mid-run; another replica will take it over", occurrence.key)
+                return  # not finished: the row stays running for the next holder
+            raise  # stopping: the row stays running and the released lease hands it over at once
+        except OpsbotError as exc:
+            await self._fail(job, occurrence, str(exc))
+        except Exception as exc:
+            reference = secrets.token_hex(4)
+            log.exception("%s failed (reference %s)", occurrence.key, reference)
+            await self._fail(job, occurrence, f"opsbot failed: {type(exc).__name__} (reference {reference})")
+        else:
+            await ctx.store.finish_occurrence(job.name, occurrence.due_at, OccurrenceState.DONE, detail, ctx.clock.now(),
+                                              attempt=occurrence.attempt)
+            log.info("%s done: %s", occurrence.key, detail)
+        finally:
+            keeper.cancel()
+
+    async def _keep(self, lease: Lease, work: asyncio.Task[None]) -> None:
+        while True:
+            await self.ctx.clock.sleep(RENEW_EVERY)
+            try:
+                alive = await lease.renew(self.lease_ttl)
+            except Exception:
+                log.exception("renewing the lease of %s failed", lease.name)
+                alive = False
+            if not alive:
+                work.cancel(_LOST)
+                return
+
+    async def _fail(self, job: Job, occurrence: Occurrence, why: str) -> None:
+        ctx = self.ctx
+        if not await ctx.store.finish_occurrence(job.name, occurrence.due_at, OccurrenceState.FAILED, why, ctx.clock.now(),
+                                                 attempt=occurrence.attempt):
+            return  # a newer attempt owns it now
+        log.error("%s failed: %s", occurrence.key, why)
+        channel = ctx.catalog.schedules.channel
+        if channel is None:
+            return
+        try:
+            await post_once(ctx, f"alert:{occurrence.key}", channel, failure_alert(job.title, occurrence.due_at, why))
+        except Exception:
+            log.exception("could not post the failure alert of %s", occurrence.key)
+
+
+_LOST = "occurrence lease lost"
+
+
+async def chores(ctx: Context) -> None:
+    """The periodic, idempotent work every replica does: each change is a compare-and-set, so no lease."""
+    for name, work in (("expiring requests", actions.expire_due), ("recovering runs", actions.recover),
+                       ("incident reminders", reminders.remind_due), ("pruning", _prune)):
+        try:
+            await work(ctx)
+        except Exception:
+            # One failing chore must not starve the others: each is retried on the next pass.
+            log.exception("%s failed; trying again in %s s", name, CHORE_INTERVAL)
+
+
+async def _prune(ctx: Context) -> int:
+    return await ctx.store.prune(ctx.clock.now() - PRUNE_AFTER)
+
+
+def next_runs(jobs: list[Job], now: datetime) -> dict[str, datetime]:
+    return {job.name: job.schedule.after(now) for job in jobs}
