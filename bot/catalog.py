@@ -126,7 +126,11 @@ class Catalog(BaseModel):
 
 def suggest(given: str, valid: list[str]) -> str | None:
     matches = difflib.get_close_matches(given, valid, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    if matches:
+        return matches[0]
+    # A short form of one name (`grace` for `grace_minutes`) is too short for a close match but still clear.
+    extended = [name for name in valid if len(given) >= 3 and name.startswith(given)]
+    return extended[0] if len(extended) == 1 else None
 
 
 # --- loading ------------------------------------------------------------------------------------------
@@ -245,6 +249,14 @@ def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
             member = _unwrap(member)
             if _is_model(member) and _tag_of(member) == segment:
                 return member, True
+            if typing.get_origin(member) in (typing.Union, types.UnionType):  # an optional tagged union
+                found, consumed = _step(member, segment)
+                if consumed:
+                    return found, True
+        # An optional model (`schedule: CronSchedule | None`): the segment is that model's field.
+        models = [m for m in map(_unwrap, args) if _is_model(m)]
+        if len(models) == 1:
+            return _step(models[0], segment)
         return None, False
     return None, False
 

@@ -115,7 +115,14 @@ def _check_config(path: Path | None) -> int:
     for where, env in catalog.secret_envs():
         if not os.environ.get(env):
             print(f"warning: {path}: {where}: environment variable {env} is not set here")
-    print(f"{path}: OK — {len(catalog.services)} services, {catalog.check_count()} checks")
+    schedules = catalog.schedules
+    unposted = [name for name in schedules.digests if not schedules.channels_of(name)]
+    if unposted:
+        print(f"warning: {path}: schedules: digests {', '.join(unposted)} have no channel, so they are not posted "
+              "(set schedules.channel, or the digest's channels)")
+    backups = sum(1 for s in catalog.services.values() if s.backup is not None and s.backup.schedule is not None)
+    print(f"{path}: OK — {len(catalog.services)} services, {catalog.check_count()} checks, "
+          f"{len(schedules.digests) - len(unposted)} digests posted, {backups} scheduled backups")
     return 0
 
 

@@ -145,7 +145,7 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path: Path) -> None:
 def test_check_config_ok_and_failing(tmp_path: Path) -> None:
     ok = opsbot("check-config", str(ROOT / "opsbot.example.yml"), env=base_env())
     assert ok.returncode == 0
-    assert ok.stdout.splitlines()[-1].endswith("opsbot.example.yml: OK — 4 services, 5 checks")
+    assert ok.stdout.splitlines()[-1].endswith("opsbot.example.yml: OK — 4 services, 5 checks, 0 digests posted, 0 scheduled backups")
     assert "environment variable OPSBOT_DB_URL is not set here" in ok.stdout
 
     bad = tmp_path / "bad.yml"
