@@ -41,6 +41,12 @@ class NameTaken(OpsbotError):
         super().__init__(f"a channel named #{name} already exists")
 
 
+class HistoryUnreadable(OpsbotError):
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"opsbot cannot read <#{channel}> to check whether an interrupted post already landed, so it "
+                         "did not post again: invite opsbot to the channel (`/invite @opsbot`)")
+
+
 class ChatError(Exception):
     """Slack refused a call after retries. Not an OpsbotError: the user did nothing wrong, so it is
     reported as an internal failure with a reference, and logged."""
@@ -131,8 +137,14 @@ class Chat:
         """The ts of this bot's message carrying `key` (see `post`) posted since `oldest`, or None."""
         cursor: str | None = None
         for _ in range(10):  # a digest channel is quiet; ten pages back from an attempt minutes ago is plenty
-            response = await self.client.conversations_history(
-                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor)
+            try:
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200, cursor=cursor)
+            except SlackApiError as exc:
+                if exc.response.get("error") in ("not_in_channel", "channel_not_found"):
+                    # Posting works in a public channel the bot never joined (chat:write.public); reading does not.
+                    raise HistoryUnreadable(channel) from exc
+                raise
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 if metadata.get("event_type") == POST_KEY_EVENT and (metadata.get("event_payload") or {}).get("key") == key:

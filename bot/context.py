@@ -50,7 +50,7 @@ class Context:
             log.info("applied store migrations %s", applied)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         if self.settings.redis_url is not None:
-            self._redis = aioredis.from_url(self.settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+            self._redis = aioredis.from_url(self.settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=5)
 
     async def stop(self) -> None:
         await self.tasks.drain(timeout=10)

@@ -61,6 +61,7 @@ class DailyDigest:
     name: str
     since: datetime
     until: datetime
+    zone: str  # the schedule's time zone: the date in the title is the readers' date
     health: HealthRun
     open_incidents: tuple[IncidentFacts, ...]  # by severity, then oldest first
     opened: tuple[IncidentFacts, ...]
@@ -85,6 +86,7 @@ class WeeklyDigest:
     name: str
     since: datetime
     until: datetime
+    zone: str
     incidents_by_severity: dict[str, int]  # declared in the window
     mean_acknowledge: timedelta | None
     mean_resolve: timedelta | None
@@ -101,12 +103,18 @@ def digest_kind(ctx: Context, name: str) -> str:
     return digests[name].kind or name
 
 
-async def build(ctx: Context, name: str, *, requested_by: str | None = None) -> DailyDigest | WeeklyDigest:
-    return await (daily(ctx, name, requested_by=requested_by) if digest_kind(ctx, name) == "daily" else weekly(ctx, name))
+async def build(ctx: Context, name: str, *, requested_by: str | None = None, until: datetime | None = None) -> DailyDigest | WeeklyDigest:
+    """The digest `name` for the window ending `until` (a scheduled one passes its due time, so that a late
+    or retried run covers the same window and consecutive digests neither overlap nor leave a gap)."""
+    zone = ctx.catalog.schedules.digests[name].timezone if name in ctx.catalog.schedules.digests else "UTC"
+    if digest_kind(ctx, name) == "daily":
+        return await daily(ctx, name, requested_by=requested_by, until=until, zone=zone)
+    return await weekly(ctx, name, until=until, zone=zone)
 
 
-async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None = None) -> DailyDigest:
-    until = ctx.clock.now()
+async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None = None, until: datetime | None = None,
+                zone: str = "UTC") -> DailyDigest:
+    until = until or ctx.clock.now()
     since = until - timedelta(days=1)
     health = await run_and_record(ctx.store, ctx.catalog, (), ctx.check_deps, ctx.clock, requested_by=requested_by)
     incidents = [await _facts(ctx, incident) for incident in await ctx.store.incidents(since=since, limit=WINDOW_ROWS)]
@@ -116,7 +124,7 @@ async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None =
     runs = [run for run in await ctx.store.actions(since=since, states=FINISHED, limit=WINDOW_ROWS)
             if run.finished_at is not None and as_utc(run.finished_at) >= since]
     return DailyDigest(
-        name=name, since=since, until=until, health=health, open_incidents=tuple(still_open),
+        name=name, since=since, until=until, zone=zone, health=health, open_incidents=tuple(still_open),
         opened=tuple(f for f in incidents if as_utc(f.incident.declared_at) >= since),
         resolved=tuple(f for f in incidents if f.incident.resolved_at is not None and not f.incident.open
                        and as_utc(f.incident.resolved_at) >= since),
@@ -126,8 +134,8 @@ async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None =
     )
 
 
-async def weekly(ctx: Context, name: str = "weekly") -> WeeklyDigest:
-    until = ctx.clock.now()
+async def weekly(ctx: Context, name: str = "weekly", *, until: datetime | None = None, zone: str = "UTC") -> WeeklyDigest:
+    until = until or ctx.clock.now()
     since = until - timedelta(days=7)
     incidents = [await _facts(ctx, incident) for incident in await ctx.store.incidents(since=since, limit=WINDOW_ROWS)]
     declared = [f for f in incidents if as_utc(f.incident.declared_at) >= since]
@@ -140,7 +148,7 @@ async def weekly(ctx: Context, name: str = "weekly") -> WeeklyDigest:
     backup_runs = [run for run in runs if run.kind is ActionKind.BACKUP]
     tallies = sorted(await ctx.store.check_tallies(since), key=lambda t: (-t.failing, -t.warnings, t.service))
     return WeeklyDigest(
-        name=name, since=since, until=until, incidents_by_severity=by_severity,
+        name=name, since=since, until=until, zone=zone, incidents_by_severity=by_severity,
         mean_acknowledge=_mean([f.metrics.time_to_acknowledge for f in declared]),
         mean_resolve=_mean([f.metrics.time_to_resolve for f in declared]),
         actions=_rate(changes), backup_runs=_rate(backup_runs), checks=tuple(tallies),

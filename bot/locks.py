@@ -78,6 +78,8 @@ class StoreLocks:
         return StoreLease(self.store, self.clock, name, self.owner, token) if token is not None else None
 
 
+_TOKEN_MEMORY_MS = 30 * 24 * 3600 * 1000  # 30 days
+
 # Only the holder may extend or delete: compare the stored value before touching the key.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -113,7 +115,11 @@ class RedisLocks:
     async def acquire(self, name: str, ttl: float) -> RedisLease | None:
         key = f"{self.prefix}lock:{name}"
         try:
-            token = int(await self.redis.incr(f"{self.prefix}lock-token:{name}"))
+            counter = f"{self.prefix}lock-token:{name}"
+            async with self.redis.pipeline(transaction=True) as pipe:
+                # The counter outlives any lease by far (so tokens still only grow for whoever could hold
+                # one), yet one-off names (a scheduled occurrence) do not pile up in Redis forever.
+                token = int((await pipe.incr(counter).pexpire(counter, _TOKEN_MEMORY_MS).execute())[0])
             value = f"{self.owner}:{token}"
             taken = await self.redis.set(key, value, nx=True, px=int(ttl * 1000))
         except (RedisError, OSError) as exc:

@@ -56,6 +56,8 @@ def test_a_long_outage_records_only_the_newest_occurrences() -> None:
 @pytest.mark.parametrize(("yaml", "expected"), [
     ('schedules:\n  digests:\n    daily: "0 9 * *"\n', 'schedules.digests.daily.cron: \'0 9 * *\' has 4 fields'),
     ('schedules:\n  digests:\n    daily: {cron: "0 25 * * *"}\n', "is not a valid cron expression"),
+    ('schedules:\n  digests:\n    daily: "0 9 30 2 *"\n', "schedules.digests.daily.cron: '0 9 30 2 *' never happens (no such date)"),
+    ('schedules:\n  grace_minutes: 0\n', "schedules.grace_minutes: must be >= 1"),
     ('schedules:\n  digests:\n    daily: {cron: "0 9 * * *", timezone: Berlin}\n',
      "schedules.digests.daily.timezone: 'Berlin' is not a time zone name"),
     ('schedules:\n  digests:\n    evening: "0 18 * * *"\n', "digest 'evening' needs a `kind`: daily or weekly"),

@@ -215,3 +215,19 @@ async def test_ops_digest_previews_to_the_asker_only_and_ops_schedule_lists_next
         assert "(17:00:00 UTC)" in shown and "(09:00:00 UTC)" in shown and "(02:00:00 UTC)" in shown
     finally:
         await runner.cleanup()
+
+
+async def test_a_digest_is_dated_in_its_schedules_zone_and_covers_the_window_ending_at_its_due_time(ctx: Context) -> None:
+    due = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)  # 09:00 on Tuesday in Auckland
+    digest = await digests.daily(ctx, until=due, zone="Pacific/Auckland")
+    assert (digest.since, digest.until) == (due - timedelta(days=1), due)
+    assert daily_message(digest, ctx.catalog.incidents).blocks[0]["text"]["text"] == "Daily digest · Tue 24 Nov 2026"
+
+
+def test_a_bad_day_with_many_failing_services_still_fits_in_one_section() -> None:
+    from bot.views.health import fit_lines
+
+    lines = ["*Health*", *(f"❌ *service-{i}* — `http` " + "connection refused " * 6 for i in range(25)),
+             "✅ 100 healthy: " + ", ".join(f"service-{i}" for i in range(100, 200))]
+    text = fit_lines(lines, 3000)
+    assert len(text) <= 3000 and text.endswith("more")

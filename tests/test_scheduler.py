@@ -93,7 +93,8 @@ async def passes(*schedulers: Scheduler) -> None:
 
 
 def digest_posts(slack: FakeSlack, channel: str) -> list[dict]:
-    return [m for (c, _), m in slack.messages.items() if c == channel and "digest" in (m.get("text") or "").lower()]
+    return [m for (c, _), m in slack.messages.items()
+            if c == channel and m.get("metadata", {}).get("event_payload", {}).get("key", "").startswith("digest:")]
 
 
 async def test_each_occurrence_is_posted_once_however_many_replicas_pass_at_once(replicas: list[Context], slack: FakeSlack) -> None:
@@ -239,3 +240,29 @@ async def test_old_delivery_keys_and_finished_occurrences_are_pruned(replicas: l
     await ctx.store.record_occurrences("digest:daily", [], [(old, "missed")], old)
     assert await ctx.store.prune(ctx.clock.now() - timedelta(days=30)) == 2
     assert await ctx.store.claim("event:Ev1", ctx.clock.now())  # forgotten, so it counts as new
+
+
+async def test_a_backup_missed_beyond_the_grace_period_is_alerted_but_a_missed_digest_is_not(replicas: list[Context], slack: FakeSlack) -> None:
+    ctx = replicas[0]
+    await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))
+    clock_of(ctx).advance(20 * 3600)  # every replica down from 08:59 until 04:59 the next day
+    await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))
+    states = {o.job: o.state for o in await ctx.store.occurrences()}
+    assert states == {"backup:files": OccurrenceState.SKIPPED, "digest:daily": OccurrenceState.SKIPPED,
+                      "digest:weekly": OccurrenceState.SKIPPED}
+    alerts = [m["text"] for (c, _), m in slack.messages.items() if c == OPS]
+    assert len(alerts) == 1 and alerts[0].startswith("❌ Scheduled backup of files (due 2026-11-24 02:00 UTC) failed: skipped")
+    assert await ctx.store.actions(service="files") == []
+
+
+async def test_a_digest_still_reaches_its_other_channels_when_one_refuses_it(replicas: list[Context], slack: FakeSlack) -> None:
+    ctx = replicas[0]
+    slack.not_in.add(LEADS)  # the weekly digest goes to #leads only: it fails; the daily one in #ops is untouched
+    scheduler = Scheduler(ctx, catalog_jobs(ctx.catalog))
+    await passes(scheduler)
+    clock_of(ctx).advance(15)
+    await passes(scheduler)
+    weekly = await ctx.store.get_occurrence("digest:weekly", datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
+    assert weekly is not None and weekly.state is OccurrenceState.FAILED and f"not posted to <#{LEADS}>" in weekly.detail
+    assert len(digest_posts(slack, OPS)) == 1
+    assert [m for (c, _), m in slack.messages.items() if c == OPS and m["text"].startswith("❌ Scheduled weekly digest")]

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
@@ -36,6 +36,10 @@ class CronSchedule(BaseModel):
         if not croniter.is_valid(value, second_at_beginning=True):
             raise ValueError(f"{value!r} is not a valid cron expression (e.g. \"0 9 * * *\" is 09:00 every day, "
                              "\"0 2 * * 1\" 02:00 on Mondays)")
+        try:  # valid syntax can still name a day that never comes (30 February)
+            croniter(value, datetime(2026, 1, 1, tzinfo=timezone.utc), second_at_beginning=True).get_next(datetime)
+        except CroniterError:
+            raise ValueError(f"{value!r} never happens (no such date): check the day and month fields") from None
         return " ".join(fields)
 
     @field_validator("timezone")

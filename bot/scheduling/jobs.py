@@ -24,6 +24,10 @@ class ScheduledRunFailed(OpsbotError):
     pass
 
 
+class DigestNotPosted(OpsbotError):
+    pass
+
+
 def catalog_jobs(catalog: Catalog) -> list[Job]:
     """Every job the catalog asks for; a digest with no channel to go to is not a job (`/ops schedule` says so)."""
     jobs = []
@@ -44,12 +48,17 @@ def _digest_title(name: str, kind: str) -> str:
 
 async def post_digest(ctx: Context, occurrence: Occurrence, *, name: str) -> str:
     """Build the digest now and post it to each of its channels, once each (a retry skips those already done)."""
-    digest = await digests.build(ctx, name, requested_by=None)
+    digest = await digests.build(ctx, name, requested_by=None, until=occurrence.due_at)
     message = digest_message(digest, ctx.catalog.incidents)
-    posted = []
+    posted, failed = [], []
     for channel in ctx.catalog.schedules.channels_of(name):
-        await post_once(ctx, f"{occurrence.key}:{channel}", channel, message)
-        posted.append(f"<#{channel}>")
+        try:  # one channel the bot was removed from must not keep the digest from the others
+            await post_once(ctx, f"{occurrence.key}:{channel}", channel, message)
+            posted.append(f"<#{channel}>")
+        except OpsbotError as exc:
+            failed.append(f"<#{channel}>: {exc}")
+    if failed:
+        raise DigestNotPosted(f"not posted to {'; '.join(failed)}" + (f" (posted to {', '.join(posted)})" if posted else ""))
     return f"posted to {', '.join(posted)}"
 
 

@@ -67,22 +67,27 @@ class Scheduler:
 
     async def run_forever(self) -> None:
         while True:
+            wait = POLL_AT_MOST
             try:
                 await self.one_pass()
+                wait = self._until_next()
             except InfrastructureError as exc:
                 log.warning("scheduler pass skipped: %s", exc)
             except Exception:
                 log.exception("scheduler pass failed; trying again shortly")
-            await self.ctx.clock.sleep(self._until_next())
+            await self.ctx.clock.sleep(wait)
 
     async def one_pass(self) -> None:
         """Record what is due, start what this replica can claim, and do the chores when they are due."""
-        await self.record_due()
-        await self.start_claimable()
-        now = self.ctx.clock.monotonic()
-        if now - self._chores_at >= CHORE_INTERVAL:
-            self._chores_at = now
-            await chores(self.ctx)
+        try:
+            await self.record_due()
+            await self.start_claimable()
+        finally:
+            # The chores need neither Redis nor the schedules: a lock-store outage must not stop expiry or reminders.
+            now = self.ctx.clock.monotonic()
+            if now - self._chores_at >= CHORE_INTERVAL:
+                self._chores_at = now
+                await chores(self.ctx)
 
     def _until_next(self) -> float:
         now = self.ctx.clock.now()
@@ -98,11 +103,16 @@ class Scheduler:
             if not due:
                 continue
             fresh = [at for at in due if now - at <= self.grace]
-            missed = [(at, f"missed: opsbot was not running then, and it is more than the grace period "
-                           f"({self.ctx.catalog.schedules.grace_minutes:g} min) ago") for at in due if now - at > self.grace]
+            why = (f"missed: opsbot was not running then, and it is more than the grace period "
+                   f"({self.ctx.catalog.schedules.grace_minutes:g} min) ago")
+            missed = [(at, why) for at in due if now - at > self.grace]
             await self.ctx.store.record_occurrences(job.name, fresh, missed, due[-1])
             for at, _ in missed:
                 log.warning("%s due %s was missed (beyond the grace period): recorded as skipped", job.name, at.isoformat())
+            if missed and not job.resumable:
+                # A backup that did not happen is news for a person; a digest that did not is not worth a page.
+                await self._alert(job, f"{job.name}@{missed[-1][0]:%Y-%m-%dT%H:%M:%SZ}", missed[-1][0],
+                                  f"skipped{f' ({len(missed)} times)' if len(missed) > 1 else ''}: {why}")
 
     async def start_claimable(self) -> list[asyncio.Task[None]]:
         started = []
@@ -124,12 +134,18 @@ class Scheduler:
             now = ctx.clock.now()
             if seen.state is OccurrenceState.PENDING and now - seen.due_at > self.grace:
                 # Recorded in time, but every replica was down (or busy) until past the grace period.
-                await ctx.store.finish_occurrence(job.name, seen.due_at, OccurrenceState.SKIPPED,
-                                                  "not started within the grace period", now)
+                if await ctx.store.finish_occurrence(job.name, seen.due_at, OccurrenceState.SKIPPED,
+                                                     "not started within the grace period", now) and not job.resumable:
+                    await self._alert(job, seen.key, seen.due_at, "skipped: not started within the grace period")
                 return
             occurrence = await ctx.store.claim_occurrence(job.name, seen.due_at, ctx.owner, now)
             if occurrence is None:
                 return  # finished by someone else since we looked
+            if occurrence.attempt > 1 and now - occurrence.due_at > self.grace:
+                # Left running by a replica that died long ago (before an outage): too late to be useful now.
+                await self._fail(job, occurrence, f"the replica running it ({seen.owner}) stopped, and it is now "
+                                                  "more than the grace period late")
+                return
             if occurrence.attempt > 1 and not job.resumable:
                 await self._fail(job, occurrence, f"the replica running it ({seen.owner}) stopped mid-run; "
                                                   "not retried automatically, so a person can check first")
@@ -170,16 +186,24 @@ class Scheduler:
             keeper.cancel()
 
     async def _keep(self, lease: Lease, work: asyncio.Task[None]) -> None:
+        """Renew the lease; a failed renewal is retried until the lease would have lapsed, then the work stops
+        (another replica may take the occurrence from then on, so this one must not go on unguarded)."""
+        clock = self.ctx.clock
+        lapses_at = clock.monotonic() + self.lease_ttl
         while True:
-            await self.ctx.clock.sleep(RENEW_EVERY)
+            await clock.sleep(RENEW_EVERY)
             try:
-                alive = await lease.renew(self.lease_ttl)
-            except Exception:
-                log.exception("renewing the lease of %s failed", lease.name)
-                alive = False
-            if not alive:
-                work.cancel(_LOST)
-                return
+                async with asyncio.timeout(RENEW_EVERY):
+                    if await lease.renew(self.lease_ttl):
+                        lapses_at = clock.monotonic() + self.lease_ttl
+                        continue
+                log.error("%s was taken by another replica", lease.name)
+            except Exception as exc:
+                log.warning("renewing %s failed (%s)", lease.name, type(exc).__name__)
+                if clock.monotonic() + RENEW_EVERY < lapses_at - RENEW_EVERY / 2:
+                    continue
+            work.cancel(_LOST)
+            return
 
     async def _fail(self, job: Job, occurrence: Occurrence, why: str) -> None:
         ctx = self.ctx
@@ -187,13 +211,17 @@ class Scheduler:
                                                  attempt=occurrence.attempt):
             return  # a newer attempt owns it now
         log.error("%s failed: %s", occurrence.key, why)
-        channel = ctx.catalog.schedules.channel
+        await self._alert(job, occurrence.key, occurrence.due_at, why)
+
+    async def _alert(self, job: Job, key: str, due_at: datetime, why: str) -> None:
+        """Tell the ops channel, once per occurrence, that a scheduled job did not do its work."""
+        channel = self.ctx.catalog.schedules.channel
         if channel is None:
             return
         try:
-            await post_once(ctx, f"alert:{occurrence.key}", channel, failure_alert(job.title, occurrence.due_at, why))
+            await post_once(self.ctx, f"alert:{key}", channel, failure_alert(job.title, due_at, why))
         except Exception:
-            log.exception("could not post the failure alert of %s", occurrence.key)
+            log.exception("could not post the failure alert of %s", key)
 
 
 _LOST = "occurrence lease lost"

@@ -5,6 +5,9 @@ The lines a lead must not miss come first in each section: failing services, sta
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.actions.models import ActionState
@@ -28,7 +31,7 @@ def digest_message(digest: DailyDigest | WeeklyDigest, incidents: IncidentSettin
 def daily_message(digest: DailyDigest, incidents: IncidentSettings, *, preview: bool = False) -> Message:
     health_line, health_detail = _health(digest)
     blocks: list[Block] = [
-        HeaderBlock(text=clip(f"Daily digest · {digest.until:%a %d %b %Y}", MAX_HEADER_TEXT)),
+        HeaderBlock(text=clip(f"Daily digest · {_local(digest.until, digest.zone):%a %d %b %Y}", MAX_HEADER_TEXT)),
         _context(f"The 24 hours to {timestamp(digest.until)}" + (" · preview, posted only to you" if preview else "")),
         _section(f"*Health* — {health_line}", health_detail),
         _section(*_open_incidents(digest, incidents)),
@@ -52,7 +55,8 @@ def weekly_message(digest: WeeklyDigest, incidents: IncidentSettings, *, preview
                       f"Mean time to acknowledge {format_duration(digest.mean_acknowledge)} · "
                       f"to resolve {format_duration(digest.mean_resolve)}"]
     blocks: list[Block] = [
-        HeaderBlock(text=clip(f"Weekly digest · {digest.since:%d %b} – {digest.until:%d %b %Y}", MAX_HEADER_TEXT)),
+        HeaderBlock(text=clip(f"Weekly digest · {_local(digest.since, digest.zone):%d %b} – "
+                              f"{_local(digest.until, digest.zone):%d %b %Y}", MAX_HEADER_TEXT)),
         _context(f"The 7 days to {timestamp(digest.until)}" + (" · preview, posted only to you" if preview else "")),
         _section("*Incidents*", incident_lines),
         _section("*Actions*", [f"Restarts, rollbacks and restores: {_rate(digest.actions)}",
@@ -181,6 +185,10 @@ def _rate(rate: Rate) -> str:
 def _section(title: str, lines: list[str]) -> SectionBlock:
     body = fit_lines([title, *lines], MAX_SECTION_TEXT)
     return SectionBlock(text=body)
+
+
+def _local(at: datetime, zone: str) -> datetime:
+    return at.astimezone(ZoneInfo(zone))
 
 
 def _context(text: str) -> ContextBlock:

@@ -110,11 +110,15 @@ def fit_lines(lines: list[str], limit: int) -> str:
     kept: list[str] = []
     for index, line in enumerate(lines):
         rest = len(lines) - index
+        line = clip(line, limit // 2)
         candidate = "\n".join([*kept, line])
-        if len(candidate) + len(f"\n…and {rest} more") > limit and rest > 1:
+        if rest == 1 and len(candidate) <= limit:
+            kept.append(line)
+            break
+        if len(candidate) + len(f"\n…and {rest} more") > limit:
             kept.append(f"…and {rest} more")
             return "\n".join(kept)
-        kept.append(clip(line, limit // 2))
+        kept.append(line)
     return "\n".join(kept)
 
 
