@@ -59,3 +59,13 @@ async def test_a_mistyped_command_is_answered_to_the_typist_only(person) -> None
     assert channel_texts(session.slack, OPS) == []
     [note] = session.slack.ephemeral
     assert note["user"] == ALICE and "Did you mean `health`?" in str(note["text"])
+
+
+async def test_a_digest_preview_is_shown_only_to_the_typist(person) -> None:
+    session, bot, targets = person
+    targets.switch_healthy = False
+    await session.command(ALICE, OPS, "/ops digest")
+    await bot.settle()
+    assert channel_texts(session.slack, OPS) == []
+    shown = [str(m["blocks"]) for m in session.slack.ephemeral if m["user"] == ALICE and m.get("blocks")]
+    assert any("Daily digest" in text and "1 of 1 services failing" in text for text in shown)
