@@ -96,20 +96,16 @@ class WeeklyDigest:
     backups: tuple[BackupFacts, ...]
 
 
-def digest_kind(ctx: Context, name: str) -> str:
-    digests = ctx.catalog.schedules.digests
-    if name not in digests:
-        raise UnknownDigest(name, sorted(digests))
-    return digests[name].kind or name
-
-
 async def build(ctx: Context, name: str, *, requested_by: str | None = None, until: datetime | None = None) -> DailyDigest | WeeklyDigest:
     """The digest `name` for the window ending `until` (a scheduled one passes its due time, so that a late
     or retried run covers the same window and consecutive digests neither overlap nor leave a gap)."""
-    zone = ctx.catalog.schedules.digests[name].timezone if name in ctx.catalog.schedules.digests else "UTC"
-    if digest_kind(ctx, name) == "daily":
-        return await daily(ctx, name, requested_by=requested_by, until=until, zone=zone)
-    return await weekly(ctx, name, until=until, zone=zone)
+    digests = ctx.catalog.schedules.digests
+    if name not in digests:
+        raise UnknownDigest(name, sorted(digests))
+    schedule = digests[name]
+    if (schedule.kind or name) == "daily":
+        return await daily(ctx, name, requested_by=requested_by, until=until, zone=schedule.timezone)
+    return await weekly(ctx, name, until=until, zone=schedule.timezone)
 
 
 async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None = None, until: datetime | None = None,
@@ -117,12 +113,11 @@ async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None =
     until = until or ctx.clock.now()
     since = until - timedelta(days=1)
     health = await run_and_record(ctx.store, ctx.catalog, (), ctx.check_deps, ctx.clock, requested_by=requested_by)
-    incidents = [await _facts(ctx, incident) for incident in await ctx.store.incidents(since=since, limit=WINDOW_ROWS)]
+    incidents = await _incidents(ctx, since)
     rank = {severity.name: index for index, severity in enumerate(ctx.catalog.incidents.severities)}
     still_open = sorted((f for f in incidents if f.incident.open),
                         key=lambda f: (rank.get(f.incident.severity, len(rank)), f.incident.declared_at))
-    runs = [run for run in await ctx.store.actions(since=since, states=FINISHED, limit=WINDOW_ROWS)
-            if run.finished_at is not None and as_utc(run.finished_at) >= since]
+    runs = await _finished_runs(ctx, since)
     return DailyDigest(
         name=name, since=since, until=until, zone=zone, health=health, open_incidents=tuple(still_open),
         opened=tuple(f for f in incidents if as_utc(f.incident.declared_at) >= since),
@@ -137,13 +132,12 @@ async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None =
 async def weekly(ctx: Context, name: str = "weekly", *, until: datetime | None = None, zone: str = "UTC") -> WeeklyDigest:
     until = until or ctx.clock.now()
     since = until - timedelta(days=7)
-    incidents = [await _facts(ctx, incident) for incident in await ctx.store.incidents(since=since, limit=WINDOW_ROWS)]
+    incidents = await _incidents(ctx, since)
     declared = [f for f in incidents if as_utc(f.incident.declared_at) >= since]
     by_severity = {severity.name: 0 for severity in ctx.catalog.incidents.severities}
     for facts in declared:
         by_severity[facts.incident.severity] = by_severity.get(facts.incident.severity, 0) + 1
-    runs = [run for run in await ctx.store.actions(since=since, states=FINISHED, limit=WINDOW_ROWS)
-            if run.finished_at is not None and as_utc(run.finished_at) >= since]
+    runs = await _finished_runs(ctx, since)
     changes = [run for run in runs if run.kind is not ActionKind.BACKUP]
     backup_runs = [run for run in runs if run.kind is ActionKind.BACKUP]
     tallies = sorted(await ctx.store.check_tallies(since), key=lambda t: (-t.failing, -t.warnings, t.service))
@@ -156,9 +150,19 @@ async def weekly(ctx: Context, name: str = "weekly", *, until: datetime | None =
     )
 
 
-async def _facts(ctx: Context, incident: Incident) -> IncidentFacts:
-    entries = await ctx.store.entries(incident.id or 0)
-    return IncidentFacts(incident, metrics(incident, entries), incident.roles.get("commander"))
+async def _incidents(ctx: Context, since: datetime) -> list[IncidentFacts]:
+    """Incidents open now or declared or resolved since `since`, with metrics from their timelines."""
+    found = []
+    for incident in await ctx.store.incidents(since=since, limit=WINDOW_ROWS):
+        entries = await ctx.store.entries(incident.id or 0)
+        found.append(IncidentFacts(incident, metrics(incident, entries), incident.roles.get("commander")))
+    return found
+
+
+async def _finished_runs(ctx: Context, since: datetime) -> list[ActionRun]:
+    """Runs (any kind) that ended since `since`, newest first."""
+    return [run for run in await ctx.store.actions(since=since, states=FINISHED, limit=WINDOW_ROWS)
+            if run.finished_at is not None and as_utc(run.finished_at) >= since]
 
 
 async def _approvers(ctx: Context, run: ActionRun) -> tuple[str, ...]:

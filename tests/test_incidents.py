@@ -225,7 +225,7 @@ async def test_unacknowledged_incidents_escalate_and_quiet_ones_nudge_the_comman
     channel, incident = await declared(bot)
 
     async def reminders_after(minutes: float) -> list[str]:
-        # The maintenance loop wakes when the clock moves and may send them itself; either way, once.
+        # The scheduler's chores wake when the clock moves and may send them itself; either way, once.
         clock.advance(minutes * 60)
         await reminders.remind_due(bot.ctx)
         await asyncio.sleep(0.2)

@@ -5,7 +5,6 @@ replica is killed with SIGKILL mid-run and another is started in its place."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys

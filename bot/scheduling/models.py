@@ -17,9 +17,11 @@ class OccurrenceState(enum.Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
 
-    @property
-    def final(self) -> bool:
-        return self in (OccurrenceState.DONE, OccurrenceState.FAILED, OccurrenceState.SKIPPED)
+
+
+def occurrence_key(job: str, due_at: datetime) -> str:
+    """Deterministic, so every replica names the same occurrence the same way: `digest:daily@2026-11-23T09:00:00Z`."""
+    return f"{job}@{due_at:%Y-%m-%dT%H:%M:%SZ}"
 
 
 @dataclass(frozen=True)
@@ -35,5 +37,4 @@ class Occurrence:
 
     @property
     def key(self) -> str:
-        """Deterministic, so every replica names the same occurrence the same way: `digest:daily@2026-11-23T09:00:00Z`."""
-        return f"{self.job}@{self.due_at:%Y-%m-%dT%H:%M:%SZ}"
+        return occurrence_key(self.job, self.due_at)

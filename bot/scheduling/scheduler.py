@@ -23,7 +23,7 @@ from bot.errors import InfrastructureError, OpsbotError
 from bot.locks import Lease
 from bot.incidents import reminders
 from bot.scheduling.cron import CronSchedule
-from bot.scheduling.models import Occurrence, OccurrenceState
+from bot.scheduling.models import Occurrence, OccurrenceState, occurrence_key
 from bot.scheduling.posting import post_once
 from bot.views.schedule import failure_alert
 
@@ -111,11 +111,10 @@ class Scheduler:
                 log.warning("%s due %s was missed (beyond the grace period): recorded as skipped", job.name, at.isoformat())
             if missed and not job.resumable:
                 # A backup that did not happen is news for a person; a digest that did not is not worth a page.
-                await self._alert(job, f"{job.name}@{missed[-1][0]:%Y-%m-%dT%H:%M:%SZ}", missed[-1][0],
+                await self._alert(job, occurrence_key(job.name, missed[-1][0]), missed[-1][0],
                                   f"skipped{f' ({len(missed)} times)' if len(missed) > 1 else ''}: {why}")
 
-    async def start_claimable(self) -> list[asyncio.Task[None]]:
-        started = []
+    async def start_claimable(self) -> None:
         for occurrence in await self.ctx.store.open_occurrences(self.jobs):
             if occurrence.key in self._running:
                 continue
@@ -125,8 +124,6 @@ class Scheduler:
             task = self.ctx.tasks.spawn(self._run(occurrence, lease), name=f"occurrence {occurrence.key}")
             self._running[occurrence.key] = task
             task.add_done_callback(lambda _, key=occurrence.key: self._running.pop(key, None))
-            started.append(task)
-        return started
 
     async def _run(self, seen: Occurrence, lease: Lease) -> None:
         ctx, job = self.ctx, self.jobs[seen.job]
@@ -240,7 +237,3 @@ async def chores(ctx: Context) -> None:
 
 async def _prune(ctx: Context) -> int:
     return await ctx.store.prune(ctx.clock.now() - PRUNE_AFTER)
-
-
-def next_runs(jobs: list[Job], now: datetime) -> dict[str, datetime]:
-    return {job.name: job.schedule.after(now) for job in jobs}

@@ -19,7 +19,7 @@ from bot.views import MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, 
 from bot.views.actions import describe
 from bot.views.common import timestamp
 from bot.views.health import EMOJI, fit_lines
-from bot.views.incidents import label
+from bot.views.incidents import label, severity_label
 
 _RUN = {ActionState.SUCCEEDED: "✅", ActionState.FAILED: "❌", ActionState.INTERRUPTED: "⚠️"}
 
@@ -49,7 +49,7 @@ def daily_message(digest: DailyDigest, incidents: IncidentSettings, *, preview: 
 
 
 def weekly_message(digest: WeeklyDigest, incidents: IncidentSettings, *, preview: bool = False) -> Message:
-    counts = " · ".join(f"{label_of(name, incidents)}: {count}" for name, count in digest.incidents_by_severity.items())
+    counts = " · ".join(f"{severity_label(name, incidents)}: {count}" for name, count in digest.incidents_by_severity.items())
     total = sum(digest.incidents_by_severity.values())
     incident_lines = [f"{counts} ({total} in all)" if total else "No incidents declared this week. 🎉",
                       f"Mean time to acknowledge {format_duration(digest.mean_acknowledge)} · "
@@ -68,11 +68,6 @@ def weekly_message(digest: WeeklyDigest, incidents: IncidentSettings, *, preview
     ]
     text = (f"Weekly digest: {total} incident(s); actions {_rate(digest.actions)}; backups {_rate(digest.backup_runs)}")
     return Message.of(text, blocks)
-
-
-def label_of(severity: str, incidents: IncidentSettings) -> str:
-    found = incidents.severity(severity)
-    return f"{severity} {found.label}" if found else severity
 
 
 # --- sections ----------------------------------------------------------------------------------------

@@ -35,8 +35,13 @@ _ENTRY_EMOJI = {EntryKind.DECLARED: "🚨", EntryKind.ACKNOWLEDGED: "👀", Entr
 
 
 def label(incident: Incident, settings: IncidentSettings) -> str:
-    severity = settings.severity(incident.severity)
-    return f"{incident.severity} {severity.label}" if severity else incident.severity
+    return severity_label(incident.severity, settings)
+
+
+def severity_label(name: str, settings: IncidentSettings) -> str:
+    """`P1 Critical`; just the name when the catalog no longer defines it."""
+    severity = settings.severity(name)
+    return f"{name} {severity.label}" if severity else name
 
 
 def header(incident: Incident, settings: IncidentSettings) -> Message:
