@@ -19,13 +19,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from bot.actions.policy import ActionPolicies, ApprovalSettings
 from bot.checks import Check
-from bot.errors import UnknownService
+from bot.errors import UnknownRunbook, UnknownService
 from bot.incidents.settings import IncidentSettings
 from bot.scheduling.settings import ScheduleSettings
 from bot.executors.directory_backup import DirectoryBackupTarget
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
 from bot.executors.postgres_backup import PostgresBackupTarget
+from bot.runbooks.definitions import Maintenance, Runbook, RunbookName
 
 # What restart and rollback act on, and what backup and restore act on: one kind each per service.
 Target = Annotated[Union[DockerTarget, KubernetesTarget], Field(discriminator="type")]
@@ -63,6 +64,8 @@ class Service(BaseModel):
     approvals: ActionPolicies | None = Field(default=None, description="overrides the environment's approval policies")
     target: Target | None = Field(default=None, description="what restart and rollback act on")
     backup: BackupTarget | None = Field(default=None, description="what backup and restore act on")
+    maintenance: Maintenance | None = Field(default=None, description="how runbooks turn maintenance mode on and off")
+    runbooks: list[str] = Field(default_factory=list, description="runbooks offered as buttons where it fails")
 
     @field_validator("owners")
     @classmethod
@@ -94,6 +97,7 @@ class Catalog(BaseModel):
     incidents: IncidentSettings = IncidentSettings()
     schedules: ScheduleSettings = ScheduleSettings()
     services: dict[ServiceName, Service] = Field(default_factory=dict)
+    runbooks: dict[RunbookName, Runbook] = Field(default_factory=dict)
 
     @property
     def service_names(self) -> list[str]:
@@ -104,6 +108,17 @@ class Catalog(BaseModel):
             return self.services[name]
         except KeyError:
             raise UnknownService(name, self.service_names, suggest(name, self.service_names)) from None
+
+    def runbook(self, name: str) -> Runbook:
+        try:
+            return self.runbooks[name]
+        except KeyError:
+            raise UnknownRunbook(name, sorted(self.runbooks), suggest(name, sorted(self.runbooks))) from None
+
+    def offers(self, services: list[str] | tuple[str, ...] | None = None) -> dict[str, list[str]]:
+        """The runbooks each service's entry offers where it fails (health reports, incidents)."""
+        names = self.service_names if services is None else [s for s in services if s in self.services]
+        return {name: list(self.services[name].runbooks) for name in names if self.services[name].runbooks}
 
     def check_count(self) -> int:
         return sum(len(service.checks) for service in self.services.values())
@@ -121,6 +136,15 @@ class Catalog(BaseModel):
                     env = getattr(part, field, None) if part is not None else None
                     if env:
                         found.append((f"services.{name}.{key}", env))
+            token = getattr(service.maintenance, "token_env", None)
+            if token:
+                found.append((f"services.{name}.maintenance", token))
+        for name, runbook in self.runbooks.items():
+            for index, step in enumerate(runbook.steps):
+                for field in ("dsn_env", "url_env"):
+                    env = getattr(step, field, None)
+                    if env:
+                        found.append((f"runbooks.{name}.steps[{index}]", env))
         return found
 
 
@@ -179,10 +203,25 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     if not isinstance(data, dict):
         raise CatalogInvalid(source, [CatalogProblem("", "the catalog must be a mapping with a `services:` key", 1)])
     try:
-        return Catalog.model_validate(data)
+        catalog = Catalog.model_validate(data)
     except ValidationError as exc:
         problems = sorted((_problem(error, root) for error in exc.errors()), key=lambda p: p.line or 0)
         raise CatalogInvalid(source, problems) from None
+    from bot.runbooks import validation
+
+    # What one part says about another (a runbook's step and the service it names) is checked on the whole.
+    found = validation.errors(catalog)
+    if found:
+        problems = [CatalogProblem(_format_path(list(f.path)), f.message, _line_of(root, list(f.path))) for f in found]
+        raise CatalogInvalid(source, sorted(problems, key=lambda p: p.line or 0))
+    return catalog
+
+
+def catalog_warnings(catalog: Catalog) -> list[str]:
+    """What `check-config` says without refusing the catalog."""
+    from bot.runbooks import validation
+
+    return [f"{_format_path(list(f.path))}: {f.message}" for f in validation.warnings(catalog)]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -272,7 +311,7 @@ def _is_model(annotation: Any) -> bool:
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("type")
+    field = model.model_fields.get("type") or model.model_fields.get("kind")  # runbook steps are tagged by kind
     args = typing.get_args(field.annotation) if field else ()
     return args[0] if args else None
 
@@ -299,9 +338,13 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         bound = next(iter(ctx.values()))
         return f"must be {comparisons[kind]} {bound:g}" if isinstance(bound, float) else f"must be {comparisons[kind]} {bound}"
     if kind == "union_tag_invalid":
-        return f"unknown type {ctx['tag']!r} (valid: {ctx['expected_tags'].replace(chr(39), '')})"
+        valid = [tag.strip() for tag in ctx["expected_tags"].replace(chr(39), "").split(",")]
+        hint = suggest(str(ctx["tag"]), valid)
+        what = str(ctx.get("discriminator", "type")).strip("'")
+        did_you_mean = f"; did you mean `{hint}`?" if hint else ""
+        return f"unknown {what} {ctx['tag']!r}{did_you_mean} (valid: {', '.join(valid)})"
     if kind == "union_tag_not_found":
-        return "needs a `type`"
+        return f"needs a `{str(ctx.get('discriminator', 'type')).strip(chr(39))}`"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
     if kind == "value_error":

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.catalog import CatalogInvalid, load_catalog
+from bot.catalog import CatalogInvalid, catalog_warnings, load_catalog
 from bot.errors import ConfigError, StoreUnavailable
 from bot.logs import configure_logging, redact
 from bot.settings import Settings, StoreSettings, load_settings
@@ -120,9 +120,12 @@ def _check_config(path: Path | None) -> int:
     if unposted:
         print(f"warning: {path}: schedules: digests {', '.join(unposted)} have no channel, so they are not posted "
               "(set schedules.channel, or the digest's channels)")
+    for warning in catalog_warnings(catalog):
+        print(f"warning: {path}: {warning}")
     backups = sum(1 for s in catalog.services.values() if s.backup is not None and s.backup.schedule is not None)
     print(f"{path}: OK — {len(catalog.services)} services, {catalog.check_count()} checks, "
-          f"{len(schedules.digests) - len(unposted)} digests posted, {backups} scheduled backups")
+          f"{len(catalog.runbooks)} runbooks, {len(schedules.digests) - len(unposted)} digests posted, "
+          f"{backups} scheduled backups")
     return 0
 
 

@@ -36,6 +36,14 @@ class UnknownService(OpsbotError):
         super().__init__(f"No service named `{given}`.{hint} Services: {listing}.")
 
 
+class UnknownRunbook(OpsbotError):
+    def __init__(self, given: str, valid: Sequence[str], suggestion: str | None) -> None:
+        self.given, self.valid, self.suggestion = given, list(valid), suggestion
+        hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+        listing = ", ".join(f"`{v}`" for v in list(valid)[:25]) if valid else "none (the catalog has no `runbooks:`)"
+        super().__init__(f"No runbook named `{given}`.{hint} Runbooks: {listing} (`/ops runbooks` lists them).")
+
+
 class HealthRunNotFound(OpsbotError):
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id

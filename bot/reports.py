@@ -24,7 +24,7 @@ async def report_health(
     run = await run_and_record(
         ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
     )
-    await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx)), in_channel=True)
+    await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()), in_channel=True)
     await timeline.from_channel(ctx, channel_id, EntryKind.HEALTH, _summary(run), requested_by)
     return run
 
@@ -34,7 +34,7 @@ async def report_health_in_channel(ctx: Context, services: tuple[str, ...], *, r
     incident channel, and noted on its timeline."""
     scope = resolve_scope(ctx.catalog, [s for s in services if s in ctx.catalog.services])
     run = await run_and_record(ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id)
-    await ctx.chat.post(channel_id, health_report(run, restartable=restartable(ctx)))
+    await ctx.chat.post(channel_id, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()))
     await timeline.from_channel(ctx, channel_id, EntryKind.HEALTH, _summary(run), requested_by)
     return run
 
@@ -59,11 +59,11 @@ async def rerun_health(
         run = await run_and_record(
             ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
         )
-        await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx)), replace_original=True)
+        await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()), replace_original=True)
     except BaseException:
         # Put the old report and its button back: a shared message must not stay on "re-running" for ever.
         try:
-            await ctx.chat.respond(response_url, health_report(previous, restartable=restartable(ctx)), replace_original=True)
+            await ctx.chat.respond(response_url, health_report(previous, restartable=restartable(ctx), offers=ctx.catalog.offers()), replace_original=True)
         except Exception:
             log.exception("could not put back health report %s after a failed re-run", run_id)
         raise

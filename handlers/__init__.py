@@ -8,7 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
-from handlers import actions, approvals, commands, events, incidents
+from handlers import actions, approvals, commands, events, incidents, runbooks
 
 
 def register(app: AsyncApp, ctx: Context) -> None:
@@ -17,3 +17,4 @@ def register(app: AsyncApp, ctx: Context) -> None:
     actions.register(app, ctx)
     approvals.register(app, ctx)
     incidents.register(app, ctx)
+    runbooks.register(app, ctx)

@@ -14,7 +14,7 @@ from bot.health import resolve_scope
 from bot.reports import describe_scope, report_health
 from bot.views.common import notice
 from bot.views.help import help_message
-from handlers import ops_actions, ops_schedule
+from handlers import ops_actions, ops_runbooks, ops_schedule
 from handlers.replies import Reply, for_command, handle
 
 Subcommand = Callable[[Context, Reply, dict[str, Any], list[str]], Awaitable[None]]
@@ -45,6 +45,8 @@ _TABLE: list[tuple[Subcommand, str, str]] = [
     (ops_actions.restore, "restore <service> <backup-id> [reason]", "Plan a restore (a safety backup is taken first)."),
     (ops_actions.history, "history <service>", "Recent actions and deploy revisions."),
     (ops_actions.approvals, "approvals", "Requests waiting for approval."),
+    (ops_runbooks.list_runbooks, "runbooks [service]", "The catalog's runbooks (those touching a service)."),
+    (ops_runbooks.run, "run <runbook> [name=value …] [reason]", "Plan a runbook: every step shown before approval."),
     (ops_schedule.digest, "digest [daily|weekly|name]", "Preview a digest now, only to you."),
     (ops_schedule.schedule, "schedule", "Scheduled digests and backups, their next run and last result."),
     (_help, "help", "This list."),

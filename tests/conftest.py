@@ -1,20 +1,26 @@
 """Fixtures that build the world: real stores on fresh databases, a fake Slack, real targets, a running bot.
 
-PostgreSQL and Redis are the real servers on 127.0.0.1; every test gets its own database (dropped after)
-and every run its own Redis key prefix.
+PostgreSQL, MariaDB and Redis are the real servers on 127.0.0.1; every test gets its own database (dropped after)
+and every run its own Redis key prefix. Tests that need Memcached start their own.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import asyncpg
+import pymysql
 import pytest
 from aiohttp import web
 
@@ -31,6 +37,7 @@ from tests.targets import Targets
 
 PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OPSBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+MYSQL_ADMIN = os.environ.get("OPSBOT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/")
 
 
 def pg_dsn(database: str) -> str:
@@ -137,3 +144,59 @@ async def start_bot(settings: Settings, catalog_yaml: str, slack: FakeSlack, htt
     await site.start()
     port = runner.addresses[0][1]
     return RunningBot(f"http://127.0.0.1:{port}", ctx, slack, http), runner
+
+
+@pytest.fixture
+def mysql_database() -> Iterator[str]:
+    """A fresh, empty MariaDB/MySQL database for one test; its mysql:// DSN. Dropped afterwards."""
+    parts = urlsplit(MYSQL_ADMIN)
+    name = f"opsbot_test_{uuid.uuid4().hex[:12]}"
+
+    def run(sql: str) -> None:
+        conn = pymysql.connect(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 3306, user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""), autocommit=True,
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            conn.close()
+
+    run(f"CREATE DATABASE `{name}`")
+    yield f"{MYSQL_ADMIN.rstrip('/')}/{name}"
+    run(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def memcached() -> Iterator[tuple[str, int]]:
+    """A private Memcached on a free port (TCP only), stopped afterwards; its (host, port)."""
+    binary = shutil.which("memcached")
+    if binary is None:
+        pytest.fail("memcached is not installed; scripts/test installs it")
+    port = free_port()
+    # memcached refuses to run as root unless told which user to be.
+    argv = [binary, "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-u", pwd.getpwuid(os.geteuid()).pw_name]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 5
+        while not accepts_connections(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                _, err = proc.communicate()
+                pytest.fail(f"memcached did not start on port {port}: {err.decode(errors='replace').strip()}")
+            time.sleep(0.02)
+        yield "127.0.0.1", port
+    finally:
+        # SIGTERM waits for memcached's once-a-second clock tick; a throwaway cache has nothing to lose.
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True

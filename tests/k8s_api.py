@@ -1,5 +1,6 @@
-"""A Kubernetes API double: a real HTTP server for apps/v1 Deployments and ReplicaSets, and a controller that rolls
-deployments out when tests say so. Not a cluster: no pods, scheduler, watches, RBAC or any other resource.
+"""A Kubernetes API double: a real HTTP server for apps/v1 Deployments and ReplicaSets, core/v1 pods (list, logs) and
+ConfigMaps, and a controller that rolls deployments out and scales them. Not a cluster: no scheduler, kubelet, watches
+or RBAC; pods are records whose logs tests write.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ import asyncio
 import copy
 import hashlib
 import json
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -27,6 +29,11 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "vo
               "volumeMounts": "mountPath"}
 EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 DEPLOYMENT = "/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+CONFIGMAP = "/api/v1/namespaces/{ns}/configmaps/{name}"
+CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+POD_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of the names Kubernetes generates (no vowels, no 0/1/3)
+TRUE = {"1", "t", "T", "true", "TRUE", "True"}  # what Go's strconv.ParseBool reads as true
+Counts = dict[str, tuple[int, int]]  # ReplicaSet name -> (pods, of which available)
 
 
 class ApiError(Exception):
@@ -56,19 +63,27 @@ class K8sApi:
     """Deployments live in memory; each change to a pod template makes (or revives) a ReplicaSet revision.
 
     `rollouts` says what the controller does after a spec change: "auto" completes the rollout after two
-    `rollout_delay`s (first one new pod, then all); "stuck" stops at one new pod that never becomes available, until
-    a test calls `finish_rollout` or `fail_rollout`. `token` (if set) is the only bearer token accepted;
-    `before_request(method, path)` runs before each authorized request; an `ApiError` it raises is the answer.
+    `rollout_delay`s (first one new pod, or the new count of a scale, then every pod available); "stuck" stops after
+    the first step, its new pods never available, until a test calls `finish_rollout` or `fail_rollout`. Pods of an
+    image in `broken_images` never become available (ImagePullBackOff), whatever `rollouts` says.
+    Pods follow their ReplicaSets' counts; `now()` is the time `sinceSeconds` of a log read counts back from.
+    `token` (if set) is the only bearer token accepted; `before_request(method, path)` runs before each authorized
+    request; an `ApiError` it raises is the answer.
     """
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token
         self.rollouts: Literal["auto", "stuck"] = "auto"
         self.rollout_delay = 0.02
+        self.broken_images: set[str] = set()
+        self.now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.requests: list[Recorded] = []
         self.before_request: Callable[[str, str], None] | None = None
         self._deployments: dict[tuple[str, str], Obj] = {}
         self._replicasets: dict[tuple[str, str], Obj] = {}
+        self._pods: dict[tuple[str, str], Obj] = {}
+        self._logs: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
+        self._configmaps: dict[tuple[str, str], Obj] = {}
         self._controllers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._version = 100
         self._ticks = 0
@@ -81,6 +96,11 @@ class K8sApi:
         app.router.add_patch(DEPLOYMENT, self._patch)
         app.router.add_put(DEPLOYMENT, self._put)
         app.router.add_get("/apis/apps/v1/namespaces/{ns}/replicasets", self._list_replicasets)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods", self._list_pods)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._pod_log)
+        app.router.add_get(CONFIGMAP, self._get_configmap)
+        app.router.add_patch(CONFIGMAP, self._patch_configmap)
+        app.router.add_put(CONFIGMAP, self._put_configmap)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -97,10 +117,14 @@ class K8sApi:
 
     def add_deployment(self, name: str, *, image: str = "registry.example/api:1.0", namespace: str = "default",
                        replicas: int = 3, container: str = "app", paused: bool = False,
-                       labels: dict[str, str] | None = None) -> Obj:
+                       labels: dict[str, str] | None = None, sidecar: str | None = None) -> Obj:
         """A deployment that has rolled out: generation 1, revision 1, one ReplicaSet, every replica available.
-        `labels` (default `app: <name>`) are its selector and its pods' labels."""
+        `labels` (default `app: <name>`) are its selector and its pods' labels; `sidecar` is the image of a second
+        container named "sidecar"."""
         labels = labels or {"app": name}
+        containers = [{"name": container, "image": image}]
+        if sidecar:
+            containers.append({"name": "sidecar", "image": sidecar})
         deployment = {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1,
@@ -110,7 +134,7 @@ class K8sApi:
                      "strategy": {"type": "RollingUpdate",
                                   "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
                      "template": {"metadata": {"labels": dict(labels)},
-                                  "spec": {"containers": [{"name": container, "image": image}]}}},
+                                  "spec": {"containers": containers}}},
             "status": {},
         }
         self._deployments[(namespace, name)] = deployment
@@ -127,21 +151,22 @@ class K8sApi:
         self.finish_rollout(name, namespace=namespace)
 
     def finish_rollout(self, name: str, *, namespace: str = "default") -> None:
-        """Every replica is updated and available; old ReplicaSets are scaled to zero."""
+        """Every replica is updated and available (unless its image is broken); old ReplicaSets are scaled to zero."""
         deployment = self._deployment(namespace, name)
         desired = deployment["spec"]["replicas"]
-        current = deployment["metadata"]["annotations"].get(REVISION)
-        for rs in self._owned(deployment):
-            rs["spec"]["replicas"] = rs["status"]["replicas"] = desired if _revision(rs) == current else 0
-        self._set_status(deployment, updated=desired, replicas=desired, available=desired,
-                         condition=("True", "NewReplicaSetAvailable"))
+        new = self._newest(deployment)["metadata"]["name"]
+        self._apply(deployment, {new: (desired, desired)}, ("True", "NewReplicaSetAvailable"))
 
     def fail_rollout(self, name: str, *, namespace: str = "default") -> None:
-        """The controller gives up waiting: the Progressing condition turns False (ProgressDeadlineExceeded)."""
+        """The controller gives up on this rollout: its new pods never become available and the Progressing
+        condition turns False (ProgressDeadlineExceeded). The next change to the spec starts a new rollout."""
         deployment = self._deployment(namespace, name)
-        desired = deployment["spec"]["replicas"]
-        self._set_status(deployment, updated=min(1, desired), replicas=desired + min(1, desired), available=desired,
-                         condition=("False", "ProgressDeadlineExceeded"))
+        if task := self._controllers.pop((namespace, name), None):
+            task.cancel()
+        counts = self._first_step(deployment)
+        new = self._newest(deployment)["metadata"]["name"]
+        counts[new] = (counts[new][0], self._available(deployment, new))
+        self._apply(deployment, counts, ("False", "ProgressDeadlineExceeded"))
 
     def deployment(self, name: str, *, namespace: str = "default") -> Obj:
         return copy.deepcopy(self._deployment(namespace, name))
@@ -153,6 +178,37 @@ class K8sApi:
 
     def writes(self) -> list[Recorded]:
         return [r for r in self.requests if r.method != "GET"]
+
+    def pods(self, deployment: str | None = None, *, namespace: str = "default") -> list[Obj]:
+        """The pods of `deployment` (of every deployment if None), by name."""
+        uids = ({rs["metadata"]["uid"] for rs in self._owned(self._deployment(namespace, deployment))}
+                if deployment is not None else None)
+        found = [pod for (ns, _), pod in self._pods.items() if ns == namespace
+                 and (uids is None or pod["metadata"]["ownerReferences"][0]["uid"] in uids)]
+        return copy.deepcopy(sorted(found, key=lambda pod: pod["metadata"]["name"]))
+
+    def set_pod_log(self, pod: str, lines: Iterable[tuple[datetime, str]], *, container: str | None = None,
+                    namespace: str = "default") -> None:
+        """What the pod's container (default: its first) has logged: (time, line without newline), oldest first."""
+        found = self._pod(namespace, pod)
+        name = container or found["spec"]["containers"][0]["name"]
+        self._logs[(namespace, pod, name)] = sorted(lines)
+
+    def add_configmap(self, name: str, data: dict[str, str] | None = None, *, namespace: str = "default",
+                      immutable: bool = False) -> Obj:
+        configmap: Obj = {"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                                       "creationTimestamp": self._timestamp()},
+                          "data": dict(data or {})}
+        if immutable:
+            configmap["immutable"] = True
+        _validate_configmap(name, configmap)
+        self._bump(configmap)
+        self._configmaps[(namespace, name)] = configmap
+        return copy.deepcopy(configmap)
+
+    def configmap(self, name: str, *, namespace: str = "default") -> Obj:
+        return copy.deepcopy(self._configmap(namespace, name))
 
     # -- HTTP --------------------------------------------------------------------------------------------------
 
@@ -182,16 +238,7 @@ class K8sApi:
 
     async def _patch(self, request: web.Request) -> web.Response:
         deployment = self._deployment(request.match_info["ns"], request.match_info["name"])
-        patch, kind = await request.json(), request.content_type
-        if kind == "application/strategic-merge-patch+json":
-            changed = _merge(deployment, patch, strategic=True)
-        elif kind == "application/merge-patch+json":
-            changed = _merge(deployment, patch, strategic=False)
-        elif kind == "application/json-patch+json":
-            changed = _json_patch(deployment, patch)
-        else:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}")
-        return web.json_response(self._store(deployment, changed))
+        return web.json_response(self._store(deployment, await _patched(request, deployment)))
 
     async def _put(self, request: web.Request) -> web.Response:
         deployment = self._deployment(request.match_info["ns"], request.match_info["name"])
@@ -207,6 +254,50 @@ class K8sApi:
         return web.json_response({"kind": "ReplicaSetList", "apiVersion": "apps/v1",
                                   "metadata": {"resourceVersion": str(self._version)}, "items": items})
 
+    async def _list_pods(self, request: web.Request) -> web.Response:
+        wanted = _selector(request.query.get("labelSelector", ""))
+        items = [pod for pod in self.pods(namespace=request.match_info["ns"]) if wanted(pod["metadata"]["labels"])]
+        return web.json_response({"kind": "PodList", "apiVersion": "v1",
+                                  "metadata": {"resourceVersion": str(self._version)}, "items": items})
+
+    async def _pod_log(self, request: web.Request) -> web.Response:
+        namespace, name, query = request.match_info["ns"], request.match_info["name"], request.query
+        pod = self._pod(namespace, name)
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        container = query.get("container")
+        if container is None and len(names) > 1:
+            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                              f"choose one of: [{' '.join(names)}]")
+        container = container or names[0]
+        if container not in names:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        state = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container)["state"]
+        if "waiting" in state:
+            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
+                                              f'{state["waiting"]["message"]}')
+        lines = self._logs.get((namespace, name, container), [])
+        since, limit = _positive(query, "sinceSeconds"), _positive(query, "limitBytes")
+        if since is not None:
+            lines = [(when, line) for when, line in lines if when >= self.now() - timedelta(seconds=since)]
+        stamped = query.get("timestamps") in TRUE
+        text = "".join(f"{_rfc3339nano(when)} {line}\n" if stamped else f"{line}\n" for when, line in lines)
+        body = text.encode()[:limit]  # as the kubelet: limitBytes may cut a line, or a character, in two
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    async def _get_configmap(self, request: web.Request) -> web.Response:
+        return web.json_response(self._configmap(request.match_info["ns"], request.match_info["name"]))
+
+    async def _patch_configmap(self, request: web.Request) -> web.Response:
+        configmap = self._configmap(request.match_info["ns"], request.match_info["name"])
+        return web.json_response(self._store_configmap(configmap, await _patched(request, configmap)))
+
+    async def _put_configmap(self, request: web.Request) -> web.Response:
+        configmap = self._configmap(request.match_info["ns"], request.match_info["name"])
+        body = await request.json()
+        if (body.get("metadata") or {}).get("name") != configmap["metadata"]["name"]:
+            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+        return web.json_response(self._store_configmap(configmap, body))
+
     # -- the API server's and the controller's semantics ----------------------------------------------------------
 
     def _deployment(self, namespace: str, name: str) -> Obj:
@@ -217,15 +308,9 @@ class K8sApi:
     def _store(self, deployment: Obj, changed: Obj) -> Obj:
         """Validate and keep `changed`: what an update does on the server, then what the controller starts."""
         meta = deployment["metadata"]
-        wanted_version = (changed.get("metadata") or {}).get("resourceVersion")
-        if wanted_version and wanted_version != meta["resourceVersion"]:
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on deployments.apps "{meta["name"]}": '
-                                            "the object has been modified; please apply your changes to the latest "
-                                            "version and try again")
+        # Generation and status belong to the server too: a client cannot write them through this endpoint.
+        _keep_identity("deployments.apps", deployment, changed, also=("generation",))
         _validate(meta["name"], changed)
-        # Identity, generation and status belong to the server: a client cannot write them through this endpoint.
-        kept = {key: meta[key] for key in ("name", "namespace", "uid", "creationTimestamp", "generation")}
-        changed["metadata"] = {**changed.get("metadata", {}), **kept}
         changed["status"] = deployment["status"]
         changed["metadata"].setdefault("annotations", {})
         if changed["spec"] != deployment["spec"]:
@@ -239,6 +324,19 @@ class K8sApi:
         if meta["generation"] != deployment["metadata"]["generation"]:
             self._start_controller(deployment)
         return copy.deepcopy(deployment)
+
+    def _store_configmap(self, configmap: Obj, changed: Obj) -> Obj:
+        name = configmap["metadata"]["name"]
+        _keep_identity("configmaps", configmap, changed)
+        if configmap.get("immutable") and any(changed.get(field) != configmap.get(field)
+                                              for field in ("data", "binaryData", "immutable")):
+            raise ApiError(422, "Invalid", f'ConfigMap "{name}" is invalid: data: Forbidden: field is immutable '
+                                           "when `immutable` is set")
+        _validate_configmap(name, changed)
+        configmap.clear()
+        configmap.update(changed)
+        self._bump(configmap)
+        return copy.deepcopy(configmap)
 
     def _sync_replicasets(self, deployment: Obj) -> None:
         """The ReplicaSet for the current template becomes the newest revision; a known template is revived."""
@@ -282,32 +380,120 @@ class K8sApi:
     async def _roll_out(self, namespace: str, name: str) -> None:
         await asyncio.sleep(self.rollout_delay)
         deployment = self._deployment(namespace, name)
-        if deployment["spec"].get("paused"):
-            return
-        desired = deployment["spec"]["replicas"]
-        first = min(1, desired)  # maxSurge 25% of 3 rounds up to 1 new pod; the old pods keep serving meanwhile
-        self._set_status(deployment, updated=first, replicas=desired + first, available=desired,
-                         condition=("True", "ReplicaSetUpdated"))
-        if self.rollouts == "auto":
+        self._apply(deployment, self._first_step(deployment), ("True", "ReplicaSetUpdated"))
+        if self.rollouts == "auto" and not self._broken(self._newest(deployment)):
             await asyncio.sleep(self.rollout_delay)
             self.finish_rollout(name, namespace=namespace)
 
-    def _set_status(self, deployment: Obj, *, updated: int, replicas: int, available: int,
-                    condition: tuple[str, str]) -> None:
+    def _first_step(self, deployment: Obj) -> Counts:
+        """Where the controller gets at once. A scale (or any change to a paused deployment) sets the new count; a
+        rollout starts one new pod (maxSurge 25% of 3 rounds up to 1) while available old pods keep serving, and
+        scales the old ones away once the new ReplicaSet is all available (a revived one may already be)."""
+        desired = deployment["spec"]["replicas"]
+        new = self._newest(deployment)["metadata"]["name"]
+        counts = {rs["metadata"]["name"]: (rs["status"].get("replicas", 0), rs["status"].get("availableReplicas", 0))
+                  for rs in self._owned(deployment)}
+        pods, available = counts[new]
+        if deployment["spec"].get("paused") or not any(n for name, (n, _) in counts.items() if name != new):
+            return {**counts, new: (desired, min(available, desired))}
+        started = min(max(pods, 1), desired)
+        old = {name: (0, 0) if available >= desired else (up, up) for name, (_, up) in counts.items()}
+        return {**old, new: (started, min(available, started))}
+
+    def _apply(self, deployment: Obj, counts: Counts, condition: tuple[str, str]) -> None:
+        """The ReplicaSets run `counts` (others none), their pods follow, and the deployment's status sums them."""
+        desired, new = deployment["spec"]["replicas"], self._newest(deployment)["metadata"]["name"]
+        replicas = updated = ready = 0
+        for rs in self._owned(deployment):
+            name = rs["metadata"]["name"]
+            pods, available = counts.get(name, (0, 0))
+            available = 0 if self._broken(rs) else min(available, pods)
+            rs["spec"]["replicas"] = pods
+            rs["status"] = {"replicas": pods, "fullyLabeledReplicas": pods, "readyReplicas": available,
+                            "availableReplicas": available, "observedGeneration": rs["metadata"]["generation"]}
+            self._sync_pods(rs, pods, available)
+            self._bump(rs)
+            replicas, ready = replicas + pods, ready + available
+            updated += pods if name == new else 0
         progressing, reason = condition
+        enough = ready >= desired - desired // 4  # maxUnavailable 25% rounds down
         now = self._timestamp()
         deployment["status"] = {
             "observedGeneration": deployment["metadata"]["generation"], "replicas": replicas,
-            "updatedReplicas": updated, "readyReplicas": available, "availableReplicas": available,
-            "unavailableReplicas": max(replicas - available, 0),
+            "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready,
+            "unavailableReplicas": max(replicas - ready, 0),
             "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                {"type": "Available", "status": "True" if enough else "False",
+                 "reason": "MinimumReplicasAvailable" if enough else "MinimumReplicasUnavailable",
                  "lastUpdateTime": now, "lastTransitionTime": now},
                 {"type": "Progressing", "status": progressing, "reason": reason,
                  "lastUpdateTime": now, "lastTransitionTime": now},
             ],
         }
         self._bump(deployment)
+
+    def _sync_pods(self, rs: Obj, count: int, available: int) -> None:
+        """The ReplicaSet's pods become `count`, the first `available` of them running and ready. As the real
+        ReplicaSet controller, it deletes pods that are not ready first, then the newest."""
+        meta = rs["metadata"]
+        mine = sorted((pod for pod in self._pods.values()
+                       if pod["metadata"]["ownerReferences"][0]["uid"] == meta["uid"]),
+                      key=lambda pod: (pod["status"]["phase"] != "Running", pod["metadata"]["creationTimestamp"]))
+        for pod in mine[count:]:
+            del self._pods[(meta["namespace"], pod["metadata"]["name"])]
+            for key in [key for key in self._logs if key[:2] == (meta["namespace"], pod["metadata"]["name"])]:
+                del self._logs[key]
+        kept = mine[:count] + [self._new_pod(rs) for _ in range(count - len(mine))]
+        for index, pod in enumerate(kept):
+            running = index < available
+            waiting = ({"reason": "ImagePullBackOff", "message": "trying and failing to pull image"}
+                       if self._broken(rs) else {"reason": "ContainerCreating", "message": "ContainerCreating"})
+            since = pod["metadata"]["creationTimestamp"]
+            state = {"running": {"startedAt": since}} if running else {"waiting": waiting}
+            pod["status"] = {
+                "phase": "Running" if running else "Pending",
+                "conditions": [{"type": "Ready", "status": "True" if running else "False"}],
+                "containerStatuses": [
+                    {"name": c["name"], "image": c["image"], "imageID": "", "ready": running, "restartCount": 0,
+                     "started": running, "state": state}
+                    for c in pod["spec"]["containers"]],
+            }
+            self._bump(pod)
+
+    def _new_pod(self, rs: Obj) -> Obj:
+        meta, template = rs["metadata"], rs["spec"]["template"]
+        suffix = "".join(POD_SUFFIX[byte % len(POD_SUFFIX)] for byte in uuid.uuid4().bytes[:5])
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": f"{meta['name']}-{suffix}", "namespace": meta["namespace"],
+                            "uid": str(uuid.uuid4()), "creationTimestamp": self._timestamp(),
+                            "labels": dict(template["metadata"]["labels"]),
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": meta["name"],
+                                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]},
+               "spec": copy.deepcopy(template["spec"]), "status": {"phase": "Pending"}}
+        self._pods[(meta["namespace"], pod["metadata"]["name"])] = pod
+        return pod
+
+    def _newest(self, deployment: Obj) -> Obj:
+        """The ReplicaSet of the deployment's revision (while paused, the template it last rolled out)."""
+        revision = deployment["metadata"]["annotations"].get(REVISION)
+        return next(rs for rs in self._owned(deployment) if _revision(rs) == revision)
+
+    def _available(self, deployment: Obj, name: str) -> int:
+        rs = next(rs for rs in self._owned(deployment) if rs["metadata"]["name"] == name)
+        return int(rs["status"].get("availableReplicas", 0))
+
+    def _broken(self, rs: Obj) -> bool:
+        return any(c["image"] in self.broken_images for c in rs["spec"]["template"]["spec"]["containers"])
+
+    def _pod(self, namespace: str, name: str) -> Obj:
+        if (namespace, name) not in self._pods:
+            raise ApiError(404, "NotFound", f'pods "{name}" not found')
+        return self._pods[(namespace, name)]
+
+    def _configmap(self, namespace: str, name: str) -> Obj:
+        if (namespace, name) not in self._configmaps:
+            raise ApiError(404, "NotFound", f'configmaps "{name}" not found')
+        return self._configmaps[(namespace, name)]
 
     def _owned(self, deployment: Obj) -> list[Obj]:
         uid = deployment["metadata"]["uid"]
@@ -338,6 +524,65 @@ def _without_hash(template: Obj) -> Obj:
 def _template_hash(template: Obj) -> str:
     canonical = json.dumps(_without_hash(template), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def _positive(query: Any, name: str) -> int | None:
+    """An optional PodLogOptions number: not a number answers 400, below 1 answers 422, as the API server does."""
+    if name not in query:
+        return None
+    try:
+        value = int(query[name])
+    except ValueError:
+        raise ApiError(400, "BadRequest", f"{name}: invalid integer {query[name]!r}") from None
+    if value < 1:
+        raise ApiError(422, "Invalid", f"PodLogOptions is invalid: {name}: Invalid value: {value}: must be greater "
+                                       "than 0")
+    return value
+
+
+def _rfc3339nano(when: datetime) -> str:
+    """Go's RFC3339Nano, as the kubelet stamps log lines: nanoseconds without trailing zeros, in UTC."""
+    utc = when.astimezone(timezone.utc)
+    fraction = f"{utc.microsecond:06d}000".rstrip("0")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+async def _patched(request: web.Request, current: Obj) -> Obj:
+    """`current` with the request's patch applied, in whichever of the three patch formats it says it is."""
+    patch, kind = await request.json(), request.content_type
+    if kind == "application/strategic-merge-patch+json":
+        return _merge(current, patch, strategic=True)
+    if kind == "application/merge-patch+json":
+        return _merge(current, patch, strategic=False)
+    if kind == "application/json-patch+json":
+        return _json_patch(current, patch)
+    raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}")
+
+
+def _keep_identity(resource: str, current: Obj, changed: Obj, *, also: tuple[str, ...] = ()) -> None:
+    """What every update does first: a resourceVersion in the body must still be the stored one (409 otherwise),
+    and the object's identity stays the server's."""
+    meta = current["metadata"]
+    wanted_version = (changed.get("metadata") or {}).get("resourceVersion")
+    if wanted_version and wanted_version != meta["resourceVersion"]:
+        raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{meta["name"]}": '
+                                        "the object has been modified; please apply your changes to the latest "
+                                        "version and try again")
+    kept = {key: meta[key] for key in ("name", "namespace", "uid", "creationTimestamp", *also)}
+    changed["metadata"] = {**(changed.get("metadata") or {}), **kept}
+
+
+def _validate_configmap(name: str, configmap: Obj) -> None:
+    data, binary = configmap.get("data") or {}, configmap.get("binaryData") or {}
+    if not all(isinstance(value, str) for value in data.values()):
+        raise ApiError(400, "BadRequest", "json: cannot unmarshal a non-string into Go struct field ConfigMap.data "
+                                          "of type string")
+    causes = [f'data[{key}]: Invalid value: "{key}": a valid config key must consist of alphanumeric characters, '
+              "'-', '_' or '.'" for key in [*data, *binary] if not CONFIG_KEY.fullmatch(key)]
+    causes += [f'data[{key}]: Invalid value: "{key}": duplicate of key present in binaryData'
+               for key in data if key in binary]
+    if causes:
+        raise ApiError(422, "Invalid", f'ConfigMap "{name}" is invalid: {", ".join(causes)}')
 
 
 def _validate(name: str, deployment: Obj) -> None:

@@ -111,8 +111,9 @@ class Podman:
         path = self.tmp / "service.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def import_image(self, tag: str, version: str, *, broken: bool = False) -> str:
-        """Import a busybox image whose /www/version says `version`; `broken` makes its httpd exit 1 at once."""
+    def import_image(self, tag: str, version: str, *, broken: bool = False, healthy: bool = True) -> str:
+        """Import a busybox image whose /www/version says `version`; `broken` makes its httpd exit 1 at once,
+        `healthy=False` leaves out /www/health (it runs and serves, but its health endpoint answers 404)."""
         tree = self.tmp / f"image-{tag}"
         (tree / "bin").mkdir(parents=True)
         (tree / "www").mkdir()
@@ -124,7 +125,8 @@ class Podman:
             (tree / "bin" / "httpd").unlink()
             (tree / "bin" / "httpd").write_text("#!/bin/sh\necho 'httpd: broken build' >&2\nexit 1\n")
             (tree / "bin" / "httpd").chmod(0o755)
-        (tree / "www" / "health").write_text("ok\n")
+        if healthy:
+            (tree / "www" / "health").write_text("ok\n")
         (tree / "www" / "version").write_text(f"{version}\n")
         archive = self.tmp / f"image-{tag}.tar"
         with tarfile.open(archive, "w") as tar:
@@ -173,6 +175,7 @@ class Images:
     v1: str
     v2: str
     broken: str
+    sick: str  # runs and serves, but has no /health (a runbook's health gate fails on it)
     repository: str = IMAGE
 
 
@@ -207,6 +210,7 @@ def images(podman: Podman) -> Images:
         v1=podman.import_image("1", "1"),
         v2=podman.import_image("2", "2"),
         broken=podman.import_image("broken", "broken", broken=True),
+        sick=podman.import_image("sick", "sick", healthy=False),
     )
 
 

@@ -55,8 +55,8 @@ services:
 """
     assert problems(text) == [
         "opsbot.yml:2: services.api.environment: is required",
-        "opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: approvals, backup, checks, description, environment, owners, target)",
-        "opsbot.yml:5: services.api.checks[0]: unknown type 'htp' (valid: http, tcp, postgres, redis, disk)",
+        "opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: approvals, backup, checks, description, environment, maintenance, owners, runbooks, target)",
+        "opsbot.yml:5: services.api.checks[0]: unknown type 'htp'; did you mean `http`? (valid: http, tcp, postgres, redis, disk)",
         "opsbot.yml:9: services.db.checks[0]: give exactly one of `dsn` and `dsn_env`",
     ]
 

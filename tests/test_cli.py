@@ -145,7 +145,7 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path: Path) -> None:
 def test_check_config_ok_and_failing(tmp_path: Path) -> None:
     ok = opsbot("check-config", str(ROOT / "opsbot.example.yml"), env=base_env())
     assert ok.returncode == 0
-    assert ok.stdout.splitlines()[-1].endswith("opsbot.example.yml: OK — 4 services, 5 checks, 0 digests posted, 0 scheduled backups")
+    assert ok.stdout.splitlines()[-1].endswith("opsbot.example.yml: OK — 4 services, 5 checks, 0 runbooks, 0 digests posted, 0 scheduled backups")
     assert "environment variable OPSBOT_DB_URL is not set here" in ok.stdout
 
     bad = tmp_path / "bad.yml"
@@ -158,7 +158,7 @@ def test_check_config_ok_and_failing(tmp_path: Path) -> None:
 def test_migrate_applies_once_then_reports_up_to_date(tmp_path: Path, pg_database: str) -> None:
     for url in (f"sqlite:///{tmp_path / 'm.db'}", pg_database):
         first = opsbot("migrate", env=base_env(DATABASE_URL=url))
-        assert (first.returncode, first.stdout.strip()) == (0, "applied migrations [1, 2, 3, 4, 5]"), first.stderr
+        assert (first.returncode, first.stdout.strip()) == (0, "applied migrations [1, 2, 3, 4, 5, 6]"), first.stderr
         again = opsbot("migrate", env=base_env(DATABASE_URL=url))
         assert again.stdout.strip() == "the store is up to date"
 

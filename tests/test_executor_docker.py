@@ -347,6 +347,242 @@ async def test_revisions_mark_the_running_image_even_before_it_is_recorded(
     assert [r.image for r in await history.deploy_history(SERVICE)] == [images.v1]  # reading recorded nothing
 
 
+# -- deploy ----------------------------------------------------------------------------------------------------
+
+
+async def test_deploy_of_a_bare_tag_recreates_keeping_name_labels_env_ports_and_volumes_and_records_it(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    name, port, volume = containers.name("api"), containers.port(), containers.name("data")
+    original = containers.run(
+        name,
+        images.v1,
+        network_mode="bridge",
+        ports={"8080/tcp": ("127.0.0.1", port)},
+        environment={"APP_MODE": "test"},
+        labels={"team": "payments"},
+        volumes={volume: {"bind": "/www/data", "mode": "rw"}},
+    )
+    (Path(containers.client.volumes.get(volume).attrs["Mountpoint"]) / "note").write_text("kept\n")
+    executor = workload(container=name)
+    progress = RecordingProgress()
+
+    summary = await executor.deploy("2", progress)
+
+    now = containers.get(name)
+    assert now.id != original.id
+    assert now.attrs["Config"]["Image"] == images.v2
+    assert {"APP_MODE=test", "IMAGE_VERSION=2"} <= set(now.attrs["Config"]["Env"])
+    assert now.attrs["Config"]["Labels"]["team"] == "payments"
+    assert now.attrs["Config"]["Labels"]["org.opsbot.image"] == "2"
+    assert now.attrs["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert await http_get(port) == "2"
+    assert await http_get(port, "/data/note") == "kept"
+    assert [c.name for c in containers.client.containers.list(all=True, filters={"name": name})] == [name]
+    assert [s.title for s in progress.steps] == executor.deploy_plan("2")
+    assert [s.state for s in progress.steps] == ["succeeded"] * 4
+    assert summary.startswith(f"Deployed {images.v2} to container {name} (was {images.v1}); running in ")
+    assert await executor.current_image() == images.v2
+    assert [r.image for r in await history.deploy_history(SERVICE)] == [images.v2, images.v1]
+    # The history is what `/ops rollback` reads: the previous image is the one deploy replaced.
+    await executor.rollback(None, RecordingProgress())
+    assert await executor.current_image() == images.v1
+
+
+async def test_deploy_by_labels_recreates_only_the_containers_not_on_the_image(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    service = {"com.docker.compose.service": f"api-{containers.run_id}"}
+    behind, ahead = containers.name("api-1"), containers.name("api-2")
+    ports = {behind: containers.port(), ahead: containers.port()}
+    containers.run(behind, images.v1, port=ports[behind], labels=service)
+    kept = containers.run(ahead, images.v2, port=ports[ahead], labels=service)
+    progress = RecordingProgress()
+
+    summary = await workload(labels=service).deploy(images.v2, progress)
+
+    assert containers.get(ahead).id == kept.id
+    assert containers.get(behind).attrs["Config"]["Image"] == images.v2
+    assert [await http_get(port) for port in ports.values()] == ["2", "2"]
+    assert progress.steps[1].detail == f"old one set aside as {behind}-opsbot-old"
+    assert f"(was {images.v1})" in summary
+
+
+async def test_deploy_of_an_image_that_exits_puts_the_old_container_back(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    original = containers.run(name, images.v2, port=port)
+    executor = workload(container=name)
+    progress = RecordingProgress()
+
+    with pytest.raises(ExecutorError) as raised:
+        await executor.deploy("broken", progress)
+
+    assert f"Deploying {images.broken} failed: container {name} is exited (code 1)" in str(raised.value)
+    assert raised.value.state.startswith(f"put back: container {name} runs {images.v2} again")
+    assert containers.get(name).id == original.id
+    assert containers.get(name).status == "running"
+    assert await http_get(port) == "2"
+    assert [c.id for c in containers.client.containers.list(all=True, filters={"name": name})] == [original.id]
+    assert [s.state for s in progress.steps] == ["succeeded", "succeeded", "failed"]
+    assert [r.image for r in await history.deploy_history(SERVICE)] == [images.v2]
+    assert await executor.current_image() == images.v2
+
+
+@pytest.mark.parametrize("image", ["1", "full reference"])
+async def test_deploy_of_the_running_image_changes_nothing(
+    containers: Containers, images: Images, workload: MakeWorkload, image: str
+) -> None:
+    name = containers.name("api")
+    original = containers.run(name, images.v1, port=containers.port())
+    before = started_at(containers, name)
+    progress = RecordingProgress()
+
+    summary = await workload(container=name).deploy(images.v1 if image == "full reference" else image, progress)
+
+    assert summary == f"Nothing to do: container {name} already runs {images.v1}."
+    assert containers.get(name).id == original.id
+    assert started_at(containers, name) == before
+    assert [(s.state, s.detail) for s in progress.steps] == [("succeeded", f"{images.v1}, already running")]
+
+
+async def test_deploy_of_an_unknown_tag_says_it_could_not_be_pulled_and_changes_nothing(
+    containers: Containers, images: Images, workload: MakeWorkload, history: DeployHistory
+) -> None:
+    name = containers.name("api")
+    original = containers.run(name, images.v1, port=containers.port())
+    progress = RecordingProgress()
+
+    unknown = f"^{images.repository}:9 is not on the Docker host and could not be pulled"
+    with pytest.raises(ExecutorError, match=unknown) as raised:
+        await workload(container=name).deploy("9", progress)
+
+    assert raised.value.state == "nothing was changed"
+    assert progress.steps[0].state == "failed"
+    assert containers.get(name).id == original.id and containers.get(name).status == "running"
+    assert [r.image for r in await history.deploy_history(SERVICE)] == [images.v1]
+
+
+# -- stop, start and scale -------------------------------------------------------------------------------------
+
+
+async def test_stop_then_start_and_each_repeated_succeeds_saying_already(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name, port = containers.name("api"), containers.port()
+    containers.run(name, images.v1, port=port)
+    executor = workload(container=name)
+    stopping, again = RecordingProgress(), RecordingProgress()
+
+    assert await executor.stop(stopping) == f"Stopped container {name}."
+    assert await executor.stop(again) == f"Nothing to do: container {name} is already stopped."
+
+    assert containers.get(name).status == "exited"
+    assert (await executor.is_running(), await executor.running_count()) == (False, 0)
+    assert [s.title for s in stopping.steps] == executor.stop_plan() == [f"Stop container {name}"]
+    assert [(s.state, s.detail) for s in stopping.steps] == [("succeeded", f"stopped {name}")]
+    assert again.steps[0].detail == f"{name} was already stopped"
+
+    starting, again = RecordingProgress(), RecordingProgress()
+    assert (await executor.start(starting)).startswith(f"Started container {name}; running in ")
+    assert await http_get(port) == "1"
+    assert await executor.start(again) == f"Nothing to do: container {name} is already running."
+
+    assert (await executor.is_running(), await executor.running_count()) == (True, 1)
+    assert [s.title for s in starting.steps] == executor.start_plan()
+    assert [s.state for s in starting.steps] == ["succeeded", "succeeded"]
+    assert again.steps[0].detail == f"{name} was already running"
+
+
+async def test_start_of_a_container_that_exits_fails_saying_exited(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name = containers.name("api")
+    containers.run(name, images.broken)  # its httpd exits 1 at once
+    containers.get(name).wait(timeout=10)
+    progress = RecordingProgress()
+
+    with pytest.raises(ExecutorError) as raised:
+        await workload(container=name).start(progress)
+
+    assert raised.value.state == f"container {name} is exited (code 1)"
+    assert [s.state for s in progress.steps] == ["succeeded", "failed"]
+
+
+async def test_scale_stops_at_zero_starts_every_labelled_container_at_their_number_and_refuses_others(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    service = {"com.docker.compose.service": f"api-{containers.run_id}"}
+    ports = {containers.name("api-1"): containers.port(), containers.name("api-2"): containers.port()}
+    for name, port in ports.items():
+        containers.run(name, images.v1, port=port, labels=service)
+    first, second = ports
+    executor = workload(labels=service)
+    progress = RecordingProgress()
+
+    summary = await executor.scale(0, progress)
+
+    assert summary == f"Stopped the containers matching com.docker.compose.service=api-{containers.run_id}."
+    assert [s.title for s in progress.steps] == executor.scale_plan(0) == executor.stop_plan()
+    assert progress.steps[0].detail == f"stopped {first}, {second}"
+    assert [containers.get(name).status for name in ports] == ["exited", "exited"]
+    assert await executor.running_count() == 0
+
+    containers.get(first).start()
+    progress = RecordingProgress()
+    await executor.scale(2, progress)
+
+    assert [s.title for s in progress.steps] == executor.scale_plan(2) == executor.start_plan()
+    assert progress.steps[0].detail == f"started {second}; {first} was already running"
+    assert [await http_get(port) for port in ports.values()] == ["1", "1"]
+    assert (await executor.running_count(), await executor.is_running()) == (2, True)
+
+    before = {name: started_at(containers, name) for name in ports}
+    for replicas in (1, 3):
+        with pytest.raises(ExecutorError, match=rf"0 \(stop all\) or 2 \(start all\), not {replicas}\.$") as raised:
+            await executor.scale(replicas, RecordingProgress())
+        assert raised.value.state == "nothing was changed"
+    assert {name: started_at(containers, name) for name in ports} == before
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+
+
+async def test_logs_return_each_containers_timestamped_output_within_the_window(
+    containers: Containers, images: Images, workload: MakeWorkload
+) -> None:
+    name = containers.name("api")
+    script = "echo first; echo -e 'caf\\xe9' >&2; sleep 1.5; echo second; exec sleep 1000"
+    container = containers.run(name, images.v1, command=["sh", "-c", script])
+    executor = workload(container=name)
+
+    async def wait_for(text: bytes) -> None:
+        for _ in range(50):
+            if text in await asyncio.to_thread(container.logs):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared in the logs")
+
+    await wait_for(b"first")
+    between = datetime.now(UTC)  # after "first", at least a second before "second"
+    await wait_for(b"second")
+
+    [(named, everything)] = await executor.logs(AN_HOUR_AGO)
+    [(_, after)] = await executor.logs(between)
+    [(_, before)] = await executor.logs(AN_HOUR_AGO, until=between)
+    [(_, tail)] = await executor.logs(AN_HOUR_AGO, max_bytes=len(b"second\n"))
+
+    assert named == name
+    lines = everything.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["first", "caf\ufffd", "second"]
+    assert all(line[:4].isdigit() and line[10] == "T" for line in lines)  # each starts with its timestamp
+    assert [line.split(" ", 1)[1] for line in after.splitlines()] == ["second"]
+    assert [line.split(" ", 1)[1] for line in before.splitlines()] == ["first", "caf\ufffd"]
+    assert tail == "second\n"
+    assert await executor.logs(datetime.now(UTC) + timedelta(hours=1)) == [(name, "")]
+
+
 # -- plans and configuration -----------------------------------------------------------------------------------
 
 
@@ -366,6 +602,14 @@ async def test_plans_touch_nothing(
         "Wait until running and healthy (60 s)",
         "Remove the old container",
     ]
+    assert executor.deploy_plan("2") == [
+        "Find image 2, pulling it if the host lacks it",
+        *executor.rollback_plan("2")[1:],
+    ]
+    assert executor.stop_plan() == [f"Stop container {name}"]
+    assert executor.start_plan() == [f"Start container {name}", "Wait until running and healthy (60 s)"]
+    assert (executor.scale_plan(0), executor.scale_plan(1)) == (executor.stop_plan(), executor.start_plan())
+    assert unreachable.deploy_plan("2")[0] == "Find image 2, pulling it if the host lacks it"
     assert unreachable.restart_plan()[0] == f"Restart container {name}"
     assert unreachable.rollback_plan(None)[0] == "Pick the image to roll back to (the previous one)"
     assert workload(labels={"app": "api"}).describe() == "Docker containers labelled app=api"

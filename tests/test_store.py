@@ -104,7 +104,7 @@ async def test_migrations_are_applied_once(database_url: str) -> None:
     await first.open()
     await second.open()
     try:
-        assert await first.migrate() == [1, 2, 3, 4, 5]
+        assert await first.migrate() == [1, 2, 3, 4, 5, 6]
         assert await second.migrate() == []
     finally:
         await first.close()

@@ -51,6 +51,23 @@ async def test_steps_are_updated_in_place(store: Store) -> None:
     assert run.steps[1].state is StepState.WAITING
 
 
+async def test_a_runbook_step_keeps_what_its_undo_needs_and_cancel_is_asked_once(store: Store) -> None:
+    run_id = await store.create_action(a_run(kind=ActionKind.RUNBOOK, params={"runbook": "deploy", "services": ["api", "db"]}))
+    await store.save_step(run_id, ActionStep(0, "Deploy 2.0 to api", StepState.RUNNING, undo={"image": "app:1.0"}))
+    await store.save_step(run_id, ActionStep(1, "Check", StepState.SKIPPED))
+    await store.save_step(run_id, ActionStep(2, "Undo “Deploy 2.0 to api”", StepState.SUCCEEDED))
+    run = await store.get_action(run_id)
+    assert run is not None and run.kind is ActionKind.RUNBOOK and run.services == ("api", "db")
+    assert [(s.state, s.undo) for s in run.steps] == [(StepState.RUNNING, {"image": "app:1.0"}), (StepState.SKIPPED, None),
+                                                       (StepState.SUCCEEDED, None)]
+    assert await store.request_cancel(run_id, "U2") is False, "a pending run is not running: nothing to cancel"
+    await store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING})
+    assert await store.request_cancel(run_id, "U2") is True
+    assert await store.request_cancel(run_id, "U3") is False
+    run = await store.get_action(run_id)
+    assert run is not None and run.cancel_requested_by == "U2"
+
+
 async def test_listing_by_service_and_state_newest_first(store: Store) -> None:
     old = await store.create_action(a_run())
     new = await store.create_action(a_run(created_at=T0 + timedelta(minutes=1), state=ActionState.RUNNING))

@@ -14,6 +14,7 @@ class ActionKind(enum.Enum):
     BACKUP = "backup"
     RESTORE = "restore"
     ROLLBACK = "rollback"
+    RUNBOOK = "runbook"  # a catalog runbook: `service` is the first it touches, params hold the approved plan
 
 
 class ActionState(enum.Enum):
@@ -46,6 +47,8 @@ class StepState(enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a runbook step not run (after a failure, a cancel, or `on_failure: continue`)
+    UNDONE = "undone"  # a runbook step whose change was reversed by its undo
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class ActionStep:
     detail: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    undo: dict[str, Any] | None = None  # runbook steps: what reverses the change, captured before making it
 
     @property
     def seconds(self) -> float | None:
@@ -88,11 +92,19 @@ class ActionRun:
     outcome: str = ""  # the summary, or what failed
     target_state: str = ""  # after a failure: the state the target is in
     steps: tuple[ActionStep, ...] = ()
+    cancel_requested_by: str | None = None
     id: int | None = None
 
     @property
     def label(self) -> str:
+        if self.kind is ActionKind.RUNBOOK:
+            return f"runbook {self.params.get('runbook', '?')}"
         return f"{self.kind.value} {self.service}"
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Every service the run holds the lock of: a runbook's services, or the action's one."""
+        return tuple(self.params.get("services") or (self.service,))
 
     @property
     def requester(self) -> str:

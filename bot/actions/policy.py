@@ -45,6 +45,7 @@ class ActionPolicies(BaseModel):
     backup: ApprovalPolicy | None = None
     restore: ApprovalPolicy | None = None
     rollback: ApprovalPolicy | None = None
+    runbook: ApprovalPolicy | None = None
 
     def for_kind(self, kind: ActionKind) -> ApprovalPolicy | None:
         return getattr(self, kind.value) or self.default

@@ -68,7 +68,8 @@ async def plan(
     policy = resolve_policy(service, entry.environment, entry.owners, entry.approvals, ctx.catalog.approvals, kind)
     if policy.requesters and not await ctx.membership.contains(policy.requesters, requested_by):
         raise NotAllowed(f"You may not {kind.value} `{service}`. Who may ask: {mention(policy.requesters)} ({policy.source}).")
-    busy = await ctx.store.actions(service=service, states=[ActionState.RUNNING, ActionState.APPROVED], limit=1)
+    busy = [run for run in await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
+            if service in run.services]  # a runbook run holds every service it touches
     if busy:
         raise ActionAlreadyRunning(f"{_holder(busy[0])} is under way on `{service}`; ask again when it is done.")
     target, titles = await _plan_steps(ctx, service, kind, params)
@@ -98,7 +99,7 @@ async def _plan_steps(ctx: Context, service: str, kind: ActionKind, params: dict
         return backups.describe(), [*backups.backup_plan(), _retention_title(ctx, service)]
     record = await _backup_to_restore(ctx, service, params)
     safety = [f"Safety backup: {title}" for title in backups.backup_plan()]
-    return backups.describe(), [*safety, *backups.restore_plan(_artifact(record)), *health]
+    return backups.describe(), [*safety, *backups.restore_plan(artifact_of(record)), *health]
 
 
 async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any]) -> BackupRecord:
@@ -272,19 +273,24 @@ async def expire_due(ctx: Context) -> int:
 
 
 async def execute(ctx: Context, run_id: int) -> None:
-    """Run an approved action once: under the service's lease, each step stored then shown."""
+    """Run an approved action once: under its services' leases, each step stored then shown."""
     run = await _get(ctx, run_id)
+    leases: list[Any] = []
     try:
-        lease = await ctx.locks.acquire(f"service:{run.service}", LEASE_TTL)
-    except InfrastructureError as exc:
-        await _refuse(ctx, run, f"Not run: {exc}", "ERROR")
-        return
-    if lease is None:
-        busy = await ctx.store.actions(service=run.service, states=[ActionState.RUNNING], limit=1)
-        holder = _holder(busy[0]) if busy else "another action"
-        await _refuse(ctx, run, f"Not run: {holder} is running on `{run.service}`. Ask again when it is done.", "REJECTED")
-        return
-    try:
+        # In name order, so two runbooks wanting the same services cannot each hold one and wait for the other.
+        for service in sorted(run.services):
+            try:
+                lease = await ctx.locks.acquire(f"service:{service}", LEASE_TTL)
+            except InfrastructureError as exc:
+                await _refuse(ctx, run, f"Not run: {exc}", "ERROR")
+                return
+            if lease is None:
+                busy = [r for r in await ctx.store.actions(states=[ActionState.RUNNING], limit=100)
+                        if service in r.services and r.id != run_id]
+                holder = _holder(busy[0]) if busy else "another action"
+                await _refuse(ctx, run, f"Not run: {holder} is running on `{service}`. Ask again when it is done.", "REJECTED")
+                return
+            leases.append(lease)
         now = ctx.clock.now()
         if not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED},
                                                 started_at=now, lease_owner=ctx.owner, heartbeat_at=now):
@@ -292,16 +298,17 @@ async def execute(ctx: Context, run_id: int) -> None:
         await _audit(ctx, run, "running", None)
         work = asyncio.current_task()
         assert work is not None
-        heartbeat = ctx.tasks.spawn(_keep(ctx, lease, run_id, work), name=f"heartbeat {run.service}")
+        heartbeat = ctx.tasks.spawn(_keep(ctx, leases, run_id, work), name=f"heartbeat {run.label}")
         try:
             await _run(ctx, await _get(ctx, run_id))
         finally:
             heartbeat.cancel()
     finally:
-        try:
-            await lease.release()
-        except InfrastructureError:
-            log.warning("could not release the lease on %s; it lapses in %s s", run.service, LEASE_TTL)
+        for lease in leases:
+            try:
+                await lease.release()
+            except InfrastructureError:
+                log.warning("could not release a lease of %s; it lapses in %s s", run.label, LEASE_TTL)
 
 
 def _holder(run: ActionRun) -> str:
@@ -315,12 +322,13 @@ async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None
         await refresh_message(ctx, run.id or 0)
 
 
-async def _keep(ctx: Context, lease: Any, run_id: int, work: asyncio.Task[Any]) -> None:
-    """Renew the lease and the run's heartbeat; if either is lost, stop the run rather than act unguarded."""
+async def _keep(ctx: Context, leases: list[Any], run_id: int, work: asyncio.Task[Any]) -> None:
+    """Renew the leases and the run's heartbeat; if any is lost, stop the run rather than act unguarded."""
     while True:
         await ctx.clock.sleep(HEARTBEAT)
         try:
-            alive = await lease.renew(LEASE_TTL) and await ctx.store.heartbeat(run_id, ctx.owner, ctx.clock.now())
+            renewed = [await lease.renew(LEASE_TTL) for lease in leases]
+            alive = all(renewed) and await ctx.store.heartbeat(run_id, ctx.owner, ctx.clock.now())
         except Exception:
             log.exception("renewing the lease of action run %s failed", run_id)
             alive = False
@@ -341,7 +349,16 @@ async def _run(ctx: Context, run: ActionRun) -> None:
 
     progress = RunProgress(ctx.store, ctx.clock, run_id, list(run.steps), show)
     try:
-        summary = await _perform(ctx, run, progress)
+        if run.kind is ActionKind.RUNBOOK:
+            from bot.runbooks import engine
+
+            try:
+                summary = await engine.perform(ctx, run, show)
+            except engine.RunbookStopped as stopped:
+                await _finish(ctx, run, stopped.final, stopped.outcome, stopped.state)
+                return
+        else:
+            summary = await _perform(ctx, run, progress)
     except asyncio.CancelledError as exc:
         why = ("opsbot lost its lease on the service (is its lock store reachable?)" if _LEASE_LOST in exc.args
                else "opsbot was stopped")
@@ -390,7 +407,7 @@ async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
     record = await _backup_to_restore(ctx, run.service, run.params)
     safety = await _take_backup(ctx, run, backups, progress.prefixed("Safety backup: "), BackupLabel.SAFETY)
     try:
-        summary = await backups.restore(_artifact(record), progress)
+        summary = await backups.restore(artifact_of(record), progress)
         checked = await _verify_health(ctx, run, progress)
     except ExecutorError as exc:
         raise ExecutorError(str(exc), state=f"{exc.state}. The state before the restore is in safety backup `{safety.id}`.") from exc
@@ -398,10 +415,16 @@ async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
 
 
 async def _take_backup(ctx: Context, run: ActionRun, backups: Backups, progress: Any, label: BackupLabel) -> BackupRecord:
+    return await take_backup(ctx, run.service, run.id, backups, progress, label)
+
+
+async def take_backup(ctx: Context, service: str, run_id: int | None, backups: Backups, progress: Any,
+                      label: BackupLabel) -> BackupRecord:
+    """Write and verify a backup of `service`, and record it (as the run's) so it can be listed and restored."""
     artifact = await backups.backup(progress, label=label.value)
-    kind = ctx.catalog.services[run.service].backup.type  # type: ignore[union-attr]
-    record = BackupRecord(service=run.service, kind=kind, path=artifact.path, size=artifact.size, sha256=artifact.sha256,
-                          created_at=artifact.created_at, label=label, verified_at=ctx.clock.now(), run_id=run.id)
+    kind = ctx.catalog.services[service].backup.type  # type: ignore[union-attr]
+    record = BackupRecord(service=service, kind=kind, path=artifact.path, size=artifact.size, sha256=artifact.sha256,
+                          created_at=artifact.created_at, label=label, verified_at=ctx.clock.now(), run_id=run_id)
     return replace(record, id=await ctx.store.add_backup(record))
 
 
@@ -416,7 +439,7 @@ async def _apply_retention(ctx: Context, service: str, backups: Backups, progres
     target = ctx.catalog.services[service].backup
     async with progress.step(_retention_title(ctx, service)) as step:
         records = {str(r.path): r for r in await ctx.store.backups(service, limit=1000)}
-        artifacts = [_artifact(r) for r in records.values()]
+        artifacts = [artifact_of(r) for r in records.values()]
         doomed = expired(artifacts, ctx.clock.now(), target.retention_days, target.keep_min)  # type: ignore[union-attr]
         removed, problems = 0, []
         for artifact in doomed:
@@ -454,7 +477,7 @@ def _health_title(service: str) -> str:
     return f"Check the health of {service}"
 
 
-def _artifact(record: BackupRecord) -> Artifact:
+def artifact_of(record: BackupRecord) -> Artifact:
     return Artifact(path=record.path, size=record.size, sha256=record.sha256, created_at=record.created_at)
 
 

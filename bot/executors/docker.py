@@ -1,5 +1,5 @@
-"""Docker executor: restart a service's containers (one by name, or all by labels) and roll them back to an image
-they ran before. Not responsible for policy or locks, nor for building images; talks to Docker only via docker-py.
+"""Docker executor: restart, stop, start, deploy and roll back a service's containers (one by name, or all by
+labels), and read their logs. Not responsible for policy or locks, nor for building images; talks only via docker-py.
 """
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
+from docker.models.images import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.clock import Clock
@@ -26,6 +28,8 @@ UNKNOWN = "unknown: see `docker ps -a`"
 DEFAULT_NETWORKS = ("bridge", "podman")  # Docker's and podman's default network, which every engine re-adds
 DEFAULT_STOP_TIMEOUT = 10  # seconds; what `docker restart` waits when the container sets none
 BARE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's tag grammar: no "/", ":" or "@"
+STARTABLE = ("created", "exited")  # the states `docker start` brings up; paused/dead need more than a start
+STOPPED = ("created", "exited", "dead")
 T = TypeVar("T")
 
 
@@ -90,17 +94,33 @@ class DockerWorkload:
     def _wait_title(self) -> str:
         return f"Wait until running and healthy ({self._target.start_timeout:g} s)"
 
-    def restart_plan(self) -> list[str]:
-        return [f"Restart {self._target.subject}", self._wait_title()]
-
-    def rollback_plan(self, to: str | None) -> list[str]:
+    def _recreate_titles(self) -> list[str]:
         plural = "containers" if self._target.labels else "container"
         return [
-            f"Pick the image to roll back to ({'the previous one' if to is None else to})",
             f"Recreate {self._target.subject} from that image, keeping the old {plural} aside",
             self._wait_title(),
             f"Remove the old {plural}",
         ]
+
+    def restart_plan(self) -> list[str]:
+        return [f"Restart {self._target.subject}", self._wait_title()]
+
+    def rollback_plan(self, to: str | None) -> list[str]:
+        which = "the previous one" if to is None else to
+        return [f"Pick the image to roll back to ({which})", *self._recreate_titles()]
+
+    def deploy_plan(self, image: str) -> list[str]:
+        return [f"Find image {image}, pulling it if the host lacks it", *self._recreate_titles()]
+
+    def stop_plan(self) -> list[str]:
+        return [f"Stop {self._target.subject}"]
+
+    def start_plan(self) -> list[str]:
+        return [f"Start {self._target.subject}", self._wait_title()]
+
+    def scale_plan(self, replicas: int) -> list[str]:
+        """Docker has no replicas: 0 is a stop, anything else is a start that checks the count first."""
+        return self.stop_plan() if replicas == 0 else self.start_plan()
 
     async def restart(self, progress: Progress) -> str:
         restart_title, wait_title = self.restart_plan()
@@ -109,9 +129,10 @@ class DockerWorkload:
             await self._record_running(found)
             started = self._clock.monotonic()
             for index, container in enumerate(found):
-                timeout = int(container.attrs["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT)
                 try:
-                    await self._call(f"restart container {container.name}", container.restart, timeout=timeout)
+                    await self._call(
+                        f"restart container {container.name}", container.restart, timeout=_stop_timeout(container)
+                    )
                 except ExecutorError as exc:
                     exc.state = "".join(f"{c.name} restarted; " for c in found[:index]) + await self._state_of(container)
                     raise
@@ -130,38 +151,90 @@ class DockerWorkload:
             target = self._choose(await self._history.deploy_history(self._service), current, to)
             image = await self._call(f"find image {target.image}", self._local_image, target, state=UNCHANGED)
             step.detail = image
-        swaps = [
-            _Swap(container, container.name, revision.image, container.attrs["State"].get("Running", True))
-            for container, revision in zip(found, running, strict=True)
-        ]
-        async with progress.step(recreate_title) as step:
-            started = self._clock.monotonic()
-            try:
-                for swap in swaps:
-                    await self._call(f"recreate container {swap.name}", self._swap, swap, image)
-            except ExecutorError as exc:
-                raise await self._put_back(swaps, image, exc) from exc
-            step.detail = "old one set aside as " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
-        async with progress.step(wait_title) as step:
-            try:
-                seconds = await self._wait_ready([swap.new for swap in swaps if swap.new is not None], started)
-            except ExecutorError as exc:
-                raise await self._put_back(swaps, image, exc) from exc
-            step.detail = f"running {image} in {seconds:.1f} s"
-        await self._history.record_deploy(self._service, target.image, target.digest, self._clock.now())
-        async with progress.step(remove_title) as step:
-            for swap in swaps:
-                await self._call(
-                    f"remove the old container {swap.name}{ASIDE_SUFFIX}",
-                    swap.old.remove,
-                    state=f"container {swap.name} runs {image}; the old one is left as {swap.name}{ASIDE_SUFFIX}",
-                )
-            step.detail = "removed " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
+        titles = (recreate_title, wait_title, remove_title)
+        pairs = list(zip(found, running, strict=True))
+        seconds = await self._recreate(pairs, image, target, titles, f"Rolling back to {image}", progress)
         return f"Rolled back {self._target.subject} from {current.image} to {image}; running in {seconds:.1f} s."
 
-    async def revisions(self) -> list[Revision]:
+    async def deploy(self, image: str, progress: Progress) -> str:
+        """Recreate the containers not yet on `image` (a bare tag keeps the current repository); a no-op when all are,
+        so undo can use it to ensure an image."""
+        find_title, recreate_title, wait_title, remove_title = self.deploy_plan(image)
+        async with progress.step(find_title) as step:
+            found = await self._find()
+            running = await self._record_running(found)
+            wanted = f"{_repository(running[0].image)}:{image}" if BARE_TAG.fullmatch(image) else image
+            target, image_id = await self._call(f"find image {wanted}", self._deployable, wanted, state=UNCHANGED)
+            # The image id, not the reference, decides: a tag moved to a new build is not what runs.
+            stale = [(c, rev) for c, rev in zip(found, running, strict=True) if c.attrs["Image"] != image_id]
+            step.detail = target.image if stale else f"{target.image}, already running"
+        if not stale:
+            return f"Nothing to do: {self._target.subject} already runs {target.image}."
+        titles = (recreate_title, wait_title, remove_title)
+        seconds = await self._recreate(stale, target.image, target, titles, f"Deploying {target.image}", progress)
+        was = ", ".join(dict.fromkeys(rev.image for _, rev in stale))
+        return f"Deployed {target.image} to {self._target.subject} (was {was}); running in {seconds:.1f} s."
+
+    async def stop(self, progress: Progress) -> str:
+        [title] = self.stop_plan()
+        async with progress.step(title) as step:
+            found = await self._find()
+            to_stop = [c for c in found if c.status not in STOPPED]
+            for index, container in enumerate(to_stop):
+                try:
+                    # Each container's own stop timeout, as `docker stop` would use; docker-py's default is 10 s.
+                    await self._call(
+                        f"stop container {container.name}", container.stop, timeout=_stop_timeout(container)
+                    )
+                except ExecutorError as exc:
+                    done = "".join(f"{c.name} stopped; " for c in to_stop[:index])
+                    exc.state = done + await self._state_of(container)
+                    raise
+            step.detail = _changed("stopped", to_stop, found, already="stopped")
+        if not to_stop:
+            return f"Nothing to do: {self._target.subject} {self._is()} already stopped."
+        return f"Stopped {self._target.subject}."
+
+    async def start(self, progress: Progress) -> str:
+        return await self._start(progress, replicas=None)
+
+    async def scale(self, replicas: int, progress: Progress) -> str:
+        """0 stops every container, their number starts them all; Docker cannot run any other count."""
+        return await self.stop(progress) if replicas == 0 else await self._start(progress, replicas=replicas)
+
+    async def is_running(self) -> bool:
+        return all(c.status == "running" for c in await self._find())
+
+    async def running_count(self) -> int:
+        return sum(c.status == "running" for c in await self._find())
+
+    async def current_image(self) -> str:
+        return (await self._current(await self._find())).image
+
+    async def logs(
+        self, since: datetime, until: datetime | None = None, max_bytes: int = 1_000_000
+    ) -> list[tuple[str, str]]:
+        """Each container's stdout and stderr over the window, with timestamps, as its last `max_bytes` bytes."""
         found = await self._find()
-        current = await self._call("inspect the running image", self._running_image, found[0], state=UNCHANGED)
+        window: dict[str, float] = {"since": _unix(since)}
+        if until is not None:
+            window["until"] = _unix(until)
+        read: list[tuple[str, str]] = []
+        for container in found:
+            raw = await self._call(
+                f"read the logs of container {container.name}",
+                container.logs,
+                stdout=True,
+                stderr=True,
+                timestamps=True,
+                state=UNCHANGED,
+                **window,
+            )
+            read.append((container.name, raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
+        return read
+
+    async def revisions(self) -> list[Revision]:
+        current = await self._current(await self._find())
         marked, listed = False, []
         for revision in await self._history.deploy_history(self._service):
             is_current = not marked and _same_image(revision, current)
@@ -169,6 +242,37 @@ class DockerWorkload:
             listed.append(dataclasses.replace(revision, current=is_current))
         # An image never recorded (the bot has not touched the service yet) is still what runs now.
         return listed if marked else [dataclasses.replace(current, current=True), *listed]
+
+    async def _start(self, progress: Progress, *, replicas: int | None) -> str:
+        start_title, wait_title = self.start_plan()
+        async with progress.step(start_title) as step:
+            found = await self._find()
+            if replicas is not None and replicas != len(found):
+                raise ExecutorError(
+                    f"Docker has no replicas: {self._target.subject} can be scaled to 0 (stop all) "
+                    f"or {len(found)} (start all), not {replicas}.",
+                    state=UNCHANGED,
+                )
+            to_start = [c for c in found if c.status in STARTABLE]
+            started = self._clock.monotonic()
+            for index, container in enumerate(to_start):
+                try:
+                    await self._call(f"start container {container.name}", container.start)
+                except ExecutorError as exc:
+                    done = "".join(f"{c.name} started; " for c in to_start[:index])
+                    exc.state = done + await self._state_of(container)
+                    raise
+            step.detail = _changed("started", to_start, found, already="running")
+        async with progress.step(wait_title) as step:
+            # Already-running containers are waited for too: "started" should mean healthy, whoever started them.
+            seconds = await self._wait_ready(found, started)
+            step.detail = f"running in {seconds:.1f} s"
+        if not to_start:
+            return f"Nothing to do: {self._target.subject} {self._is()} already running."
+        return f"Started {self._target.subject}; running in {seconds:.1f} s."
+
+    def _is(self) -> str:
+        return "are" if self._target.labels else "is"
 
     # -- finding and recording ---------------------------------------------------------------------------------
 
@@ -197,6 +301,9 @@ class DockerWorkload:
             await self._history.record_deploy(self._service, image.image, image.digest, self._clock.now())
         return running
 
+    async def _current(self, found: list[Container]) -> Revision:
+        return await self._call("inspect the running image", self._running_image, found[0], state=UNCHANGED)
+
     def _running_image(self, container: Container) -> Revision:
         reference, image_id = container.attrs["Config"]["Image"], container.attrs["Image"]
         try:
@@ -205,11 +312,14 @@ class DockerWorkload:
             return Revision(id=reference, image=reference, digest=image_id)
         if reference == image_id or reference.startswith("sha256:"):
             reference = image.tags[0] if image.tags else image_id
-        repository = _repository(reference)
-        digests = [d for d in image.attrs.get("RepoDigests") or [] if "@" in d]
-        matching = [d for d in digests if d.split("@")[0] in (repository, repository.split("/")[-1])]
-        chosen = (matching or digests or [f"@{image.id}"])[0]
-        return Revision(id=reference, image=reference, digest=chosen.split("@", 1)[1])
+        return _revision_of(reference, image)
+
+    def _deployable(self, reference: str) -> tuple[Revision, str]:
+        """`reference` as a revision to record (its digest chosen as for a running container) and its image id;
+        pulls the image when the host lacks it."""
+        local = self._local_image(Revision(id=reference, image=reference), ran_here=False)
+        image = self._client().images.get(local)
+        return _revision_of(local, image), str(image.id)
 
     def _choose(self, history: list[Revision], current: Revision, to: str | None) -> Revision:
         unchanged = f"unchanged: {self._target.subject} still runs {current.image}"
@@ -231,7 +341,7 @@ class DockerWorkload:
         known = ", ".join(rev.image for rev in history) or "none"
         raise ExecutorError(f"{self._service} has never run {wanted}. Known images: {known}.", state=unchanged)
 
-    def _local_image(self, revision: Revision) -> str:
+    def _local_image(self, revision: Revision, *, ran_here: bool = True) -> str:
         """The reference to create from: the recorded tag, or the recorded digest if the tag has moved since."""
         images, digest = self._client().images, revision.digest
         candidates = [revision.image, *([f"{_repository(revision.image)}@{digest}", digest] if digest else [])]
@@ -244,10 +354,11 @@ class DockerWorkload:
             if digest in (None, image.id) or any(d.endswith(f"@{digest}") for d in repo_digests):
                 return reference
         try:
-            images.pull(candidates[1] if digest else revision.image)  # it ran here once, but may have been pruned
+            images.pull(candidates[1] if digest else revision.image)  # pruned since it ran, or never pulled here
         except docker.errors.APIError as exc:
             raise ExecutorError(
-                f"{revision.image} is no longer on the Docker host and could not be pulled: {exc.explanation or exc}",
+                f"{revision.image} is {'no longer' if ran_here else 'not'} on the Docker host and could not be "
+                f"pulled: {exc.explanation or exc}",
                 state=UNCHANGED,
             ) from exc
         return candidates[1] if digest else revision.image
@@ -263,7 +374,7 @@ class DockerWorkload:
             pass
         else:
             raise ExecutorError(
-                f"A container named {aside} already exists (left by an interrupted rollback?); "
+                f"A container named {aside} already exists (left by an interrupted rollback or deploy?); "
                 "remove it or rename it back first.",
                 state=f"unchanged: container {swap.name} still runs {swap.image}",
             )
@@ -282,9 +393,51 @@ class DockerWorkload:
             client.api.connect_container_to_network(swap.new.id, network, aliases=endpoint["Aliases"])
         swap.new.start()
 
-    async def _put_back(self, swaps: list[_Swap], image: str, cause: ExecutorError) -> ExecutorError:
+    async def _recreate(
+        self,
+        found: list[tuple[Container, Revision]],
+        image: str,
+        record: Revision,
+        titles: tuple[str, str, str],
+        doing: str,
+        progress: Progress,
+    ) -> float:
+        """Replace each container (paired with what it runs) by one made from `image`, wait, record `record` in the
+        deploy history, remove the old ones; returns the seconds until ready. A failure puts the old ones back and
+        raises "`doing` failed: …"."""
+        recreate_title, wait_title, remove_title = titles
+        swaps = [
+            _Swap(container, container.name, revision.image, container.attrs["State"].get("Running", True))
+            for container, revision in found
+        ]
+        async with progress.step(recreate_title) as step:
+            started = self._clock.monotonic()
+            try:
+                for swap in swaps:
+                    await self._call(f"recreate container {swap.name}", self._swap, swap, image)
+            except ExecutorError as exc:
+                raise await self._put_back(swaps, doing, exc) from exc
+            step.detail = "old one set aside as " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
+        async with progress.step(wait_title) as step:
+            try:
+                seconds = await self._wait_ready([swap.new for swap in swaps if swap.new is not None], started)
+            except ExecutorError as exc:
+                raise await self._put_back(swaps, doing, exc) from exc
+            step.detail = f"running {image} in {seconds:.1f} s"
+        await self._history.record_deploy(self._service, record.image, record.digest, self._clock.now())
+        async with progress.step(remove_title) as step:
+            for swap in swaps:
+                await self._call(
+                    f"remove the old container {swap.name}{ASIDE_SUFFIX}",
+                    swap.old.remove,
+                    state=f"container {swap.name} runs {image}; the old one is left as {swap.name}{ASIDE_SUFFIX}",
+                )
+            step.detail = "removed " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
+        return seconds
+
+    async def _put_back(self, swaps: list[_Swap], doing: str, cause: ExecutorError) -> ExecutorError:
         states = [await self._put_back_one(swap) for swap in swaps if swap.stopped]
-        return ExecutorError(f"Rolling back to {image} failed: {cause}", state="; ".join(states) or cause.state)
+        return ExecutorError(f"{doing} failed: {cause}", state="; ".join(states) or cause.state)
 
     async def _put_back_one(self, swap: _Swap) -> str:
         def undo() -> None:
@@ -427,6 +580,36 @@ def _describe(container: Container) -> str:
         failed = f", {streak} failed checks in a row" if streak else ""
         return f"container {container.name} is running but {health}{failed}"
     return f"container {container.name} is {status}"
+
+
+def _stop_timeout(container: Container) -> int:
+    return int(container.attrs["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT)
+
+
+def _changed(done: str, changed: list[Container], found: list[Container], already: str) -> str:
+    """A step's detail, such as `stopped a, b; c was already stopped`."""
+    names = {c.name for c in changed}
+    left = [c.name for c in found if c.name not in names]
+    parts = [f"{done} " + ", ".join(c.name for c in changed)] if changed else []
+    if left:
+        parts.append(", ".join(left) + (" were" if len(left) > 1 else " was") + f" already {already}")
+    return "; ".join(parts)
+
+
+def _revision_of(reference: str, image: Image) -> Revision:
+    """`reference` with the digest that identifies `image`: its registry digest for that repository if it has one."""
+    repository = _repository(reference)
+    digests = [d for d in image.attrs.get("RepoDigests") or [] if "@" in d]
+    matching = [d for d in digests if d.split("@")[0] in (repository, repository.split("/")[-1])]
+    chosen = (matching or digests or [f"@{image.id}"])[0]
+    return Revision(id=reference, image=reference, digest=chosen.split("@", 1)[1])
+
+
+def _unix(moment: datetime) -> float:
+    # docker-py would cut a datetime to whole seconds; a float keeps the window as asked.
+    if moment.tzinfo is None:
+        raise ValueError("Docker log windows need timezone-aware datetimes")
+    return moment.timestamp()
 
 
 def _repository(reference: str) -> str:

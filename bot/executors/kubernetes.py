@@ -1,5 +1,5 @@
-"""Kubernetes executor: restart a deployment and roll it back to an earlier revision, the way `kubectl rollout
-restart`, `undo` and `status` do. Not responsible for policy or locks, nor for applying manifests, scaling or pods.
+"""Kubernetes executor: restart, roll back, re-image and scale a deployment, read its pods' logs and ConfigMap keys,
+as `kubectl rollout`, `set image`, `scale`, `logs` and `patch` do. Not responsible for policy, locks or manifests.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 import urllib3.exceptions
-from kubernetes.client import ApiClient, AppsV1Api, Configuration, V1Deployment, V1ObjectMeta, V1ReplicaSet
+from kubernetes.client import (ApiClient, AppsV1Api, Configuration, CoreV1Api, V1ConfigMap, V1Deployment, V1ObjectMeta,
+                               V1Pod, V1ReplicaSet)
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
@@ -36,6 +37,9 @@ KEPT_ON_UNDO = frozenset({
 })
 DNS_1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CONFIG_KEY = r"^[-._a-zA-Z0-9]{1,253}$"  # what the API server accepts as a ConfigMap key
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a Docker tag; a bare word is always read as one
+IMAGE_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$"
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read: a hung API server must not hold an action for ever
 UNCHANGED = "nothing was changed"
 T = TypeVar("T")
@@ -218,6 +222,185 @@ class KubernetesWorkload:
         return [Revision(id=str(rs.number), image=rs.image, created_at=rs.created_at, current=rs.number == current)
                 for rs in history]
 
+    # -- image -------------------------------------------------------------------------------------------------
+
+    async def current_image(self) -> str:
+        """The image of the target container in the deployment's pod template. Reads only."""
+        return self._container_of(await self._read())[1]
+
+    def set_image_plan(self, image: str) -> list[str]:
+        which = f"container {self._target.container}" if self._target.container else "the first container"
+        what = f"tag {image}" if _is_tag(image) else _image_reference(image)
+        return [f"Set the image of {which} of {self._target.subject} to {what}", self._wait_title()]
+
+    async def set_image(self, image: str, progress: Progress) -> str:
+        """`kubectl set image` then `rollout status`; a bare tag keeps the current repository. Already set: no-op."""
+        set_title, wait_title = self.set_image_plan(image)
+        target = self._target
+        async with progress.step(set_title) as step:
+            deployment = await self._read()
+            self._refuse_paused(deployment, "change the image of")
+            name, current = self._container_of(deployment)
+            wanted = _with_tag(current, image) if _is_tag(image) else image
+            started = self._clock.monotonic()
+            if current == wanted:
+                step.detail = f"container {name} already runs {wanted}"
+            else:
+                # kubectl's set image: a strategic merge patch matches the container by name and changes only it.
+                patch = {"spec": {"template": {"spec": {"containers": [{"name": name, "image": wanted}]}}}}
+                await self._call(f"set the image of {target.subject}", lambda api: api.patch_namespaced_deployment(
+                    target.deployment, target.namespace, patch, _request_timeout=REQUEST_TIMEOUT), write=True)
+                step.detail = f"{current} → {wanted}"
+        async with progress.step(wait_title) as step:
+            if current == wanted:
+                step.detail = "nothing was changed, so there is no rollout to wait for"
+                return f"Container {name} of {target.subject} already runs {wanted}; nothing was changed."
+            rollout, seconds, now = await self._wait(started)
+            step.detail = f"{_replicas(rollout.desired)} updated and available in {seconds:.1f} s"
+        revision = f", revision {now}" if now is not None else ""
+        return (f"Set the image of container {name} of {target.subject} to {wanted} (was {current}{revision}): "
+                f"{_replicas(rollout.desired)} updated and available in {seconds:.1f} s.")
+
+    # -- scale -------------------------------------------------------------------------------------------------
+
+    async def replicas(self) -> int:
+        """How many replicas the deployment asks for (spec.replicas). Reads only."""
+        return _Rollout.of(self._target.subject, await self._read()).desired
+
+    def scale_plan(self, replicas: int) -> list[str]:
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise ExecutorError(f"{replicas!r} is not a number of replicas; use 0 or more.", state=UNCHANGED)
+        until = ("no replica remains" if replicas == 0 else "1 replica is available" if replicas == 1
+                 else f"{replicas} replicas are available")
+        return [f"Scale {self._target.subject} to {_replicas(replicas)}",
+                f"Wait until {until} (up to {self._target.rollout_timeout:g} s)"]
+
+    async def scale(self, replicas: int, progress: Progress) -> str:
+        """`kubectl scale` then wait until that many replicas are available (none left, for 0)."""
+        scale_title, wait_title = self.scale_plan(replicas)
+        target = self._target
+        async with progress.step(scale_title) as step:
+            deployment = await self._read()
+            before = _Rollout.of(target.subject, deployment).desired
+            started = self._clock.monotonic()
+            if before == replicas:
+                step.detail = f"already at {_replicas(replicas)}"
+            else:
+                patch = {"spec": {"replicas": replicas}}
+                await self._call(f"scale {target.subject}", lambda api: api.patch_namespaced_deployment(
+                    target.deployment, target.namespace, patch, _request_timeout=REQUEST_TIMEOUT), write=True)
+                step.detail = f"{before} → {replicas}"
+        async with progress.step(wait_title) as step:
+            # Even when the count is already right, the caller is told only once those replicas are available.
+            rollout, seconds, _ = await self._wait(started, changed=before != replicas)
+            step.detail = _availability(rollout, seconds)
+        if before == replicas:
+            return (f"{target.subject} was already at {_replicas(replicas)}; nothing was changed "
+                    f"({_availability(rollout, seconds)}).")
+        return f"Scaled {target.subject} from {before} to {_replicas(replicas)}: {_availability(rollout, seconds)}."
+
+    # -- logs --------------------------------------------------------------------------------------------------
+
+    async def logs(self, since_seconds: int, max_bytes: int = 1_000_000) -> list[tuple[str, str]]:
+        """(pod name, log text with timestamps) for each of the deployment's pods, by name; at most `max_bytes` a pod.
+
+        A pod that went away since it was listed is left out; one whose container has not started has its reason
+        as its text ("(no logs: …)"). Reads only.
+        """
+        if since_seconds < 1 or max_bytes < 1:
+            raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds and max_bytes must be "
+                                "at least 1.", state=UNCHANGED)
+        target = self._target
+        deployment = await self._read()
+        owned = await self._call(f"list the ReplicaSets of {target.subject}",
+                                 lambda api: self._owned_blocking(api, deployment))
+        listed = await self._call(f"list the pods of {target.subject}", lambda core: core.list_namespaced_pod(
+            target.namespace, label_selector=_selector_of(deployment), _request_timeout=REQUEST_TIMEOUT), api="core")
+        # Pods belong to a ReplicaSet of this deployment; the selector alone may match another deployment's.
+        pods = sorted((pod for pod in listed.items if any(
+            o.controller and o.uid in owned for o in _meta(pod).owner_references or [])),
+            key=lambda pod: str(_meta(pod).name))
+        found = []
+        for pod in pods:
+            text = await self._pod_log(pod, since_seconds, max_bytes)
+            if text is not None:
+                found.append((str(_meta(pod).name), text))
+        return found
+
+    async def _pod_log(self, pod: V1Pod, since_seconds: int, max_bytes: int) -> str | None:
+        name = str(_meta(pod).name)
+        # As kubectl logs: without a named container, the pod's first one (the API refuses to guess for several).
+        container = self._target.container or (pod.spec.containers[0].name if pod.spec and pod.spec.containers
+                                               else None)
+
+        def read(core: CoreV1Api) -> str | None:
+            try:
+                # Raw bytes: the client would try the text as JSON and fails on bytes that are not UTF-8.
+                response = core.read_namespaced_pod_log(
+                    name, self._target.namespace, container=container, since_seconds=since_seconds, timestamps=True,
+                    limit_bytes=max_bytes, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None  # replaced by a rollout or scaled away since the listing
+                if exc.status == 400:  # the container is waiting to start: pulling, crash back-off, …
+                    return f"(no logs: {_status_message(exc.body)})"
+                raise
+            try:
+                return bytes(response.data).decode("utf-8", errors="replace")
+            finally:
+                response.release_conn()
+
+        return await self._call(f"read the log of pod {self._target.namespace}/{name}", read, api="core")
+
+    # -- ConfigMaps --------------------------------------------------------------------------------------------
+
+    async def config_value(self, configmap: str, key: str) -> str | None:
+        """The value of `key` in the ConfigMap `configmap` of the target's namespace; None if it has no such key."""
+        subject = self._configmap_subject(configmap, key)
+        found = await self._read_configmap(configmap, subject)
+        self._refuse_binary(found, key, subject)
+        return (found.data or {}).get(key)
+
+    async def set_config_value(self, configmap: str, key: str, value: str | None) -> str:
+        """Set `key` of the ConfigMap to `value`, or remove it for None; returns what changed. Already so: no-op."""
+        subject = self._configmap_subject(configmap, key)
+        found = await self._read_configmap(configmap, subject)
+        self._refuse_binary(found, key, subject)
+        before = (found.data or {}).get(key)
+        if before == value:
+            now = "not set" if value is None else f"set to {_quote(value)}"
+            return f"{key} in {subject} is already {now}; nothing was changed."
+        # The resourceVersion makes the patch fail (409) if someone changed the ConfigMap since it was read, so
+        # "was" below is what was replaced. Null removes a key in a strategic merge patch.
+        patch = {"metadata": {"resourceVersion": _meta(found).resource_version}, "data": {key: value}}
+        namespace = self._target.namespace
+        await self._call(f"set {key} in {subject}", lambda core: core.patch_namespaced_config_map(
+            configmap, namespace, patch, _request_timeout=REQUEST_TIMEOUT), api="core", subject=subject, write=True)
+        if value is None:
+            return f"Removed {key} from {subject} (it was {_quote(before or '')})."
+        if before is None:
+            return f"Added {key} to {subject}: {_quote(value)}."
+        return f"Changed {key} in {subject} from {_quote(before)} to {_quote(value)}."
+
+    def _configmap_subject(self, configmap: str, key: str) -> str:
+        # fullmatch: `$` in re.match would let a trailing newline through.
+        if len(configmap) > 253 or not re.fullmatch(DNS_1123_SUBDOMAIN, configmap) or not re.fullmatch(CONFIG_KEY, key):
+            raise ExecutorError(f"{configmap!r} / {key!r} is not a ConfigMap name and key (names are lower-case "
+                                "letters, digits, '-' and '.'; keys letters, digits, '-', '_' and '.').",
+                                state=UNCHANGED)
+        return f"ConfigMap {self._target.namespace}/{configmap}"
+
+    async def _read_configmap(self, configmap: str, subject: str) -> V1ConfigMap:
+        namespace = self._target.namespace
+        return await self._call(f"read {subject}", lambda core: core.read_namespaced_config_map(
+            configmap, namespace, _request_timeout=REQUEST_TIMEOUT), api="core", subject=subject)
+
+    @staticmethod
+    def _refuse_binary(found: V1ConfigMap, key: str, subject: str) -> None:
+        if key in (found.binary_data or {}):
+            raise ExecutorError(f"{key} in {subject} holds binary data; only text keys can be read or set here.",
+                                state=UNCHANGED)
+
     # -- reading -----------------------------------------------------------------------------------------------
 
     async def _read(self, state: str = UNCHANGED) -> V1Deployment:
@@ -231,17 +414,11 @@ class KubernetesWorkload:
                                 lambda api: self._history_blocking(api, deployment))
 
     def _history_blocking(self, api: AppsV1Api, deployment: V1Deployment) -> list[_ReplicaSet]:
-        match_labels = (deployment.spec.selector.match_labels if deployment.spec.selector else None) or {}
-        selector = ",".join(f"{key}={value}" for key, value in sorted(match_labels.items())) or None
-        listed = api.list_namespaced_replica_set(self._target.namespace, label_selector=selector,
-                                                 _request_timeout=REQUEST_TIMEOUT)
         found = []
-        for rs in listed.items:
+        for rs in self._controlled_blocking(api, deployment):
             meta = _meta(rs)
             number = _revision_of(meta)
-            # The selector may match another deployment's ReplicaSets too; kubectl keeps those this one controls.
-            owners = meta.owner_references or []
-            if number is None or not any(o.uid == _meta(deployment).uid and o.controller for o in owners):
+            if number is None:
                 continue
             template = api.api_client.sanitize_for_serialization(rs.spec.template if rs.spec else None) or {}
             (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH, None)
@@ -249,11 +426,34 @@ class KubernetesWorkload:
                                      meta.creation_timestamp))
         return sorted(found, key=lambda rs: rs.number, reverse=True)
 
+    def _controlled_blocking(self, api: AppsV1Api, deployment: V1Deployment) -> list[V1ReplicaSet]:
+        listed = api.list_namespaced_replica_set(self._target.namespace, label_selector=_selector_of(deployment),
+                                                 _request_timeout=REQUEST_TIMEOUT)
+        # The selector may match another deployment's ReplicaSets too; kubectl keeps those this one controls.
+        return [rs for rs in listed.items
+                if any(o.uid == _meta(deployment).uid and o.controller for o in _meta(rs).owner_references or [])]
+
+    def _owned_blocking(self, api: AppsV1Api, deployment: V1Deployment) -> set[str]:
+        return {str(_meta(rs).uid) for rs in self._controlled_blocking(api, deployment)}
+
     def _image(self, template: dict[str, Any]) -> str:
-        containers = (template.get("spec") or {}).get("containers") or []
+        chosen = self._pick((template.get("spec") or {}).get("containers") or [])
+        return str(chosen.get("image", "")) if chosen else f"(no container {self._target.container})"
+
+    def _pick(self, containers: list[dict[str, Any]]) -> dict[str, Any] | None:
         wanted = self._target.container
-        chosen = next((c for c in containers if wanted is None or c.get("name") == wanted), None)
-        return str(chosen.get("image", "")) if chosen else f"(no container {wanted})"
+        return next((c for c in containers if wanted is None or c.get("name") == wanted), None)
+
+    def _container_of(self, deployment: V1Deployment) -> tuple[str, str]:
+        """The target container's name and image in the deployment's pod template."""
+        spec = deployment.spec.template.spec
+        containers = [{"name": c.name, "image": c.image or ""} for c in (spec.containers if spec else None) or []]
+        chosen = self._pick(containers)
+        if chosen is None:
+            names = ", ".join(c["name"] for c in containers) or "none"
+            raise TargetNotFound(f"{self._target.subject} has no container {self._target.container} "
+                                 f"(its containers: {names}).", state=UNCHANGED)
+        return str(chosen["name"]), str(chosen["image"])
 
     def _choose(self, history: list[_ReplicaSet], current: int, to: str | None) -> _ReplicaSet:
         subject = self._target.subject
@@ -283,10 +483,11 @@ class KubernetesWorkload:
 
     # -- waiting -----------------------------------------------------------------------------------------------
 
-    async def _wait(self, started: float) -> tuple[_Rollout, float, int | None]:
+    async def _wait(self, started: float, *, changed: bool = True) -> tuple[_Rollout, float, int | None]:
         """Poll like `kubectl rollout status`; returns the finished rollout, seconds taken and the new revision."""
         deadline = started + self._target.rollout_timeout
-        unknown = f"{self._target.subject} was changed; how far its rollout got is unknown"
+        unknown = (f"{self._target.subject} was changed; how far its rollout got is unknown" if changed
+                   else f"{UNCHANGED}; how far {self._target.subject} is from available is unknown")
         while True:
             deployment = await self._read(state=unknown)
             rollout = _Rollout.of(self._target.subject, deployment)
@@ -302,18 +503,28 @@ class KubernetesWorkload:
 
     # -- talking to the API server -----------------------------------------------------------------------------
 
-    async def _call(self, doing: str, function: Callable[[AppsV1Api], T], *, state: str = UNCHANGED,
-                    write: bool = False) -> T:
-        """Run a blocking client call in a thread, turning its failures into the executor's errors."""
-        maybe = f"unknown: {self._target.subject} may have been changed; look at it before trying again"
+    @overload
+    async def _call(self, doing: str, function: Callable[[AppsV1Api], T], *, api: Literal["apps"] = "apps",
+                    subject: str | None = None, state: str = UNCHANGED, write: bool = False) -> T: ...
+
+    @overload
+    async def _call(self, doing: str, function: Callable[[CoreV1Api], T], *, api: Literal["core"],
+                    subject: str | None = None, state: str = UNCHANGED, write: bool = False) -> T: ...
+
+    async def _call(self, doing: str, function: Callable[[Any], T], *, api: Literal["apps", "core"] = "apps",
+                    subject: str | None = None, state: str = UNCHANGED, write: bool = False) -> T:
+        """Run a blocking call of the apps/v1 or core/v1 API in a thread, turning its failures into the executor's
+        errors; `subject` is what a 404 or a failed write is about (default: the deployment)."""
+        subject = subject or self._target.subject
+        maybe = f"unknown: {subject} may have been changed; look at it before trying again"
         maybe = maybe if write else state
         try:
-            return await asyncio.to_thread(self._blocking, function)
+            return await asyncio.to_thread(self._blocking, function, api)
         except ApiException as exc:
             # The server answered: a write it refused changed nothing; one that failed inside it may have.
             after = UNCHANGED if write and (exc.status or 500) < 500 else maybe
             if exc.status == 404:
-                raise TargetNotFound(self._scrub(f"There is no {self._target.subject} in the cluster at "
+                raise TargetNotFound(self._scrub(f"There is no {subject} in the cluster at "
                                                  f"{self._where()}."), state=after) from exc
             raise ExecutorError(self._scrub(f"Could not {doing}: {self._explain(exc)}"), state=after) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -321,11 +532,11 @@ class KubernetesWorkload:
             raise ExecutorError(self._scrub(f"Could not {doing}: cannot reach the Kubernetes API at "
                                             f"{self._where()} ({reason})."), state=maybe) from exc
 
-    def _blocking(self, function: Callable[[AppsV1Api], T]) -> T:
+    def _blocking(self, function: Callable[[Any], T], api: Literal["apps", "core"]) -> T:
         # Made on first use, in a worker thread: loading a kubeconfig reads files and may run an auth plugin.
         if self._client is None:
             self._client = ApiClient(self._configuration())
-        return function(AppsV1Api(self._client))
+        return function(AppsV1Api(self._client) if api == "apps" else CoreV1Api(self._client))
 
     def _configuration(self) -> Configuration:
         target, config = self._target, Configuration()
@@ -389,7 +600,7 @@ def _status_message(body: Any) -> str:
     return str(text)[:300]
 
 
-def _meta(obj: V1Deployment | V1ReplicaSet) -> V1ObjectMeta:
+def _meta(obj: V1Deployment | V1ReplicaSet | V1Pod | V1ConfigMap) -> V1ObjectMeta:
     return obj.metadata or V1ObjectMeta()  # the API always sends it; the newer client's models type it optional
 
 
@@ -413,3 +624,37 @@ def _revision_number(to: str) -> int:
 
 def _replicas(count: int) -> str:
     return f"{count} replica" if count == 1 else f"{count} replicas"
+
+
+def _availability(rollout: _Rollout, seconds: float) -> str:
+    if rollout.desired == 0:
+        return f"no replica remains after {seconds:.1f} s"
+    return f"{_replicas(rollout.desired)} available in {seconds:.1f} s"
+
+
+def _selector_of(deployment: V1Deployment) -> str | None:
+    match_labels = (deployment.spec.selector.match_labels if deployment.spec.selector else None) or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items())) or None
+
+
+def _is_tag(image: str) -> bool:
+    return re.fullmatch(IMAGE_TAG, image) is not None
+
+
+def _image_reference(image: str) -> str:
+    if not re.fullmatch(IMAGE_REFERENCE, image):
+        raise ExecutorError(f"{image!r} is not an image reference or tag (such as registry.example/api:2.0 or 2.0).",
+                            state=UNCHANGED)
+    return image
+
+
+def _with_tag(current: str, tag: str) -> str:
+    """`tag` on the repository of `current`: registry:5000/api:1.0 or api@sha256:… becomes registry:5000/api:<tag>."""
+    name = current.split("@", 1)[0]
+    if name.rfind(":") > name.rfind("/"):  # a colon before the last slash is a registry's port, not a tag
+        name = name[:name.rfind(":")]
+    return f"{name}:{tag}"
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value if len(value) <= 60 else value[:59] + "…", ensure_ascii=False)

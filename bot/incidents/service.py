@@ -106,7 +106,7 @@ async def declare(ctx: Context, *, title: str, severity: str, declared_by: str, 
     refused = await _attempt(problems, "invite people", _invite(ctx, incident))
     if refused:
         problems.append("could not invite " + ", ".join(f"<@{u}>" for u in refused))
-    ts = await _attempt(problems, "post the incident header", ctx.chat.post(channel_id, header(incident, ctx.catalog.incidents)))
+    ts = await _attempt(problems, "post the incident header", ctx.chat.post(channel_id, header(incident, ctx.catalog.incidents, _runbooks(ctx, incident))))
     if ts:
         await ctx.store.update_incident(incident.id or 0, header_ts=ts)
         incident = replace(incident, header_ts=ts)
@@ -326,7 +326,7 @@ async def refresh(ctx: Context, incident_id: int) -> None:
     incident = await get(ctx, incident_id)
     try:
         if incident.channel_id and incident.header_ts:
-            await ctx.chat.update(incident.channel_id, incident.header_ts, header(incident, ctx.catalog.incidents))
+            await ctx.chat.update(incident.channel_id, incident.header_ts, header(incident, ctx.catalog.incidents, _runbooks(ctx, incident)))
         await _set_topic(ctx, incident)
         if incident.announce_channel and incident.announce_ts:
             await ctx.chat.update(incident.announce_channel, incident.announce_ts, announcement(incident, ctx.catalog.incidents))
@@ -351,3 +351,9 @@ async def _broadcast(ctx: Context, incident: Incident, text: str, user: str) -> 
         except OpsbotError as exc:
             log.warning("could not mirror an update of %s: %s", incident.key, exc)
     await refresh(ctx, incident.id or 0)
+
+
+def _runbooks(ctx: Context, incident: Incident) -> list[str]:
+    """The runbooks the incident's services offer, each once, in catalog order."""
+    offered = ctx.catalog.offers(list(incident.services))
+    return list(dict.fromkeys(name for names in offered.values() for name in names))

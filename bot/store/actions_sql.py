@@ -28,7 +28,8 @@ from bot.store.rows import utc
 from bot.store.sql import SqlBase, Statement
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ACTION_FIELDS = {"reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at"}
+_ACTION_FIELDS = {"reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at",
+                  "cancel_requested_by"}
 
 
 class ActionQueries(SqlBase):
@@ -121,6 +122,12 @@ class ActionQueries(SqlBase):
     async def save_step(self, run_id: int, step: ActionStep) -> None:
         await self._atomic([self._step_upsert(run_id, step)])
 
+    async def request_cancel(self, run_id: int, user: str) -> bool:
+        """Ask a run that is about to start or running to stop before its next step; True for the first ask."""
+        return await self._execute(
+            "UPDATE action_runs SET cancel_requested_by = ? WHERE id = ? AND state IN (?, ?) AND cancel_requested_by IS NULL",
+            [user, run_id, ActionState.APPROVED.value, ActionState.RUNNING.value]) == 1
+
     async def expired_actions(self, now: datetime) -> list[ActionRun]:
         """Drafts and pending requests past their expiry."""
         rows = await self._rows(
@@ -131,12 +138,13 @@ class ActionQueries(SqlBase):
 
     def _step_upsert(self, run_id: int, step: ActionStep) -> Statement:
         return (
-            "INSERT INTO action_steps (run_id, position, title, state, detail, started_at, finished_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
+            "INSERT INTO action_steps (run_id, position, title, state, detail, started_at, finished_at, undo) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
             "title = excluded.title, state = excluded.state, detail = excluded.detail, "
-            "started_at = excluded.started_at, finished_at = excluded.finished_at",
+            "started_at = excluded.started_at, finished_at = excluded.finished_at, undo = excluded.undo",
             [run_id, step.position, step.title, step.state.value, step.detail,
-             self._enc(step.started_at), self._enc(step.finished_at)],
+             self._enc(step.started_at), self._enc(step.finished_at),
+             None if step.undo is None else json.dumps(step.undo)],
         )
 
     async def _with_steps(self, rows: list[dict[str, Any]]) -> list[ActionRun]:
@@ -151,7 +159,8 @@ class ActionQueries(SqlBase):
             by_run.setdefault(int(step["run_id"]), []).append(
                 ActionStep(position=step["position"], title=step["title"], state=StepState(step["state"]),
                            detail=step["detail"], started_at=self._dec(step["started_at"]),
-                           finished_at=self._dec(step["finished_at"]))
+                           finished_at=self._dec(step["finished_at"]),
+                           undo=None if step["undo"] is None else json.loads(step["undo"]))
             )
         return [self._run(row, by_run.get(int(row["id"]), [])) for row in rows]
 
@@ -165,7 +174,7 @@ class ActionQueries(SqlBase):
             approvers=tuple(json.loads(row["approvers"])), channel_id=row["channel_id"], message_ts=row["message_ts"],
             created_at=created, expires_at=expires, started_at=self._dec(row["started_at"]),
             finished_at=self._dec(row["finished_at"]), outcome=row["outcome"], target_state=row["target_state"],
-            steps=tuple(steps),
+            steps=tuple(steps), cancel_requested_by=row["cancel_requested_by"],
         )
 
     # --- approvals ------------------------------------------------------------------------------------

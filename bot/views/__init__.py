@@ -60,3 +60,20 @@ def quiet(text: str) -> str:
     @everyone and group mentions made harmless: opsbot repeats it, and must not ping anyone for them."""
     text = _BROADCAST.sub(lambda m: f"@{m.group(1)}", text)
     return _GROUP.sub(lambda m: m.group(1) or "@group", text)
+
+
+def line_sections(lines: list[str], title: str = "") -> list[Any]:
+    """Lines in as few section blocks as Slack's 3000-character limit allows (a long run's steps)."""
+    from slack_sdk.models.blocks import SectionBlock
+
+    blocks: list[Any] = []
+    text = title
+    for line in lines:
+        line = clip(line, MAX_SECTION_TEXT)
+        if text and len(text) + len(line) + 1 > MAX_SECTION_TEXT:
+            blocks.append(SectionBlock(text=text))
+            text = ""
+        text = f"{text}\n{line}" if text else line
+    if text:
+        blocks.append(SectionBlock(text=text))
+    return blocks

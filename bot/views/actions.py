@@ -11,10 +11,10 @@ from slack_sdk.models.blocks import (
     ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock,
 )
 
-from bot.actions.models import ActionRun, ActionState, ApprovalDecision, BackupRecord, Decision, StepState
+from bot.actions.models import ActionKind, ActionRun, ActionState, ApprovalDecision, BackupRecord, Decision, StepState
 from bot.actions.policy import mention
 from bot.executors.base import Revision
-from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size, line_sections
 from bot.views.common import timestamp
 
 REQUEST_ACTION, CANCEL_ACTION = "action.request", "action.cancel"
@@ -27,11 +27,16 @@ _HEADLINE = {
     ActionState.DENIED: "⛔ Denied", ActionState.EXPIRED: "⌛ Expired", ActionState.INTERRUPTED: "⚠️ Interrupted",
     ActionState.CANCELLED: "➖ Withdrawn",
 }
-_STEP = {StepState.WAITING: "⬜", StepState.RUNNING: "⏳", StepState.SUCCEEDED: "✅", StepState.FAILED: "❌"}
+_STEP = {StepState.WAITING: "⬜", StepState.RUNNING: "⏳", StepState.SUCCEEDED: "✅", StepState.FAILED: "❌",
+         StepState.SKIPPED: "⏭", StepState.UNDONE: "↩"}
 
 
 def describe(run: ActionRun) -> str:
-    """`restart api`, `restore db from backup 12`, `rollback api to v1.4`."""
+    """`restart api`, `restore db from backup 12`, `rollback api to v1.4`, `runbook deploy-api (version=2.0)`."""
+    if run.kind is ActionKind.RUNBOOK:
+        from bot.views.runbooks import describe_runbook
+
+        return describe_runbook(run)
     extra = ""
     if run.params.get("backup_id") is not None:
         extra = f" from backup {run.params['backup_id']}"
@@ -42,6 +47,10 @@ def describe(run: ActionRun) -> str:
 
 def plan_message(run: ActionRun) -> Message:
     """What the requester sees before anything happens (ephemeral): target, steps, approvals, buttons."""
+    if run.kind is ActionKind.RUNBOOK:
+        from bot.views.runbooks import runbook_plan_message
+
+        return runbook_plan_message(run, REQUEST_ACTION, CANCEL_ACTION)
     needs = (
         f"{run.approvals_needed} approval{'s' if run.approvals_needed > 1 else ''} from "
         + (mention(run.approvers) if run.approvers else "anyone but you")
@@ -71,7 +80,8 @@ def plan_message(run: ActionRun) -> Message:
 
 def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message:
     """The channel message of a requested action, in whatever state it is."""
-    headline = f"{_HEADLINE[run.state]}: {describe(run)}"
+    mark = "🛑 Cancelled" if run.state is ActionState.CANCELLED and run.started_at else _HEADLINE[run.state]
+    headline = f"{mark}: {describe(run)}"
     approved = [d for d in decisions if d.decision is Decision.APPROVE]
     approvals = (f"{len(approved)} of {run.approvals_needed}" + (f" ({', '.join(f'<@{d.user_id}>' for d in approved)})" if approved else "")
                  if run.approvals_needed else "not needed")
@@ -85,7 +95,7 @@ def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message
         fields.append(MarkdownTextObject(text=f"*Reason*\n{escape(run.reason)}"))
     blocks: list[Block] = [HeaderBlock(text=clip(headline, MAX_HEADER_TEXT)), SectionBlock(fields=fields)]
     if run.steps:
-        blocks.append(SectionBlock(text=clip("\n".join(_step_line(step) for step in run.steps), MAX_SECTION_TEXT)))
+        blocks += line_sections([_step_line(step) for step in run.steps])
     outcome = _outcome(run)
     if outcome:
         blocks.append(SectionBlock(text=clip(outcome, MAX_SECTION_TEXT)))
@@ -98,7 +108,21 @@ def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message
                                                 confirm="Approve", deny="Back")),
             ButtonElement(text="Deny", action_id=DENY_ACTION, value=str(run.id), style="danger"),
         ]))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Action #{run.id} · requested {timestamp(run.created_at)}")]))
+    if run.kind is ActionKind.RUNBOOK:
+        from bot.views.runbooks import run_buttons
+
+        buttons = run_buttons(run)
+        if run.cancel_requested_by and run.state in (ActionState.APPROVED, ActionState.RUNNING):
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(
+                text=f"Cancel asked by <@{run.cancel_requested_by}>: it stops before its next step and undoes what it changed.")]))
+        if run.state is ActionState.INTERRUPTED:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(
+                text="Resume runs it on from the step it was on; Roll back undoes what it changed, newest first. "
+                     "Either needs the same approvals as the run. opsbot does not guess which.")]))
+        if buttons:
+            blocks.append(ActionsBlock(block_id="runbook.run", elements=buttons))
+    kind = "Runbook run" if run.kind is ActionKind.RUNBOOK else "Action"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"{kind} #{run.id} · requested {timestamp(run.created_at)}")]))
     return Message.of(f"{headline} ({run.environment})", blocks)
 
 
@@ -120,7 +144,7 @@ def _outcome(run: ActionRun) -> str:
     if run.state is ActionState.FAILED:
         state = f"\n*State now:* {run.target_state}" if run.target_state else ""
         return f"*Failed:* {run.outcome}{state}"
-    if run.state is ActionState.INTERRUPTED:
+    if run.state is ActionState.INTERRUPTED or (run.state is ActionState.CANCELLED and run.started_at):
         return f"*{run.outcome}*\n*State now:* {run.target_state}"
     if run.state in (ActionState.DENIED, ActionState.EXPIRED, ActionState.CANCELLED):
         return run.outcome or "Nothing ran."

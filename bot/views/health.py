@@ -5,7 +5,8 @@ A catalog too large for one message collapses into a summary plus the services t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -14,6 +15,8 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
+    OverflowMenuElement,
     SectionBlock,
 )
 
@@ -21,9 +24,11 @@ from bot.checks import Status
 from bot.health import CheckResult, HealthRun
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
+from bot.views.runbooks import OFFER_ACTION
 
 RERUN_ACTION = "health.rerun"
 RESTART_ACTION = "health.restart"
+MORE_ACTION = "health.more"  # a failing line's menu: value `restart:<service>` or `runbook:<name>`
 
 EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Status.ERROR: "❌"}
 
@@ -31,9 +36,12 @@ EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Sta
 _FRAME_BLOCKS = 3
 
 
-def health_report(run: HealthRun, *, rerunning_by: str | None = None, restartable: Collection[str] = ()) -> Message:
+def health_report(run: HealthRun, *, rerunning_by: str | None = None, restartable: Collection[str] = (),
+                  offers: Mapping[str, Sequence[str]] | None = None) -> Message:
     """Render a stored run. `rerunning_by` swaps the Re-run button for a "re-running" note; failing services
-    in `restartable` (those with a restart target) get a Restart button."""
+    in `restartable` (those with a restart target) get a Restart button, and those with runbooks in `offers`
+    a menu of them."""
+    actions = _Actions(restartable, offers or {})
     grouped = run.by_service()
     statuses = {name: Status.worst([r.status for r in results]) for name, results in grouped.items()}
     headline = _headline(statuses)
@@ -42,9 +50,9 @@ def health_report(run: HealthRun, *, rerunning_by: str | None = None, restartabl
     if len(grouped) + _FRAME_BLOCKS <= MAX_BLOCKS:
         # Failing first: at 3 a.m. the reader is looking for what is broken.
         order = sorted(grouped, key=lambda name: (-statuses[name].rank, name))
-        sections = [_service_section(name, grouped[name], restartable) for name in order]
+        sections = [_service_section(name, grouped[name], actions) for name in order]
     else:
-        sections = _collapsed(grouped, statuses, restartable)
+        sections = _collapsed(grouped, statuses, actions)
 
     blocks: list[Block] = [HeaderBlock(text=clip(headline, MAX_HEADER_TEXT))]
     blocks += sections
@@ -81,16 +89,33 @@ def _fallback(headline: str, statuses: dict[str, Status]) -> str:
     return f"Health: {headline[2:].strip()}" + (f" ({', '.join(bad)})" if bad else "")
 
 
-def _service_section(name: str, results: list[CheckResult], restartable: Collection[str] = ()) -> SectionBlock:
+@dataclass(frozen=True)
+class _Actions:
+    """What a failing service's line offers: Restart, and the runbooks its catalog entry names."""
+
+    restartable: Collection[str]
+    offers: Mapping[str, Sequence[str]]
+
+    def accessory(self, name: str) -> ButtonElement | OverflowMenuElement | None:
+        runbooks = list(self.offers.get(name, ()))[:4]
+        restart = name in self.restartable
+        if not runbooks:
+            return ButtonElement(text="Restart", action_id=RESTART_ACTION, value=name) if restart else None
+        if len(runbooks) == 1 and not restart:
+            return ButtonElement(text=clip(f"Run {runbooks[0]}…", 75), action_id=OFFER_ACTION, value=runbooks[0])
+        options = ([Option(text="Restart…", value=f"restart:{name}")] if restart else []) + [
+            Option(text=clip(f"Run {runbook}…", 75), value=f"runbook:{runbook}") for runbook in runbooks]
+        return OverflowMenuElement(action_id=MORE_ACTION, options=options)
+
+
+def _service_section(name: str, results: list[CheckResult], actions: _Actions) -> SectionBlock:
     status = Status.worst([r.status for r in results])
     environment = results[0].environment if results else ""
     title = f"{EMOJI[status]} *{name}*" + (f"  ·  _{escape(environment)}_" if environment else "")
     if not results:
         return SectionBlock(text=f"➖ *{name}*\n_no checks configured_")
     lines = [_check_line(result) for result in results]
-    accessory = None
-    if status.failing and name in restartable:
-        accessory = ButtonElement(text="Restart", action_id=RESTART_ACTION, value=name)
+    accessory = actions.accessory(name) if status.failing else None
     return SectionBlock(text=fit_lines([title, *lines], MAX_SECTION_TEXT), accessory=accessory)
 
 
@@ -122,7 +147,7 @@ def fit_lines(lines: list[str], limit: int) -> str:
     return "\n".join(kept)
 
 
-def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status], restartable: Collection[str]) -> list[Block]:
+def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status], actions: _Actions) -> list[Block]:
     counts = {status: sum(1 for s in statuses.values() if s is status) for status in Status}
     summary = (
         f"*{len(statuses)} services*: {counts[Status.OK]} ✅ healthy · {counts[Status.WARNING]} ⚠️ degraded · "
@@ -139,7 +164,7 @@ def _collapsed(grouped: dict[str, list[CheckResult]], statuses: dict[str, Status
         room -= 1
     shown, hidden = attention[:room], attention[room:]
     blocks: list[Block] = [SectionBlock(text=summary)]
-    blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK], restartable) for name in shown]
+    blocks += [_service_section(name, [r for r in grouped[name] if r.status is not Status.OK], actions) for name in shown]
     if healthy:
         blocks.append(SectionBlock(text=fit_lines(["✅ *Healthy:* " + ", ".join(healthy)], MAX_SECTION_TEXT)))
     if hidden:

@@ -18,6 +18,7 @@ from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus
 from bot.incidents.settings import IncidentSettings
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
+from bot.views.runbooks import OFFER_ACTION
 
 ACK, COMMANDER, NOTE, HEALTH, RESOLVE, POSTMORTEM = (
     "incident.ack", "incident.commander", "incident.note", "incident.health", "incident.resolve", "incident.postmortem")
@@ -44,7 +45,8 @@ def severity_label(name: str, settings: IncidentSettings) -> str:
     return f"{name} {severity.label}" if severity else name
 
 
-def header(incident: Incident, settings: IncidentSettings) -> Message:
+def header(incident: Incident, settings: IncidentSettings, runbooks: list[str] | None = None) -> Message:
+    """The pinned header; `runbooks` are those the affected services offer, in a menu while it is open."""
     emoji = _STATUS_EMOJI[incident.status]
     title = f"{emoji} {incident.key} · {label(incident, settings)}: {incident.title}"
     roles = ", ".join(f"{role}: <@{user}>" for role, user in incident.roles.items() if role != "commander") or "—"
@@ -52,10 +54,10 @@ def header(incident: Incident, settings: IncidentSettings) -> Message:
     fields = [
         MarkdownTextObject(text=f"*Status*\n{incident.status.title}"),
         MarkdownTextObject(text=f"*Severity*\n{label(incident, settings)}"),
-        MarkdownTextObject(text=f"*Commander*\n" + (f"<@{incident.commander}>" if incident.commander else "*none*")),
+        MarkdownTextObject(text="*Commander*\n" + (f"<@{incident.commander}>" if incident.commander else "*none*")),
         MarkdownTextObject(text=f"*Acknowledged*\n{ack}"),
         MarkdownTextObject(text=f"*Declared*\n<@{incident.declared_by}> {timestamp(incident.declared_at)}"),
-        MarkdownTextObject(text=f"*Services*\n" + (", ".join(f"`{s}`" for s in incident.services) or "—")),
+        MarkdownTextObject(text="*Services*\n" + (", ".join(f"`{s}`" for s in incident.services) or "—")),
         MarkdownTextObject(text=f"*Other roles*\n{roles}"),
     ]
     blocks: list[Block] = [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(fields=fields)]
@@ -86,6 +88,10 @@ def header(incident: Incident, settings: IncidentSettings) -> Message:
         StaticSelectElement(placeholder="Take a role", action_id=ROLE,
                             options=[Option(text=f"I'm {r}", value=f"{incident.id}:{r}") for r in ("communications", "scribe")]),
     ]))
+    if incident.open and runbooks:
+        blocks.append(ActionsBlock(block_id="incident.runbooks", elements=[StaticSelectElement(
+            placeholder="Run a runbook…", action_id=OFFER_ACTION,
+            options=[Option(text=clip(name, 75), value=name) for name in runbooks[:100]])]))
     return Message.of(escape(title), blocks)
 
 

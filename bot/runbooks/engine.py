@@ -1,0 +1,222 @@
+"""Running an approved runbook: its steps in order, each stored before it is shown, then undone in reverse on failure.
+
+Called by the actions flow once the run holds every service's lease; not responsible for approvals, leases,
+heartbeats or the final state row (`bot.actions.service`), only for the steps and what they leave behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from bot.actions.models import ActionRun, ActionState, ActionStep, StepState
+from bot.context import Context
+from bot.errors import OpsbotError
+from bot.executors.base import ExecutorError
+from bot.incidents import timeline
+from bot.incidents.models import EntryKind
+from bot.runbooks import steps
+from bot.runbooks.steps import PlannedStep, UndoBook
+from bot.views import escape
+
+log = logging.getLogger(__name__)
+RETRY_PAUSE = 3.0  # seconds between a failed attempt and the next
+UNDO_TIMEOUT = 900.0
+_CARRIED = {StepState.SUCCEEDED, StepState.SKIPPED, StepState.UNDONE}  # a resumed run does not redo these
+_MAY_NEED_UNDO = {StepState.SUCCEEDED, StepState.FAILED, StepState.RUNNING}
+
+
+class RunbookStopped(OpsbotError):
+    """The runbook ended early: failed (and maybe rolled back) or cancelled. `outcome` and `state` are mrkdwn."""
+
+    def __init__(self, final: ActionState, outcome: str, state: str) -> None:
+        self.final, self.outcome, self.state = final, outcome, state
+        super().__init__(outcome)
+
+
+class NoLongerOurs(OpsbotError):
+    """Another replica declared this run interrupted (this one looked dead): start nothing more."""
+
+
+class _Rows:
+    """The run's step rows: every change is stored, then the message is re-rendered (best effort)."""
+
+    def __init__(self, ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]], Awaitable[None]]) -> None:
+        self._ctx, self._run_id, self._show = ctx, run.id or 0, show
+        self.rows = list(run.steps)
+
+    async def set(self, index: int, **changes: Any) -> None:
+        self.rows[index] = replace(self.rows[index], **changes)
+        await self._ctx.store.save_step(self._run_id, self.rows[index])
+        try:
+            await self._show(list(self.rows))
+        except Exception:
+            log.exception("could not update the message of runbook run %s", self._run_id)
+
+    async def add(self, title: str) -> int:
+        self.rows.append(ActionStep(len(self.rows), title))
+        await self.set(len(self.rows) - 1)
+        return len(self.rows) - 1
+
+
+async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]], Awaitable[None]]) -> str:
+    """Run the approved plan (or, for a Roll back, only its undos); returns the summary for a run that finished."""
+    plan = [PlannedStep.of(data) for data in run.params["plan"]]
+    rows = _Rows(ctx, run, show)
+    if run.params.get("mode") == "rollback":
+        undone, failed, stays = await _undo_all(ctx, run, plan, rows, len(plan) - 1)
+        if failed:
+            raise RunbookStopped(ActionState.FAILED, "The roll back did not finish: " + "; ".join(failed),
+                                 _left(undone, failed, stays, run))
+        return "Rolled back. " + _left(undone, failed, stays, run)
+    passed_over: list[str] = []
+    for index, step in enumerate(plan):
+        if rows.rows[index].state in _CARRIED:
+            continue
+        fresh = await _fresh(ctx, run)
+        if fresh.state is not ActionState.RUNNING:
+            raise NoLongerOurs(f"run #{run.id} is {fresh.state.value} now; step {index + 1} was not started")
+        cancelled_by = fresh.cancel_requested_by
+        if cancelled_by:
+            await _skip_from(rows, index, len(plan))
+            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index - 1)
+            await _note(ctx, run, f"cancelled by <@{cancelled_by}> before step {index + 1}", cancelled_by)
+            raise RunbookStopped(ActionState.CANCELLED,
+                                 f"Cancelled by <@{cancelled_by}> before step {index + 1}; nothing more was started."
+                                 + (" Undo failed: " + "; ".join(failed) if failed else ""),
+                                 _left(undone, failed, stays, run))
+        try:
+            detail = await _attempts(ctx, run, index, step, rows)
+        except ExecutorError as exc:
+            why = escape(str(exc))
+            await rows.set(index, state=StepState.FAILED, detail=str(exc)[:500], finished_at=ctx.clock.now())
+            await _note(ctx, run, f"step {index + 1} ({step.title}) failed: {why}", None)
+            if step.on_failure == "continue":
+                passed_over.append(f"step {index + 1} failed ({why})")
+                continue
+            await _skip_from(rows, index + 1, len(plan))
+            if step.on_failure == "stop":
+                raise RunbookStopped(ActionState.FAILED,
+                                     f"Step {index + 1} failed: {why}. Stopped there (`on_failure: stop`); "
+                                     "nothing was undone.", f"as the steps above left it: {escape(exc.state)}") from exc
+            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index)
+            rolled = "Rolled back" if not failed else "Rolling back did not finish: " + "; ".join(failed)
+            raise RunbookStopped(ActionState.FAILED, f"Step {index + 1} failed: {why}. {rolled}.",
+                                 _left(undone, failed, stays, run)) from exc
+        await rows.set(index, state=StepState.SUCCEEDED, detail=detail[:500], finished_at=ctx.clock.now())
+    summary = f"All {len(plan)} steps done."
+    if passed_over:
+        summary = f"Finished, but {'; '.join(passed_over)} (`on_failure: continue`)."
+    return summary
+
+
+async def _fresh(ctx: Context, run: ActionRun) -> ActionRun:
+    return await ctx.store.get_action(run.id or 0) or run
+
+
+async def _attempts(ctx: Context, run: ActionRun, index: int, step: PlannedStep, rows: _Rows) -> str:
+    """One step with its retries, each attempt within the step's timeout; raises the last failure."""
+    row = rows.rows[index]
+    book = UndoBook(dict(row.undo or {}), lambda data: rows.set(index, undo=data))
+    await rows.set(index, state=StepState.RUNNING, started_at=ctx.clock.now(), finished_at=None, detail="")
+    last: ExecutorError | None = None
+    for attempt in range(step.retries + 1):
+        if attempt:
+            await ctx.clock.sleep(RETRY_PAUSE)
+            await rows.set(index, detail=f"try {attempt + 1} of {step.retries + 1} (last: {last})"[:500])
+        try:
+            async with asyncio.timeout(step.timeout):
+                detail = await steps.perform(ctx, run, step, book)
+            return detail + (f" (on try {attempt + 1})" if attempt else "")
+        except ExecutorError as exc:
+            last = exc
+        except TimeoutError:
+            last = ExecutorError(f"did not finish within {step.timeout:g} s and was stopped",
+                                 state="unknown: it was stopped part-way")
+        except OpsbotError as exc:
+            last = ExecutorError(str(exc), state="unchanged by this step")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reference = secrets.token_hex(4)
+            log.exception("runbook run %s step %s failed unexpectedly (reference %s)", run.id, index + 1, reference)
+            last = ExecutorError(f"opsbot failed: {type(exc).__name__} (reference {reference})",
+                                 state="unknown: look at the service")
+    assert last is not None
+    raise last
+
+
+async def _skip_from(rows: _Rows, start: int, end: int) -> None:
+    for index in range(start, end):
+        if rows.rows[index].state is StepState.WAITING:
+            await rows.set(index, state=StepState.SKIPPED)
+
+
+async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows: _Rows,
+                    last: int) -> tuple[list[str], list[str], list[str]]:
+    """Undo steps `last`..0 that changed something and can be put back, newest first; every undo is tried.
+    Returns what was undone, what could not be, and which changes stay (no undo)."""
+    undone, failed, stays = [], [], []
+    for index in range(last, -1, -1):
+        step, row = plan[index], rows.rows[index]
+        if row.state not in _MAY_NEED_UNDO:
+            continue
+        if not steps.can_undo(step, row.undo):
+            if step.undo is None and _changed(step) and row.state is StepState.SUCCEEDED:
+                stays.append(f"step {index + 1} ({escape(step.title)}) has no undo")
+            continue
+        data = dict(row.undo or {})
+        position = await rows.add(steps.undo_title(step, data))
+        await rows.set(position, state=StepState.RUNNING, started_at=ctx.clock.now())
+        try:
+            async with asyncio.timeout(UNDO_TIMEOUT):
+                detail = await steps.undo(ctx, step, data)
+        except (ExecutorError, TimeoutError) as exc:
+            text = str(exc) or f"did not finish within {UNDO_TIMEOUT:g} s"
+            await rows.set(position, state=StepState.FAILED, detail=text[:500], finished_at=ctx.clock.now())
+            failed.append(f"undo of step {index + 1} failed ({escape(text)})")
+            await _note(ctx, run, f"undo of step {index + 1} failed: {escape(text)}", None)
+            continue
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("undo of step %s of runbook run %s failed unexpectedly", index + 1, run.id)
+            await rows.set(position, state=StepState.FAILED, detail=type(exc).__name__, finished_at=ctx.clock.now())
+            failed.append(f"undo of step {index + 1} failed ({type(exc).__name__})")
+            continue
+        await rows.set(position, state=StepState.SUCCEEDED, detail=detail[:500], finished_at=ctx.clock.now())
+        await rows.set(index, state=StepState.UNDONE)
+        undone.append(f"step {index + 1}")
+        await _note(ctx, run, f"undid step {index + 1} ({step.title}): {escape(detail)}", None)
+    return undone, failed, stays
+
+
+def _changed(step: PlannedStep) -> bool:
+    from bot.runbooks.definitions import TRAITS
+
+    return TRAITS[step.kind].changes
+
+
+def _left(undone: list[str], failed: list[str], stays: list[str], run: ActionRun) -> str:
+    """The state the services are left in, plainly."""
+    services = ", ".join(f"`{s}`" for s in run.services)
+    parts = []
+    if failed:
+        parts.append(f"partly put back: {'; '.join(failed)} — look at {services} now (`/ops health`)")
+    elif undone:
+        parts.append(f"put back as before the run ({', '.join(undone)} undone)")
+    else:
+        parts.append("nothing needed putting back")
+    if stays:
+        parts.append("still changed: " + "; ".join(stays))
+    return ". ".join(parts)
+
+
+async def _note(ctx: Context, run: ActionRun, text: str, actor: str | None) -> None:
+    """A runbook started from an incident's channel tells its story in the incident's timeline."""
+    await timeline.from_channel(ctx, run.channel_id, EntryKind.ACTION,
+                                f"Runbook run #{run.id} ({run.params.get('runbook')}): {text}", actor or run.requested_by)

@@ -1,0 +1,139 @@
+"""A runbook's parameter values: typed and checked before any plan, then substituted into step arguments as data.
+
+Values arrive as text (from `/ops run … name=value` or a modal); they never reach a shell or SQL, only the
+executors' typed arguments. Not responsible for asking for missing values (the handlers open a modal).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import OpsbotError
+from bot.runbooks.definitions import (
+    IMAGE_TAG, PARAM_REFERENCE, BackupParameter, ChoiceParameter, ImageTagParameter, IntegerParameter, Runbook,
+    StringParameter,
+)
+from bot.store import Store
+
+Value = str | int
+
+
+@dataclass(frozen=True)
+class Problem:
+    parameter: str
+    message: str  # says what is valid
+
+
+class ParametersInvalid(OpsbotError):
+    """Some values are missing or wrong; `problems` names each, for a modal's inline errors."""
+
+    def __init__(self, runbook: str, problems: list[Problem], given: dict[str, str]) -> None:
+        self.runbook, self.problems, self.given = runbook, problems, given
+        super().__init__(f"`{runbook}` cannot be planned yet: "
+                         + "; ".join(f"*{p.parameter}*: {p.message}" for p in problems))
+
+
+def explain(parameter: Any) -> str:
+    """What a value of this parameter may be, in words (for errors, usage and modal hints)."""
+    if isinstance(parameter, StringParameter):
+        return f"text matching `{parameter.pattern}`"
+    if isinstance(parameter, IntegerParameter):
+        return f"a whole number from {parameter.min} to {parameter.max}"
+    if isinstance(parameter, ChoiceParameter):
+        return "one of " + ", ".join(f"`{c}`" for c in parameter.choices)
+    if isinstance(parameter, ImageTagParameter):
+        return "an image tag (letters, digits, `_`, `.` and `-`, such as `2.4.1`)"
+    assert isinstance(parameter, BackupParameter)
+    return f"a backup id of {parameter.service} (`/ops backups {parameter.service}`), or `latest`"
+
+
+async def coerce(runbook_name: str, runbook: Runbook, given: dict[str, str], store: Store) -> dict[str, Value]:
+    """Every declared parameter's value, typed; raises ParametersInvalid naming each missing or wrong one."""
+    problems: list[Problem] = []
+    unknown = sorted(set(given) - set(runbook.parameters))
+    for name in unknown:
+        valid = ", ".join(f"`{p}`" for p in runbook.parameters) or "none"
+        problems.append(Problem(name, f"`{runbook_name}` has no parameter `{name}` (parameters: {valid})"))
+    values: dict[str, Value] = {}
+    for name, parameter in runbook.parameters.items():
+        raw = given.get(name)
+        if raw is None or raw.strip() == "":
+            default = getattr(parameter, "default", None)
+            if default is None:
+                problems.append(Problem(name, f"is required: {explain(parameter)}"))
+            else:
+                values[name] = default
+            continue
+        try:
+            values[name] = await _one(parameter, raw.strip(), store)
+        except ValueError as exc:
+            problems.append(Problem(name, str(exc)))
+    if problems:
+        raise ParametersInvalid(runbook_name, problems, given)
+    return values
+
+
+async def _one(parameter: Any, raw: str, store: Store) -> Value:
+    wrong = f"{raw[:60]!r} is not {explain(parameter)}"
+    if isinstance(parameter, StringParameter):
+        if len(raw) > 500 or not re.fullmatch(parameter.pattern, raw):
+            raise ValueError(wrong)
+        return raw
+    if isinstance(parameter, IntegerParameter):
+        if not re.fullmatch(r"-?\d{1,12}", raw) or not parameter.min <= int(raw) <= parameter.max:
+            raise ValueError(wrong)
+        return int(raw)
+    if isinstance(parameter, ChoiceParameter):
+        if raw not in parameter.choices:
+            raise ValueError(wrong)
+        return raw
+    if isinstance(parameter, ImageTagParameter):
+        if not IMAGE_TAG.match(raw):
+            raise ValueError(wrong)
+        return raw
+    assert isinstance(parameter, BackupParameter)
+    return await _backup(parameter, raw, store)
+
+
+async def _backup(parameter: BackupParameter, raw: str, store: Store) -> int:
+    """A backup id of the parameter's service, existing and not deleted; `latest` is its newest verified one."""
+    service = parameter.service
+    if raw.lower() == "latest":
+        verified = [b for b in await store.backups(service, limit=20) if b.verified_at is not None]
+        if not verified:
+            raise ValueError(f"{service} has no verified backup yet; take one with `/ops backup {service}`")
+        return verified[0].id or 0
+    record = await store.get_backup(int(raw)) if raw.isdigit() else None
+    if record is None or record.service != service or record.deleted_at is not None:
+        latest = ", ".join(f"`{b.id}`" for b in await store.backups(service, limit=5)) or "none yet"
+        raise ValueError(f"{raw[:40]!r} is not a backup of {service} (its latest: {latest}; or `latest`)")
+    return record.id or 0
+
+
+def substitute(value: Any, values: dict[str, Value]) -> Any:
+    """A step argument with `{{ params.x }}` replaced: a reference alone keeps the value's type (a number stays one)."""
+    if isinstance(value, str):
+        whole = PARAM_REFERENCE.fullmatch(value.strip())
+        if whole:
+            return values[whole.group(1)]
+        return PARAM_REFERENCE.sub(lambda m: str(values[m.group(1)]), value)
+    if isinstance(value, dict):
+        return {key: substitute(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, values) for item in value]
+    return value
+
+
+def parse_assignments(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`version=2.1 reason="db slow"`-style words: the name=value pairs, and the words that are not one."""
+    given: dict[str, str] = {}
+    stray: list[str] = []
+    for word in words:
+        name, sep, value = word.partition("=")
+        if sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            given[name.lower()] = value.strip("\"'“”")
+        else:
+            stray.append(word)
+    return given, stray

@@ -1,0 +1,139 @@
+"""Checks of the `runbooks:` section against the rest of the catalog: services, their targets, parameters.
+
+Returns problems as YAML paths (errors refuse the catalog, warnings are printed by `check-config`); the shapes
+themselves are pydantic's job in `bot.runbooks.definitions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.runbooks.definitions import (
+    BackupParameter, ConfigMapMaintenance, IntegerParameter, RestoreStep, Runbook, StringParameter, TRAITS, on_failure,
+    references,
+)
+
+if TYPE_CHECKING:
+    from bot.catalog import Catalog
+
+Path = tuple[str | int, ...]
+
+_INTEGER_FIELDS = {"replicas", "seconds", "attempts"}
+_NEEDS = {"target": "a `target:` (docker or kubernetes)", "backup": "a `backup:` (postgres or directory)",
+          "maintenance": "a `maintenance:` (configmap or http)"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: Path
+    message: str
+
+
+def errors(catalog: Catalog) -> list[Finding]:
+    from bot.catalog import suggest
+
+    found: list[Finding] = []
+    services = catalog.service_names
+
+    def unknown(path: Path, name: str, what: str = "service") -> None:
+        hint = suggest(name, services)
+        valid = ", ".join(services) or "none"
+        found.append(Finding(path, f"unknown {what} {name!r}" + (f"; did you mean `{hint}`?" if hint else "")
+                             + f" (services: {valid})"))
+
+    for name, runbook in catalog.runbooks.items():
+        base: Path = ("runbooks", name)
+        for index, service in enumerate(runbook.services):
+            if service not in catalog.services:
+                unknown((*base, "services", index), service)
+        for pname, parameter in runbook.parameters.items():
+            found.extend(_parameter(catalog, (*base, "parameters", pname), parameter))
+        for index, step in enumerate(runbook.steps):
+            found.extend(_step(catalog, runbook, (*base, "steps", index), step, unknown))
+    for name, service in catalog.services.items():
+        for index, runbook_name in enumerate(service.runbooks):
+            path: Path = ("services", name, "runbooks", index)
+            offered = catalog.runbooks.get(runbook_name)
+            if offered is None:
+                hint = suggest(runbook_name, sorted(catalog.runbooks))
+                found.append(Finding(path, f"unknown runbook {runbook_name!r}" + (f"; did you mean `{hint}`?" if hint else "")
+                                     + f" (runbooks: {', '.join(sorted(catalog.runbooks)) or 'none'})"))
+            elif name not in offered.services:
+                found.append(Finding(path, f"runbook {runbook_name!r} does not touch {name} (its services: "
+                                           f"{', '.join(offered.services)})"))
+    return found
+
+
+def _parameter(catalog: Catalog, path: Path, parameter: Any) -> list[Finding]:
+    import re
+
+    if isinstance(parameter, BackupParameter):
+        service = catalog.services.get(parameter.service)
+        if service is None:
+            return [Finding((*path, "service"), f"unknown service {parameter.service!r}")]
+        if service.backup is None:
+            return [Finding((*path, "service"), f"{parameter.service} has no `backup:`, so it has no backups to choose")]
+    if isinstance(parameter, StringParameter) and parameter.default is not None:
+        if not re.fullmatch(parameter.pattern, parameter.default):
+            return [Finding((*path, "default"), f"{parameter.default!r} does not match the pattern {parameter.pattern!r}")]
+    return []
+
+
+def _step(catalog: Catalog, runbook: Runbook, path: Path, step: Any, unknown: Any) -> list[Finding]:
+    found: list[Finding] = []
+    for field in type(step).model_fields:
+        for name in references(getattr(step, field)):
+            declared = runbook.parameters.get(name)
+            where = (*path, "json" if field == "json_body" else field)
+            if declared is None:
+                valid = ", ".join(runbook.parameters) or "none declared"
+                found.append(Finding(where, f"uses parameter {name!r}, which is not declared (parameters: {valid})"))
+            elif field in _INTEGER_FIELDS and not isinstance(declared, IntegerParameter):
+                found.append(Finding(where, f"needs a number, but parameter {name!r} is a {declared.type}"))
+    service_name = getattr(step, "service", None)
+    if service_name is None:
+        return found
+    service = catalog.services.get(service_name)
+    if service is None:
+        unknown((*path, "service"), service_name)
+        return found
+    if service_name not in runbook.services:
+        found.append(Finding((*path, "service"), f"{service_name} is not among this runbook's services "
+                                                 f"({', '.join(runbook.services)}); add it there"))
+    need = TRAITS[step.kind].needs
+    if need is not None and getattr(service, need) is None:
+        found.append(Finding((*path, "kind"), f"`{step.kind}` needs {_NEEDS[need]} on services.{service_name}"))
+    if step.kind == "check" and not service.checks:
+        found.append(Finding((*path, "service"), f"services.{service_name} has no `checks:`, so there is nothing to gate on"))
+    if step.kind == "maintenance" and isinstance(service.maintenance, ConfigMapMaintenance):
+        if service.target is None or service.target.type != "kubernetes":
+            found.append(Finding((*path, "kind"), f"services.{service_name}.maintenance is a ConfigMap, which needs a "
+                                                  "kubernetes `target:` to say which cluster and namespace"))
+    if step.kind in ("sql", "terminate-queries") and step.dsn_env is None:
+        if getattr(step, "engine", "postgres") != "postgres" or service.backup is None or service.backup.type != "postgres":
+            found.append(Finding((*path, "dsn_env"), "is required: services." + service_name
+                                 + " has no postgres `backup:` whose DSN it could use"))
+    if isinstance(step, RestoreStep) and isinstance(step.backup, str) and step.backup != "latest":
+        names = references(step.backup)
+        declared = runbook.parameters.get(names[0]) if len(names) == 1 else None
+        if not isinstance(declared, BackupParameter) or declared.service != service_name:
+            found.append(Finding((*path, "backup"), f"give a backup id, `latest`, or {{{{ params.<name> }}}} of a "
+                                                    f"parameter of type backup with service {service_name}"))
+    return found
+
+
+def warnings(catalog: Catalog) -> list[Finding]:
+    """Undo-less changes that a later failure's rollback cannot reverse: said, not refused."""
+    found = []
+    for name, runbook in catalog.runbooks.items():
+        for index, step in enumerate(runbook.steps):
+            traits = TRAITS[step.kind]
+            if not traits.changes or traits.undo is not None:
+                continue
+            later = [i for i, s in enumerate(runbook.steps[index + 1:], index + 1) if on_failure(s) == "rollback"]
+            if later:
+                found.append(Finding(("runbooks", name, "steps", index),
+                                     f"`{step.kind}` has no undo: if step {later[0] + 1} or a later one fails and rolls "
+                                     "back, this step's change stays"))
+    return found
