@@ -69,3 +69,46 @@ async def test_a_digest_preview_is_shown_only_to_the_typist(person) -> None:
     assert channel_texts(session.slack, OPS) == []
     shown = [str(m["blocks"]) for m in session.slack.ephemeral if m["user"] == ALICE and m.get("blocks")]
     assert any("Daily digest" in text and "1 of 1 services failing" in text for text in shown)
+
+
+async def test_a_runbook_asks_for_its_values_in_a_form_then_runs_and_reports_in_the_channel(
+        slack: FakeSlack, targets: Targets, http: aiohttp.ClientSession, tmp_path) -> None:
+    catalog = f"""
+services:
+  web:
+    environment: staging
+    checks: [{{type: http, url: '{targets.url('/switch')}'}}]
+approvals:
+  environments: {{staging: {{default: {{approvals: 0}}}}}}
+runbooks:
+  gate:
+    services: [web]
+    parameters: {{tries: {{type: integer, min: 1, max: 3}}, mood: {{type: choice, choices: [calm, brisk]}}}}
+    steps:
+      - {{kind: check, service: web, attempts: "{{{{ params.tries }}}}", interval: 0.1}}
+      - {{kind: notify, text: "web passed, {{{{ params.mood }}}}"}}
+"""
+    bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog, slack, http)
+    session = Session(slack, bot.url, SIGNING_SECRET, http)
+    try:
+        await session.command(ALICE, OPS, "/ops run gate mood=calm")
+        await bot.settle()
+        [(view_id, view)] = slack.views.items()
+        assert slack.view_owner[view_id] == ALICE
+        values = {"param.tries": {"value": {"type": "number_input", "value": "9"}},
+                  "param.mood": {"value": {"type": "static_select", "selected_option": {"value": "calm"}}}}
+        errors = await session.submit(ALICE, view_id, values)
+        assert "from 1 to 3" in errors["param.tries"]
+        values["param.tries"]["value"]["value"] = "2"
+        assert await session.submit(ALICE, view_id, values) == {}
+        await bot.settle()
+        plan = [m for m in slack.ephemeral if m["user"] == ALICE and "Plan: runbook gate" in str(m.get("blocks"))][-1]
+        run_now = next(e for b in plan["blocks"] if b["type"] == "actions" for e in b["elements"]
+                       if e["action_id"] == "action.request")
+        await session.press(ALICE, OPS, plan["ts"], run_now)
+        await bot.settle()
+        texts = channel_texts(slack, OPS)
+        assert any("Done: runbook gate (tries=2 mood=calm)" in t for t in texts)
+        assert any("web passed, calm" in t for t in texts)
+    finally:
+        await runner.cleanup()

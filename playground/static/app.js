@@ -200,9 +200,12 @@ function renderModal(modal) {
     if (el.type === "static_select" || el.type === "multi_static_select") {
       input = document.createElement("select");
       input.multiple = el.type === "multi_static_select";
-      input.innerHTML = (input.multiple ? "" : `<option value=""></option>`) + el.options.map((o) => `<option value="${esc(o.value)}">${esc(o.text.text)}</option>`).join("");
+      const chosen = el.initial_option ? el.initial_option.value : null;
+      input.innerHTML = (input.multiple ? "" : `<option value=""></option>`) + el.options.map((o) =>
+        `<option value="${esc(o.value)}" ${o.value === chosen ? "selected" : ""}>${esc(o.text.text)}</option>`).join("");
     } else {
       input = document.createElement(el.multiline ? "textarea" : "input");
+      if (el.type === "number_input") { input.type = "number"; input.min = el.min_value || ""; input.max = el.max_value || ""; }
       input.value = el.initial_value || "";
     }
     input.required = !b.optional;
@@ -210,6 +213,7 @@ function renderModal(modal) {
     input.dataset.action = el.action_id;
     input.dataset.type = el.type;
     label.appendChild(input);
+    if (b.hint) label.insertAdjacentHTML("beforeend", `<small class="hint">${esc(b.hint.text)}</small>`);
     dialog.appendChild(label);
   });
   dialog.insertAdjacentHTML("beforeend", `<div class="buttons"><button type="button" class="bk" id="modal-close">${esc(v.close ? v.close.text : "Cancel")}</button><button class="bk primary">${esc(v.submit ? v.submit.text : "Submit")}</button></div>`);
