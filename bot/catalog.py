@@ -350,7 +350,9 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
     if kind == "value_error":
         return str(ctx["error"])
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} has characters that are not allowed (lowercase letters, digits, - and _)"
+        if ctx.get("pattern", "").startswith("^[a-z0-9]"):
+            return f"{error['input']!r} has characters that are not allowed (lowercase letters, digits, - and _)"
+        return f"{error['input']!r} is not in the expected form (it must match {ctx.get('pattern')})"
     message = error["msg"]
     return message[0].lower() + message[1:]
 

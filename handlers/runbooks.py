@@ -52,7 +52,11 @@ def register(app: AsyncApp, ctx: Context) -> None:
         runbook = ctx.catalog.runbook(value)
         problems = None
         if runbooks.needs_values(runbook):
-            problems = []  # straight to the modal: a button cannot say the values
+            # Straight to the form (a button cannot carry values), with what is missing said in case it cannot open.
+            try:
+                await coerce(value, runbook, {}, ctx.store)
+            except ParametersInvalid as exc:
+                problems = exc.problems
         await plan_or_ask(ctx, reply, value, {}, user=user, channel=channel, trigger_id=body.get("trigger_id"),
                           response_url=body.get("response_url"), problems=problems)
 

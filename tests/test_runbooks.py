@@ -539,3 +539,75 @@ async def test_a_runbook_started_in_an_incident_channel_tells_its_story_on_the_t
     assert f"Runbook run #{run_id} (restore-shop): step 3 (Check the health of shop, up to 2 tries 0.1 s apart) failed" in story
     assert f"Runbook run #{run_id} (restore-shop): undid step 2" in story and "undid step 1" in story
     assert f"Action #{run_id} runbook restore-shop" in story and ": failed" in story
+
+
+async def test_a_run_that_stopped_while_undoing_can_be_rolled_back_but_not_resumed(bot: RunningBot) -> None:
+    from bot.actions.models import ActionStep
+    from bot.runbooks import service as runbooks
+
+    draft = await runbooks.plan(bot.ctx, "slow-one", {}, requested_by=ALICE, channel_id=CHANNEL)
+    run_id = draft.id or 0
+    await bot.ctx.store.transition_action(run_id, ActionState.INTERRUPTED, expect={ActionState.DRAFT})
+    await bot.ctx.store.save_step(run_id, replace_step(draft.steps[0], StepState.UNDONE, {"mode": "off"}))
+    await bot.ctx.store.save_step(run_id, replace_step(draft.steps[1], StepState.FAILED, None))
+    await bot.ctx.store.save_step(run_id, ActionStep(3, "Undo “Turn maintenance mode on…”", StepState.RUNNING))
+    answer = text(await _follow_up(bot, "runbook.resume", run_id, BOB))
+    assert "already undoing what it changed when it stopped: Roll back finishes that" in answer
+    plan = await _follow_up(bot, "runbook.rollback", run_id, BOB)
+    assert "Nothing that ran can be put back" in text(plan), "step 1 was already undone"
+    again = await _follow_up(bot, "runbook.rollback", run_id, DAVE)
+    assert f"was already followed up by run #{button(plan, 'action.request')['value']} (draft)" in text(again)
+    await click(bot, "action.cancel", button(plan, "action.request")["value"], BOB)  # dropped: the run is free again
+    assert "Undo, newest first" in text(await _follow_up(bot, "runbook.rollback", run_id, DAVE))
+
+
+def replace_step(step: object, state: StepState, undo: dict | None) -> object:
+    from dataclasses import replace
+
+    return replace(step, state=state, undo=undo)  # type: ignore[type-var]
+
+
+def test_a_runbook_is_no_back_door_and_its_services_approvers_must_agree() -> None:
+    yaml = """
+approvals:
+  environments:
+    production: {runbook: {approvals: 1, approvers: [S0LEADS]}}
+    payments: {runbook: {approvals: 2, approvers: [S0PAY], requesters: [S0SRE]}}
+services:
+  api: {environment: production, target: {type: docker, container: api}}
+  pay: {environment: payments, target: {type: docker, container: pay}}
+runbooks:
+  both:
+    services: [api, pay]
+    steps: [{kind: restart, service: api}, {kind: restart, service: pay}]
+"""
+    with pytest.raises(CatalogInvalid) as raised:
+        parse_catalog(yaml)
+    assert "runbooks.both: its services' approval policies name different approvers" in str(raised.value)
+    assert "give the runbook its own `approvals:`" in str(raised.value)
+    with pytest.raises(CatalogInvalid) as raised:
+        parse_catalog(yaml.replace("steps: [", 'steps: [{kind: http, url: "https://status/{{ params.x }}"}, '))
+    assert "parameters never reach a URL" in str(raised.value)
+
+
+async def test_every_services_requesters_must_allow_a_runbook(slack: FakeSlack, database_url: str,
+                                                              http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    yaml = """
+approvals:
+  environments:
+    payments: {runbook: {approvals: 1, requesters: [S0SRE]}}
+services:
+  api: {environment: production, target: {type: docker, container: api}}
+  pay: {environment: payments, target: {type: docker, container: pay}}
+runbooks:
+  both:
+    services: [api, pay]
+    steps: [{kind: wait, seconds: 0}]
+"""
+    slack.groups = {"S0SRE": [BOB]}
+    running, runner = await start_bot(make_settings(slack, database_url), yaml, slack, http)
+    try:
+        assert "You may not run `both`. Who may: <!subteam^S0SRE>" in text(await ops(running, "run both", ALICE))
+        assert "Plan: runbook both" in text(await ops(running, "run both", BOB))
+    finally:
+        await runner.cleanup()

@@ -129,3 +129,15 @@ async def test_a_lease_has_one_holder_until_released_or_expired_and_tokens_grow(
     later = await store.acquire_lease("service:api", "r10", 30, T0 + timedelta(minutes=5))
     assert later is not None and later > again
     assert await store.renew_lease("service:api", "r9", again, 30, T0 + timedelta(minutes=5)) is False
+
+
+async def test_an_interrupted_run_is_followed_up_by_one_live_run(store: Store) -> None:
+    old = await store.create_action(a_run(kind=ActionKind.RUNBOOK, state=ActionState.INTERRUPTED))
+    first, second = await store.create_action(a_run(state=ActionState.DRAFT)), await store.create_action(a_run(state=ActionState.DRAFT))
+    results = await asyncio.gather(store.claim_follow_up(old, first), store.claim_follow_up(old, second))
+    assert results.count(True) == 1
+    winner = first if results[0] else second
+    assert (await store.get_action(old)).followed_by == winner  # type: ignore[union-attr]
+    await store.transition_action(winner, ActionState.CANCELLED, expect={ActionState.DRAFT})
+    loser = second if winner == first else first
+    assert await store.claim_follow_up(old, loser) is True, "a dropped follow-up frees the run"

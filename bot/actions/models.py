@@ -93,6 +93,7 @@ class ActionRun:
     target_state: str = ""  # after a failure: the state the target is in
     steps: tuple[ActionStep, ...] = ()
     cancel_requested_by: str | None = None
+    followed_by: int | None = None  # an interrupted runbook run: the run that resumes or rolls it back
     id: int | None = None
 
     @property

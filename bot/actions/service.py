@@ -71,7 +71,7 @@ async def plan(
     busy = [run for run in await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
             if service in run.services]  # a runbook run holds every service it touches
     if busy:
-        raise ActionAlreadyRunning(f"{_holder(busy[0])} is under way on `{service}`; ask again when it is done.")
+        raise ActionAlreadyRunning(f"{holder(busy[0])} is under way on `{service}`; ask again when it is done.")
     target, titles = await _plan_steps(ctx, service, kind, params)
     now = ctx.clock.now()
     run = ActionRun(
@@ -81,7 +81,7 @@ async def plan(
         steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)),
     )
     run = replace(run, id=await ctx.store.create_action(run))
-    await _audit(ctx, run, "planned", requested_by)
+    await audit_run(ctx, run, "planned", requested_by)
     return run
 
 
@@ -114,7 +114,7 @@ async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any])
 
 async def draft(ctx: Context, run_id: int, user: str) -> ActionRun:
     """The requester's own draft, still sendable (before asking them for a reason)."""
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     if user != run.requested_by:
         raise NotAllowed("Only the person who asked for this plan can send it.")
     if run.state is not ActionState.DRAFT:
@@ -124,23 +124,23 @@ async def draft(ctx: Context, run_id: int, user: str) -> ActionRun:
 
 async def request(ctx: Context, run_id: int, user: str, reason: str | None = None) -> ActionRun:
     """The requester confirms the plan: it runs now (no approval needed) or asks for approval in the channel."""
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     if user != run.requested_by:
         raise NotAllowed("Only the person who asked for this plan can send it.")
     if reason and run.state is ActionState.DRAFT:
         await ctx.store.transition_action(run_id, ActionState.DRAFT, expect={ActionState.DRAFT}, reason=reason[:500])
     if ctx.clock.now() >= run.expires_at:
         if await ctx.store.transition_action(run_id, ActionState.EXPIRED, expect={ActionState.DRAFT}):
-            await _audit(ctx, run, "expired (plan not sent)", user, outcome=Outcome.REJECTED)
+            await audit_run(ctx, run, "expired (plan not sent)", user, outcome=Outcome.REJECTED)
         raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} {run.service}`.")
     to = ActionState.APPROVED if run.approvals_needed == 0 else ActionState.PENDING
     now = ctx.clock.now()
     expires = now + timedelta(minutes=ctx.catalog.approvals.expire_after_minutes)
     extra = {"heartbeat_at": now} if to is ActionState.APPROVED else {}
     if not await ctx.store.transition_action(run_id, to, expect={ActionState.DRAFT}, expires_at=expires, **extra):
-        raise NotPending(f"This plan was already {(await _get(ctx, run_id)).state.value}.")
-    await _audit(ctx, run, to.value, user)
-    run = await _get(ctx, run_id)
+        raise NotPending(f"This plan was already {(await get_run(ctx, run_id)).state.value}.")
+    await audit_run(ctx, run, to.value, user)
+    run = await get_run(ctx, run_id)
     if run.channel_id is None:
         raise NotPending("This request has no channel to be posted in.")
     try:
@@ -148,20 +148,20 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
     except BaseException:
         # No message, no request: withdraw it rather than leave a run nobody can see or approve.
         if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to}, outcome="Withdrawn: it could not be posted in the channel."):
-            await _audit(ctx, run, "cancelled (could not post)", user, outcome=Outcome.ERROR)
+            await audit_run(ctx, run, "cancelled (could not post)", user, outcome=Outcome.ERROR)
         raise
     await ctx.store.set_action_message(run_id, run.channel_id, ts)
     if to is ActionState.APPROVED:
         ctx.tasks.spawn(execute(ctx, run_id), name=f"action {run_id}")
-    return await _get(ctx, run_id)
+    return await get_run(ctx, run_id)
 
 
 async def cancel(ctx: Context, run_id: int, user: str) -> None:
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     if user != run.requested_by:
         raise NotAllowed("Only the person who asked for this plan can drop it.")
     if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={ActionState.DRAFT}):
-        await _audit(ctx, run, "cancelled", user)
+        await audit_run(ctx, run, "cancelled", user)
 
 
 async def run_scheduled_backup(ctx: Context, service: str, occurrence: str) -> ActionRun:
@@ -178,9 +178,9 @@ async def run_scheduled_backup(ctx: Context, service: str, occurrence: str) -> A
     run_id = await ctx.store.create_action(run)
     # Through approved with a heartbeat, as a request does: recovery must not take it for a dead replica's run.
     await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.DRAFT}, heartbeat_at=now)
-    await _audit(ctx, replace(run, id=run_id), "approved", None, "by the catalog's schedule")
+    await audit_run(ctx, replace(run, id=run_id), "approved", None, "by the catalog's schedule")
     await execute(ctx, run_id)
-    return await _get(ctx, run_id)
+    return await get_run(ctx, run_id)
 
 
 # --- approving ----------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ async def run_scheduled_backup(ctx: Context, service: str, occurrence: str) -> A
 
 async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reason: str = "") -> str:
     """One person's Approve or Deny. Returns what to tell them; raises when they may not decide."""
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     if run.state is not ActionState.PENDING:
         raise NotPending(await _already(ctx, run))
     if ctx.clock.now() >= run.expires_at:
@@ -197,14 +197,14 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     await check_decider(ctx, run, user, decision)
     if not await ctx.store.add_decision(ApprovalDecision(run_id, user, decision, ctx.clock.now(), reason[:500])):
         raise NotPending("You already decided on this request.")
-    await _audit(ctx, run, "approval given" if decision is Decision.APPROVE else "denial given", user, reason or None)
+    await audit_run(ctx, run, "approval given" if decision is Decision.APPROVE else "denial given", user, reason or None)
     if decision is Decision.DENY:
         outcome = f"Denied by <@{user}>" + (f": {escape(reason)}" if reason else "")
         if await ctx.store.transition_action(run_id, ActionState.DENIED, expect={ActionState.PENDING}, outcome=outcome, finished_at=ctx.clock.now()):
-            await _audit(ctx, run, "denied", user, reason or None, outcome=Outcome.REJECTED)
+            await audit_run(ctx, run, "denied", user, reason or None, outcome=Outcome.REJECTED)
             await refresh_message(ctx, run_id)
             return "Denied: it will not run."
-        raise NotPending(await _already(ctx, await _get(ctx, run_id)))
+        raise NotPending(await _already(ctx, await get_run(ctx, run_id)))
     approvals = [d for d in await ctx.store.decisions(run_id) if d.decision is Decision.APPROVE]
     if len(approvals) < run.approvals_needed:
         await refresh_message(ctx, run_id)
@@ -213,11 +213,11 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     # and only while the request has not expired (the clock is read again inside the statement's condition).
     now = ctx.clock.now()
     if await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}, unexpired_at=now, heartbeat_at=now):
-        await _audit(ctx, run, "approved", user)
+        await audit_run(ctx, run, "approved", user)
         ctx.tasks.spawn(execute(ctx, run_id), name=f"action {run_id}")
         await refresh_message(ctx, run_id)
         return "Approved: it runs now; the message shows each step."
-    return await _already(ctx, await _get(ctx, run_id))
+    return await _already(ctx, await get_run(ctx, run_id))
 
 
 async def check_decider(ctx: Context, run: ActionRun, user: str, decision: Decision) -> None:
@@ -232,7 +232,7 @@ async def check_decider(ctx: Context, run: ActionRun, user: str, decision: Decis
 
 async def may_decide(ctx: Context, run_id: int, user: str, decision: Decision) -> ActionRun:
     """Before opening the Deny modal: the run is pending and the user may decide on it."""
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     if run.state is not ActionState.PENDING:
         raise NotPending(await _already(ctx, run))
     await check_decider(ctx, run, user, decision)
@@ -257,7 +257,7 @@ async def _already(ctx: Context, run: ActionRun) -> str:
 async def expire(ctx: Context, run: ActionRun) -> bool:
     if await ctx.store.transition_action(run.id or 0, ActionState.EXPIRED, expect={ActionState.PENDING, ActionState.DRAFT},
                                         outcome="Expired: nobody approved in time; nothing ran.", finished_at=ctx.clock.now()):
-        await _audit(ctx, run, "expired", None, outcome=Outcome.REJECTED)
+        await audit_run(ctx, run, "expired", None, outcome=Outcome.REJECTED)
         if run.message_ts:
             await refresh_message(ctx, run.id or 0)
         return True
@@ -274,7 +274,7 @@ async def expire_due(ctx: Context) -> int:
 
 async def execute(ctx: Context, run_id: int) -> None:
     """Run an approved action once: under its services' leases, each step stored then shown."""
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     leases: list[Any] = []
     try:
         # In name order, so two runbooks wanting the same services cannot each hold one and wait for the other.
@@ -287,7 +287,7 @@ async def execute(ctx: Context, run_id: int) -> None:
             if lease is None:
                 busy = [r for r in await ctx.store.actions(states=[ActionState.RUNNING], limit=100)
                         if service in r.services and r.id != run_id]
-                holder = _holder(busy[0]) if busy else "another action"
+                holder = holder(busy[0]) if busy else "another action"
                 await _refuse(ctx, run, f"Not run: {holder} is running on `{service}`. Ask again when it is done.", "REJECTED")
                 return
             leases.append(lease)
@@ -295,12 +295,12 @@ async def execute(ctx: Context, run_id: int) -> None:
         if not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED},
                                                 started_at=now, lease_owner=ctx.owner, heartbeat_at=now):
             return  # someone else already ran it, or recovery gave up on it
-        await _audit(ctx, run, "running", None)
+        await audit_run(ctx, run, "running", None)
         work = asyncio.current_task()
         assert work is not None
         heartbeat = ctx.tasks.spawn(_keep(ctx, leases, run_id, work), name=f"heartbeat {run.label}")
         try:
-            await _run(ctx, await _get(ctx, run_id))
+            await _run(ctx, await get_run(ctx, run_id))
         finally:
             heartbeat.cancel()
     finally:
@@ -311,14 +311,14 @@ async def execute(ctx: Context, run_id: int) -> None:
                 log.warning("could not release a lease of %s; it lapses in %s s", run.label, LEASE_TTL)
 
 
-def _holder(run: ActionRun) -> str:
+def holder(run: ActionRun) -> str:
     return f"{run.label} #{run.id} (requested by {run.requester})"
 
 
 async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None:
     if await ctx.store.transition_action(run.id or 0, ActionState.FAILED, expect={ActionState.APPROVED},
                                         outcome=escape(outcome), target_state="untouched: nothing ran", finished_at=ctx.clock.now()):
-        await _audit(ctx, run, "refused", None, outcome, outcome=Outcome.ERROR if kind == "ERROR" else Outcome.REJECTED)
+        await audit_run(ctx, run, "refused", None, outcome, outcome=Outcome.ERROR if kind == "ERROR" else Outcome.REJECTED)
         await refresh_message(ctx, run.id or 0)
 
 
@@ -382,7 +382,7 @@ async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str
     # Fenced by owner: a replica that lost its lease (and had its run interrupted) cannot overwrite the end.
     if await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, owner=ctx.owner,
                                         outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now()):
-        await _audit(ctx, run, state.value, None, outcome,
+        await audit_run(ctx, run, state.value, None, outcome,
                      outcome=Outcome.OK if state is ActionState.SUCCEEDED else Outcome.ERROR)
     await refresh_message(ctx, run.id or 0)
 
@@ -497,7 +497,7 @@ async def recover(ctx: Context) -> int:
                                                 target_state=f"unknown: check `/ops health {run.service}` before trying again",
                                                 finished_at=ctx.clock.now()):
                 count += 1
-                await _audit(ctx, run, "interrupted", None, outcome, outcome=Outcome.ERROR)
+                await audit_run(ctx, run, "interrupted", None, outcome, outcome=Outcome.ERROR)
                 await refresh_message(ctx, run.id or 0)
         except Exception:
             log.exception("could not mark action run %s interrupted; will try again", run.id)
@@ -508,7 +508,7 @@ async def refresh_message(ctx: Context, run_id: int) -> None:
     """Re-render the run's message from the store. Best effort: the row is the truth, and a Slack hiccup
     must not stop a run or a decision; the next change re-renders it whole."""
     try:
-        run = await _get(ctx, run_id)
+        run = await get_run(ctx, run_id)
         await _update(ctx, run, await ctx.store.decisions(run_id))
     except Exception:
         log.exception("could not update the Slack message of action run %s", run_id)
@@ -519,7 +519,7 @@ async def _update(ctx: Context, run: ActionRun, decisions: list[ApprovalDecision
         await ctx.chat.update(run.channel_id, run.message_ts, action_message(run, decisions))
 
 
-async def _get(ctx: Context, run_id: int) -> ActionRun:
+async def get_run(ctx: Context, run_id: int) -> ActionRun:
     run = await ctx.store.get_action(run_id)
     if run is None:
         raise ActionNotFound(run_id)
@@ -529,7 +529,7 @@ async def _get(ctx: Context, run_id: int) -> ActionRun:
 _ON_TIMELINE = {"pending", "approved", "running", "succeeded", "failed", "denied", "expired", "interrupted", "refused"}
 
 
-async def _audit(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None,
+async def audit_run(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None,
                  *, outcome: Outcome = Outcome.OK) -> None:
     if what in _ON_TIMELINE:  # an action asked for in an incident channel is part of that incident's story
         text = f"Action #{run.id} {describe(run)}: {what}" + (f" — {detail}" if detail and what != "denied" else "")

@@ -208,6 +208,10 @@ class DockerWorkload:
     async def running_count(self) -> int:
         return sum(c.status == "running" for c in await self._find())
 
+    async def container_count(self) -> int:
+        """How many containers the service is (running or not): the only count `scale` accepts besides 0."""
+        return len(await self._find())
+
     async def current_image(self) -> str:
         return (await self._current(await self._find())).image
 

@@ -250,6 +250,13 @@ class HttpStep(_Step):
     json_body: dict[str, Template | int | float | bool | None] | None = Field(default=None, alias="json")
     expect_status: list[int] = Field(default_factory=lambda: list(range(200, 300)))
 
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_parameters(cls, value: object) -> object:
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            raise ValueError("parameters never reach a URL: write it out in full (values may go in `json`)")
+        return value
+
     @model_validator(mode="after")
     def _one_url(self) -> HttpStep:
         if (self.url is None) == (self.url_env is None):

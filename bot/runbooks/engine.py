@@ -77,20 +77,9 @@ async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]
     for index, step in enumerate(plan):
         if rows.rows[index].state in _CARRIED:
             continue
-        fresh = await _fresh(ctx, run)
-        if fresh.state is not ActionState.RUNNING:
-            raise NoLongerOurs(f"run #{run.id} is {fresh.state.value} now; step {index + 1} was not started")
-        cancelled_by = fresh.cancel_requested_by
-        if cancelled_by:
-            await _skip_from(rows, index, len(plan))
-            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index - 1)
-            await _note(ctx, run, f"cancelled by <@{cancelled_by}> before step {index + 1}", cancelled_by)
-            raise RunbookStopped(ActionState.CANCELLED,
-                                 f"Cancelled by <@{cancelled_by}> before step {index + 1}; nothing more was started."
-                                 + (" Undo failed: " + "; ".join(failed) if failed else ""),
-                                 _left(undone, failed, stays, run))
+        await _stop_if_cancelled(ctx, run, plan, rows, index)
         try:
-            detail = await _attempts(ctx, run, index, step, rows)
+            detail = await _attempts(ctx, run, plan, index, step, rows)
         except ExecutorError as exc:
             why = escape(str(exc))
             await rows.set(index, state=StepState.FAILED, detail=str(exc)[:500], finished_at=ctx.clock.now())
@@ -103,12 +92,17 @@ async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]
                 raise RunbookStopped(ActionState.FAILED,
                                      f"Step {index + 1} failed: {why}. Stopped there (`on_failure: stop`); "
                                      "nothing was undone.", f"as the steps above left it: {escape(exc.state)}") from exc
-            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index)
+            # A step that failed before touching anything (its state says so) has nothing of its own to undo.
+            untouched = exc.state.startswith(("unchanged", "nothing was changed"))
+            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index - 1 if untouched else index)
             rolled = "Rolled back" if not failed else "Rolling back did not finish: " + "; ".join(failed)
             raise RunbookStopped(ActionState.FAILED, f"Step {index + 1} failed: {why}. {rolled}.",
                                  _left(undone, failed, stays, run)) from exc
         await rows.set(index, state=StepState.SUCCEEDED, detail=detail[:500], finished_at=ctx.clock.now())
     summary = f"All {len(plan)} steps done."
+    late = (await _fresh(ctx, run)).cancel_requested_by
+    if late:
+        summary += f" <@{late}>'s Cancel came during the last step: there was no next step to stop before."
     if passed_over:
         summary = f"Finished, but {'; '.join(passed_over)} (`on_failure: continue`)."
     return summary
@@ -118,7 +112,31 @@ async def _fresh(ctx: Context, run: ActionRun) -> ActionRun:
     return await ctx.store.get_action(run.id or 0) or run
 
 
-async def _attempts(ctx: Context, run: ActionRun, index: int, step: PlannedStep, rows: _Rows) -> str:
+async def _stop_if_cancelled(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows: _Rows, index: int) -> None:
+    """Before step `index` (or its next try): stop if another replica declared the run interrupted, or if Cancel
+    was pressed — then undo what ran and end the run cancelled."""
+    fresh = await _fresh(ctx, run)
+    if fresh.state is not ActionState.RUNNING:
+        raise NoLongerOurs(f"run #{run.id} is {fresh.state.value} now; step {index + 1} was not started")
+    cancelled_by = fresh.cancel_requested_by
+    if not cancelled_by:
+        return
+    retrying = rows.rows[index].state is StepState.RUNNING
+    if retrying:
+        await rows.set(index, state=StepState.FAILED, finished_at=ctx.clock.now(),
+                       detail=f"{rows.rows[index].detail}; cancelled before its next try"[:500])
+    await _skip_from(rows, index, len(plan))
+    undone, failed, stays = await _undo_all(ctx, run, plan, rows, index if retrying else index - 1)
+    where = f"before another try of step {index + 1}" if retrying else f"before step {index + 1}"
+    await _note(ctx, run, f"cancelled by <@{cancelled_by}> {where}", cancelled_by)
+    raise RunbookStopped(ActionState.CANCELLED,
+                         f"Cancelled by <@{cancelled_by}> {where}; nothing more was started."
+                         + (" Undo failed: " + "; ".join(failed) if failed else ""),
+                         _left(undone, failed, stays, run))
+
+
+async def _attempts(ctx: Context, run: ActionRun, plan: list[PlannedStep], index: int, step: PlannedStep,
+                    rows: _Rows) -> str:
     """One step with its retries, each attempt within the step's timeout; raises the last failure."""
     row = rows.rows[index]
     book = UndoBook(dict(row.undo or {}), lambda data: rows.set(index, undo=data))
@@ -128,6 +146,7 @@ async def _attempts(ctx: Context, run: ActionRun, index: int, step: PlannedStep,
         if attempt:
             await ctx.clock.sleep(RETRY_PAUSE)
             await rows.set(index, detail=f"try {attempt + 1} of {step.retries + 1} (last: {last})"[:500])
+            await _stop_if_cancelled(ctx, run, plan, rows, index)
         try:
             async with asyncio.timeout(step.timeout):
                 detail = await steps.perform(ctx, run, step, book)

@@ -12,8 +12,11 @@ from datetime import timedelta
 
 from bot.actions.models import ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
 from bot.actions.policy import NotAllowed, ResolvedPolicy, mention, resolve_policy
-from bot.actions.service import DRAFT_MINUTES, ActionAlreadyRunning, NotPending, _audit, _get, _holder, refresh_message
+from bot.actions.service import (
+    DRAFT_MINUTES, ActionAlreadyRunning, NotPending, audit_run, get_run, holder, refresh_message,
+)
 from bot.context import Context
+from bot.errors import OpsbotError
 from bot.runbooks import steps
 from bot.runbooks.definitions import BackupParameter, Runbook
 from bot.runbooks.params import coerce
@@ -23,15 +26,33 @@ class NotARunbookRun(NotPending):
     pass
 
 
-def policy_of(ctx: Context, name: str, runbook: Runbook) -> ResolvedPolicy:
-    """The runbook's own `approvals:`, else the most demanding of its services' runbook policies."""
+class PolicyConflict(OpsbotError):
+    pass
+
+
+def policies_of(ctx: Context, name: str, runbook: Runbook) -> list[ResolvedPolicy]:
+    """The runbook's own `approvals:`, else each of its services' runbook policies."""
     if runbook.approvals is not None:
         p = runbook.approvals
-        return ResolvedPolicy(p.approvals, tuple(p.approvers), tuple(p.requesters), f"runbooks.{name}.approvals")
-    resolved = [resolve_policy(s, ctx.catalog.services[s].environment, ctx.catalog.services[s].owners,
-                               ctx.catalog.services[s].approvals, ctx.catalog.approvals, ActionKind.RUNBOOK)
-                for s in runbook.services]
-    return max(resolved, key=lambda p: (p.approvals, bool(p.approvers)))
+        return [ResolvedPolicy(p.approvals, tuple(p.approvers), tuple(p.requesters), f"runbooks.{name}.approvals")]
+    return [resolve_policy(s, ctx.catalog.services[s].environment, ctx.catalog.services[s].owners,
+                           ctx.catalog.services[s].approvals, ctx.catalog.approvals, ActionKind.RUNBOOK)
+            for s in runbook.services if s in ctx.catalog.services]
+
+
+def policy_of(ctx: Context, name: str, runbook: Runbook) -> ResolvedPolicy:
+    """One policy for the run: the most approvals any service asks, from the approvers the configured policies
+    name (they must agree: `validation` refuses a catalog where they do not), else any service's owners."""
+    policies = policies_of(ctx, name, runbook)
+    configured = {p.approvers for p in policies if p.approvers and not p.source.startswith("default")}
+    if len(configured) > 1:
+        raise PolicyConflict(f"`{name}` touches services whose approvers differ; give it its own "
+                             f"`approvals:` in runbooks.{name}.")
+    approvers = next(iter(configured), None)
+    if approvers is None:
+        approvers = tuple(dict.fromkeys(a for p in policies for a in p.approvers))
+    approvals = max(p.approvals for p in policies)
+    return ResolvedPolicy(approvals, approvers, (), ", ".join(sorted({p.source for p in policies})))
 
 
 async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: str, channel_id: str | None,
@@ -39,7 +60,7 @@ async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: 
     """Check the parameters and policy, resolve every step (reading only), and store the plan as a draft."""
     runbook = ctx.catalog.runbook(name)
     policy = policy_of(ctx, name, runbook)
-    await _may_request(ctx, name, policy, requested_by)
+    await _may_request(ctx, name, policies_of(ctx, name, runbook), requested_by)
     values = await coerce(name, runbook, given, ctx.store)  # bad values are refused before any plan or approval
     await _not_busy(ctx, runbook.services)
     planned = [await steps.plan(ctx, spec, values) for spec in runbook.steps]
@@ -50,56 +71,66 @@ async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: 
 
 
 async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRun:
-    """An interrupted run's Resume or Roll back, as a new plan for `user` needing the same approvals."""
-    old = await _get(ctx, run_id)
+    """An interrupted run's Resume or Roll back, as a new plan for `user` needing the same approvals. Each
+    interrupted run is followed up once (a follow-up that never ran frees it again)."""
+    old = await get_run(ctx, run_id)
     if old.kind is not ActionKind.RUNBOOK:
         raise NotARunbookRun("Only runbook runs can be resumed or rolled back from their message.")
     if old.state is not ActionState.INTERRUPTED:
         raise NotPending(f"Run #{run_id} is {old.state.value}, not interrupted: there is nothing to {mode}.")
-    later = [r for r in await ctx.store.actions(service=old.service, limit=50)
-             if r.params.get("of") == run_id and r.state not in (ActionState.CANCELLED, ActionState.EXPIRED,
-                                                                  ActionState.DENIED)]
-    if later:
-        raise NotPending(f"Run #{run_id} was already followed up by run #{later[0].id} ({later[0].state.value}).")
+    count = len(old.params["plan"])
+    undoing = len(old.steps) > count or any(r.state in (StepState.UNDONE, StepState.SKIPPED) for r in old.steps)
+    if mode == "resume" and (undoing or old.params.get("mode") == "rollback"):
+        raise NotPending(f"Run #{run_id} was already undoing what it changed when it stopped: Roll back finishes that; "
+                         "resuming would run on from a half-undone state.")
     name = str(old.params["runbook"])
     runbook = ctx.catalog.runbooks.get(name)
     if runbook is not None:
-        await _may_request(ctx, name, policy_of(ctx, name, runbook), user)
+        await _may_request(ctx, name, policies_of(ctx, name, runbook), user)
     await _not_busy(ctx, old.services)
-    count = len(old.params["plan"])
     rows = []
     for row in old.steps[:count]:
-        # What finished stays finished (with what its undo needs); the step it was on is run again, or undone.
-        carried = row.state in (StepState.SUCCEEDED, StepState.SKIPPED, StepState.UNDONE)
-        if mode == "rollback" and row.state is StepState.RUNNING:
-            rows.append(replace(row, detail="interrupted here"))
+        if mode == "rollback":
+            # Every row keeps its state and what its undo needs: the undo pass decides from them.
+            rows.append(replace(row, detail="interrupted here") if row.state is StepState.RUNNING else row)
+        elif row.state is StepState.SUCCEEDED:
+            rows.append(row)  # done: not run again
         else:
-            rows.append(row if carried else ActionStep(row.position, row.title, undo=row.undo))
+            rows.append(ActionStep(row.position, row.title, undo=row.undo))  # the step it was on runs again
     params = dict(old.params, mode=mode, of=run_id)
-    return await _draft(ctx, params, tuple(rows), old.approvals_needed, old.approvers, user, old.channel_id,
-                        f"{'resume' if mode == 'resume' else 'roll back'} interrupted run #{run_id}")
+    draft = await _draft(ctx, params, tuple(rows), old.approvals_needed, old.approvers, user, old.channel_id,
+                         f"{'resume' if mode == 'resume' else 'roll back'} interrupted run #{run_id}")
+    if not await ctx.store.claim_follow_up(run_id, draft.id or 0):
+        await ctx.store.transition_action(draft.id or 0, ActionState.CANCELLED, expect={ActionState.DRAFT},
+                                          outcome="Not needed: another follow-up has this run.")
+        taken = await get_run(ctx, (await get_run(ctx, run_id)).followed_by or 0)
+        raise NotPending(f"Run #{run_id} was already followed up by run #{taken.id} ({taken.state.value}).")
+    await refresh_message(ctx, run_id)
+    return draft
 
 
 async def cancel_run(ctx: Context, run_id: int, user: str) -> str:
     """Cancel pressed on a running runbook: it stops before its next step and undoes what ran."""
-    run = await _get(ctx, run_id)
+    run = await get_run(ctx, run_id)
     if run.kind is not ActionKind.RUNBOOK:
         raise NotARunbookRun("Only runbook runs can be cancelled while they run.")
     if user != run.requested_by and run.approvers and not await ctx.membership.contains(run.approvers, user):
         raise NotAllowed(f"Only the requester or an approver can cancel this run ({mention(run.approvers)}).")
     if not await ctx.store.request_cancel(run_id, user):
-        run = await _get(ctx, run_id)
+        run = await get_run(ctx, run_id)
         if run.cancel_requested_by:
             return f"<@{run.cancel_requested_by}> already cancelled it; it stops before its next step."
         return f"Too late to cancel: the run is {run.state.value}."
-    await _audit(ctx, run, "cancel asked", user)
+    await audit_run(ctx, run, "cancel asked", user)
     await refresh_message(ctx, run_id)
     return "Cancelling: it stops before its next step and undoes what it changed."
 
 
-async def _may_request(ctx: Context, name: str, policy: ResolvedPolicy, user: str) -> None:
-    if policy.requesters and not await ctx.membership.contains(policy.requesters, user):
-        raise NotAllowed(f"You may not run `{name}`. Who may: {mention(policy.requesters)} ({policy.source}).")
+async def _may_request(ctx: Context, name: str, policies: list[ResolvedPolicy], user: str) -> None:
+    """Every service's requesters must allow it: a runbook is no back door to a service one may not touch."""
+    for policy in policies:
+        if policy.requesters and not await ctx.membership.contains(policy.requesters, user):
+            raise NotAllowed(f"You may not run `{name}`. Who may: {mention(policy.requesters)} ({policy.source}).")
 
 
 async def _not_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None:
@@ -108,7 +139,7 @@ async def _not_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None
     for service in services:
         holder = next((run for run in busy if service in run.services), None)
         if holder is not None:
-            raise ActionAlreadyRunning(f"{_holder(holder)} is under way on `{service}`; ask again when it is done.")
+            raise ActionAlreadyRunning(f"{holder(holder)} is under way on `{service}`; ask again when it is done.")
 
 
 async def _draft(ctx: Context, params: dict[str, object], rows: tuple[ActionStep, ...],
@@ -124,7 +155,7 @@ async def _draft(ctx: Context, params: dict[str, object], rows: tuple[ActionStep
         approvers=approvers, reason=reason[:500], channel_id=channel_id, steps=rows,
     )
     run = replace(run, id=await ctx.store.create_action(run))
-    await _audit(ctx, run, "planned", user)
+    await audit_run(ctx, run, "planned", user)
     return run
 
 

@@ -30,7 +30,7 @@ _ARGS = {"check": ("attempts", "interval"), "start": ("replicas",), "deploy": ("
          "scale": ("replicas",), "restore": ("backup",), "maintenance": ("mode",),
          "sql": ("statement", "engine", "dsn_env"), "terminate-queries": ("older_than_minutes", "dsn_env"),
          "flush-cache": ("engine", "url_env", "db", "address"), "collect-logs": ("minutes", "max_kb"),
-         "notify": ("text", "channel", "mention"), "http": ("url", "url_env", "method", "json_body", "expect_status"),
+         "notify": ("text", "channel", "mention"), "http": ("url", "url_env", "method", "json_body", "expect_status"),  # url is refused a template at load
          "wait": ("seconds",)}
 
 
@@ -235,7 +235,8 @@ async def _change(ctx: Context, kind: str, service: str, args: dict[str, Any], w
     if kind in ("deploy", "rollback"):
         await book.keep(image=await workload.current_image())
         if kind == "rollback":
-            return str(await workload.rollback(args.get("to"), progress))
+            to = args.get("to")
+            return str(await workload.rollback(None if to is None else str(to), progress))
         deploy = workload.deploy if docker else workload.set_image
         return str(await deploy(str(args["image"]), progress))
     if docker:
@@ -386,8 +387,11 @@ async def _request(ctx: Context, method: str, url: str, body: Any, headers: dict
     from urllib.parse import urlsplit
 
     # A webhook URL kept in the environment is a secret (its path is the key): only its host is shown.
-    parts = urlsplit(url)
-    shown = f"{parts.scheme}://{parts.hostname}/…" if secret else url
+    try:
+        parts = urlsplit(url)
+        shown = f"{parts.scheme}://{parts.hostname}/…" if secret else url
+    except ValueError:
+        shown = "the URL in the environment" if secret else url
     try:
         async with ctx.http.request(method, url, json=body, headers=headers,
                                     timeout=aiohttp.ClientTimeout(total=timeout)) as response:
@@ -396,9 +400,10 @@ async def _request(ctx: Context, method: str, url: str, body: Any, headers: dict
                 raise ExecutorError(f"{method} {shown} answered {response.status}: {text}",
                                     state="unknown: the endpoint refused; it may or may not have acted")
             return f"{method} {shown}: {response.status}"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ExecutorError(f"{method} {shown} failed: {type(exc).__name__} {exc}"[:300],
-                            state="unknown: no answer came back") from exc
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        # aiohttp quotes the URL in some errors (a malformed one, a redirect): a secret one is never shown.
+        why = type(exc).__name__ if secret else f"{type(exc).__name__} {exc}"
+        raise ExecutorError(f"{method} {shown} failed: {why}"[:300], state="unknown: no answer came back") from exc
 
 
 # --- undoing --------------------------------------------------------------------------------------------------
@@ -415,9 +420,12 @@ async def undo(ctx: Context, step: PlannedStep, data: dict[str, Any]) -> str:
         async with _workload(ctx, service) as workload:
             if not _is_docker(ctx, service):
                 return str(await workload.scale(int(data["replicas"]), progress))
-            # Docker has no replicas: what ran before is "all" or "none" (some running is put back as all).
-            was_running = bool(data.get("replicas")) if step.kind == "scale" else bool(data.get("running"))
-            return str(await (workload.start(progress) if was_running else workload.stop(progress)))
+            # Docker has no replicas: what ran before was all, none, or some — which some, opsbot does not guess.
+            before, total = int(data.get("replicas") or 0), await workload.container_count()
+            if 0 < before < total:
+                raise ExecutorError(f"{before} of {total} containers ran before this step; opsbot does not guess "
+                                    "which to stop again", state=f"{service} is left as the step made it")
+            return str(await (workload.start(progress) if before else workload.stop(progress)))
     if step.kind == "maintenance":
         setting = ctx.catalog.services[service].maintenance
         if isinstance(setting, ConfigMapMaintenance):

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 Path = tuple[str | int, ...]
 
-_INTEGER_FIELDS = {"replicas", "seconds", "attempts"}
+# Fields that take a number or one parameter reference: the smallest value each accepts.
+_NUMBER_FIELDS = {"replicas": 0, "seconds": 0, "attempts": 1}
 _NEEDS = {"target": "a `target:` (docker or kubernetes)", "backup": "a `backup:` (postgres or directory)",
           "maintenance": "a `maintenance:` (configmap or http)"}
 
@@ -51,6 +52,7 @@ def errors(catalog: Catalog) -> list[Finding]:
             found.extend(_parameter(catalog, (*base, "parameters", pname), parameter))
         for index, step in enumerate(runbook.steps):
             found.extend(_step(catalog, runbook, (*base, "steps", index), step, unknown))
+        found.extend(_approvers(catalog, name, runbook))
     for name, service in catalog.services.items():
         for index, runbook_name in enumerate(service.runbooks):
             path: Path = ("services", name, "runbooks", index)
@@ -63,6 +65,28 @@ def errors(catalog: Catalog) -> list[Finding]:
                 found.append(Finding(path, f"runbook {runbook_name!r} does not touch {name} (its services: "
                                            f"{', '.join(offered.services)})"))
     return found
+
+
+def _approvers(catalog: Catalog, name: str, runbook: Runbook) -> list[Finding]:
+    from bot.actions.models import ActionKind
+    from bot.actions.policy import resolve_policy
+
+    if runbook.approvals is not None:
+        return []
+    configured = {}
+    for service in runbook.services:
+        entry = catalog.services.get(service)
+        if entry is None:
+            continue
+        policy = resolve_policy(service, entry.environment, entry.owners, entry.approvals, catalog.approvals,
+                                ActionKind.RUNBOOK)
+        if policy.approvers and not policy.source.startswith("default"):
+            configured.setdefault(policy.approvers, service)
+    if len(configured) > 1:
+        return [Finding(("runbooks", name), "its services' approval policies name different approvers ("
+                        + "; ".join(f"{s}: {', '.join(a)}" for a, s in configured.items())
+                        + "); give the runbook its own `approvals:`")]
+    return []
 
 
 def _parameter(catalog: Catalog, path: Path, parameter: Any) -> list[Finding]:
@@ -83,14 +107,14 @@ def _parameter(catalog: Catalog, path: Path, parameter: Any) -> list[Finding]:
 def _step(catalog: Catalog, runbook: Runbook, path: Path, step: Any, unknown: Any) -> list[Finding]:
     found: list[Finding] = []
     for field in type(step).model_fields:
-        for name in references(getattr(step, field)):
-            declared = runbook.parameters.get(name)
-            where = (*path, "json" if field == "json_body" else field)
-            if declared is None:
+        value = getattr(step, field)
+        where = (*path, "json" if field == "json_body" else field)
+        for name in references(value):
+            if name not in runbook.parameters:
                 valid = ", ".join(runbook.parameters) or "none declared"
                 found.append(Finding(where, f"uses parameter {name!r}, which is not declared (parameters: {valid})"))
-            elif field in _INTEGER_FIELDS and not isinstance(declared, IntegerParameter):
-                found.append(Finding(where, f"needs a number, but parameter {name!r} is a {declared.type}"))
+        if field in _NUMBER_FIELDS and isinstance(value, str):
+            found.extend(_number(runbook, where, value, _NUMBER_FIELDS[field]))
     service_name = getattr(step, "service", None)
     if service_name is None:
         return found
@@ -121,6 +145,24 @@ def _step(catalog: Catalog, runbook: Runbook, path: Path, step: Any, unknown: An
             found.append(Finding((*path, "backup"), f"give a backup id, `latest`, or {{{{ params.<name> }}}} of a "
                                                     f"parameter of type backup with service {service_name}"))
     return found
+
+
+def _number(runbook: Runbook, where: Path, value: str, least: int) -> list[Finding]:
+    """A numeric field given as text must be exactly one reference to an integer parameter within its bounds."""
+    from bot.runbooks.definitions import PARAM_REFERENCE
+
+    whole = PARAM_REFERENCE.fullmatch(value.strip())
+    declared = runbook.parameters.get(whole.group(1)) if whole else None
+    if whole is None:
+        return [Finding(where, f"{value!r} is not a number, nor {{{{ params.<name> }}}} of an integer parameter")]
+    if declared is None:
+        return []  # said above: not declared
+    if not isinstance(declared, IntegerParameter):
+        return [Finding(where, f"needs a number, but parameter {whole.group(1)!r} is a {declared.type}")]
+    if declared.min < least:
+        return [Finding(where, f"parameter {whole.group(1)!r} may be {declared.min}, but this needs at least {least}: "
+                               f"give it `min: {least}`")]
+    return []
 
 
 def warnings(catalog: Catalog) -> list[Finding]:

@@ -122,6 +122,15 @@ class ActionQueries(SqlBase):
     async def save_step(self, run_id: int, step: ActionStep) -> None:
         await self._atomic([self._step_upsert(run_id, step)])
 
+    async def claim_follow_up(self, run_id: int, follow_up_id: int) -> bool:
+        """Make `follow_up_id` the one run that resumes or rolls back `run_id`; True unless a live one has it. A
+        follow-up that ended without running (dropped, expired, denied, refused) leaves the claim free again."""
+        return await self._execute(
+            "UPDATE action_runs SET followed_by = ? WHERE id = ? AND (followed_by IS NULL OR followed_by IN ("
+            "SELECT id FROM action_runs WHERE state IN (?, ?, ?) OR (state = ? AND started_at IS NULL)))",
+            [follow_up_id, run_id, ActionState.CANCELLED.value, ActionState.EXPIRED.value, ActionState.DENIED.value,
+             ActionState.FAILED.value]) == 1
+
     async def request_cancel(self, run_id: int, user: str) -> bool:
         """Ask a run that is about to start or running to stop before its next step; True for the first ask."""
         return await self._execute(
@@ -174,7 +183,7 @@ class ActionQueries(SqlBase):
             approvers=tuple(json.loads(row["approvers"])), channel_id=row["channel_id"], message_ts=row["message_ts"],
             created_at=created, expires_at=expires, started_at=self._dec(row["started_at"]),
             finished_at=self._dec(row["finished_at"]), outcome=row["outcome"], target_state=row["target_state"],
-            steps=tuple(steps), cancel_requested_by=row["cancel_requested_by"],
+            steps=tuple(steps), cancel_requested_by=row["cancel_requested_by"], followed_by=row["followed_by"],
         )
 
     # --- approvals ------------------------------------------------------------------------------------

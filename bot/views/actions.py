@@ -115,6 +115,8 @@ def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message
         if run.cancel_requested_by and run.state in (ActionState.APPROVED, ActionState.RUNNING):
             blocks.append(ContextBlock(elements=[MarkdownTextObject(
                 text=f"Cancel asked by <@{run.cancel_requested_by}>: it stops before its next step and undoes what it changed.")]))
+        if run.state is ActionState.INTERRUPTED and run.followed_by:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Followed up by run #{run.followed_by}.")]))
         if run.state is ActionState.INTERRUPTED:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(
                 text="Resume runs it on from the step it was on; Roll back undoes what it changed, newest first. "

@@ -14,7 +14,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.actions.models import ActionRun, BackupRecord
+from bot.actions.models import ActionRun, ActionState, BackupRecord, StepState
 from bot.actions.policy import mention
 from bot.runbooks.definitions import BackupParameter, ChoiceParameter, IntegerParameter, Runbook
 from bot.runbooks.params import Problem, explain
@@ -60,11 +60,14 @@ def describe_runbook(run: ActionRun) -> str:
 
 
 def plan_lines(run: ActionRun) -> list[str]:
-    """Each step as the approvers see it: what, where, its undo, what happens if it fails, and read-only looks."""
+    """Each step as the approvers see it: what, where, its undo, what happens if it fails, and read-only looks;
+    for a Roll back, the undos it will run, newest first."""
+    if run.params.get("mode") == "rollback":
+        return _undo_lines(run)
     lines = []
     for index, step in enumerate(run.params.get("plan") or []):
         row = run.steps[index] if index < len(run.steps) else None
-        done = " _(done in the earlier run)_" if row is not None and row.state.value in ("succeeded", "undone") else ""
+        done = " _(done in the earlier run)_" if row is not None and row.state is StepState.SUCCEEDED else ""
         notes = [f"undo: {step['undo']}" if step["undo"] else "no undo",
                  f"if it fails: {_FAILURE[step['on_failure']]}"]
         if step["retries"]:
@@ -76,12 +79,32 @@ def plan_lines(run: ActionRun) -> list[str]:
     return lines
 
 
+def _undo_lines(run: ActionRun) -> list[str]:
+    from bot.runbooks.steps import PlannedStep, can_undo, undo_title
+
+    plan = [PlannedStep.of(data) for data in run.params.get("plan") or []]
+    lines, stays = [], []
+    for index in range(min(len(plan), len(run.steps)) - 1, -1, -1):
+        step, row = plan[index], run.steps[index]
+        if row.state not in (StepState.SUCCEEDED, StepState.FAILED, StepState.RUNNING):
+            continue
+        if can_undo(step, row.undo):
+            lines.append(f"{len(lines) + 1}. ↩ {escape(undo_title(step, row.undo or {}))}")
+        elif step.undo is None and row.state is StepState.SUCCEEDED:
+            stays.append(f"step {index + 1} ({escape(step.title)})")
+    if not lines:
+        lines.append("_Nothing that ran can be put back._")
+    if stays:
+        lines.append("_Stays as it is (no undo): " + "; ".join(stays) + "_")
+    return lines
+
+
 def runbook_plan_message(run: ActionRun, request_action: str, cancel_action: str) -> Message:
     needs = (f"{run.approvals_needed} approval{'s' if run.approvals_needed > 1 else ''} from "
              + (mention(run.approvers) if run.approvers else "anyone but you")
              if run.approvals_needed else "none: it runs when you press *Run now*")
     values = run.params.get("values") or {}
-    shown = ", ".join(f"`{k}` = `{escape(str(v))}`" for k, v in values.items()) or "none"
+    shown = clip(", ".join(f"`{k}` = `{escape(str(v))}`" for k, v in values.items()) or "none", 1900)
     mode = run.params.get("mode")
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"📝 Plan: {describe_runbook(run)}", MAX_HEADER_TEXT)),
@@ -93,10 +116,11 @@ def runbook_plan_message(run: ActionRun, request_action: str, cancel_action: str
             MarkdownTextObject(text=f"*Reason*\n{escape(run.reason) or '_none given_'}"),
         ]),
     ]
+    title = "*Steps*"
     if mode == "rollback":
-        blocks.append(SectionBlock(text="*Undo, newest first,* every step of the interrupted run that changed "
-                                        "something and can be put back (the step it stopped on included)."))
-    blocks += line_sections(plan_lines(run), "*Steps*")
+        title = ("*Undo, newest first,* what the interrupted run changed and can put back (the step it stopped on "
+                 "included)")
+    blocks += line_sections(plan_lines(run), title)
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
         text=f"Nothing has been touched to make this plan (read-only looks say so). It can be sent until "
              f"{timestamp(run.expires_at)}.")]))
@@ -114,14 +138,15 @@ def run_buttons(run: ActionRun) -> list[ButtonElement]:
     """The live message's runbook buttons: Cancel while it may still start a step; Resume / Roll back once
     interrupted (each a new request needing the same approvals)."""
     value = str(run.id)
-    if run.state.value in ("approved", "running") and not run.cancel_requested_by:
+    rolling_back = run.params.get("mode") == "rollback"  # undos are not cancelled half-way
+    if run.state in (ActionState.APPROVED, ActionState.RUNNING) and not run.cancel_requested_by and not rolling_back:
         return [ButtonElement(text="Cancel", action_id=CANCEL_RUN_ACTION, value=value, style="danger",
                               confirm=ConfirmObject(title="Cancel this run?", confirm="Cancel the run", deny="Let it run",
                                                     text="It stops before its next step and undoes what it changed."))]
-    if run.state.value == "interrupted" and run.params.get("mode") != "rollback":
+    if run.state is ActionState.INTERRUPTED and not rolling_back:
         return [ButtonElement(text="Resume…", action_id=RESUME_ACTION, value=value, style="primary"),
                 ButtonElement(text="Roll back…", action_id=ROLL_BACK_ACTION, value=value, style="danger")]
-    if run.state.value == "interrupted":
+    if run.state is ActionState.INTERRUPTED:
         return [ButtonElement(text="Roll back again…", action_id=ROLL_BACK_ACTION, value=value, style="danger")]
     return []
 
