@@ -395,6 +395,16 @@ async def test_a_running_runbook_holds_its_services_and_a_step_past_its_timeout_
             break
         await asyncio.sleep(0.02)
     assert f"runbook slow-one #{run_id} (requested by <@{ALICE}>) is under way on `shop`" in text(said[-1])
+    url = bot.slack.response_url()
+    body, content_type = slash_command("/ops", "run impatient", user=BOB, channel=CHANNEL, response_url=url)
+    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}):
+        pass
+    for _ in range(100):
+        said = [c.args for c in bot.slack.of("response_url") if url.endswith(c.path)]
+        if said:
+            break
+        await asyncio.sleep(0.02)
+    assert f"runbook slow-one #{run_id} (requested by <@{ALICE}>) is under way on `shop`" in text(said[-1])
     app.gate.set()
     await bot.settle()
 

@@ -287,8 +287,8 @@ async def execute(ctx: Context, run_id: int) -> None:
             if lease is None:
                 busy = [r for r in await ctx.store.actions(states=[ActionState.RUNNING], limit=100)
                         if service in r.services and r.id != run_id]
-                holder = holder(busy[0]) if busy else "another action"
-                await _refuse(ctx, run, f"Not run: {holder} is running on `{service}`. Ask again when it is done.", "REJECTED")
+                who = holder(busy[0]) if busy else "another action"
+                await _refuse(ctx, run, f"Not run: {who} is running on `{service}`. Ask again when it is done.", "REJECTED")
                 return
             leases.append(lease)
         now = ctx.clock.now()

@@ -137,9 +137,9 @@ async def _not_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None
     # A runbook run holds every service it touches, not only the one in its row.
     busy = await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
     for service in services:
-        holder = next((run for run in busy if service in run.services), None)
-        if holder is not None:
-            raise ActionAlreadyRunning(f"{holder(holder)} is under way on `{service}`; ask again when it is done.")
+        running = next((run for run in busy if service in run.services), None)
+        if running is not None:
+            raise ActionAlreadyRunning(f"{holder(running)} is under way on `{service}`; ask again when it is done.")
 
 
 async def _draft(ctx: Context, params: dict[str, object], rows: tuple[ActionStep, ...],
