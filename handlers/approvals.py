@@ -19,36 +19,19 @@ from bot.views.common import notice
 from bot.views.health import RESTART_ACTION
 from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK, deny_modal, reason_modal
 from handlers.ops_actions import REVISION
-from handlers.replies import InChannelReply, Inbound, Reply, handle
+from handlers.replies import InChannelReply, Inbound, Reply, handle, number_of, on_click
 
 Body = dict[str, Any]
 
 
-def _run_id(value: str) -> int:
-    if not value.isdigit():
-        raise StaleButton()
-    return int(value)
-
-
 def register(app: AsyncApp, ctx: Context) -> None:
-    def button(action_id: str, work: Any) -> None:
-        @app.action(action_id)
-        async def clicked(ack: Any, body: Body, action: Body) -> None:
-            reply = Reply(ctx, ack, body.get("response_url"), ack_carries_message=False)
-            await reply.ack()
-            user = body.get("user", {}).get("id", "")
-            channel = (body.get("channel") or {}).get("id")
-            value = str(action.get("value", ""))
-            inbound = Inbound("action", action_id, user, channel, value)
-            ctx.tasks.spawn(handle(ctx, inbound, reply, lambda: work(reply, body, user, value)), name=f"{action_id} {value}")
-
     async def sent(run_id: int, user: str, reason: str | None, response_url: str) -> None:
         run = await actions.request(ctx, run_id, user, reason)
         note = "Sent for approval: the request is in the channel." if run.approvals_needed else "Running: follow it in the channel."
         await ctx.chat.respond(response_url, notice(note), replace_original=True)
 
     async def send(reply: Reply, body: Body, user: str, value: str) -> None:
-        run = await actions.draft(ctx, _run_id(value), user)
+        run = await actions.draft(ctx, number_of(value), user)
         if run.approvals_needed and not run.reason:
             metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id"), "response_url": body["response_url"]})
             await ctx.chat.open_modal(body["trigger_id"], reason_modal(run, metadata))
@@ -56,14 +39,14 @@ def register(app: AsyncApp, ctx: Context) -> None:
         await sent(run.id or 0, user, None, body["response_url"])
 
     async def drop(reply: Reply, body: Body, user: str, value: str) -> None:
-        await actions.cancel(ctx, _run_id(value), user)
+        await actions.cancel(ctx, number_of(value), user)
         await ctx.chat.respond(body["response_url"], notice("Plan dropped; nothing was touched."), replace_original=True)
 
     async def approve(reply: Reply, body: Body, user: str, value: str) -> None:
-        await reply.ephemeral(notice(await actions.decide(ctx, _run_id(value), user, Decision.APPROVE)))
+        await reply.ephemeral(notice(await actions.decide(ctx, number_of(value), user, Decision.APPROVE)))
 
     async def deny(reply: Reply, body: Body, user: str, value: str) -> None:
-        run = await actions.may_decide(ctx, _run_id(value), user, Decision.DENY)
+        run = await actions.may_decide(ctx, number_of(value), user, Decision.DENY)
         metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id")})
         await ctx.chat.open_modal(body["trigger_id"], deny_modal(run, metadata))
 
@@ -80,7 +63,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
         await planned(body, user, value, ActionKind.BACKUP, {})
 
     async def restore_this(reply: Reply, body: Body, user: str, value: str) -> None:
-        record = await ctx.store.get_backup(_run_id(value))
+        record = await ctx.store.get_backup(number_of(value))
         if record is None:
             raise StaleButton("list the backups again")
         await planned(body, user, record.service, ActionKind.RESTORE, {"backup_id": record.id})
@@ -91,14 +74,14 @@ def register(app: AsyncApp, ctx: Context) -> None:
             raise StaleButton(f"see `/ops history {service}` again")
         await planned(body, user, service, ActionKind.ROLLBACK, {"to": revision})
 
-    button(REQUEST_ACTION, send)
-    button(CANCEL_ACTION, drop)
-    button(APPROVE_ACTION, approve)
-    button(DENY_ACTION, deny)
-    button(RESTART_ACTION, restart_from_health)
-    button(BACKUP_ACTION, backup_now)
-    button(RESTORE_ACTION, restore_this)
-    button(ROLLBACK_ACTION, rollback_to)
+    on_click(app, ctx, REQUEST_ACTION, send)
+    on_click(app, ctx, CANCEL_ACTION, drop)
+    on_click(app, ctx, APPROVE_ACTION, approve)
+    on_click(app, ctx, DENY_ACTION, deny)
+    on_click(app, ctx, RESTART_ACTION, restart_from_health)
+    on_click(app, ctx, BACKUP_ACTION, backup_now)
+    on_click(app, ctx, RESTORE_ACTION, restore_this)
+    on_click(app, ctx, ROLLBACK_ACTION, rollback_to)
 
     @app.view(REQUEST_CALLBACK)
     async def reason_given(ack: Any, body: Body, view: Body) -> None:

@@ -25,7 +25,7 @@ from bot.views.incidents import (
     POSTMORTEM, REOPEN, RESOLVE, RESOLVE_CALLBACK, ROLE, SEVERITY, STATUS, declare_modal, entry_modal, follow_ups, incident_list,
     text_modal, timeline_message,
 )
-from handlers.replies import InChannelReply, Inbound, Reply, for_command, handle
+from handlers.replies import InChannelReply, Inbound, Reply, for_command, handle, on_click
 
 Body = dict[str, Any]
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -51,16 +51,6 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def incident_command(ack: Any, command: Body) -> None:
         inbound, reply, text = for_command(ctx, ack, command)
         ctx.tasks.spawn(handle(ctx, inbound, reply, lambda: _dispatch(ctx, reply, command, text)), name=f"/incident {text[:40]}")
-
-    def button(action_id: str, work: Any) -> None:
-        @app.action(action_id)
-        async def clicked(ack: Any, body: Body, action: Body) -> None:
-            reply = Reply(ctx, ack, body.get("response_url"), ack_carries_message=False)
-            await reply.ack()
-            user = body.get("user", {}).get("id", "")
-            value = str(action.get("value") or (action.get("selected_option") or {}).get("value") or "")
-            inbound = Inbound("action", action_id, user, (body.get("channel") or {}).get("id"), value)
-            ctx.tasks.spawn(handle(ctx, inbound, reply, lambda: work(reply, body, user, value)), name=f"{action_id} {value}")
 
     async def by_id(value: str) -> Any:
         incident_id = value.split(":", 1)[0]
@@ -130,7 +120,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
     for action_id, work in [(ACK, acknowledged), (COMMANDER, commander), (NOTE, note_form), (RESOLVE, resolve_form),
                             (HEALTH, health), (POSTMORTEM, postmortem), (SEVERITY, severity), (STATUS, status), (PAGE_NEXT, next_page),
                             (ENTRY_MENU, entry_menu), (FOLLOW_UP_DONE, follow_up_done), (ROLE, take_role), (REOPEN, reopened)]:
-        button(action_id, work)
+        on_click(app, ctx, action_id, work)
 
     def modal(callback_id: str, work: Any) -> None:
         @app.view(callback_id)

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.context import Context
 from bot.runbooks import service as runbooks
-from bot.runbooks.params import ParametersInvalid, Problem, parse_assignments
+from bot.runbooks.params import ParametersInvalid, parse_assignments
 from bot.views.actions import plan_message
 from bot.views.runbooks import params_modal, runbooks_message
 from handlers.ops_actions import Usage
@@ -43,13 +43,10 @@ async def run(ctx: Context, reply: Reply, command: dict[str, Any], args: list[st
 
 
 async def plan_or_ask(ctx: Context, reply: Reply, name: str, given: dict[str, str], *, user: str, channel: str | None,
-                      trigger_id: str | None, response_url: str | None, reason: str = "",
-                      problems: list[Problem] | None = None) -> None:
+                      trigger_id: str | None, response_url: str | None, reason: str = "") -> None:
     """Plan the runbook, or open the parameters modal when values are missing or wrong."""
     runbook = ctx.catalog.runbook(name)
     try:
-        if problems is not None:  # asked from a button: go to the modal straight away
-            raise ParametersInvalid(name, problems, given)
         planned = await runbooks.plan(ctx, name, given, requested_by=user, channel_id=channel, reason=reason)
     except ParametersInvalid as exc:
         if not trigger_id:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.audit import AuditEntry, Outcome
 from bot.context import Context
-from bot.errors import InfrastructureError, OpsbotError
+from bot.errors import InfrastructureError, OpsbotError, StaleButton
 from bot.views import Message
 from bot.views.common import error_message
 
@@ -161,3 +161,31 @@ async def _tell(reply: Reply | None, message: Message) -> None:
         await reply.ephemeral(message)
     except Exception:
         log.exception("could not deliver an error reply: %s", message.text)
+
+
+Click = Callable[["Reply", dict[str, Any], str, str], Awaitable[None]]
+
+
+def on_click(app: Any, ctx: Context, action_id: str, work: Click) -> None:
+    """A button, menu or select: ack at once, then `work(reply, body, user, value)` in the core's task set. The
+    value is a button's `value` or the chosen option's: an id or a name the core looks up, never a command."""
+
+    @app.action(action_id)
+    async def clicked(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]) -> None:
+        reply = Reply(ctx, ack, body.get("response_url"), ack_carries_message=False)
+        await reply.ack()
+        user = body.get("user", {}).get("id", "")
+        value = str(action.get("value") or (action.get("selected_option") or {}).get("value") or "")
+        inbound = Inbound("action", action_id, user, channel_of(body), value)
+        ctx.tasks.spawn(handle(ctx, inbound, reply, lambda: work(reply, body, user, value)), name=f"{action_id} {value}")
+
+
+def channel_of(body: dict[str, Any]) -> str | None:
+    return (body.get("channel") or {}).get("id")
+
+
+def number_of(value: str) -> int:
+    """The run or backup id a button carries; anything else is a button from an older message."""
+    if not value.isdigit():
+        raise StaleButton()
+    return int(value)

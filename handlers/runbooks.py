@@ -21,69 +21,43 @@ from bot.views.runbooks import (
     CANCEL_RUN_ACTION, OFFER_ACTION, PARAMS_CALLBACK, RESUME_ACTION, ROLL_BACK_ACTION, modal_values,
 )
 from handlers.ops_runbooks import plan_or_ask
-from handlers.replies import Inbound, Reply, handle
+from handlers.replies import Click, Inbound, Reply, channel_of, handle, number_of, on_click
 
 Body = dict[str, Any]
 
 
-def _run_id(value: str) -> int:
-    if not value.isdigit():
-        raise StaleButton()
-    return int(value)
-
-
 def register(app: AsyncApp, ctx: Context) -> None:
-    def clicked(action_id: str, work: Any) -> None:
-        @app.action(action_id)
-        async def listener(ack: Any, body: Body, action: Body) -> None:
-            reply = Reply(ctx, ack, body.get("response_url"), ack_carries_message=False)
-            await reply.ack()
-            user = body.get("user", {}).get("id", "")
-            channel = (body.get("channel") or {}).get("id")
-            # A button carries `value`; the health report's overflow and the incident's select a selected option.
-            value = str(action.get("value") or (action.get("selected_option") or {}).get("value") or "")
-            inbound = Inbound("action", action_id, user, channel, value)
-            ctx.tasks.spawn(handle(ctx, inbound, reply, lambda: work(reply, body, user, channel, value)),
-                            name=f"{action_id} {value}")
-
-    async def offer(reply: Reply, body: Body, user: str, channel: str | None, value: str) -> None:
+    async def offer(reply: Reply, body: Body, user: str, value: str) -> None:
         if value not in ctx.catalog.runbooks:
             raise StaleButton("`/ops runbooks` lists the runbooks there are now")
-        runbook = ctx.catalog.runbook(value)
-        problems = None
-        if runbooks.needs_values(runbook):
-            # Straight to the form (a button cannot carry values), with what is missing said in case it cannot open.
-            try:
-                await coerce(value, runbook, {}, ctx.store)
-            except ParametersInvalid as exc:
-                problems = exc.problems
-        await plan_or_ask(ctx, reply, value, {}, user=user, channel=channel, trigger_id=body.get("trigger_id"),
-                          response_url=body.get("response_url"), problems=problems)
+        # A button carries no values: planning asks for them in the form when the runbook needs some.
+        await plan_or_ask(ctx, reply, value, {}, user=user, channel=channel_of(body), trigger_id=body.get("trigger_id"),
+                          response_url=body.get("response_url"))
 
-    async def cancel(reply: Reply, body: Body, user: str, channel: str | None, value: str) -> None:
-        await reply.ephemeral(notice(await runbooks.cancel_run(ctx, _run_id(value), user)))
-
-    def follow_up(mode: str) -> Any:
-        async def work(reply: Reply, body: Body, user: str, channel: str | None, value: str) -> None:
-            await reply.ephemeral(plan_message(await runbooks.follow_up(ctx, _run_id(value), user, mode)))
-        return work
-
-    async def more(reply: Reply, body: Body, user: str, channel: str | None, value: str) -> None:
+    async def more(reply: Reply, body: Body, user: str, value: str) -> None:
         what, _, name = value.partition(":")
         if what == "runbook":
-            await offer(reply, body, user, channel, name)
+            await offer(reply, body, user, name)
         elif what == "restart" and name in ctx.catalog.services:
-            run = await actions.plan(ctx, name, ActionKind.RESTART, requested_by=user, channel_id=channel,
+            run = await actions.plan(ctx, name, ActionKind.RESTART, requested_by=user, channel_id=channel_of(body),
                                      reason="failing in a health report")
             await reply.ephemeral(plan_message(run))
         else:
             raise StaleButton("run `/ops health` again")
 
-    clicked(OFFER_ACTION, offer)
-    clicked(MORE_ACTION, more)
-    clicked(CANCEL_RUN_ACTION, cancel)
-    clicked(RESUME_ACTION, follow_up("resume"))
-    clicked(ROLL_BACK_ACTION, follow_up("rollback"))
+    async def cancel(reply: Reply, body: Body, user: str, value: str) -> None:
+        await reply.ephemeral(notice(await runbooks.cancel_run(ctx, number_of(value), user)))
+
+    def follow_up(mode: str) -> Click:
+        async def work(reply: Reply, body: Body, user: str, value: str) -> None:
+            await reply.ephemeral(plan_message(await runbooks.follow_up(ctx, number_of(value), user, mode)))
+        return work
+
+    on_click(app, ctx, OFFER_ACTION, offer)
+    on_click(app, ctx, MORE_ACTION, more)
+    on_click(app, ctx, CANCEL_RUN_ACTION, cancel)
+    on_click(app, ctx, RESUME_ACTION, follow_up("resume"))
+    on_click(app, ctx, ROLL_BACK_ACTION, follow_up("rollback"))
 
     @app.view(PARAMS_CALLBACK)
     async def submitted(ack: Any, body: Body, view: Body) -> None:

@@ -68,10 +68,7 @@ async def plan(
     policy = resolve_policy(service, entry.environment, entry.owners, entry.approvals, ctx.catalog.approvals, kind)
     if policy.requesters and not await ctx.membership.contains(policy.requesters, requested_by):
         raise NotAllowed(f"You may not {kind.value} `{service}`. Who may ask: {mention(policy.requesters)} ({policy.source}).")
-    busy = [run for run in await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
-            if service in run.services]  # a runbook run holds every service it touches
-    if busy:
-        raise ActionAlreadyRunning(f"{holder(busy[0])} is under way on `{service}`; ask again when it is done.")
+    await refuse_if_busy(ctx, [service])
     target, titles = await _plan_steps(ctx, service, kind, params)
     now = ctx.clock.now()
     run = ActionRun(
@@ -285,9 +282,8 @@ async def execute(ctx: Context, run_id: int) -> None:
                 await _refuse(ctx, run, f"Not run: {exc}", "ERROR")
                 return
             if lease is None:
-                busy = [r for r in await ctx.store.actions(states=[ActionState.RUNNING], limit=100)
-                        if service in r.services and r.id != run_id]
-                who = holder(busy[0]) if busy else "another action"
+                running = await holding(ctx, service, [ActionState.RUNNING], besides=run_id)
+                who = holder(running) if running else "another action"
                 await _refuse(ctx, run, f"Not run: {who} is running on `{service}`. Ask again when it is done.", "REJECTED")
                 return
             leases.append(lease)
@@ -309,6 +305,25 @@ async def execute(ctx: Context, run_id: int) -> None:
                 await lease.release()
             except InfrastructureError:
                 log.warning("could not release a lease of %s; it lapses in %s s", run.label, LEASE_TTL)
+
+
+async def holding(ctx: Context, service: str, states: list[ActionState], *, besides: int | None = None) -> ActionRun | None:
+    """A run in one of `states` that holds `service`: a runbook run holds every service it touches, not only the
+    one in its row."""
+    return _holding(await ctx.store.actions(states=states, limit=100), service, besides)
+
+
+def _holding(runs: list[ActionRun], service: str, besides: int | None = None) -> ActionRun | None:
+    return next((run for run in runs if service in run.services and run.id != besides), None)
+
+
+async def refuse_if_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None:
+    """Raise ActionAlreadyRunning, naming the run, when one approved or running holds any of `services`."""
+    runs = await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
+    for service in services:
+        running = _holding(runs, service)
+        if running is not None:
+            raise ActionAlreadyRunning(f"{holder(running)} is under way on `{service}`; ask again when it is done.")
 
 
 def holder(run: ActionRun) -> str:

@@ -20,13 +20,14 @@ from bot.executors.base import ExecutorError
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
 from bot.runbooks import steps
+from bot.runbooks.definitions import TRAITS
 from bot.runbooks.steps import PlannedStep, UndoBook
 from bot.views import escape
 
 log = logging.getLogger(__name__)
 RETRY_PAUSE = 3.0  # seconds between a failed attempt and the next
 UNDO_TIMEOUT = 900.0
-_CARRIED = {StepState.SUCCEEDED, StepState.SKIPPED, StepState.UNDONE}  # a resumed run does not redo these
+_CARRIED = {StepState.SUCCEEDED}  # a resumed run does not redo these (follow_up resets every other row)
 _MAY_NEED_UNDO = {StepState.SUCCEEDED, StepState.FAILED, StepState.RUNNING}
 
 
@@ -215,8 +216,6 @@ async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows:
 
 
 def _changed(step: PlannedStep) -> bool:
-    from bot.runbooks.definitions import TRAITS
-
     return TRAITS[step.kind].changes
 
 

@@ -11,13 +11,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 from bot.actions.models import ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
-from bot.actions.policy import NotAllowed, ResolvedPolicy, mention, resolve_policy
+from bot.actions.policy import NotAllowed, ResolvedPolicy, mention
 from bot.actions.service import (
-    DRAFT_MINUTES, ActionAlreadyRunning, NotPending, audit_run, get_run, holder, refresh_message,
+    DRAFT_MINUTES, NotPending, audit_run, get_run, refresh_message, refuse_if_busy,
 )
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.runbooks import steps
+from bot.runbooks import approvals, steps
 from bot.runbooks.definitions import BackupParameter, Runbook
 from bot.runbooks.params import coerce
 
@@ -32,27 +32,22 @@ class PolicyConflict(OpsbotError):
 
 def policies_of(ctx: Context, name: str, runbook: Runbook) -> list[ResolvedPolicy]:
     """The runbook's own `approvals:`, else each of its services' runbook policies."""
-    if runbook.approvals is not None:
-        p = runbook.approvals
-        return [ResolvedPolicy(p.approvals, tuple(p.approvers), tuple(p.requesters), f"runbooks.{name}.approvals")]
-    return [resolve_policy(s, ctx.catalog.services[s].environment, ctx.catalog.services[s].owners,
-                           ctx.catalog.services[s].approvals, ctx.catalog.approvals, ActionKind.RUNBOOK)
-            for s in runbook.services if s in ctx.catalog.services]
+    return [policy for _, policy in approvals.policies(ctx.catalog, name, runbook)]
 
 
 def policy_of(ctx: Context, name: str, runbook: Runbook) -> ResolvedPolicy:
     """One policy for the run: the most approvals any service asks, from the approvers the configured policies
     name (they must agree: `validation` refuses a catalog where they do not), else any service's owners."""
-    policies = policies_of(ctx, name, runbook)
-    configured = {p.approvers for p in policies if p.approvers and not p.source.startswith("default")}
+    found = approvals.policies(ctx.catalog, name, runbook)
+    configured = approvals.configured_approvers(found)
     if len(configured) > 1:
         raise PolicyConflict(f"`{name}` touches services whose approvers differ; give it its own "
                              f"`approvals:` in runbooks.{name}.")
     approvers = next(iter(configured), None)
     if approvers is None:
-        approvers = tuple(dict.fromkeys(a for p in policies for a in p.approvers))
-    approvals = max(p.approvals for p in policies)
-    return ResolvedPolicy(approvals, approvers, (), ", ".join(sorted({p.source for p in policies})))
+        approvers = tuple(dict.fromkeys(a for _, p in found for a in p.approvers))
+    needed = max(p.approvals for _, p in found)
+    return ResolvedPolicy(needed, approvers, (), ", ".join(sorted({p.source for _, p in found})))
 
 
 async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: str, channel_id: str | None,
@@ -62,7 +57,7 @@ async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: 
     policy = policy_of(ctx, name, runbook)
     await _may_request(ctx, name, policies_of(ctx, name, runbook), requested_by)
     values = await coerce(name, runbook, given, ctx.store)  # bad values are refused before any plan or approval
-    await _not_busy(ctx, runbook.services)
+    await refuse_if_busy(ctx, runbook.services)
     planned = [await steps.plan(ctx, spec, values) for spec in runbook.steps]
     params = {"runbook": name, "values": values, "services": sorted(set(runbook.services)), "mode": "run",
               "plan": [step.to_json() for step in planned]}
@@ -87,7 +82,7 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
     runbook = ctx.catalog.runbooks.get(name)
     if runbook is not None:
         await _may_request(ctx, name, policies_of(ctx, name, runbook), user)
-    await _not_busy(ctx, old.services)
+    await refuse_if_busy(ctx, old.services)
     rows = []
     for row in old.steps[:count]:
         if mode == "rollback":
@@ -133,15 +128,6 @@ async def _may_request(ctx: Context, name: str, policies: list[ResolvedPolicy], 
             raise NotAllowed(f"You may not run `{name}`. Who may: {mention(policy.requesters)} ({policy.source}).")
 
 
-async def _not_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None:
-    # A runbook run holds every service it touches, not only the one in its row.
-    busy = await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
-    for service in services:
-        running = next((run for run in busy if service in run.services), None)
-        if running is not None:
-            raise ActionAlreadyRunning(f"{holder(running)} is under way on `{service}`; ask again when it is done.")
-
-
 async def _draft(ctx: Context, params: dict[str, object], rows: tuple[ActionStep, ...],
                  approvals: int, approvers: tuple[str, ...], user: str, channel_id: str | None,
                  reason: str) -> ActionRun:
@@ -164,7 +150,3 @@ async def backup_choices(ctx: Context, runbook: Runbook) -> dict[str, list[Backu
     services = {p.service for p in runbook.parameters.values() if isinstance(p, BackupParameter)}
     return {service: await ctx.store.backups(service, limit=50) for service in services}
 
-
-def needs_values(runbook: Runbook) -> bool:
-    """Whether a runbook asked for without values must first ask for some (a parameter with no default)."""
-    return any(getattr(p, "default", None) is None for p in runbook.parameters.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.runbooks.approvals import configured_approvers, policies
 from bot.runbooks.definitions import (
     BackupParameter, ConfigMapMaintenance, IntegerParameter, RestoreStep, Runbook, StringParameter, TRAITS, on_failure,
     references,
@@ -68,20 +69,7 @@ def errors(catalog: Catalog) -> list[Finding]:
 
 
 def _approvers(catalog: Catalog, name: str, runbook: Runbook) -> list[Finding]:
-    from bot.actions.models import ActionKind
-    from bot.actions.policy import resolve_policy
-
-    if runbook.approvals is not None:
-        return []
-    configured = {}
-    for service in runbook.services:
-        entry = catalog.services.get(service)
-        if entry is None:
-            continue
-        policy = resolve_policy(service, entry.environment, entry.owners, entry.approvals, catalog.approvals,
-                                ActionKind.RUNBOOK)
-        if policy.approvers and not policy.source.startswith("default"):
-            configured.setdefault(policy.approvers, service)
+    configured = configured_approvers(policies(catalog, name, runbook))
     if len(configured) > 1:
         return [Finding(("runbooks", name), "its services' approval policies name different approvers ("
                         + "; ".join(f"{s}: {', '.join(a)}" for a, s in configured.items())
