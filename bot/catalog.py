@@ -21,7 +21,7 @@ from bot.actions.policy import ActionPolicies, ApprovalSettings
 from bot.checks import Check
 from bot.errors import UnknownRunbook, UnknownService
 from bot.incidents.settings import IncidentSettings
-from bot.scheduling.settings import ScheduleSettings
+from bot.scheduling.settings import ScheduleSettings, channel_id
 from bot.executors.directory_backup import DirectoryBackupTarget
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
@@ -66,6 +66,7 @@ class Service(BaseModel):
     backup: BackupTarget | None = Field(default=None, description="what backup and restore act on")
     maintenance: Maintenance | None = Field(default=None, description="how runbooks turn maintenance mode on and off")
     runbooks: list[str] = Field(default_factory=list, description="runbooks offered as buttons where it fails")
+    channel: str | None = Field(default=None, description="the team's channel ID: backup results are posted there")
 
     @field_validator("owners")
     @classmethod
@@ -77,6 +78,11 @@ class Service(BaseModel):
                     "copy it from the profile's ⋮ menu → Copy member ID"
                 )
         return owners
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        return channel_id(value) if value is not None else None
 
     @field_validator("checks")
     @classmethod
@@ -210,11 +216,20 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     from bot.runbooks import validation
 
     # What one part says about another (a runbook's step and the service it names) is checked on the whole.
-    found = validation.errors(catalog)
+    found = [*_check_errors(catalog), *validation.errors(catalog)]
     if found:
         problems = [CatalogProblem(_format_path(list(f.path)), f.message, _line_of(root, list(f.path))) for f in found]
         raise CatalogInvalid(source, sorted(problems, key=lambda p: p.line or 0))
     return catalog
+
+
+def _check_errors(catalog: Catalog) -> list[Any]:
+    from bot.runbooks.validation import Finding
+
+    return [Finding(("services", name, "checks", index), message)
+            for name, service in catalog.services.items()
+            for index, check in enumerate(service.checks)
+            for message in check.catalog_errors(name, catalog)]
 
 
 def catalog_warnings(catalog: Catalog) -> list[str]:

@@ -19,6 +19,7 @@ from bot.actions.policy import Membership
 from bot.catalog import Catalog
 from bot.chat import Chat
 from bot.checks import CheckDeps
+from bot.checks.base import Observations
 from bot.clock import Clock, SystemClock
 from bot.errors import StoreUnavailable
 from bot.locks import Locks, RedisLocks, StoreLocks, process_owner
@@ -39,6 +40,7 @@ class Context:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     owner: str = field(default_factory=process_owner)  # who holds this process's leases
+    observations: Observations = field(default_factory=Observations)  # what checks saw on earlier runs
     _http: aiohttp.ClientSession | None = None
     _redis: aioredis.Redis | None = None
     _membership: Membership | None = None
@@ -91,7 +93,8 @@ class Context:
 
     @property
     def check_deps(self) -> CheckDeps:
-        return CheckDeps(http=self.http, environ=self.environ)
+        return CheckDeps(http=self.http, environ=self.environ, clock=self.clock, backups=self.store,
+                         observations=self.observations)
 
     async def readiness(self) -> dict[str, str]:
         """What /healthz reports: each dependency "ok" or why not."""

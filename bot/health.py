@@ -106,7 +106,7 @@ async def run_checks(
         service = catalog.services[service_name]
         async with gate:
             begun = time.perf_counter()
-            status, reason = await _probe(spec, deps)
+            status, reason = await _probe(spec, deps.for_service(service_name, service.target))
             latency_ms = (time.perf_counter() - begun) * 1000
         return CheckResult(
             service=service_name,

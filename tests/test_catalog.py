@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
 
+from bot.checks import Check
 from bot.catalog import CatalogInvalid, load_catalog, parse_catalog
 from bot.errors import UnknownService
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every check kind's `type:`, in the order the catalog's error lists them.
+CHECK_TYPES = ", ".join(member.model_fields["type"].annotation.__args__[0] for member in typing.get_args(typing.get_args(Check)[0]))
 
 
 def problems(text: str) -> list[str]:
@@ -55,8 +59,8 @@ services:
 """
     assert problems(text) == [
         "opsbot.yml:2: services.api.environment: is required",
-        "opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: approvals, backup, checks, description, environment, maintenance, owners, runbooks, target)",
-        "opsbot.yml:5: services.api.checks[0]: unknown type 'htp'; did you mean `http`? (valid: http, tcp, postgres, redis, disk)",
+        "opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: approvals, backup, channel, checks, description, environment, maintenance, owners, runbooks, target)",
+        f"opsbot.yml:5: services.api.checks[0]: unknown type 'htp'; did you mean `http`? (valid: {CHECK_TYPES})",
         "opsbot.yml:9: services.db.checks[0]: give exactly one of `dsn` and `dsn_env`",
     ]
 

@@ -8,12 +8,18 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.clock import Clock, SystemClock
 from bot.errors import MissingSecret
+
+if TYPE_CHECKING:
+    from bot.actions.models import BackupRecord
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -61,6 +67,36 @@ class Thresholds(BaseModel):
         return Status.OK
 
 
+class Floor(BaseModel):
+    """Limits where low is bad (a cache hit ratio): below `warning` warns, below `critical` is critical."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    warning: float = Field(ge=0)
+    critical: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Floor":
+        if self.critical > self.warning:
+            raise ValueError(f"critical ({self.critical:g}) must not be above warning ({self.warning:g}): low values are the bad ones")
+        return self
+
+    def grade(self, value: float) -> Status:
+        if value < self.critical:
+            return Status.CRITICAL
+        if value < self.warning:
+            return Status.WARNING
+        return Status.OK
+
+
+def limit_note(status: Status, limits: "Thresholds | Floor", unit: str = "") -> str:
+    """`(limit 80 %)` for a graded value that is not OK — the number a reason should name — else ``."""
+    if status is Status.OK:
+        return ""
+    bound = limits.critical if status is Status.CRITICAL else limits.warning
+    word = "limit" if isinstance(limits, Thresholds) else "minimum"
+    return f" ({word} {bound:g}{unit})"
+
+
 @dataclass(frozen=True)
 class Probe:
     """What one check found, before the runner adds timing."""
@@ -69,18 +105,49 @@ class Probe:
     reason: str
 
 
+class BackupLedger(Protocol):
+    """Where verified backups are recorded (the store); the backup-freshness check reads it."""
+
+    async def backups(self, service: str | None = None, *, include_deleted: bool = False, limit: int = 50) -> "list[BackupRecord]": ...
+
+
+class Observations:
+    """What checks saw on earlier runs in this process (a restart count), to judge growth between runs.
+
+    Kept in memory: after a restart the first run has nothing to compare with, and says so.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, ...], tuple[Any, datetime]] = {}
+
+    def swap(self, key: tuple[str, ...], value: Any, at: datetime) -> tuple[Any, datetime] | None:
+        """Record `value` seen at `at` under `key`; return what was recorded before, if anything."""
+        previous = self._seen.get(key)
+        self._seen[key] = (value, at)
+        return previous
+
+
 @dataclass(frozen=True)
 class CheckDeps:
-    """What checks may use: one shared HTTP session and the environment secrets are read from."""
+    """What checks may use: one shared HTTP session, the environment secrets are read from, the clock, the
+    backup ledger, what earlier runs saw, and — set by the runner per service — the service and its `target:`."""
 
     http: aiohttp.ClientSession
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    clock: Clock = field(default_factory=SystemClock)
+    backups: BackupLedger | None = None
+    observations: Observations = field(default_factory=Observations)
+    service: str | None = None
+    target: Any = None  # the service's DockerTarget or KubernetesTarget, if it has one
 
     def secret(self, env_name: str) -> str:
         value = self.environ.get(env_name)
         if not value:
             raise MissingSecret(env_name)
         return value
+
+    def for_service(self, service: str, target: Any) -> "CheckDeps":
+        return replace(self, service=service, target=target)
 
 
 class CheckSpec(BaseModel):
@@ -102,6 +169,11 @@ class CheckSpec(BaseModel):
 
     def secret_envs(self) -> list[str]:
         """Environment variable names this check reads, for `opsbot check-config` to warn about."""
+        return []
+
+    def catalog_errors(self, service: str, catalog: Any) -> list[str]:
+        """What this check needs from the rest of the catalog and does not find there (its service's `target:`,
+        another service's `backup:`); the catalog refuses to load with each message, at the check's path."""
         return []
 
 
