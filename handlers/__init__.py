@@ -8,7 +8,15 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
-from handlers import actions, approvals, commands, events, incidents, runbooks
+from handlers import (
+    actions,
+    approvals,
+    commands,
+    events,
+    health_logs,
+    incidents,
+    runbooks,
+)
 
 
 def register(app: AsyncApp, ctx: Context) -> None:
@@ -18,3 +26,4 @@ def register(app: AsyncApp, ctx: Context) -> None:
     approvals.register(app, ctx)
     incidents.register(app, ctx)
     runbooks.register(app, ctx)
+    health_logs.register(app, ctx)

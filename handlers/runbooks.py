@@ -20,6 +20,7 @@ from bot.views.health import MORE_ACTION
 from bot.views.runbooks import (
     CANCEL_RUN_ACTION, OFFER_ACTION, PARAMS_CALLBACK, RESUME_ACTION, ROLL_BACK_ACTION, modal_values,
 )
+from handlers.health_logs import show_last_errors
 from handlers.ops_runbooks import plan_or_ask
 from handlers.replies import Click, Inbound, Reply, channel_of, handle, number_of, on_click
 
@@ -38,6 +39,8 @@ def register(app: AsyncApp, ctx: Context) -> None:
         what, _, name = value.partition(":")
         if what == "runbook":
             await offer(reply, body, user, name)
+        elif what == "errors":
+            await show_last_errors(ctx, reply, name)
         elif what == "restart" and name in ctx.catalog.services:
             run = await actions.plan(ctx, name, ActionKind.RESTART, requested_by=user, channel_id=channel_of(body),
                                      reason="failing in a health report")

@@ -1,6 +1,20 @@
-"""A Kubernetes API double: a real HTTP server for apps/v1 Deployments and ReplicaSets, core/v1 pods (list, logs) and
-ConfigMaps, and a controller that rolls deployments out and scales them. Not a cluster: no scheduler, kubelet, watches
-or RBAC; pods are records whose logs tests write.
+"""A Kubernetes API double: a real HTTP server for apps/v1 Deployments and ReplicaSets, core/v1 pods (list, logs, status)
+ConfigMaps and nodes, metrics.k8s.io pod and node usage, and a controller that rolls deployments out and scales them.
+Not a cluster: no scheduler, kubelet, watches or RBAC; pods are records whose logs, faults and usage tests write.
+
+What tests (and stack helpers) use, on a started `K8sApi` (`api.url` is the API server):
+- `add_deployment(name, image=, replicas=, labels=, sidecar=, resources=)`: rolled out, every pod Running and Ready;
+  `resources` (e.g. {"limits": {"cpu": "500m", "memory": "256Mi"}}) is every container's.
+- `pods(deployment)`: the pods, by name. `set_pod_log(pod, [(time, line), …])`: what a container logged.
+- Pod faults (no controller reacts to them; a rollout or scale that keeps a pod resets its state but keeps its restart
+  count): `crash_loop(pod, restarts=5, at=None)` (Running, not Ready, CrashLoopBackOff, `restarts` more restarts, the
+  last one ended `at`, default `now()`), `restart_container(pod, restarts=1, at=None)` (restarted and Ready again),
+  `fail_pod(pod, reason="Error", exit_code=1)` (phase Failed).
+- Metrics (`/apis/metrics.k8s.io/v1beta1/…`): `set_pod_usage(pod, cpu="250m", memory="64Mi", container=None)`
+  (running pods without it use "0"), `add_node(name, cpu="4", memory="16Gi")` (listed at /api/v1/nodes),
+  `set_node_usage(name, cpu=, memory=)`; `metrics_served = False` answers 404 there, as a cluster without
+  metrics-server does.
+- `token`, `before_request`, `rollouts`, `broken_images`, `now`, `requests`: see `K8sApi`.
 """
 
 from __future__ import annotations
@@ -13,7 +27,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from aiohttp import web
@@ -30,6 +44,7 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "vo
 EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 DEPLOYMENT = "/apis/apps/v1/namespaces/{ns}/deployments/{name}"
 CONFIGMAP = "/api/v1/namespaces/{ns}/configmaps/{name}"
+METRICS = "/apis/metrics.k8s.io/v1beta1"
 CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 POD_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of the names Kubernetes generates (no vowels, no 0/1/3)
 TRUE = {"1", "t", "T", "true", "TRUE", "True"}  # what Go's strconv.ParseBool reads as true
@@ -84,6 +99,10 @@ class K8sApi:
         self._pods: dict[tuple[str, str], Obj] = {}
         self._logs: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
         self._configmaps: dict[tuple[str, str], Obj] = {}
+        self._usage: dict[tuple[str, str, str], dict[str, str]] = {}  # (namespace, pod, container) -> usage
+        self._nodes: dict[str, Obj] = {}
+        self._node_usage: dict[str, dict[str, str]] = {}
+        self.metrics_served = True
         self._controllers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._version = 100
         self._ticks = 0
@@ -98,6 +117,11 @@ class K8sApi:
         app.router.add_get("/apis/apps/v1/namespaces/{ns}/replicasets", self._list_replicasets)
         app.router.add_get("/api/v1/namespaces/{ns}/pods", self._list_pods)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._pod_log)
+        app.router.add_get("/api/v1/nodes", self._list_nodes)
+        app.router.add_get(f"{METRICS}/namespaces/{{ns}}/pods", self._pod_metrics)
+        app.router.add_get(f"{METRICS}/namespaces/{{ns}}/pods/{{name}}", self._pod_metrics)
+        app.router.add_get(f"{METRICS}/nodes", self._node_metrics)
+        app.router.add_get(f"{METRICS}/nodes/{{name}}", self._node_metrics)
         app.router.add_get(CONFIGMAP, self._get_configmap)
         app.router.add_patch(CONFIGMAP, self._patch_configmap)
         app.router.add_put(CONFIGMAP, self._put_configmap)
@@ -117,14 +141,17 @@ class K8sApi:
 
     def add_deployment(self, name: str, *, image: str = "registry.example/api:1.0", namespace: str = "default",
                        replicas: int = 3, container: str = "app", paused: bool = False,
-                       labels: dict[str, str] | None = None, sidecar: str | None = None) -> Obj:
+                       labels: dict[str, str] | None = None, sidecar: str | None = None,
+                       resources: Obj | None = None) -> Obj:
         """A deployment that has rolled out: generation 1, revision 1, one ReplicaSet, every replica available.
         `labels` (default `app: <name>`) are its selector and its pods' labels; `sidecar` is the image of a second
-        container named "sidecar"."""
+        container named "sidecar"; `resources` (requests and limits) is every container's."""
         labels = labels or {"app": name}
-        containers = [{"name": container, "image": image}]
+        containers: list[Obj] = [{"name": container, "image": image}]
         if sidecar:
             containers.append({"name": "sidecar", "image": sidecar})
+        for each in containers if resources else []:
+            each["resources"] = copy.deepcopy(resources)
         deployment = {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1,
@@ -193,6 +220,62 @@ class K8sApi:
         found = self._pod(namespace, pod)
         name = container or found["spec"]["containers"][0]["name"]
         self._logs[(namespace, pod, name)] = sorted(lines)
+
+    def crash_loop(self, pod: str, *, restarts: int = 5, at: datetime | None = None, container: str | None = None,
+                   namespace: str = "default") -> None:
+        """The container (default: the pod's first) keeps crashing: it waits in CrashLoopBackOff, the pod is Running
+        but not Ready, its restart count grows by `restarts`, the last run ended (exit code 1) at `at` (default now)."""
+        found, status = self._container_status(namespace, pod, container)
+        status["restartCount"] += restarts
+        status.update(ready=False, started=False, lastState=self._terminated("Error", 1, at, status),
+                      state={"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off restarting failed "
+                                                                               f"container {status['name']}"}})
+        self._pod_status_changed(found)
+
+    def restart_container(self, pod: str, *, restarts: int = 1, at: datetime | None = None,
+                          container: str | None = None, reason: str = "OOMKilled", exit_code: int = 137,
+                          namespace: str = "default") -> None:
+        """The container restarted `restarts` times, the last run ending (`reason`, `exit_code`) at `at` (default
+        now), and runs and is ready again."""
+        found, status = self._container_status(namespace, pod, container)
+        status["restartCount"] += restarts
+        when = at or self.now()
+        status.update(ready=True, started=True, lastState=self._terminated(reason, exit_code, when, status),
+                      state={"running": {"startedAt": _rfc3339(when)}})
+        self._pod_status_changed(found)
+
+    def fail_pod(self, pod: str, *, reason: str = "Error", exit_code: int = 1, namespace: str = "default") -> None:
+        """The pod failed: phase Failed, every container terminated with `exit_code`. Nothing replaces it."""
+        found = self._pod(namespace, pod)
+        for status in found["status"]["containerStatuses"]:
+            status.update(ready=False, started=False, state=self._terminated(reason, exit_code, None, status))
+        found["status"]["phase"] = "Failed"
+        self._pod_status_changed(found)
+
+    def set_pod_usage(self, pod: str, *, cpu: str = "0", memory: str = "0", container: str | None = None,
+                      namespace: str = "default") -> None:
+        """What metrics.k8s.io reports the container (default: the pod's first) uses, as quantities ("250m", "64Mi")."""
+        found, status = self._container_status(namespace, pod, container)
+        self._usage[(namespace, found["metadata"]["name"], status["name"])] = {"cpu": cpu, "memory": memory}
+
+    def add_node(self, name: str, *, cpu: str = "4", memory: str = "16Gi") -> Obj:
+        """A Ready node with this capacity (all of it allocatable), using nothing until `set_node_usage`."""
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "uid": str(uuid.uuid4()), "creationTimestamp": self._timestamp(),
+                             "labels": {"kubernetes.io/hostname": name}},
+                "spec": {},
+                "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+                           "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                           "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+        self._bump(node)
+        self._nodes[name] = node
+        self._node_usage[name] = {"cpu": "0", "memory": "0"}
+        return copy.deepcopy(node)
+
+    def set_node_usage(self, name: str, *, cpu: str = "0", memory: str = "0") -> None:
+        if name not in self._nodes:
+            raise KeyError(f"no node {name}: add_node first")
+        self._node_usage[name] = {"cpu": cpu, "memory": memory}
 
     def add_configmap(self, name: str, data: dict[str, str] | None = None, *, namespace: str = "default",
                       immutable: bool = False) -> Obj:
@@ -272,7 +355,8 @@ class K8sApi:
         if container not in names:
             raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
         state = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container)["state"]
-        if "waiting" in state:
+        last_run = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container).get("lastState")
+        if "waiting" in state and not (last_run or {}).get("terminated"):  # a crash loop shows its last run's logs
             raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                               f'{state["waiting"]["message"]}')
         lines = self._logs.get((namespace, name, container), [])
@@ -283,6 +367,54 @@ class K8sApi:
         text = "".join(f"{_rfc3339nano(when)} {line}\n" if stamped else f"{line}\n" for when, line in lines)
         body = text.encode()[:limit]  # as the kubelet: limitBytes may cut a line, or a character, in two
         return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    async def _list_nodes(self, request: web.Request) -> web.Response:
+        items = [copy.deepcopy(node) for _, node in sorted(self._nodes.items())]
+        return web.json_response({"kind": "NodeList", "apiVersion": "v1",
+                                  "metadata": {"resourceVersion": str(self._version)}, "items": items})
+
+    async def _pod_metrics(self, request: web.Request) -> web.Response:
+        """PodMetrics of the running pods (what metrics-server scrapes), one or a list; 404 when not served."""
+        self._refuse_unserved_metrics()
+        namespace, name = request.match_info["ns"], request.match_info.get("name")
+        wanted = _selector(request.query.get("labelSelector", ""))
+        items = [self._pod_metric(pod) for pod in self.pods(namespace=namespace)
+                 if pod["status"]["phase"] == "Running" and wanted(pod["metadata"]["labels"])
+                 and name in (None, pod["metadata"]["name"])]
+        if name is not None:
+            if not items:
+                raise ApiError(404, "NotFound", f'podmetrics.metrics.k8s.io "{name}" not found')
+            return web.json_response(items[0])
+        return web.json_response({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+                                  "metadata": {}, "items": items})
+
+    async def _node_metrics(self, request: web.Request) -> web.Response:
+        self._refuse_unserved_metrics()
+        name = request.match_info.get("name")
+        items = [{"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                  "metadata": {"name": node, "labels": self._nodes[node]["metadata"]["labels"]},
+                  "timestamp": _rfc3339(self.now()), "window": "20s", "usage": dict(self._node_usage[node])}
+                 for node in sorted(self._nodes) if name in (None, node)]
+        if name is not None:
+            if not items:
+                raise ApiError(404, "NotFound", f'nodemetrics.metrics.k8s.io "{name}" not found')
+            return web.json_response(items[0])
+        return web.json_response({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1",
+                                  "metadata": {}, "items": items})
+
+    def _refuse_unserved_metrics(self) -> None:
+        if not self.metrics_served:
+            # What the API server answers for a group no APIService provides (no metrics-server installed).
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _pod_metric(self, pod: Obj) -> Obj:
+        meta = pod["metadata"]
+        containers = [{"name": c["name"], "usage": dict(self._usage.get((meta["namespace"], meta["name"], c["name"]),
+                                                                         {"cpu": "0", "memory": "0"}))}
+                      for c in pod["spec"]["containers"]]
+        return {"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta["labels"])},
+                "timestamp": _rfc3339(self.now()), "window": "30s", "containers": containers}
 
     async def _get_configmap(self, request: web.Request) -> web.Response:
         return web.json_response(self._configmap(request.match_info["ns"], request.match_info["name"]))
@@ -443,6 +575,8 @@ class K8sApi:
             del self._pods[(meta["namespace"], pod["metadata"]["name"])]
             for key in [key for key in self._logs if key[:2] == (meta["namespace"], pod["metadata"]["name"])]:
                 del self._logs[key]
+            for key in [key for key in self._usage if key[:2] == (meta["namespace"], pod["metadata"]["name"])]:
+                del self._usage[key]
         kept = mine[:count] + [self._new_pod(rs) for _ in range(count - len(mine))]
         for index, pod in enumerate(kept):
             running = index < available
@@ -450,12 +584,15 @@ class K8sApi:
                        if self._broken(rs) else {"reason": "ContainerCreating", "message": "ContainerCreating"})
             since = pod["metadata"]["creationTimestamp"]
             state = {"running": {"startedAt": since}} if running else {"waiting": waiting}
+            # A pod the controller keeps keeps its restart history (the kubelet counts restarts, not the controller).
+            before = {c["name"]: c for c in (pod["status"].get("containerStatuses") or [])}
             pod["status"] = {
                 "phase": "Running" if running else "Pending",
                 "conditions": [{"type": "Ready", "status": "True" if running else "False"}],
                 "containerStatuses": [
-                    {"name": c["name"], "image": c["image"], "imageID": "", "ready": running, "restartCount": 0,
-                     "started": running, "state": state}
+                    {"name": c["name"], "image": c["image"], "imageID": "", "ready": running,
+                     "restartCount": before.get(c["name"], {}).get("restartCount", 0),
+                     "lastState": before.get(c["name"], {}).get("lastState", {}), "started": running, "state": state}
                     for c in pod["spec"]["containers"]],
             }
             self._bump(pod)
@@ -484,6 +621,26 @@ class K8sApi:
 
     def _broken(self, rs: Obj) -> bool:
         return any(c["image"] in self.broken_images for c in rs["spec"]["template"]["spec"]["containers"])
+
+    def _container_status(self, namespace: str, pod: str, container: str | None) -> tuple[Obj, Obj]:
+        found = self._pod(namespace, pod)
+        statuses = found["status"]["containerStatuses"]
+        status = next((s for s in statuses if container is None or s["name"] == container), None)
+        if status is None:
+            raise KeyError(f"pod {pod} has no container {container}")
+        return found, status
+
+    def _terminated(self, reason: str, exit_code: int, at: datetime | None, status: Obj) -> Obj:
+        started = (status.get("state", {}).get("running") or {}).get("startedAt") or EPOCH.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started,
+                               "finishedAt": _rfc3339(at or self.now()), "containerID": ""}}
+
+    def _pod_status_changed(self, pod: Obj) -> None:
+        """The kubelet's summary: Ready when running with every container ready."""
+        status = pod["status"]
+        ready = status["phase"] == "Running" and all(s["ready"] for s in status["containerStatuses"])
+        status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+        self._bump(pod)
 
     def _pod(self, namespace: str, name: str) -> Obj:
         if (namespace, name) not in self._pods:
@@ -538,6 +695,11 @@ def _positive(query: Any, name: str) -> int | None:
         raise ApiError(422, "Invalid", f"PodLogOptions is invalid: {name}: Invalid value: {value}: must be greater "
                                        "than 0")
     return value
+
+
+def _rfc3339(when: datetime) -> str:
+    """A time as the API server writes object times: RFC 3339 in UTC, to the second."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rfc3339nano(when: datetime) -> str:

@@ -9,15 +9,29 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
+from bot.checks.backup_freshness import BackupFreshnessCheck
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds
+from bot.checks.containers import ContainersCheck
 from bot.checks.disk import DiskCheck
 from bot.checks.http import HttpCheck
+from bot.checks.http_json import HttpJsonCheck
+from bot.checks.kubernetes_pods import KubernetesPodsCheck
+from bot.checks.log_errors import LogErrorsCheck
+from bot.checks.memcached import MemcachedCheck
+from bot.checks.memory import MemoryCheck
+from bot.checks.mysql import MysqlCheck
 from bot.checks.postgres import PostgresCheck
+from bot.checks.prometheus import PrometheusCheck
+from bot.checks.rabbitmq import RabbitmqCheck
 from bot.checks.redis import RedisCheck
+from bot.checks.sql import SqlCheck
 from bot.checks.tcp import TcpCheck
 
 Check = Annotated[
-    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, DiskCheck],
+    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, DiskCheck,
+          HttpJsonCheck, MemoryCheck, PrometheusCheck, BackupFreshnessCheck,
+          ContainersCheck, LogErrorsCheck, KubernetesPodsCheck,
+          SqlCheck, MysqlCheck, MemcachedCheck, RabbitmqCheck],
     Field(discriminator="type"),
 ]
 

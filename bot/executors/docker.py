@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -507,8 +507,7 @@ class DockerWorkload:
     def _client(self) -> docker.DockerClient:
         # Made on first use, in a worker thread: docker-py asks the daemon for its API version when built.
         if self._docker is None:
-            host = self._target.docker_host
-            self._docker = docker.DockerClient(base_url=host) if host else docker.DockerClient.from_env()
+            self._docker = docker_client(self._target.docker_host)
         return self._docker
 
     async def _call(self, doing: str, function: Callable[..., T], *args: Any, state: str = UNKNOWN, **kwargs: Any) -> T:
@@ -522,6 +521,17 @@ class DockerWorkload:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             where = self._target.docker_host or "DOCKER_HOST"
             raise ExecutorError(f"Could not {doing}: cannot reach Docker at {where} ({exc})", state=state) from exc
+
+
+def docker_client(
+    host: str | None, environ: Mapping[str, str] | None = None, timeout: float | None = None
+) -> docker.DockerClient:
+    """A client for `host`, else for DOCKER_HOST in `environ` (default: the process's) or the default socket. Blocking:
+    docker-py asks the daemon for its API version when built. `timeout` bounds each request (docker-py's: 60 s)."""
+    extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    if host:
+        return docker.DockerClient(base_url=host, **extra)
+    return docker.DockerClient.from_env(environment=dict(environ) if environ is not None else None, **extra)
 
 
 def _recreate_config(

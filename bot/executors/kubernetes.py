@@ -310,22 +310,24 @@ class KubernetesWorkload:
         if since_seconds < 1 or max_bytes < 1:
             raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds and max_bytes must be "
                                 "at least 1.", state=UNCHANGED)
+        found = []
+        for pod in await self._pods(await self._read()):
+            text = await self._pod_log(pod, since_seconds, max_bytes)
+            if text is not None:
+                found.append((str(_meta(pod).name), text))
+        return found
+
+    async def _pods(self, deployment: V1Deployment) -> list[V1Pod]:
+        """The deployment's pods, by name."""
         target = self._target
-        deployment = await self._read()
         owned = await self._call(f"list the ReplicaSets of {target.subject}",
                                  lambda api: self._owned_blocking(api, deployment))
         listed = await self._call(f"list the pods of {target.subject}", lambda core: core.list_namespaced_pod(
             target.namespace, label_selector=_selector_of(deployment), _request_timeout=REQUEST_TIMEOUT), api="core")
         # Pods belong to a ReplicaSet of this deployment; the selector alone may match another deployment's.
-        pods = sorted((pod for pod in listed.items if any(
+        return sorted((pod for pod in listed.items if any(
             o.controller and o.uid in owned for o in _meta(pod).owner_references or [])),
             key=lambda pod: str(_meta(pod).name))
-        found = []
-        for pod in pods:
-            text = await self._pod_log(pod, since_seconds, max_bytes)
-            if text is not None:
-                found.append((str(_meta(pod).name), text))
-        return found
 
     async def _pod_log(self, pod: V1Pod, since_seconds: int, max_bytes: int) -> str | None:
         name = str(_meta(pod).name)

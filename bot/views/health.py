@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.checks import Status
+from bot.checks.log_errors import LastErrors, errors_key
 from bot.health import CheckResult, HealthRun
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
@@ -28,7 +29,10 @@ from bot.views.runbooks import OFFER_ACTION
 
 RERUN_ACTION = "health.rerun"
 RESTART_ACTION = "health.restart"
-MORE_ACTION = "health.more"  # a failing line's menu: value `restart:<service>` or `runbook:<name>`
+MORE_ACTION = "health.more"  # a failing line's menu: `restart:<service>`, `runbook:<name>` or `errors:<key>`
+ERRORS_ACTION = "health.errors"  # "Last errors" of a failing log-errors check: value `errors_key(service, label)`
+LOG_ERRORS = "log-errors"
+MAX_MENU = 5  # options Slack allows in an overflow menu
 
 EMOJI = {Status.OK: "✅", Status.WARNING: "⚠️", Status.CRITICAL: "❌", Status.ERROR: "❌"}
 
@@ -96,14 +100,22 @@ class _Actions:
     restartable: Collection[str]
     offers: Mapping[str, Sequence[str]]
 
-    def accessory(self, name: str) -> ButtonElement | OverflowMenuElement | None:
-        runbooks = list(self.offers.get(name, ()))[:4]
+    def accessory(self, name: str, errors: Sequence[str] = ()) -> ButtonElement | OverflowMenuElement | None:
+        """`errors` are the labels of the service's failing log-errors checks: each offers its "Last errors"."""
         restart = name in self.restartable
-        if not runbooks:
-            return ButtonElement(text="Restart", action_id=RESTART_ACTION, value=name) if restart else None
-        if len(runbooks) == 1 and not restart:
-            return ButtonElement(text=clip(f"Run {runbooks[0]}…", 75), action_id=OFFER_ACTION, value=runbooks[0])
+        errors = list(errors)[:2]
+        runbooks = list(self.offers.get(name, ()))[:min(4, MAX_MENU - restart - len(errors))]
+        if len(runbooks) + len(errors) + restart == 1:
+            if restart:
+                return ButtonElement(text="Restart", action_id=RESTART_ACTION, value=name)
+            if runbooks:
+                return ButtonElement(text=clip(f"Run {runbooks[0]}…", 75), action_id=OFFER_ACTION, value=runbooks[0])
+            return ButtonElement(text="Last errors", action_id=ERRORS_ACTION, value=errors_key(name, errors[0]))
+        if not (runbooks or errors or restart):
+            return None
         options = ([Option(text="Restart…", value=f"restart:{name}")] if restart else []) + [
+            Option(text=clip("Last errors" + (f": {label}" if len(errors) > 1 else ""), 75),
+                   value=f"errors:{errors_key(name, label)}") for label in errors] + [
             Option(text=clip(f"Run {runbook}…", 75), value=f"runbook:{runbook}") for runbook in runbooks]
         return OverflowMenuElement(action_id=MORE_ACTION, options=options)
 
@@ -115,7 +127,8 @@ def _service_section(name: str, results: list[CheckResult], actions: _Actions) -
     if not results:
         return SectionBlock(text=f"➖ *{name}*\n_no checks configured_")
     lines = [_check_line(result) for result in results]
-    accessory = actions.accessory(name) if status.failing else None
+    errors = [r.check for r in results if r.kind == LOG_ERRORS and r.status.failing]
+    accessory = actions.accessory(name, errors) if status.failing else None
     return SectionBlock(text=fit_lines([title, *lines], MAX_SECTION_TEXT), accessory=accessory)
 
 
@@ -184,3 +197,24 @@ def _context_line(run: HealthRun) -> str:
         f"🕐 {timestamp(run.finished_at)}  ·  {checks} check{'s' if checks != 1 else ''} on "
         f"{services} service{'s' if services != 1 else ''} in {run.duration_s:.1f} s{who}"
     )
+
+
+def last_errors_message(found: LastErrors) -> Message:
+    """The ephemeral answer to "Last errors": the last matching lines in a code block, newest last."""
+    check = found.check
+    head = (f"*{found.service}* · `{escape(check.label)}`: {found.matched} line{'s' if found.matched != 1 else ''} "
+            f"matching /{escape(check.pattern)}/ in the last {check.window()}")
+    if not found.lines:
+        return Message.of(head, [SectionBlock(text=clip(head + "; none to show now.", MAX_SECTION_TEXT))])
+    # A code block shows the lines as logged; a ``` inside one would end it early.
+    lines = [escape(str(line)).replace("```", "`\u200b``") for line in found.lines]
+    room = MAX_SECTION_TEXT - len("```\n\n```")
+    kept: list[str] = []
+    for line in reversed(lines):  # the newest first: what does not fit is the oldest
+        line = clip(line, room // 4)
+        if len("\n".join([line, *kept])) > room:
+            break
+        kept.insert(0, line)
+    head += f"; the last {len(kept)}:" if found.matched > len(kept) else ":"
+    return Message.of(head, [SectionBlock(text=clip(head, MAX_SECTION_TEXT)),
+                             SectionBlock(text="```\n" + "\n".join(kept) + "\n```")])

@@ -1,0 +1,260 @@
+"""SQL threshold check: one read-only query from the catalog, on PostgreSQL or MySQL/MariaDB, returning one number.
+
+The query runs in a READ ONLY transaction with a server-side statement timeout and is always rolled back; what the
+number means (active connections, stuck rows, replication lag) is the catalog's business, not this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import decimal
+import math
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import asyncpg
+import pymysql
+from pydantic import Field, field_validator, model_validator
+from pymysql.constants import FIELD_TYPE
+
+from bot.checks import mysql
+from bot.checks._dsn import DsnSource, url_field
+from bot.checks._net import socket_error
+from bot.checks.base import (
+    CheckDeps,
+    CheckSpec,
+    Floor,
+    Probe,
+    Status,
+    Thresholds,
+    limit_note,
+)
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+Outcome = Literal["ok", "warning", "critical"]
+
+# The server should give up on the query a little before the health runner gives up on the whole check, so the
+# reason says "statement timeout" (and the server stops working on it even when nobody waits any more): a fifth
+# of the check's timeout is left for the cancellation to come back.
+_MARGIN = 0.2
+_ER_UNKNOWN_SYSTEM_VARIABLE = 1193
+_ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT = 1969, 3024
+_MYSQL_TYPES = {code: name.lower() for name, code in vars(FIELD_TYPE).items() if name.isupper()}
+
+
+class SqlCheck(DsnSource, CheckSpec):
+    type: Literal["sql"]
+    dsn: str | None = url_field("postgresql://… or mysql://… (mariadb:// too), without a password")
+    dsn_env: str | None = url_field("environment variable holding the DSN")
+    query: str = Field(min_length=1, description="one read-only statement whose first row's first column is a number")
+    unit: str = Field(default="", max_length=60, description="words after the number in the reason")
+    above: Thresholds | None = None
+    below: Floor | None = None
+    empty: Outcome = Field(default="critical", description="outcome when the query returns no row or NULL")
+
+    @field_validator("query")
+    @classmethod
+    def _one_statement(cls, query: str) -> str:
+        body = query.strip().rstrip(";").rstrip()
+        if not body:
+            raise ValueError("the query is empty")
+        # aiomysql always allows several statements in one string, so this is the guard, for both engines alike.
+        if ";" in body:
+            raise ValueError("the query must be one statement: a `;` may only end it")
+        return query
+
+    @field_validator("dsn")
+    @classmethod
+    def _known_scheme(cls, dsn: str | None) -> str | None:
+        if dsn is not None and _engine(dsn) is None:
+            raise ValueError("`dsn` must be a postgresql://, mysql:// or mariadb:// URL")
+        return dsn
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> SqlCheck:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of `above` (high is bad) and `below` (low is bad)")
+        return self
+
+    def default_label(self) -> str:
+        return f"sql {self.unit}".strip()
+
+    def secret_envs(self) -> list[str]:
+        return self.url_envs()
+
+    async def probe(self, deps: CheckDeps) -> Probe:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        url = self.connection_url(deps)
+        engine = _engine(url)
+        if engine is None:
+            return Probe(Status.ERROR, f"{self.where()} is neither a postgresql:// nor a mysql:// URL")
+        query = self.query.strip().rstrip(";").rstrip()
+        if engine == "postgres":
+            found = await self._postgres(url, query, deadline)
+        else:
+            found = await self._mysql(url, query, deadline)
+        if isinstance(found, Probe):
+            return found
+        return self._grade(found)
+
+    def _grade(self, value: float | None) -> Probe:
+        if value is None:
+            return Probe(Status(self.empty), "the query returned no number (no row, or NULL)")
+        limits: Thresholds | Floor = self.above or self.below  # type: ignore[assignment]
+        status = limits.grade(value)
+        unit = f" {self.unit}" if self.unit else ""
+        return Probe(status, f"{_number(value)}{unit}{limit_note(status, limits)}")
+
+    # --- PostgreSQL ---------------------------------------------------------------------------------------
+
+    async def _postgres(self, url: str, query: str, deadline: float) -> float | None | Probe:
+        try:
+            conn = await asyncpg.connect(url, timeout=self.timeout)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            text = socket_error(exc) if isinstance(exc, OSError) else _pg_text(exc)
+            return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {text}")
+        budget = _budget(deadline, self.timeout)
+        try:
+            value, column, no_row = await _pg_read(conn, query, budget)
+        except asyncpg.QueryCanceledError:
+            await _pg_close(conn)
+            return Probe(Status.ERROR, f"the query ran past its statement timeout ({budget:.1f} s) on {self.where()}")
+        except asyncpg.PostgresError as exc:
+            await _pg_close(conn)
+            return Probe(Status.ERROR, f"the query failed on {self.where()}: {_pg_text(exc)}")
+        except BaseException:
+            # Cancelled mid-query (the runner's timeout): a busy connection cannot be closed politely; dropping it
+            # ends the transaction, and the statement timeout ends the query.
+            conn.terminate()
+            raise
+        await _pg_close(conn)
+        return _first_number(value, column, no_row)
+
+    # --- MySQL / MariaDB ----------------------------------------------------------------------------------
+
+    async def _mysql(self, url: str, query: str, deadline: float) -> float | None | Probe:
+        try:
+            target = mysql.parse_server_dsn(url)
+        except ValueError as exc:
+            return Probe(Status.ERROR, f"{self.where()}: {exc}")
+        try:
+            conn = await mysql.connect(target, self.timeout)
+        except (pymysql.MySQLError, OSError) as exc:
+            return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {mysql.describe(exc)}")
+        budget = _budget(deadline, self.timeout)
+        try:
+            value, column, no_row = await _mysql_read(conn, query, budget)
+        except pymysql.MySQLError as exc:
+            if mysql.error_code(exc) in (_ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT):
+                return Probe(Status.ERROR, f"the query ran past its statement timeout ({budget:.1f} s) on {self.where()}")
+            return Probe(Status.ERROR, f"the query failed on {self.where()}: {mysql.describe(exc)}")
+        finally:
+            # Closing drops anything left open (a cancelled query's transaction): the server rolls it back.
+            conn.close()
+        return _first_number(value, column, no_row)
+
+
+async def _pg_read(conn: asyncpg.Connection, query: str, budget: float) -> tuple[Any, str, bool]:
+    """Run the query in a READ ONLY transaction that is rolled back, never committed, whatever happens."""
+    transaction = conn.transaction(readonly=True)
+    await transaction.start()
+    try:
+        await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(budget * 1000))}")
+        # A prepared statement holds exactly one command: the server refuses a second one outright.
+        statement = await conn.prepare(query)
+        row = await statement.fetchrow()
+    except asyncpg.PostgresError:
+        await transaction.rollback()
+        raise
+    await transaction.rollback()
+    attributes = statement.get_attributes()
+    column = attributes[0].type.name if attributes else "nothing"
+    return (row[0] if row else None), column, row is None
+
+
+async def _mysql_read(conn: Any, query: str, budget: float) -> tuple[Any, str, bool]:
+    async with conn.cursor() as cursor:
+        await _mysql_guard(cursor, budget)
+        await cursor.execute("START TRANSACTION READ ONLY")
+        try:
+            await cursor.execute(query)
+            row = await cursor.fetchone() if cursor.description else None
+            column = _MYSQL_TYPES.get(cursor.description[0][1], "unknown") if cursor.description else "nothing"
+        except pymysql.MySQLError:
+            # The query's own error is the one to report; a connection too broken to roll back is closed anyway.
+            with contextlib.suppress(pymysql.MySQLError):
+                await cursor.execute("ROLLBACK")
+            raise
+        await cursor.execute("ROLLBACK")
+    return (row[0] if row else None), column, row is None
+
+
+async def _mysql_guard(cursor: Any, budget: float) -> None:
+    """Make the session read-only and give its statements a time limit, in each server's own dialect.
+
+    `START TRANSACTION READ ONLY` alone is not enough there: DDL commits implicitly and would run outside it, so the
+    session itself is made read-only too (`transaction_read_only`, `tx_read_only` before MySQL 8 / MariaDB 11.1).
+    """
+    await cursor.execute("SELECT VERSION()")
+    (version,) = await cursor.fetchone()
+    if "mariadb" in str(version).lower():
+        await cursor.execute(f"SET SESSION max_statement_time = {budget:.3f}")  # seconds, every statement
+    else:
+        await cursor.execute(f"SET SESSION max_execution_time = {max(1, round(budget * 1000))}")  # ms, SELECTs
+    try:
+        await cursor.execute("SET SESSION transaction_read_only = 1")
+    except pymysql.OperationalError as exc:
+        if mysql.error_code(exc) != _ER_UNKNOWN_SYSTEM_VARIABLE:
+            raise
+        await cursor.execute("SET SESSION tx_read_only = 1")
+
+
+# --- shared -------------------------------------------------------------------------------------------
+
+
+def _engine(url: str) -> Literal["postgres", "mysql"] | None:
+    try:
+        scheme = urlsplit(url.strip()).scheme
+    except ValueError:
+        return None
+    if scheme in POSTGRES_SCHEMES:
+        return "postgres"
+    if scheme in mysql.MYSQL_SCHEMES:
+        return "mysql"
+    return None
+
+
+def _budget(deadline: float, timeout: float) -> float:
+    return max(0.001, deadline - asyncio.get_running_loop().time() - _MARGIN * timeout)
+
+
+def _first_number(value: Any, column: str, no_row: bool) -> float | None | Probe:
+    if no_row or value is None:
+        return None
+    # bool is an int in Python, but "true" is not a count anyone can put a threshold on.
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        return Probe(Status.ERROR, f"the query's first column is {column} ({type(value).__name__}), not a number")
+    if not math.isfinite(value):
+        return Probe(Status.ERROR, f"the query returned {value}, not a number a threshold can judge")
+    return float(value)
+
+
+def _number(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _pg_text(exc: BaseException) -> str:
+    # asyncpg's messages name the server, user and database but never the password.
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+async def _pg_close(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=1)
+    except (OSError, TimeoutError, asyncpg.InterfaceError):
+        conn.terminate()

@@ -1,0 +1,141 @@
+"""The `memcached` check against a real memcached: hit ratio, evictions between runs, connections, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from pydantic import TypeAdapter
+from pymemcache.client.base import Client as Memcache
+
+from bot.catalog import CatalogInvalid, parse_catalog
+from bot.checks import Check, CheckDeps, Status
+from bot.health import _probe
+from tests.conftest import free_port
+
+CHECK = TypeAdapter(Check)
+
+
+@pytest.fixture
+async def deps(http: aiohttp.ClientSession) -> CheckDeps:
+    return CheckDeps(http=http, environ={})
+
+
+async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
+    return await _probe(CHECK.validate_python(spec), deps)
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A TCP server that accepts connections and never says a word."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in held:
+        writer.close()
+    server.close()
+
+
+@pytest.fixture
+def cache(memcached: tuple[str, int]) -> Memcache:
+    client = Memcache(memcached)
+    client.set("present", b"x")
+    yield client
+    client.close()
+
+
+def traffic(cache: Memcache, hits: int, misses: int) -> None:
+    for _ in range(hits):
+        assert cache.get("present") == b"x"
+    for index in range(misses):
+        assert cache.get(f"absent-{index}") is None
+
+
+def address(memcached: tuple[str, int]) -> str:
+    return f"{memcached[0]}:{memcached[1]}"
+
+
+async def test_good_hit_ratio_is_ok(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
+    traffic(cache, hits=90, misses=10)
+    assert await run({"type": "memcached", "address": address(memcached)}, deps) == (Status.OK, "hit ratio 90 % (90 of 100 gets)")
+
+
+async def test_too_few_gets_are_not_judged(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
+    traffic(cache, hits=0, misses=20)
+    status, reason = await run({"type": "memcached", "address": address(memcached)}, deps)
+    assert (status, reason) == (Status.OK, "20 gets so far: too few to judge the hit ratio (needs 100)")
+    status, reason = await run({"type": "memcached", "address": address(memcached), "min_gets": 10}, deps)
+    assert (status, reason) == (Status.CRITICAL, "hit ratio 0 % (0 of 20 gets) (minimum 50 %)")
+
+
+async def test_low_hit_ratio_warns(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
+    traffic(cache, hits=70, misses=30)
+    status, reason = await run({"type": "memcached", "address": address(memcached)}, deps)
+    assert (status, reason) == (Status.WARNING, "hit ratio 70 % (70 of 100 gets) (minimum 80 %)")
+
+
+async def test_very_low_hit_ratio_is_critical(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
+    traffic(cache, hits=30, misses=70)
+    status, reason = await run({"type": "memcached", "address": address(memcached)}, deps)
+    assert (status, reason) == (Status.CRITICAL, "hit ratio 30 % (30 of 100 gets) (minimum 50 %)")
+
+
+async def test_evictions_are_judged_as_growth_since_the_previous_run(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
+    spec = {"type": "memcached", "address": address(memcached), "evictions": {"warning": 1, "critical": 100}}
+    status, reason = await run(spec, deps)
+    assert status is Status.OK and "0 evictions since memcached started (growth is judged from the next run)" in reason
+    assert (await run(spec, deps)) == (Status.OK, "0 gets so far: too few to judge the hit ratio (needs 100); 0 evictions since the previous run")
+    # 200 values of half a megabyte do not fit in memcached's default 64 MiB: the oldest are evicted.
+    value = b"v" * (512 * 1024)
+    for index in range(200):
+        cache.set(f"big-{index}", value)
+    status, reason = await run(spec, deps)
+    grown = int(reason.split("; ")[1].split()[0])
+    assert status is (Status.CRITICAL if grown >= 100 else Status.WARNING) and grown > 0
+    assert reason.endswith(f"{grown} evictions since the previous run (limit {100 if grown >= 100 else 1})")
+
+
+async def test_connections_are_graded(memcached: tuple[str, int], deps: CheckDeps) -> None:
+    held = [Memcache(memcached) for _ in range(6)]
+    for client in held:
+        client.get("anything")  # pymemcache connects lazily
+    try:
+        spec = {"type": "memcached", "address": address(memcached), "connections": {"warning": 5, "critical": 100}}
+        status, reason = await run(spec, deps)
+    finally:
+        for client in held:
+            client.close()
+    assert status is Status.WARNING and reason.endswith("connections (limit 5)"), reason
+    current = int(reason.split("; ")[1].split()[0])
+    assert current >= 7  # the six held and the check's own
+
+
+async def test_unreachable_is_critical(deps: CheckDeps) -> None:
+    port = free_port()
+    status, reason = await run({"type": "memcached", "address": f"127.0.0.1:{port}"}, deps)
+    assert status is Status.CRITICAL and reason.startswith(f"cannot connect to 127.0.0.1:{port}: "), reason
+
+
+async def test_server_that_never_answers_times_out(silent_port: int, deps: CheckDeps) -> None:
+    spec = {"type": "memcached", "address": f"127.0.0.1:{silent_port}", "timeout": 0.5}
+    assert await run(spec, deps) == (Status.ERROR, "timed out after 0.5 s")
+
+
+@pytest.mark.parametrize("check,message", [
+    ("{type: memcached, address: cache}", "`address` must be host:port"),
+    ("{type: memcached, address: 'cache:99999'}", "`address` must be host:port"),
+    ("{type: memcached, address: 'cache:11211', hit_ratio_percent: {warning: 50, critical: 80}}", "low values are the bad ones"),
+    ("{type: memcached, address: 'cache:11211', min_gets: -1}", "must be >= 0"),
+    ("{type: memcached, address: 'cache:11211', evictions: {warning: 10, critical: 1}}", "must not be above critical"),
+])
+def test_bad_memcached_checks_are_refused(check: str, message: str) -> None:
+    with pytest.raises(CatalogInvalid) as caught:
+        parse_catalog(f"services:\n  cache:\n    environment: prod\n    checks:\n      - {check}\n", "opsbot.yml")
+    [problem] = str(caught.value).splitlines()
+    assert message in problem, problem

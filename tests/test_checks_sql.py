@@ -1,0 +1,269 @@
+"""The `sql` check against the real PostgreSQL and MariaDB: grading, empty results, read-only, timeouts, loading."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import pymysql
+import pytest
+from pydantic import TypeAdapter
+
+from bot.catalog import CatalogInvalid, parse_catalog
+from bot.checks import Check, CheckDeps, Status
+from bot.health import _probe
+from tests.conftest import free_port
+
+CHECK = TypeAdapter(Check)
+
+
+@pytest.fixture
+async def deps(http: aiohttp.ClientSession) -> CheckDeps:
+    return CheckDeps(http=http, environ={})
+
+
+async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
+    return await _probe(CHECK.validate_python(spec), deps)
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A TCP server that accepts connections and never says a word (no greeting, no answer)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in held:
+        writer.close()
+    server.close()
+
+
+def sql(dsn: str, query: str, **extra: object) -> dict:
+    return {"type": "sql", "dsn": dsn, "query": query, "unit": "active connections",
+            "above": {"warning": 10, "critical": 20}, **extra}
+
+
+def problems(check: str) -> list[str]:
+    with pytest.raises(CatalogInvalid) as caught:
+        parse_catalog(f"services:\n  db:\n    environment: prod\n    checks:\n      - {check}\n", "opsbot.yml")
+    return str(caught.value).splitlines()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pg_jobs(pg_database: str) -> str:
+    """A `jobs` table with 12 rows stuck in `running` and a function that writes when called."""
+    conn = await asyncpg.connect(pg_database)
+    try:
+        await conn.execute("CREATE TABLE jobs (id serial PRIMARY KEY, state text NOT NULL, label text)")
+        await conn.execute("INSERT INTO jobs (state) SELECT 'running' FROM generate_series(1, 12)")
+        await conn.execute("INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 30)")
+        await conn.execute("CREATE FUNCTION finish_all() RETURNS bigint LANGUAGE sql AS "
+                           "$$ WITH d AS (UPDATE jobs SET state = 'done' RETURNING 1) SELECT count(*) FROM d $$")
+    finally:
+        await conn.close()
+    return pg_database
+
+
+async def pg_states(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {row["state"]: row["n"] for row in await conn.fetch("SELECT state, count(*) AS n FROM jobs GROUP BY state")}
+    finally:
+        await conn.close()
+
+
+STUCK = "SELECT count(*) FROM jobs WHERE state = 'running'"
+
+
+async def test_postgres_number_under_the_limits_is_ok(pg_jobs: str, deps: CheckDeps) -> None:
+    spec = sql(pg_jobs, STUCK, above={"warning": 50, "critical": 100})
+    assert await run(spec, deps) == (Status.OK, "12 active connections")
+
+
+async def test_postgres_number_at_warning_names_the_limit(pg_jobs: str, deps: CheckDeps) -> None:
+    assert await run(sql(pg_jobs, STUCK), deps) == (Status.WARNING, "12 active connections (limit 10)")
+
+
+async def test_postgres_number_past_critical(pg_jobs: str, deps: CheckDeps) -> None:
+    spec = sql(pg_jobs, "SELECT count(*) FROM jobs;", unit="jobs")
+    assert await run(spec, deps) == (Status.CRITICAL, "42 jobs (limit 20)")
+
+
+async def test_postgres_below_grades_low_values_and_fractions(pg_jobs: str, deps: CheckDeps) -> None:
+    spec = {"type": "sql", "dsn": pg_jobs, "query": "SELECT 100.0 * 12 / 42", "unit": "% running",
+            "below": {"warning": 50, "critical": 20}}
+    assert await run(spec, deps) == (Status.WARNING, "28.57 % running (minimum 50)")
+
+
+async def test_postgres_no_row_and_null_take_the_empty_outcome(pg_jobs: str, deps: CheckDeps) -> None:
+    no_row = sql(pg_jobs, "SELECT id FROM jobs WHERE state = 'lost'")
+    assert await run(no_row, deps) == (Status.CRITICAL, "the query returned no number (no row, or NULL)")
+    null = sql(pg_jobs, "SELECT max(id) FROM jobs WHERE state = 'lost'", empty="ok")
+    assert (await run(null, deps))[0] is Status.OK
+
+
+async def test_postgres_text_is_an_error_naming_its_type(pg_jobs: str, deps: CheckDeps) -> None:
+    status, reason = await run(sql(pg_jobs, "SELECT state FROM jobs LIMIT 1"), deps)
+    assert status is Status.ERROR and reason == "the query's first column is text (str), not a number"
+
+
+async def test_postgres_nan_is_an_error(pg_database: str, deps: CheckDeps) -> None:
+    status, reason = await run(sql(pg_database, "SELECT 'NaN'::float8"), deps)
+    assert (status, reason) == (Status.ERROR, "the query returned nan, not a number a threshold can judge")
+
+
+@pytest.mark.parametrize("query", [
+    "WITH d AS (DELETE FROM jobs WHERE state = 'running' RETURNING 1) SELECT count(*) FROM d",
+    "WITH u AS (UPDATE jobs SET state = 'done' RETURNING 1) SELECT count(*) FROM u",
+    "SELECT finish_all()",
+    "SELECT nextval('jobs_id_seq')",
+])
+async def test_postgres_query_cannot_write(pg_jobs: str, deps: CheckDeps, query: str) -> None:
+    status, reason = await run(sql(pg_jobs, query), deps)
+    assert status is Status.ERROR and "read-only transaction" in reason, reason
+    assert await pg_states(pg_jobs) == {"running": 12, "done": 30}
+
+
+async def test_postgres_slow_query_is_stopped_by_the_statement_timeout(pg_jobs: str, deps: CheckDeps) -> None:
+    status, reason = await run(sql(pg_jobs, "SELECT count(*) FROM jobs, pg_sleep(10)", timeout=2), deps)
+    assert status is Status.ERROR and "statement timeout" in reason, reason
+
+
+async def test_postgres_bad_query_is_an_error(pg_jobs: str, deps: CheckDeps) -> None:
+    status, reason = await run(sql(pg_jobs, "SELECT count(*) FROM no_such_table"), deps)
+    assert status is Status.ERROR and 'relation "no_such_table" does not exist' in reason
+
+
+async def test_postgres_unreachable_is_critical(deps: CheckDeps) -> None:
+    status, reason = await run(sql(f"postgresql://postgres@127.0.0.1:{free_port()}/x", "SELECT 1", timeout=2), deps)
+    assert status is Status.CRITICAL and reason.startswith("cannot connect to 127.0.0.1:")
+
+
+async def test_postgres_server_that_never_answers_times_out(silent_port: int, deps: CheckDeps) -> None:
+    spec = sql(f"postgresql://postgres@127.0.0.1:{silent_port}/x", "SELECT 1", timeout=0.5)
+    assert await run(spec, deps) == (Status.ERROR, "timed out after 0.5 s")
+
+
+async def test_dsn_from_the_environment(pg_jobs: str, http: aiohttp.ClientSession) -> None:
+    spec = {"type": "sql", "dsn_env": "APP_DB_URL", "query": STUCK, "above": {"warning": 50, "critical": 100}}
+    assert (await run(spec, CheckDeps(http=http, environ={"APP_DB_URL": pg_jobs})))[0] is Status.OK
+    assert await run(spec, CheckDeps(http=http, environ={})) == (Status.ERROR, "cannot run: environment variable APP_DB_URL is not set")
+
+
+# --- MySQL / MariaDB ------------------------------------------------------------------------------------
+
+
+def mysql_run(dsn: str, *statements: str) -> list[tuple]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(dsn)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                           database=parts.path.lstrip("/"), autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def mysql_jobs(mysql_database: str) -> str:
+    mysql_run(
+        mysql_database,
+        "CREATE TABLE jobs (id INT AUTO_INCREMENT PRIMARY KEY, state VARCHAR(20) NOT NULL) ENGINE=InnoDB",
+        "INSERT INTO jobs (state) VALUES " + ", ".join(["('running')"] * 12 + ["('done')"] * 30),
+    )
+    return mysql_database
+
+
+def mysql_states(dsn: str) -> dict[str, int]:
+    return dict(mysql_run(dsn, "SELECT state, count(*) FROM jobs GROUP BY state"))
+
+
+async def test_mysql_ok_warning_critical(mysql_jobs: str, deps: CheckDeps) -> None:
+    assert await run(sql(mysql_jobs, STUCK, above={"warning": 50, "critical": 100}), deps) == (Status.OK, "12 active connections")
+    assert await run(sql(mysql_jobs, STUCK), deps) == (Status.WARNING, "12 active connections (limit 10)")
+    assert await run(sql(mysql_jobs, "SELECT count(*) FROM jobs", unit="jobs"), deps) == (Status.CRITICAL, "42 jobs (limit 20)")
+
+
+async def test_mariadb_scheme_and_decimal_results(mysql_jobs: str, deps: CheckDeps) -> None:
+    spec = {"type": "sql", "dsn": mysql_jobs.replace("mysql://", "mariadb://"), "query": "SELECT 100 * 12 / 42",
+            "unit": "% running", "below": {"warning": 50, "critical": 20}}
+    assert await run(spec, deps) == (Status.WARNING, "28.57 % running (minimum 50)")
+
+
+async def test_mysql_empty_and_text(mysql_jobs: str, deps: CheckDeps) -> None:
+    no_row = sql(mysql_jobs, "SELECT id FROM jobs WHERE state = 'lost'", empty="warning")
+    assert await run(no_row, deps) == (Status.WARNING, "the query returned no number (no row, or NULL)")
+    assert (await run(sql(mysql_jobs, "SELECT NULL"), deps))[0] is Status.CRITICAL
+    status, reason = await run(sql(mysql_jobs, "SELECT state FROM jobs LIMIT 1"), deps)
+    assert status is Status.ERROR and reason == "the query's first column is var_string (str), not a number"
+
+
+@pytest.mark.parametrize("query", [
+    "UPDATE jobs SET state = 'done'",
+    "DELETE FROM jobs",
+    "DROP TABLE jobs",  # DDL commits implicitly: only the session's read-only flag stops it
+    "CREATE TABLE sneaky (id INT)",
+])
+async def test_mysql_query_cannot_write(mysql_jobs: str, deps: CheckDeps, query: str) -> None:
+    status, reason = await run(sql(mysql_jobs, query), deps)
+    assert status is Status.ERROR and "READ ONLY transaction" in reason, reason
+    assert mysql_states(mysql_jobs) == {"running": 12, "done": 30}
+    assert mysql_run(mysql_jobs, "SHOW TABLES") == [("jobs",)]
+
+
+async def test_mysql_slow_query_is_stopped_by_the_statement_timeout(mysql_jobs: str, deps: CheckDeps) -> None:
+    status, reason = await run(sql(mysql_jobs, "SELECT count(*) FROM jobs WHERE SLEEP(0.5) = 0", timeout=2), deps)
+    assert status is Status.ERROR and "statement timeout" in reason, reason
+
+
+async def test_mysql_unreachable_is_critical(deps: CheckDeps) -> None:
+    status, reason = await run(sql(f"mysql://root@127.0.0.1:{free_port()}/x", "SELECT 1", timeout=2), deps)
+    assert status is Status.CRITICAL and reason.startswith("cannot connect to 127.0.0.1:"), reason
+
+
+async def test_mysql_server_that_never_answers_times_out(silent_port: int, deps: CheckDeps) -> None:
+    spec = sql(f"mysql://root@127.0.0.1:{silent_port}/x", "SELECT 1", timeout=0.5)
+    assert await run(spec, deps) == (Status.ERROR, "timed out after 0.5 s")
+
+
+# --- loading --------------------------------------------------------------------------------------------
+
+
+def test_a_second_statement_is_refused_at_load() -> None:
+    [problem] = problems("{type: sql, dsn: 'postgresql://app@db/app', query: 'SELECT 1; DROP TABLE jobs', above: {warning: 1, critical: 2}}")
+    assert problem.endswith("services.db.checks[0].query: the query must be one statement: a `;` may only end it")
+
+
+def test_a_trailing_semicolon_is_fine() -> None:
+    parse_catalog("services:\n  db:\n    environment: prod\n    checks:\n"
+                  "      - {type: sql, dsn: 'mysql://app@db/app', query: 'SELECT 1;', below: {warning: 2, critical: 1}}\n")
+
+
+@pytest.mark.parametrize("limits", ["", ", above: {warning: 1, critical: 2}, below: {warning: 2, critical: 1}"])
+def test_exactly_one_of_above_and_below(limits: str) -> None:
+    [problem] = problems("{type: sql, dsn: 'postgresql://app@db/app', query: 'SELECT 1'" + limits + "}")
+    assert "give exactly one of `above` (high is bad) and `below` (low is bad)" in problem
+
+
+@pytest.mark.parametrize("check,message", [
+    ("{type: sql, dsn: 'sqlite:///x.db', query: 'SELECT 1', above: {warning: 1, critical: 2}}", "must be a postgresql://, mysql:// or mariadb:// URL"),
+    ("{type: sql, dsn: 'mysql://app:hunter2@db/app', query: 'SELECT 1', above: {warning: 1, critical: 2}}", "must not contain a password"),
+    ("{type: sql, dsn_env: APP_DB_URL, query: ' ', above: {warning: 1, critical: 2}}", "the query is empty"),
+    ("{type: sql, dsn_env: APP_DB_URL, query: 'SELECT 1', above: {warning: 1, critical: 2}, empty: maybe}", "empty"),
+    ("{type: sql, dsn_env: APP_DB_URL, query: 'SELECT 1', below: {warning: 1, critical: 2}}", "low values are the bad ones"),
+])
+def test_bad_sql_checks_are_refused(check: str, message: str) -> None:
+    [problem] = problems(check)
+    assert message in problem and "hunter2" not in problem
