@@ -25,12 +25,16 @@ from bot.scheduling.settings import ScheduleSettings, channel_id
 from bot.executors.directory_backup import DirectoryBackupTarget
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
+from bot.executors.mysql_backup import MysqlBackupTarget
 from bot.executors.postgres_backup import PostgresBackupTarget
+from bot.executors.redis_backup import RedisBackupTarget
 from bot.runbooks.definitions import Maintenance, Runbook, RunbookName
 
 # What restart and rollback act on, and what backup and restore act on: one kind each per service.
 Target = Annotated[Union[DockerTarget, KubernetesTarget], Field(discriminator="type")]
-BackupTarget = Annotated[Union[PostgresBackupTarget, DirectoryBackupTarget], Field(discriminator="type")]
+BackupTarget = Annotated[
+    Union[PostgresBackupTarget, MysqlBackupTarget, RedisBackupTarget, DirectoryBackupTarget], Field(discriminator="type")
+]
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESERVED_NAMES = {"all", "help"}
@@ -138,7 +142,7 @@ class Catalog(BaseModel):
                     found.append((f"services.{name}.checks[{index}]", env))
             for key in ("target", "backup"):
                 part = getattr(service, key)
-                for field in ("dsn_env", "token_env"):
+                for field in ("dsn_env", "token_env", "url_env"):
                     env = getattr(part, field, None) if part is not None else None
                     if env:
                         found.append((f"services.{name}.{key}", env))

@@ -475,6 +475,22 @@ runbooks:
     assert "runbooks.deploy.steps[3].kind: `maintenance` needs a `maintenance:`" in found
 
 
+def test_a_redis_restore_step_is_refused_when_the_catalog_loads() -> None:
+    yaml = """
+services:
+  cache: {environment: production, backup: {type: redis, url_env: REDIS_URL, directory: /tmp/x}}
+runbooks:
+  restore-cache:
+    services: [cache]
+    steps:
+      - {kind: restore, service: cache, backup: latest}
+"""
+    with pytest.raises(CatalogInvalid) as raised:
+        parse_catalog(yaml)
+    assert ("runbooks.restore-cache.steps[0].kind: services.cache backs up Redis, which opsbot cannot restore "
+            "(Redis reads an RDB file only as it starts); restore it by hand") in str(raised.value)
+
+
 def test_an_undo_less_change_before_a_rolling_back_step_is_a_warning() -> None:
     yaml = """
 services:

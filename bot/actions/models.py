@@ -136,7 +136,7 @@ class BackupLabel(enum.Enum):
 @dataclass(frozen=True)
 class BackupRecord:
     service: str
-    kind: str  # the backup target's type: postgres | directory
+    kind: str  # the backup target's type: postgres | mysql | redis | directory
     path: Path
     size: int
     sha256: str

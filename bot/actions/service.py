@@ -28,6 +28,7 @@ from bot.views import escape, human_size
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
 from bot.views.actions import action_message, describe
+from bot.views.backups import backup_result_message
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,7 @@ async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None
                                         outcome=escape(outcome), target_state="untouched: nothing ran", finished_at=ctx.clock.now()):
         await audit_run(ctx, run, "refused", None, outcome, outcome=Outcome.ERROR if kind == "ERROR" else Outcome.REJECTED)
         await refresh_message(ctx, run.id or 0)
+        await announce_backup(ctx, run)
 
 
 async def _keep(ctx: Context, leases: list[Any], run_id: int, work: asyncio.Task[Any]) -> None:
@@ -395,11 +397,33 @@ async def _run(ctx: Context, run: ActionRun) -> None:
 
 async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str, target_state: str) -> None:
     # Fenced by owner: a replica that lost its lease (and had its run interrupted) cannot overwrite the end.
-    if await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, owner=ctx.owner,
-                                        outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now()):
+    won = await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, owner=ctx.owner,
+                                            outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now())
+    if won:
         await audit_run(ctx, run, state.value, None, outcome,
                      outcome=Outcome.OK if state is ActionState.SUCCEEDED else Outcome.ERROR)
     await refresh_message(ctx, run.id or 0)
+    if won and state in (ActionState.SUCCEEDED, ActionState.FAILED):
+        await announce_backup(ctx, run)
+
+
+async def announce_backup(ctx: Context, run: ActionRun) -> None:
+    """Post a finished backup run's result (✅ file, size, time / ❌ reason) to its service's own channel, unless the
+    run's message is already there. Best effort, like `refresh_message`: the run's row is the record of it.
+    Only the transition that ended the run calls it, so a run is announced once."""
+    if run.kind is not ActionKind.BACKUP:
+        return
+    try:
+        entry = ctx.catalog.services.get(run.service)
+        channel = entry.channel if entry is not None else None
+        if channel is None or channel == run.channel_id:
+            return
+        finished = await get_run(ctx, run.id or 0)
+        record = next((b for b in await ctx.store.backups(run.service, limit=20)
+                       if b.run_id == run.id and b.label is not BackupLabel.SAFETY), None)
+        await ctx.chat.post(channel, backup_result_message(finished, record))
+    except Exception:
+        log.exception("could not post the result of %s #%s to the service's channel", run.label, run.id)
 
 
 async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:

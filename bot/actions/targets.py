@@ -10,7 +10,7 @@ from bot.executors.base import Backups, Workload
 
 class NoTarget(OpsbotError):
     def __init__(self, service: str, kind: ActionKind) -> None:
-        key, kinds = ("backup", "postgres or directory") if kind in (ActionKind.BACKUP, ActionKind.RESTORE) else ("target", "docker or kubernetes")
+        key, kinds = ("backup", "postgres, mysql, redis or directory") if kind in (ActionKind.BACKUP, ActionKind.RESTORE) else ("target", "docker or kubernetes")
         super().__init__(
             f"`{service}` cannot be {_past(kind)} by opsbot: its catalog entry has no `{key}:` ({kinds}). "
             f"Add one under services.{service} and restart the bot."
@@ -42,6 +42,23 @@ def backups_for(ctx: Context, service: str, kind: ActionKind) -> Backups:
         from bot.executors.postgres_backup import PostgresBackups
 
         return PostgresBackups(service, target, ctx.environ, ctx.clock)
+    if target.type == "mysql":
+        from bot.executors.mysql_backup import MysqlBackups
+
+        return MysqlBackups(service, target, ctx.environ, ctx.clock)
+    if target.type == "redis":
+        from bot.executors.redis_backup import (
+            NOT_TOUCHED,
+            RedisBackups,
+            RestoreUnsupported,
+            manual_restore,
+        )
+
+        if kind is ActionKind.RESTORE:
+            # Refused here, before any plan, approval or safety backup: the actions flow and runbook restore
+            # steps both ask for the executor first.
+            raise RestoreUnsupported(manual_restore(None, target.directory), state=NOT_TOUCHED)
+        return RedisBackups(service, target, ctx.environ, ctx.clock)
     from bot.executors.directory_backup import DirectoryBackups
 
     return DirectoryBackups(service, target, ctx.clock)

@@ -126,6 +126,9 @@ def _step(catalog: Catalog, runbook: Runbook, path: Path, step: Any, unknown: An
         if getattr(step, "engine", "postgres") != "postgres" or service.backup is None or service.backup.type != "postgres":
             found.append(Finding((*path, "dsn_env"), "is required: services." + service_name
                                  + " has no postgres `backup:` whose DSN it could use"))
+    if step.kind == "restore" and service.backup is not None and service.backup.type == "redis":
+        found.append(Finding((*path, "kind"), f"services.{service_name} backs up Redis, which opsbot cannot restore "
+                                              "(Redis reads an RDB file only as it starts); restore it by hand"))
     if isinstance(step, RestoreStep) and isinstance(step.backup, str) and step.backup != "latest":
         names = references(step.backup)
         declared = runbook.parameters.get(names[0]) if len(names) == 1 else None

@@ -167,8 +167,12 @@ def backups_message(service: str, records: list[BackupRecord], now: datetime) ->
         label = f" · _{record.label.value}_" if record.label.value != "manual" else ""
         line = (f"`{record.id}` {timestamp(record.created_at)}\n{human_size(record.size)} · "
                 f"sha256 `{record.sha256[:12]}` · {verified} · {age} old{label}")
-        blocks.append(SectionBlock(text=line, accessory=ButtonElement(text="Restore…", action_id=RESTORE_ACTION, value=str(record.id))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Or `/ops restore {service} <id>`. As of {timestamp(now)}.")]))
+        # A Redis snapshot is restored by hand (opsbot refuses and says how): no button that can only be refused.
+        restore = None if record.kind == "redis" else ButtonElement(text="Restore…", action_id=RESTORE_ACTION, value=str(record.id))
+        blocks.append(SectionBlock(text=line, accessory=restore))
+    how = (f"Redis snapshots are restored by hand: `/ops restore {service} <id>` says how." if records[0].kind == "redis"
+           else f"Or `/ops restore {service} <id>`.")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"{how} As of {timestamp(now)}.")]))
     blocks.append(take)
     return Message.of(f"Backups of {service}: {len(records)}", blocks)
 

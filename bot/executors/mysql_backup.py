@@ -1,0 +1,396 @@
+"""MySQL/MariaDB backups: mysqldump streamed into a verified .sql.gz, restored by the mysql client, and retention.
+
+It never decides when to back up or who may restore (the actions domain does) and never takes the safety backup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.checks.base import ENV_NAME
+from bot.clock import Clock
+from bot.executors.base import Artifact, ExecutorError, Progress
+from bot.executors.databases import MysqlConnection, parse_mysql_dsn
+from bot.executors.postgres_backup import (
+    FILE_LEFT,
+    backup_file_name,
+    check_digest,
+    file_digest,
+    human_size,
+    new_backup_file,
+    scrub,
+    tool_env,
+    within,
+)
+from bot.scheduling.cron import CronSchedule
+
+NOT_WRITTEN = "the database was not changed; no backup was written"
+NOT_TOUCHED = "the database was not touched; the restore did not start"
+# DDL commits on its own in MySQL, so a restore cannot run in one transaction the way pg_restore's does.
+PART_WAY = ("the restore stopped part-way: the tables before the failing statement were replaced from the dump, "
+            "the others are as they were")
+SUFFIX = ".sql.gz"
+HEADERS = ("-- MySQL dump", "-- MariaDB dump")
+TRAILER = "-- Dump completed"
+_CHUNK = 1 << 20
+# MariaDB 10.11.8+ puts a "sandbox mode" comment before its "-- MariaDB dump" header line.
+_HEAD_LINES = 5
+_STDERR_KEEP = 16 * 1024
+_CONNECT_TIMEOUT = 10
+_CREATE_TABLE = re.compile(rb"^CREATE TABLE ", re.MULTILINE)
+_COUNT_TABLES = ("SELECT COUNT(*) FROM information_schema.TABLES "
+                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
+
+
+class MysqlBackupTarget(BaseModel):
+    """The catalog's `backup:` block for a MySQL or MariaDB database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["mysql"]
+    dsn_env: str = Field(description="environment variable holding mysql://user:pass@host:port/db")
+    directory: Path
+    retention_days: int = Field(default=30, ge=1)
+    keep_min: int = Field(default=3, ge=1)
+    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
+    timeout: float = Field(default=3600, gt=0)
+    mysqldump: str = Field(default="mysqldump", min_length=1)
+    mysql: str = Field(default="mysql", min_length=1)
+
+    @field_validator("dsn_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not re.match(ENV_NAME, value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+
+def option_value(value: str) -> str:
+    """A value for a MySQL option file: double-quoted, with the escapes the client's parser undoes."""
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r").replace("\t", "\\t"))
+    return f'"{escaped}"'
+
+
+@asynccontextmanager
+async def option_file(conn: MysqlConnection, *, state: str) -> AsyncIterator[Path]:
+    """The connection as a `[client]` option file, 0600 in a private directory that is removed afterwards:
+    a password on the command line shows in `ps`, and MYSQL_PWD is readable in /proc/<pid>/environ."""
+    lines = ["[client]", f"host={option_value(conn.host)}", f"port={conn.port}",
+             # "localhost" would otherwise mean the Unix socket, not the host and port the DSN names.
+             "protocol=TCP"]
+    if conn.user:
+        lines.append(f"user={option_value(conn.user)}")
+    if conn.password is not None:
+        lines.append(f"password={option_value(conn.password)}")
+
+    def write() -> Path:
+        private = Path(tempfile.mkdtemp(prefix="opsbot-mysql-"))  # mode 0700
+        path = private / "client.cnf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
+
+    try:
+        path = await asyncio.to_thread(write)
+    except OSError as exc:
+        raise ExecutorError(f"cannot write the temporary MySQL option file: {exc.strerror or exc}", state=state) from None
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path.parent, True)
+
+
+def mysql_env() -> dict[str, str]:
+    """PATH and the locale, without a stray MYSQL_PWD/MYSQL_HOST of the bot's own redirecting the tools."""
+    return {key: value for key, value in tool_env(None).items() if not key.startswith("MYSQL")}
+
+
+async def pipe_tool(
+    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: str, secrets: Sequence[str] = (),
+    feed: AsyncIterator[bytes] | None = None, sink: Callable[[bytes], Awaitable[None]] | None = None,
+) -> None:
+    """Run one program without a shell, streaming `feed` into its stdin and its stdout into `sink` chunk by
+    chunk (bounded memory). ExecutorError with the end of its stderr (secrets scrubbed) if it fails."""
+    name = Path(argv[0]).name
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if sink is not None else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, env=dict(env),
+        )
+    except OSError as exc:
+        raise ExecutorError(f"{name} could not be started: {exc.strerror or exc}", state=state) from None
+    err = bytearray()
+
+    async def read_stderr() -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(_CHUNK):
+            err.extend(chunk)
+            del err[:-_STDERR_KEEP]
+
+    async def write_stdin() -> None:
+        assert proc.stdin is not None and feed is not None
+        try:
+            async for chunk in feed:
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the tool stopped reading (it failed); its exit status and stderr say why
+        finally:
+            proc.stdin.close()
+
+    async def read_stdout() -> None:
+        assert proc.stdout is not None and sink is not None
+        while chunk := await proc.stdout.read(_CHUNK):
+            await sink(chunk)
+
+    try:
+        async with asyncio.timeout(timeout):
+            # A task group: when one side fails (a full disk), the others are cancelled rather than left running.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read_stderr())
+                if feed is not None:
+                    group.create_task(write_stdin())
+                if sink is not None:
+                    group.create_task(read_stdout())
+            await proc.wait()
+    except BaseException as exc:
+        # A timeout, a failed write or a cancelled action must not leave the tool dumping or restoring behind.
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        await proc.wait()
+        if isinstance(exc, TimeoutError):
+            raise ExecutorError(f"{name} did not finish within {timeout:g} s and was stopped", state=state) from None
+        if isinstance(exc, BaseExceptionGroup):
+            raise exc.exceptions[0] from None  # the first failure is the one worth a message
+        raise
+    if proc.returncode != 0:
+        lines = [line.strip() for line in err.decode(errors="replace").splitlines() if line.strip()][-5:]
+        tail = scrub(" / ".join(lines)[-800:], secrets)
+        raise ExecutorError(f"{name} failed (exit {proc.returncode}): {tail or 'no error output'}", state=state)
+
+
+def read_dump(path: Path) -> tuple[list[str], int, str]:
+    """Read a .sql.gz through to its gzip trailer (CRC and length are checked at the end of the stream): its
+    first lines, how many CREATE TABLE statements, and the last non-empty line. Blocking."""
+    head: list[str] = []
+    last, tables, carry = "", 0, b""
+    with gzip.open(path, "rb") as gz:
+        while True:
+            chunk = gz.read(_CHUNK)
+            data = carry + chunk
+            # At the end of the stream the unterminated rest is a line too.
+            cut = len(data) if not chunk else data.rfind(b"\n") + 1
+            whole, carry = data[:cut], data[cut:]
+            if len(head) < _HEAD_LINES and whole:
+                head += [line.decode(errors="replace") for line in whole.split(b"\n")[:_HEAD_LINES - len(head)]]
+            tables += len(_CREATE_TABLE.findall(whole))
+            tail = whole.rstrip()
+            if tail:
+                last = tail[tail.rfind(b"\n") + 1:].decode(errors="replace")
+            if not chunk:
+                return head, tables, last
+
+
+async def check_dump(path: Path, *, state: str, tables: int = 0) -> int:
+    """Raise ExecutorError unless `path` is a whole mysqldump: gzip intact, header, trailer, and at least one
+    CREATE TABLE when the database had `tables` tables. Returns the CREATE TABLE count."""
+    try:
+        head, created, last = await asyncio.to_thread(read_dump, path)
+    except FileNotFoundError:
+        raise ExecutorError(f"{path.name} is missing from {path.parent}", state=state) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ExecutorError(f"{path.name} is corrupted: {exc or type(exc).__name__}", state=state) from None
+    if not any(line.startswith(HEADERS) for line in head):
+        raise ExecutorError(f"{path.name} is not a mysqldump file (it does not start with \"-- MySQL dump\")", state=state)
+    if not last.startswith(TRAILER):
+        raise ExecutorError(f"{path.name} is incomplete: it does not end with \"{TRAILER}\"", state=state)
+    if tables and not created:
+        raise ExecutorError(f"{path.name} holds no CREATE TABLE, but the database has {tables} table(s)", state=state)
+    return created
+
+
+def _open_gzip(path: Path) -> gzip.GzipFile:
+    # The partial file already exists with mode 0600 (new_backup_file); open it without re-creating it.
+    return gzip.GzipFile(filename="", mode="wb", fileobj=path.open("r+b"), mtime=0)
+
+
+def _close(gz: gzip.GzipFile) -> None:
+    """Write the gzip trailer and close the file under it (GzipFile leaves a passed-in file open)."""
+    handle = gz.fileobj
+    try:
+        gz.close()
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+async def _gzip_chunks(path: Path, *, state: str) -> AsyncIterator[bytes]:
+    """The decompressed dump, a chunk at a time (it was verified just before; a read error now is the disk's)."""
+    try:
+        handle: IO[bytes] = await asyncio.to_thread(gzip.open, path, "rb")  # type: ignore[arg-type]
+    except OSError as exc:
+        raise ExecutorError(f"{path.name} cannot be read: {exc.strerror or exc}", state=state) from None
+    try:
+        while True:
+            try:
+                chunk = await asyncio.to_thread(handle.read, _CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ExecutorError(f"{path.name} could not be read to the end: {exc or type(exc).__name__}",
+                                    state=state) from None
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
+
+
+class MysqlBackups:
+    """Backups of one MySQL/MariaDB database with mysqldump/mysql; implements `Backups`."""
+
+    def __init__(self, service: str, target: MysqlBackupTarget, environ: Mapping[str, str], clock: Clock) -> None:
+        self._service = service
+        self._target = target
+        self._environ = environ
+        self._clock = clock
+
+    def _connection(self, *, state: str) -> MysqlConnection:
+        env = self._target.dsn_env
+        dsn = self._environ.get(env)
+        if not dsn:
+            raise ExecutorError(f"environment variable {env} is not set", state=state)
+        try:
+            conn = parse_mysql_dsn(dsn)
+        except ValueError as exc:
+            raise ExecutorError(f"${env}: {exc}", state=state) from None
+        if conn.database.startswith("-"):
+            # mysqldump takes the database as a bare argument; one starting with "-" would be read as an option.
+            raise ExecutorError(f"${env}: the database name must not start with '-'", state=state)
+        return conn
+
+    def _names(self) -> tuple[str, str]:
+        """Database and host:port for titles; the env var's name when the DSN cannot be read yet."""
+        try:
+            conn = parse_mysql_dsn(self._environ.get(self._target.dsn_env) or "")
+        except ValueError:
+            return f"from ${self._target.dsn_env}", "(DSN not readable)"
+        return conn.database, f"{conn.host}:{conn.port}"
+
+    def describe(self) -> str:
+        database, where = self._names()
+        return f"MySQL database {database} on {where} (dumps in {self._target.directory})"
+
+    def backup_plan(self) -> list[str]:
+        database, where = self._names()
+        return [f"Dump database {database} on {where.rsplit(':', 1)[0]}", "Verify the dump (read it back)"]
+
+    def restore_plan(self, artifact: Artifact) -> list[str]:
+        return [f"Verify {artifact.path.name}", f"Restore into {self._names()[0]}"]
+
+    async def backup(self, progress: Progress, *, label: str) -> Artifact:
+        conn = self._connection(state=NOT_WRITTEN)
+        now = self._clock.now()
+        name = backup_file_name(self._service, label, now, SUFFIX)
+        async with new_backup_file(self._target.directory, name, SUFFIX, state=NOT_WRITTEN) as (partial, final):
+            async with (option_file(conn, state=NOT_WRITTEN) as options,
+                        progress.step(f"Dump database {conn.database} on {conn.host}") as step):
+                started = self._clock.monotonic()
+                tables = await self._count_tables(options, conn, state=NOT_WRITTEN)
+                digest, size = await self._dump(options, conn, partial)
+                step.detail = f"{tables} table(s), {human_size(size)} in {self._clock.monotonic() - started:.1f} s"
+            async with progress.step("Verify the dump (read it back)") as step:
+                created = await check_dump(partial, state=NOT_WRITTEN, tables=tables)
+                step.detail = f"{created} CREATE TABLE, complete, sha256 {digest[:12]}"
+        return Artifact(path=final, size=size, sha256=digest, created_at=now)
+
+    async def _count_tables(self, options: Path, conn: MysqlConnection, *, state: str) -> int:
+        """How many base tables the database has, so that a dump without any is caught."""
+        argv = [self._target.mysql, f"--defaults-file={options}", f"--connect-timeout={_CONNECT_TIMEOUT}",
+                "--batch", "--skip-column-names", f"--database={conn.database}", f"--execute={_COUNT_TABLES}"]
+        out = bytearray()
+
+        async def keep(chunk: bytes) -> None:
+            out.extend(chunk[:64])
+
+        await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=state,
+                        secrets=conn.secrets(), sink=keep)
+        text = out.decode(errors="replace").strip()
+        if not text.isdigit():
+            raise ExecutorError(f"could not count the tables of {conn.database}: the server answered {text[:40]!r}",
+                                state=state)
+        return int(text)
+
+    async def _dump(self, options: Path, conn: MysqlConnection, partial: Path) -> tuple[str, int]:
+        # --defaults-file (not --defaults-extra-file): a ~/.my.cnf read after an extra file would override the
+        # DSN's user and password. No --databases: without its CREATE DATABASE/USE lines the dump restores into
+        # the database the DSN names, not whatever name it had when it was taken.
+        argv = [
+            self._target.mysqldump, f"--defaults-file={options}", "--single-transaction", "--routines", "--triggers",
+            "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4", conn.database,
+        ]
+        gz = await asyncio.to_thread(_open_gzip, partial)
+
+        async def sink(chunk: bytes) -> None:
+            try:
+                await asyncio.to_thread(gz.write, chunk)  # compressing a chunk takes a while: not on the event loop
+            except OSError as exc:
+                raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
+
+        dumped = False
+        try:
+            await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=NOT_WRITTEN,
+                            secrets=conn.secrets(), sink=sink)
+            dumped = True
+        finally:
+            try:
+                await asyncio.to_thread(_close, gz)  # writes the gzip trailer
+            except OSError as exc:
+                if dumped:  # otherwise the dump's own failure is the one to report
+                    raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
+        return await asyncio.to_thread(file_digest, partial)
+
+    async def _verify(self, artifact: Artifact, *, state: str) -> int:
+        await check_digest(artifact, state=state)
+        return await check_dump(artifact.path, state=state)
+
+    async def verify(self, artifact: Artifact) -> None:
+        await self._verify(artifact, state=FILE_LEFT)
+
+    async def restore(self, artifact: Artifact, progress: Progress) -> str:
+        conn = self._connection(state=NOT_TOUCHED)
+        async with progress.step(f"Verify {artifact.path.name}") as step:
+            created = await self._verify(artifact, state=NOT_TOUCHED)
+            step.detail = f"checksum matches, {created} CREATE TABLE, complete"
+        async with (option_file(conn, state=NOT_TOUCHED) as options,
+                    progress.step(f"Restore into {conn.database}") as step):
+            started = self._clock.monotonic()
+            # Connect once first: wrong credentials or an unknown database must not read as a half-done restore.
+            await self._count_tables(options, conn, state=NOT_TOUCHED)
+            # The mysql client stops at the first failing statement (no --force).
+            argv = [self._target.mysql, f"--defaults-file={options}", f"--connect-timeout={_CONNECT_TIMEOUT}",
+                    "--batch", "--default-character-set=utf8mb4", f"--database={conn.database}"]
+            await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=PART_WAY,
+                            secrets=conn.secrets(), feed=_gzip_chunks(artifact.path, state=PART_WAY))
+            step.detail = f"done in {self._clock.monotonic() - started:.1f} s"
+        return f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
+
+    async def delete(self, artifact: Artifact) -> None:
+        # Retention hands in paths from the store; refuse to unlink anything outside this target's directory.
+        if not within(artifact.path, self._target.directory):
+            raise ExecutorError(f"{artifact.path} is not in {self._target.directory}; not deleted", state=FILE_LEFT)
+        await asyncio.to_thread(artifact.path.unlink, missing_ok=True)

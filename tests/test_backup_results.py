@@ -1,0 +1,182 @@
+"""Backups of the new kinds (MySQL, Redis) through the bot, and their results posted to the service's own channel:
+asked in Slack or scheduled, ✅ with file, size and time or ❌ with the reason; never twice in the same channel.
+
+Real MariaDB and Redis; Slack is the fake Web API server, and what the bot posted is read back from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pymysql
+import pytest
+
+from bot import digests
+from bot.actions import service as actions
+from bot.actions import targets
+from bot.actions.models import ActionKind, ActionState, BackupLabel
+from bot.clock import ManualClock
+from bot.executors.redis_backup import RestoreUnsupported
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, free_port, make_settings, start_bot
+from tests.test_approvals import ALICE, CHANNEL, button, click, ops, text
+
+SHOP = "C0SHOP"  # the team channel of shop-db and cache; commands in these tests come from CHANNEL
+T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+
+
+def catalog(tmp_path: Path) -> str:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "settings.yml").write_text("a: 1\n")
+    return f"""
+approvals:
+  environments:
+    staging: {{default: {{approvals: 0}}}}
+services:
+  shop-db:
+    environment: staging
+    channel: {SHOP}
+    backup: {{type: mysql, dsn_env: SHOP_DB_URL, directory: "{tmp_path / 'mysql'}", retention_days: 1, keep_min: 1}}
+  cache:
+    environment: staging
+    channel: {SHOP}
+    backup: {{type: redis, url_env: CACHE_URL, directory: "{tmp_path / 'redis'}"}}
+  files:
+    environment: staging
+    channel: {CHANNEL}
+    backup: {{type: directory, paths: ["{tmp_path / 'data'}"], directory: "{tmp_path / 'files'}"}}
+"""
+
+
+@pytest.fixture
+async def bot(slack: FakeSlack, http: aiohttp.ClientSession, mysql_database: str, tmp_path: Path) -> AsyncIterator[RunningBot]:
+    parts = urlsplit(mysql_database)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                           database=parts.path.lstrip("/"), autocommit=True)
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE orders (id INT PRIMARY KEY)")
+        cursor.execute("INSERT INTO orders VALUES (1), (2)")
+    conn.close()
+    environ = {"SHOP_DB_URL": mysql_database, "CACHE_URL": "redis://127.0.0.1:6379/0"}
+    running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog(tmp_path), slack, http,
+                                      environ=environ, clock=ManualClock(T0))
+    yield running
+    await runner.cleanup()
+
+
+def posts(slack: FakeSlack, channel: str) -> list[str]:
+    return [str(c.args.get("text", "")) for c in slack.of("chat.postMessage") if c.args.get("channel") == channel]
+
+
+async def backup_through_slack(bot: RunningBot, service: str) -> int:
+    plan = await ops(bot, f"backup {service}")
+    run_id = button(plan, "action.request")["value"]
+    await click(bot, "action.request", run_id, ALICE)
+    return int(run_id)
+
+
+async def test_an_asked_mysql_backup_is_announced_in_the_service_channel(bot: RunningBot, slack: FakeSlack) -> None:
+    run_id = await backup_through_slack(bot, "shop-db")
+    run = await bot.ctx.store.get_action(run_id)
+    assert run is not None and run.state is ActionState.SUCCEEDED, run.outcome
+    [record] = await bot.ctx.store.backups("shop-db")
+    assert record.kind == "mysql" and record.path.name.endswith(".sql.gz")
+    [line] = posts(slack, SHOP)
+    assert line.startswith(f"✅ Backup of `shop-db`: `{record.path.name}`, ") and line.endswith(f"verified (action #{run_id})")
+    assert " in 0.0 s" in line  # the manual clock did not move while it ran
+
+
+async def test_a_mysql_restore_through_slack_takes_a_safety_backup_first_and_is_not_announced(
+        bot: RunningBot, slack: FakeSlack, mysql_database: str) -> None:
+    await backup_through_slack(bot, "shop-db")
+    [record] = await bot.ctx.store.backups("shop-db")
+    parts = urlsplit(mysql_database)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                           database=parts.path.lstrip("/"), autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("DELETE FROM orders")
+        plan = await ops(bot, f"restore shop-db {record.id}")
+        assert "Safety backup: Dump database" in text(plan) and "Restore into" in text(plan)
+        run_id = button(plan, "action.request")["value"]
+        await click(bot, "action.request", run_id, ALICE)
+        run = await bot.ctx.store.get_action(int(run_id))
+        assert run is not None and run.state is ActionState.SUCCEEDED, run.outcome
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id FROM orders ORDER BY id")
+            assert cursor.fetchall() == ((1,), (2,))
+    finally:
+        conn.close()
+    assert sorted(b.label.value for b in await bot.ctx.store.backups("shop-db")) == ["manual", "safety"]
+    assert len(posts(slack, SHOP)) == 1  # the backup's line; a restore (and its safety backup) is not a backup run
+
+
+def test_no_executor_is_handed_out_to_restore_redis(bot: RunningBot) -> None:
+    # Runbook restore steps ask for the executor before taking their safety backup: this refusal comes first.
+    with pytest.raises(RestoreUnsupported, match="stop Redis"):
+        targets.backups_for(bot.ctx, "cache", ActionKind.RESTORE)
+
+
+async def test_a_failed_backup_is_announced_with_its_reason_and_no_secret(bot: RunningBot, slack: FakeSlack) -> None:
+    bot.ctx.environ["SHOP_DB_URL"] = f"mysql://shop:t0ps3cret@127.0.0.1:{free_port()}/shop"
+    run_id = await backup_through_slack(bot, "shop-db")
+    run = await bot.ctx.store.get_action(run_id)
+    assert run is not None and run.state is ActionState.FAILED
+    [line] = posts(slack, SHOP)
+    assert line.startswith("❌ Backup of `shop-db` failed: mysql failed") and line.endswith(f"(action #{run_id})")
+    assert "t0ps3cret" not in line
+
+
+async def test_a_backup_asked_in_the_service_channel_is_not_announced_twice(bot: RunningBot, slack: FakeSlack) -> None:
+    run_id = await backup_through_slack(bot, "files")
+    run = await bot.ctx.store.get_action(run_id)
+    assert run is not None and run.state is ActionState.SUCCEEDED and run.channel_id == CHANNEL
+    assert not [line for line in posts(slack, CHANNEL) if "Backup of" in line]
+    assert posts(slack, SHOP) == []
+
+
+async def test_a_scheduled_backup_is_announced_and_applies_retention(bot: RunningBot, slack: FakeSlack) -> None:
+    first = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
+    assert first.state is ActionState.SUCCEEDED, first.outcome
+    clock = bot.ctx.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(timedelta(days=2).total_seconds())
+    second = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-26T01:00:00Z")
+    assert second.state is ActionState.SUCCEEDED and "1 old backup(s) removed" in second.outcome
+    [kept] = await bot.ctx.store.backups("shop-db")
+    [gone] = [b for b in await bot.ctx.store.backups("shop-db", include_deleted=True) if b.deleted_at is not None]
+    assert kept.label is BackupLabel.SCHEDULED and kept.path.exists() and not gone.path.exists()
+    lines = posts(slack, SHOP)
+    assert len(lines) == 2 and all(line.startswith("✅ Backup of `shop-db`") and line.endswith("(scheduled)") for line in lines)
+    assert kept.path.name in lines[1]
+
+
+async def test_a_redis_backup_is_announced_and_its_restore_refused_before_anything_is_asked(bot: RunningBot, slack: FakeSlack) -> None:
+    run_id = await backup_through_slack(bot, "cache")
+    [record] = await bot.ctx.store.backups("cache")
+    assert record.kind == "redis" and record.path.read_bytes()[:5] == b"REDIS"
+    [line] = posts(slack, SHOP)
+    assert line.startswith(f"✅ Backup of `cache`: `{record.path.name}`") and line.endswith(f"(action #{run_id})")
+
+    listing = await ops(bot, "backups cache")
+    assert f"`{record.id}`" in text(listing) and "backup.restore" not in text(listing) and "restored by hand" in text(listing)
+
+    answer = await ops(bot, f"restore cache {record.id}")
+    assert "stop Redis" in text(answer) and "dump.rdb" in text(answer) and str(record.path.parent) in text(answer)
+    assert "action.request" not in text(answer)
+    assert [r.id for r in await bot.ctx.store.actions(service="cache")] == [run_id]  # no restore run was planned
+    assert len(await bot.ctx.store.backups("cache")) == 1  # and no safety backup was taken
+
+
+async def test_the_new_kinds_are_in_the_digest_and_their_secrets_known_to_check_config(bot: RunningBot) -> None:
+    await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
+    weekly = await digests.weekly(bot.ctx)
+    facts = {f.service: f for f in weekly.backups}
+    assert facts["shop-db"].latest is not None and facts["cache"].latest is None
+    assert (weekly.backup_runs.succeeded, weekly.backup_runs.finished) == (1, 1)
+    envs = bot.ctx.catalog.secret_envs()
+    assert ("services.shop-db.backup", "SHOP_DB_URL") in envs and ("services.cache.backup", "CACHE_URL") in envs
