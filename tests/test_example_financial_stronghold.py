@@ -1,0 +1,368 @@
+"""Financial Stronghold's operations guide as a catalog (examples/financial-stronghold.yml): the real CLI accepts
+it, it holds every item of the guide's morning health check, and it works end to end on a miniature of the stack.
+
+The miniature: web and nginx are busybox containers (podman) serving the guide's health paths and JSON body,
+PostgreSQL and RabbitMQ are the real servers on 127.0.0.1, Memcached runs on a free port. Each test breaks one
+thing, reads the red line a person would read, fixes it (through a second person's approval where opsbot holds
+the fix: restart, kill-long-queries, backup-all) and sees green again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aio_pika
+import aiohttp
+import asyncpg
+import pymemcache
+import pytest
+
+from bot.actions.models import ActionState
+from bot.catalog import Catalog, load_catalog
+from bot.incidents.postmortem import render_postmortem
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, make_settings, start_bot
+from tests.stacks import (
+    EXAMPLES,
+    Report,
+    ShiftedClock,
+    all_green,
+    example,
+    health,
+    health_until,
+    run_app,
+    wait_serving,
+)
+from tests.test_approvals import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    button,
+    click,
+    ops,
+    requested,
+    text,
+)
+from tests.test_cli import base_env, opsbot
+from tests.test_postmortem import a_resolved_incident, an_entry, an_item
+from tests.test_runbooks import message_of, request_runbook, until
+
+if TYPE_CHECKING:
+    from tests.podman import Containers, Images, Podman
+
+pytest_plugins = ["tests.podman"]  # podman, images, containers
+
+EXAMPLE = EXAMPLES / "financial-stronghold.yml"
+BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+HEALTHY = {"status": "healthy", "database": "connected", "cache": "connected", "queue": "connected",
+           "timestamp": "2024-01-01T12:00:00Z"}  # the guide's "Expected response"
+
+
+# --- the catalog ------------------------------------------------------------------------------------------------
+
+
+def test_opsbot_check_config_accepts_the_example() -> None:
+    done = opsbot("check-config", str(EXAMPLE),
+                  env=base_env(FS_DB_URL="postgresql://django_user:x@db:5432/django_app_prod",
+                               FS_RABBITMQ_URL="amqp://fs:x@rabbitmq:5672/"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK — 8 services" in done.stdout and "3 scheduled backups" in done.stdout
+    assert "is not set" not in done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(EXAMPLE)
+
+
+def checks_of(catalog: Catalog, service: str) -> dict[str, object]:
+    return {check.label: check for check in catalog.services[service].checks}
+
+
+def test_every_item_of_the_morning_health_check_is_a_check(catalog: Catalog) -> None:
+    stack, web, nginx, db = (checks_of(catalog, name) for name in ("stack", "web", "nginx", "db"))
+    # 1. docker compose ps
+    assert stack["compose ps"].project == "financial_stronghold" and stack["compose ps"].expect == 5
+    # 2. curl -f https://yourdomain.com/health/, and the JSON body the guide expects
+    assert str(nginx["https://…/health/"].url) == "https://yourdomain.com/health/"
+    fields = {path: expectation.equals for path, expectation in web["/health/"].fields.items()}
+    assert fields == {"status": "healthy", "database": "connected", "cache": "connected", "queue": "connected"}
+    assert {"/health/db/", "/health/cache/", "/health/queue/"} <= set(web)
+    # 3. docker stats / free / df, with the Key Metrics table's limits
+    assert (stack["memory and CPU"].memory_percent.warning, stack["memory and CPU"].memory_percent.critical) == (85, 95)
+    assert (stack["disk"].usage_percent.warning, stack["disk"].usage_percent.critical) == (85, 95)
+    # 4. logs --since=24h | grep -i error
+    assert (stack["errors in logs (24 h)"].pattern, stack["errors in logs (24 h)"].window_hours) == ("error", 24)
+    # 5. pg_stat_activity, with Database Connections 80 % / 95 %, and the Database Health section's blocking queries
+    assert (db["connections"].connections_percent.warning, db["connections"].connections_percent.critical) == (80, 95)
+    assert "pg_blocking_pids" in db["blocked queries"].query
+    assert "interval '5 minutes'" in db["long-running queries"].query
+    # Cache and queue health; response times 200 / 500 ms
+    memcached = checks_of(catalog, "memcached")["stats"]
+    assert memcached.hit_ratio_percent.warning == 80
+    assert [q.name for q in checks_of(catalog, "rabbitmq")["queues"].queues] == ["celery"]
+    assert all(check.latency_ms.warning == 200 and check.latency_ms.critical == 500
+               for label, check in nginx.items() if label.startswith("https://"))
+
+
+def test_backups_severities_digests_and_approvals_follow_the_guide(catalog: Catalog) -> None:
+    for name in ("db", "media", "config"):
+        backup = catalog.services[name].backup
+        assert backup.retention_days == 30 and backup.schedule.cron.split()[1] == "2", name
+        assert catalog.services[name].channel == "C0FSOPS"
+        assert "last backup" in checks_of(catalog, name)
+    severities = [(s.name, s.response_minutes) for s in catalog.incidents.severities]
+    assert severities == [("P1", 15), ("P2", 60), ("P3", 240), ("P4", 1440)]
+    assert catalog.schedules.digests["daily"].cron == "0 8 * * *"
+    production = catalog.approvals.environments["production"]
+    assert production.restore.approvals == 2 and production.default.approvals == 1
+    assert catalog.services["db"].approvals.restart.approvers == ["S0FSSENIOR"]
+    assert all(catalog.runbooks[name].approvals.approvals == 2 for name in ("restore-db", "restore-media"))
+    assert {"deploy-web", "rollback-web", "restore-db", "pre-maintenance", "post-maintenance"} <= set(catalog.runbooks)
+
+
+def test_the_post_mortem_has_the_teams_headings(catalog: Catalog) -> None:
+    incident = a_resolved_incident(services=("web", "db"))
+    document = render_postmortem(incident, [an_entry(4, "restarted web")], [an_item("add a pool limit", owner="U2")],
+                                 catalog.incidents, services={"web": "production", "db": "production"},
+                                 now=incident.resolved_at + timedelta(hours=1), names={"U1": "alice", "U2": "bob"})
+    assert "failed" not in document.split("\n", 1)[0], document[:300]
+    assert document.startswith("# Incident Post-Mortem: 2026-11-23 - API is down")
+    headings = [line for line in document.splitlines() if line.startswith("## ")]
+    assert headings == ["## Summary", "## Timeline", "## Root Cause", "## Action Items", "## Lessons Learned"]
+    assert "- Duration: 1 h 12 min" in document and "restarted web (@bob)" in document
+    assert "1. add a pool limit - Assigned to @bob - Due _no date_" in document
+
+
+# --- the miniature ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    bot: RunningBot
+    clock: ShiftedClock
+    dsn: str
+    queue: aio_pika.abc.AbstractQueue  # Celery's queue, on a channel of the test's own
+    memcached: tuple[str, int]
+    web: str  # the web container's name
+    web_health: Path  # the file web serves as /health/
+    worker: str | None = None  # the consumer tag of the stand-in Celery worker, while it runs
+
+    async def start_worker(self) -> None:
+        self.worker = await self.queue.consume(_ack)
+
+    async def stop_worker(self) -> None:
+        assert self.worker is not None
+        await self.queue.cancel(self.worker)
+        self.worker = None
+
+
+@pytest.fixture
+async def stack(podman: Podman, images: Images, containers: Containers, slack: FakeSlack,
+                http: aiohttp.ClientSession, pg_database: str, memcached: tuple[str, int],
+                tmp_path: Path) -> AsyncIterator[Stack]:
+    project, queue = f"fs{containers.run_id}", f"fs-{uuid.uuid4().hex[:8]}"
+    labels = {"com.docker.compose.project": project}
+    public = {"/index.html": "<h1>Financial Stronghold</h1>", "/health/index.html": json.dumps(HEALTHY),
+              "/admin/index.html": "login", "/api/index.html": "{}"}
+    app = {"/health/index.html": json.dumps(HEALTHY), "/health/db/index.html": "ok", "/health/cache/index.html": "ok",
+           "/health/queue/index.html": "ok"}
+    web, web_port = run_app(containers, images.v1, "web", app, tmp_path, labels={**labels, "com.docker.compose.service": "web"})
+    _, nginx_port = run_app(containers, images.v1, "nginx", public, tmp_path,
+                            labels={**labels, "com.docker.compose.service": "nginx"})
+    await wait_serving(f"http://127.0.0.1:{web_port}/health/")
+    await wait_serving(f"http://127.0.0.1:{nginx_port}/health/")
+    srv = tmp_path / "srv"
+    for folder in ("media", "environments", "nginx"):
+        (srv / folder).mkdir(parents=True)
+        (srv / folder / "keep.txt").write_text(folder)
+    (srv / "docker-compose.production.yml").write_text("services: {}\n")
+    (srv / ".env.production").write_text("DEBUG=0\n")
+    (tmp_path / "docker").mkdir()
+    conn = await asyncpg.connect(pg_database)
+    await conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance numeric NOT NULL)")
+    await conn.execute("INSERT INTO accounts VALUES (1, 100), (2, 250)")
+    await conn.close()
+    catalog = example("financial-stronghold", {
+        "http://web:8000": f"http://127.0.0.1:{web_port}",
+        "https://yourdomain.com": f"http://127.0.0.1:{nginx_port}",
+        "memcached:11211": f"{memcached[0]}:{memcached[1]}",
+        "unix:///var/run/docker.sock": podman.base_url,
+        "/srv/financial_stronghold": str(srv),
+        "/var/backups/financial-stronghold": str(tmp_path / "backups"),
+        "/var/lib/docker": str(tmp_path / "docker"),
+        "financial_stronghold": project,
+        # web and nginx are containers here; PostgreSQL, Memcached and RabbitMQ are the host's own servers.
+        "expect: 5": "expect: 2",
+        "name: celery": f"name: {queue}",
+        # The test machine's load is not the stack's; the limits stay what the guide says for memory and disk.
+        "load_per_cpu: {warning: 0.8, critical: 0.9}": "load_per_cpu: {warning: 50, critical: 100}",
+        # "Older than 5 minutes" in seconds, so a test need not wait five minutes for a query to be long.
+        "interval '5 minutes'": "interval '1 second'",
+        "older_than_minutes: 5": "older_than_minutes: 0.015",
+    })
+    slack.groups = {"S0FSOPS": [BOB, DAVE], "S0FSSENIOR": [CAROL, DAVE]}
+    clock = ShiftedClock()
+    broker = await aio_pika.connect(BROKER)
+    try:
+        channel = await broker.channel()
+        await channel.set_qos(prefetch_count=50)
+        declared = await channel.declare_queue(queue)
+        bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"), catalog, slack, http,
+                                      environ={"FS_DB_URL": pg_database, "FS_RABBITMQ_URL": BROKER}, clock=clock)
+        try:
+            # Last night's backups, as the 02:00 job leaves them: the morning check expects fresh ones.
+            await approved_runbook(bot, "run backup-all")
+            made = Stack(bot, clock, pg_database, declared, memcached, web.name,
+                         tmp_path / "www-web" / "health" / "index.html")  # where run_app put web's files
+            await made.start_worker()
+            yield made
+        finally:
+            await runner.cleanup()
+            await declared.delete(if_unused=False, if_empty=False)
+    finally:
+        await broker.close()
+
+
+async def _ack(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    await message.ack()
+
+
+async def approved_runbook(bot: RunningBot, command: str) -> int:
+    """ALICE asks, BOB (ops team) approves; the run has finished when this returns."""
+    run_id = await request_runbook(bot, command)
+    assert "Approve" in json.dumps(message_of(bot, run_id)), "a production runbook waits for a second person"
+    await click(bot, "approval.approve", str(run_id), BOB)
+    run = await until(bot, run_id, lambda r: r.state in (ActionState.SUCCEEDED, ActionState.FAILED))
+    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])
+    return run_id
+
+
+async def green(bot: RunningBot) -> Report:
+    report = await health_until(bot, all_green)
+    assert report.headline.startswith("✅ All 8 services healthy"), str(report)
+    return report
+
+
+# --- breaks and fixes -------------------------------------------------------------------------------------------
+
+
+async def test_a_stopped_web_container_turns_red_and_an_approved_restart_brings_it_back(
+        stack: Stack, containers: Containers) -> None:
+    started = time.monotonic()
+    report = await green(stack.bot)
+    assert report.line("web", "/health/").reason == "HTTP 200, 4 fields as expected"
+    assert report.line("stack", "compose ps").reason == "2 containers running"
+
+    containers.get(stack.web).stop(timeout=0)
+    report = await health(stack.bot)
+    web = report.line("web", "/health/")
+    assert web.red and web.reason.startswith("cannot connect to 127.0.0.1:"), web
+    compose = report.line("stack", "compose ps")
+    assert compose.red and f"{stack.web} exited" in compose.reason and "1 of 2 running" in compose.reason, compose
+
+    run_id, _ = await requested(stack.bot, "restart web", reason="web is down")
+    await click(stack.bot, "approval.approve", str(run_id), ALICE)  # the requester cannot approve their own
+    assert (await stack.bot.ctx.store.get_action(run_id)).state is ActionState.PENDING
+    await click(stack.bot, "approval.approve", str(run_id), BOB)
+    run = await until(stack.bot, run_id, lambda r: r.state in (ActionState.SUCCEEDED, ActionState.FAILED))
+    assert run.state is ActionState.SUCCEEDED, run.outcome
+    await green(stack.bot)
+    assert time.monotonic() - started < 90
+
+
+async def test_a_blocked_long_query_turns_db_red_and_kill_long_queries_ends_it(stack: Stack) -> None:
+    started = time.monotonic()
+    await green(stack.bot)
+    holder, waiter = await asyncpg.connect(stack.dsn), await asyncpg.connect(stack.dsn)
+    try:
+        # A transfer left open holds its row lock; the next one on that account waits behind it.
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute("UPDATE accounts SET balance = balance - 10 WHERE id = 1")
+        blocked = asyncio.create_task(waiter.execute("UPDATE accounts SET balance = balance + 10 WHERE id = 1"))
+        report = await health_until(stack.bot, lambda r: r.line("db", "long-running queries").red, scope="db")
+        assert report.line("db", "long-running queries").reason == "1 active longer than 5 min (limit 1)"
+        assert report.line("db", "blocked queries").reason == "1 waiting on a lock (limit 1)"
+        assert report.line("db", "blocked queries").emoji == "⚠️"
+
+        plan = text(await ops(stack.bot, "run kill-long-queries"))
+        assert "2 running that long now" in plan, plan[:1500]
+        assert "balance - 10" in plan and "balance + 10" in plan, "the plan names the queries it would end"
+        assert not blocked.done(), "a plan only looks"
+        run_id = await approved_runbook(stack.bot, "run kill-long-queries")
+        run = await stack.bot.ctx.store.get_action(run_id)
+        assert run is not None and run.steps[0].detail.startswith("ended "), run.steps[0].detail
+        # The open transaction is ended (rolled back); the waiting one is ended too, or went through once the
+        # lock was gone, whichever PostgreSQL got to first.
+        await asyncio.wait_for(asyncio.gather(blocked, return_exceptions=True), 10)
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+            await holder.fetchval("SELECT 1")
+        await green(stack.bot)
+    finally:
+        await holder.close(timeout=2)
+        await waiter.close(timeout=2)
+    assert time.monotonic() - started < 90
+
+
+async def test_backups_left_to_age_turn_red_and_an_approved_backup_all_makes_them_fresh(stack: Stack) -> None:
+    started = time.monotonic()
+    await green(stack.bot)
+    stack.clock.jump(timedelta(days=3, hours=12))  # three nights and more without the 02:00 job
+    report = await health(stack.bot)
+    for service in ("db", "media", "config"):
+        line = report.line(service, "last backup")
+        assert line.red and line.reason.endswith(" days ago (limit 3 days)"), line
+    assert not report.line("db", "connections").red, "only the backups aged"
+
+    await approved_runbook(stack.bot, "run backup-all")
+    report = await green(stack.bot)
+    assert report.line("db", "last backup").reason.endswith(" hours ago"), report.line("db", "last backup")
+
+    # An asked backup needs nobody's approval (it changes nothing) and its result lands in the team's channel.
+    plan = await ops(stack.bot, "backup db before the release")
+    await click(stack.bot, "action.request", button(plan, "action.request")["value"], ALICE)
+    posted = [str(c.args.get("text", "")) for c in stack.bot.slack.of("chat.postMessage") if c.args.get("channel") == "C0FSOPS"]
+    assert any(post.startswith("✅ Backup of `db`: ") for post in posted), posted
+    assert time.monotonic() - started < 90
+
+
+async def test_a_stalled_worker_and_a_cold_cache_read_red_in_words_and_green_once_they_recover(stack: Stack) -> None:
+    started = time.monotonic()
+    await green(stack.bot)
+    await stack.stop_worker()  # the Celery worker dies; tasks pile up
+    async with await aio_pika.connect(BROKER) as producer:
+        channel = await producer.channel()
+        for ticket in range(1200):
+            await channel.default_exchange.publish(aio_pika.Message(str(ticket).encode()), routing_key=stack.queue.name)
+    report = await health_until(stack.bot, lambda r: r.line("rabbitmq", "queues").red, scope="rabbitmq")
+    reason = report.line("rabbitmq", "queues").reason
+    assert reason == f"queue {stack.queue.name}: 1200 ready (limit 1000), no consumers", reason
+    # Django's /health/ says so too, and its line names each field that is not what the guide expects.
+    stack.web_health.write_text(json.dumps({**HEALTHY, "status": "degraded", "queue": "disconnected"}))
+    line = (await health(stack.bot, "web")).line("web", "/health/")
+    assert line.red and 'status is "degraded", expected "healthy"' in line.reason, line
+    assert 'queue is "disconnected", expected "connected"' in line.reason, line
+
+    cache = pymemcache.Client(stack.memcached)
+    await asyncio.to_thread(cache.get_many, [f"account:{key}" for key in range(150)])  # a cold cache: every get misses
+    line = (await health(stack.bot, "memcached")).line("memcached", "stats")
+    assert line.red and line.reason.startswith("hit ratio 0 % (0 of 150 gets) (minimum 50 %)"), line
+
+    # The worker is back and drains the queue; the cache warms up until hits outnumber misses four to one.
+    await stack.start_worker()
+    stack.web_health.write_text(json.dumps(HEALTHY))
+    await asyncio.to_thread(cache.set_many, {f"account:{key}": b"1" for key in range(10)})
+    for _ in range(100):
+        await asyncio.to_thread(cache.get_many, [f"account:{key}" for key in range(10)])
+    await green(stack.bot)
+    assert time.monotonic() - started < 90

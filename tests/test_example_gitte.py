@@ -1,0 +1,327 @@
+"""examples/gitte.yml, the GITTE team's runbook as a catalog: `opsbot check-config` accepts it and it holds every
+item of the runbook's morning health check; then a miniature GITTE (its app, Ollama and MinIO as busybox
+containers answering their health paths, the real PostgreSQL with an audit_logs table) is checked through Slack,
+broken one thing at a time, and put right by the restart action or a runbook a second person approves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+import asyncpg
+import pytest
+
+from bot.actions.models import ActionState
+from bot.catalog import load_catalog
+from bot.incidents.postmortem import render_postmortem
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, make_settings, start_bot
+from tests.stacks import (
+    EXAMPLES,
+    Report,
+    ShiftedClock,
+    all_green,
+    example,
+    health,
+    health_until,
+    run_app,
+    wait_serving,
+)
+from tests.test_approvals import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    DAVE,
+    button,
+    click,
+    ops,
+    requested,
+    text,
+)
+from tests.test_cli import base_env, opsbot
+from tests.test_postmortem import NAMES, NOW, a_resolved_incident, an_entry, an_item
+from tests.test_runbooks import message_of, request_runbook, until
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+    from tests.podman import Containers, Images, Podman
+
+pytest_plugins = ["tests.podman"]  # podman, images, containers
+
+EXAMPLE = EXAMPLES / "gitte.yml"
+PROJECT = "gitte-federated-learning-system"  # the compose project, as the runbook's volume names show it
+OPS_TEAM = "S0GITTEOPS"
+
+# The runbook's morning health check, item by item, and the catalog line that replaces each.
+MORNING_CHECK = {
+    "1. docker-compose ps": ("stack", "containers", "service status"),
+    "2. curl /_stcore/health": ("gitte-app", "http", "app health"),
+    "3. pg_isready -U gitte -d kiro_test": ("postgres", "postgres", "database"),
+    "4. curl ollama /api/tags": ("ollama", "http", "LLM"),
+    "5. curl minio /minio/health/live": ("minio", "http", "storage"),
+    "6. df / (80 %)": ("host", "disk", "disk"),
+    "7. free (80 %)": ("host", "memory", "memory"),
+    "8. docker-compose logs --since=24h | grep -i error (10)": ("stack", "log-errors", "errors in logs"),
+}
+
+
+# --- the catalog ----------------------------------------------------------------------------------------------
+
+
+def test_check_config_accepts_the_gitte_example() -> None:
+    result = opsbot("check-config", str(EXAMPLE), env=base_env(GITTE_DB_URL="postgresql://gitte@postgres:5432/kiro_test"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK — 9 services" in result.stdout and "4 scheduled backups" in result.stdout, result.stdout
+    assert "not set here" not in result.stdout + result.stderr  # GITTE_DB_URL is its only secret
+
+
+def test_the_catalog_has_every_item_of_the_morning_health_check() -> None:
+    catalog = load_catalog(EXAMPLE)
+    for item, (service, kind, label) in MORNING_CHECK.items():
+        checks = {check.label: check for check in catalog.service(service).checks}
+        assert label in checks and checks[label].type == kind, f"runbook item {item!r}: no {kind} check {label!r} on {service}"
+    stack = {c.label: c for c in catalog.service("stack").checks}
+    assert stack["service status"].project == PROJECT and stack["service status"].expect == 4
+    assert stack["errors in logs"].window_hours == 24 and stack["errors in logs"].lines.warning == 10
+    host = {c.label: c for c in catalog.service("host").checks}
+    assert host["disk"].paths[0] == "/" and host["disk"].usage_percent.warning == 80
+    assert host["memory"].memory_percent.warning == 80
+    app = {c.label: c for c in catalog.service("gitte-app").checks}
+    assert str(app["app health"].url) == "http://gitte-app:8501/_stcore/health"
+    assert (app["error rate"].above.warning, app["error rate"].above.critical) == (1, 5)
+
+
+def test_the_catalog_keeps_the_teams_severities_backups_digests_and_report() -> None:
+    catalog = load_catalog(EXAMPLE)
+    severities = [(s.name, s.label, s.response_minutes) for s in catalog.incidents.severities]
+    assert severities == [("P0", "Critical", 15), ("P1", "High", 60), ("P2", "Medium", 240), ("P3", "Low", 1440)]
+    for service in ("postgres", "minio", "generated-images", "config"):  # the nightly script's four parts
+        backup = catalog.service(service).backup
+        assert backup is not None and backup.schedule is not None and backup.schedule.cron == "0 2 * * *"
+        assert backup.retention_days == 30 and catalog.service(service).channel == "C0GITTEOPS"
+        assert "backup-freshness" in [c.type for c in catalog.service(service).checks]
+    digests = {name: (d.cron, d.timezone) for name, d in catalog.schedules.digests.items()}
+    assert digests["daily"] == ("0 9 * * *", "UTC") and digests["evening"] == ("0 18 * * *", "UTC")
+    template = catalog.incidents.postmortem_template or ""
+    for heading in ("# Incident Report:", "**Incident Commander:**", "## Summary", "## Timeline", "## Root Cause",
+                    "## Resolution", "## Impact", "## Action Items", "## Lessons Learned"):
+        assert heading in template
+    assert {"deploy-app", "rollback-app", "restore-db", "full-recovery", "maintenance-window"} <= set(catalog.runbooks)
+    production = catalog.approvals.environments["production"]
+    assert production.default is not None and production.default.approvers == [OPS_TEAM]
+    for name in ("restore-db", "full-recovery"):  # a runbook that restores needs the two people `/ops restore` does
+        policy = catalog.runbook(name).approvals
+        assert policy is not None and policy.approvals == 2 and policy.approvers == [OPS_TEAM]
+
+
+def test_the_post_mortem_comes_out_in_the_teams_incident_report_form() -> None:
+    catalog = load_catalog(EXAMPLE)
+    incident = a_resolved_incident(severity="P1", services=("gitte-app", "ollama"))
+    report = render_postmortem(incident, [an_entry(10, "Ollama restarted")], [an_item("Alert on LLM latency", "U3", date(2026, 12, 1))],
+                               catalog.incidents, services={"gitte-app": "production", "ollama": "production"}, now=NOW, names=NAMES)
+    assert "template failed" not in report, report[:400]
+    assert report.startswith("# Incident Report: API is down\n")
+    assert "**Severity:** P1 (High)" in report and "**Incident Commander:** @bob" in report
+    assert "- 2026-11-23 09:10 UTC: Ollama restarted (@bob)" in report
+    assert "- Services affected: gitte-app, ollama" in report and "Rolled back to v41." in report
+    assert "- [ ] Alert on LLM latency - Owner: @carol - Due: 2026-12-01" in report
+
+
+# --- the miniature stack --------------------------------------------------------------------------------------
+
+AUDIT_LOGS = """
+CREATE TABLE audit_logs (
+    id serial PRIMARY KEY, request_id text NOT NULL, user_id int, operation text NOT NULL,
+    latency_ms int, status text NOT NULL, created_at timestamp NOT NULL DEFAULT now()
+);
+-- an ordinary hour: 12 users, fast answers, no errors (enough users for the business-hours check too)
+INSERT INTO audit_logs (request_id, user_id, operation, latency_ms, status)
+SELECT 'req-' || n, n % 12, 'chat', 200 + n, 'completed' FROM generate_series(1, 60) AS n;
+"""
+
+
+@dataclass
+class Gitte:
+    bot: RunningBot
+    clock: ShiftedClock
+    containers: Containers
+    app: Container
+    ollama: Container
+    minio: Container
+    db: str
+
+
+async def backup_now(bot: RunningBot, service: str) -> None:
+    """`/ops backup <service>`: production backups need nobody's approval, so the requester's Run now runs it."""
+    plan = await ops(bot, f"backup {service} nightly run")
+    assert "Run now" in text(plan), text(plan)[:500]
+    run_id = int(button(plan, "action.request")["value"])
+    await click(bot, "action.request", str(run_id), ALICE)
+    run = await until(bot, run_id, lambda r: r.state.final)
+    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def gitte(podman: Podman, images: Images, containers: Containers, slack: FakeSlack, http: aiohttp.ClientSession,
+                pg_database: str, tmp_path: Path) -> AsyncIterator[Gitte]:
+    project = f"gitte-{containers.run_id}"  # its own compose project: other tests' containers are not counted
+
+    def labels(service: str) -> dict[str, str]:
+        return {"com.docker.compose.project": project, "com.docker.compose.service": service}
+
+    app, app_port = run_app(containers, images.v1, "gitte-app", {"/_stcore/health": "ok"}, tmp_path, labels=labels("gitte-app"))
+    ollama, ollama_port = run_app(containers, images.v1, "ollama",
+                                  {"/api/tags": json.dumps({"models": [{"name": "llama3:8b", "size": 4661224676}]})},
+                                  tmp_path, labels=labels("ollama"))
+    minio, minio_port = run_app(containers, images.v1, "minio", {"/minio/health/live": ""}, tmp_path, labels=labels("minio"))
+    for port, path in ((app_port, "/_stcore/health"), (ollama_port, "/api/tags"), (minio_port, "/minio/health/live")):
+        await wait_serving(f"http://127.0.0.1:{port}{path}")
+
+    conn = await asyncpg.connect(pg_database)
+    try:
+        await conn.execute(AUDIT_LOGS)
+    finally:
+        await conn.close()
+    srv = tmp_path / "srv"
+    for folder in ("minio-data", "generated_images", "compose/config"):
+        (srv / folder).mkdir(parents=True)
+    (srv / "minio-data" / "bucket.json").write_text("{}")
+    (srv / "generated_images" / "avatar-1.png").write_bytes(b"\x89PNG\r\n")
+    (srv / "compose" / "config" / "config.yaml").write_text("llm: ollama\n")
+    (srv / "compose" / ".env").write_text("POSTGRES_PASSWORD=stand-in\n")
+    (srv / "compose" / "docker-compose.yml").write_text("services: {}\n")
+
+    catalog = example("gitte", {
+        "gitte-app:8501": f"127.0.0.1:{app_port}",
+        "ollama:11434": f"127.0.0.1:{ollama_port}",
+        "minio:9000": f"127.0.0.1:{minio_port}",
+        "unix:///var/run/docker.sock": podman.base_url,
+        PROJECT: project,
+        "/srv/gitte": str(srv),
+        "/backups": str(tmp_path / "backups"),
+        "REINDEX DATABASE kiro_test": f"REINDEX DATABASE {pg_database.rsplit('/', 1)[1]}",  # this test's database
+        # PostgreSQL is this machine's server, not a container of the project: three containers here, not four.
+        "expect: 4": "expect: 3",
+        # The test machine is shared with other test runs; its load says nothing about this stack.
+        "load_per_cpu: {warning: 1.5, critical: 3}": "load_per_cpu: {warning: 50, critical: 100}",
+    })
+    slack.groups = {OPS_TEAM: [BOB, DAVE], "S0GITTEDEV": [DAVE], "S0GITTESEC": [DAVE]}
+    clock = ShiftedClock()
+    bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"), catalog, slack, http,
+                                  environ={"GITTE_DB_URL": pg_database}, clock=clock)
+    try:
+        for service in ("postgres", "minio", "generated-images", "config"):  # last night's backups
+            await backup_now(bot, service)
+        yield Gitte(bot, clock, containers, app, ollama, minio, pg_database)
+    finally:
+        await runner.cleanup()
+
+
+async def green(bot: RunningBot, deadline: float = 30) -> Report:
+    return await health_until(bot, all_green, deadline=deadline)
+
+
+async def approve(bot: RunningBot, run_id: int) -> object:
+    """The requester cannot approve; a second person of the ops team can, and the run goes to its end."""
+    assert "second person" in await click(bot, "approval.approve", str(run_id), ALICE)
+    await click(bot, "approval.approve", str(run_id), BOB)
+    return await until(bot, run_id, lambda r: r.state.final)
+
+
+# --- break one thing at a time --------------------------------------------------------------------------------
+
+
+async def test_a_stopped_app_turns_its_lines_red_and_a_restart_a_second_person_approves_brings_it_back(gitte: Gitte) -> None:
+    bot = gitte.bot
+    report = await green(bot)
+    assert report.headline == "✅ All 9 services healthy"
+
+    await asyncio.to_thread(gitte.app.stop, timeout=1)
+    report = await health(bot)
+    app = report.line("gitte-app", "app health")
+    assert app.red and "cannot connect" in app.reason and "127.0.0.1:" in app.reason, report
+    status = report.line("stack", "service status")
+    assert status.red and f"{gitte.app.name} exited" in status.reason and "only 2 running (expected at least 3)" in status.reason
+    assert not report.line("gitte-app", "error rate").red, "the app's database lines are not what broke"
+
+    run_id, posted = await requested(bot, "restart gitte-app", reason="morning check: app health failed")
+    assert "Approval needed: restart gitte-app" in text(posted)
+    run = await approve(bot, run_id)
+    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
+    await green(bot)
+
+
+async def test_a_dead_llm_is_red_and_the_service_down_runbook_restarts_it(gitte: Gitte) -> None:
+    bot = gitte.bot
+    await green(bot)
+    await asyncio.to_thread(gitte.ollama.stop, timeout=1)
+    report = await health(bot)
+    llm = report.line("ollama", "LLM")
+    assert llm.red and "cannot connect" in llm.reason, report
+    [offer] = [b["accessory"] for b in (await ops(bot, "health ollama"))["blocks"] if "accessory" in b]
+    assert "runbook:service-down-ollama" in json.dumps(offer), "the failing line offers the team's runbook"
+
+    run_id = await request_runbook(bot, "run service-down-ollama")
+    assert "Approve" in text(message_of(bot, run_id))
+    run = await approve(bot, run_id)
+    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
+    # "If restart fails: docker-compose logs ollama": the logs from before the restart were kept, as a file here.
+    assert bot.slack.file_text(title="Logs of ollama, last 30 min", channel=CHANNEL).startswith(f"==> {gitte.ollama.name} <==")
+    await green(bot)
+
+
+async def test_errors_in_the_logs_turn_red_and_a_deploy_a_second_person_approves_clears_them(gitte: Gitte) -> None:
+    bot = gitte.bot
+    await green(bot)
+    # 120 error lines in the app's output, as a crashing request handler would write them.
+    script = "exec >/proc/1/fd/1; " + " ".join(f"echo 'ERROR: generation failed for request {n}';" for n in range(120))
+    exit_code, output = await asyncio.to_thread(gitte.app.exec_run, ["sh", "-c", script])
+    assert exit_code == 0, output
+    report = await health_until(bot, lambda r: r.line("stack", "errors in logs").red, deadline=15)
+    errors = report.line("stack", "errors in logs")
+    assert errors.reason.startswith("120 lines matching /error/ in the last 24 h") and "(limit 100)" in errors.reason
+    assert "Last errors" in text(await ops(bot, "health stack")), "the failing line offers the lines themselves"
+
+    run_id = await request_runbook(bot, "run deploy-app version=2")
+    run = await approve(bot, run_id)
+    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
+    assert gitte.containers.get(gitte.app.name).attrs["Config"]["Image"].endswith(":2")
+    await green(bot)
+
+
+async def test_backups_that_stop_running_age_into_red_and_fresh_ones_clear_it(gitte: Gitte) -> None:
+    bot = gitte.bot
+    await green(bot)
+    gitte.clock.jump(timedelta(days=3))  # three nights without the 02:00 backup
+    report = await health(bot)
+    last = report.line("postgres", "last backup")
+    assert last.red and "days ago" in last.reason and "(limit 3 days)" in last.reason, report
+    assert {(l.service, l.check) for l in report.not_green()} == {
+        (s, "last backup") for s in ("postgres", "minio", "generated-images", "config")}
+
+    for service in ("postgres", "minio", "generated-images", "config"):
+        await backup_now(bot, service)
+    await green(bot)
+
+
+async def test_the_maintenance_window_runbook_runs_end_to_end_once_approved(gitte: Gitte) -> None:
+    bot = gitte.bot
+    await green(bot)
+    run_id = await request_runbook(bot, "run maintenance-window")
+    plan = text(message_of(bot, run_id))
+    assert "VACUUM ANALYZE" in plan and "Stop gitte-app" in plan
+    run = await approve(bot, run_id)
+    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
+    details = [step.detail for step in run.steps]  # type: ignore[attr-defined]
+    assert details[3].startswith("VACUUM in ") and details[4].startswith("REINDEX in "), details
+    notices = [c.args["text"] for c in bot.slack.of("chat.postMessage") if "maintenance window" in str(c.args.get("text"))]
+    assert [n.split(":")[0] for n in notices] == ["GITTE maintenance window started", "GITTE maintenance window completed"]
+    assert gitte.containers.get(gitte.app.name).status == "running"
+    await green(bot)
