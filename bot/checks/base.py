@@ -104,6 +104,11 @@ class Probe:
     status: Status
     reason: str
 
+    @classmethod
+    def combine(cls, parts: "list[Probe] | tuple[Probe, ...]", sep: str = "; ") -> "Probe":
+        """One probe from several findings (fields, queues, containers): the worst status, every reason in order."""
+        return cls(Status.worst([part.status for part in parts]), sep.join(part.reason for part in parts if part.reason))
+
 
 class BackupLedger(Protocol):
     """Where verified backups are recorded (the store); the backup-freshness check reads it."""
