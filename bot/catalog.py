@@ -240,7 +240,13 @@ def catalog_warnings(catalog: Catalog) -> list[str]:
     """What `check-config` says without refusing the catalog."""
     from bot.runbooks import validation
 
-    return [f"{_format_path(list(f.path))}: {f.message}" for f in validation.warnings(catalog)]
+    found = [f"{_format_path(list(f.path))}: {f.message}" for f in validation.warnings(catalog)]
+    for name, service in catalog.services.items():
+        for index, check in enumerate(service.checks):
+            # Kinds that can say something about their own settings (a superuser DSN) offer `config_warnings`.
+            for message in getattr(check, "config_warnings", list)():
+                found.append(f"{_format_path(['services', name, 'checks', index])}: {message}")
+    return found
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

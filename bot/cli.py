@@ -123,9 +123,10 @@ def _check_config(path: Path | None) -> int:
     for warning in catalog_warnings(catalog):
         print(f"warning: {path}: {warning}")
     backups = sum(1 for s in catalog.services.values() if s.backup is not None and s.backup.schedule is not None)
+    runbooks = sum(1 for r in catalog.runbooks.values() if r.schedule is not None)  # said only when there are some
     print(f"{path}: OK — {len(catalog.services)} services, {catalog.check_count()} checks, "
           f"{len(catalog.runbooks)} runbooks, {len(schedules.digests) - len(unposted)} digests posted, "
-          f"{backups} scheduled backups")
+          f"{backups} scheduled backups" + (f", {runbooks} scheduled runbooks" if runbooks else ""))
     return 0
 
 

@@ -6,6 +6,7 @@ and every run its own Redis key prefix. Tests that need Memcached start their ow
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -31,8 +32,8 @@ from bot.clock import Clock
 from bot.context import Context
 from bot.settings import Settings
 from bot.store import Store, create_store
-from playground.slack_api import FakeSlack
 from playground.payloads import SIGNING_SECRET, sign
+from playground.slack_api import FakeSlack
 from tests.targets import Targets
 
 PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -200,3 +201,23 @@ def accepts_connections(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A port whose accept queue is full and never drained: the kernel drops new SYNs, so connecting hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = []
+    for _ in range(3):
+        client = socket.socket()
+        client.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            client.connect(("127.0.0.1", port))
+        queued.append(client)
+    yield port
+    for client in queued:
+        client.close()
+    server.close()

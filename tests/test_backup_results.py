@@ -18,9 +18,17 @@ import pytest
 from bot import digests
 from bot.actions import service as actions
 from bot.actions import targets
-from bot.actions.models import ActionKind, ActionState, BackupLabel
+from bot.actions.models import (
+    SCHEDULER,
+    ActionKind,
+    ActionRun,
+    ActionState,
+    BackupLabel,
+    BackupRecord,
+)
 from bot.clock import ManualClock
 from bot.executors.redis_backup import RestoreUnsupported
+from bot.views.backups import backup_result_message
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, free_port, make_settings, start_bot
 from tests.test_approvals import ALICE, CHANNEL, button, click, ops, text
@@ -180,3 +188,49 @@ async def test_the_new_kinds_are_in_the_digest_and_their_secrets_known_to_check_
     assert (weekly.backup_runs.succeeded, weekly.backup_runs.finished) == (1, 1)
     envs = bot.ctx.catalog.secret_envs()
     assert ("services.shop-db.backup", "SHOP_DB_URL") in envs and ("services.cache.backup", "CACHE_URL") in envs
+
+
+async def test_a_backup_refused_because_the_service_is_busy_is_announced_as_not_started(
+        bot: RunningBot, slack: FakeSlack) -> None:
+    lease = await bot.ctx.locks.acquire("service:shop-db", 60)  # another replica's action holds the service
+    assert lease is not None
+    try:
+        run = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
+    finally:
+        await lease.release()
+    assert run.state is ActionState.FAILED and run.started_at is None
+    [line] = posts(slack, SHOP)
+    assert line == ("⏸ Backup of `shop-db` not started: another action is running on `shop-db`. "
+                    "Ask again when it is done. (scheduled)")
+    assert await bot.ctx.store.backups("shop-db") == []
+
+
+async def test_the_announced_file_is_the_runs_own_however_many_newer_records_there_are(
+        bot: RunningBot, slack: FakeSlack, tmp_path: Path) -> None:
+    for n in range(25):  # newer than the backup below, as a clock running ahead elsewhere would leave them
+        await bot.ctx.store.add_backup(BackupRecord(
+            service="shop-db", kind="mysql", path=tmp_path / "mysql" / f"other-{n}.sql.gz", size=1, sha256="0" * 64,
+            created_at=T0 + timedelta(days=1, minutes=n), verified_at=T0 + timedelta(days=1, minutes=n)))
+    run_id = await backup_through_slack(bot, "shop-db")
+    [record] = [b for b in await bot.ctx.store.backups("shop-db", limit=100) if b.run_id == run_id]
+    [line] = posts(slack, SHOP)
+    assert line.startswith(f"✅ Backup of `shop-db`: `{record.path.name}`, ") and line.endswith(f"verified (action #{run_id})")
+
+
+def finished(state: ActionState, outcome: str, *, started: bool = True) -> ActionRun:
+    return ActionRun(service="shop-db", kind=ActionKind.BACKUP, environment="staging", target="database shop",
+                     requested_by=SCHEDULER, created_at=T0, expires_at=T0, state=state, outcome=outcome,
+                     started_at=T0 if started else None, finished_at=T0, id=7)
+
+
+def test_a_succeeded_backup_without_its_record_at_hand_still_reads_as_a_success() -> None:
+    line = backup_result_message(finished(ActionState.SUCCEEDED, "Backup `12` written: 1.2 MiB, verified"), None).text
+    assert line == "✅ Backup of `shop-db`: Backup `12` written: 1.2 MiB, verified (scheduled)"
+
+
+def test_a_backup_that_failed_part_way_reads_as_failed_and_one_never_started_does_not() -> None:
+    failed = backup_result_message(finished(ActionState.FAILED, "mysqldump failed (exit 2): Access denied"), None).text
+    assert failed == "❌ Backup of `shop-db` failed: mysqldump failed (exit 2): Access denied (scheduled)"
+    refused = finished(ActionState.FAILED, "Not run: opsbot cannot reach its lock store (x).", started=False)
+    assert backup_result_message(refused, None).text == (
+        "⏸ Backup of `shop-db` not started: opsbot cannot reach its lock store (x). (scheduled)")

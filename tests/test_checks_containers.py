@@ -7,6 +7,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from bot.catalog import CatalogInvalid, parse_catalog
 from bot.checks import Check, CheckDeps, Status
 from bot.checks.base import Observations
 from bot.checks.containers import PROJECT_LABEL
+from bot.clock import ManualClock
 from bot.executors.docker import DockerTarget
 from bot.health import _probe
 
@@ -100,21 +102,73 @@ async def test_a_crash_looping_container_is_critical(podman: Podman, images: Ima
     status, reason = await run(spec, deps)
     # Caught between two starts it is "restarting"; caught running, its restarts since the last look count.
     assert status is Status.CRITICAL
-    assert re.fullmatch(rf"{looping} (is restarting \(restarted \d+ times so far\)|restarted \d+ times since the "
-                        r"last check \(limit 3\)); [01] of 1 running", reason), reason
+    assert re.fullmatch(rf"{looping} (is restarting \(restarted \d+ times so far\)|restarted \d+ times in the "
+                        r"last \d+ s \(limit 3\)); [01] of 1 running", reason), reason
 
 
-async def test_restarts_since_the_last_run_are_graded(podman: Podman, images: Images, containers: Containers,
-                                                      project: str, deps: CheckDeps) -> None:
+async def test_restarts_since_an_earlier_run_are_graded_over_their_interval(
+        podman: Podman, images: Images, containers: Containers, project: str, http: aiohttp.ClientSession) -> None:
     flaky = run_in(containers, project, "flaky", images.v1, command=["sh", "-c", "sleep 2; exit 1"],
                    restart_policy={"Name": "always"})
+    clock = ManualClock(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))
+    deps = CheckDeps(http=http, environ={}, clock=clock, service="web")
     spec = {"project": project, "docker_host": podman.base_url, "restarts": {"warning": 1, "critical": 5}}
     await until(lambda: containers.get(flaky).status == "running")
     assert await run(spec, deps) == (Status.OK, "1 container running")
     await until(lambda: containers.get(flaky).attrs["RestartCount"] >= 1 and containers.get(flaky).status == "running")
+    clock.advance(4 * 60)
     status, reason = await run(spec, deps)
-    assert (status, reason) == (Status.WARNING, (f"{flaky} restarted once since the last check (limit 1); "
-                                                "1 of 1 running"))
+    assert (status, reason) == (Status.WARNING, f"{flaky} restarted once in the last 4 min (limit 1); 1 of 1 running")
+    # The same check of another service has its own baseline: its first look judges no growth yet.
+    assert await run(spec, deps.for_service("other", None)) == (Status.OK, "1 container running")
+
+
+@pytest.fixture
+async def vanishing(podman: Podman, tmp_path: Path, docker_client: object) -> AsyncIterator[tuple[str, list[str]]]:
+    """A Unix socket in front of podman's that removes a container (its id in the list it yields) just before
+    forwarding the first request to inspect it: a container removed while the check lists them."""
+    doomed: list[str] = []
+    upstream = str(podman.socket_path)
+
+    def remove(container_id: str) -> None:
+        docker_client.containers.get(container_id).remove(force=True)  # type: ignore[attr-defined]
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_unix_connection(upstream)
+
+        async def upward() -> None:
+            while data := await reader.read(65536):
+                for container_id in list(doomed):
+                    if f"/containers/{container_id}/json".encode() in data:
+                        doomed.remove(container_id)
+                        await asyncio.to_thread(remove, container_id)
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def downward() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        await asyncio.gather(upward(), downward(), return_exceptions=True)
+
+    path = tmp_path / "vanishing.sock"
+    server = await asyncio.start_unix_server(relay, str(path))
+    yield f"unix://{path}", doomed
+    server.close()
+
+
+async def test_a_container_removed_while_listing_is_left_out(
+        vanishing: tuple[str, list[str]], images: Images, containers: Containers, project: str,
+        deps: CheckDeps) -> None:
+    host, doomed = vanishing
+    kept = run_in(containers, project, "web", images.v1, port=containers.port())
+    gone = run_in(containers, project, "old", images.v1, port=containers.port())
+    doomed.append(str(containers.get(gone).id))
+    assert await run({"project": project, "docker_host": host}, deps) == (Status.OK, "1 container running")
+    assert not doomed and kept
 
 
 async def test_the_docker_host_comes_from_the_services_target_or_the_environment(

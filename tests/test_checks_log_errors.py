@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import Check, CheckDeps, Status, log_errors
 from bot.checks.containers import PROJECT_LABEL
 from bot.checks.log_errors import LastErrors, LogErrorsCheck, LogLine
 from bot.executors.docker import DockerTarget
@@ -85,6 +86,20 @@ async def test_more_lines_than_the_limits_warn_then_go_critical(
                                                       "(limit 12)"))
     assert await run({"container": name, "pattern": "panic"}, deps) == (
         Status.OK, "0 lines matching /panic/ in the last 24 h")
+
+
+async def test_a_containers_whole_window_is_counted_beyond_a_megabyte(
+        podman: Podman, images: Images, containers: Containers, http: aiohttp.ClientSession) -> None:
+    name = containers.name("chatty")
+    line = "ERROR request $i failed " + "x" * 40
+    script = f'i=0; while [ $i -lt 20000 ]; do echo "{line}"; i=$((i+1)); done; echo done; sleep 3600'
+    containers.run(name, images.v1, command=["sh", "-c", script])
+    await logged(containers, name, "\ndone\n")
+    deps = CheckDeps(http=http, environ={}, service="api", target=DockerTarget(
+        type="docker", container=name, docker_host=podman.base_url))
+    assert await run({}, deps) == (Status.CRITICAL, "20000 lines matching /error/ in the last 24 h (limit 100)")
+    found = await LogErrorsCheck(type="log-errors").matches(deps)
+    assert len(found.lines) == 20 and found.lines[-1].text.startswith("ERROR request 19999 failed")
 
 
 async def test_a_missing_container_is_critical(podman: Podman, containers: Containers,
@@ -158,6 +173,37 @@ async def test_pod_logs_over_the_window_are_counted(api: K8sApi, http: aiohttp.C
     assert await run({"window_hours": 0.5}, k8s_deps(http, api)) == (
         Status.OK, "0 lines matching /error/ in the last 0.5 h")
     assert (await run({"window_hours": 72}, k8s_deps(http, api)))[0] is Status.CRITICAL  # 112 lines
+
+
+async def test_a_busy_pods_whole_window_is_counted_and_its_newest_errors_kept(
+        api: K8sApi, http: aiohttp.ClientSession) -> None:
+    api.add_deployment("api", replicas=1)
+    [pod] = [pod["metadata"]["name"] for pod in api.pods("api")]
+    now = api.now()
+    # About 2.5 MB over 20 hours: more than the 1 MB a bounded read used to keep, the errors spread all over it.
+    busy = [(now - timedelta(hours=20) + timedelta(seconds=2 * i),
+             f"{'level=error' if i % 100 == 0 else 'level=info'} msg=\"request {i}\" {'x' * 40}") for i in range(30_000)]
+    api.set_pod_log(pod, busy)
+    assert await run({}, k8s_deps(http, api)) == (Status.CRITICAL, ("300 lines matching /error/ in the last 24 h "
+                                                                   "(limit 100)"))
+    found = await LogErrorsCheck(type="log-errors").matches(k8s_deps(http, api))
+    assert found.matched == 300 and not found.cut
+    assert [line.text.split('"')[1] for line in found.lines] == [f"request {i}" for i in range(28_000, 30_000, 100)]
+
+
+async def test_a_log_beyond_the_bound_is_read_in_part_and_says_so(
+        api: K8sApi, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_errors, "MAX_BYTES", 5000)
+    api.add_deployment("api", replicas=1)
+    [pod] = [pod["metadata"]["name"] for pod in api.pods("api")]
+    now = api.now()
+    api.set_pod_log(pod, [(now - timedelta(hours=10) + timedelta(seconds=i), f"ERROR {i:04} {'x' * 50}")
+                          for i in range(1000)])
+    status, reason = await run({}, k8s_deps(http, api))
+    assert status is Status.WARNING
+    assert re.fullmatch(rf"≥ \d\d lines matching /error/ in the last 24 h \(only the first 5 kB of {pod}'s logs read; "
+                        r"limit 10\)", reason), reason
+    assert 5000 // 100 < int(reason.split()[1]) <= 5000 // 80
 
 
 async def test_a_crash_looping_pods_last_run_is_read(api: K8sApi, http: aiohttp.ClientSession) -> None:
@@ -302,6 +348,39 @@ services:
         await runner.cleanup()
 
 
+async def test_last_errors_that_take_too_long_time_out(
+        slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepted, never answered
+
+    path = tmp_path / "silent.sock"
+    server = await asyncio.start_unix_server(accept, str(path))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    catalog = """
+services:
+  worker:
+    environment: prod
+    checks:
+      - {type: log-errors, container: worker, timeout: 0.5}
+"""
+    bot, runner = await start_bot(make_settings(slack, database_url), catalog, slack, http)
+    try:
+        report = await ops(bot, "health worker")
+        assert "timed out after 0.5 s" in json.dumps(report)
+        button = accessory_of(report, "worker")
+        [answer] = await press(bot, "health.errors", button["value"])
+        assert answer["blocks"][0]["text"]["text"] == ("*worker* · `log errors worker`: reading the logs timed out "
+                                                       "after 0.5 s.")
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await runner.cleanup()
+
+
 # --- the views ------------------------------------------------------------------------------------------
 
 
@@ -334,3 +413,12 @@ def test_last_errors_message_keeps_the_newest_lines_within_slacks_limits() -> No
     assert "ERROR &lt;19&gt;" in body and "ERROR &lt;0&gt;" not in body  # the oldest go first
     kept = len(body.splitlines()) - 2
     assert message.blocks[0]["text"]["text"].endswith(f"250 lines matching /error/ in the last 24 h; the last {kept}:")
+
+
+def test_last_errors_message_says_when_only_part_of_the_logs_was_read() -> None:
+    check = LogErrorsCheck(type="log-errors", container="app")
+    lines = [LogLine("app", "2026-11-24T00:00:00", "ERROR boom")]
+    message = last_errors_message(LastErrors("api", check, 35, lines, "only the first 64 MB of app's logs read"))
+    assert message.blocks[0]["text"]["text"] == (
+        "*api* · `log errors app`: at least 35 lines matching /error/ in the last 24 h "
+        "(only the first 64 MB of app's logs read); the last 1:")

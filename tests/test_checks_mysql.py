@@ -17,7 +17,7 @@ from bot.health import _probe
 from tests.conftest import free_port
 
 CHECK = TypeAdapter(Check)
-REASON = re.compile(r"^(\d+) of (\d+) connections in use \((\d+) %(, limit [\d.]+ %)?\)$")
+REASON = re.compile(r"^(\d+) of (\d+) connections in use \((\d+) %\)( \(limit [\d.]+ %\))?$")
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ async def test_mysql_with_room_is_ok(mysql_database: str, deps: CheckDeps) -> No
 async def test_mysql_warning_names_the_limit(mysql_database: str, deps: CheckDeps, one_connection_percent: float) -> None:
     limits = {"warning": one_connection_percent, "critical": 100}
     status, reason = await run({"type": "mysql", "dsn": mysql_database, "connections_percent": limits}, deps)
-    assert status is Status.WARNING and reason.endswith(f", limit {one_connection_percent:g} %)"), reason
+    assert status is Status.WARNING and reason.endswith(f" %) (limit {one_connection_percent:g} %)"), reason
 
 
 async def test_mysql_critical(mysql_database: str, deps: CheckDeps, one_connection_percent: float) -> None:
@@ -116,9 +116,25 @@ async def test_mysql_server_that_never_answers_times_out(silent_port: int, deps:
     ("{type: mysql, dsn: 'postgresql://app@db/app'}", "not a mysql:// or mariadb:// URL"),
     ("{type: mysql, dsn: 'mysql://root:hunter2@db/app'}", "must not contain a password"),
     ("{type: mysql, dsn_env: DB, connections_percent: {warning: 95, critical: 80}}", "must not be above critical"),
+    ("{type: mysql, dsn_env: DB, connections_percent: {warning: 80, critical: 120}}",
+     "services.db.checks[0].connections_percent: critical (120) is a percentage: it must not be above 100"),
+    ("{type: mysql, dsn: 'mysql://root:hunter2@db:99999/'}", "services.db.checks[0].dsn: the MySQL DSN is not a mysql:// URL"),
 ])
 def test_bad_mysql_checks_are_refused(check: str, message: str) -> None:
     with pytest.raises(CatalogInvalid) as caught:
         parse_catalog(f"services:\n  db:\n    environment: prod\n    checks:\n      - {check}\n", "opsbot.yml")
     [problem] = str(caught.value).splitlines()
     assert message in problem and "hunter2" not in problem
+
+
+async def test_mysql_port_out_of_range_from_the_environment_names_the_variable(http: aiohttp.ClientSession) -> None:
+    spec = {"type": "mysql", "dsn_env": "SHOP_DB_URL"}
+    env = {"SHOP_DB_URL": "mysql://root:s3cret@127.0.0.1:99999/"}
+    assert await run(spec, CheckDeps(http=http, environ=env)) == (Status.ERROR, "$SHOP_DB_URL is not a valid mysql:// URL")
+
+
+async def test_mysql_connect_timeout_firing_first_is_no_answer(full_backlog: int, deps: CheckDeps) -> None:
+    # probe() alone, without the runner's own timeout: aiomysql's connect_timeout is what fires.
+    check = CHECK.validate_python({"type": "mysql", "dsn": f"mysql://root@127.0.0.1:{full_backlog}/", "timeout": 0.5})
+    probe = await check.probe(deps)
+    assert (probe.status, probe.reason) == (Status.ERROR, f"no answer within 0.5 s from 127.0.0.1:{full_backlog}")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
@@ -196,3 +197,31 @@ def problems(check: str) -> list[str]:
 ])
 def test_bad_checks_are_refused_at_load(check: str, problem: str) -> None:
     assert problems(check) == [problem]
+
+
+@module_loop
+async def test_prometheus_is_asked_to_give_up_before_the_check_does() -> None:
+    """Prometheus's own `timeout` is a fifth shorter than the check's, so its "query timed out" answer (and the end of
+    the evaluation on its side) comes before the health runner's bare "timed out"."""
+    asked: list[dict[str, str]] = []
+
+    async def query(request: web.Request) -> web.Response:
+        asked.append(dict(request.query))
+        return web.json_response({"status": "error", "errorType": "timeout",
+                                  "error": "query timed out in expression evaluation"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", query)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, reason = await run(f"http://127.0.0.1:{port}", http, query="up", timeout=10,
+                                       above={"warning": 1, "critical": 5})
+    finally:
+        await runner.cleanup()
+    assert asked == [{"query": "up", "timeout": "8000ms"}]
+    assert (status, reason) == (Status.CRITICAL, "Prometheus error (timeout): query timed out in expression evaluation")

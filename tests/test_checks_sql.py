@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,7 +12,7 @@ import pymysql
 import pytest
 from pydantic import TypeAdapter
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog import CatalogInvalid, catalog_warnings, parse_catalog
 from bot.checks import Check, CheckDeps, Status
 from bot.health import _probe
 from tests.conftest import free_port
@@ -210,17 +211,18 @@ async def test_mysql_empty_and_text(mysql_jobs: str, deps: CheckDeps) -> None:
     assert status is Status.ERROR and reason == "the query's first column is var_string (str), not a number"
 
 
-@pytest.mark.parametrize("query", [
-    "UPDATE jobs SET state = 'done'",
-    "DELETE FROM jobs",
-    "DROP TABLE jobs",  # DDL commits implicitly: only the session's read-only flag stops it
-    "CREATE TABLE sneaky (id INT)",
-])
-async def test_mysql_query_cannot_write(mysql_jobs: str, deps: CheckDeps, query: str) -> None:
-    status, reason = await run(sql(mysql_jobs, query), deps)
+@pytest.fixture
+def mysql_writer(mysql_jobs: str) -> str:
+    """A stored function that writes when a SELECT calls it: what the load-time guard cannot see."""
+    mysql_run(mysql_jobs, "CREATE FUNCTION finish_all() RETURNS INT MODIFIES SQL DATA "
+                          "BEGIN UPDATE jobs SET state = 'done'; RETURN ROW_COUNT(); END")
+    return mysql_jobs
+
+
+async def test_mysql_query_cannot_write(mysql_writer: str, deps: CheckDeps) -> None:
+    status, reason = await run(sql(mysql_writer, "SELECT finish_all()"), deps)
     assert status is Status.ERROR and "READ ONLY transaction" in reason, reason
-    assert mysql_states(mysql_jobs) == {"running": 12, "done": 30}
-    assert mysql_run(mysql_jobs, "SHOW TABLES") == [("jobs",)]
+    assert mysql_states(mysql_writer) == {"running": 12, "done": 30}
 
 
 async def test_mysql_slow_query_is_stopped_by_the_statement_timeout(mysql_jobs: str, deps: CheckDeps) -> None:
@@ -243,7 +245,7 @@ async def test_mysql_server_that_never_answers_times_out(silent_port: int, deps:
 
 def test_a_second_statement_is_refused_at_load() -> None:
     [problem] = problems("{type: sql, dsn: 'postgresql://app@db/app', query: 'SELECT 1; DROP TABLE jobs', above: {warning: 1, critical: 2}}")
-    assert problem.endswith("services.db.checks[0].query: the query must be one statement: a `;` may only end it")
+    assert problem.endswith("services.db.checks[0].query: the query must be one statement: a `;` outside quotes may only end it")
 
 
 def test_a_trailing_semicolon_is_fine() -> None:
@@ -260,10 +262,138 @@ def test_exactly_one_of_above_and_below(limits: str) -> None:
 @pytest.mark.parametrize("check,message", [
     ("{type: sql, dsn: 'sqlite:///x.db', query: 'SELECT 1', above: {warning: 1, critical: 2}}", "must be a postgresql://, mysql:// or mariadb:// URL"),
     ("{type: sql, dsn: 'mysql://app:hunter2@db/app', query: 'SELECT 1', above: {warning: 1, critical: 2}}", "must not contain a password"),
-    ("{type: sql, dsn_env: APP_DB_URL, query: ' ', above: {warning: 1, critical: 2}}", "the query is empty"),
+    ("{type: sql, dsn_env: APP_DB_URL, query: ' ', above: {warning: 1, critical: 2}}", "the query has no statement"),
     ("{type: sql, dsn_env: APP_DB_URL, query: 'SELECT 1', above: {warning: 1, critical: 2}, empty: maybe}", "empty"),
     ("{type: sql, dsn_env: APP_DB_URL, query: 'SELECT 1', below: {warning: 1, critical: 2}}", "low values are the bad ones"),
 ])
 def test_bad_sql_checks_are_refused(check: str, message: str) -> None:
     [problem] = problems(check)
     assert message in problem and "hunter2" not in problem
+
+
+# --- read-only at load: what a READ ONLY transaction would not stop -----------------------------------------
+
+ALLOWED = "a check's query is one read-only SELECT, WITH, VALUES, TABLE or SHOW statement returning a number"
+PG, MY = "postgresql://monitor@db/app", "mysql://monitor@db/app"
+
+
+def load_problem(dsn: str, query: str) -> str:
+    """The one problem a check with this query has at load, inline `dsn` or (dsn None) `dsn_env`."""
+    source = f"dsn: {json.dumps(dsn)}" if dsn else "dsn_env: APP_DB_URL"
+    [problem] = problems(f"{{type: sql, {source}, query: {json.dumps(query)}, above: {{warning: 1, critical: 2}}}}")
+    return problem
+
+
+@pytest.mark.parametrize("dsn,query,message", [
+    # Statements other than a read, first keyword after comments.
+    (PG, "COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'", f"the query starts with `COPY`; {ALLOWED}"),
+    (MY, "KILL 42", f"the query starts with `KILL`; {ALLOWED}"),
+    (MY, "SET GLOBAL max_connections = 1", f"the query starts with `SET`; {ALLOWED}"),
+    (None, "/* tidy */ -- up\nDELETE FROM jobs", f"the query starts with `DELETE`; {ALLOWED}"),
+    (PG, "UPDATE jobs SET state = 'done'", f"the query starts with `UPDATE`; {ALLOWED}"),
+    (MY, "DROP TABLE jobs", f"the query starts with `DROP`; {ALLOWED}"),
+    # Files and programs on the database host, wherever they hide.
+    (PG, "SELECT 1 FROM (SELECT 1) AS t WHERE EXISTS (SELECT 1) UNION SELECT 2 TO PROGRAM", "`TO PROGRAM` is not allowed"),
+    (MY, "SELECT 1 INTO OUTFILE '/tmp/x'", "`INTO` is not allowed: SELECT … INTO writes a file (INTO OUTFILE, INTO DUMPFILE)"),
+    (MY, "select 1 into dumpfile '/tmp/x'", "`INTO` is not allowed"),
+    (MY, "SELECT 1 /*! INTO OUTFILE '/tmp/x' */", "MySQL executable comments (/*! … */, /*M! … */, /*+ … */) are not allowed"),
+    (None, "WITH t AS (SELECT 1) SELECT * FROM t UNION ALL SELECT 2 COPY", "`COPY` is not allowed"),
+    # Functions with effects beyond reading.
+    (PG, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity", "`pg_terminate_backend` is not allowed: it ends or signals other sessions"),
+    (PG, "SELECT pg_cancel_backend(1)", "`pg_cancel_backend` is not allowed: it ends or signals other sessions"),
+    (PG, 'SELECT "pg_terminate_backend"(1)', "`pg_terminate_backend` is not allowed"),
+    (PG, "SELECT pg_catalog.set_config('statement_timeout', '0', false)", "`set_config` is not allowed: it changes settings or server state"),
+    (PG, "SELECT lo_export(1, '/tmp/x')", "`lo_export` is not allowed: it reads or writes files on the database host"),
+    (PG, "SELECT lo_import('/etc/passwd')", "`lo_import` is not allowed: it reads or writes files on the database host"),
+    (PG, "SELECT length(pg_read_file('/etc/passwd'))", "`pg_read_file` is not allowed: it reads or writes files"),
+    (PG, "SELECT count(*) FROM dblink('host=x', 'SELECT 1') AS t(n int)", "`dblink` is not allowed: it runs commands or other queries"),
+    (PG, "SELECT pg_advisory_lock(1)", "`pg_advisory_lock` is not allowed: it takes locks that outlive the query"),
+    (MY, "SELECT GET_LOCK('deploy', 10)", "`get_lock` is not allowed: it takes locks that outlive the query"),
+    (MY, "SELECT RELEASE_LOCK('deploy')", "`release_lock` is not allowed"),
+    (MY, "SELECT LENGTH(LOAD_FILE('/etc/passwd'))", "`load_file` is not allowed"),
+    (PG, "SELECT count(*) FROM jobs FOR UPDATE", "locking reads (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) are not allowed"),
+    # Text the two engines split differently: refused rather than guessed.
+    (PG, "SELECT 'a\\' , 1", "a backslash is not allowed"),
+    (PG, "SELECT 1 /* /* */ ' */ , pg_terminate_backend(1), ''", "`pg_terminate_backend` is not allowed"),
+    (PG, "SELECT $$'$$, pg_terminate_backend(1), ''", "`pg_terminate_backend` is not allowed"),
+    (MY, "SELECT 1 # '\n, GET_LOCK('a', 1)", "`get_lock` is not allowed"),
+    (None, "SELECT 1 /* /* */ ' */", "the query has an unterminated '…' string (read as MySQL)"),
+    (PG, "SELECT 1; SELECT pg_sleep(1)", "the query must be one statement: a `;` outside quotes may only end it"),
+])
+def test_queries_with_side_effects_are_refused_at_load(dsn: str | None, query: str, message: str) -> None:
+    problem = load_problem(dsn, query)
+    assert problem.startswith("opsbot.yml:") and "services.db.checks[0].query: " in problem, problem
+    assert message in problem, problem
+
+
+@pytest.mark.parametrize("dsn,query", [
+    (None, "SELECT count(*) FROM jobs WHERE state <> 'a;b' AND label IS DISTINCT FROM 'it''s; fine';"),
+    (None, "-- how many\n/* stuck */ (SELECT count(*) FROM jobs); -- done"),
+    (PG, "SELECT data #>> '{a,b}' FROM t"),  # jsonb, not a MySQL comment, when the engine is known
+    (MY, "SELECT count(*) FROM `order` WHERE note = \"x;y\""),
+    (None, "VALUES (1)"),
+    (None, "SHOW max_connections"),
+    (PG, "TABLE jobs"),
+])
+def test_reads_pass_load(dsn: str | None, query: str) -> None:
+    source = {"dsn": dsn} if dsn else {"dsn_env": "APP_DB_URL"}
+    CHECK.validate_python({"type": "sql", **source, "query": query, "above": {"warning": 1, "critical": 2}})
+
+
+async def test_a_semicolon_inside_quotes_runs_on_both_engines(pg_jobs: str, mysql_jobs: str, deps: CheckDeps) -> None:
+    query = "SELECT count(*) FROM jobs WHERE state <> 'a;b'; -- all of them"
+    assert await run(sql(pg_jobs, query, unit="jobs"), deps) == (Status.CRITICAL, "42 jobs (limit 20)")
+    assert await run(sql(mysql_jobs, query, unit="jobs"), deps) == (Status.CRITICAL, "42 jobs (limit 20)")
+
+
+# --- the DSN's port, and connect timeouts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dsn", ["postgresql://postgres@127.0.0.1:99999/postgres", "mysql://root@127.0.0.1:99999/x",
+                                 "postgresql://postgres@127.0.0.1:0/postgres"])
+def test_a_port_out_of_range_is_refused_at_load(dsn: str) -> None:
+    [problem] = problems(f"{{type: sql, dsn: '{dsn}', query: 'SELECT 1', above: {{warning: 1, critical: 2}}}}")
+    assert "services.db.checks[0].dsn: " in problem and "is not a valid" in problem and "99999" not in problem, problem
+
+
+@pytest.mark.parametrize("url,scheme", [("postgresql://postgres:s3cret@127.0.0.1:99999/postgres", "postgresql://"),
+                                        ("mysql://root:s3cret@127.0.0.1:99999/x", "mysql://")])
+async def test_a_port_out_of_range_from_the_environment_is_an_error_naming_the_variable(
+    http: aiohttp.ClientSession, url: str, scheme: str,
+) -> None:
+    spec = {"type": "sql", "dsn_env": "APP_DB_URL", "query": "SELECT 1", "above": {"warning": 1, "critical": 2}}
+    assert await run(spec, CheckDeps(http=http, environ={"APP_DB_URL": url})) == (
+        Status.ERROR, f"$APP_DB_URL is not a valid {scheme} URL")
+
+
+async def test_postgres_connect_timeout_firing_first_is_no_answer(silent_port: int, deps: CheckDeps) -> None:
+    # probe() alone, without the runner's own timeout: asyncpg's connect timeout is what fires.
+    check = CHECK.validate_python(sql(f"postgresql://postgres@127.0.0.1:{silent_port}/x", "SELECT 1", timeout=0.5))
+    probe = await check.probe(deps)
+    assert (probe.status, probe.reason) == (Status.ERROR, f"no answer within 0.5 s from 127.0.0.1:{silent_port}")
+
+
+async def test_mysql_connect_timeout_firing_first_is_no_answer(full_backlog: int, deps: CheckDeps) -> None:
+    check = CHECK.validate_python(sql(f"mysql://root@127.0.0.1:{full_backlog}/x", "SELECT 1", timeout=0.5))
+    probe = await check.probe(deps)
+    assert (probe.status, probe.reason) == (Status.ERROR, f"no answer within 0.5 s from 127.0.0.1:{full_backlog}")
+
+
+# --- check-config: a superuser DSN ----------------------------------------------------------------------------
+
+
+def test_check_config_warns_about_a_superuser_dsn() -> None:
+    catalog = parse_catalog(
+        "services:\n  db:\n    environment: prod\n    checks:\n"
+        "      - {type: sql, name: a, dsn: 'postgresql://postgres@db/app', query: 'SELECT 1', above: {warning: 1, critical: 2}}\n"
+        "      - {type: sql, name: b, dsn: 'mysql://monitor@db/app', query: 'SELECT 1', above: {warning: 1, critical: 2}}\n"
+        "      - {type: sql, name: c, dsn_env: APP_DB_URL, query: 'SELECT 1', above: {warning: 1, critical: 2}}\n"
+        "      - {type: mysql, name: d, dsn: 'mysql://root@db/'}\n"
+        "      - {type: mysql, name: e, dsn: 'mariadb://db/'}\n")
+    advice = ("a superuser; give checks a monitoring role instead "
+              "(PostgreSQL: pg_monitor with default_transaction_read_only = on; MySQL: SELECT and PROCESS only)")
+    assert catalog_warnings(catalog) == [
+        f"services.db.checks[0]: `dsn` logs in as postgres, {advice}",
+        f"services.db.checks[3]: `dsn` logs in as root, {advice}",
+        f"services.db.checks[4]: `dsn` logs in as root (no user given), {advice}",
+    ]

@@ -1,6 +1,6 @@
 """The ai-orchestrator team's runbook as a catalog (examples/ai-orchestrator.yml): it validates with the real CLI and
 holds every item of the team's morning health check; then, end to end, a miniature of the stack — the Kubernetes API
-double with the three deployments, a real Prometheus scraping an exporter the test drives, PostgreSQL and Redis on
+double with the three deployments, the pods postgres and redis run in, two nodes, a real Prometheus scraping an exporter the test drives, PostgreSQL and Redis on
 127.0.0.1 — is green, one thing at a time breaks and turns its line red, and the fix runs through Slack."""
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ NS = "ai-orchestrator"
 TOKEN = "k8s-token-ai-orchestrator"
 GOOD, BAD = "2.4.0", "2.5.0"  # the release the bad-release story ships answers half its requests with a 500
 DEPLOYMENTS = ("api-gateway", "auth-service", "workflow-engine")
+STATEFULSETS = {"postgres": "postgres:16", "redis": "redis:7"}  # postgres-0, redis-0: by their `app` label
+NODES = ("node-1", "node-2")
 QUEUE = "queue:workflows"
 # The team's Redis: the queue's database. One the other tests here do not flush.
 REDIS_DB_URL = REDIS_URL.rsplit("/", 1)[0] + "/11"
@@ -54,7 +56,8 @@ def image(deployment: str, tag: str) -> str:
 def test_opsbot_check_config_accepts_the_example_without_warnings_about_its_runbooks() -> None:
     done = opsbot("check-config", str(EXAMPLE), env=base_env())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "OK — 6 services, 16 checks, 12 runbooks, 2 digests posted, 2 scheduled backups" in done.stdout, done.stdout
+    assert ("OK — 6 services, 18 checks, 12 runbooks, 2 digests posted, 2 scheduled backups, 2 scheduled runbooks"
+            in done.stdout), done.stdout
     # Only the secrets this machine does not have are warned about: no runbook step lacks an undo it needs.
     others = [line for line in done.stdout.splitlines() if line.startswith("warning") and "is not set here" not in line]
     assert others == []
@@ -70,6 +73,17 @@ def test_the_catalog_holds_every_item_of_the_morning_health_check() -> None:
         assert pods.type == "kubernetes-pods" and pods.cpu_percent and pods.memory_percent
         assert catalog.services[deployment].target.deployment == deployment
         assert catalog.services[deployment].target.namespace == NS
+    # ... and the StatefulSet pods postgres-0 and redis-0, by label, through the same API server and token.
+    gateway = catalog.services["api-gateway"].target
+    for name in STATEFULSETS:
+        pods = checks[(name, "pods")]
+        assert catalog.services[name].target is None
+        assert (pods.type, pods.selector, pods.namespace) == ("kubernetes-pods", f"app={name}", NS)
+        assert (pods.api_url, pods.token_env) == (gateway.api_url, gateway.token_env)
+        assert pods.cpu_percent and pods.memory_percent
+    # 2. `kubectl top nodes`: every node's usage of its allocatable, on api-gateway's pods line.
+    nodes = checks[("api-gateway", "pods")].nodes
+    assert nodes is not None and nodes.cpu_percent and nodes.memory_percent
     # 2. `kubectl exec -it postgres-0 -- pg_isready`.
     assert checks[("postgres", "pg_isready and connections")].type == "postgres"
     # 3. Performance: p95 < 1 s, error rate < 1 %, workflow success > 95 %, queue depth < 50.
@@ -107,6 +121,11 @@ def test_the_catalog_holds_every_item_of_the_morning_health_check() -> None:
     assert restore[:4] == [("scale", 0)] * 3 + [("restore", None)] and restore[-4:-1] == [("scale", 3)] * 3
     assert {"maintenance-window", "deploy-api-gateway", "rollback-api-gateway", "restore-config",
             "db-maintenance", "db-cleanup", "flush-cache"} <= set(catalog.runbooks)
+    # Database maintenance runs on its own: weekly on Sunday, monthly on the first Saturday, both at 03:00 UTC,
+    # after the 02:00 backup.
+    schedules = {name: catalog.runbook(name).schedule for name in ("db-maintenance", "db-cleanup")}
+    assert {name: (s.cron, s.timezone) for name, s in schedules.items()} == {
+        "db-maintenance": ("0 3 * * 0", "UTC"), "db-cleanup": ("0 3 * * 6#1", "UTC")}
 
 
 def test_the_post_mortem_has_the_alert_response_headings_and_their_targets() -> None:
@@ -146,13 +165,15 @@ async def all_green(stack: Stack) -> Report:
 def substituted(tmp: Path, cluster: K8sApi, prometheus: RunningPrometheus) -> str:
     """The example with the team's hosts, ports and paths pointed at the miniature. Its 5-minute, 1-hour and 24-hour
     PromQL windows become 5 s, so a change shows within seconds (Prometheus scrapes every second here); the
-    scheduled backups and digests are left out, so no scheduled run takes a service's lease during a story."""
+    scheduled backups, runbooks and digests are left out, so no scheduled run takes a service's lease during a story."""
     source = example("ai-orchestrator", {
         "https://k8s.ai-orchestrator.internal:6443": cluster.url, "http://prometheus:9090": prometheus.url,
         "[5m]": "[5s]", "[1h]": "[5s]", "[24h]": "[5s]", "/backups/": f"{tmp}/backups/", "/app/": f"{tmp}/app/"})
     catalog = yaml.safe_load(source)
     for service in catalog["services"].values():
         (service.get("backup") or {}).pop("schedule", None)
+    for runbook in catalog["runbooks"].values():
+        runbook.pop("schedule", None)
     catalog["schedules"]["digests"] = {"daily": "off", "weekly": "off"}
     return yaml.safe_dump(catalog, sort_keys=False, allow_unicode=True)
 
@@ -198,6 +219,16 @@ async def start_cluster() -> K8sApi:
                                resources={"limits": {"cpu": "500m", "memory": "512Mi"}})
         for pod in cluster.pods(name, namespace=NS):
             cluster.set_pod_usage(pod["metadata"]["name"], cpu="120m", memory="200Mi", namespace=NS)
+    # The double has no StatefulSets: a one-replica deployment with the StatefulSet's labels stands in for each
+    # (its pod is named by its ReplicaSet, not postgres-0; the check reads pods by label either way).
+    for name, release in STATEFULSETS.items():
+        cluster.add_deployment(name, image=f"docker.io/library/{release}", namespace=NS, replicas=1, container=name,
+                               labels={"app": name}, resources={"limits": {"cpu": "1", "memory": "2Gi"}})
+        [pod] = cluster.pods(name, namespace=NS)
+        cluster.set_pod_usage(pod["metadata"]["name"], cpu="300m", memory="900Mi", namespace=NS)
+    for node in NODES:
+        cluster.add_node(node, cpu="8", memory="32Gi")
+        cluster.set_node_usage(node, cpu="2500m", memory="12Gi")
     cluster.add_configmap("api-config", {"maintenance_mode": "false", "log_level": "info"}, namespace=NS)
     recent = datetime.now(UTC) - timedelta(minutes=30)
     gateway = cluster.pods("api-gateway", namespace=NS)[0]["metadata"]["name"]
@@ -277,7 +308,9 @@ async def test_a_crash_looping_pod_turns_its_line_red_and_an_approved_restart_ma
     assert report.headline.startswith("❌ 1 of 6 services failing"), str(report)
     pods = report.line("api-gateway", "pods")
     assert pods.red and f"{pod} running but not ready (api-gateway: CrashLoopBackOff)" in pods.reason, pods
-    assert "restarted 5 times" in pods.reason and "2 of 3 pods ready (minimum 3)" in pods.reason, pods
+    # Growth since the earlier (all green) run, over the seconds between the two runs.
+    assert f"{pod}/api-gateway: 5 restarts in the last " in pods.reason, pods
+    assert "2 of 3 pods ready (minimum 3)" in pods.reason, pods
 
     run_id, _ = await requested(stack.bot, "restart api-gateway", reason="api-gateway pod crash-looping")
     await click(stack.bot, "approval.approve", str(run_id), ALICE)  # the requester cannot approve their own
@@ -287,6 +320,27 @@ async def test_a_crash_looping_pod_turns_its_line_red_and_an_approved_restart_ma
     assert run is not None and run.state is ActionState.SUCCEEDED, run.outcome
     assert pod not in [p["metadata"]["name"] for p in stack.cluster.pods("api-gateway", namespace=NS)]
     await all_green(stack)
+
+
+async def test_the_statefulset_pods_and_the_nodes_are_in_the_morning_check_and_a_crash_looping_postgres_turns_red(
+        stack: Stack) -> None:
+    report = await all_green(stack)
+    for name in STATEFULSETS:
+        assert report.line(name, "pods").reason == (
+            "1 of 1 pod ready; CPU at most 30 % of limits; memory at most 44 % of limits"), report.line(name, "pods")
+    # `kubectl top nodes`: 2.5 of 8 CPUs and 12 of 32 GiB on each node.
+    gateway = report.line("api-gateway", "pods")
+    assert gateway.reason.endswith("; nodes: CPU at most 31 %, memory at most 38 % of allocatable"), gateway
+
+    pod = stack.cluster.pods("postgres", namespace=NS)[0]["metadata"]["name"]
+    stack.cluster.crash_loop(pod, restarts=4, namespace=NS)
+    report = await health(stack.bot)
+    assert report.headline.startswith("❌ 1 of 6 services failing"), str(report)
+    pods = report.line("postgres", "pods")
+    assert pods.red and f"{pod} running but not ready (postgres: CrashLoopBackOff)" in pods.reason, pods
+    assert f"{pod}/postgres: 4 restarts in the last " in pods.reason, pods
+    assert "0 of 1 pod ready (minimum 1)" in pods.reason, pods
+    assert not report.line("redis", "pods").red, "only the crash-looping pod's line is red"
 
 
 async def test_a_queue_past_its_limit_turns_red_and_scaling_the_engine_drains_it(stack: Stack) -> None:

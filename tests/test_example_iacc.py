@@ -60,7 +60,7 @@ def test_check_config_passes_on_the_example_through_the_cli() -> None:
     result = opsbot("check-config", str(EXAMPLE), env=base_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith(
-        "iacc.yml: OK — 5 services, 13 checks, 8 runbooks, 3 digests posted, 1 scheduled backups")
+        "iacc.yml: OK — 5 services, 13 checks, 8 runbooks, 3 digests posted, 1 scheduled backups, 2 scheduled runbooks")
     assert "environment variable IACC_DB_URL is not set here" in result.stdout  # secrets only by name
 
 

@@ -216,6 +216,15 @@ def test_mysql_dsn_is_taken_apart_and_keeps_its_password_out_of_the_repr() -> No
     assert parse_mysql_dsn("mariadb://db/shop") == MysqlConnection("db", 3306, "shop", None, None)
 
 
+def test_a_server_check_may_leave_the_database_out() -> None:
+    # The `mysql` and `sql` checks look at the server itself; statements and backups need a database.
+    assert parse_mysql_dsn("mysql://monitor@db:3307/", require_database=False) == MysqlConnection("db", 3307, "", "monitor")
+    with pytest.raises(ValueError, match="names no database"):
+        parse_mysql_dsn("mysql://monitor@db:3307/")
+    with pytest.raises(ValueError, match="numeric port"):
+        parse_mysql_dsn("mysql://monitor@db:99999/", require_database=False)
+
+
 @pytest.mark.parametrize(("dsn", "problem"), [
     ("postgresql://db/shop", "not a mysql:// or mariadb:// URL"),
     ("mysql://root:pw@db:port/shop", "numeric port"),

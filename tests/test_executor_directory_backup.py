@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import tarfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,16 @@ from pydantic import ValidationError
 
 from bot.clock import ManualClock
 from bot.executors.base import Artifact, ExecutorError, RecordingProgress
-from bot.executors.directory_backup import MANIFEST, NOT_TOUCHED, NOT_WRITTEN, DirectoryBackups, DirectoryBackupTarget
+from bot.executors.directory_backup import (
+    MANIFEST,
+    NOT_TOUCHED,
+    NOT_WRITTEN,
+    DirectoryBackups,
+    DirectoryBackupTarget,
+)
 from bot.executors.postgres_backup import file_digest
 
-START = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC)
 
 
 def snapshot(root: Path) -> dict[str, object]:

@@ -6,11 +6,13 @@ intact and that it never reaches an argv, the environment or a message.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
 import stat
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,11 +26,13 @@ from pydantic import ValidationError
 from bot.clock import ManualClock
 from bot.executors.base import Artifact, ExecutorError, RecordingProgress
 from bot.executors.mysql_backup import (
+    NO_GTIDS,
     NOT_TOUCHED,
     NOT_WRITTEN,
     PART_WAY,
     MysqlBackups,
     MysqlBackupTarget,
+    is_oracle_mysqldump,
     option_value,
 )
 from bot.executors.postgres_backup import FILE_LEFT, file_digest
@@ -157,7 +161,9 @@ async def test_password_travels_in_a_private_option_file_removed_after_the_run(t
     artifact = await backups.backup(RecordingProgress(), label="manual")
     await backups.restore(artifact, RecordingProgress())
 
-    calls = recorded(tmp_path, "mysqldump") + recorded(tmp_path, "mysql")
+    version, *dumps = recorded(tmp_path, "mysqldump")
+    assert version["argv"][1:] == ["--no-defaults", "--version"] and not version["opts"]  # connects to nothing
+    calls = dumps + recorded(tmp_path, "mysql")
     # mysqldump once; mysql to count the tables before the dump, to check the connection before the restore,
     # and for the restore itself.
     assert len(calls) == 1 + 3
@@ -168,9 +174,96 @@ async def test_password_travels_in_a_private_option_file_removed_after_the_run(t
         assert not any(PASSWORD in value for value in call["env"].values())
         assert "MYSQL_PWD" not in call["env"]
         assert not Path(call["opts"][0]).exists() and not Path(call["opts"][0]).parent.exists()
-    [dump] = recorded(tmp_path, "mysqldump")
+    [dump] = dumps
     assert {"--single-transaction", "--routines", "--triggers"} <= set(dump["argv"]) and "--databases" not in dump["argv"]
     assert dump["argv"][-1] == shop.database
+
+
+# --- MySQL's mysqldump and GTIDs ----------------------------------------------------------------------------
+
+
+def mysql_flavoured(tmp_path: Path, real: str) -> str:
+    """A mysqldump that says it is MySQL 8.0's, as Oracle's prints it: records its argv, then runs the MariaDB tool
+    installed here without the one option only MySQL's knows."""
+    path = tmp_path / "mysqldump-8.0"
+    path.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "if '--version' in sys.argv:\n"
+        "    sys.exit(print('mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)'))\n"
+        f"with open({str(tmp_path / 'mysqldump-8.0.jsonl')!r}, 'a') as log: log.write(json.dumps(sys.argv) + '\\n')\n"
+        f"os.execv({real!r}, [{real!r}] + [a for a in sys.argv[1:] if a != {NO_GTIDS!r}])\n"
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+async def test_mysqls_mysqldump_is_told_to_leave_gtids_out_of_the_dump(tmp_path: Path, shop: Shop) -> None:
+    backups = make(tmp_path, shop.dsn(), mysqldump=mysql_flavoured(tmp_path, real("mysqldump")))
+    artifact = await backups.backup(RecordingProgress(), label="manual")
+    [argv] = [json.loads(line) for line in (tmp_path / "mysqldump-8.0.jsonl").read_text().splitlines()]
+    assert argv[1].startswith("--defaults-file=") and NO_GTIDS in argv and argv[-1] == shop.database
+    await backups.verify(artifact)
+
+
+async def test_mariadbs_mysqldump_is_not_given_the_gtid_option_it_would_refuse(tmp_path: Path, shop: Shop) -> None:
+    tool = await asyncio.create_subprocess_exec(real("mysqldump"), "--version", stdout=asyncio.subprocess.PIPE)
+    assert b"MariaDB" in (await tool.communicate())[0]  # the tool installed here is MariaDB's
+    backups = make(tmp_path, shop.dsn(), mysqldump=wrapper(tmp_path, "mysqldump", real("mysqldump")))
+    artifact = await backups.backup(RecordingProgress(), label="manual")
+    [_, dump] = recorded(tmp_path, "mysqldump")
+    assert NO_GTIDS not in dump["argv"] and not any("gtid" in arg for arg in dump["argv"])
+    await backups.verify(artifact)
+
+
+@pytest.mark.parametrize(("version", "mysql"), [
+    ("mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)", True),
+    ("mysqldump  Ver 8.4.0 for Linux on aarch64 (MySQL Community Server - GPL)", True),
+    ("mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)", True),
+    ("mysqldump  Ver 8.0.35-27 for Linux on x86_64 (Percona Server (GPL), Release '27', Revision '2f8eeab2')", True),
+    ("mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)", False),
+    ("mariadb-dump from 11.4.2-MariaDB, client 10.19 for debian-linux-gnu (x86_64)", False),
+    ("", False),  # a stand-in that prints nothing: no flag, the dump still works
+])
+def test_only_mysqls_own_mysqldump_counts_as_mysql(version: str, mysql: bool) -> None:
+    assert is_oracle_mysqldump(version) is mysql
+
+
+# --- cancellation ------------------------------------------------------------------------------------------
+
+
+async def test_a_cancelled_dump_stops_the_tool_closes_the_file_and_leaves_nothing(tmp_path: Path, shop: Shop) -> None:
+    # Incompressible output: each gzip write keeps a worker thread busy, so the cancel lands while one runs.
+    endless = tmp_path / "endless-mysqldump"
+    endless.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        "if '--version' in sys.argv: sys.exit(print('mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB'))\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+        "sys.stdout.buffer.write(b'-- MariaDB dump\\n')\n"
+        "while True: sys.stdout.buffer.write(os.urandom(1 << 20))\n"
+    )
+    endless.chmod(0o755)
+    backups = make(tmp_path, shop.dsn(), mysqldump=str(endless))
+    task = asyncio.create_task(backups.backup(RecordingProgress(), label="manual"))
+    partial = None
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        partial = next((p for p in (tmp_path / "dumps").glob(".*.partial") if p.stat().st_size > 4 << 20), None)
+        if partial is not None:
+            break
+    assert partial is not None, "the dump never got going"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list((tmp_path / "dumps").iterdir()) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid").read_text()), 0)  # killed and reaped
+    # The close ran after the last write (not beside it): the file is closed and the gzip thread is gone.
+    assert not [fd for fd in os.listdir("/proc/self/fd") if partial.name in os.path.realpath(f"/proc/self/fd/{fd}")]
+    for _ in range(100):
+        if not [t for t in threading.enumerate() if t.name.startswith("opsbot-gzip")]:
+            break
+        await asyncio.sleep(0.02)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("opsbot-gzip")]
 
 
 def test_option_values_escape_what_the_client_would_unescape() -> None:
@@ -215,7 +308,9 @@ async def test_a_restore_that_fails_part_way_says_what_it_left(tmp_path: Path, s
 
 async def test_timeout_stops_the_dump_and_removes_the_partial_file(tmp_path: Path, shop: Shop) -> None:
     slow = tmp_path / "slow-mysqldump"
-    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
+    slow.write_text(f"#!{sys.executable}\nimport sys, time\n"
+                    "if '--version' in sys.argv: sys.exit(print('mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB'))\n"
+                    "time.sleep(30)\n")
     slow.chmod(0o755)
     backups = make(tmp_path, shop.dsn(), mysqldump=str(slow), timeout=1)
     with pytest.raises(ExecutorError, match="did not finish within 1 s"):

@@ -11,7 +11,7 @@ import shutil
 import stat
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +34,7 @@ from bot.executors.postgres_backup import (
 from tests.conftest import free_port
 
 PASSWORD = "hunter2"
-START = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC)
 
 
 def with_password(dsn: str, port: int | None = None) -> str:

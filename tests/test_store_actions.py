@@ -141,3 +141,12 @@ async def test_an_interrupted_run_is_followed_up_by_one_live_run(store: Store) -
     await store.transition_action(winner, ActionState.CANCELLED, expect={ActionState.DRAFT})
     loser = second if winner == first else first
     assert await store.claim_follow_up(old, loser) is True, "a dropped follow-up frees the run"
+
+
+async def test_the_backup_of_a_run_is_the_one_it_wrote_not_a_restores_safety_backup(store: Store) -> None:
+    written = await store.add_backup(BackupRecord("db", "mysql", Path("/b/1.sql.gz"), 10, "aa", T0, run_id=7))
+    await store.add_backup(BackupRecord("db", "mysql", Path("/b/2.sql.gz"), 20, "bb", T0, BackupLabel.SAFETY, run_id=8))
+    found = await store.backup_of_run(7)
+    assert found is not None and found.id == written
+    assert await store.backup_of_run(8) is None  # a restore run's safety backup is not "the backup it wrote"
+    assert await store.backup_of_run(9) is None

@@ -408,9 +408,9 @@ async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str
 
 
 async def announce_backup(ctx: Context, run: ActionRun) -> None:
-    """Post a finished backup run's result (✅ file, size, time / ❌ reason) to its service's own channel, unless the
-    run's message is already there. Best effort, like `refresh_message`: the run's row is the record of it.
-    Only the transition that ended the run calls it, so a run is announced once."""
+    """Post a finished backup run's result (✅ file, size, time / ⏸ not started / ❌ reason) to its service's own
+    channel, unless the run's message is already there. Best effort, like `refresh_message`: the run's row is the
+    record of it. Only the transition that ended the run calls it, so a run is announced once."""
     if run.kind is not ActionKind.BACKUP:
         return
     try:
@@ -419,8 +419,7 @@ async def announce_backup(ctx: Context, run: ActionRun) -> None:
         if channel is None or channel == run.channel_id:
             return
         finished = await get_run(ctx, run.id or 0)
-        record = next((b for b in await ctx.store.backups(run.service, limit=20)
-                       if b.run_id == run.id and b.label is not BackupLabel.SAFETY), None)
+        record = await ctx.store.backup_of_run(finished.id or 0) if finished.state is ActionState.SUCCEEDED else None
         await ctx.chat.post(channel, backup_result_message(finished, record))
     except Exception:
         log.exception("could not post the result of %s #%s to the service's channel", run.label, run.id)

@@ -1,5 +1,8 @@
 """Containers check: every container of a compose project (or carrying given labels) running, healthy and not
 restarting over and over. Reads through docker-py only; acting on containers is the Docker executor's job.
+
+Restarts are judged as growth of each container's restart count since a baseline an earlier run recorded
+(`bot.checks._counts`), keyed by service, check and container.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import requests.exceptions
 from docker.models.containers import Container
 from pydantic import Field, model_validator
 
+from bot.checks._counts import baseline, times
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, limit_note
 from bot.executors.docker import ASIDE_SUFFIX, DockerTarget, docker_client
 
@@ -25,7 +29,8 @@ class ContainersCheck(CheckSpec):
     docker_host: str | None = Field(default=None, min_length=1,
                                     description="None: the service's docker target's, else DOCKER_HOST or the default")
     expect: int | None = Field(default=None, ge=1, description="at least this many containers running")
-    restarts: Thresholds = Thresholds(warning=1, critical=3)
+    restarts: Thresholds = Field(default=Thresholds(warning=1, critical=3),
+                                 description="restarts of a container since an earlier run")
 
     @model_validator(mode="after")
     def _one_selector(self) -> ContainersCheck:
@@ -60,58 +65,57 @@ class ContainersCheck(CheckSpec):
         findings = [self._judge(container, deps) for container in found]
         running = sum(container.status == "running" for container in found)
         if self.expect is not None and running < self.expect:
-            findings.append((Status.CRITICAL, f"only {running} running (expected at least {self.expect})"))
-        problems = [(status, text) for status, text in findings if status is not Status.OK]
+            findings.append(Probe(Status.CRITICAL, f"only {running} running (expected at least {self.expect})"))
+        problems = sorted((f for f in findings if f.status is not Status.OK), key=lambda f: -f.status.rank)
         if not problems:
             return Probe(Status.OK, f"{len(found)} container{'s' if len(found) != 1 else ''} running")
-        worst = Status.worst([status for status, _ in problems])
-        ordered = sorted(problems, key=lambda finding: -finding[0].rank)
-        return Probe(worst, "; ".join(text for _, text in ordered) + f"; {running} of {len(found)} running")
+        return Probe.combine([*problems, Probe(Status.OK, f"{running} of {len(found)} running")])
 
     def _list(self, host: str | None, deps: CheckDeps) -> list[Container]:
         # The client's own timeout ends the worker thread even after the runner has given up on the check.
         client = docker_client(host, deps.environ, timeout=self.timeout)
         try:
             labels = [f"{key}={value}" for key, value in self.selector.items()]
-            found = client.containers.list(all=True, filters={"label": labels})
+            # ignore_removed: a container removed between the listing and its inspection (a deploy replacing it)
+            # is simply not there, rather than a 404 failing the whole check.
+            found = client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
         finally:
             client.close()
         # A container the executor set aside during a deploy is not one of the service's.
         return sorted((c for c in found if not c.name.endswith(ASIDE_SUFFIX)), key=lambda c: c.name)
 
-    def _judge(self, container: Container, deps: CheckDeps) -> tuple[Status, str]:
+    def _judge(self, container: Container, deps: CheckDeps) -> Probe:
         attrs: dict[str, Any] = container.attrs
         state = attrs.get("State") or {}
         name, status = container.name, state.get("Status") or container.status
         count = int(attrs.get("RestartCount") or 0)
-        previous = deps.observations.swap(("containers", str(container.id)), count, deps.clock.now())
+        # By id: a container recreated under the same name (a deploy) starts counting again from 0.
+        earlier = baseline(deps, ("containers", deps.service or "", self.label, str(container.id)), count)
         policy = (attrs.get("HostConfig") or {}).get("RestartPolicy") or {}
         gave_up = policy.get("Name") == "on-failure" and 0 < int(policy.get("MaximumRetryCount") or 0) <= count
         will_restart = policy.get("Name") in ("always", "unless-stopped", "on-failure") and not gave_up
         # Docker says "restarting" between a crash and the next start; podman says "stopped" (or "exited").
         between = status in ("exited", "stopped") and count > 0 and will_restart
         if status == "restarting" or state.get("Restarting") or between:
-            return Status.CRITICAL, f"{name} is restarting (restarted {_times(count)} so far)"
+            return Probe(Status.CRITICAL, f"{name} is restarting (restarted {times(count)} so far)")
         if status in ("exited", "dead"):
-            return Status.CRITICAL, f"{name} {status} (code {state.get('ExitCode')})"
+            return Probe(Status.CRITICAL, f"{name} {status} (code {state.get('ExitCode')})")
         if status != "running":
-            return Status.CRITICAL, f"{name} is {status}"
+            return Probe(Status.CRITICAL, f"{name} is {status}")
         health = (state.get("Health") or {}).get("Status") or ""
         if health == "unhealthy":
             streak = (state.get("Health") or {}).get("FailingStreak") or 0
-            failed = f", its healthcheck failed {_times(streak)} in a row" if streak else ""
-            return Status.CRITICAL, f"{name} is unhealthy{failed}"
-        grown = max(0, count - previous[0]) if previous is not None else 0
+            failed = f", its healthcheck failed {times(streak)} in a row" if streak else ""
+            return Probe(Status.CRITICAL, f"{name} is unhealthy{failed}")
+        grown = max(0, count - earlier.value) if earlier is not None else 0
         graded = self.restarts.grade(grown) if grown else Status.OK
         if graded is not Status.OK:
-            return graded, f"{name} restarted {_times(grown)} since the last check{limit_note(graded, self.restarts)}"
+            assert earlier is not None
+            interval = earlier.since(deps.clock.now())
+            return Probe(graded, f"{name} restarted {times(grown)} in {interval}{limit_note(graded, self.restarts)}")
         if health == "starting":
-            return Status.WARNING, f"{name} is running, its healthcheck still starting"
-        return Status.OK, f"{name} running"
-
-
-def _times(count: int) -> str:
-    return "once" if count == 1 else f"{count} times"
+            return Probe(Status.WARNING, f"{name} is running, its healthcheck still starting")
+        return Probe(Status.OK, f"{name} running")
 
 
 def _first_line(exc: BaseException) -> str:

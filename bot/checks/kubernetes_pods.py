@@ -1,25 +1,57 @@
 """Kubernetes-pods check: the service's deployment's pods (or those a selector picks) running and ready, not
-restarting within a window, and optionally their CPU and memory against their limits (metrics.k8s.io).
+restarting, and optionally their CPU and memory against their limits and the nodes' against their allocatable
+(metrics.k8s.io).
 
-Reading the cluster is `bot.executors.kubernetes_pods`; this module only judges what it reads.
+Restarts are judged as growth of each container's restart count since a baseline an earlier run recorded
+(`bot.checks._counts`); a container seen for the first time counts once if its last restart falls in the window.
+Pods that belong to no deployment (a StatefulSet's postgres-0) are checked with `selector:` and the check's own
+`namespace`/`api_url`/`token_env`, read exactly as a kubernetes target's. Reading the cluster is
+`bot.executors.kubernetes_pods`; this module only judges what it reads.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, limit_note
+from bot.checks._counts import ago, baseline, plural
+from bot.checks._percent import PercentThresholds
+from bot.checks.base import (
+    CheckDeps,
+    CheckSpec,
+    Probe,
+    Status,
+    Thresholds,
+    limit_note,
+    percent,
+)
 from bot.executors.base import ExecutorError, TargetNotFound
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
-    from bot.executors.kubernetes_pods import Usage
+    from bot.executors.kubernetes import KubernetesTarget
+    from bot.executors.kubernetes_pods import NodeUsage, Usage
 
 SELECTOR = r"^[A-Za-z0-9_./!=, -]+$"  # equality-based label selectors: a=b, a!=b, a, !a; comma-separated
+OWN_TARGET = ("namespace", "api_url", "token_env", "verify_tls")  # a kubernetes target's fields the check may carry
+NO_DEPLOYMENT = "pods"  # what the own target names as its deployment: never read, a selector picks the pods
+
+
+class NodeLimits(BaseModel):
+    """Each node's usage (metrics.k8s.io) against its allocatable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cpu_percent: PercentThresholds | None = None
+    memory_percent: PercentThresholds | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> NodeLimits:
+        if self.cpu_percent is None and self.memory_percent is None:
+            raise ValueError("give `cpu_percent`, `memory_percent` or both")
+        return self
 
 
 class KubernetesPodsCheck(CheckSpec):
@@ -28,90 +60,154 @@ class KubernetesPodsCheck(CheckSpec):
                                  description="label selector; None: the deployment's own pods")
     min_ready: int | None = Field(default=None, ge=0,
                                   description="None: the deployment's replicas (1 with a selector)")
-    restarts: Thresholds = Thresholds(warning=1, critical=3)
+    restarts: Thresholds = Field(default=Thresholds(warning=1, critical=3),
+                                 description="restarts since an earlier run (first run: 1 a container restarted within "
+                                             "window_minutes)")
     window_minutes: float = Field(default=60, gt=0, le=60 * 24 * 31)
-    cpu_percent: Thresholds | None = None
-    memory_percent: Thresholds | None = None
+    cpu_percent: PercentThresholds | None = None
+    memory_percent: PercentThresholds | None = None
+    nodes: NodeLimits | None = None
+    # Only for a service without a kubernetes target; validated by KubernetesTarget itself (see _own_target).
+    namespace: str | None = None
+    api_url: str | None = None
+    token_env: str | None = None
+    verify_tls: bool | None = None
+
+    @model_validator(mode="after")
+    def _target_fields(self) -> KubernetesPodsCheck:
+        if any(getattr(self, name) is not None for name in OWN_TARGET):
+            self.own_target()
+        return self
+
+    def own_target(self) -> KubernetesTarget:
+        """The check's own `namespace`/`api_url`/`token_env`/`verify_tls` as a kubernetes target, with its defaults and
+        validation (so they mean exactly what a target's do)."""
+        # Imported here: the Kubernetes executor imports bot.checks.base, which loads every check kind.
+        from bot.executors.kubernetes import KubernetesTarget
+
+        given = {name: getattr(self, name) for name in OWN_TARGET if getattr(self, name) is not None}
+        try:
+            return KubernetesTarget(type="kubernetes", deployment=NO_DEPLOYMENT, **given)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{'.'.join(str(part) for part in error['loc'])}: "
+                                       f"{error['msg'].removeprefix('Value error, ')}"
+                                       for error in exc.errors())) from None
 
     def default_label(self) -> str:
         return f"pods {self.selector}" if self.selector else "pods"
 
+    def secret_envs(self) -> list[str]:
+        return [self.token_env] if self.token_env else []
+
     def catalog_errors(self, service: str, catalog: Any) -> list[str]:
-        if getattr(catalog.services[service].target, "type", None) != "kubernetes":
-            needs = "(api_url, token_env, namespace)"
-            return [f"kubernetes-pods needs the service's `target:` to be a kubernetes deployment {needs}"]
+        own = [name for name in OWN_TARGET if getattr(self, name) is not None]
+        if getattr(catalog.services[service].target, "type", None) == "kubernetes":
+            if own:
+                return [(f"{', '.join(own)}: the service's kubernetes target says where its pods are; give them "
+                        "only for a service without one")]
+            return []
+        if self.selector is None:
+            return [("kubernetes-pods needs the service's `target:` to be a kubernetes deployment, or a `selector:` "
+                    "(with `namespace`, `api_url`, `token_env` as a kubernetes target's)")]
         return []
 
     async def probe(self, deps: CheckDeps) -> Probe:
-        if getattr(deps.target, "type", None) != "kubernetes":
+        if getattr(deps.target, "type", None) == "kubernetes":
+            target = deps.target
+        elif self.selector is not None:
+            target = self.own_target()
+        else:
             return Probe(Status.ERROR, f"service {deps.service} has no kubernetes target")
-        # Imported here: the Kubernetes executor imports bot.checks.base, which loads every check kind.
-        from bot.executors.kubernetes_pods import KubernetesPods
+        # Imported here for the reason given in own_target().
+        from bot.executors.kubernetes_pods import KubernetesPods, Unavailable
 
-        reader = KubernetesPods(deps.target, deps.environ, deps.clock)
+        reader = KubernetesPods(target, deps.environ, deps.clock)
         wants_usage = self.cpu_percent is not None or self.memory_percent is not None
+        notes: list[str] = []
+        usage: dict[str, dict[str, Usage]] | None = None
+        nodes: list[NodeUsage] | None = None
         try:
             pods, replicas = await reader.pods(self.selector)
-            usage = await reader.usage() if wants_usage and pods else {}
+            if wants_usage and pods:
+                try:
+                    usage = await reader.usage()
+                except Unavailable as exc:
+                    notes.append(f"{exc}: CPU and memory not judged")
+            if self.nodes is not None:
+                try:
+                    nodes = await reader.nodes()
+                except Unavailable as exc:
+                    notes.append(f"{exc}: node usage not judged")
         except TargetNotFound as exc:
             return Probe(Status.CRITICAL, str(exc))
         except ExecutorError as exc:
             return Probe(Status.CRITICAL, str(exc).removeprefix("Could not ").rstrip("."))
         finally:
             await reader.close()
-        return self._judge(pods, replicas, usage, deps.clock.now())
+        return self._judge(pods, replicas, usage, nodes, notes, deps)
 
     def _judge(self, pods: list[V1Pod], replicas: int | None, usage: dict[str, dict[str, Usage]] | None,
-               now: datetime) -> Probe:
+               nodes: list[NodeUsage] | None, notes: list[str], deps: CheckDeps) -> Probe:
         minimum = self.min_ready if self.min_ready is not None else (replicas if replicas is not None else 1)
-        findings: list[tuple[Status, str]] = []
-        ready = 0
+        ready, not_ready = 0, []
         for pod in pods:
             problem = _not_ready(pod)
             if problem is None:
                 ready += 1
             else:
-                findings.append((Status.WARNING, problem))
-        if ready < minimum:
-            findings = [(Status.CRITICAL, text) for _, text in findings]
-        findings += self._restarts(pods, now)
-        notes = self._usage(pods, usage, findings)
+                not_ready.append(problem)
+        short = ready < minimum
+        findings = [Probe(Status.CRITICAL if short else Status.WARNING, text) for text in not_ready]
+        restarts = self._restarts(pods, deps)
+        if restarts is not None:
+            findings.append(restarts)
+        usage_notes = self._usage(pods, usage, findings) if usage is not None else []
+        node_notes = self._nodes(nodes, findings) if nodes is not None else []
         noun = "pod" if len(pods) == 1 else "pods"
         summary = f"{ready} of {len(pods)} {noun} ready"
-        if ready < minimum:
-            findings.append((Status.CRITICAL, f"{summary} (minimum {minimum})"))
+        if short:
+            findings.append(Probe(Status.CRITICAL, f"{summary} (minimum {minimum})"))
             summary = ""
         elif not pods:
             summary = "no pods (scaled to 0)"
-        worst = Status.worst([status for status, _ in findings])
-        ordered = [text for _, text in sorted(findings, key=lambda f: -f[0].rank)]
-        return Probe(worst, "; ".join(part for part in [*ordered, summary, *notes] if part))
+        ordered = sorted(findings, key=lambda finding: -finding.status.rank)
+        return Probe.combine([*ordered, *(Probe(Status.OK, text) for text in
+                                         [summary, *usage_notes, *node_notes, *notes] if text)])
 
-    def _restarts(self, pods: list[V1Pod], now: datetime) -> list[tuple[Status, str]]:
+    def _restarts(self, pods: list[V1Pod], deps: CheckDeps) -> Probe | None:
+        """Restarts since an earlier run, per container; on a container's first run, 1 if its last restart falls
+        within the window (its restart count is for its whole life, so it cannot tell when the others were)."""
+        now = deps.clock.now()
         since = now - timedelta(minutes=self.window_minutes)
-        counted: list[tuple[str, int, datetime]] = []
+        parts, total, first_seen = [], 0, False
         for pod in pods:
             for container in (pod.status.container_statuses if pod.status else None) or []:
+                count = int(container.restart_count or 0)
+                name = f"{pod.metadata.name}/{container.name}"
+                key = ("kubernetes-pods", deps.service or "", self.label, str(pod.metadata.uid or pod.metadata.name),
+                       container.name)
+                earlier = baseline(deps, key, count)
+                if earlier is not None:
+                    grown = count - earlier.value if count >= earlier.value else count
+                    if grown:
+                        total += grown
+                        parts.append(f"{name}: {plural(grown, 'restart')} in {earlier.since(now)}")
+                    continue
                 last = container.last_state.terminated if container.last_state else None
-                # kubectl's "RESTARTS 5 (3m ago)": the count, when the last one falls inside the window.
-                if container.restart_count and last is not None and last.finished_at and last.finished_at >= since:
-                    counted.append((f"{pod.metadata.name}/{container.name}", container.restart_count,
-                                    last.finished_at))
-        total = sum(count for _, count, _ in counted)
+                finished = last.finished_at if last is not None else None
+                if count and finished is not None and finished >= since:
+                    total, first_seen = total + 1, True
+                    parts.append(f"{name}: {plural(count, 'restart')} in total, the last {ago(now - finished)} ago")
         status = self.restarts.grade(total)
         if status is Status.OK:
-            return []
-        parts = [f"{name} restarted {_times(count)}, last {_ago(now - at)} ago" for name, count, at in counted]
-        window = f"{self.window_minutes:g} min"
+            return None
         limit = limit_note(status, self.restarts).strip()[1:-1]
-        return [(status, ", ".join(parts) + f" (within {window}; {limit})")]
+        counted = f"{total} within {self.window_minutes:g} min; " if first_seen else ""
+        return Probe(status, ", ".join(parts) + f" ({counted}{limit})")
 
-    def _usage(self, pods: list[V1Pod], usage: dict[str, dict[str, Usage]] | None,
-               findings: list[tuple[Status, str]]) -> list[str]:
+    def _usage(self, pods: list[V1Pod], usage: dict[str, dict[str, Usage]], findings: list[Probe]) -> list[str]:
         """Grade each pod's CPU and memory against its limits into `findings`; return notes for the reason."""
-        if usage is None:
-            return ["metrics.k8s.io is not served here: CPU and memory not judged"]
-        # Imported here for the reason given in probe().
+        # Imported here for the reason given in own_target().
         from bot.executors.kubernetes_pods import share
 
         notes = []
@@ -127,9 +223,29 @@ class KubernetesPodsCheck(CheckSpec):
                 status = limits.grade(value)
                 if status is not Status.OK:
                     note = limit_note(status, limits, " %")
-                    findings.append((status, f"{name} {word} at {value:.0f} % of its limit{note}"))
+                    findings.append(Probe(status, f"{name} {word} at {value:.0f} % of its limit{note}"))
             notes.append(f"{word} at most {max(known.values()):.0f} % of limits")
         return notes
+
+    def _nodes(self, nodes: list[NodeUsage], findings: list[Probe]) -> list[str]:
+        """Grade each node's CPU and memory against its allocatable into `findings`; return a note for the reason."""
+        assert self.nodes is not None
+        if not nodes:
+            return ["no node metrics to compare with"]
+        most = []
+        for resource, word, limits in (("cpu", "CPU", self.nodes.cpu_percent),
+                                       ("memory", "memory", self.nodes.memory_percent)):
+            if limits is None:
+                continue
+            values = {node.name: percent(float(getattr(node.used, resource)), float(getattr(node.allocatable, resource)))
+                      for node in nodes}
+            for name, value in values.items():
+                status = limits.grade(value)
+                if status is not Status.OK:
+                    note = limit_note(status, limits, " %")
+                    findings.append(Probe(status, f"node {name} {word} at {value:.0f} % of allocatable{note}"))
+            most.append(f"{word} at most {max(values.values()):.0f} %")
+        return [f"nodes: {', '.join(most)} of allocatable"]
 
 
 def _not_ready(pod: V1Pod) -> str | None:
@@ -153,12 +269,3 @@ def _not_ready(pod: V1Pod) -> str | None:
     if phase == "Running":
         return f"{name} running but not ready{detail}"
     return f"{name} {phase.lower()}{detail}"
-
-
-def _times(count: int) -> str:
-    return "once" if count == 1 else f"{count} times"
-
-
-def _ago(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"

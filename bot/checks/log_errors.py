@@ -1,7 +1,9 @@
 """Log-errors check: lines matching a pattern in a service's logs over a window (its Docker containers, its
 Kubernetes pods, or one named container), and the last of them for the health report's "Last errors".
 
-Reading logs is the executors' (`logs`); this module only counts and picks lines.
+The logs are streamed (the executors' `scan_logs`) and matched in their worker thread, a chunk at a time: only the
+count and the last `LAST` matching lines are kept, however long the window, and the event loop never runs the
+pattern. A log larger than `MAX_BYTES` is read up to that bound and the reason says so.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,8 +25,8 @@ from bot.executors.base import ExecutorError, Revision
 from bot.executors.docker import DockerTarget, DockerWorkload
 
 LAST = 20  # lines "Last errors" shows
+MAX_BYTES = 64_000_000  # of one container's or pod's log: beyond this a check would outrun its timeout
 MAX_KEY = 143  # a Slack menu option's value holds 150 characters, "errors:" included
-NO_LOGS = "(no logs: "  # what the Kubernetes executor gives for a container that has not started
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)? ")
 
 
@@ -35,6 +40,40 @@ class LogLine:
 
     def __str__(self) -> str:
         return f"{self.at} {self.source}: {self.text}" if self.at else f"{self.source}: {self.text}"
+
+
+@dataclass
+class Scanned:
+    """What one container's or pod's log held: how many lines matched, the last of them, and whether the read
+    stopped at `MAX_BYTES` (then `matched` counts the first `MAX_BYTES` of the window only)."""
+
+    source: str
+    matched: int = 0
+    last: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LAST))
+    cut: bool = False
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Every source's count together: the total, the last `LAST` lines (oldest first), the sources read only in
+    part."""
+
+    matched: int
+    lines: list[LogLine]
+    cut: list[str]
+
+    @classmethod
+    def of(cls, scanned: list[Scanned]) -> Matches:
+        lines = sorted((line for one in scanned for line in one.last), key=lambda line: line.at)
+        return cls(sum(one.matched for one in scanned), lines[-LAST:], [one.source for one in scanned if one.cut])
+
+    def partial(self) -> str:
+        """ "only the first 64 MB of api-1's logs read", when a log was larger than the bound; else ""."""
+        if not self.cut:
+            return ""
+        whose = " and ".join(f"{source}'s" for source in self.cut)
+        bound = f"{MAX_BYTES / 1_000_000:g} MB" if MAX_BYTES >= 1_000_000 else f"{MAX_BYTES / 1000:g} kB"
+        return f"only the first {bound} of {whose} logs read"
 
 
 class LogErrorsCheck(CheckSpec):
@@ -69,24 +108,32 @@ class LogErrorsCheck(CheckSpec):
 
     async def probe(self, deps: CheckDeps) -> Probe:
         try:
-            found = await self.matching_lines(deps)
+            found = await self.matches(deps)
         except ExecutorError as exc:
             return Probe(Status.CRITICAL, f"cannot read the logs: {exc}")
-        status = self.lines.grade(len(found))
-        noun = "line" if len(found) == 1 else "lines"
-        return Probe(status, f"{len(found)} {noun} matching /{self.pattern}/ in the last {self.window()}"
-                             f"{limit_note(status, self.lines)}")
+        status = self.lines.grade(found.matched)
+        noun = "line" if found.matched == 1 else "lines"
+        at_least = "≥ " if found.cut else ""
+        notes = [note for note in (found.partial(), limit_note(status, self.lines).strip()[1:-1]) if note]
+        detail = f" ({'; '.join(notes)})" if notes else ""
+        return Probe(status, f"{at_least}{found.matched} {noun} matching /{self.pattern}/ in the last {self.window()}"
+                             f"{detail}")
 
     def window(self) -> str:
         return f"{self.window_hours:g} h"
 
-    async def matching_lines(self, deps: CheckDeps) -> list[LogLine]:
-        """Every line of the window matching the pattern, oldest first (by the log's own time stamps)."""
+    async def matches(self, deps: CheckDeps) -> Matches:
+        """How many lines of the window match the pattern, and the last `LAST` of them, oldest first (by the log's
+        own time stamps)."""
         since = deps.clock.now() - timedelta(hours=self.window_hours)
-        found = [line for source, text in await self._read(deps, since) for line in self._matches(source, text)]
-        return sorted(found, key=lambda line: line.at)
+        # The worker threads stop reading by then: the runner has given up on the check and would not wait.
+        deadline = time.monotonic() + self.timeout
+        return Matches.of(await self._scan(deps, since, deadline))
 
-    async def _read(self, deps: CheckDeps, since: datetime) -> list[tuple[str, str]]:
+    async def _scan(self, deps: CheckDeps, since: datetime, deadline: float) -> list[Scanned]:
+        def read(source: str, chunks: Iterator[bytes]) -> Scanned:
+            return self._read(source, chunks, deadline)
+
         target = deps.target
         if self.container is not None or isinstance(target, DockerTarget):
             host = target.docker_host if isinstance(target, DockerTarget) else None
@@ -94,7 +141,7 @@ class LogErrorsCheck(CheckSpec):
                 target = DockerTarget(type="docker", container=self.container, docker_host=host)
             docker = DockerWorkload(deps.service or "", target, _NoHistory(), deps.clock)
             try:
-                return await docker.logs(since=since)
+                return await docker.scan_logs(since, read)
             finally:
                 await docker.close()
         if getattr(target, "type", None) == "kubernetes":
@@ -103,21 +150,36 @@ class LogErrorsCheck(CheckSpec):
 
             kubernetes = KubernetesWorkload(target, deps.environ, deps.clock)
             try:
-                return await kubernetes.logs(since_seconds=max(1, math.ceil(self.window_hours * 3600)))
+                return await kubernetes.scan_logs(max(1, math.ceil(self.window_hours * 3600)), read)
             finally:
                 await kubernetes.close()
         raise ExecutorError(f"service {deps.service} has no target to read logs from", state="nothing was read")
 
-    def _matches(self, source: str, text: str) -> list[LogLine]:
-        if text.startswith(NO_LOGS):
-            return []
-        found = []
-        for raw in text.splitlines():
-            stamp = STAMP.match(raw)
-            line = raw[stamp.end():] if stamp else raw
-            if self._regex.search(line):
-                found.append(LogLine(source, stamp.group(1) if stamp else "", line))
-        return found
+    def _read(self, source: str, chunks: Iterator[bytes], deadline: float) -> Scanned:
+        """Count the matching lines of one log, a chunk at a time (in the executor's worker thread)."""
+        scanned, rest, size = Scanned(source), b"", 0
+        for chunk in chunks:
+            chunk, over = chunk[:MAX_BYTES - size], len(chunk) > MAX_BYTES - size
+            size += len(chunk)
+            *lines, rest = (rest + chunk).split(b"\n")
+            for raw in lines:
+                self._match(scanned, raw)
+            if over:
+                scanned.cut, rest = True, b""  # the rest of a line cut in two is not a line
+                break
+            if time.monotonic() > deadline:
+                break
+        if rest:
+            self._match(scanned, rest)
+        return scanned
+
+    def _match(self, scanned: Scanned, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        stamp = STAMP.match(text)
+        line = text[stamp.end():] if stamp else text
+        if self._regex.search(line):
+            scanned.matched += 1
+            scanned.last.append(LogLine(scanned.source, stamp.group(1) if stamp else "", line))
 
 
 @dataclass(frozen=True)
@@ -128,6 +190,7 @@ class LastErrors:
     check: LogErrorsCheck
     matched: int
     lines: list[LogLine]
+    partial: str = ""  # "only the first 64 MB of api-1's logs read": `matched` is then a lower bound
 
 
 def errors_key(service: str, label: str) -> str:
@@ -154,8 +217,8 @@ async def last_errors(catalog: Any, deps: CheckDeps, key: str, limit: int = LAST
     if found is None:
         return None
     service, check = found
-    lines = await check.matching_lines(deps.for_service(service, catalog.services[service].target))
-    return LastErrors(service, check, len(lines), lines[-limit:])
+    matched = await check.matches(deps.for_service(service, catalog.services[service].target))
+    return LastErrors(service, check, matched.matched, matched.lines[-limit:], matched.partial())
 
 
 class _NoHistory:

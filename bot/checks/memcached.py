@@ -1,16 +1,21 @@
-"""Memcached check: `stats` over aiomcache; hit ratio, evictions since the previous run, connections.
+"""Memcached check: `stats` over aiomcache; hit ratio, evictions since an earlier run, connections.
 
-The counters are memcached's own, cumulative since it started; this module only reads and grades them.
+memcached's counters are cumulative since it started; growth (and the hit ratio, when enough gets happened) is
+judged against a baseline an earlier run recorded (`bot.checks._counts`), keyed by service, check and address so
+two services sharing one memcached each keep their own.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import aiomcache
 from pydantic import Field, field_validator
 
+from bot.checks._counts import Baseline, baseline, plural
 from bot.checks._net import socket_error
+from bot.checks._percent import PercentFloor
 from bot.checks.base import (
     CheckDeps,
     CheckSpec,
@@ -22,13 +27,15 @@ from bot.checks.base import (
     percent,
 )
 
+COUNTERS = ("evictions", "get_hits", "cmd_get", "uptime")
+
 
 class MemcachedCheck(CheckSpec):
     type: Literal["memcached"]
     address: str = Field(description="host:port of the memcached server")
-    hit_ratio_percent: Floor = Floor(warning=80, critical=50)
+    hit_ratio_percent: PercentFloor = Floor(warning=80, critical=50)
     min_gets: int = Field(default=100, ge=0, description="gets seen before the hit ratio is judged")
-    evictions: Thresholds | None = Field(default=None, description="evictions since the previous run")
+    evictions: Thresholds | None = Field(default=None, description="evictions since an earlier run")
     connections: Thresholds | None = Field(default=None, description="curr_connections")
 
     @field_validator("address")
@@ -49,38 +56,62 @@ class MemcachedCheck(CheckSpec):
         except OSError as exc:
             return Probe(Status.CRITICAL, f"cannot connect to {self.address}: {socket_error(exc)}")
         except aiomcache.exceptions.ClientException as exc:
-            return Probe(Status.CRITICAL, f"{self.address} did not answer `stats` as memcached does: {exc.msg}")
+            return Probe(Status.CRITICAL, f"{self.address} did not answer `stats` as memcached does: {_short(exc)}")
         finally:
             await client.close()
-        counters = {key.decode(): (value or b"").decode() for key, value in stats.items()}
-        judged = [self._hit_ratio(counters)]
+        try:
+            text = {key.decode(errors="replace"): (value or b"").decode(errors="replace") for key, value in stats.items()}
+            counters = {name: int(text.get(name) or 0) for name in COUNTERS}
+            current = int(text.get("curr_connections") or 0)
+        except ValueError as exc:
+            return Probe(Status.CRITICAL, f"{self.address} answered `stats` with a value that is not a number: {exc}")
+        earlier = baseline(deps, ("memcached", deps.service or "", self.label, self.address), counters)
+        if earlier is not None and _restarted(earlier.value, counters):
+            earlier = None  # memcached restarted since: its counters started again from zero
+        now = deps.clock.now()
+        judged = [self._hit_ratio(counters, earlier, now)]
         if self.evictions is not None:
-            judged.append(self._evictions(counters, deps))
+            judged.append(self._evictions(counters, earlier, now))
         if self.connections is not None:
-            current = int(counters.get("curr_connections", 0))
             status = self.connections.grade(current)
-            judged.append((status, f"{current} connections{limit_note(status, self.connections)}"))
-        return Probe(Status.worst([status for status, _ in judged]), "; ".join(text for _, text in judged))
+            judged.append(Probe(status, f"{plural(current, 'connection')}{limit_note(status, self.connections)}"))
+        return Probe.combine(judged)
 
-    def _hit_ratio(self, counters: dict[str, str]) -> tuple[Status, str]:
-        hits, gets = int(counters.get("get_hits", 0)), int(counters.get("cmd_get", 0))
+    def _hit_ratio(self, counters: dict[str, int], earlier: Baseline | None, now: datetime) -> Probe:
+        hits, gets = counters["get_hits"], counters["cmd_get"]
+        if earlier is not None:
+            new_gets, new_hits = gets - earlier.value["cmd_get"], hits - earlier.value["get_hits"]
+            if new_gets >= max(self.min_gets, 1):
+                return self._grade(new_hits, new_gets, f"in {earlier.since(now)}")
         if gets < self.min_gets:
-            return Status.OK, f"{gets} gets so far: too few to judge the hit ratio (needs {self.min_gets})"
+            return Probe(Status.OK, f"{gets} gets so far: too few to judge the hit ratio (needs {self.min_gets})")
+        return self._grade(hits, gets, "since memcached started")
+
+    def _grade(self, hits: int, gets: int, when: str) -> Probe:
         ratio = percent(hits, gets)
         status = self.hit_ratio_percent.grade(ratio)
         note = limit_note(status, self.hit_ratio_percent, " %")
-        return status, f"hit ratio {ratio:.0f} % ({hits} of {gets} gets){note}"
+        return Probe(status, f"hit ratio {ratio:.0f} % {when} ({hits} of {gets} gets){note}")
 
-    def _evictions(self, counters: dict[str, str], deps: CheckDeps) -> tuple[Status, str]:
+    def _evictions(self, counters: dict[str, int], earlier: Baseline | None, now: datetime) -> Probe:
         assert self.evictions is not None
-        total = int(counters.get("evictions", 0))
-        previous = deps.observations.swap(("memcached", "evictions", self.address), total, deps.clock.now())
-        if previous is None:
-            return Status.OK, f"{total} evictions since memcached started (growth is judged from the next run)"
-        # A smaller count than last time means memcached restarted; everything it counts now is new.
-        grown = total - previous[0] if total >= previous[0] else total
+        total = counters["evictions"]
+        if earlier is None:
+            return Probe(Status.OK, f"{plural(total, 'eviction')} since memcached started (growth is judged from the "
+                                    "next run)")
+        grown = total - earlier.value["evictions"]
         status = self.evictions.grade(grown)
-        return status, f"{grown} evictions since the previous run{limit_note(status, self.evictions)}"
+        return Probe(status, f"{plural(grown, 'eviction')} in {earlier.since(now)}"
+                             f"{limit_note(status, self.evictions)}")
+
+
+def _restarted(before: dict[str, int], now: dict[str, int]) -> bool:
+    return now["uptime"] < before["uptime"] or any(now[name] < before[name] for name in COUNTERS)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -6,7 +6,6 @@ Also holds the connection helpers the `sql` check shares for MySQL/MariaDB; it r
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 import aiomysql
 import pymysql
@@ -14,8 +13,18 @@ from pydantic import field_validator
 
 from bot.checks._dsn import DsnSource, url_field
 from bot.checks._net import socket_error
-from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, percent
-from bot.executors.databases import MysqlConnection
+from bot.checks._percent import PercentThresholds
+from bot.checks._sql_guard import superuser_warning
+from bot.checks.base import (
+    CheckDeps,
+    CheckSpec,
+    Probe,
+    Status,
+    Thresholds,
+    limit_note,
+    percent,
+)
+from bot.executors.databases import MysqlConnection, parse_mysql_dsn
 
 MYSQL_SCHEMES = ("mysql", "mariadb")
 
@@ -24,13 +33,13 @@ class MysqlCheck(DsnSource, CheckSpec):
     type: Literal["mysql"]
     dsn: str | None = url_field("mysql://user@host:3306/db (or mariadb://), without a password")
     dsn_env: str | None = url_field("environment variable holding the DSN")
-    connections_percent: Thresholds = Thresholds(warning=80, critical=95)
+    connections_percent: PercentThresholds = Thresholds(warning=80, critical=95)
 
     @field_validator("dsn")
     @classmethod
     def _mysql_url(cls, dsn: str | None) -> str | None:
         if dsn is not None:
-            parse_server_dsn(dsn)
+            parse_mysql_dsn(dsn, require_database=False)
         return dsn
 
     def default_label(self) -> str:
@@ -39,15 +48,20 @@ class MysqlCheck(DsnSource, CheckSpec):
     def secret_envs(self) -> list[str]:
         return self.url_envs()
 
+    def config_warnings(self) -> list[str]:
+        return superuser_warning(self.dsn)
+
     async def probe(self, deps: CheckDeps) -> Probe:
         try:
-            target = parse_server_dsn(self.connection_url(deps))
-        except ValueError as exc:
-            return Probe(Status.ERROR, f"{self.where()}: {exc}")
+            target = parse_mysql_dsn(self.connection_url(deps), require_database=False)
+        except ValueError:
+            return not_a_url(self.dsn_env, "mysql://")
         try:
             conn = await connect(target, self.timeout)
+        except (ValueError, OverflowError):
+            return not_a_url(self.dsn_env, "mysql://")
         except (pymysql.MySQLError, OSError) as exc:
-            return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {describe(exc)}")
+            return connect_failure(exc, self.where(), self.timeout)
         try:
             await conn.ping(reconnect=False)
             async with conn.cursor() as cursor:
@@ -62,32 +76,8 @@ class MysqlCheck(DsnSource, CheckSpec):
         in_use, limit = int(row[1]) if row else 0, int(limit)
         used = percent(in_use, limit)
         status = self.connections_percent.grade(used)
-        note = ""
-        if status is not Status.OK:
-            bound = self.connections_percent.critical if status is Status.CRITICAL else self.connections_percent.warning
-            note = f", limit {bound:g} %"
-        return Probe(status, f"{in_use} of {limit} connections in use ({used:.0f} %{note})")
-
-
-def parse_server_dsn(dsn: str) -> MysqlConnection:
-    """mysql:// or mariadb:// taken apart; unlike the executors' parser the database may be left out (a check of
-    the server needs none). Errors describe the problem, never the value."""
-    try:
-        parts = urlsplit(dsn.strip())
-        port = parts.port
-    except ValueError:
-        raise ValueError("the DSN is not a mysql:// URL (one host, numeric port)") from None
-    if parts.scheme not in MYSQL_SCHEMES:
-        raise ValueError("the DSN is not a mysql:// or mariadb:// URL")
-    if parts.query:
-        raise ValueError("the MySQL DSN must not carry query parameters")
-    return MysqlConnection(
-        host=parts.hostname or "localhost",
-        port=port or 3306,
-        database=unquote(parts.path.lstrip("/")),
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-    )
+        note = limit_note(status, self.connections_percent, " %")
+        return Probe(status, f"{in_use} of {limit} connections in use ({used:.0f} %){note}")
 
 
 async def connect(target: MysqlConnection, timeout: float) -> aiomysql.Connection:
@@ -97,6 +87,18 @@ async def connect(target: MysqlConnection, timeout: float) -> aiomysql.Connectio
         host=target.host, port=target.port, user=target.user or "root", password=target.password or "",
         db=target.database or None, connect_timeout=timeout, autocommit=False,
     )
+
+
+def not_a_url(dsn_env: str | None, scheme: str) -> Probe:
+    """The check's DSN cannot be used: named by its variable (or `dsn`), never quoted, since it holds the password."""
+    return Probe(Status.ERROR, f"{f'${dsn_env}' if dsn_env else '`dsn`'} is not a valid {scheme} URL")
+
+
+def connect_failure(exc: BaseException, where: str, timeout: float) -> Probe:
+    """Why connecting failed, as a check's result: its own connect timeout firing is no answer, not a refusal."""
+    if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
+        return Probe(Status.ERROR, f"no answer within {timeout:g} s from {where}")
+    return Probe(Status.CRITICAL, f"cannot connect to {where}: {describe(exc)}")
 
 
 def error_code(exc: BaseException) -> int:

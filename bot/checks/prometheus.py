@@ -7,43 +7,28 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from bot.checks._http import HttpSource, Unreachable, fetch
-from bot.checks.base import (
-    CheckDeps,
-    CheckSpec,
-    Floor,
-    Probe,
-    Status,
-    Thresholds,
-    limit_note,
-)
-
-_OUTCOMES = {"ok": Status.OK, "warning": Status.WARNING, "critical": Status.CRITICAL}
+from bot.checks._limits import SERVER_MARGIN, NumberLimits, Outcome, number
+from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, limit_note
 
 
-class PrometheusCheck(HttpSource, CheckSpec):
+class PrometheusCheck(HttpSource, NumberLimits, CheckSpec):
     type: Literal["prometheus"]
     query: str = Field(min_length=1, description="PromQL, evaluated now (an instant query)")
     unit: str = Field(default="", max_length=40, description="words after the number in the reason")
-    above: Thresholds | None = Field(default=None, description="high is bad")
-    below: Floor | None = Field(default=None, description="low is bad")
-    empty: Literal["ok", "warning", "critical"] = Field(default="warning", description="outcome when there is no sample")
-
-    @model_validator(mode="after")
-    def _one_direction(self) -> PrometheusCheck:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of `above` (high is bad) and `below` (low is bad)")
-        return self
+    empty: Outcome = Field(default="warning", description="outcome when there is no sample")
 
     def default_label(self) -> str:
         return "prometheus " + (self.query if len(self.query) <= 40 else self.query[:39] + "…")
 
     async def probe(self, deps: CheckDeps) -> Probe:
         endpoint = str(self.url).rstrip("/") + "/api/v1/query"
-        # Prometheus's own timeout stops the evaluation on its side too when we give up waiting.
-        params = {"query": self.query, "timeout": f"{self.timeout:g}"}  # seconds
+        # Prometheus gives up a little before the health runner does: its answer then says why (and the evaluation
+        # stops on its side too) rather than the runner's bare "timed out".
+        server_ms = max(1, round(self.timeout * (1 - SERVER_MARGIN) * 1000))
+        params = {"query": self.query, "timeout": f"{server_ms}ms"}  # a Prometheus duration: "4.5s" is not one
         try:
             answer = await fetch(deps, self, url=endpoint, params=params)
         except Unreachable as exc:
@@ -72,14 +57,14 @@ class PrometheusCheck(HttpSource, CheckSpec):
         numbers = [(labels, value) for labels, value in samples if not math.isnan(value)]
         if not numbers:
             what = "no data" if not samples else "no defined value (NaN)"
-            return Probe(_OUTCOMES[self.empty], f"{what} for {_short(self.query)}")
-        limits: Thresholds | Floor = self.above or self.below  # type: ignore[assignment]
+            return self.no_number(f"{what} for {_short(self.query)}")
+        limits = self.limits
         graded = [(limits.grade(value), value, labels) for labels, value in numbers]
         # Worst status first; within it the furthest out of line (highest for `above`, lowest for `below`).
         sign = 1 if self.above is not None else -1
         status, value, labels = max(graded, key=lambda g: (g[0].rank, sign * g[1]))
         unit = f" {self.unit}" if self.unit else ""
-        reason = f"{_number(value)}{unit}{_labels(labels)}{limit_note(status, limits, unit)}"
+        reason = f"{number(value)}{unit}{_labels(labels)}{limit_note(status, limits, unit)}"
         if len(numbers) > 1:
             reason += f" (worst of {len(numbers)} series)"
         return Probe(status, reason)
@@ -91,14 +76,6 @@ def _value(sample: Any) -> float:
         return float(sample[1])
     except (TypeError, ValueError, IndexError):
         return math.nan
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if abs(value) >= 10_000:
-        return f"{value:,.0f}".replace(",", " ")
-    return f"{value:.4g}"
 
 
 def _labels(labels: dict[str, str]) -> str:

@@ -1,7 +1,9 @@
 """SQL threshold check: one read-only query from the catalog, on PostgreSQL or MySQL/MariaDB, returning one number.
 
-The query runs in a READ ONLY transaction with a server-side statement timeout and is always rolled back; what the
-number means (active connections, stuck rows, replication lag) is the catalog's business, not this module's.
+What the query may say is judged at load (`bot.checks._sql_guard`: one SELECT, WITH, VALUES, TABLE or SHOW, none of
+the side effects a transaction does not stop). It then runs in a READ ONLY transaction with a server-side statement
+timeout and is always rolled back; what the number means (active connections, stuck rows, replication lag) is the
+catalog's business, not this module's.
 """
 
 from __future__ import annotations
@@ -15,73 +17,59 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pymysql
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pymysql.constants import FIELD_TYPE
 
-from bot.checks import mysql
+from bot.checks import _sql_guard, mysql
 from bot.checks._dsn import DsnSource, url_field
+from bot.checks._limits import SERVER_MARGIN, NumberLimits, number
 from bot.checks._net import socket_error
-from bot.checks.base import (
-    CheckDeps,
-    CheckSpec,
-    Floor,
-    Probe,
-    Status,
-    Thresholds,
-    limit_note,
-)
+from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, limit_note
+from bot.executors.databases import parse_mysql_dsn
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-Outcome = Literal["ok", "warning", "critical"]
 
-# The server should give up on the query a little before the health runner gives up on the whole check, so the
-# reason says "statement timeout" (and the server stops working on it even when nobody waits any more): a fifth
-# of the check's timeout is left for the cancellation to come back.
-_MARGIN = 0.2
 _ER_UNKNOWN_SYSTEM_VARIABLE = 1193
 _ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT = 1969, 3024
 _MYSQL_TYPES = {code: name.lower() for name, code in vars(FIELD_TYPE).items() if name.isupper()}
 
 
-class SqlCheck(DsnSource, CheckSpec):
+class SqlCheck(DsnSource, NumberLimits, CheckSpec):
     type: Literal["sql"]
     dsn: str | None = url_field("postgresql://… or mysql://… (mariadb:// too), without a password")
     dsn_env: str | None = url_field("environment variable holding the DSN")
     query: str = Field(min_length=1, description="one read-only statement whose first row's first column is a number")
     unit: str = Field(default="", max_length=60, description="words after the number in the reason")
-    above: Thresholds | None = None
-    below: Floor | None = None
-    empty: Outcome = Field(default="critical", description="outcome when the query returns no row or NULL")
-
-    @field_validator("query")
-    @classmethod
-    def _one_statement(cls, query: str) -> str:
-        body = query.strip().rstrip(";").rstrip()
-        if not body:
-            raise ValueError("the query is empty")
-        # aiomysql always allows several statements in one string, so this is the guard, for both engines alike.
-        if ";" in body:
-            raise ValueError("the query must be one statement: a `;` may only end it")
-        return query
 
     @field_validator("dsn")
     @classmethod
     def _known_scheme(cls, dsn: str | None) -> str | None:
-        if dsn is not None and _engine(dsn) is None:
+        if dsn is None:
+            return dsn
+        engine = _engine(dsn)
+        if engine is None:
             raise ValueError("`dsn` must be a postgresql://, mysql:// or mariadb:// URL")
+        if not _valid_url(dsn):
+            raise ValueError(f"`dsn` is not a valid {engine_scheme(engine)} URL (one host, a port from 1 to 65535)")
         return dsn
 
-    @model_validator(mode="after")
-    def _one_direction(self) -> SqlCheck:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of `above` (high is bad) and `below` (low is bad)")
-        return self
+    @field_validator("query")
+    @classmethod
+    def _read_only(cls, query: str, info: ValidationInfo) -> str:
+        # `dsn` is declared before `query`, so an inline URL's engine is known here; a `dsn_env` one is not until
+        # the check runs, so the query must then pass as both PostgreSQL and MySQL.
+        engine = _engine(info.data["dsn"]) if info.data.get("dsn") else None
+        _sql_guard.check(query, (engine,) if engine else _sql_guard.DIALECTS)
+        return query
 
     def default_label(self) -> str:
         return f"sql {self.unit}".strip()
 
     def secret_envs(self) -> list[str]:
         return self.url_envs()
+
+    def config_warnings(self) -> list[str]:
+        return _sql_guard.superuser_warning(self.dsn)
 
     async def probe(self, deps: CheckDeps) -> Probe:
         loop = asyncio.get_running_loop()
@@ -90,7 +78,12 @@ class SqlCheck(DsnSource, CheckSpec):
         engine = _engine(url)
         if engine is None:
             return Probe(Status.ERROR, f"{self.where()} is neither a postgresql:// nor a mysql:// URL")
-        query = self.query.strip().rstrip(";").rstrip()
+        if not _valid_url(url):
+            return self._not_a_url(engine)
+        try:
+            query = _sql_guard.check(self.query, (engine,))
+        except ValueError as exc:
+            return Probe(Status.ERROR, f"the query is refused: {exc}")
         if engine == "postgres":
             found = await self._postgres(url, query, deadline)
         else:
@@ -101,17 +94,25 @@ class SqlCheck(DsnSource, CheckSpec):
 
     def _grade(self, value: float | None) -> Probe:
         if value is None:
-            return Probe(Status(self.empty), "the query returned no number (no row, or NULL)")
-        limits: Thresholds | Floor = self.above or self.below  # type: ignore[assignment]
-        status = limits.grade(value)
+            return self.no_number("the query returned no number (no row, or NULL)")
+        status = self.limits.grade(value)
         unit = f" {self.unit}" if self.unit else ""
-        return Probe(status, f"{_number(value)}{unit}{limit_note(status, limits)}")
+        return Probe(status, f"{number(value)}{unit}{limit_note(status, self.limits)}")
+
+    def _not_a_url(self, engine: str) -> Probe:
+        return mysql.not_a_url(self.dsn_env, engine_scheme(engine))
 
     # --- PostgreSQL ---------------------------------------------------------------------------------------
 
     async def _postgres(self, url: str, query: str, deadline: float) -> float | None | Probe:
         try:
             conn = await asyncpg.connect(url, timeout=self.timeout)
+        except (ValueError, OverflowError):
+            # A URL asyncpg cannot use (an option it refuses); its message may quote the value.
+            return self._not_a_url("postgres")
+        except TimeoutError as exc:
+            # asyncpg's own limit (the whole check's timeout) fired before the health runner's.
+            return mysql.connect_failure(exc, self.where(), self.timeout)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             text = socket_error(exc) if isinstance(exc, OSError) else _pg_text(exc)
             return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {text}")
@@ -136,13 +137,15 @@ class SqlCheck(DsnSource, CheckSpec):
 
     async def _mysql(self, url: str, query: str, deadline: float) -> float | None | Probe:
         try:
-            target = mysql.parse_server_dsn(url)
-        except ValueError as exc:
-            return Probe(Status.ERROR, f"{self.where()}: {exc}")
+            target = parse_mysql_dsn(url, require_database=False)
+        except ValueError:
+            return self._not_a_url("mysql")
         try:
             conn = await mysql.connect(target, self.timeout)
+        except (ValueError, OverflowError):
+            return self._not_a_url("mysql")
         except (pymysql.MySQLError, OSError) as exc:
-            return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {mysql.describe(exc)}")
+            return mysql.connect_failure(exc, self.where(), self.timeout)
         budget = _budget(deadline, self.timeout)
         try:
             value, column, no_row = await _mysql_read(conn, query, budget)
@@ -196,6 +199,10 @@ async def _mysql_guard(cursor: Any, budget: float) -> None:
 
     `START TRANSACTION READ ONLY` alone is not enough there: DDL commits implicitly and would run outside it, so the
     session itself is made read-only too (`transaction_read_only`, `tx_read_only` before MySQL 8 / MariaDB 11.1).
+
+    MySQL's max_execution_time bounds SELECT only. The query guard lets SELECT, WITH, VALUES, TABLE and SHOW through;
+    SHOW is left unbounded on MySQL (MariaDB's max_statement_time bounds every statement): it reads server metadata
+    and returns quickly, and the health runner's timeout still closes the connection under it.
     """
     await cursor.execute("SELECT VERSION()")
     (version,) = await cursor.fetchone()
@@ -226,8 +233,23 @@ def _engine(url: str) -> Literal["postgres", "mysql"] | None:
     return None
 
 
+def engine_scheme(engine: str) -> str:
+    return "postgresql://" if engine == "postgres" else "mysql://"
+
+
+def _valid_url(url: str) -> bool:
+    """One host and, if any, a port a socket can use: urlsplit only notices a bad port when asked for it."""
+    try:
+        port = urlsplit(url.strip()).port
+    except ValueError:
+        return False
+    return port != 0
+
+
 def _budget(deadline: float, timeout: float) -> float:
-    return max(0.001, deadline - asyncio.get_running_loop().time() - _MARGIN * timeout)
+    # The server should give up on the query a little before the health runner gives up on the whole check, so
+    # the reason says "statement timeout" (and the server stops working on it even when nobody waits any more).
+    return max(0.001, deadline - asyncio.get_running_loop().time() - SERVER_MARGIN * timeout)
 
 
 def _first_number(value: Any, column: str, no_row: bool) -> float | None | Probe:
@@ -239,12 +261,6 @@ def _first_number(value: Any, column: str, no_row: bool) -> float | None | Probe
     if not math.isfinite(value):
         return Probe(Status.ERROR, f"the query returned {value}, not a number a threshold can judge")
     return float(value)
-
-
-def _number(value: float) -> str:
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _pg_text(exc: BaseException) -> str:

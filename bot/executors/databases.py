@@ -89,8 +89,9 @@ class MysqlConnection:
         return _secret_forms(self.password)
 
 
-def parse_mysql_dsn(dsn: str) -> MysqlConnection:
-    """Split mysql:// (or mariadb://) URLs; errors describe the problem, never the value."""
+def parse_mysql_dsn(dsn: str, *, require_database: bool = True) -> MysqlConnection:
+    """Split mysql:// (or mariadb://) URLs; errors describe the problem, never the value. A check of the server
+    itself (`require_database=False`) may leave the database out."""
     try:
         parts = urlsplit(dsn.strip())
         port = parts.port
@@ -101,7 +102,7 @@ def parse_mysql_dsn(dsn: str) -> MysqlConnection:
     if parts.query:
         raise ValueError("the MySQL DSN must not carry query parameters")
     database = unquote(parts.path.lstrip("/"))
-    if not database:
+    if require_database and not database:
         raise ValueError("the MySQL DSN names no database")
     return MysqlConnection(
         host=parts.hostname or "localhost",

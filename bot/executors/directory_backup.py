@@ -20,20 +20,18 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bot.clock import Clock
+from bot.executors._target import FILE_LEFT, BackupTargetBase, delete_within
 from bot.executors.base import Artifact, ExecutorError, Progress
 from bot.executors.postgres_backup import (
-    FILE_LEFT,
     backup_file_name,
     check_digest,
     file_digest,
     human_size,
     new_backup_file,
-    within,
 )
-from bot.scheduling.cron import CronSchedule
 
 NOT_WRITTEN = "nothing was changed; no backup was written"
 NOT_TOUCHED = "the paths were not touched; the restore did not start"
@@ -51,16 +49,11 @@ def _inside(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
-class DirectoryBackupTarget(BaseModel):
-    """The catalog's `backup:` block for files on the bot's host."""
+class DirectoryBackupTarget(BackupTargetBase):
+    """The catalog's `backup:` block for files on the bot's host (archived in-process: no tool, no timeout)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["directory"]
     paths: list[Path] = Field(min_length=1)
-    directory: Path
-    retention_days: int = Field(default=30, ge=1)
-    keep_min: int = Field(default=3, ge=1)
-    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
 
     @field_validator("paths")
     @classmethod
@@ -71,7 +64,7 @@ class DirectoryBackupTarget(BaseModel):
         return [Path(os.path.normpath(p)) for p in paths]
 
     @model_validator(mode="after")
-    def _apart(self) -> "DirectoryBackupTarget":
+    def _apart(self) -> DirectoryBackupTarget:
         # A restore replaces each path wholesale: nested paths would undo each other, and backups kept
         # inside a backed-up path would be deleted by restoring it.
         if not self.directory.is_absolute():
@@ -298,10 +291,7 @@ class DirectoryBackups:
         return files
 
     async def delete(self, artifact: Artifact) -> None:
-        # Retention hands in paths from the store; refuse to unlink anything outside this target's directory.
-        if not within(artifact.path, self._target.directory):
-            raise ExecutorError(f"{artifact.path} is not in {self._target.directory}; not deleted", state=FILE_LEFT)
-        await asyncio.to_thread(artifact.path.unlink, missing_ok=True)
+        await delete_within(self._target.directory, artifact)
 
 
 def _manifest(tar: tarfile.TarFile) -> list[str]:

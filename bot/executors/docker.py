@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -236,6 +236,24 @@ class DockerWorkload:
             )
             read.append((container.name, raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
         return read
+
+    async def scan_logs(self, since: datetime, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
+        """Stream each container's stdout and stderr since `since` (with timestamps, oldest first) into
+        `read(container name, chunks of bytes)` in a worker thread, so a long window is never held whole as `logs`
+        holds it; `read` may stop early. What `read` returned, a container at a time. Reads only."""
+        scanned: list[T] = []
+        for container in await self._find():
+
+            def scan(container: Container = container) -> T:
+                stream = container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False,
+                                        since=_unix(since))
+                try:
+                    return read(container.name, iter(stream))
+                finally:
+                    stream.close()  # a `read` that stopped early leaves the rest unread: drop the connection
+
+            scanned.append(await self._call(f"read the logs of container {container.name}", scan, state=UNCHANGED))
+        return scanned
 
     async def revisions(self) -> list[Revision]:
         current = await self._current(await self._find())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar, overload
@@ -317,6 +317,42 @@ class KubernetesWorkload:
                 found.append((str(_meta(pod).name), text))
         return found
 
+    async def scan_logs(self, since_seconds: int, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
+        """Stream each of the deployment's pods' log over the last `since_seconds` (timestamps on, oldest first) into
+        `read(pod name, chunks of bytes)` in a worker thread, so a long window is never held whole as `logs` holds it;
+        `read` may stop early. What `read` returned, a pod at a time; a pod gone since the listing, or whose
+        container has not started, is left out. Reads only."""
+        if since_seconds < 1:
+            raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds must be at least 1.",
+                                state=UNCHANGED)
+        scanned: list[T] = []
+        for pod in await self._pods(await self._read()):
+            name = str(_meta(pod).name)
+
+            def scan(core: CoreV1Api, pod: V1Pod = pod, name: str = name) -> tuple[T] | None:
+                try:
+                    response = core.read_namespaced_pod_log(
+                        name, self._target.namespace, container=self._log_container(pod), since_seconds=since_seconds,
+                        timestamps=True, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+                except ApiException as exc:
+                    if exc.status in (400, 404):  # not started yet, or replaced since the listing: no log to read
+                        return None
+                    raise
+                try:
+                    return (read(name, response.stream(64 * 1024)),)
+                finally:
+                    response.close()  # a `read` that stopped early leaves the rest unread: drop the connection
+                    response.release_conn()
+
+            found = await self._call(f"read the log of pod {self._target.namespace}/{name}", scan, api="core")
+            if found is not None:
+                scanned.append(found[0])
+        return scanned
+
+    def _log_container(self, pod: V1Pod) -> str | None:
+        # As kubectl logs: without a named container, the pod's first one (the API refuses to guess for several).
+        return self._target.container or (pod.spec.containers[0].name if pod.spec and pod.spec.containers else None)
+
     async def _pods(self, deployment: V1Deployment) -> list[V1Pod]:
         """The deployment's pods, by name."""
         target = self._target
@@ -331,9 +367,7 @@ class KubernetesWorkload:
 
     async def _pod_log(self, pod: V1Pod, since_seconds: int, max_bytes: int) -> str | None:
         name = str(_meta(pod).name)
-        # As kubectl logs: without a named container, the pod's first one (the API refuses to guess for several).
-        container = self._target.container or (pod.spec.containers[0].name if pod.spec and pod.spec.containers
-                                               else None)
+        container = self._log_container(pod)
 
         def read(core: CoreV1Api) -> str | None:
             try:

@@ -1,19 +1,23 @@
-"""Read-only looks at a Kubernetes target's pods and what metrics.k8s.io says they use, for the kubernetes-pods check.
+"""Read-only looks at a Kubernetes target's pods, its nodes, and what metrics.k8s.io says they use, for the
+kubernetes-pods check.
 
 Uses the Kubernetes executor's client, configuration and error handling; never changes anything in the cluster.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes.client import CoreV1Api, CustomObjectsApi, V1Pod
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
 from bot.executors.kubernetes import REQUEST_TIMEOUT, KubernetesWorkload, _meta
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,24 @@ class Usage:
 
     cpu: Decimal
     memory: Decimal
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    """What one node uses now against what it can give pods (its allocatable): CPU in cores, memory in bytes."""
+
+    name: str
+    used: Usage
+    allocatable: Usage
+
+
+class Unavailable(Exception):
+    """The API server refused or failed a read the check can do without (metrics.k8s.io with no metrics-server (404)
+    or metrics-server down (503); nodes without the RBAC to list them (403)): its HTTP status, for a note."""
+
+    def __init__(self, what: str, status: int | None) -> None:
+        self.what, self.status = what, status
+        super().__init__(f"{what} unavailable ({status})")
 
 
 class KubernetesPods(KubernetesWorkload):
@@ -41,28 +63,53 @@ class KubernetesPods(KubernetesWorkload):
             api="core", subject=f"namespace {namespace}")
         return sorted(listed.items, key=lambda pod: str(_meta(pod).name)), None
 
-    async def usage(self) -> dict[str, dict[str, Usage]] | None:
-        """Pod name → container name → usage, from metrics.k8s.io for the namespace; None when the cluster does not
-        serve that API (no metrics-server: the API server answers 404)."""
+    async def usage(self) -> dict[str, dict[str, Usage]]:
+        """Pod name → container name → usage, from metrics.k8s.io for the namespace. Raises `Unavailable` when the API
+        server answers that read with an error (no metrics-server, metrics-server down, no RBAC for it)."""
         namespace = self._target.namespace
 
-        def read(core: CoreV1Api) -> dict[str, Any] | None:
-            try:
-                return CustomObjectsApi(core.api_client).list_namespaced_custom_object(
-                    "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=REQUEST_TIMEOUT)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
+        def read(core: CoreV1Api) -> dict[str, Any]:
+            return _optional("metrics.k8s.io", lambda: CustomObjectsApi(core.api_client).list_namespaced_custom_object(
+                "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=REQUEST_TIMEOUT))
 
         listed = await self._call(f"read the pod metrics of namespace {namespace}", read, api="core")
-        if listed is None:
-            return None
         return {str((item.get("metadata") or {}).get("name")): {
-                    str(c.get("name")): Usage(cpu=parse_quantity((c.get("usage") or {}).get("cpu", "0")),
-                                              memory=parse_quantity((c.get("usage") or {}).get("memory", "0")))
-                    for c in item.get("containers") or []}
+                    str(c.get("name")): _usage(c.get("usage")) for c in item.get("containers") or []}
                 for item in listed.get("items") or []}
+
+    async def nodes(self) -> list[NodeUsage]:
+        """Every node metrics.k8s.io reports and the API lists, by name. Raises `Unavailable` as `usage` does (listing
+        nodes needs cluster-wide RBAC a namespaced token may not have)."""
+
+        def read(core: CoreV1Api) -> tuple[Any, dict[str, Any]]:
+            listed = _optional("nodes", lambda: core.list_node(_request_timeout=REQUEST_TIMEOUT))
+            metrics = _optional("metrics.k8s.io", lambda: CustomObjectsApi(core.api_client).list_cluster_custom_object(
+                "metrics.k8s.io", "v1beta1", "nodes", _request_timeout=REQUEST_TIMEOUT))
+            return listed, metrics
+
+        listed, metrics = await self._call("read the nodes and their metrics", read, api="core")
+        used = {str((item.get("metadata") or {}).get("name")): _usage(item.get("usage")) for item in
+                metrics.get("items") or []}
+        found = []
+        for node in listed.items:
+            name = str(_meta(node).name)
+            allocatable = (node.status.allocatable if node.status else None) or {}
+            if name in used and allocatable:
+                found.append(NodeUsage(name, used[name], _usage(allocatable)))
+        return sorted(found, key=lambda node: node.name)
+
+
+def _optional(what: str, read: Callable[[], T]) -> T:
+    """`read()`, its API error turned into `Unavailable`: what it reads is a note in the reason, not a failure."""
+    try:
+        return read()
+    except ApiException as exc:
+        raise Unavailable(what, exc.status) from exc
+
+
+def _usage(quantities: dict[str, Any] | None) -> Usage:
+    return Usage(cpu=parse_quantity((quantities or {}).get("cpu", "0")),
+                 memory=parse_quantity((quantities or {}).get("memory", "0")))
 
 
 def share(pod: V1Pod, usage: dict[str, Usage], resource: str) -> float | None:

@@ -12,29 +12,26 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from bot.checks.base import ENV_NAME
 from bot.clock import Clock
+from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
+from bot.executors._tools import pipe_tool, run_tool, tool_environ
 from bot.executors.base import Artifact, ExecutorError, Progress
 from bot.executors.databases import MysqlConnection, parse_mysql_dsn
 from bot.executors.postgres_backup import (
-    FILE_LEFT,
     backup_file_name,
     check_digest,
     file_digest,
     human_size,
     new_backup_file,
-    scrub,
-    tool_env,
-    within,
 )
-from bot.scheduling.cron import CronSchedule
 
 NOT_WRITTEN = "the database was not changed; no backup was written"
 NOT_TOUCHED = "the database was not touched; the restore did not start"
@@ -47,33 +44,26 @@ TRAILER = "-- Dump completed"
 _CHUNK = 1 << 20
 # MariaDB 10.11.8+ puts a "sandbox mode" comment before its "-- MariaDB dump" header line.
 _HEAD_LINES = 5
-_STDERR_KEEP = 16 * 1024
 _CONNECT_TIMEOUT = 10
+_VERSION_TIMEOUT = 30  # `mysqldump --version` connects to nothing; if it hangs, something is badly wrong
+# MySQL's mysqldump (not MariaDB's) writes `SET @@GLOBAL.GTID_PURGED` when the server has gtid_mode=ON; restored
+# into a server with GTIDs of its own, that statement fails after the tables before it were replaced.
+NO_GTIDS = "--set-gtid-purged=OFF"
 _CREATE_TABLE = re.compile(rb"^CREATE TABLE ", re.MULTILINE)
 _COUNT_TABLES = ("SELECT COUNT(*) FROM information_schema.TABLES "
                  "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
 
 
-class MysqlBackupTarget(BaseModel):
+_T = TypeVar("_T")
+
+
+class MysqlBackupTarget(ToolBackupTarget):
     """The catalog's `backup:` block for a MySQL or MariaDB database."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["mysql"]
-    dsn_env: str = Field(description="environment variable holding mysql://user:pass@host:port/db")
-    directory: Path
-    retention_days: int = Field(default=30, ge=1)
-    keep_min: int = Field(default=3, ge=1)
-    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
-    timeout: float = Field(default=3600, gt=0)
+    dsn_env: EnvName = Field(description="environment variable holding mysql://user:pass@host:port/db")
     mysqldump: str = Field(default="mysqldump", min_length=1)
     mysql: str = Field(default="mysql", min_length=1)
-
-    @field_validator("dsn_env")
-    @classmethod
-    def _env_name(cls, value: str) -> str:
-        if not re.match(ENV_NAME, value):
-            raise ValueError(f"{value!r} is not an environment variable name")
-        return value
 
 
 def option_value(value: str) -> str:
@@ -115,74 +105,17 @@ async def option_file(conn: MysqlConnection, *, state: str) -> AsyncIterator[Pat
 
 def mysql_env() -> dict[str, str]:
     """PATH and the locale, without a stray MYSQL_PWD/MYSQL_HOST of the bot's own redirecting the tools."""
-    return {key: value for key, value in tool_env(None).items() if not key.startswith("MYSQL")}
+    return tool_environ("MYSQL")
 
 
-async def pipe_tool(
-    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: str, secrets: Sequence[str] = (),
-    feed: AsyncIterator[bytes] | None = None, sink: Callable[[bytes], Awaitable[None]] | None = None,
-) -> None:
-    """Run one program without a shell, streaming `feed` into its stdin and its stdout into `sink` chunk by
-    chunk (bounded memory). ExecutorError with the end of its stderr (secrets scrubbed) if it fails."""
-    name = Path(argv[0]).name
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE if sink is not None else asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=dict(env),
-        )
-    except OSError as exc:
-        raise ExecutorError(f"{name} could not be started: {exc.strerror or exc}", state=state) from None
-    err = bytearray()
-
-    async def read_stderr() -> None:
-        assert proc.stderr is not None
-        while chunk := await proc.stderr.read(_CHUNK):
-            err.extend(chunk)
-            del err[:-_STDERR_KEEP]
-
-    async def write_stdin() -> None:
-        assert proc.stdin is not None and feed is not None
-        try:
-            async for chunk in feed:
-                proc.stdin.write(chunk)
-                await proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the tool stopped reading (it failed); its exit status and stderr say why
-        finally:
-            proc.stdin.close()
-
-    async def read_stdout() -> None:
-        assert proc.stdout is not None and sink is not None
-        while chunk := await proc.stdout.read(_CHUNK):
-            await sink(chunk)
-
-    try:
-        async with asyncio.timeout(timeout):
-            # A task group: when one side fails (a full disk), the others are cancelled rather than left running.
-            async with asyncio.TaskGroup() as group:
-                group.create_task(read_stderr())
-                if feed is not None:
-                    group.create_task(write_stdin())
-                if sink is not None:
-                    group.create_task(read_stdout())
-            await proc.wait()
-    except BaseException as exc:
-        # A timeout, a failed write or a cancelled action must not leave the tool dumping or restoring behind.
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-        await proc.wait()
-        if isinstance(exc, TimeoutError):
-            raise ExecutorError(f"{name} did not finish within {timeout:g} s and was stopped", state=state) from None
-        if isinstance(exc, BaseExceptionGroup):
-            raise exc.exceptions[0] from None  # the first failure is the one worth a message
-        raise
-    if proc.returncode != 0:
-        lines = [line.strip() for line in err.decode(errors="replace").splitlines() if line.strip()][-5:]
-        tail = scrub(" / ".join(lines)[-800:], secrets)
-        raise ExecutorError(f"{name} failed (exit {proc.returncode}): {tail or 'no error output'}", state=state)
+def is_oracle_mysqldump(version: str) -> bool:
+    """Whether `mysqldump --version` printed MySQL's tool (Oracle's or Percona's build), which knows
+    --set-gtid-purged, rather than MariaDB's, which refuses it. Unrecognised output counts as not MySQL: the dump
+    then still works, only without the flag."""
+    # MySQL 8: "mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)"; MySQL 5.7: "mysqldump
+    # Ver 10.13 Distrib 5.7.44, …"; MariaDB: "mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB, …" or
+    # "mariadb-dump from 11.4.2-MariaDB, client 10.19 …".
+    return "Ver " in version and "mariadb" not in version.lower()
 
 
 def read_dump(path: Path) -> tuple[list[str], int, str]:
@@ -225,6 +158,30 @@ async def check_dump(path: Path, *, state: str, tables: int = 0) -> int:
     return created
 
 
+class _OneThread:
+    """Blocking gzip calls on one worker thread of its own, run in the order they are made. asyncio cannot stop a
+    thread part-way: when a dump or restore is cancelled, a write or read may still be running, and the close
+    must queue behind it rather than race it (a GzipFile is not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbot-gzip")
+
+    async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def last(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """The final call (the close). Shielded: a second cancellation must not take it off the queue, leaving
+        the file open; the thread ends once it has run."""
+        try:
+            return await asyncio.shield(self(fn, *args))
+        finally:
+            self.end()
+
+    def end(self) -> None:
+        """No more calls: the thread ends after those queued (none is dropped)."""
+        self._pool.shutdown(wait=False)
+
+
 def _open_gzip(path: Path) -> gzip.GzipFile:
     # The partial file already exists with mode 0600 (new_backup_file); open it without re-creating it.
     return gzip.GzipFile(filename="", mode="wb", fileobj=path.open("r+b"), mtime=0)
@@ -242,14 +199,16 @@ def _close(gz: gzip.GzipFile) -> None:
 
 async def _gzip_chunks(path: Path, *, state: str) -> AsyncIterator[bytes]:
     """The decompressed dump, a chunk at a time (it was verified just before; a read error now is the disk's)."""
+    thread = _OneThread()
     try:
-        handle: IO[bytes] = await asyncio.to_thread(gzip.open, path, "rb")  # type: ignore[arg-type]
+        handle: IO[bytes] = await thread(gzip.open, path, "rb")  # type: ignore[arg-type]
     except OSError as exc:
+        thread.end()
         raise ExecutorError(f"{path.name} cannot be read: {exc.strerror or exc}", state=state) from None
     try:
         while True:
             try:
-                chunk = await asyncio.to_thread(handle.read, _CHUNK)
+                chunk = await thread(handle.read, _CHUNK)
             except (OSError, EOFError, zlib.error) as exc:
                 raise ExecutorError(f"{path.name} could not be read to the end: {exc or type(exc).__name__}",
                                     state=state) from None
@@ -257,7 +216,7 @@ async def _gzip_chunks(path: Path, *, state: str) -> AsyncIterator[bytes]:
                 return
             yield chunk
     finally:
-        await asyncio.to_thread(handle.close)
+        await thread.last(handle.close)
 
 
 class MysqlBackups:
@@ -322,14 +281,8 @@ class MysqlBackups:
         """How many base tables the database has, so that a dump without any is caught."""
         argv = [self._target.mysql, f"--defaults-file={options}", f"--connect-timeout={_CONNECT_TIMEOUT}",
                 "--batch", "--skip-column-names", f"--database={conn.database}", f"--execute={_COUNT_TABLES}"]
-        out = bytearray()
-
-        async def keep(chunk: bytes) -> None:
-            out.extend(chunk[:64])
-
-        await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=state,
-                        secrets=conn.secrets(), sink=keep)
-        text = out.decode(errors="replace").strip()
+        text = (await run_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=state,
+                               secrets=conn.secrets(), keep=64)).strip()
         if not text.isdigit():
             raise ExecutorError(f"could not count the tables of {conn.database}: the server answered {text[:40]!r}",
                                 state=state)
@@ -341,13 +294,20 @@ class MysqlBackups:
         # the database the DSN names, not whatever name it had when it was taken.
         argv = [
             self._target.mysqldump, f"--defaults-file={options}", "--single-transaction", "--routines", "--triggers",
-            "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4", conn.database,
+            "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4", *await self._gtid_options(),
+            conn.database,
         ]
-        gz = await asyncio.to_thread(_open_gzip, partial)
+        # Compressing a chunk takes a while: not on the event loop, and every call on the same thread (_OneThread).
+        thread = _OneThread()
+        try:
+            gz = await thread(_open_gzip, partial)
+        except OSError as exc:
+            thread.end()
+            raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
 
         async def sink(chunk: bytes) -> None:
             try:
-                await asyncio.to_thread(gz.write, chunk)  # compressing a chunk takes a while: not on the event loop
+                await thread(gz.write, chunk)
             except OSError as exc:
                 raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
 
@@ -358,11 +318,20 @@ class MysqlBackups:
             dumped = True
         finally:
             try:
-                await asyncio.to_thread(_close, gz)  # writes the gzip trailer
+                await thread.last(_close, gz)  # writes the gzip trailer, after any write still under way
             except OSError as exc:
                 if dumped:  # otherwise the dump's own failure is the one to report
                     raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
         return await asyncio.to_thread(file_digest, partial)
+
+    async def _gtid_options(self) -> list[str]:
+        """NO_GTIDS when the mysqldump in use is MySQL's; MariaDB's has no such option (and writes no GTIDs
+        unless asked to)."""
+        # --no-defaults: an option file meant for the dump (or a broken one) must not change what --version says.
+        argv = [self._target.mysqldump, "--no-defaults", "--version"]
+        version = await run_tool(argv, env=mysql_env(), timeout=min(self._target.timeout, _VERSION_TIMEOUT),
+                                 state=NOT_WRITTEN, keep=400)
+        return [NO_GTIDS] if is_oracle_mysqldump(version) else []
 
     async def _verify(self, artifact: Artifact, *, state: str) -> int:
         await check_digest(artifact, state=state)
@@ -390,7 +359,4 @@ class MysqlBackups:
         return f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
 
     async def delete(self, artifact: Artifact) -> None:
-        # Retention hands in paths from the store; refuse to unlink anything outside this target's directory.
-        if not within(artifact.path, self._target.directory):
-            raise ExecutorError(f"{artifact.path} is not in {self._target.directory}; not deleted", state=FILE_LEFT)
-        await asyncio.to_thread(artifact.path.unlink, missing_ok=True)
+        await delete_within(self._target.directory, artifact)

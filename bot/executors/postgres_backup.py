@@ -12,22 +12,25 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from bot.checks.base import ENV_NAME
 from bot.clock import Clock
+from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
+from bot.executors._tools import (
+    run_tool,
+    scrub,  # noqa: F401  (the database and cache executors import it from here)
+    tool_environ,
+)
 from bot.executors.base import Artifact, ExecutorError, Progress
-from bot.scheduling.cron import CronSchedule
 
 NOT_WRITTEN = "the database was not changed; no backup was written"
 NOT_TOUCHED = "the database was not touched; the restore did not start"
 ROLLED_BACK = "the restore ran in a single transaction that was rolled back; the database is as it was before"
-FILE_LEFT = "nothing was changed; the backup file was left as it is"
 
 # libpq reads these from the environment, so a DSN's query parameters travel the same way as its password.
 _QUERY_ENV = {
@@ -43,26 +46,13 @@ _DEFAULT_CONNECT_TIMEOUT = "10"
 _CHUNK = 1 << 20
 
 
-class PostgresBackupTarget(BaseModel):
+class PostgresBackupTarget(ToolBackupTarget):
     """The catalog's `backup:` block for a PostgreSQL service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["postgres"]
-    dsn_env: str = Field(description="environment variable holding postgresql://user:pass@host:port/db")
-    directory: Path
-    retention_days: int = Field(default=30, ge=1)
-    keep_min: int = Field(default=3, ge=1)
-    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
-    timeout: float = Field(default=3600, gt=0)
+    dsn_env: EnvName = Field(description="environment variable holding postgresql://user:pass@host:port/db")
     pg_dump: str = Field(default="pg_dump", min_length=1)
     pg_restore: str = Field(default="pg_restore", min_length=1)
-
-    @field_validator("dsn_env")
-    @classmethod
-    def _env_name(cls, value: str) -> str:
-        if not re.match(ENV_NAME, value):
-            raise ValueError(f"{value!r} is not an environment variable name")
-        return value
 
 
 @dataclass(frozen=True)
@@ -118,7 +108,7 @@ def parse_dsn(dsn: str, env_name: str) -> Connection:
 
 def backup_file_name(service: str, label: str, now: datetime, suffix: str) -> str:
     """`<service>-<label>-<UTC yyyymmddTHHMMSSZ><suffix>`, with anything path-like in the parts replaced."""
-    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{_safe_part(service)}-{_safe_part(label)}-{stamp}{suffix}"
 
 
@@ -184,10 +174,6 @@ async def check_digest(artifact: Artifact, *, state: str) -> None:
         raise ExecutorError(f"{artifact.path.name} is corrupted: checksum differs", state=state)
 
 
-def within(path: Path, directory: Path) -> bool:
-    return path.resolve().parent == directory.resolve()
-
-
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
@@ -206,49 +192,9 @@ def expired(artifacts: Sequence[Artifact], now: datetime, retention_days: int, k
     return [a for a in reversed(newest_first[keep_min:]) if a.created_at < cutoff]
 
 
-async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: str, secrets: Sequence[str] = ()) -> str:
-    """Run one program without a shell; its stdout, or ExecutorError with the end of its stderr (secrets scrubbed)."""
-    name = Path(argv[0]).name
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=dict(env),
-        )
-    except OSError as exc:
-        raise ExecutorError(f"{name} could not be started: {exc.strerror or exc}", state=state) from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except BaseException as exc:
-        # A timeout or a cancelled action must not leave pg_dump writing (or pg_restore holding locks) behind.
-        try:
-            proc.kill()
-        except ProcessLookupError:
-            pass
-        await proc.wait()
-        if isinstance(exc, TimeoutError):
-            raise ExecutorError(f"{name} did not finish within {timeout:g} s and was stopped", state=state) from None
-        raise
-    if proc.returncode != 0:
-        tail = scrub(_tail(err.decode(errors="replace")), secrets)
-        raise ExecutorError(f"{name} failed (exit {proc.returncode}): {tail or 'no error output'}", state=state)
-    return out.decode(errors="replace")
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _tail(text: str, lines: int = 5, chars: int = 800) -> str:
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " / ".join(kept)[-chars:]
-
-
 def tool_env(connection: Connection | None) -> dict[str, str]:
     """The tools need PATH and the locale, but a stray PG* variable of the bot's own must not redirect them."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env = tool_environ("PG")
     if connection is not None:
         env.update(connection.env())
     return env
@@ -347,7 +293,4 @@ class PostgresBackups:
         return f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
 
     async def delete(self, artifact: Artifact) -> None:
-        # Retention hands in paths from the store; refuse to unlink anything outside this target's directory.
-        if not within(artifact.path, self._target.directory):
-            raise ExecutorError(f"{artifact.path} is not in {self._target.directory}; not deleted", state=FILE_LEFT)
-        await asyncio.to_thread(artifact.path.unlink, missing_ok=True)
+        await delete_within(self._target.directory, artifact)

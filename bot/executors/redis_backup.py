@@ -14,23 +14,19 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from bot.checks.base import ENV_NAME
 from bot.clock import Clock
+from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
+from bot.executors._tools import run_tool, tool_environ
 from bot.executors.base import Artifact, ExecutorError, Progress
 from bot.executors.postgres_backup import (
-    FILE_LEFT,
     backup_file_name,
     check_digest,
     file_digest,
     human_size,
     new_backup_file,
-    run_tool,
-    tool_env,
-    within,
 )
-from bot.scheduling.cron import CronSchedule
 
 NOT_WRITTEN = "Redis was not changed; no backup was written"
 NOT_TOUCHED = "Redis was not touched; the restore did not start"
@@ -42,25 +38,12 @@ _FIRST_CHECKSUMMED_VERSION = 5
 _TRAILER = 9  # EOF opcode + 8-byte checksum
 
 
-class RedisBackupTarget(BaseModel):
+class RedisBackupTarget(ToolBackupTarget):
     """The catalog's `backup:` block for a Redis server (the whole server: an RDB holds every database)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["redis"]
-    url_env: str = Field(description="environment variable holding redis://[user:pass@]host:port (rediss:// for TLS)")
-    directory: Path
-    retention_days: int = Field(default=30, ge=1)
-    keep_min: int = Field(default=3, ge=1)
-    schedule: CronSchedule | None = Field(default=None, description="when the scheduler takes a backup, e.g. \"0 2 * * *\"")
-    timeout: float = Field(default=3600, gt=0)
+    url_env: EnvName = Field(description="environment variable holding redis://[user:pass@]host:port (rediss:// for TLS)")
     redis_cli: str = Field(default="redis-cli", min_length=1)
-
-    @field_validator("url_env")
-    @classmethod
-    def _env_name(cls, value: str) -> str:
-        if not re.match(ENV_NAME, value):
-            raise ValueError(f"{value!r} is not an environment variable name")
-        return value
 
 
 @dataclass(frozen=True)
@@ -83,7 +66,7 @@ class RedisServer:
 
     def env(self) -> dict[str, str]:
         """redis-cli's `-a`/`-u` put the password in argv (visible in `ps`); REDISCLI_AUTH keeps it out."""
-        env = {key: value for key, value in tool_env(None).items() if key != "REDISCLI_AUTH"}
+        env = tool_environ("REDISCLI_AUTH")
         if self.password:
             env["REDISCLI_AUTH"] = self.password
         return env
@@ -218,7 +201,4 @@ class RedisBackups:
         raise RestoreUnsupported(manual_restore(artifact.path.name, self._target.directory), state=NOT_TOUCHED)
 
     async def delete(self, artifact: Artifact) -> None:
-        # Retention hands in paths from the store; refuse to unlink anything outside this target's directory.
-        if not within(artifact.path, self._target.directory):
-            raise ExecutorError(f"{artifact.path} is not in {self._target.directory}; not deleted", state=FILE_LEFT)
-        await asyncio.to_thread(artifact.path.unlink, missing_ok=True)
+        await delete_within(self._target.directory, artifact)

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from bot.actions.policy import ApprovalPolicy
 from bot.checks.base import ENV_NAME
+from bot.scheduling.cron import CronSchedule
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -284,6 +285,19 @@ class Runbook(BaseModel):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     approvals: ApprovalPolicy | None = Field(default=None, description="None: the services' runbook policies")
     steps: list[Step] = Field(min_length=1, max_length=40)
+    schedule: CronSchedule | None = Field(default=None, description="run it on this schedule too, approved by the catalog")
+    schedule_values: dict[str, str | int | float] = Field(
+        default_factory=dict, description="the parameters' values on a scheduled run (checked like `/ops run`'s)")
+
+    @field_validator("schedule_values", mode="before")
+    @classmethod
+    def _no_booleans(cls, values: object) -> object:
+        # YAML 1.1 reads a bare yes/no/on/off as a boolean, which no parameter type takes: say so, not "not a string".
+        booleans = [f"{name}: YAML read {value!r} as a boolean" for name, value in dict(values or {}).items()
+                    if isinstance(value, bool)] if isinstance(values, dict) else []
+        if booleans:
+            raise ValueError("; ".join(booleans) + '; quote the value ("on", "yes")')
+        return values
 
     @field_validator("parameters")
     @classmethod

@@ -76,6 +76,14 @@ async def coerce(runbook_name: str, runbook: Runbook, given: dict[str, str], sto
 
 
 async def _one(parameter: Any, raw: str, store: Store) -> Value:
+    if isinstance(parameter, BackupParameter):
+        return await _backup(parameter, raw, store)
+    return check_value(parameter, raw)
+
+
+def check_value(parameter: Any, raw: str) -> Value:
+    """One value typed as `/ops run` types it, without the store: a backup parameter's value is only checked for
+    its form here (an id or `latest`); whether that backup exists is known when a run is planned."""
     wrong = f"{raw[:60]!r} is not {explain(parameter)}"
     if isinstance(parameter, StringParameter):
         if len(raw) > 500 or not re.fullmatch(parameter.pattern, raw):
@@ -94,7 +102,9 @@ async def _one(parameter: Any, raw: str, store: Store) -> Value:
             raise ValueError(wrong)
         return raw
     assert isinstance(parameter, BackupParameter)
-    return await _backup(parameter, raw, store)
+    if raw.lower() != "latest" and not raw.isdigit():
+        raise ValueError(wrong)
+    return raw.lower() if not raw.isdigit() else int(raw)
 
 
 async def _backup(parameter: BackupParameter, raw: str, store: Store) -> int:
@@ -110,6 +120,11 @@ async def _backup(parameter: BackupParameter, raw: str, store: Store) -> int:
         latest = ", ".join(f"`{b.id}`" for b in await store.backups(service, limit=5)) or "none yet"
         raise ValueError(f"{raw[:40]!r} is not a backup of {service} (its latest: {latest}; or `latest`)")
     return record.id or 0
+
+
+def scheduled_given(runbook: Runbook) -> dict[str, str]:
+    """A runbook's `schedule_values` as the text `/ops run name=value` would pass, so both are checked alike."""
+    return {name: str(value) for name, value in runbook.schedule_values.items()}
 
 
 def substitute(value: Any, values: dict[str, Value]) -> Any:

@@ -7,19 +7,24 @@ the runs. Not responsible for running steps (`bot.runbooks.engine`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.actions.models import ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
+from bot.actions.models import SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
 from bot.actions.policy import NotAllowed, ResolvedPolicy, mention
 from bot.actions.service import (
-    DRAFT_MINUTES, NotPending, audit_run, get_run, refresh_message, refuse_if_busy,
+    DRAFT_MINUTES, NotPending, audit_run, execute, get_run, refresh_message, refuse_if_busy,
 )
 from bot.context import Context
 from bot.errors import OpsbotError
 from bot.runbooks import approvals, steps
 from bot.runbooks.definitions import BackupParameter, Runbook
-from bot.runbooks.params import coerce
+from bot.runbooks.params import coerce, scheduled_given
+from bot.views.actions import action_message
+
+
+log = logging.getLogger(__name__)
 
 
 class NotARunbookRun(NotPending):
@@ -56,13 +61,47 @@ async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: 
     runbook = ctx.catalog.runbook(name)
     policy = policy_of(ctx, name, runbook)
     await _may_request(ctx, name, policies_of(ctx, name, runbook), requested_by)
+    params, rows = await _plan_steps(ctx, name, runbook, given)
+    return await _draft(ctx, params, rows, policy.approvals, policy.approvers, requested_by, channel_id, reason)
+
+
+async def _plan_steps(ctx: Context, name: str, runbook: Runbook,
+                      given: dict[str, str]) -> tuple[dict[str, object], tuple[ActionStep, ...]]:
     values = await coerce(name, runbook, given, ctx.store)  # bad values are refused before any plan or approval
     await refuse_if_busy(ctx, runbook.services)
     planned = [await steps.plan(ctx, spec, values) for spec in runbook.steps]
     params = {"runbook": name, "values": values, "services": sorted(set(runbook.services)), "mode": "run",
               "plan": [step.to_json() for step in planned]}
-    rows = tuple(ActionStep(i, step.title) for i, step in enumerate(planned))
-    return await _draft(ctx, params, rows, policy.approvals, policy.approvers, requested_by, channel_id, reason)
+    return params, tuple(ActionStep(i, step.title) for i, step in enumerate(planned))
+
+
+async def run_scheduled(ctx: Context, name: str, occurrence: str) -> ActionRun:
+    """A runbook the catalog schedules: planned as `/ops run` plans it, with its `schedule_values`; nobody asks
+    and nobody approves (the catalog is the approval, as for a scheduled backup). Its message, which follows the
+    steps, goes to the ops channel; it runs through the normal execute path and is returned finished. Raises
+    ActionAlreadyRunning when a run holds one of its services, and ParametersInvalid when a value no longer fits
+    (a backup id deleted since the catalog was loaded)."""
+    runbook = ctx.catalog.runbook(name)
+    channel = ctx.catalog.schedules.channel  # validation refuses a scheduled runbook without one
+    params, rows = await _plan_steps(ctx, name, runbook, scheduled_given(runbook))
+    params["schedule"] = occurrence
+    # No approvals needed, but the policy's approvers are kept: they (and only they) may cancel it as it runs.
+    approvers = policy_of(ctx, name, runbook).approvers
+    draft = await _draft(ctx, params, rows, 0, approvers, SCHEDULER, channel, f"scheduled ({occurrence})")
+    run_id = draft.id or 0
+    # Through approved with a heartbeat, as a request does: recovery must not take it for a dead replica's run.
+    now = ctx.clock.now()
+    await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.DRAFT}, heartbeat_at=now)
+    await audit_run(ctx, draft, "approved", None, "by the catalog's schedule")
+    if channel is not None:
+        try:
+            ts = await ctx.chat.post(channel, action_message(await get_run(ctx, run_id), []))
+            await ctx.store.set_action_message(run_id, channel, ts)
+        except Exception:
+            # The run row is the record and a failure is alerted anyway: an unposted message does not stop the run.
+            log.exception("could not post the message of scheduled runbook %s run #%s", name, run_id)
+    await execute(ctx, run_id)
+    return await get_run(ctx, run_id)
 
 
 async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRun:
@@ -93,7 +132,12 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
         else:
             rows.append(ActionStep(row.position, row.title, undo=row.undo))  # the step it was on runs again
     params = dict(old.params, mode=mode, of=run_id)
-    draft = await _draft(ctx, params, tuple(rows), old.approvals_needed, old.approvers, user, old.channel_id,
+    needed, approvers = old.approvals_needed, old.approvers
+    if old.requested_by == SCHEDULER and runbook is not None:
+        # The catalog approved the schedule, not a person's follow-up: that needs the runbook's own approvals.
+        policy = policy_of(ctx, name, runbook)
+        needed, approvers = policy.approvals, policy.approvers
+    draft = await _draft(ctx, params, tuple(rows), needed, approvers, user, old.channel_id,
                          f"{'resume' if mode == 'resume' else 'roll back'} interrupted run #{run_id}")
     if not await ctx.store.claim_follow_up(run_id, draft.id or 0):
         await ctx.store.transition_action(draft.id or 0, ActionState.CANCELLED, expect={ActionState.DRAFT},

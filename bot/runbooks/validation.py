@@ -54,6 +54,7 @@ def errors(catalog: Catalog) -> list[Finding]:
         for index, step in enumerate(runbook.steps):
             found.extend(_step(catalog, runbook, (*base, "steps", index), step, unknown))
         found.extend(_approvers(catalog, name, runbook))
+        found.extend(_schedule(catalog, base, runbook))
     for name, service in catalog.services.items():
         for index, runbook_name in enumerate(service.runbooks):
             path: Path = ("services", name, "runbooks", index)
@@ -65,6 +66,38 @@ def errors(catalog: Catalog) -> list[Finding]:
             elif name not in offered.services:
                 found.append(Finding(path, f"runbook {runbook_name!r} does not touch {name} (its services: "
                                            f"{', '.join(offered.services)})"))
+    return found
+
+
+def _schedule(catalog: Catalog, base: Path, runbook: Runbook) -> list[Finding]:
+    """A scheduled run has nobody to ask for a missing or wrong value: every one is checked now, as `/ops run`
+    would check it, and the run needs the ops channel for its message and its failure alerts."""
+    from bot.runbooks.params import check_value, explain, scheduled_given
+
+    if runbook.schedule is None:
+        if runbook.schedule_values:
+            return [Finding((*base, "schedule_values"), "has no `schedule:` to use these values; add one or remove them")]
+        return []
+    found = []
+    if catalog.schedules.channel is None:
+        found.append(Finding((*base, "schedule"), "a scheduled run posts its steps and failure alerts to the ops "
+                                                  "channel: set `schedules.channel`"))
+    valid = ", ".join(f"`{p}`" for p in runbook.parameters) or "none"
+    given = scheduled_given(runbook)
+    for pname in given:
+        if pname not in runbook.parameters:
+            found.append(Finding((*base, "schedule_values", pname), f"is not a parameter of this runbook (parameters: {valid})"))
+    for pname, parameter in runbook.parameters.items():
+        raw = given.get(pname, "").strip()
+        if not raw:
+            if getattr(parameter, "default", None) is None:
+                found.append(Finding((*base, "schedule_values"), f"`{pname}` is required and has no default: "
+                                                                 f"give it a value here ({explain(parameter)})"))
+            continue
+        try:
+            check_value(parameter, raw)
+        except ValueError as exc:
+            found.append(Finding((*base, "schedule_values", pname), str(exc)))
     return found
 
 
@@ -157,8 +190,9 @@ def _number(runbook: Runbook, where: Path, value: str, least: int) -> list[Findi
 
 
 def warnings(catalog: Catalog) -> list[Finding]:
-    """Undo-less changes that a later failure's rollback cannot reverse: said, not refused."""
-    found = []
+    """Undo-less changes that a later failure's rollback cannot reverse, and scheduled runbooks that start with a
+    scheduled backup of one of their services: said, not refused."""
+    found = _collisions(catalog)
     for name, runbook in catalog.runbooks.items():
         for index, step in enumerate(runbook.steps):
             traits = TRAITS[step.kind]
@@ -169,4 +203,43 @@ def warnings(catalog: Catalog) -> list[Finding]:
                 found.append(Finding(("runbooks", name, "steps", index),
                                      f"`{step.kind}` has no undo: if step {later[0] + 1} or a later one fails and rolls "
                                      "back, this step's change stays"))
+    return found
+
+
+COLLISION_HORIZON_DAYS = 366  # long enough to meet a monthly or first-Sunday schedule a few times
+COLLISION_OCCURRENCES = 2000  # …and at most this many occurrences of each schedule (an hourly one: about 12 weeks)
+
+
+def _collisions(catalog: Catalog) -> list[Finding]:
+    """Two scheduled runs of one service at the same minute cannot both run: the second finds it busy and fails
+    (alerted). Warn about a scheduled runbook that starts with a scheduled backup of one of its services, or with
+    another scheduled runbook sharing a service."""
+    from datetime import UTC, datetime, timedelta
+    from itertools import islice, takewhile
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)  # a fixed start: the same warnings on every run of check-config
+    horizon = start + timedelta(days=COLLISION_HORIZON_DAYS)
+
+    def upcoming(schedule: Any) -> set[datetime]:  # bounded, so a per-minute schedule costs no more than a yearly one
+        return set(takewhile(lambda at: at <= horizon, islice(schedule.occurrences(start), COLLISION_OCCURRENCES)))
+
+    scheduled = {name: (runbook, upcoming(runbook.schedule)) for name, runbook in catalog.runbooks.items()
+                 if runbook.schedule is not None}
+    found = []
+    for name, (runbook, mine) in scheduled.items():
+        others: list[tuple[str, str, set[datetime]]] = []  # (what, service, its occurrences)
+        for service in dict.fromkeys(runbook.services):
+            entry = catalog.services.get(service)
+            if entry is not None and entry.backup is not None and entry.backup.schedule is not None:
+                others.append((f"services.{service}.backup.schedule", service, upcoming(entry.backup.schedule)))
+        for other, (other_runbook, theirs) in scheduled.items():
+            shared = [s for s in runbook.services if s in other_runbook.services]
+            if other < name and shared:  # each pair once, on the later name
+                others.append((f"runbooks.{other}.schedule", shared[0], theirs))
+        for what, service, theirs in others:
+            both = sorted(mine & theirs)
+            if both:
+                found.append(Finding(("runbooks", name, "schedule"), f"starts at the same time as {what} (e.g. "
+                                     f"{both[0]:%a %Y-%m-%d %H:%M} UTC): one of the two finds {service} busy and "
+                                     "fails; start one after the other has had time to finish"))
     return found

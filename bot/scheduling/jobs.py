@@ -1,4 +1,5 @@
-"""The jobs the catalog schedules: each digest to its channels, each service's backup. And what they do.
+"""The jobs the catalog schedules: each digest to its channels, each service's backup, each scheduled runbook.
+And what they do.
 
 The scheduler (bot/scheduling/scheduler.py) decides when and on which replica; this module decides what.
 """
@@ -13,6 +14,8 @@ from bot.actions.models import ActionState
 from bot.catalog import Catalog
 from bot.context import Context
 from bot.errors import OpsbotError
+from bot.runbooks import service as runbooks
+from bot.runbooks.params import ParametersInvalid
 from bot.scheduling.models import Occurrence
 from bot.scheduling.posting import post_once
 from bot.scheduling.scheduler import Job
@@ -39,6 +42,10 @@ def catalog_jobs(catalog: Catalog) -> list[Job]:
         if entry.backup is not None and entry.backup.schedule is not None:
             jobs.append(Job(f"backup:{service}", f"backup of {service}", entry.backup.schedule,
                             partial(scheduled_backup, service=service), resumable=False))
+    for name, runbook in sorted(catalog.runbooks.items()):
+        if runbook.schedule is not None:
+            jobs.append(Job(f"runbook:{name}", f"runbook {name}", runbook.schedule,
+                            partial(scheduled_runbook, name=name), resumable=False))
     return jobs
 
 
@@ -70,8 +77,20 @@ async def scheduled_backup(ctx: Context, occurrence: Occurrence, *, service: str
     return f"run #{run.id}: {run.outcome}"
 
 
+async def scheduled_runbook(ctx: Context, occurrence: Occurrence, *, name: str) -> str:
+    """Plan and run the runbook with its `schedule_values`; busy or failed, it raises so the scheduler alerts."""
+    try:
+        run = await runbooks.run_scheduled(ctx, name, occurrence.key)
+    except (actions.ActionAlreadyRunning, ParametersInvalid) as exc:
+        raise ScheduledRunFailed(f"not run: {exc}") from exc
+    if run.state is not ActionState.SUCCEEDED:
+        raise ScheduledRunFailed(f"runbook run #{run.id}: {run.outcome or run.state.value}"
+                                 + (f" ({run.target_state})" if run.target_state else ""))
+    return f"run #{run.id}: {run.outcome}"
+
+
 async def schedule_lines(ctx: Context) -> list[ScheduleLine]:
-    """What `/ops schedule` shows: every digest (running or not, and why not) and every scheduled backup."""
+    """What `/ops schedule` shows: every digest (running or not, and why not), every scheduled backup and runbook."""
     catalog, now = ctx.catalog, ctx.clock.now()
     jobs = {job.name: job for job in catalog_jobs(catalog)}
     last = await ctx.store.latest_finished(jobs)
@@ -88,5 +107,12 @@ async def schedule_lines(ctx: Context) -> list[ScheduleLine]:
             lines.append(ScheduleLine(job.title.capitalize(), job.schedule, job.schedule.after(now),
                                       "— failures alert " + (f"<#{catalog.schedules.channel}>" if catalog.schedules.channel
                                                              else "nobody: set `schedules.channel`"), last.get(job.name)))
+    for job in jobs.values():
+        if job.name.startswith("runbook:"):
+            values = catalog.runbooks[job.name.removeprefix("runbook:")].schedule_values
+            with_values = (" with " + ", ".join(f"{k}={v}" for k, v in values.items())) if values else ""
+            lines.append(ScheduleLine(job.title.capitalize() + with_values, job.schedule, job.schedule.after(now),
+                                      f"→ <#{catalog.schedules.channel}>" if catalog.schedules.channel
+                                      else "— no channel: set `schedules.channel`", last.get(job.name)))
     return lines
 

@@ -220,6 +220,10 @@ class ActionQueries(SqlBase):
         rows = await self._rows("SELECT * FROM backups WHERE id = ?", [backup_id])
         return self._backup(rows[0]) if rows else None
 
+    async def backup_of_run(self, run_id: int) -> BackupRecord | None:
+        rows = await self._rows("SELECT * FROM backups WHERE run_id = ? AND label <> 'safety' ORDER BY id DESC LIMIT 1", [run_id])
+        return self._backup(rows[0]) if rows else None
+
     async def backups(self, service: str | None = None, *, include_deleted: bool = False, limit: int = 50) -> list[BackupRecord]:
         """Newest first; `service=None` lists every service's."""
         where, args = ["1 = 1"], []

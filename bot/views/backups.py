@@ -12,16 +12,26 @@ from bot.views import MAX_SECTION_TEXT, Message, clip, escape, human_size
 
 
 def backup_result_message(run: ActionRun, record: BackupRecord | None) -> Message:
-    """✅ `db`: file, size in seconds, verified — or ❌ with the run's reason (already mrkdwn-escaped)."""
+    """The line for a finished backup run: ✅ with its file, size, the seconds it took and whether it verified (or
+    the run's own summary when its record is not at hand); ⏸ not started, with why (another action held the
+    service); ❌ failed, with the reason. `run.outcome` is already mrkdwn-escaped."""
     how = "scheduled" if run.requested_by == SCHEDULER else f"action #{run.id}"
+    service = escape(run.service)
     if run.state is ActionState.SUCCEEDED and record is not None:
         took = (record.verified_at - record.created_at).total_seconds() if record.verified_at else None
         timing = f" in {took:.1f} s" if took is not None else ""
         verified = "verified" if record.verified_at else "not verified"
-        text = (f"✅ Backup of `{escape(run.service)}`: `{escape(record.path.name)}`, "
+        text = (f"✅ Backup of `{service}`: `{escape(record.path.name)}`, "
                 f"{human_size(record.size)}{timing}, {verified} ({how})")
+    elif run.state is ActionState.SUCCEEDED:
+        text = f"✅ Backup of `{service}`: {run.outcome or 'done'} ({how})"
+    elif run.state is ActionState.FAILED and run.started_at is None:
+        # Refused before it began (the service was busy, or its lock could not be taken): nothing was touched.
+        reason = run.outcome.removeprefix("Not run: ") or "it was refused"
+        text = f"⏸ Backup of `{service}` not started: {reason} ({how})"
+    elif run.state is ActionState.FAILED:
+        text = f"❌ Backup of `{service}` failed: {run.outcome or 'no reason was recorded'} ({how})"
     else:
-        reason = run.outcome or run.state.value
-        text = f"❌ Backup of `{escape(run.service)}` failed: {reason} ({how})"
+        text = f"⚠️ Backup of `{service}` {run.state.value}: {run.outcome or 'no reason was recorded'} ({how})"
     text = clip(text, MAX_SECTION_TEXT)
     return Message.of(text, [SectionBlock(text=text)])

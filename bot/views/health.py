@@ -204,6 +204,8 @@ def last_errors_message(found: LastErrors) -> Message:
     check = found.check
     head = (f"*{found.service}* · `{escape(check.label)}`: {found.matched} line{'s' if found.matched != 1 else ''} "
             f"matching /{escape(check.pattern)}/ in the last {check.window()}")
+    if found.partial:  # the count is then a lower bound: say so before anyone trusts it
+        head = head.replace(f"{found.matched} line", f"at least {found.matched} line", 1) + f" ({escape(found.partial)})"
     if not found.lines:
         return Message.of(head, [SectionBlock(text=clip(head + "; none to show now.", MAX_SECTION_TEXT))])
     # A code block shows the lines as logged; a ``` inside one would end it early.
