@@ -422,3 +422,14 @@ def test_last_errors_message_says_when_only_part_of_the_logs_was_read() -> None:
     assert message.blocks[0]["text"]["text"] == (
         "*api* · `log errors app`: at least 35 lines matching /error/ in the last 24 h "
         "(only the first 64 MB of app's logs read); the last 1:")
+
+
+def test_a_line_logged_in_parts_still_matches_once() -> None:
+    # podman splits a line at its read buffer and stamps each part: the parts come back glued, stamps inside.
+    check = LogErrorsCheck(type="log-errors", container="app")
+    chunks = [b"2026-11-24T02:53:41Z ERR2026-11-24T02:53:41Z OR request 7 failed\n",
+              b"2026-11-24T02:53:42Z ERROR re2026-11-24T02:53:42.123Z quest 8 failed\n",
+              b"2026-11-24T02:53:43Z 2026-11-24T02:53:43Z INFO the app's own stamp stays\n"]
+    scanned = check._read("app", iter(chunks), deadline=float("inf"))
+    assert scanned.matched == 2
+    assert [line.text for line in scanned.last] == ["ERROR request 7 failed", "ERROR request 8 failed"]

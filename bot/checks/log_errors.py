@@ -28,6 +28,9 @@ LAST = 20  # lines "Last errors" shows
 MAX_BYTES = 64_000_000  # of one container's or pod's log: beyond this a check would outrun its timeout
 MAX_KEY = 143  # a Slack menu option's value holds 150 characters, "errors:" included
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)? ")
+# A line the runtime logged in parts (podman splits at its read buffer, Docker past 16 KB) comes back with every
+# part's timestamp in it: "…Z ERR" + "…Z OR request". Taken out again, or the parts would hide a match.
+INNER_STAMP = re.compile(r"(?<=.)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ class LogErrorsCheck(CheckSpec):
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
         stamp = STAMP.match(text)
         line = text[stamp.end():] if stamp else text
+        if stamp:
+            line = line[:1] + INNER_STAMP.sub("", line[1:]) if "Z " in line[1:] else line
         if self._regex.search(line):
             scanned.matched += 1
             scanned.last.append(LogLine(scanned.source, stamp.group(1) if stamp else "", line))
