@@ -6,6 +6,7 @@ and every run its own Redis key prefix. Tests that need Memcached start their ow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
@@ -28,6 +29,7 @@ from aiohttp import web
 import handlers
 from bot.app import build_bolt_app, build_context, build_web_app
 from bot.catalog import parse_catalog
+from bot.checks import CheckDeps
 from bot.clock import Clock
 from bot.context import Context
 from bot.settings import Settings
@@ -221,3 +223,47 @@ def full_backlog() -> Iterator[int]:
     for client in queued:
         client.close()
     server.close()
+
+
+@pytest.fixture
+async def deps(http: aiohttp.ClientSession) -> CheckDeps:
+    """What a check gets with no secrets in its environment (a test module needing some defines its own)."""
+    return CheckDeps(http=http, environ={})
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A TCP server that accepts connections and never says a word (no greeting, no answer): a check's timeout."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in held:
+        writer.close()
+    server.close()
+
+
+@pytest.fixture
+async def redis_with_maxmemory() -> AsyncIterator[str]:
+    """A private redis-server with maxmemory set, so memory can be graded without touching the shared server."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+        "--maxmemory", "1gb", "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import subprocess
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 
-from bot.checks import Check, CheckDeps, Status
-from bot.health import _probe
+from bot.checks import CheckDeps, Status
+from tests.checks import run
 from tests.conftest import PG_ADMIN_DSN, REDIS_URL, free_port
 from tests.targets import Targets
-
-CHECK = TypeAdapter(Check)
 
 
 @pytest.fixture
 async def deps(http: aiohttp.ClientSession) -> CheckDeps:
     return CheckDeps(http=http, environ={"PG_DSN": PG_ADMIN_DSN, "API_TOKEN": "Bearer s3cret-token",
                                           "BAD_PG_DSN": "postgresql://nobody:hunter2@127.0.0.1:5432/postgres"})
-
-
-async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python(spec), deps)
 
 
 # --- http -----------------------------------------------------------------------------------------------
@@ -117,29 +105,6 @@ async def test_postgres_unreachable(deps: CheckDeps) -> None:
 async def test_redis_ping_without_maxmemory(deps: CheckDeps) -> None:
     status, reason = await run({"type": "redis", "url": REDIS_URL}, deps)
     assert status is Status.OK and reason.startswith("PONG")
-
-
-@pytest.fixture
-async def redis_with_maxmemory() -> AsyncIterator[str]:
-    """A private redis-server with maxmemory set, so grading never touches the shared server's config."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-         "--maxmemory", "1gb", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def test_redis_memory_is_graded_against_maxmemory(redis_with_maxmemory: str, deps: CheckDeps) -> None:

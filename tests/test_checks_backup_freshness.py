@@ -8,16 +8,15 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from pydantic import TypeAdapter
 
 from bot.actions.models import BackupLabel, BackupRecord
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.clock import ManualClock
 from bot.health import _probe
 from bot.store import Store, create_store
+from tests.checks import CHECK
 
-CHECK = TypeAdapter(Check)
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 

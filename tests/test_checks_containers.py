@@ -13,26 +13,23 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.checks.base import Observations
 from bot.checks.containers import PROJECT_LABEL
 from bot.clock import ManualClock
 from bot.executors.docker import DockerTarget
-from bot.health import _probe
+from tests.checks import run as check_run
 
 if TYPE_CHECKING:
     from tests.podman import Containers, Images, Podman
 
 pytest_plugins = ["tests.podman"]  # its fixtures: podman, images, docker_client, containers
 
-CHECK = TypeAdapter(Check)
-
 
 async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python({"type": "containers", **spec}), deps)
+    return await check_run({"type": "containers", **spec}, deps)
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.health import _probe
+from tests.checks import CHECK
 from tests.conftest import free_port
 from tests.targets import Targets
-
-CHECK = TypeAdapter(Check)
 
 HEALTHY = {"status": "healthy", "checks": {"database": "connected", "cache": "ok"},
            "queue": {"depth": 12}, "workers": {"alive": 4}, "nodes": [{"state": "up"}, {"state": "up"}]}

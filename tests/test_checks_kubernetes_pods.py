@@ -10,18 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.checks.base import Observations
 from bot.clock import ManualClock
 from bot.executors.kubernetes import KubernetesTarget
-from bot.health import _probe
+from tests.checks import run as check_run
 from tests.conftest import free_port
 from tests.k8s_api import ApiError, K8sApi
 
-CHECK = TypeAdapter(Check)
 TOKEN = "k8s-pods-s3cret-token"
 LIMITS = {"limits": {"cpu": "500m", "memory": "256Mi"}}
 
@@ -44,7 +42,7 @@ def deps_for(http: aiohttp.ClientSession, url: str, observations: Observations |
 
 
 async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python({"type": "kubernetes-pods", **spec}), deps)
+    return await check_run({"type": "kubernetes-pods", **spec}, deps)
 
 
 async def test_every_pod_running_and_ready_is_ok(api: K8sApi, http: aiohttp.ClientSession) -> None:

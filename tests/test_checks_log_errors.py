@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status, log_errors
+from bot.checks import CheckDeps, Status, log_errors
 from bot.checks.containers import PROJECT_LABEL
 from bot.checks.log_errors import LastErrors, LogErrorsCheck, LogLine
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
-from bot.health import CheckResult, HealthRun, _probe
+from bot.health import CheckResult, HealthRun
 from bot.views.health import health_report, last_errors_message
 from playground.payloads import block_action, slash_command
 from playground.slack_api import FakeSlack, _block_problem
+from tests.checks import run as check_run
 from tests.conftest import RunningBot, free_port, make_settings, start_bot
 from tests.k8s_api import K8sApi
 
@@ -33,13 +33,12 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.podman"]  # its fixtures: podman, images, docker_client, containers
 
-CHECK = TypeAdapter(Check)
 TOKEN = "k8s-logs-s3cret-token"
 ALICE, CHANNEL = "U0ALICE", "C0OPS"
 
 
 async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python({"type": "log-errors", **spec}), deps)
+    return await check_run({"type": "log-errors", **spec}, deps)
 
 
 def noisy(containers: Containers, images: Images, base: str, errors: int, *, labels: dict[str, str] | None = None,

@@ -8,40 +8,13 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 from pymemcache.client.base import Client as Memcache
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.clock import ManualClock
-from bot.health import _probe
+from tests.checks import run
 from tests.conftest import free_port
-
-CHECK = TypeAdapter(Check)
-
-
-@pytest.fixture
-async def deps(http: aiohttp.ClientSession) -> CheckDeps:
-    return CheckDeps(http=http, environ={})
-
-
-async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python(spec), deps)
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A TCP server that accepts connections and never says a word."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for writer in held:
-        writer.close()
-    server.close()
 
 
 @pytest.fixture

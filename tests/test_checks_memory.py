@@ -7,14 +7,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.checks.memory import HostMemory, MemoryCheck, read_memory
 from bot.health import _probe
+from tests.checks import CHECK
 
-CHECK = TypeAdapter(Check)
 GIB = 1 << 30
 HOST = HostMemory(total=16 * GIB, used_percent=40.0)
 

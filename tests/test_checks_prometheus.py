@@ -14,18 +14,17 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
+from bot.checks import CheckDeps, Status
 from bot.health import _probe
+from tests.checks import CHECK
 from tests.conftest import free_port
 from tests.prometheus import RunningPrometheus, prometheus_with_exporter
 
 # The module-wide Prometheus and its exporter live in the module's loop; the tests that use them run there too.
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
-CHECK = TypeAdapter(Check)
 ERROR_RATE = ('sum(rate(http_requests_total{{app="{app}", status=~"5.."}}[5s])) '
               '/ sum(rate(http_requests_total{{app="{app}"}}[5s])) * 100')
 

@@ -9,39 +9,18 @@ from collections.abc import AsyncIterator
 import aio_pika
 import aiohttp
 import pytest
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
-from bot.health import _probe
+from bot.checks import CheckDeps, Status
+from tests.checks import run
 from tests.conftest import free_port
 
-CHECK = TypeAdapter(Check)
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 @pytest.fixture
 async def deps(http: aiohttp.ClientSession) -> CheckDeps:
     return CheckDeps(http=http, environ={"RABBITMQ_URL": BROKER})
-
-
-async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python(spec), deps)
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A TCP server that accepts connections and never says a word."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for writer in held:
-        writer.close()
-    server.close()
 
 
 class Broker:

@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from pydantic import TypeAdapter
 
 from bot.catalog import CatalogInvalid, parse_catalog
-from bot.checks import Check, CheckDeps, Status
-from bot.health import _probe
+from bot.checks import CheckDeps, Status
+from tests.checks import run
 from tests.conftest import REDIS_URL, free_port
 
-CHECK = TypeAdapter(Check)
 LIMITS = {"warning": 5, "critical": 20}
-
-
-@pytest.fixture
-async def deps(http: aiohttp.ClientSession) -> CheckDeps:
-    return CheckDeps(http=http, environ={})
-
-
-async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:
-    return await _probe(CHECK.validate_python(spec), deps)
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A TCP server that accepts connections and never says a word."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for writer in held:
-        writer.close()
-    server.close()
 
 
 class Keys:
@@ -113,29 +84,6 @@ async def test_key_of_another_type_is_an_error_naming_it(keys: Keys, deps: Check
     await keys.client.hset(settings, "a", "1")
     status, reason = await run(redis_check({settings: LIMITS, queue: LIMITS}), deps)
     assert status is Status.ERROR and reason.endswith(f"; {settings} is a hash, not a list; {queue}: 1 item"), reason
-
-
-@pytest.fixture
-async def redis_with_maxmemory() -> AsyncIterator[str]:
-    """A private redis-server with maxmemory set, so memory can be graded without touching the shared server."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-        "--maxmemory", "1gb", "--save", "", "--appendonly", "no",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
 
 
 async def test_memory_and_lists_together_worst_wins(redis_with_maxmemory: str, deps: CheckDeps) -> None:
