@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,20 +20,21 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from bot.actions.policy import ActionPolicies, ApprovalSettings
 from bot.checks import Check
 from bot.errors import UnknownRunbook, UnknownService
-from bot.incidents.settings import IncidentSettings
-from bot.scheduling.settings import ScheduleSettings, channel_id
+from bot.executors.demo import DemoTarget
 from bot.executors.directory_backup import DirectoryBackupTarget
-from bot.executors.docker import DockerTarget
-from bot.executors.kubernetes import KubernetesTarget
+from bot.executors.docker_target import DockerTarget
+from bot.executors.kubernetes_target import KubernetesTarget
 from bot.executors.mysql_backup import MysqlBackupTarget
 from bot.executors.postgres_backup import PostgresBackupTarget
 from bot.executors.redis_backup import RedisBackupTarget
+from bot.incidents.settings import IncidentSettings
 from bot.runbooks.definitions import Maintenance, Runbook, RunbookName
+from bot.scheduling.settings import ScheduleSettings, channel_id
 
 # What restart and rollback act on, and what backup and restore act on: one kind each per service.
-Target = Annotated[Union[DockerTarget, KubernetesTarget], Field(discriminator="type")]
+Target = Annotated[DockerTarget | KubernetesTarget | DemoTarget, Field(discriminator="type")]
 BackupTarget = Annotated[
-    Union[PostgresBackupTarget, MysqlBackupTarget, RedisBackupTarget, DirectoryBackupTarget], Field(discriminator="type")
+    PostgresBackupTarget | MysqlBackupTarget | RedisBackupTarget | DirectoryBackupTarget, Field(discriminator="type")
 ]
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -56,7 +57,10 @@ ServiceName = Annotated[str, AfterValidator(_service_name)]
 
 class HealthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    concurrency: int = Field(default=16, ge=1, le=256, description="checks run at once per request")
+    # The checks of one request all start together: a request takes about its slowest check. What bounds them is the
+    # host they hit (`per_host`), so one database or API server is never flooded, and `concurrency` in all (sockets).
+    per_host: int = Field(default=8, ge=1, le=256, description="checks run at once against one target host per request")
+    concurrency: int = Field(default=256, ge=1, le=1024, description="checks run at once per request, in all")
 
 
 class Service(BaseModel):
@@ -143,18 +147,18 @@ class Catalog(BaseModel):
             for key in ("target", "backup"):
                 part = getattr(service, key)
                 for field in ("dsn_env", "token_env", "url_env"):
-                    env = getattr(part, field, None) if part is not None else None
-                    if env:
-                        found.append((f"services.{name}.{key}", env))
+                    named = getattr(part, field, None) if part is not None else None
+                    if named:
+                        found.append((f"services.{name}.{key}", named))
             token = getattr(service.maintenance, "token_env", None)
             if token:
                 found.append((f"services.{name}.maintenance", token))
         for name, runbook in self.runbooks.items():
             for index, step in enumerate(runbook.steps):
                 for field in ("dsn_env", "url_env"):
-                    env = getattr(step, field, None)
-                    if env:
-                        found.append((f"runbooks.{name}.steps[{index}]", env))
+                    named = getattr(step, field, None)
+                    if named:
+                        found.append((f"runbooks.{name}.steps[{index}]", named))
         return found
 
 
@@ -202,7 +206,7 @@ def load_catalog(path: Path) -> Catalog:
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     try:
         root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader (it only adds a duplicate-key check)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -242,6 +246,9 @@ def catalog_warnings(catalog: Catalog) -> list[str]:
 
     found = [f"{_format_path(list(f.path))}: {f.message}" for f in validation.warnings(catalog)]
     for name, service in catalog.services.items():
+        if isinstance(service.target, DemoTarget):
+            found.append(f"services.{name}.target: a demo app, which only `opsbot dev` runs; `opsbot serve` refuses "
+                         f"to restart, roll back or deploy {name}")
         for index, check in enumerate(service.checks):
             # Kinds that can say something about their own settings (a superuser DSN) offer `config_warnings`.
             for message in getattr(check, "config_warnings", list)():
@@ -378,7 +385,7 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         if ctx.get("pattern", "").startswith("^[a-z0-9]"):
             return f"{error['input']!r} has characters that are not allowed (lowercase letters, digits, - and _)"
         return f"{error['input']!r} is not in the expected form (it must match {ctx.get('pattern')})"
-    message = error["msg"]
+    message = str(error["msg"])
     return message[0].lower() + message[1:]
 
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -18,8 +17,9 @@ from pathlib import Path
 
 from bot.catalog import CatalogInvalid, catalog_warnings, load_catalog
 from bot.errors import ConfigError, StoreUnavailable
-from bot.logs import configure_logging, redact
+from bot.logs import configure_logging, formatter, log_secrets, redact
 from bot.settings import Settings, StoreSettings, load_settings
+from bot.tracing import start_tracing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the bot (HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set)")
     dev = commands.add_parser("dev", help="try opsbot without Slack: the bot, a local Slack in the browser and demo services")
-    dev.add_argument("--port", type=int, default=int(os.environ.get("PLAYGROUND_PORT", "8765")), help="the page's port (default 8765)")
+    dev.add_argument("--port", type=_port, default=os.environ.get("PLAYGROUND_PORT", "8765"),
+                     help="the page's port (default 8765)")
+    dev.add_argument("--config", type=Path, default=None,
+                     help="your own catalog instead of the demo (default: $OPSBOT_CONFIG if set, else the demo)")
     check = commands.add_parser("check-config", help="validate the catalog and print each problem with its YAML path")
     check.add_argument("path", nargs="?", type=Path, help="catalog file (default: $OPSBOT_CONFIG or ./opsbot.yml)")
     commands.add_parser("migrate", help="apply pending store migrations to $DATABASE_URL")
@@ -40,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve()
         if args.command == "dev":
-            from playground.dev import main as dev_main
-
-            configure_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
-            return dev_main(args.port)
+            return _dev(args.port, args.config)
         if args.command == "check-config":
             return _check_config(args.path)
         if args.command == "migrate":
@@ -74,34 +74,52 @@ def _serve() -> int:
         print(exc, file=sys.stderr)
         print(f"opsbot: the catalog has {len(exc.problems)} problem(s); fix them and start again", file=sys.stderr)
         return 1
-    secrets = _secrets(settings, [os.environ.get(env, "") for _, env in catalog.secret_envs()])
-    configure_logging(settings.log_level, secrets)
+    secrets = log_secrets(settings, catalog, os.environ)
+    handler = configure_logging(settings.log_level, secrets, fmt=settings.log_format)
+    # Before the app is built: the instrumentations must wrap aiohttp, asyncpg and redis before sessions and pools open.
+    tracing = start_tracing(settings.otel_exporter_otlp_endpoint, settings.otel_service_name)
+    if tracing.trace_ids is not None:  # each log line then carries the trace and span it was written in
+        handler.setFormatter(formatter(settings.log_format, secrets, trace_ids=tracing.trace_ids))
     try:
-        asyncio.run(serve(settings, catalog, ready=lambda line: print(line, flush=True)))
+        asyncio.run(serve(settings, catalog, ready=lambda line: print(line, flush=True), tracer=tracing.tracer))
     except (ConfigError, StoreUnavailable):
         raise
     except Exception as exc:
         logging.getLogger("opsbot").debug("start-up failed", exc_info=True)
         print(f"opsbot: could not start: {type(exc).__name__}: {redact(str(exc), secrets)}", file=sys.stderr)
         return 1
+    finally:
+        tracing.shutdown()  # sends the spans still batched
     return 0
 
 
-def _secrets(settings: Settings, catalog_values: list[str]) -> list[str]:
-    """Every secret value the process knows, for the log redactor: tokens, URLs with passwords, the
-    catalog's secret variables (and the password parts of URLs, which may appear on their own)."""
-    values = [settings.slack_bot_token.get_secret_value(), settings.slack_signing_secret.get_secret_value(),
-              settings.database_url, *catalog_values]
-    if settings.slack_app_token:
-        values.append(settings.slack_app_token.get_secret_value())
-    if settings.redis_url:
-        values.append(settings.redis_url.get_secret_value())
-    passwords = []
-    for value in values:
-        match = re.match(r"^[a-z][a-z0-9+.-]*://[^/:@\s]*:([^@/]*)@", value)
-        if match and match.group(1):
-            passwords.append(match.group(1))
-    return [value for value in values + passwords if value]
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def _dev(port: int, config: Path | None) -> int:
+    from playground.dev import PortInUse
+    from playground.dev import main as dev_main
+
+    if config is None and os.environ.get("OPSBOT_CONFIG"):
+        config = Path(os.environ["OPSBOT_CONFIG"])
+    configure_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
+    try:
+        return dev_main(port, config)
+    except CatalogInvalid as exc:
+        return _catalog_problems(exc, config or Path("examples/demo.yml"))
+    except PortInUse as exc:
+        print(f"opsbot: {exc}", file=sys.stderr)
+        return 1
+
+
+def _catalog_problems(exc: CatalogInvalid, path: Path) -> int:
+    """What check-config says of a catalog it refuses, and its exit code."""
+    print(exc)
+    print(f"{len(exc.problems)} problem(s) in {path}")
+    return 1
 
 
 def _check_config(path: Path | None) -> int:
@@ -109,9 +127,7 @@ def _check_config(path: Path | None) -> int:
     try:
         catalog = load_catalog(path)
     except CatalogInvalid as exc:
-        print(exc)
-        print(f"{len(exc.problems)} problem(s) in {path}")
-        return 1
+        return _catalog_problems(exc, path)
     for where, env in catalog.secret_envs():
         if not os.environ.get(env):
             print(f"warning: {path}: {where}: environment variable {env} is not set here")
@@ -182,8 +198,8 @@ def _postmortem(key: str) -> int:
 
 def _healthcheck() -> int:
     port = os.environ.get("PORT", "3000")
-    host = os.environ.get("HOST", "0.0.0.0")
-    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - the server's own default, only compared here
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - the same
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:
             print(json.loads(response.read()))

@@ -16,16 +16,21 @@ from redis.exceptions import RedisError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.actions.policy import Membership
+from bot.audit import AuditOutbox
 from bot.catalog import Catalog
 from bot.chat import Chat
 from bot.checks import CheckDeps
 from bot.checks.base import Observations
 from bot.clock import Clock, SystemClock
 from bot.errors import StoreUnavailable
-from bot.locks import Locks, RedisLocks, StoreLocks, process_owner
+from bot.executors.demo import DemoWorkloads
+from bot.handover import Handover
+from bot.locks import CountedLocks, Locks, RedisLocks, StoreLocks, process_owner
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import BackgroundTasks
+from bot.tracing import NO_TRACER, Tracer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,11 @@ class Context:
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     owner: str = field(default_factory=process_owner)  # who holds this process's leases
     observations: Observations = field(default_factory=Observations)  # what checks saw on earlier runs
+    demo_workloads: DemoWorkloads | None = None  # `demo` targets' apps, when the process runs them (opsbot dev)
+    metrics: Metrics = field(default_factory=Metrics)  # this process's Prometheus registry, served at /metrics
+    audit_outbox: AuditOutbox = field(default_factory=AuditOutbox)  # outcomes waiting for the store
+    tracer: Tracer = NO_TRACER  # spans per Slack request, check and run step when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    handover: Handover = field(default_factory=Handover)  # set draining by SIGTERM: no new work, runs handed over
     _http: aiohttp.ClientSession | None = None
     _redis: aioredis.Redis | None = None
     _membership: Membership | None = None
@@ -50,9 +60,12 @@ class Context:
         applied = await self.store.migrate()
         if applied:
             log.info("applied store migrations %s", applied)
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        # No pool-wide cap (aiohttp's default is 100 connections): health runs bound their checks per target host
+        # (`health.per_host`) and in all (`health.concurrency`), and a lower cap here would queue them silently.
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0))
         if self.settings.redis_url is not None:
-            self._redis = aioredis.from_url(self.settings.redis_url.get_secret_value(), socket_connect_timeout=5, socket_timeout=5)
+            self._redis = aioredis.from_url(self.settings.redis_url.get_secret_value(), socket_connect_timeout=5,
+                                            socket_timeout=5)
 
     async def stop(self) -> None:
         await self.tasks.drain(timeout=10)
@@ -82,8 +95,8 @@ class Context:
     def locks(self) -> Locks:
         """Redis when REDIS_URL is set, else lease rows in the store."""
         if self._redis is not None:
-            return RedisLocks(self._redis, self.settings.redis_prefix, self.owner)
-        return StoreLocks(self.store, self.clock, self.owner)
+            return CountedLocks(RedisLocks(self._redis, self.settings.redis_prefix, self.owner), self.metrics)
+        return CountedLocks(StoreLocks(self.store, self.clock, self.owner), self.metrics)
 
     @property
     def membership(self) -> Membership:
@@ -94,7 +107,7 @@ class Context:
     @property
     def check_deps(self) -> CheckDeps:
         return CheckDeps(http=self.http, environ=self.environ, clock=self.clock, backups=self.store,
-                         observations=self.observations)
+                         observations=self.observations, observer=self.metrics, tracer=self.tracer)
 
     async def readiness(self) -> dict[str, str]:
         """What /healthz reports: each dependency "ok" or why not."""

@@ -91,12 +91,14 @@ class WeeklyDigest:
     mean_acknowledge: timedelta | None
     mean_resolve: timedelta | None
     actions: Rate  # restarts, rollbacks, restores
+    runbook_runs: Rate  # catalog runbooks, asked for or scheduled: counted apart, as they are not the three above
     backup_runs: Rate
     checks: tuple[CheckTally, ...]  # failing results per service, most failures first
     backups: tuple[BackupFacts, ...]
 
 
-async def build(ctx: Context, name: str, *, requested_by: str | None = None, until: datetime | None = None) -> DailyDigest | WeeklyDigest:
+async def build(ctx: Context, name: str, *, requested_by: str | None = None, until: datetime
+                | None = None) -> DailyDigest | WeeklyDigest:
     """The digest `name` for the window ending `until` (a scheduled one passes its due time, so that a late
     or retried run covers the same window and consecutive digests neither overlap nor leave a gap)."""
     digests = ctx.catalog.schedules.digests
@@ -138,14 +140,15 @@ async def weekly(ctx: Context, name: str = "weekly", *, until: datetime | None =
     for facts in declared:
         by_severity[facts.incident.severity] = by_severity.get(facts.incident.severity, 0) + 1
     runs = await _finished_runs(ctx, since)
-    changes = [run for run in runs if run.kind is not ActionKind.BACKUP]
+    changes = [run for run in runs if run.kind in (ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.RESTORE)]
+    runbook_runs = [run for run in runs if run.kind is ActionKind.RUNBOOK]
     backup_runs = [run for run in runs if run.kind is ActionKind.BACKUP]
     tallies = sorted(await ctx.store.check_tallies(since), key=lambda t: (-t.failing, -t.warnings, t.service))
     return WeeklyDigest(
         name=name, since=since, until=until, zone=zone, incidents_by_severity=by_severity,
         mean_acknowledge=_mean([f.metrics.time_to_acknowledge for f in declared]),
         mean_resolve=_mean([f.metrics.time_to_resolve for f in declared]),
-        actions=_rate(changes), backup_runs=_rate(backup_runs), checks=tuple(tallies),
+        actions=_rate(changes), runbook_runs=_rate(runbook_runs), backup_runs=_rate(backup_runs), checks=tuple(tallies),
         backups=await _backups(ctx, runs, until),
     )
 

@@ -56,7 +56,15 @@ class InfrastructureError(Exception):
 
 
 class StoreUnavailable(InfrastructureError):
-    """The store did not answer; the bot refuses work it cannot record."""
+    """The store did not answer; the bot refuses work it cannot record. The store logs the outage once (when it
+    starts and when it ends), so whoever catches this tells the person and logs nothing more."""
+
+    user_text = "opsbot cannot reach its database right now; nothing was done — try again in a minute."
+
+
+def store_down(exc: BaseException) -> bool:
+    """The store did not answer, directly or behind another failure (a lease kept in the database)."""
+    return isinstance(exc, StoreUnavailable) or isinstance(exc.__cause__, StoreUnavailable)
 
 
 class StaleButton(OpsbotError):

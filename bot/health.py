@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.catalog import Catalog, suggest
-from bot.checks import CheckDeps, CheckSpec, Status
+from bot.checks import Check, CheckDeps, CheckSpec, Status
+from bot.checks.hosts import HostGates, target_host
 from bot.clock import Clock
 from bot.errors import MissingSecret, OpsbotError, UnknownService
 
@@ -94,25 +95,30 @@ async def run_checks(
     requested_by: str | None = None,
     channel_id: str | None = None,
 ) -> HealthRun:
-    """Run every check of the services in scope at once (bounded by the catalog's concurrency).
-
-    A request over many services takes about as long as its slowest check, not the sum.
+    """Run every check of the services in scope at once, at most `health.per_host` against one target host and
+    `health.concurrency` in all. A request over many services takes about as long as its slowest check, not the sum.
     """
     services = services_in(catalog, scope)
-    gate = asyncio.Semaphore(catalog.health.concurrency)
+    gates = HostGates(catalog.health.per_host, catalog.health.concurrency)
     started = clock.now()
 
-    async def one(service_name: str, spec: CheckSpec) -> CheckResult:
+    async def one(service_name: str, spec: Check) -> CheckResult:
         service = catalog.services[service_name]
-        async with gate:
-            begun = time.perf_counter()
-            status, reason = await _probe(spec, deps.for_service(service_name, service.target))
-            latency_ms = (time.perf_counter() - begun) * 1000
+        service_deps = deps.for_service(service_name, service.target)
+        with deps.tracer.span(f"check {spec.type}", {"opsbot.service": service_name, "opsbot.check.kind": spec.type,
+                                                     "opsbot.check": spec.label}) as span:
+            async with gates.slot(target_host(spec, service_deps)):
+                begun = time.perf_counter()
+                status, reason = await _probe(spec, service_deps)
+                latency_ms = (time.perf_counter() - begun) * 1000
+            span.set({"opsbot.check.status": status.value})
+        if deps.observer is not None:
+            deps.observer.check_done(spec.type, status.value, latency_ms / 1000)
         return CheckResult(
             service=service_name,
             environment=service.environment,
             check=spec.label,
-            kind=spec.type,  # type: ignore[attr-defined]
+            kind=spec.type,
             status=status,
             reason=reason,
             latency_ms=latency_ms,
@@ -120,7 +126,9 @@ async def run_checks(
         )
 
     jobs = [one(name, spec) for name in services for spec in catalog.services[name].checks]
-    results = await asyncio.gather(*jobs)
+    with deps.tracer.span("health run", {"opsbot.services": len(services), "opsbot.checks": len(jobs)}) as span:
+        results = await asyncio.gather(*jobs)  # each check's task starts inside this span: they are its children
+        span.set({"opsbot.health.status": Status.worst([result.status for result in results]).value})
     return HealthRun(
         scope=scope,
         services=services,
@@ -142,7 +150,7 @@ async def _probe(spec: CheckSpec, deps: CheckDeps) -> tuple[Status, str]:
         return Status.ERROR, f"cannot run: {exc}"
     except OpsbotError as exc:
         return Status.ERROR, str(exc)
-    except Exception as exc:  # a check must never take the whole run down with it
+    except Exception as exc:  # noqa: BLE001 - a check must never take the whole run down with it
         # Only the type is logged: a library's message may quote a connection string it could not parse.
         log.error("check %s failed unexpectedly: %s", spec.label, type(exc).__name__)
         return Status.ERROR, f"check failed: {type(exc).__name__}"
@@ -150,7 +158,7 @@ async def _probe(spec: CheckSpec, deps: CheckDeps) -> tuple[Status, str]:
 
 
 async def run_and_record(
-    store: "Store",
+    store: Store,
     catalog: Catalog,
     scope: tuple[str, ...],
     deps: CheckDeps,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from bot.clock import Clock
@@ -119,9 +120,68 @@ class RedisLocks:
             async with self.redis.pipeline(transaction=True) as pipe:
                 # The counter outlives any lease by far (so tokens still only grow for whoever could hold
                 # one), yet one-off names (a scheduled occurrence) do not pile up in Redis forever.
-                token = int((await pipe.incr(counter).pexpire(counter, _TOKEN_MEMORY_MS).execute())[0])
+                # redis-py types a pipeline's commands as awaitables; on a pipeline they return it, to chain.
+                token = int((await pipe.incr(counter).pexpire(counter, _TOKEN_MEMORY_MS).execute())[0])  # type: ignore[attr-defined]
             value = f"{self.owner}:{token}"
             taken = await self.redis.set(key, value, nx=True, px=int(ttl * 1000))
         except (RedisError, OSError) as exc:
             raise LockUnavailable("Redis") from exc
         return RedisLease(self.redis, key, value, name, token) if taken else None
+
+
+class _LeaseMeter(Protocol):
+    """What the lease wrappers count (bot.metrics.Metrics has these)."""
+
+    @property
+    def leases_held(self) -> Gauge: ...
+
+    @property
+    def leases_lost(self) -> Counter: ...
+
+
+@dataclass
+class CountedLease:
+    """A lease that keeps the held gauge and the lost counter: lost when a renewal finds it gone or unreachable."""
+
+    inner: Lease
+    meter: _LeaseMeter
+    name: str
+    token: int
+    _held: bool = True
+
+    async def renew(self, ttl: float) -> bool:
+        try:
+            kept = await self.inner.renew(ttl)
+        except LockUnavailable:
+            self._lost()
+            raise
+        if not kept:
+            self._lost()
+        return kept
+
+    async def release(self) -> None:
+        self._let_go()
+        await self.inner.release()
+
+    def _lost(self) -> None:
+        if self._held:
+            self.meter.leases_lost.inc()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._held:
+            self._held = False
+            self.meter.leases_held.dec()
+
+
+@dataclass
+class CountedLocks:
+    inner: Locks
+    meter: _LeaseMeter
+
+    async def acquire(self, name: str, ttl: float) -> CountedLease | None:
+        lease = await self.inner.acquire(name, ttl)
+        if lease is None:
+            return None
+        self.meter.leases_held.inc()
+        return CountedLease(lease, self.meter, lease.name, lease.token)

@@ -20,11 +20,17 @@ log = logging.getLogger(__name__)
 async def report_health(
     ctx: Context, scope: tuple[str, ...], *, requested_by: str, channel_id: str | None, response_url: str
 ) -> HealthRun:
-    """Check, store, then post the report in the channel (visible to all) through the command's response_url."""
+    """Check, store, then post the report in the channel (visible to all) through the command's response_url, in
+    place of the command's "⏳ Running …" placeholder."""
     run = await run_and_record(
         ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
     )
-    await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()), in_channel=True)
+    try:
+        await ctx.chat.delete_original(response_url)
+    except Exception:
+        log.warning("could not take the placeholder of health run %s away", run.id, exc_info=True)  # the report matters more
+    await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()),
+                           in_channel=True)
     await timeline.from_channel(ctx, channel_id, EntryKind.HEALTH, _summary(run), requested_by)
     return run
 
@@ -33,7 +39,8 @@ async def report_health_in_channel(ctx: Context, services: tuple[str, ...], *, r
     """The incident header's Health check: the affected services (all when none are named), posted in the
     incident channel, and noted on its timeline."""
     scope = resolve_scope(ctx.catalog, [s for s in services if s in ctx.catalog.services])
-    run = await run_and_record(ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id)
+    run = await run_and_record(ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by,
+                               channel_id=channel_id)
     await ctx.chat.post(channel_id, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()))
     await timeline.from_channel(ctx, channel_id, EntryKind.HEALTH, _summary(run), requested_by)
     return run
@@ -42,7 +49,8 @@ async def report_health_in_channel(ctx: Context, services: tuple[str, ...], *, r
 def _summary(run: HealthRun) -> str:
     failing = sorted({r.service for r in run.results if r.status.failing})
     checked = len(run.services)
-    return f"Health check: {checked - len(failing)} of {checked} healthy" + (f"; failing: {', '.join(failing)}" if failing else "")
+    return f"Health check: {checked - len(failing)} of {checked} healthy" + (f"; failing: {', '.join(failing)}" if failing
+                                                                             else "")
 
 
 async def rerun_health(
@@ -59,11 +67,14 @@ async def rerun_health(
         run = await run_and_record(
             ctx.store, ctx.catalog, scope, ctx.check_deps, ctx.clock, requested_by=requested_by, channel_id=channel_id
         )
-        await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()), replace_original=True)
+        await ctx.chat.respond(response_url, health_report(run, restartable=restartable(ctx), offers=ctx.catalog.offers()),
+                               replace_original=True)
     except BaseException:
         # Put the old report and its button back: a shared message must not stay on "re-running" for ever.
         try:
-            await ctx.chat.respond(response_url, health_report(previous, restartable=restartable(ctx), offers=ctx.catalog.offers()), replace_original=True)
+            await ctx.chat.respond(response_url,
+                                   health_report(previous, restartable=restartable(ctx), offers=ctx.catalog.offers()),
+                                   replace_original=True)
         except Exception:
             log.exception("could not put back health report %s after a failed re-run", run_id)
         raise

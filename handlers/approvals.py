@@ -13,13 +13,21 @@ from bot.actions.models import ActionKind, Decision
 from bot.context import Context
 from bot.errors import StaleButton
 from bot.views.actions import (
-    APPROVE_ACTION, BACKUP_ACTION, CANCEL_ACTION, DENY_ACTION, REQUEST_ACTION, RESTORE_ACTION, ROLLBACK_ACTION, plan_message,
+    APPROVE_ACTION,
+    BACKUP_ACTION,
+    CANCEL_ACTION,
+    DENY_ACTION,
+    REQUEST_ACTION,
+    RESTORE_ACTION,
+    ROLLBACK_ACTION,
+    plan_message,
 )
 from bot.views.common import notice
 from bot.views.health import RESTART_ACTION
 from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK, deny_modal, reason_modal
 from handlers.ops_actions import REVISION
-from handlers.replies import InChannelReply, Inbound, Reply, handle, number_of, on_click
+from handlers.payloads import MalformedPayload, RunForm, Submission, read, read_json, ref_of
+from handlers.replies import Inbound, InChannelReply, Reply, handle, number_of, on_click, refuse
 
 Body = dict[str, Any]
 
@@ -27,13 +35,15 @@ Body = dict[str, Any]
 def register(app: AsyncApp, ctx: Context) -> None:
     async def sent(run_id: int, user: str, reason: str | None, response_url: str) -> None:
         run = await actions.request(ctx, run_id, user, reason)
-        note = "Sent for approval: the request is in the channel." if run.approvals_needed else "Running: follow it in the channel."
+        note = ("Sent for approval: the request is in the channel." if run.approvals_needed
+                else "Running: follow it in the channel.")
         await ctx.chat.respond(response_url, notice(note), replace_original=True)
 
     async def send(reply: Reply, body: Body, user: str, value: str) -> None:
         run = await actions.draft(ctx, number_of(value), user)
         if run.approvals_needed and not run.reason:
-            metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id"), "response_url": body["response_url"]})
+            metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id"),
+                                   "response_url": body["response_url"]})
             await ctx.chat.open_modal(body["trigger_id"], reason_modal(run, metadata))
             return
         await sent(run.id or 0, user, None, body["response_url"])
@@ -84,37 +94,52 @@ def register(app: AsyncApp, ctx: Context) -> None:
     on_click(app, ctx, ROLLBACK_ACTION, rollback_to)
 
     @app.view(REQUEST_CALLBACK)
-    async def reason_given(ack: Any, body: Body, view: Body) -> None:
+    async def reason_given(ack: Any, body: Body) -> None:
         await ack()
-        user = body.get("user", {}).get("id", "")
-        metadata = json.loads(view.get("private_metadata") or "{}")
-        reason = (_input(view) or "").strip()
-        inbound = Inbound("action", REQUEST_CALLBACK, user, metadata.get("channel"), str(metadata.get("run_id")))
+        try:
+            form = read(Submission, body, "form")
+            metadata = read_json(RunForm, form.view.private_metadata, "form")
+        except MalformedPayload as exc:
+            user = ref_of(body.get("user")) or ""
+            ctx.tasks.spawn(handle(ctx, Inbound("action", REQUEST_CALLBACK, user or None, None), InChannelReply(ctx, None, user),
+                                   refuse(exc)), name="request malformed")
+            return
+        user, response_url = form.user.id, metadata.response_url
+        reason = (_input(form) or "").strip()
+        inbound = Inbound("action", REQUEST_CALLBACK, user, metadata.channel, str(metadata.run_id))
 
         async def work() -> None:
-            await sent(int(metadata["run_id"]), user, reason or None, metadata["response_url"])
+            if not response_url:
+                raise StaleButton("press *Request approval* on the plan again")
+            await sent(metadata.run_id, user, reason or None, response_url)
 
         # The plan's response_url still works for the requester, even where the bot cannot post.
-        reply = Reply.acknowledged(ctx, metadata.get("response_url"))
-        ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"request {metadata.get('run_id')}")
+        reply = Reply.acknowledged(ctx, response_url) if response_url else InChannelReply(ctx, metadata.channel, user)
+        ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"request {metadata.run_id}")
 
     @app.view(DENY_CALLBACK)
-    async def denied(ack: Any, body: Body, view: Body) -> None:
+    async def denied(ack: Any, body: Body) -> None:
         await ack()  # closes the modal; the outcome shows on the request's message
-        user = body.get("user", {}).get("id", "")
-        metadata = json.loads(view.get("private_metadata") or "{}")
-        value = _input(view) or ""
-        channel = metadata.get("channel")
-        inbound = Inbound("action", DENY_CALLBACK, user, channel, str(metadata.get("run_id")))
+        try:
+            form = read(Submission, body, "form")
+            metadata = read_json(RunForm, form.view.private_metadata, "form")
+        except MalformedPayload as exc:
+            who = ref_of(body.get("user")) or ""
+            ctx.tasks.spawn(handle(ctx, Inbound("action", DENY_CALLBACK, who or None, None), InChannelReply(ctx, None, who),
+                                   refuse(exc)), name="deny malformed")
+            return
+        user, value, channel = form.user.id, _input(form) or "", metadata.channel
+        inbound = Inbound("action", DENY_CALLBACK, user, channel, str(metadata.run_id))
 
         async def work() -> None:
-            text = await actions.decide(ctx, int(metadata["run_id"]), user, Decision.DENY, value.strip())
+            text = await actions.decide(ctx, metadata.run_id, user, Decision.DENY, value.strip())
             if channel:
                 await ctx.chat.ephemeral(channel, user, notice(text))
 
-        ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), work), name=f"deny {metadata.get('run_id')}")
+        ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), work), name=f"deny {metadata.run_id}")
 
 
 
-def _input(view: Body) -> str | None:
-    return (view.get("state", {}).get("values", {}).get(REASON_BLOCK, {}).get(REASON_INPUT, {}) or {}).get("value")
+def _input(form: Submission) -> str | None:
+    found = form.view.state.values.get(REASON_BLOCK, {}).get(REASON_INPUT)
+    return found.value if found else None

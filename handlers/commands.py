@@ -15,13 +15,16 @@ from bot.reports import describe_scope, report_health
 from bot.views.common import notice
 from bot.views.help import help_message
 from handlers import ops_actions, ops_runbooks, ops_schedule
+from handlers.payloads import Command, read
 from handlers.replies import Reply, for_command, handle
 
 Subcommand = Callable[[Context, Reply, dict[str, Any], list[str]], Awaitable[None]]
 
 
 async def _help(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
-    await reply.ack(help_message("/ops", [(usage, text) for _, usage, text in _TABLE], ctx.catalog.service_names))
+    await reply.ack(help_message("/ops", [(usage, text) for _, usage, text in _TABLE], ctx.catalog.service_names,
+                                 notes=[("Incidents: `/incident declare P1 <title>` opens a channel; "
+                                         "`/incident help` lists the rest.")]))
 
 
 async def _health(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
@@ -39,11 +42,12 @@ async def _health(ctx: Context, reply: Reply, command: dict[str, Any], args: lis
 _TABLE: list[tuple[Subcommand, str, str]] = [
     (_health, "health [service …|all]", "Run the health checks (all services by default) and post the result here."),
     (ops_actions.restart, "restart <service> [reason]", "Plan a restart; approved ones run and report each step."),
-    (ops_actions.rollback, "rollback <service> [to <revision|tag>] [reason]", "Plan a rollback to the previous (or a given) revision."),
+    (ops_actions.rollback, "rollback <service> [to <revision|tag>] [reason]",
+     "Plan a rollback to the previous (or a given) revision."),
     (ops_actions.backup, "backup <service> [reason]", "Plan a backup (verified before it counts)."),
     (ops_actions.backups, "backups <service>", "List backups: id, time, size, checksum, verified, age."),
-    (ops_actions.restore, "restore <service> <backup-id> [reason]", "Plan a restore (a safety backup is taken first)."),
-    (ops_actions.history, "history <service>", "Recent actions and deploy revisions."),
+    (ops_actions.restore, "restore <service> <backup-id|latest> [reason]", "Plan a restore (a safety backup is taken first)."),
+    (ops_actions.history, "history [service]", "Recent actions (all services, or one with its deploy revisions)."),
     (ops_actions.approvals, "approvals", "Requests waiting for approval."),
     (ops_runbooks.list_runbooks, "runbooks [service]", "The catalog's runbooks (those touching a service)."),
     (ops_runbooks.run, "run <runbook> [name=value …] [reason]", "Plan a runbook: every step shown before approval."),
@@ -60,6 +64,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
         inbound, reply, text = for_command(ctx, ack, command)
 
         async def work() -> None:
+            read(Command, command, "command")  # every field the subcommands read is there, as text
             words = text.split()
             name = words[0].lower() if words else "help"
             subcommand = SUBCOMMANDS.get(name)

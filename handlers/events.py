@@ -14,16 +14,19 @@ from slack_bolt.response import BoltResponse
 from bot.audit import Outcome
 from bot.context import Context
 from bot.views.mention import mention_reply
-from handlers.replies import Inbound, handle, record
+from handlers.payloads import MalformedPayload, Mention, read, text_of
+from handlers.replies import Inbound, handle, record, refuse
 
 
 def register(app: AsyncApp, ctx: Context) -> None:
     @app.middleware
     async def once_per_event(body: dict[str, Any], next: Any, resp: BoltResponse) -> BoltResponse:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        event_id = text_of(body.get("event_id")) if body.get("type") == "event_callback" else None
         if event_id and not await ctx.store.claim(f"slack-event:{event_id}", ctx.clock.now()):
-            event = body.get("event") or {}
-            inbound = Inbound("event", str(event.get("type", "?")), event.get("user"), event.get("channel"), event_id)
+            found = body.get("event")
+            event: dict[str, Any] = found if isinstance(found, dict) else {}
+            inbound = Inbound("event", text_of(event.get("type")) or "?", text_of(event.get("user")),
+                              text_of(event.get("channel")), event_id)
             await record(ctx, inbound, Outcome.DUPLICATE, "retried delivery, already processed", None)
             return BoltResponse(status=200, body="")  # tell Slack it arrived, and stop here
         await next()
@@ -31,9 +34,15 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
     @app.event("app_mention")
     async def mentioned(event: dict[str, Any]) -> None:
-        inbound = Inbound("event", "app_mention", event.get("user"), event.get("channel"), event.get("text", "")[:200])
+        try:
+            mention = read(Mention, event, "mention")
+        except MalformedPayload as exc:  # nobody to answer: audited, and Slack told it arrived
+            inbound = Inbound("event", "app_mention", text_of(event.get("user")), text_of(event.get("channel")))
+            ctx.tasks.spawn(handle(ctx, inbound, None, refuse(exc)), name="app_mention malformed")
+            return
+        inbound = Inbound("event", "app_mention", mention.user, mention.channel, mention.text[:200])
 
         async def work() -> None:
-            await ctx.chat.post(event["channel"], mention_reply(event.get("user")), thread_ts=event.get("thread_ts") or event.get("ts"))
+            await ctx.chat.post(mention.channel, mention_reply(mention.user), thread_ts=mention.thread_ts or mention.ts)
 
         ctx.tasks.spawn(handle(ctx, inbound, None, work), name="app_mention")

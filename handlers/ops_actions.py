@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.actions import listing
 from bot.actions import service as actions
+from bot.actions.backup_ref import explain_backup_ref, parse_backup_ref
 from bot.actions.models import ActionKind, ActionState
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.views.actions import backups_message, history_message, plan_message, runs_message
+from bot.views.actions import approvals_message, backups_message, history_message, plan_message
 from handlers.replies import Reply
 
 # A revision number or an image tag/reference: it only ever reaches an API as a value, never argv.
@@ -54,11 +56,12 @@ async def backup(ctx: Context, reply: Reply, command: dict[str, Any], args: list
 
 
 async def restore(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
-    usage = "restore <service> <backup-id> [reason]"
+    usage = "restore <service> <backup-id|latest> [reason]"
     service = _service(ctx, args, usage)
-    if len(args) < 2 or not args[1].isdigit():
-        raise Usage(usage, f"the backup id is a number from `/ops backups {service}`.")
-    await _plan(ctx, reply, command, service, ActionKind.RESTORE, {"backup_id": int(args[1])}, " ".join(args[2:]))
+    backup = parse_backup_ref(args[1]) if len(args) > 1 else None  # the rule runbook parameters follow too
+    if backup is None:
+        raise Usage(usage, f"name {explain_backup_ref(service)}.")
+    await _plan(ctx, reply, command, service, ActionKind.RESTORE, {"backup_id": backup}, " ".join(args[2:]))
 
 
 async def rollback(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
@@ -79,12 +82,17 @@ async def backups(ctx: Context, reply: Reply, command: dict[str, Any], args: lis
 
 
 async def history(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
-    service = _service(ctx, args, "history <service>")
+    if not args:
+        await reply.ack(history_message(None, await listing.history(ctx, None), []))
+        return
+    service = _service(ctx, args, "history [service]")
     await reply.ack()  # listing revisions asks Docker or Kubernetes: may take a moment
-    runs = await ctx.store.actions(service=service, limit=15)
+    runs = await listing.history(ctx, service)
     await reply.ephemeral(history_message(service, runs, await actions.revisions(ctx, service)))
 
 
 async def approvals(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    await reply.ack()  # a permalink per request: a few Web API calls
     runs = await ctx.store.actions(states=[ActionState.PENDING], limit=25)
-    await reply.ack(runs_message("Pending approvals", runs, "Nothing is waiting for approval."))
+    links = {run.id or 0: link for run in runs if (link := await listing.message_link(ctx, run))}
+    await reply.ephemeral(approvals_message(runs, links))

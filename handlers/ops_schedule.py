@@ -24,7 +24,7 @@ async def digest(ctx: Context, reply: Reply, command: dict[str, Any], args: list
         raise digests.UnknownDigest(name, names, suggest(name, names))
     await reply.ack(notice(f"⏳ Gathering the `{name}` digest (a fresh health check runs first)…"))
     built = await digests.build(ctx, name, requested_by=command["user_id"])
-    await reply.ephemeral(digest_message(built, ctx.catalog.incidents, preview=True))
+    await reply.replace(digest_message(built, ctx.catalog.incidents, preview=True))
 
 
 async def schedule(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:

@@ -3,7 +3,6 @@ Resume, Roll back. Values are runbook names or run ids the core looks up, never 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -18,11 +17,18 @@ from bot.views.actions import plan_message
 from bot.views.common import notice
 from bot.views.health import MORE_ACTION
 from bot.views.runbooks import (
-    CANCEL_RUN_ACTION, OFFER_ACTION, PARAMS_CALLBACK, RESUME_ACTION, ROLL_BACK_ACTION, modal_values,
+    CANCEL_RUN_ACTION,
+    MARK_DONE_ACTION,
+    OFFER_ACTION,
+    PARAMS_CALLBACK,
+    RESUME_ACTION,
+    ROLL_BACK_ACTION,
+    modal_values,
 )
 from handlers.health_logs import show_last_errors
 from handlers.ops_runbooks import plan_or_ask
-from handlers.replies import Click, Inbound, Reply, channel_of, handle, number_of, on_click
+from handlers.payloads import MalformedPayload, RunbookForm, Submission, read, read_json, ref_of
+from handlers.replies import Click, Inbound, InChannelReply, Reply, channel_of, handle, number_of, on_click, refuse
 
 Body = dict[str, Any]
 
@@ -61,14 +67,22 @@ def register(app: AsyncApp, ctx: Context) -> None:
     on_click(app, ctx, CANCEL_RUN_ACTION, cancel)
     on_click(app, ctx, RESUME_ACTION, follow_up("resume"))
     on_click(app, ctx, ROLL_BACK_ACTION, follow_up("rollback"))
+    on_click(app, ctx, MARK_DONE_ACTION, follow_up("done"))
 
     @app.view(PARAMS_CALLBACK)
     async def submitted(ack: Any, body: Body, view: Body) -> None:
-        user = body.get("user", {}).get("id", "")
-        metadata = json.loads(view.get("private_metadata") or "{}")
-        name, channel = str(metadata.get("runbook", "")), metadata.get("channel")
+        try:
+            form = read(Submission, body, "form")
+            metadata = read_json(RunbookForm, form.view.private_metadata, "form")
+        except MalformedPayload as exc:
+            await ack()  # closes the form; the sender is told by a direct message
+            who = ref_of(body.get("user")) or ""
+            ctx.tasks.spawn(handle(ctx, Inbound("view", PARAMS_CALLBACK, who or None, None), InChannelReply(ctx, None, who),
+                                   refuse(exc)), name="runbook form malformed")
+            return
+        user, name, channel = form.user.id, metadata.runbook, metadata.channel
         runbook = ctx.catalog.runbooks.get(name)
-        given = modal_values(view)
+        given = modal_values(view)  # its shape was checked with the form's
         if runbook is not None:
             try:
                 await coerce(name, runbook, given, ctx.store)  # quick: inline errors must come back in the ack
@@ -78,11 +92,11 @@ def register(app: AsyncApp, ctx: Context) -> None:
                     await ack(response_action="errors", errors=errors)
                     return
         await ack()
-        reply = Reply.acknowledged(ctx, metadata.get("response_url"))
+        reply = Reply.acknowledged(ctx, metadata.response_url) if metadata.response_url else InChannelReply(ctx, channel, user)
         inbound = Inbound("view", PARAMS_CALLBACK, user, channel, name)
 
         async def work() -> None:
             await plan_or_ask(ctx, reply, name, given, user=user, channel=channel, trigger_id=None,
-                              response_url=metadata.get("response_url"), reason=str(metadata.get("reason") or ""))
+                              response_url=metadata.response_url, reason=metadata.reason or "")
 
         ctx.tasks.spawn(handle(ctx, inbound, reply, work), name=f"runbook {name}")

@@ -46,11 +46,12 @@ def slash_command(command: str, text: str, *, user: str, channel: str, response_
 
 
 def block_action(action_id: str, value: str, *, user: str, channel: str, response_url: str, message_ts: str = "1700000000.000100",
-                 trigger_id: str | None = None, element_type: str = "button", chosen: dict[str, Any] | None = None) -> tuple[str, str]:
+                 trigger_id: str | None = None, element_type: str = "button", chosen: dict[str, Any]
+                 | None = None) -> tuple[str, str]:
     """A click on a message: a button (`value`), or a menu, picker or select (`chosen`, e.g. selected_option)."""
     action: dict[str, Any] = {"type": element_type, "action_id": action_id, "block_id": "health.actions",
                               "action_ts": f"{time.time():.6f}"}
-    action.update(chosen if chosen else {"value": value, "text": {"type": "plain_text", "text": "Re-run"}})
+    action.update(chosen or {"value": value, "text": {"type": "plain_text", "text": "Re-run"}})
     payload = {
         "type": "block_actions",
         "team": {"id": "T0001", "domain": "fake"},
@@ -81,7 +82,8 @@ def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> tup
     return json.dumps(body), "application/json"
 
 
-def view_submission(callback_id: str, values: dict[str, dict[str, Any]], *, user: str, private_metadata: str = "") -> tuple[str, str]:
+def view_submission(callback_id: str, values: dict[str, dict[str, Any]], *, user: str,
+                    private_metadata: str = "") -> tuple[str, str]:
     """A modal's submission; `values` is {block_id: {action_id: {"type": …, "value": …}}} as Slack sends it."""
     payload = {
         "type": "view_submission",

@@ -35,26 +35,28 @@ class Session:
         self.slack.reply_to[key] = {"channel": channel, "user": user, "ts": ts}
         return key
 
-    async def command(self, user: str, channel: str, line: str) -> None:
-        """`/ops health api` as typed in the composer."""
+    async def command(self, user: str, channel: str, line: str, *, screen: str = "") -> None:
+        """`/ops health api` as typed in the composer (on the page load `screen`, where a form it opens shows)."""
         name, _, text = line.strip().partition(" ")
         key = self._reply_key(channel, user)
         body, content_type = payloads.slash_command(name, text.strip(), user=user, channel=channel,
                                                     response_url=self.slack.response_url(key),
-                                                    trigger_id=f"{user}.{uuid.uuid4().hex[:8]}")  # a form opens on their screen
+                                                    trigger_id=_trigger(user, screen))  # a form opens on their screen
         ack_ts = self.slack._next_ts()  # the ack comes first, even when the full answer overtakes it
+        self.slack.reply_to[key]["ack_ts"] = ack_ts  # what the answer's replace_/delete_original refer to
         acked = await self._deliver(body, content_type)
         if acked.startswith("{"):  # an ack that carries a message: Slack shows it like a response_url answer
             self.slack.respond(key, {"response_type": "ephemeral", **json.loads(acked)}, ts=ack_ts)
 
-    async def press(self, user: str, channel: str, message_ts: str, action: dict[str, Any]) -> None:
+    async def press(self, user: str, channel: str, message_ts: str, action: dict[str, Any], *, screen: str = "") -> None:
         """A button, menu option or select on a message; `action` is the element plus what was chosen."""
         key = self._reply_key(channel, user, message_ts)
-        chosen = {k: action[k] for k in ("selected_option", "selected_date", "selected_user", "selected_channel") if k in action}
+        picked = ("selected_option", "selected_date", "selected_user", "selected_channel")
+        chosen: dict[str, Any] = {k: action[k] for k in picked if k in action}
         await self._deliver(*payloads.block_action(
             action["action_id"], str(action.get("value", "")), user=user, channel=channel,
             response_url=self.slack.response_url(key), message_ts=message_ts,
-            trigger_id=f"{user}.{uuid.uuid4().hex[:8]}",  # a form it opens goes on their screen
+            trigger_id=_trigger(user, screen),  # a form it opens goes on their screen
             element_type=action.get("type", "static_select" if chosen else "button"), chosen=chosen or None))
 
     async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -87,3 +89,7 @@ class Session:
                  "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": ts}
         await self._deliver(*payloads.event_callback(event))
 
+
+def _trigger(user: str, screen: str) -> str:
+    """A trigger id naming who acted and on which page load, so the workspace knows where a modal opens."""
+    return ".".join([user, *([screen] if screen else []), uuid.uuid4().hex[:8]])

@@ -1,7 +1,9 @@
 """A fake Slack: the Web API methods the bot calls, file upload URLs, response_url endpoints, and Socket Mode.
 
 A real aiohttp server the real slack_sdk client talks to. It answers with Slack's envelopes and error codes,
-refuses blocks and views Slack would refuse, records every call, and can be told to fail the next calls.
+refuses blocks and views Slack would refuse, records every call, and can be told to fail the next calls. It also
+delivers signed requests to the bot (`deliver`), and its `weather` (off by default) makes it misbehave as Slack does:
+duplicates, events re-sent with X-Slack-Retry-Num after a late acknowledgement, Web API calls answered 429.
 What the workspace holds (channels, messages, pins, users, files, views) and its rules are in `workspace`.
 """
 
@@ -9,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from playground.payloads import sign
 from playground.workspace import BOT_USER, INCIDENTS, OPS, Workspace
 
-__all__ = ["BOT_USER", "INCIDENTS", "OPS", "Call", "FakeSlack"]
+__all__ = ["BOT_USER", "INCIDENTS", "OPS", "Call", "Delivery", "FakeSlack", "Weather"]
 
 _VIEW_METHODS = ("views.open", "views.push", "views.update")
 
@@ -34,12 +40,49 @@ class Call:
     path: str = ""
 
 
+@dataclass
+class Weather:
+    """Switchable misbehaviour, all off by default: how Slack delivers requests to the bot (`deliver`) and how its
+    Web API answers. Decisions are drawn from `rng`, so a seeded run replays."""
+
+    duplicate: float = 0.0  # chance a delivery is sent twice at once (a double click; an event sent again)
+    ack_timeout: float = 3.0  # Slack gives up waiting for the bot's acknowledgement after this long
+    retries: int = 3  # an event not acknowledged in time (or answered 5xx) is re-sent this often, X-Slack-Retry-Num 1…
+    rate_limit: float = 0.0  # chance a Web API call is answered 429 with Retry-After
+    retry_after: int = 1
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one request Slack delivered: each attempt's status (0: no answer within the ack timeout, or no
+    connection) and body."""
+
+    attempts: tuple[tuple[int, str], ...]
+
+    @property
+    def acked(self) -> bool:
+        return any(status == 200 for status, _ in self.attempts)
+
+    @property
+    def acks(self) -> int:
+        """How many attempts the bot acknowledged (a duplicate acknowledged twice counts twice)."""
+        return sum(status == 200 for status, _ in self.attempts)
+
+    @property
+    def answers(self) -> list[str]:
+        return [body for status, body in self.attempts if status == 200 and body]
+
+
 class FakeSlack(Workspace):
     def __init__(self) -> None:
         super().__init__()
+        self.weather = Weather()
+        self._client: aiohttp.ClientSession | None = None
         self.calls: list[Call] = []
         # Per method, what the next calls get: a failure, or None to let one through.
         self._failures: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]] | None]] = defaultdict(deque)
+        self._before: dict[str, deque[Callable[[], Awaitable[None]]]] = defaultdict(deque)
         self._changed = asyncio.Condition()
         self.version = 0  # grows with every change a page may want to show
         self._runner: web.AppRunner | None = None
@@ -64,8 +107,11 @@ class FakeSlack(Workspace):
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self._client = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
         for ws in self.sockets:
             await ws.close()
         if self._runner is not None:
@@ -94,6 +140,17 @@ class FakeSlack(Workspace):
         for _ in range(times):
             self._failures[method].append((status, body, headers))
 
+    def before_answering(self, method: str, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await `hook` before answering the next call of `method`: a test makes something happen at that exact
+        point of the bot's work (its store goes away after Slack made a channel, say)."""
+        self._before[method].append(hook)
+
+    def _rate_limited(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        weather = self.weather
+        if method == "apps.connections.open" or not weather.rate_limit or weather.rng.random() >= weather.rate_limit:
+            return None
+        return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(weather.retry_after)}
+
     def _take_failure(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         queued = self._failures.get(method)
         return queued.popleft() if queued else None
@@ -112,6 +169,39 @@ class FakeSlack(Workspace):
                     f"{[c.method for c in self.calls]}"
                 ) from None
         return self.of(method)[:count]
+
+    # --- delivering requests to the bot ---------------------------------------------------------------
+
+    async def deliver(self, url: str | Sequence[str], body: str, content_type: str, *, event: bool = False) -> Delivery:
+        """POST a signed request to the bot as Slack would under `weather`: maybe twice at once; an event
+        (`event=True`) not acknowledged within the ack timeout, or answered 5xx, is re-sent with X-Slack-Retry-Num.
+        Slack never re-sends a command or an interaction: a person sees the timeout and may try again. Several URLs
+        stand for replicas behind a load balancer: each attempt goes to one of them."""
+        weather = self.weather
+        urls = [url] if isinstance(url, str) else list(url)
+        copies = 2 if weather.duplicate and weather.rng.random() < weather.duplicate else 1
+        sent = await asyncio.gather(*(self._deliver_once(urls, body, content_type, event=event) for _ in range(copies)))
+        return Delivery(tuple(attempt for attempts in sent for attempt in attempts))
+
+    async def _deliver_once(self, urls: list[str], body: str, content_type: str, *, event: bool) -> list[tuple[int, str]]:
+        attempts: list[tuple[int, str]] = []
+        for attempt in range((self.weather.retries if event else 0) + 1):
+            retry = {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"} if attempt else {}
+            answered = await self._post(self.weather.rng.choice(urls), body,
+                                        {"Content-Type": content_type, **sign(body), **retry})
+            attempts.append(answered)
+            if 0 < answered[0] < 500:  # answered: a 4xx is a refusal Slack does not retry
+                break
+        return attempts
+
+    async def _post(self, url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        assert self._client is not None, "start() first"
+        try:
+            async with self._client.post(url, data=body.encode(), headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self.weather.ack_timeout)) as response:
+                return response.status, await response.text(errors="replace")
+        except (aiohttp.ClientError, TimeoutError):
+            return 0, ""
 
     # --- Web API -----------------------------------------------------------------------------------
 
@@ -140,7 +230,9 @@ class FakeSlack(Workspace):
         args = await _read_args(request)
         if method != "apps.connections.open" and not request.headers.get("Authorization", "").startswith("Bearer xoxb-"):
             return web.json_response({"ok": False, "error": "not_authed"})
-        failure = self._take_failure(method)
+        if self._before.get(method):
+            await self._before[method].popleft()()
+        failure = self._take_failure(method) or self._rate_limited(method)
         if failure is not None:
             status, body, headers = failure
             await self._record(Call(method + "!failed", args, dict(request.headers)))
@@ -207,11 +299,14 @@ class FakeSlack(Workspace):
                 raise AssertionError("the bot never opened a Socket Mode connection")
             await asyncio.sleep(0.02)
 
-    async def push(self, envelope_type: str, payload: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        """Send an envelope the way Slack does and wait for the bot's acknowledgement."""
+    async def push(self, envelope_type: str, payload: dict[str, Any], timeout: float = 5.0, *,
+                   retry_attempt: int = 0) -> dict[str, Any]:
+        """Send an envelope the way Slack does and wait for the bot's acknowledgement (with the envelope's id)."""
         envelope_id = uuid.uuid4().hex
+        retry = {"retry_attempt": retry_attempt, "retry_reason": "timeout"} if retry_attempt else {}
         await self.sockets[-1].send_json(
-            {"envelope_id": envelope_id, "type": envelope_type, "payload": payload, "accepts_response_payload": envelope_type != "events_api"}
+            {"envelope_id": envelope_id, "type": envelope_type, "payload": payload,
+             "accepts_response_payload": envelope_type != "events_api", **retry}
         )
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: envelope_id in self.socket_acks), timeout)

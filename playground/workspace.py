@@ -73,10 +73,12 @@ class Workspace:
         # Where a response_url answers: key -> {channel, user, ts (the message a button was on, if any)}
         self.reply_to: dict[str, dict[str, Any]] = {}
         self.view_owner: dict[str, str] = {}
+        # view id -> the page load ("screen") it is open on: a modal lives on the client that opened it
+        self.view_screen: dict[str, str] = {}
         # (channel, ts) -> reaction name -> who reacted, as a page shows them under the message
         self.reactions: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._ts = 1_700_000_000.000100
-        self._ids = itertools.count(1)
+        self.next_id = 1  # channel and file ids count up from here (kept across a playground restart)
         self._view_ids = itertools.count(1)
         self._methods: dict[str, Handler] = {
             "chat.postMessage": self._post_message,
@@ -89,9 +91,13 @@ class Workspace:
             "conversations.setTopic": self._set_topic,
             "conversations.info": lambda args: {"channel": self._render(self._find_channel(args.get("channel")))},
             "conversations.members": self._members,
+            "conversations.list": self._list_channels,
+            "conversations.archive": self._archive,
             "conversations.history": self._history,
             "conversations.replies": self._history,
             "pins.add": self._pin,
+            "reactions.add": lambda args: self._react(args, add=True),
+            "reactions.remove": lambda args: self._react(args, add=False),
             "pins.list": self._pins,
             "users.info": self._user_info,
             "files.getUploadURLExternal": self._upload_url,
@@ -100,6 +106,10 @@ class Workspace:
             "views.push": lambda args: self._keep_view(f"V{next(self._view_ids):04d}", args),
             "views.update": self._update_view,
         }
+
+    def _take_id(self) -> int:
+        taken, self.next_id = self.next_id, self.next_id + 1
+        return taken
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """Slack's answer to a Web API call; methods the fake does not model just answer ok."""
@@ -158,7 +168,7 @@ class Workspace:
         return {
             "id": channel["id"], "name": channel["name"], "name_normalized": channel["name"],
             "is_channel": True, "is_group": False, "is_im": False, "is_mpim": False,
-            "is_private": channel["is_private"], "is_archived": False, "is_general": False,
+            "is_private": channel["is_private"], "is_archived": bool(channel.get("archived")), "is_general": False,
             "created": channel["created"], "creator": channel["creator"], "is_member": self.bot_in(channel["id"]),
             "topic": {"value": channel["topic"], "creator": BOT_USER if channel["topic_set"] else "",
                       "last_set": channel["topic_set"]},
@@ -178,10 +188,30 @@ class Workspace:
             raise SlackError("invalid_name_punctuation")
         if any(channel["name"] == name for channel in self.channels.values()):
             raise SlackError("name_taken")
-        channel_id = f"C{next(self._ids):08d}"
+        channel_id = f"C{self._take_id():08d}"
         self.channels[channel_id] = new_channel(channel_id, name, {BOT_USER}, is_private=_flag(args.get("is_private")),
                                                 created=int(time.time()))
         return {"channel": self._render(self.channels[channel_id])}
+
+    def _list_channels(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Channels the bot can see, a page at a time (`limit`, `cursor`), archived ones unless `exclude_archived`:
+        public ones, and private ones it is in."""
+        kinds = str(args.get("types") or "public_channel").split(",")
+        seen = [c for c in self.channels.values()
+                if not self._hidden(c["id"]) and ("private_channel" if c["is_private"] else "public_channel") in kinds
+                and not (c.get("archived") and _flag(args.get("exclude_archived")))]
+        start, limit = int(args.get("cursor") or 0), max(1, min(int(args.get("limit") or 100), 1000))
+        more = start + limit < len(seen)
+        return {"channels": [self._render(c) for c in seen[start:start + limit]],
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def _archive(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._find_channel(args.get("channel"))
+        self._require_member(channel["id"])
+        if channel.get("archived"):
+            raise SlackError("already_archived")
+        channel["archived"] = True
+        return {}
 
     def _invite(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._find_channel(args.get("channel"))
@@ -198,7 +228,8 @@ class Workspace:
         valid = [user for user in users if user not in dict(refused)]
         # Members among the invitees are skipped; only a call that would add nobody is refused.
         if valid and all(user in channel["members"] for user in valid):
-            raise SlackError("already_in_channel", errors=[{"user": u, "ok": False, "error": "already_in_channel"} for u in valid])
+            raise SlackError("already_in_channel",
+                             errors=[{"user": u, "ok": False, "error": "already_in_channel"} for u in valid])
         if not valid:
             raise SlackError(refused[0][1], errors=errors)
         channel["members"].update(valid)
@@ -238,7 +269,7 @@ class Workspace:
         channel = str(args.get("channel"))
         self._require_member(channel)
         ts = self._next_ts()
-        message = {"text": args.get("text"), "blocks": args.get("blocks")}
+        message = {"text": args.get("text"), "blocks": args.get("blocks"), **_thread_of(args)}
         if args.get("metadata"):
             message["metadata"] = _json_arg(args["metadata"])
         self.messages[(channel, ts)] = message
@@ -248,7 +279,9 @@ class Workspace:
         # Not checked against `messages`: tests press buttons on messages the fake never saw posted.
         new_ts = self._next_ts()
         ts = str(args.get("ts") or new_ts)
-        self.messages[(str(args.get("channel")), ts)] = {"text": args.get("text"), "blocks": args.get("blocks")}
+        # An edit changes text and blocks; the author and the thread the message is in stay.
+        kept = {k: v for k, v in self.messages.get((str(args.get("channel")), ts), {}).items() if k in ("user", *_THREAD_KEYS)}
+        self.messages[(str(args.get("channel")), ts)] = {**kept, "text": args.get("text"), "blocks": args.get("blocks")}
         return {"channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text")}}
 
     def _message(self, channel: Any, ts: Any) -> dict[str, Any]:
@@ -262,7 +295,7 @@ class Workspace:
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         ts = self._next_ts()
         self.ephemeral.append({"channel": str(args.get("channel")), "user": str(args.get("user")), "ts": ts,
-                               "text": args.get("text"), "blocks": args.get("blocks")})
+                               "text": args.get("text"), "blocks": args.get("blocks"), **_thread_of(args)})
         return {"message_ts": ts}
 
     def respond(self, key: str, args: dict[str, Any], *, ts: str | None = None) -> None:
@@ -271,9 +304,16 @@ class Workspace:
         target = self.reply_to.get(key)
         if target is None:
             return
-        channel, user, ts = target["channel"], target["user"], target.get("ts")
+        # A slash command's "original" is the ephemeral its ack showed (`ack_ts`); a button's, the message it is on.
+        channel, user, ts_given = target["channel"], target["user"], ts
+        ts = target.get("ts") or target.get("ack_ts")
         body = {"text": args.get("text"), "blocks": args.get("blocks")}
-        if args.get("replace_original") and ts:
+        if ts_given is not None and ts_given == target.get("ack_ts") and "answer" in target:
+            # The answer overtook its ack: the placeholder was already replaced (or deleted) before it showed.
+            if target["answer"] is None:
+                return
+            body = target["answer"]
+        elif args.get("replace_original") and ts:
             for message in self.ephemeral:
                 if message["ts"] == ts and message["channel"] == channel:
                     message.update(body)
@@ -281,11 +321,17 @@ class Workspace:
             if (channel, ts) in self.messages:
                 self.messages[(channel, ts)].update(body)
                 return
-        if args.get("delete_original") and ts:
-            self.ephemeral = [m for m in self.ephemeral if m["ts"] != ts]
-            self.messages.pop((channel, ts), None)
+            if ts == target.get("ack_ts"):
+                target["answer"] = body
+                return
+        elif args.get("delete_original"):
+            if ts == target.get("ack_ts") and not any(m["ts"] == ts for m in self.ephemeral):
+                target["answer"] = None
+            if ts:
+                self.ephemeral = [m for m in self.ephemeral if m["ts"] != ts]
+                self.messages.pop((channel, ts), None)
             return
-        new_ts = ts or self._next_ts()
+        new_ts = ts_given or target.get("ts") or self._next_ts()
         if args.get("response_type") == "in_channel":
             self.messages[(channel, new_ts)] = body
         else:
@@ -323,6 +369,20 @@ class Workspace:
         pinned.append(str(ts))
         return {}
 
+    def _react(self, args: dict[str, Any], *, add: bool) -> dict[str, Any]:
+        """reactions.add / reactions.remove by the bot, with Slack's errors for a repeat or a missing one."""
+        channel, ts, name = str(args.get("channel")), str(args.get("timestamp") or ""), str(args.get("name") or "")
+        if not ts or not name:
+            raise SlackError("no_item_specified" if not ts else "invalid_name")
+        self._message(channel, ts)
+        who = self.reactions.setdefault((channel, ts), {}).setdefault(name, set())
+        if add and BOT_USER in who:
+            raise SlackError("already_reacted")
+        if not add and BOT_USER not in who:
+            raise SlackError("no_reaction")
+        (who.add if add else who.discard)(BOT_USER)
+        return {}
+
     def _pins(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel"))
         if self._hidden(channel):
@@ -351,7 +411,7 @@ class Workspace:
             raise SlackError("invalid_arguments")
         if int(args.get("length") or 0) <= 0:
             raise SlackError("missing_argument")  # Slack: "typically only occurs when the length provided is 0"
-        file_id = f"F{next(self._ids):08d}"
+        file_id = f"F{self._take_id():08d}"
         self.files[file_id] = {"id": file_id, "filename": args["filename"], "length": int(args["length"]),
                                "title": None, "content": None, "completed": False, "channel": None,
                                "initial_comment": None, "thread_ts": None}
@@ -387,11 +447,30 @@ class Workspace:
         view = args.get("view") or {}
         view = json.loads(view) if isinstance(view, str) else view
         self.views[view_id] = view
-        # Whose screen the modal is on: the playground's trigger ids start with the user's ID.
+        # Whose screen the modal is on: the playground's trigger ids are `<user>.<screen>.<random>` (or `<user>.<random>`).
         trigger = str(args.get("trigger_id") or "")
         if trigger:
-            self.view_owner[view_id] = trigger.split(".")[0]
+            owner, *rest = trigger.split(".")
+            self.view_owner[view_id] = owner
+            self.view_screen[view_id] = rest[0] if len(rest) > 1 else ""
         return {"view": {"id": view_id, **view}}
+
+    def close_views(self, screen: str) -> None:
+        """The page showing `screen` went away (a reload, a closed tab): its modals close, as in Slack."""
+        for view_id in [v for v, on in self.view_screen.items() if on == screen]:
+            self.views.pop(view_id, None)
+            self.view_owner.pop(view_id, None)
+            self.view_screen.pop(view_id, None)
+
+
+_THREAD_KEYS = ("thread_ts", "reply_broadcast")
+
+
+def _thread_of(args: dict[str, Any]) -> dict[str, Any]:
+    """A reply's place: the parent's ts, and whether it is also shown in the channel."""
+    if not args.get("thread_ts"):
+        return {}
+    return {"thread_ts": str(args["thread_ts"]), **({"reply_broadcast": True} if _flag(args.get("reply_broadcast")) else {})}
 
 
 def _json_arg(value: Any) -> Any:

@@ -34,6 +34,7 @@ from bot.clock import Clock
 from bot.context import Context
 from bot.settings import Settings
 from bot.store import Store, create_store
+from bot.tracing import NO_TRACER, Tracer
 from playground.payloads import SIGNING_SECRET, sign
 from playground.slack_api import FakeSlack
 from tests.targets import Targets
@@ -116,7 +117,8 @@ class RunningBot:
     slack: FakeSlack
     http: aiohttp.ClientSession
 
-    async def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None, signed: bool = True) -> aiohttp.ClientResponse:
+    async def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None,
+                   signed: bool = True) -> aiohttp.ClientResponse:
         all_headers = {"Content-Type": content_type, **(sign(body) if signed else {}), **(headers or {})}
         async with self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=all_headers) as response:
             await response.read()
@@ -138,8 +140,9 @@ def make_settings(slack: FakeSlack, database_url: str, **extra: object) -> Setti
 
 
 async def start_bot(settings: Settings, catalog_yaml: str, slack: FakeSlack, http: aiohttp.ClientSession,
-                    environ: dict[str, str] | None = None, clock: Clock | None = None) -> tuple[RunningBot, web.AppRunner]:
-    ctx = build_context(settings, parse_catalog(catalog_yaml), environ=environ or {}, clock=clock)
+                    environ: dict[str, str] | None = None, clock: Clock | None = None,
+                    tracer: Tracer = NO_TRACER) -> tuple[RunningBot, web.AppRunner]:
+    ctx = build_context(settings, parse_catalog(catalog_yaml), environ=environ or {}, clock=clock, tracer=tracer)
     app = build_web_app(ctx, build_bolt_app(ctx, [handlers.register]))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -244,6 +247,37 @@ async def silent_port() -> AsyncIterator[int]:
     for writer in held:
         writer.close()
     server.close()
+
+
+@pytest.fixture(scope="session")
+def snapshot_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for the session's RDB snapshots (`redis-cli --rdb`); its URL.
+
+    Each `--rdb` is a replica's full sync, which the shared server delays by `repl-diskless-sync-delay` (5 s)
+    in case more replicas come; this one starts at once, and no test's snapshot waits out another's. Started
+    synchronously, so no test's event loop owns it; tests keep their keys apart by unique names.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+            "--dir", str(tmp_path_factory.mktemp("snapshot-redis"))]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not accepts_connections(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                _, err = proc.communicate()
+                pytest.fail(f"redis-server did not start on port {port}: {err.decode(errors='replace').strip()}")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=10)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
@@ -41,7 +41,7 @@ NOT_COPIED = {REVISION, HISTORY, "deployment.kubernetes.io/desired-replicas", "d
               "kubectl.kubernetes.io/last-applied-configuration"}
 MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
               "volumeMounts": "mountPath"}
-EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DEPLOYMENT = "/apis/apps/v1/namespaces/{ns}/deployments/{name}"
 CONFIGMAP = "/api/v1/namespaces/{ns}/configmaps/{name}"
 METRICS = "/apis/metrics.k8s.io/v1beta1"
@@ -91,7 +91,7 @@ class K8sApi:
         self.rollouts: Literal["auto", "stuck"] = "auto"
         self.rollout_delay = 0.02
         self.broken_images: set[str] = set()
-        self.now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.requests: list[Recorded] = []
         self.before_request: Callable[[str, str], None] | None = None
         self._deployments: dict[tuple[str, str], Obj] = {}
@@ -704,7 +704,7 @@ def _rfc3339(when: datetime) -> str:
 
 def _rfc3339nano(when: datetime) -> str:
     """Go's RFC3339Nano, as the kubelet stamps log lines: nanoseconds without trailing zeros, in UTC."""
-    utc = when.astimezone(timezone.utc)
+    utc = when.astimezone(UTC)
     fraction = f"{utc.microsecond:06d}000".rstrip("0")
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 

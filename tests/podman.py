@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -180,7 +181,7 @@ class Images:
 
 
 @pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+def podman() -> Iterator[Podman]:
     """The podman service for the whole run; fails (never skips) when podman is not installed."""
     missing = [tool for tool in ("podman", "runc", "busybox") if shutil.which(tool) is None]
     if missing:
@@ -191,7 +192,9 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     busybox = Path(shutil.which("busybox") or "")
     if b"ld-linux" in busybox.read_bytes()[:8192]:  # a dynamic busybox would find no libc in the image
         pytest.fail(f"{busybox} is dynamically linked; install busybox-static", pytrace=False)
-    tmp = Path(tmp_path_factory.mktemp("podman"))
+    # Not under pytest's basetemp: podman refuses a runroot longer than 50 characters, and an xdist worker's
+    # basetemp (/tmp/pytest-of-root/pytest-N/popen-gw0/…) is longer. Removed at the end like the rest.
+    tmp = Path(tempfile.mkdtemp(prefix="opsbot-podman-"))
     (tmp / "containers.conf").write_text(CONTAINERS_CONF)
     env = {**os.environ, "CONTAINERS_CONF": str(tmp / "containers.conf")}
     env.pop("DOCKER_HOST", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -17,6 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
+from bot.catalog import load_catalog
+from bot.cli import main
 from bot.clock import SystemClock
 from tests.test_approvals import ops
 
@@ -42,6 +47,32 @@ def example(name: str, replacements: Mapping[str, str]) -> str:
     for old, new in replacements.items():
         text = text.replace(old, new)
     return text
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `opsbot check-config` printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def check_config(path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                 **environ: str) -> Checked:
+    """`opsbot check-config PATH` as `python -m bot` runs it (bot.cli.main), in this process: a subprocess would
+    only add seconds of interpreter start. Its environment has none of opsbot's settings nor the catalog's
+    secrets except `environ` (tests/test_cli.py proves the `opsbot` command itself)."""
+    settings = ("SLACK_", "DATABASE_URL", "REDIS_URL", "OPSBOT_", "PORT", "LOG_LEVEL")
+    secrets = {env for _, env in load_catalog(path).secret_envs()}
+    for name in [name for name in os.environ if name.startswith(settings) or name in secrets]:
+        monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    code = main(["check-config", str(path)])
+    out, err = capsys.readouterr()
+    return Checked(code, out, err)
 
 
 class ShiftedClock(SystemClock):
@@ -130,7 +161,7 @@ class Report:
         return [line for line in self.lines if not line.green]
 
     def __str__(self) -> str:
-        return "\n".join([self.headline, *(f"{l.emoji} {l.service} `{l.check}` {l.reason}" for l in self.lines)])
+        return "\n".join([self.headline, *(f"{line.emoji} {line.service} `{line.check}` {line.reason}" for line in self.lines)])
 
 
 def read_report(message: dict) -> Report:

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 
 from bot.actions.models import ActionState
-from tests.conftest import RunningBot, make_settings, start_bot
 from playground.slack_api import FakeSlack
-from tests.test_approvals import ALICE, BOB, CHANNEL, DAVE, button, click, current, ops, requested, text
+from tests.conftest import RunningBot, make_settings, start_bot
+from tests.test_approvals import ALICE, BOB, DAVE, button, click, current, ops, requested, text
 
 if TYPE_CHECKING:
     from tests.podman import Containers, Images, Podman
@@ -62,7 +62,7 @@ services:
 
 
 async def test_a_production_restart_waits_for_a_second_person_then_restarts_the_container_once(api) -> None:
-    bot, container, port = api
+    bot, container, _port = api
     container.reload()
     started_before = container.attrs["State"]["StartedAt"]
 
@@ -73,7 +73,8 @@ async def test_a_production_restart_waits_for_a_second_person_then_restarts_the_
 
     run_id, posted = await requested(bot, "restart api")
     assert "Approval needed: restart api" in text(posted)
-    replies = await asyncio.gather(click(bot, "approval.approve", str(run_id), BOB), click(bot, "approval.approve", str(run_id), DAVE))
+    replies = await asyncio.gather(click(bot, "approval.approve", str(run_id), BOB),
+                                   click(bot, "approval.approve", str(run_id), DAVE))
     await bot.settle()
     assert sum("runs now" in reply for reply in replies) == 1
 
@@ -88,7 +89,7 @@ async def test_a_production_restart_waits_for_a_second_person_then_restarts_the_
 
 
 async def test_a_failing_service_in_a_health_report_offers_restart(api) -> None:
-    bot, container, port = api
+    bot, container, _port = api
     await asyncio.to_thread(container.stop, timeout=1)
     report = await ops(bot, "health api")
     [restart] = [b["accessory"] for b in report["blocks"] if b.get("accessory", {}).get("action_id") == "health.restart"]
@@ -101,7 +102,8 @@ async def test_history_and_pending_approvals(api) -> None:
     bot, _, _ = api
     run_id, _ = await requested(bot, "restart api")
     pending = await ops(bot, "approvals")
-    assert f"#{run_id} *restart api* · pending" in text(pending)
+    assert f"|#{run_id}> *restart api* · _production_" in text(pending)  # linked to its message in the channel
+    assert button(pending, "approval.approve")["value"] == str(run_id)
     history = await ops(bot, "history api")
     assert f"#{run_id}" in text(history) and "Deploy revisions" in text(history)
 
@@ -144,7 +146,8 @@ services:
         await runner.cleanup()
 
 
-async def test_a_kubernetes_rollback_through_slack_restores_the_previous_template(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+async def test_a_kubernetes_rollback_through_slack_restores_the_previous_template(slack: FakeSlack, http: aiohttp.ClientSession,
+                                                                                  tmp_path: Path) -> None:
     from tests.k8s_api import K8sApi
 
     api = K8sApi(token="k8s-secret-token")
@@ -158,7 +161,8 @@ approvals:
 services:
   web:
     environment: staging
-    target: {{type: kubernetes, namespace: shop, deployment: web, api_url: "{api.url}", token_env: K8S_TOKEN, poll_interval: 0.05, rollout_timeout: 10}}
+    target: {{type: kubernetes, namespace: shop, deployment: web, api_url: "{api.url}", token_env: K8S_TOKEN,
+              poll_interval: 0.05, rollout_timeout: 10}}
 """
     bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog, slack, http,
                                   environ={"K8S_TOKEN": "k8s-secret-token"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +14,9 @@ import aiohttp
 from bot.actions import service as actions
 from bot.actions.models import ActionKind, ActionRun, ActionState
 from bot.clock import ManualClock
-from tests.conftest import REDIS_URL, free_port, make_settings, start_bot
+from bot.store import create_store
 from playground.slack_api import FakeSlack
+from tests.conftest import REDIS_URL, free_port, make_settings, start_bot
 from tests.test_approvals import ALICE, BOB, CAROL, DAVE, catalog, click, current, requested, text
 
 if TYPE_CHECKING:
@@ -56,9 +57,11 @@ services:
         second, _ = await requested(two, "restart api", user=CAROL)
         await asyncio.gather(click(one, "approval.approve", str(first), BOB), click(two, "approval.approve", str(second), DAVE))
         await asyncio.gather(one.settle(), two.settle())
-        states = sorted([(await one.ctx.store.get_action(first)).state.value, (await one.ctx.store.get_action(second)).state.value])  # type: ignore[union-attr]
+        states = sorted([(await one.ctx.store.get_action(first)).state.value,
+                         (await one.ctx.store.get_action(second)).state.value])  # type: ignore[union-attr]
         assert states == ["failed", "succeeded"]
-        loser = next(r for r in [await one.ctx.store.get_action(first), await one.ctx.store.get_action(second)] if r and r.state is ActionState.FAILED)
+        loser = next(r for r in [await one.ctx.store.get_action(first), await one.ctx.store.get_action(second)] if r
+                     and r.state is ActionState.FAILED)
         assert "is running on `api`" in loser.outcome and "nothing ran" in loser.target_state
     finally:
         await runner_one.cleanup()
@@ -68,17 +71,19 @@ services:
 async def test_a_silent_replicas_run_is_interrupted_by_the_loop_and_a_live_one_is_not(
     slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path,
 ) -> None:
-    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
     bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
     try:
         now = clock.now()
         run_id = await bot.ctx.store.create_action(ActionRun(
             service="files", kind=ActionKind.BACKUP, environment="production", target="x", requested_by=ALICE,
             created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING))
-        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b", heartbeat_at=now)
+        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b",
+                                              heartbeat_at=now)
         assert await actions.recover(bot.ctx) == 0, "a fresh heartbeat means a live run"
 
-        clock.advance(actions.STALE_AFTER + 31)  # replica-b went silent; the loop wakes up
+        # replica-b went silent: a lease later its run is stale, and the loop's next chore pass sees it.
+        clock.advance(bot.ctx.settings.lease_seconds + bot.ctx.settings.chore_seconds + 1)
 
         async def interrupted() -> bool:
             run = await bot.ctx.store.get_action(run_id)
@@ -88,9 +93,93 @@ async def test_a_silent_replicas_run_is_interrupted_by_the_loop_and_a_live_one_i
         await runner.cleanup()
 
 
-async def test_the_background_loop_expires_requests(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+class SteppedClock(ManualClock):
+    """A manual clock that, moved on, waits until whoever it woke (the scheduler's loop) is asleep again: each
+    step's pass has then run to the end."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.naps = 0
+        self.deadlines: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.naps += 1
+        deadline = self.monotonic() + max(seconds, 0.0)
+        self.deadlines.append(deadline)
+        try:
+            await super().sleep(seconds)
+        finally:
+            self.deadlines.remove(deadline)
+
+    async def step(self, seconds: float) -> None:
+        woken = sum(1 for at in self.deadlines if at <= self.monotonic() + seconds)
+        naps = self.naps
+        self.advance(seconds)
+
+        async def asleep_again() -> bool:
+            return self.naps >= naps + woken
+        await eventually(asleep_again)
+
+
+def silent_run(now: datetime) -> ActionRun:
+    return ActionRun(service="files", kind=ActionKind.BACKUP, environment="production", target="x", requested_by=ALICE,
+                     created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING)
+
+
+async def test_a_live_replica_sees_a_dead_peers_run_within_30_s_by_default(
+    slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path,
+) -> None:
+    clock = SteppedClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
+    bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
+    try:
+        run_id = await bot.ctx.store.create_action(silent_run(clock.now()))
+        # replica-b's last heartbeat, then it is SIGKILLed.
+        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING},
+                                              lease_owner="replica-b", heartbeat_at=clock.now())
+        seen_at, interrupted = None, None
+        for second in range(1, 41):
+            await clock.step(1)
+            run = await bot.ctx.store.get_action(run_id)
+            if run is not None and run.state is ActionState.INTERRUPTED:
+                seen_at, interrupted = second, run
+                break
+        assert seen_at is not None and bot.ctx.settings.lease_seconds <= seen_at <= 30, seen_at
+        assert interrupted is not None and interrupted.outcome == "Interrupted: opsbot stopped while this was running."
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_replica_that_starts_interrupts_stale_runs_at_once_and_leaves_live_ones(
+    slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path,
+) -> None:
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    settings = make_settings(slack, database_url)
+    store = create_store(database_url)
+    await store.open()
+    await store.migrate()
+    try:
+        # A replica killed 25 s ago (by default its lease lapsed 5 s ago), and a live peer that renewed 3 s ago.
+        assert settings.lease_seconds < 25
+        dead = await store.create_action(silent_run(now))
+        await store.transition_action(dead, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b",
+                                      heartbeat_at=now - timedelta(seconds=25))
+        live = await store.create_action(silent_run(now))
+        await store.transition_action(live, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-c",
+                                      heartbeat_at=now - timedelta(seconds=3))
+    finally:
+        await store.close()
+    bot, runner = await start_bot(settings, catalog(tmp_path), slack, http, clock=ManualClock(now))
+    try:  # started and serving; the clock has not moved
+        assert (await bot.ctx.store.get_action(dead)).state is ActionState.INTERRUPTED  # type: ignore[union-attr]
+        assert (await bot.ctx.store.get_action(live)).state is ActionState.RUNNING  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_background_loop_expires_requests(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession,
+                                                    tmp_path: Path) -> None:
     slack.groups = {"S0LEADS": [BOB], "S0OPS": [ALICE]}
-    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
     bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
     try:
         run_id, _ = await requested(bot, "backup files")
@@ -109,7 +198,8 @@ async def _async(value: bool) -> bool:
     return value
 
 
-async def test_an_unreachable_lock_store_refuses_to_act_and_says_so(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+async def test_an_unreachable_lock_store_refuses_to_act_and_says_so(slack: FakeSlack, http: aiohttp.ClientSession,
+                                                                    tmp_path: Path) -> None:
     slack.groups = {"S0LEADS": [BOB], "S0OPS": [ALICE]}
     settings = make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}", redis_url=f"redis://127.0.0.1:{free_port()}/0")
     bot, runner = await start_bot(settings, catalog(tmp_path), slack, http)

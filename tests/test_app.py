@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from bot.audit import Outcome
-from tests.conftest import PG_ADMIN_DSN, REDIS_URL, RunningBot, make_settings, start_bot
-from playground.slack_api import FakeSlack
 from playground.payloads import block_action, event_callback, slash_command
+from playground.slack_api import Call, FakeSlack
+from tests.conftest import PG_ADMIN_DSN, REDIS_URL, RunningBot, make_settings, start_bot
 from tests.targets import Targets
 
 USER, OTHER, CHANNEL = "U0ALICE", "U0BOB", "C0OPS"
@@ -60,7 +60,8 @@ services:
 
 
 @pytest.fixture
-async def bot(slack: FakeSlack, targets: Targets, database_url: str, http: aiohttp.ClientSession, tmp_path) -> AsyncIterator[RunningBot]:
+async def bot(slack: FakeSlack, targets: Targets, database_url: str, http: aiohttp.ClientSession,
+              tmp_path) -> AsyncIterator[RunningBot]:
     settings = make_settings(slack, database_url, redis_url=REDIS_URL)
     running, runner = await start_bot(
         settings, catalog_for(targets, str(tmp_path)), slack, http, environ={"TEST_PG_DSN": PG_ADMIN_DSN}
@@ -76,6 +77,13 @@ async def ops(bot: RunningBot, text: str, *, user: str = USER, key: str | None =
     return response, response_url
 
 
+async def reported(slack: FakeSlack, timeout: float = 10.0) -> Call:
+    """The report of `/ops health`: its "⏳ Running …" placeholder is deleted first, so it does not stay above it."""
+    placeholder, report = await slack.wait_for("response_url", count=2, timeout=timeout)
+    assert placeholder.path == report.path and placeholder.args == {"delete_original": True}
+    return report
+
+
 def lines_of(message: dict) -> str:
     """All the text a person would read in a message's blocks."""
     out = []
@@ -83,7 +91,8 @@ def lines_of(message: dict) -> str:
         if "text" in block:
             out.append(block["text"]["text"])
         for element in block.get("elements", []):
-            out.append(element.get("text", {}).get("text", "") if isinstance(element.get("text"), dict) else element.get("text", ""))
+            out.append(element.get("text", {}).get("text", "") if isinstance(element.get("text"), dict)
+                       else element.get("text", ""))
     return "\n".join(out)
 
 
@@ -94,7 +103,7 @@ async def test_health_all_acks_at_once_and_answers_in_channel_in_about_the_slowe
     assert response.status == 200
     assert acked < 1.0, f"ack took {acked:.2f} s"
 
-    [reply] = await bot.slack.wait_for("response_url", timeout=10)
+    reply = await reported(bot.slack)
     answered = reply.at - started
     # Concurrent: about the 2 s timeout of the slowest check, not the 4+ s of running them one by one.
     assert 1.9 <= answered < 3.5, f"answered after {answered:.2f} s"
@@ -110,7 +119,7 @@ async def test_health_all_acks_at_once_and_answers_in_channel_in_about_the_slowe
 
 async def test_health_of_databases_redis_and_disk_is_green(bot: RunningBot) -> None:
     await ops(bot, "health data")
-    [reply] = await bot.slack.wait_for("response_url")
+    reply = await reported(bot.slack)
     text = lines_of(reply.args)
     assert "✅ All 1 service healthy" in text
     assert "connections in use" in text and "PONG" in text and "% used" in text
@@ -125,11 +134,12 @@ async def test_health_ack_is_an_ephemeral_progress_note(bot: RunningBot) -> None
 
 async def test_health_run_and_command_are_stored(bot: RunningBot) -> None:
     await ops(bot, "health payments")
-    await bot.slack.wait_for("response_url")
+    await reported(bot.slack)
     await bot.settle()
 
     [entry] = await bot.ctx.store.audit_entries()
-    assert (entry.kind, entry.name, entry.args, entry.actor_id, entry.channel_id) == ("command", "/ops", "health payments", USER, CHANNEL)
+    assert (entry.kind, entry.name, entry.args, entry.actor_id, entry.channel_id) == ("command", "/ops", "health payments", USER,
+                                                                                      CHANNEL)
     assert entry.outcome is Outcome.OK and entry.duration_ms is not None
     [run] = await bot.ctx.store.health_runs_since(bot.ctx.clock.now().replace(year=2000))
     assert run.scope == ("payments",) and run.results[0].reason == "HTTP 500 (expected 200)"
@@ -137,7 +147,7 @@ async def test_health_run_and_command_are_stored(bot: RunningBot) -> None:
 
 async def test_rerun_button_updates_the_same_message_with_fresh_results(bot: RunningBot, targets: Targets) -> None:
     await ops(bot, "health flaky")
-    [first] = await bot.slack.wait_for("response_url")
+    first = await reported(bot.slack)
     assert "✅ All 1 service healthy" in lines_of(first.args)
     button = next(b for b in first.args["blocks"] if b["type"] == "actions")["elements"][0]
     assert button["action_id"] == "health.rerun"
@@ -148,8 +158,8 @@ async def test_rerun_button_updates_the_same_message_with_fresh_results(bot: Run
     response = await bot.post(body, content_type)
     assert response.status == 200
 
-    calls = await bot.slack.wait_for("response_url", count=3)
-    progress, result = calls[1].args, calls[2].args
+    calls = await bot.slack.wait_for("response_url", count=4)
+    progress, result = calls[2].args, calls[3].args
     assert progress["replace_original"] is True and f"Re-running for <@{OTHER}>" in lines_of(progress)
     assert result["replace_original"] is True
     assert "❌ 1 of 1 service failing" in lines_of(result) and "HTTP 503" in lines_of(result)
@@ -183,10 +193,13 @@ async def test_help_lists_commands_and_services(bot: RunningBot) -> None:
         assert body["response_type"] == "ephemeral"
         rendered = lines_of(body)
         assert "/ops health [service …|all]" in rendered and "`payments`" in rendered
+        # Slack reads a bare <service> as a link or a control sequence and shows nothing: placeholders are escaped.
+        assert "/ops restart &lt;service&gt; [reason]" in rendered and "<service>" not in rendered
+        assert "`/incident declare P1 &lt;title&gt;`" in rendered and "`/incident help`" in rendered
 
 
 @pytest.mark.parametrize(
-    "headers,signed",
+    ("headers", "signed"),
     [
         ({}, False),  # no signature at all
         ({"X-Slack-Signature": "v0=" + "0" * 64}, True),  # wrong signature
@@ -227,7 +240,8 @@ async def test_a_retried_event_delivery_is_processed_once(bot: RunningBot) -> No
 
 
 async def test_reaction_events_are_acknowledged(bot: RunningBot) -> None:
-    event = {"type": "reaction_added", "user": USER, "reaction": "pushpin", "item": {"type": "message", "channel": CHANNEL, "ts": "1.2"}, "event_ts": "1.3"}
+    event = {"type": "reaction_added", "user": USER, "reaction": "pushpin",
+             "item": {"type": "message", "channel": CHANNEL, "ts": "1.2"}, "event_ts": "1.3"}
     body, content_type = event_callback(event)
     assert (await bot.post(body, content_type)).status == 200
 
@@ -235,7 +249,7 @@ async def test_reaction_events_are_acknowledged(bot: RunningBot) -> None:
 async def test_rate_limited_and_failing_slack_calls_are_retried(bot: RunningBot) -> None:
     bot.slack.fail_next("response_url", status=500)
     await ops(bot, "health web")
-    [reply] = await bot.slack.wait_for("response_url", timeout=15)
+    reply = await reported(bot.slack, timeout=15)
     assert "✅" in lines_of(reply.args)
     assert len(bot.slack.of("response_url!failed")) == 1
 
@@ -271,13 +285,15 @@ async def test_a_catalog_too_large_for_one_message_is_summarised_and_slack_accep
     slack: FakeSlack, targets: Targets, http: aiohttp.ClientSession, tmp_path
 ) -> None:
     entries = "".join(
-        f"  svc{i:02}:\n    environment: production\n    checks:\n      - {{type: http, url: '{targets.url('/fail' if i % 5 == 0 else '/ok')}'}}\n"
+        f"  svc{i:02}:\n    environment: production\n    checks:\n      - {{type: http, url: "
+        f"'{targets.url('/fail' if i % 5 == 0 else '/ok')}'}}\n"
         for i in range(60)
     )
-    running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), f"services:\n{entries}", slack, http)
+    running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), f"services:\n{entries}", slack,
+                                      http)
     try:
         await ops(running, "health")
-        [reply] = await slack.wait_for("response_url")
+        reply = await reported(slack)
         assert len(reply.args["blocks"]) <= 50
         text = lines_of(reply.args)
         assert "❌ 12 of 60 services failing" in text and "*60 services*: 48 ✅ healthy" in text
@@ -300,7 +316,7 @@ async def test_a_request_cut_short_by_shutdown_is_audited_and_the_user_told(bot:
 
 async def test_a_rerun_whose_result_cannot_be_delivered_puts_the_old_report_back(bot: RunningBot) -> None:
     await ops(bot, "health web")
-    [first] = await bot.slack.wait_for("response_url")
+    first = await reported(bot.slack)
     value = next(b for b in first.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]
     # The "re-running" note goes through, then the new report is refused (404 is not retried).
     bot.slack.fail_next("response_url", status=404, after=1)
@@ -314,7 +330,8 @@ async def test_a_rerun_whose_result_cannot_be_delivered_puts_the_old_report_back
 
 
 async def test_a_rerun_of_a_run_no_longer_stored_says_so(bot: RunningBot) -> None:
-    body, content_type = block_action("health.rerun", "987654", user=OTHER, channel=CHANNEL, response_url=bot.slack.response_url())
+    body, content_type = block_action("health.rerun", "987654", user=OTHER, channel=CHANNEL,
+                                      response_url=bot.slack.response_url())
     await bot.post(body, content_type)
     [reply] = await bot.slack.wait_for("response_url")
     assert "no longer stored" in reply.args["text"] and reply.args["response_type"] == "ephemeral"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -17,9 +17,9 @@ import pytest
 from bot.actions import service as actions
 from bot.actions.models import ActionKind, ActionRun, ActionState, BackupLabel
 from bot.clock import ManualClock
-from tests.conftest import RunningBot, make_settings, start_bot
-from playground.slack_api import FakeSlack
 from playground.payloads import block_action, sign, slash_command, view_submission
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, make_settings, start_bot
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 CHANNEL = "C0OPS"
@@ -68,7 +68,8 @@ async def ops(bot: RunningBot, text: str, user: str = ALICE) -> dict:
     """What the user sees in answer: the ack's body, or what came through the command's response_url."""
     url = bot.slack.response_url()
     body, content_type = slash_command("/ops", text, user=user, channel=CHANNEL, response_url=url)
-    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}) as response:
+    async with bot.http.post(f"{bot.url}/slack/events", data=body,
+                             headers={"Content-Type": content_type, **sign(body)}) as response:
         assert response.status == 200
         acked = await response.text()
     await bot.settle()
@@ -108,19 +109,20 @@ async def requested(bot: RunningBot, command: str, user: str = ALICE, reason: st
     await click(bot, "action.request", run_id, user)
     if len(bot.slack.of("views.open")) > opened:  # no reason was typed: the modal asks for one
         await submit(bot, bot.slack.of("views.open")[-1].args["view"], reason, user)
-    [post] = [c for c in bot.slack.of("chat.postMessage")][-1:]
+    [post] = list(bot.slack.of("chat.postMessage"))[-1:]
     return int(run_id), post.args
 
 
 async def submit(bot: RunningBot, view: dict, reason: str, user: str) -> None:
-    body, content_type = view_submission(view["callback_id"], {"reason": {"reason.input": {"type": "plain_text_input", "value": reason}}},
+    body, content_type = view_submission(view["callback_id"],
+                                         {"reason": {"reason.input": {"type": "plain_text_input", "value": reason}}},
                                          user=user, private_metadata=view["private_metadata"])
     assert (await bot.post(body, content_type)).status == 200
     await bot.settle()
 
 
 def current(bot: RunningBot, run_id: int) -> dict:
-    [(key, message)] = [(k, m) for k, m in bot.slack.messages.items() if f"Action #{run_id} " in text(m)][-1:]
+    [(_key, message)] = [(k, m) for k, m in bot.slack.messages.items() if f"Action #{run_id} " in text(m)][-1:]
     return message
 
 
@@ -130,7 +132,8 @@ async def test_a_production_backup_needs_a_second_person_and_then_runs_once(bot:
     assert "1 approval from <!subteam^S0LEADS>" in text(plan) and "before the upgrade" in text(plan)
     run_id, posted = await requested(bot, "backup files")
     assert posted["channel"] == CHANNEL and "Approval needed: backup files" in text(posted)
-    button(posted, "approval.approve")
+    # No "Approve?" dialog: Slack would show it to the requester too, who would confirm and only then be refused.
+    assert "confirm" not in button(posted, "approval.approve")
 
     assert "second person" in await click(bot, "approval.approve", str(run_id), ALICE)
     assert "not an approver" in await click(bot, "approval.approve", str(run_id), CAROL)
@@ -185,7 +188,8 @@ async def test_two_approvers_needed_for_a_restore(bot: RunningBot, tmp_path: Pat
     assert data.read_text() == "files: 1\n"
     labels = sorted(b.label.value for b in await bot.ctx.store.backups("files"))
     assert labels == ["manual", "safety"]
-    assert "Safety backup" in text(current(bot, restore_id)) and "✅ Done: restore files from backup" in text(current(bot, restore_id))
+    shown = text(current(bot, restore_id))
+    assert "Safety backup" in shown and "✅ Done: restore files from backup" in shown
 
 
 async def test_simultaneous_approvals_and_duplicate_deliveries_run_it_once(bot: RunningBot) -> None:
@@ -207,9 +211,10 @@ async def test_a_double_click_on_request_posts_one_request(bot: RunningBot) -> N
     assert len(bot.slack.of("chat.postMessage")) == 1
 
 
-async def test_requests_expire_and_never_run(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+async def test_requests_expire_and_never_run(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession,
+                                             tmp_path: Path) -> None:
     slack.groups = {"S0LEADS": [BOB], "S0OPS": [ALICE]}
-    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
     ctx_bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
     try:
         run_id, _ = await requested(ctx_bot, "backup files")
@@ -235,7 +240,8 @@ async def test_a_second_action_while_one_runs_is_refused_naming_it(bot: RunningB
         service="files", kind=ActionKind.RESTORE, environment="production", target="x", requested_by=CAROL,
         created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING))
     # As a live run on another replica looks: it holds the run and keeps its heartbeat fresh.
-    await bot.ctx.store.transition_action(busy, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="other-replica", heartbeat_at=now)
+    await bot.ctx.store.transition_action(busy, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="other-replica",
+                                          heartbeat_at=now)
     refused = await ops(bot, "backup files")
     assert f"restore files #{busy} (requested by <@{CAROL}>) is under way on `files`" in text(refused)
     assert bot.slack.of("chat.postMessage") == []
@@ -256,12 +262,14 @@ async def test_an_approved_action_finding_its_service_locked_does_not_run(bot: R
         await lease.release()
 
 
-async def test_a_run_cut_short_by_a_crash_is_marked_interrupted_at_start_up(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+async def test_a_run_cut_short_by_a_crash_is_marked_interrupted_at_start_up(slack: FakeSlack, database_url: str,
+                                                                            http: aiohttp.ClientSession, tmp_path: Path) -> None:
     first, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http)
     run_id, _ = await requested(first, "backup files")
     # What a replica that died mid-run leaves behind: the row says running, and nobody holds the lease.
     await first.ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING})
-    await first.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, started_at=first.ctx.clock.now())
+    await first.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED},
+                                            started_at=first.ctx.clock.now())
     await runner.cleanup()
 
     second, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path / "again"), slack, http)
@@ -274,12 +282,14 @@ async def test_a_run_cut_short_by_a_crash_is_marked_interrupted_at_start_up(slac
 
 
 @pytest.mark.parametrize(
-    "command,expected",
+    ("command", "expected"),
     [
-        ("restart", "Usage: `/ops restart <service> [reason]`: name a service"),
+        ("restart", "Usage: `/ops restart &lt;service&gt; [reason]`: name a service"),
         ("restart filez", "Did you mean `files`?"),
-        ("restore files", "the backup id is a number"),
+        ("restore files", "name a backup id of files (`/ops backups files`), or `latest` (its newest verified backup)"),
         ("restore files 999", "`files` has no backup `999`"),
+        ("restore files latest", "`files` has no verified backup yet; take one with `/ops backup files`"),
+        ("restore files newest", "name a backup id of files"),
         ("rollback files to 'x;rm'", "a revision number or an image tag"),
         ("backup nothing", "its catalog entry has no `backup:`"),
         ("restart files", "its catalog entry has no `target:`"),
@@ -312,3 +322,37 @@ async def test_backups_list_offers_restore_and_back_up_now(bot: RunningBot) -> N
     [restore] = [b["accessory"] for b in listing["blocks"] if b.get("accessory", {}).get("action_id") == "backup.restore"]
     assert restore["value"] == str(record.id)
     assert f"Plan: restore scratch from backup {record.id}" in await click(bot, "backup.restore", restore["value"], ALICE)
+
+
+async def test_restore_latest_plans_the_newest_verified_backup_by_its_id(bot: RunningBot) -> None:
+    run_id, _ = await requested(bot, "backup files")
+    await click(bot, "approval.approve", str(run_id), BOB)
+    [backup] = await bot.ctx.store.backups("files")
+    plan = await ops(bot, "restore files LATEST config got corrupted")
+    assert f"📝 Plan: restore files from backup {backup.id}" in text(plan)
+    planned = await bot.ctx.store.get_action(int(button(plan, "action.request")["value"]))
+    assert planned is not None and planned.params["backup_id"] == backup.id  # what runs is what the plan showed
+
+
+async def test_pending_approvals_link_to_their_message_and_can_be_decided_there(bot: RunningBot) -> None:
+    run_id, _ = await requested(bot, "backup files")
+    listing = await ops(bot, "approvals", DAVE)
+    run = await bot.ctx.store.get_action(run_id)
+    assert run is not None and run.message_ts
+    assert f"<https://fake.slack/archives/{CHANNEL}/p{run.message_ts.replace('.', '')}|#{run_id}>" in text(listing)
+    assert button(listing, "approval.approve")["value"] == button(listing, "approval.deny")["value"] == str(run_id)
+    assert "runs now" in await click(bot, "approval.approve", str(run_id), BOB)
+    await bot.settle()
+    assert "Nothing is waiting for approval." in text(await ops(bot, "approvals", DAVE))
+
+
+async def test_history_without_a_service_shows_every_services_runs(bot: RunningBot) -> None:
+    files_id, _ = await requested(bot, "backup files")
+    scratch = await ops(bot, "backup scratch")
+    await click(bot, "action.request", button(scratch, "action.request")["value"], ALICE)
+    await bot.settle()
+    everything = text(await ops(bot, "history"))
+    assert "Recent history of every service" in everything
+    assert f"#{files_id} *backup files*" in everything and "*backup scratch*" in everything
+    only_files = text(await ops(bot, "history files"))
+    assert f"#{files_id} *backup files*" in only_files and "backup scratch" not in only_files

@@ -61,7 +61,8 @@ services:
 
 
 @pytest.fixture
-async def bot(slack: FakeSlack, http: aiohttp.ClientSession, mysql_database: str, tmp_path: Path) -> AsyncIterator[RunningBot]:
+async def bot(slack: FakeSlack, http: aiohttp.ClientSession, mysql_database: str, tmp_path: Path,
+              snapshot_redis: str) -> AsyncIterator[RunningBot]:
     parts = urlsplit(mysql_database)
     conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
                            database=parts.path.lstrip("/"), autocommit=True)
@@ -69,7 +70,7 @@ async def bot(slack: FakeSlack, http: aiohttp.ClientSession, mysql_database: str
         cursor.execute("CREATE TABLE orders (id INT PRIMARY KEY)")
         cursor.execute("INSERT INTO orders VALUES (1), (2)")
     conn.close()
-    environ = {"SHOP_DB_URL": mysql_database, "CACHE_URL": "redis://127.0.0.1:6379/0"}
+    environ = {"SHOP_DB_URL": mysql_database, "CACHE_URL": snapshot_redis}  # a Redis that snapshots at once
     running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog(tmp_path), slack, http,
                                       environ=environ, clock=ManualClock(T0))
     yield running
@@ -154,7 +155,7 @@ async def test_a_scheduled_backup_is_announced_and_applies_retention(bot: Runnin
     assert isinstance(clock, ManualClock)
     clock.advance(timedelta(days=2).total_seconds())
     second = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-26T01:00:00Z")
-    assert second.state is ActionState.SUCCEEDED and "1 old backup(s) removed" in second.outcome
+    assert second.state is ActionState.SUCCEEDED and "1 old backup removed" in second.outcome
     [kept] = await bot.ctx.store.backups("shop-db")
     [gone] = [b for b in await bot.ctx.store.backups("shop-db", include_deleted=True) if b.deleted_at is not None]
     assert kept.label is BackupLabel.SCHEDULED and kept.path.exists() and not gone.path.exists()
@@ -163,7 +164,8 @@ async def test_a_scheduled_backup_is_announced_and_applies_retention(bot: Runnin
     assert kept.path.name in lines[1]
 
 
-async def test_a_redis_backup_is_announced_and_its_restore_refused_before_anything_is_asked(bot: RunningBot, slack: FakeSlack) -> None:
+async def test_a_redis_backup_is_announced_and_its_restore_refused_before_anything_is_asked(bot: RunningBot,
+                                                                                            slack: FakeSlack) -> None:
     run_id = await backup_through_slack(bot, "cache")
     [record] = await bot.ctx.store.backups("cache")
     assert record.kind == "redis" and record.path.read_bytes()[:5] == b"REDIS"

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.checks import Check
 from bot.catalog import CatalogInvalid, load_catalog, parse_catalog
+from bot.checks import Check
 from bot.errors import UnknownService
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every check kind's `type:`, in the order the catalog's error lists them.
-CHECK_TYPES = ", ".join(member.model_fields["type"].annotation.__args__[0] for member in typing.get_args(typing.get_args(Check)[0]))
+CHECK_TYPES = ", ".join(member.model_fields["type"].annotation.__args__[0] for member
+                        in typing.get_args(typing.get_args(Check)[0]))
 
 
 def problems(text: str) -> list[str]:
@@ -59,14 +60,15 @@ services:
 """
     assert problems(text) == [
         "opsbot.yml:2: services.api.environment: is required",
-        "opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: approvals, backup, channel, checks, description, environment, maintenance, owners, runbooks, target)",
+        ("opsbot.yml:3: services.api.environmnt: unknown key; did you mean `environment`? (valid: approvals, backup, channel, "
+         "checks, description, environment, maintenance, owners, runbooks, target)"),
         f"opsbot.yml:5: services.api.checks[0]: unknown type 'htp'; did you mean `http`? (valid: {CHECK_TYPES})",
         "opsbot.yml:9: services.db.checks[0]: give exactly one of `dsn` and `dsn_env`",
     ]
 
 
 @pytest.mark.parametrize(
-    "check,message",
+    ("check", "message"),
     [
         ("{type: postgres, dsn: 'postgresql://app:hunter2@db/app'}", "`dsn` must not contain a password"),
         ("{type: redis, url: 'redis://:hunter2@cache:6379'}", "`url` must not contain a password"),
@@ -85,7 +87,7 @@ def test_duplicate_keys_are_refused_not_silently_overridden() -> None:
 
 
 @pytest.mark.parametrize(
-    "name,reason",
+    ("name", "reason"),
     [("API", "not a valid service name"), ("all", "is reserved"), ("-x", "not a valid service name")],
 )
 def test_service_names_people_can_type(name: str, reason: str) -> None:
@@ -99,12 +101,14 @@ def test_owners_must_be_slack_ids() -> None:
 
 
 def test_two_checks_with_one_label_are_refused() -> None:
-    text = "services:\n  api:\n    environment: prod\n    checks:\n      - {type: tcp, host: a, port: 1, name: x}\n      - {type: tcp, host: b, port: 2, name: x}\n"
+    text = ("services:\n  api:\n    environment: prod\n    checks:\n"
+            "      - {type: tcp, host: a, port: 1, name: x}\n      - {type: tcp, host: b, port: 2, name: x}\n")
     assert "two checks are named 'x'" in problems(text)[0]
 
 
 def test_thresholds_must_be_ordered() -> None:
-    text = "services:\n  h:\n    environment: prod\n    checks:\n      - {type: disk, paths: [/], usage_percent: {warning: 95, critical: 90}}\n"
+    text = ("services:\n  h:\n    environment: prod\n    checks:\n"
+            "      - {type: disk, paths: [/], usage_percent: {warning: 95, critical: 90}}\n")
     assert problems(text) == ["opsbot.yml:5: services.h.checks[0].usage_percent: warning (95) must not be above critical (90)"]
 
 

@@ -48,7 +48,8 @@ async def test_http_unreachable_is_critical(deps: CheckDeps) -> None:
 
 
 async def test_http_that_never_answers_times_out(targets: Targets, deps: CheckDeps) -> None:
-    assert await run({"type": "http", "url": targets.url("/hang"), "timeout": 0.3}, deps) == (Status.ERROR, "timed out after 0.3 s")
+    assert await run({"type": "http", "url": targets.url("/hang"), "timeout": 0.3}, deps) == (Status.ERROR,
+                                                                                              "timed out after 0.3 s")
 
 
 async def test_http_slow_answer_warns_with_the_limit(targets: Targets, deps: CheckDeps) -> None:
@@ -123,7 +124,10 @@ async def test_redis_unreachable(deps: CheckDeps) -> None:
 
 async def test_disk_usage_is_graded(tmp_path, deps: CheckDeps) -> None:
     status, reason = await run({"type": "disk", "paths": [str(tmp_path)]}, deps)
-    assert reason.startswith(f"{tmp_path} ") and "% used" in reason
+    # Its label is `disk <path>`: the line does not name the path a second time.
+    assert reason.endswith("% used") and str(tmp_path) not in reason
+    status, reason = await run({"type": "disk", "name": "data", "paths": [str(tmp_path)]}, deps)
+    assert reason.startswith(f"{tmp_path}: ") and reason.endswith("% used")
     tiny = {"type": "disk", "paths": [str(tmp_path)], "usage_percent": {"warning": 0.001, "critical": 0.002}}
     status, reason = await run(tiny, deps)
     assert status is Status.CRITICAL and "critical at 0.002 %" in reason

@@ -120,7 +120,7 @@ def test_a_check_on_a_service_with_backups_loads() -> None:
     assert catalog.services["api"].checks[0].label == "backup freshness db"
 
 
-@pytest.mark.parametrize("check,problem", [
+@pytest.mark.parametrize(("check", "problem"), [
     ("{type: backup-freshness}",
      "services.api.checks[0]: service 'api' has no `backup:`, so it has no backups whose age could be checked"),
     ("{type: backup-freshness, service: dbb}", "services.api.checks[0]: service 'dbb' is not in the catalog (valid: api, db)"),

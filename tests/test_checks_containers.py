@@ -219,7 +219,7 @@ services:
 """
 
 
-@pytest.mark.parametrize("check,message", [
+@pytest.mark.parametrize(("check", "message"), [
     ("{type: containers}", "give exactly one of `project` (a compose project) or `labels`"),
     ("{type: containers, project: gitte, labels: {a: b}}", "give exactly one of `project`"),
     ("{type: containers, labels: {}}", "`labels` needs at least one label"),

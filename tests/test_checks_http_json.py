@@ -91,7 +91,8 @@ async def test_every_failing_field_is_named_and_the_worst_wins(endpoint: HealthE
 
 
 async def test_a_missing_field_is_critical(endpoint: HealthEndpoint, deps: CheckDeps) -> None:
-    endpoint.body = {"status": "healthy", "checks": {}, "queue": {"depth": 1}, "workers": {"alive": 4}, "nodes": [{"state": "up"}]}
+    endpoint.body = {"status": "healthy", "checks": {}, "queue": {"depth": 1}, "workers": {"alive": 4},
+                     "nodes": [{"state": "up"}]}
     assert await run(deps, endpoint.url) == (Status.CRITICAL, "no field checks.database; no field nodes.1.state")
 
 
@@ -153,12 +154,13 @@ def problems(check: str) -> list[str]:
     return [f"{problem.path}: {problem.message}" for problem in caught.value.problems]
 
 
-@pytest.mark.parametrize("fields,message", [
+@pytest.mark.parametrize(("fields", "message"), [
     ("{'checks..db': ok}", "'checks..db' is not a dotted path (like `checks.database` or `workers.0.state`)"),
     ("{'': ok}", "'' is not a dotted path (like `checks.database` or `workers.0.state`)"),
     ("{q: {abov: {warning: 1, critical: 2}}}", "q: expected a value or exactly one of equals, one_of, above, below (got abov)"),
     ("{q: {above: {warning: 5, critical: 1}}}", "q: above: warning (5) must not be above critical (1)"),
-    ("{q: {below: {warning: 1, critical: 5}}}", "q: below: critical (5) must not be above warning (1): low values are the bad ones"),
+    ("{q: {below: {warning: 1, critical: 5}}}",
+     "q: below: critical (5) must not be above warning (1): low values are the bad ones"),
     ("{q: {one_of: []}}", "q: one_of: list should have at least 1 item after validation, not 0"),
     ("{q: [a, b]}", "q: a list is not an expectation; to allow several values write {one_of: [...]}"),
     ("{}", None),
@@ -179,6 +181,7 @@ def test_password_in_the_url_is_refused() -> None:
 def test_a_valid_check_loads() -> None:
     catalog = parse_catalog(
         "services:\n  api:\n    environment: prod\n    checks:\n"
-        "      - {type: http-json, url: 'http://app/health', expect_status: 200, fields: {status: healthy, 'nodes.0.up': true}}\n")
+        "      - {type: http-json, url: 'http://app/health', expect_status: 200, fields: {status: healthy, 'nodes.0.up': "
+        "true}}\n")
     [check] = catalog.services["api"].checks
     assert check.label == "http-json /health"

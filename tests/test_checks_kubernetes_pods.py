@@ -157,7 +157,7 @@ async def test_metrics_not_served_is_noted_not_failed(api: K8sApi, http: aiohttp
         Status.OK, "1 of 1 pod ready; metrics.k8s.io unavailable (404): CPU and memory not judged")
 
 
-@pytest.mark.parametrize("code,reason", [(503, "ServiceUnavailable"), (403, "Forbidden")])
+@pytest.mark.parametrize(("code", "reason"), [(503, "ServiceUnavailable"), (403, "Forbidden")])
 async def test_metrics_server_down_or_forbidden_is_noted_not_failed(
         api: K8sApi, http: aiohttp.ClientSession, code: int, reason: str) -> None:
     api.add_deployment("api", replicas=1, resources=LIMITS)
@@ -270,7 +270,7 @@ services:
 K8S_TARGET = "    target: {type: kubernetes, deployment: api, api_url: 'https://10.0.0.1:6443'}\n"
 
 
-@pytest.mark.parametrize("target,check,message", [
+@pytest.mark.parametrize(("target", "check", "message"), [
     ("", "{type: kubernetes-pods}", ("kubernetes-pods needs the service's `target:` to be a kubernetes deployment, "
                                      "or a `selector:`")),
     ("", "{type: kubernetes-pods, selector: app=pg, api_url: 'ftp://k8s'}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import aiohttp
@@ -18,8 +18,10 @@ from tests.conftest import free_port
 
 
 @pytest.fixture
-def cache(memcached: tuple[str, int]) -> Memcache:
-    client = Memcache(memcached)
+def cache(memcached: tuple[str, int]) -> Iterator[Memcache]:
+    # Every command waits for memcached's answer: with pymemcache's default `noreply` a set returns before memcached
+    # has stored it (or evicted for it), and a check run right after would read counters from before it.
+    client = Memcache(memcached, default_noreply=False)
     client.set("present", b"x")
     yield client
     client.close()
@@ -38,7 +40,8 @@ def address(memcached: tuple[str, int]) -> str:
 
 async def test_good_hit_ratio_is_ok(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
     traffic(cache, hits=90, misses=10)
-    assert await run({"type": "memcached", "address": address(memcached)}, deps) == (Status.OK, "hit ratio 90 % since memcached started (90 of 100 gets)")
+    assert await run({"type": "memcached", "address": address(memcached)},
+                     deps) == (Status.OK, "hit ratio 90 % since memcached started (90 of 100 gets)")
 
 
 async def test_too_few_gets_are_not_judged(memcached: tuple[str, int], cache: Memcache, deps: CheckDeps) -> None:
@@ -183,7 +186,7 @@ async def test_a_stats_value_that_is_not_a_number_is_critical(odd_stats_port: in
     assert reason.startswith(f"127.0.0.1:{odd_stats_port} answered `stats` with a value that is not a number"), reason
 
 
-@pytest.mark.parametrize("check,message", [
+@pytest.mark.parametrize(("check", "message"), [
     ("{type: memcached, address: 'cache:11211', hit_ratio_percent: {warning: 120, critical: 50}}",
      "warning (120) is a percentage: it must not be above 100"),
     ("{type: memcached, address: cache}", "`address` must be host:port"),

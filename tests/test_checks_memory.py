@@ -45,7 +45,7 @@ def cgroup_v1(root: Path, limit: int, usage: int, inactive_file: int = 0) -> Pat
 # --- host only ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("used,status,limit", [(40.0, Status.OK, ""), (85.0, Status.WARNING, " (limit 80 %)"),
+@pytest.mark.parametrize(("used", "status", "limit"), [(40.0, Status.OK, ""), (85.0, Status.WARNING, " (limit 80 %)"),
                                                (97.0, Status.CRITICAL, " (limit 95 %)")])
 def test_host_memory_is_graded_against_the_defaults(tmp_path: Path, used: float, status: Status, limit: str) -> None:
     reading = read_memory(tmp_path, HostMemory(total=16 * GIB, used_percent=used))
@@ -143,7 +143,7 @@ def test_garbage_in_a_cgroup_file_falls_back_to_the_host(tmp_path: Path) -> None
 # --- load per CPU ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("load,status", [(0.5, Status.OK), (2.5, Status.WARNING), (6.0, Status.CRITICAL)])
+@pytest.mark.parametrize(("load", "status"), [(0.5, Status.OK), (2.5, Status.WARNING), (6.0, Status.CRITICAL)])
 def test_load_per_cpu_is_optional_and_graded(tmp_path: Path, load: float, status: Status) -> None:
     spec = check(load_per_cpu={"warning": 2, "critical": 4})
     probe = spec.judge(read_memory(tmp_path, HOST, load=load))

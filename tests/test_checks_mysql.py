@@ -83,7 +83,7 @@ async def test_mysql_server_that_never_answers_times_out(silent_port: int, deps:
     assert await run(spec, deps) == (Status.ERROR, "timed out after 0.5 s")
 
 
-@pytest.mark.parametrize("check,message", [
+@pytest.mark.parametrize(("check", "message"), [
     ("{type: mysql}", "give exactly one of `dsn` and `dsn_env`"),
     ("{type: mysql, dsn: 'postgresql://app@db/app'}", "not a mysql:// or mariadb:// URL"),
     ("{type: mysql, dsn: 'mysql://root:hunter2@db/app'}", "must not contain a password"),

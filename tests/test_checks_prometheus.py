@@ -1,7 +1,8 @@
 """The prometheus check against a real Prometheus (Debian's binary) scraping an exporter the tests control.
 
-One Prometheus serves the whole module (its first scrape takes ~6 s: the discovery manager sends targets at most
-every 5 s), so every test uses its own metric or label values, and all tests share the module's event loop.
+One Prometheus serves the whole session (tests/prometheus.py: its first scrape takes ~6 s); the exporter is
+emptied before each test, and every test still uses its own metric or label values, so a rate() reaching back
+into an earlier test's window never meets them.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from aiohttp import web
 
 from bot.catalog import CatalogInvalid, parse_catalog
@@ -20,19 +21,19 @@ from bot.checks import CheckDeps, Status
 from bot.health import _probe
 from tests.checks import CHECK
 from tests.conftest import free_port
-from tests.prometheus import RunningPrometheus, prometheus_with_exporter
 
-# The module-wide Prometheus and its exporter live in the module's loop; the tests that use them run there too.
-module_loop = pytest.mark.asyncio(loop_scope="module")
+if TYPE_CHECKING:
+    from tests.prometheus import RunningPrometheus
+
+pytest_plugins = ["tests.prometheus"]  # prometheus_server (one per session), prometheus
 
 ERROR_RATE = ('sum(rate(http_requests_total{{app="{app}", status=~"5.."}}[5s])) '
               '/ sum(rate(http_requests_total{{app="{app}"}}[5s])) * 100')
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def prom() -> AsyncIterator[RunningPrometheus]:
-    async with prometheus_with_exporter() as running:
-        yield running
+@pytest.fixture
+def prom(prometheus: RunningPrometheus) -> RunningPrometheus:
+    return prometheus
 
 
 async def run(url: str, http: aiohttp.ClientSession, **spec: object) -> tuple[Status, str]:
@@ -64,25 +65,21 @@ async def error_rate(prom: RunningPrometheus, app: str, expected: float) -> tupl
     return await run(prom.url, prom.http, query=query, unit="% errors", above={"warning": 1, "critical": 5})
 
 
-@module_loop
 async def test_a_low_error_rate_is_ok(prom: RunningPrometheus) -> None:
     async with traffic(prom, "calm", ok=200, errors=1):
         assert await error_rate(prom, "calm", 0.4975) == (Status.OK, "0.4975 % errors")
 
 
-@module_loop
 async def test_an_error_rate_past_the_warning_warns(prom: RunningPrometheus) -> None:
     async with traffic(prom, "shaky", ok=98, errors=2):
         assert await error_rate(prom, "shaky", 2) == (Status.WARNING, "2 % errors (limit 1 % errors)")
 
 
-@module_loop
 async def test_a_high_error_rate_is_critical(prom: RunningPrometheus) -> None:
     async with traffic(prom, "broken", ok=90, errors=10):
         assert await error_rate(prom, "broken", 10) == (Status.CRITICAL, "10 % errors (limit 5 % errors)")
 
 
-@module_loop
 async def test_of_several_series_the_worst_is_named_by_its_labels(prom: RunningPrometheus) -> None:
     for queue, depth in (("mail", 5), ("reports", 1500), ("default", 150)):
         prom.exporter.set("jobs_ready", depth, queue=queue)
@@ -92,7 +89,6 @@ async def test_of_several_series_the_worst_is_named_by_its_labels(prom: RunningP
         Status.CRITICAL, '1500 jobs for {queue="reports"} (limit 1000 jobs) (worst of 3 series)')
 
 
-@module_loop
 async def test_a_gauge_below_its_floor_warns(prom: RunningPrometheus) -> None:
     prom.exporter.set("workers_alive", 1, pool="celery")
     await prom.wait_for('workers_alive{pool="celery"}', lambda value: value == 1)
@@ -100,13 +96,11 @@ async def test_a_gauge_below_its_floor_warns(prom: RunningPrometheus) -> None:
     assert await run(prom.url, prom.http, **spec) == (Status.WARNING, "1 workers (minimum 2 workers)")
 
 
-@module_loop
 async def test_a_scalar_result_is_judged_too(prom: RunningPrometheus) -> None:
     assert await run(prom.url, prom.http, query="3 * 4", above={"warning": 10, "critical": 20}) == (
         Status.WARNING, "12 (limit 10)")
 
 
-@module_loop
 async def test_no_data_is_the_configured_outcome(prom: RunningPrometheus) -> None:
     query = 'http_requests_total{app="never-deployed"}'
     assert await run(prom.url, prom.http, query=query, above={"warning": 1, "critical": 5}) == (
@@ -116,7 +110,6 @@ async def test_no_data_is_the_configured_outcome(prom: RunningPrometheus) -> Non
     assert (await run(prom.url, prom.http, query=query, above={"warning": 1, "critical": 5}, empty="ok"))[0] is Status.OK
 
 
-@module_loop
 async def test_nan_is_no_data_and_infinity_is_past_any_limit(prom: RunningPrometheus) -> None:
     # 0/0 is what an error rate is when no request came in at all.
     assert await run(prom.url, prom.http, query="0/0", above={"warning": 1, "critical": 5}, empty="ok") == (
@@ -125,27 +118,23 @@ async def test_nan_is_no_data_and_infinity_is_past_any_limit(prom: RunningPromet
         Status.CRITICAL, "+Inf (limit 5)")
 
 
-@module_loop
 async def test_a_query_prometheus_refuses_is_critical_with_its_error(prom: RunningPrometheus) -> None:
     status, reason = await run(prom.url, prom.http, query="sum(rate(", above={"warning": 1, "critical": 5})
     assert status is Status.CRITICAL and reason.startswith("Prometheus error (bad_data): ")
     assert "parse error" in reason
 
 
-@module_loop
 async def test_a_range_result_is_an_error_in_the_query(prom: RunningPrometheus) -> None:
     status, reason = await run(prom.url, prom.http, query="up[5s]", above={"warning": 1, "critical": 5})
     assert status is Status.ERROR and reason.startswith("the query returns a matrix, not a number")
 
 
-@module_loop
 async def test_something_that_is_not_prometheus_is_critical(prom: RunningPrometheus) -> None:
     exporter = f"http://127.0.0.1:{prom.exporter.port}"
     assert await run(exporter, prom.http, query="up", above={"warning": 1, "critical": 5}) == (
         Status.CRITICAL, f"HTTP 404 from 127.0.0.1:{prom.exporter.port}, not a Prometheus API answer")
 
 
-@module_loop
 async def test_unreachable_prometheus_is_critical() -> None:
     port = free_port()
     async with aiohttp.ClientSession() as http:
@@ -153,7 +142,6 @@ async def test_unreachable_prometheus_is_critical() -> None:
     assert status is Status.CRITICAL and reason.startswith(f"cannot connect to 127.0.0.1:{port}")
 
 
-@module_loop
 async def test_a_prometheus_that_accepts_and_never_answers_times_out() -> None:
     held: list[asyncio.StreamWriter] = []
 
@@ -182,7 +170,7 @@ def problems(check: str) -> list[str]:
     return [f"{p.path}: {p.message}" for p in caught.value.problems]
 
 
-@pytest.mark.parametrize("check,problem", [
+@pytest.mark.parametrize(("check", "problem"), [
     ("{type: prometheus, url: 'http://p:9090', query: up}",
      "services.web.checks[0]: give exactly one of `above` (high is bad) and `below` (low is bad)"),
     ("{type: prometheus, url: 'http://p:9090', query: up, above: {warning: 1, critical: 2}, below: {warning: 2, critical: 1}}",
@@ -198,7 +186,6 @@ def test_bad_checks_are_refused_at_load(check: str, problem: str) -> None:
     assert problems(check) == [problem]
 
 
-@module_loop
 async def test_prometheus_is_asked_to_give_up_before_the_check_does() -> None:
     """Prometheus's own `timeout` is a fifth shorter than the check's, so its "query timed out" answer (and the end of
     the evaluation on its side) comes before the health runner's bare "timed out"."""

@@ -89,7 +89,8 @@ async def test_depth_past_critical_with_several_queues(broker: Broker, deps: Che
     calm = await broker.queue("calm")
     spec = check({"name": deep, "depth": DEPTH, "consumers": 0}, {"name": calm, "consumers": 0})
     status, reason = await run(spec, deps)
-    assert (status, reason) == (Status.CRITICAL, f"queue {deep}: 25 ready (limit 20), 0 consumers; queue {calm}: 0 ready, 0 consumers")
+    assert (status, reason) == (Status.CRITICAL,
+                                f"queue {deep}: 25 ready (limit 20), 0 consumers; queue {calm}: 0 ready, 0 consumers")
 
 
 async def test_no_consumers_is_critical(broker: Broker, deps: CheckDeps) -> None:
@@ -100,14 +101,16 @@ async def test_no_consumers_is_critical(broker: Broker, deps: CheckDeps) -> None
 async def test_too_few_consumers_is_critical(broker: Broker, deps: CheckDeps) -> None:
     name = await broker.queue("thin")
     await broker.consume(name)
-    assert await run(check({"name": name, "consumers": 2}), deps) == (Status.CRITICAL, f"queue {name}: 0 ready, 1 consumer (need 2)")
+    assert await run(check({"name": name, "consumers": 2}), deps) == (Status.CRITICAL,
+                                                                      f"queue {name}: 0 ready, 1 consumer (need 2)")
 
 
 async def test_missing_queue_is_critical_and_the_next_queue_is_still_read(broker: Broker, deps: CheckDeps) -> None:
     missing = f"opsbot-test-missing-{uuid.uuid4().hex[:8]}"
     present = await broker.queue("present", messages=1)
     status, reason = await run(check({"name": missing}, {"name": present, "consumers": 0}), deps)
-    assert (status, reason) == (Status.CRITICAL, f"queue {missing} does not exist on vhost /; queue {present}: 1 ready, 0 consumers")
+    assert (status, reason) == (Status.CRITICAL,
+                                f"queue {missing} does not exist on vhost /; queue {present}: 1 ready, 0 consumers")
     # A passive declare never creates the queue it asks about.
     with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
         await (await broker.connection.channel()).declare_queue(missing, passive=True)
@@ -131,7 +134,7 @@ async def test_server_that_never_answers_times_out(silent_port: int, deps: Check
     assert await run(spec, deps) == (Status.ERROR, "timed out after 0.5 s")
 
 
-@pytest.mark.parametrize("body,message", [
+@pytest.mark.parametrize(("body", "message"), [
     ("url: 'amqp://guest:hunter2@mq/', queues: [{name: celery}]", "`url` must not contain a password"),
     ("url: 'http://mq/', queues: [{name: celery}]", "must be an amqp:// or amqps:// URL"),
     ("url_env: RABBITMQ_URL, queues: []", "at least 1 item"),

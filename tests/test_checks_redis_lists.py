@@ -109,7 +109,7 @@ async def test_server_that_never_answers_times_out(silent_port: int, deps: Check
     assert await run(spec, deps) == (Status.ERROR, "timed out after 0.5 s")
 
 
-@pytest.mark.parametrize("lists,message", [
+@pytest.mark.parametrize(("lists", "message"), [
     ("{'': {warning: 1, critical: 2}}", "at least 1 character"),
     ("{queue: {warning: 10, critical: 1}}", "must not be above critical"),
     ("[queue]", "lists"),
@@ -117,6 +117,7 @@ async def test_server_that_never_answers_times_out(silent_port: int, deps: Check
 ])
 def test_bad_lists_are_refused(lists: str, message: str) -> None:
     with pytest.raises(CatalogInvalid) as caught:
-        parse_catalog(f"services:\n  cache:\n    environment: prod\n    checks:\n      - {{type: redis, url_env: REDIS_URL, lists: {lists}}}\n", "opsbot.yml")
+        parse_catalog(f"services:\n  cache:\n    environment: prod\n    checks:\n      - {{type: redis, url_env: REDIS_URL, "
+                      f"lists: {lists}}}\n", "opsbot.yml")
     [problem] = str(caught.value).splitlines()
     assert message in problem, problem

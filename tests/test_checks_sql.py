@@ -127,7 +127,8 @@ async def test_postgres_server_that_never_answers_times_out(silent_port: int, de
 async def test_dsn_from_the_environment(pg_jobs: str, http: aiohttp.ClientSession) -> None:
     spec = {"type": "sql", "dsn_env": "APP_DB_URL", "query": STUCK, "above": {"warning": 50, "critical": 100}}
     assert (await run(spec, CheckDeps(http=http, environ={"APP_DB_URL": pg_jobs})))[0] is Status.OK
-    assert await run(spec, CheckDeps(http=http, environ={})) == (Status.ERROR, "cannot run: environment variable APP_DB_URL is not set")
+    assert await run(spec, CheckDeps(http=http, environ={})) == (Status.ERROR,
+                                                                 "cannot run: environment variable APP_DB_URL is not set")
 
 
 # --- MySQL / MariaDB ------------------------------------------------------------------------------------
@@ -215,7 +216,8 @@ async def test_mysql_server_that_never_answers_times_out(silent_port: int, deps:
 
 
 def test_a_second_statement_is_refused_at_load() -> None:
-    [problem] = problems("{type: sql, dsn: 'postgresql://app@db/app', query: 'SELECT 1; DROP TABLE jobs', above: {warning: 1, critical: 2}}")
+    [problem] = problems("{type: sql, dsn: 'postgresql://app@db/app', query: 'SELECT 1; DROP TABLE jobs', above: {warning: 1, "
+                         "critical: 2}}")
     assert problem.endswith("services.db.checks[0].query: the query must be one statement: a `;` outside quotes may only end it")
 
 
@@ -230,9 +232,11 @@ def test_exactly_one_of_above_and_below(limits: str) -> None:
     assert "give exactly one of `above` (high is bad) and `below` (low is bad)" in problem
 
 
-@pytest.mark.parametrize("check,message", [
-    ("{type: sql, dsn: 'sqlite:///x.db', query: 'SELECT 1', above: {warning: 1, critical: 2}}", "must be a postgresql://, mysql:// or mariadb:// URL"),
-    ("{type: sql, dsn: 'mysql://app:hunter2@db/app', query: 'SELECT 1', above: {warning: 1, critical: 2}}", "must not contain a password"),
+@pytest.mark.parametrize(("check", "message"), [
+    ("{type: sql, dsn: 'sqlite:///x.db', query: 'SELECT 1', above: {warning: 1, critical: 2}}",
+     "must be a postgresql://, mysql:// or mariadb:// URL"),
+    ("{type: sql, dsn: 'mysql://app:hunter2@db/app', query: 'SELECT 1', above: {warning: 1, critical: 2}}",
+     "must not contain a password"),
     ("{type: sql, dsn_env: APP_DB_URL, query: ' ', above: {warning: 1, critical: 2}}", "the query has no statement"),
     ("{type: sql, dsn_env: APP_DB_URL, query: 'SELECT 1', above: {warning: 1, critical: 2}, empty: maybe}", "empty"),
     ("{type: sql, dsn_env: APP_DB_URL, query: 'SELECT 1', below: {warning: 1, critical: 2}}", "low values are the bad ones"),
@@ -255,7 +259,7 @@ def load_problem(dsn: str, query: str) -> str:
     return problem
 
 
-@pytest.mark.parametrize("dsn,query,message", [
+@pytest.mark.parametrize(("dsn", "query", "message"), [
     # Statements other than a read, first keyword after comments.
     (PG, "COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'", f"the query starts with `COPY`; {ALLOWED}"),
     (MY, "KILL 42", f"the query starts with `KILL`; {ALLOWED}"),
@@ -270,14 +274,17 @@ def load_problem(dsn: str, query: str) -> str:
     (MY, "SELECT 1 /*! INTO OUTFILE '/tmp/x' */", "MySQL executable comments (/*! … */, /*M! … */, /*+ … */) are not allowed"),
     (None, "WITH t AS (SELECT 1) SELECT * FROM t UNION ALL SELECT 2 COPY", "`COPY` is not allowed"),
     # Functions with effects beyond reading.
-    (PG, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity", "`pg_terminate_backend` is not allowed: it ends or signals other sessions"),
+    (PG, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity",
+     "`pg_terminate_backend` is not allowed: it ends or signals other sessions"),
     (PG, "SELECT pg_cancel_backend(1)", "`pg_cancel_backend` is not allowed: it ends or signals other sessions"),
     (PG, 'SELECT "pg_terminate_backend"(1)', "`pg_terminate_backend` is not allowed"),
-    (PG, "SELECT pg_catalog.set_config('statement_timeout', '0', false)", "`set_config` is not allowed: it changes settings or server state"),
+    (PG, "SELECT pg_catalog.set_config('statement_timeout', '0', false)",
+     "`set_config` is not allowed: it changes settings or server state"),
     (PG, "SELECT lo_export(1, '/tmp/x')", "`lo_export` is not allowed: it reads or writes files on the database host"),
     (PG, "SELECT lo_import('/etc/passwd')", "`lo_import` is not allowed: it reads or writes files on the database host"),
     (PG, "SELECT length(pg_read_file('/etc/passwd'))", "`pg_read_file` is not allowed: it reads or writes files"),
-    (PG, "SELECT count(*) FROM dblink('host=x', 'SELECT 1') AS t(n int)", "`dblink` is not allowed: it runs commands or other queries"),
+    (PG, "SELECT count(*) FROM dblink('host=x', 'SELECT 1') AS t(n int)",
+     "`dblink` is not allowed: it runs commands or other queries"),
     (PG, "SELECT pg_advisory_lock(1)", "`pg_advisory_lock` is not allowed: it takes locks that outlive the query"),
     (MY, "SELECT GET_LOCK('deploy', 10)", "`get_lock` is not allowed: it takes locks that outlive the query"),
     (MY, "SELECT RELEASE_LOCK('deploy')", "`release_lock` is not allowed"),
@@ -297,7 +304,7 @@ def test_queries_with_side_effects_are_refused_at_load(dsn: str | None, query: s
     assert message in problem, problem
 
 
-@pytest.mark.parametrize("dsn,query", [
+@pytest.mark.parametrize(("dsn", "query"), [
     (None, "SELECT count(*) FROM jobs WHERE state <> 'a;b' AND label IS DISTINCT FROM 'it''s; fine';"),
     (None, "-- how many\n/* stuck */ (SELECT count(*) FROM jobs); -- done"),
     (PG, "SELECT data #>> '{a,b}' FROM t"),  # jsonb, not a MySQL comment, when the engine is known
@@ -327,7 +334,7 @@ def test_a_port_out_of_range_is_refused_at_load(dsn: str) -> None:
     assert "services.db.checks[0].dsn: " in problem and "is not a valid" in problem and "99999" not in problem, problem
 
 
-@pytest.mark.parametrize("url,scheme", [("postgresql://postgres:s3cret@127.0.0.1:99999/postgres", "postgresql://"),
+@pytest.mark.parametrize(("url", "scheme"), [("postgresql://postgres:s3cret@127.0.0.1:99999/postgres", "postgresql://"),
                                         ("mysql://root:s3cret@127.0.0.1:99999/x", "mysql://")])
 async def test_a_port_out_of_range_from_the_environment_is_an_error_naming_the_variable(
     http: aiohttp.ClientSession, url: str, scheme: str,

@@ -14,15 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import free_port
-from playground.slack_api import FakeSlack
 from playground.payloads import SIGNING_SECRET, sign, slash_command
+from playground.slack_api import FakeSlack
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_commands() -> list[str]:
-    block = re.search(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    block = re.search(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
     assert block, "the README starts with a sh block holding the two commands"
     return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
 
@@ -32,7 +32,8 @@ def opsbot(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> s
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "REDIS_URL", "OPSBOT_", "PORT", "LOG_LEVEL"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLACK_", "DATABASE_URL", "REDIS_URL", "OPSBOT_", "PORT", "LOG_LEVEL"))}
     env.update(extra)
     env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
     return env
@@ -79,7 +80,8 @@ async def test_serve_answers_healthz_on_sqlite_and_stops_cleanly(served, tmp_pat
     assert response.status == 200
     assert (tmp_path / "data" / "opsbot.db").exists()
 
-    healthcheck = subprocess.run([sys.executable, "-m", "bot", "healthcheck"], env=env, capture_output=True, text=True, timeout=30)
+    healthcheck = subprocess.run([sys.executable, "-m", "bot", "healthcheck"], env=env, capture_output=True, text=True,
+                                 timeout=30)
     assert healthcheck.returncode == 0, healthcheck.stdout
 
     proc.send_signal(signal.SIGTERM)
@@ -101,11 +103,10 @@ async def test_serve_logs_never_show_the_tokens(tmp_path: Path) -> None:
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", proc)
         body, content_type = slash_command("/ops", "health host", user="U1", channel="C1", response_url=fake.response_url())
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body,
-                                 headers={"Content-Type": content_type, **sign(body)}) as response:
-                assert response.status == 200
-        await fake.wait_for("response_url")
+        async with aiohttp.ClientSession() as http, http.post(f"http://127.0.0.1:{port}/slack/events", data=body,
+                             headers={"Content-Type": content_type, **sign(body)}) as response:
+            assert response.status == 200
+        await fake.wait_for("response_url", count=2)  # the "⏳ Running" note deleted, then the report: nothing in flight
         assert fake.of("auth.test"), "Bolt authorised with the token against the fake Slack"
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -127,7 +128,8 @@ def test_serve_without_tokens_says_which_are_missing_in_one_line_each(tmp_path: 
 def test_serve_with_a_bad_catalog_lists_its_problems(tmp_path: Path) -> None:
     catalog = tmp_path / "opsbot.yml"
     catalog.write_text("services:\n  api:\n    environment: prod\n    checks:\n      - {type: tcp, host: x, port: 0}\n")
-    result = opsbot("serve", env=base_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", OPSBOT_CONFIG=str(catalog)), cwd=tmp_path)
+    result = opsbot("serve", env=base_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", OPSBOT_CONFIG=str(catalog)),
+                    cwd=tmp_path)
     assert result.returncode == 1
     assert f"{catalog}:5: services.api.checks[0].port: must be >= 1" in result.stderr
     assert "Traceback" not in result.stderr
@@ -145,7 +147,8 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path: Path) -> None:
 def test_check_config_ok_and_failing(tmp_path: Path) -> None:
     ok = opsbot("check-config", str(ROOT / "opsbot.example.yml"), env=base_env())
     assert ok.returncode == 0
-    assert ok.stdout.splitlines()[-1].endswith("opsbot.example.yml: OK — 4 services, 5 checks, 0 runbooks, 0 digests posted, 0 scheduled backups")
+    assert ok.stdout.splitlines()[-1].endswith("opsbot.example.yml: OK — 4 services, 5 checks, 0 runbooks, 0 digests posted, 0 "
+                                               "scheduled backups")
     assert "environment variable OPSBOT_DB_URL is not set here" in ok.stdout
 
     bad = tmp_path / "bad.yml"
@@ -158,7 +161,7 @@ def test_check_config_ok_and_failing(tmp_path: Path) -> None:
 def test_migrate_applies_once_then_reports_up_to_date(tmp_path: Path, pg_database: str) -> None:
     for url in (f"sqlite:///{tmp_path / 'm.db'}", pg_database):
         first = opsbot("migrate", env=base_env(DATABASE_URL=url))
-        assert (first.returncode, first.stdout.strip()) == (0, "applied migrations [1, 2, 3, 4, 5, 6]"), first.stderr
+        assert (first.returncode, first.stdout.strip()) == (0, "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9]"), first.stderr
         again = opsbot("migrate", env=base_env(DATABASE_URL=url))
         assert again.stdout.strip() == "the store is up to date"
 
@@ -182,10 +185,11 @@ async def test_a_catalog_secret_that_breaks_a_client_never_reaches_the_log(tmp_p
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", proc)
         body, content_type = slash_command("/ops", "health db", user="U1", channel="C1", response_url=fake.response_url())
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}) as response:
-                assert response.status == 200
-        [report] = await fake.wait_for("response_url")
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{port}/slack/events", data=body,
+                headers={"Content-Type": content_type, **sign(body)}) as response:
+            assert response.status == 200
+        _, report = await fake.wait_for("response_url", count=2)  # the "⏳ Running" note is deleted, then the report
         assert "check failed" in str(report.args) and "s3cr" not in str(report.args)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from bot.scheduling.cron import CronSchedule
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 def times(schedule: CronSchedule, start: datetime, end: datetime) -> list[str]:
@@ -39,7 +39,8 @@ def test_a_fixed_time_repeated_by_the_autumn_change_runs_once() -> None:
 
 def test_an_hourly_schedule_runs_in_both_repeated_hours() -> None:
     hourly = CronSchedule(cron="0 * * * *", timezone="Europe/Berlin")
-    assert times(hourly, utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 2, 30)) == ["10-25 00:00:00", "10-25 01:00:00", "10-25 02:00:00"]
+    assert times(hourly, utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 2, 30)) == ["10-25 00:00:00", "10-25 01:00:00",
+                                                                                  "10-25 02:00:00"]
 
 
 def test_six_fields_put_seconds_first() -> None:
@@ -56,14 +57,16 @@ def test_a_long_outage_records_only_the_newest_occurrences() -> None:
 @pytest.mark.parametrize(("yaml", "expected"), [
     ('schedules:\n  digests:\n    daily: "0 9 * *"\n', 'schedules.digests.daily.cron: \'0 9 * *\' has 4 fields'),
     ('schedules:\n  digests:\n    daily: {cron: "0 25 * * *"}\n', "is not a valid cron expression"),
-    ('schedules:\n  digests:\n    daily: "0 9 30 2 *"\n', "schedules.digests.daily.cron: '0 9 30 2 *' never happens (no such date)"),
+    ('schedules:\n  digests:\n    daily: "0 9 30 2 *"\n',
+     "schedules.digests.daily.cron: '0 9 30 2 *' never happens (no such date)"),
     ('schedules:\n  grace_minutes: 0\n', "schedules.grace_minutes: must be >= 1"),
     ('schedules:\n  digests:\n    daily: {cron: "0 9 * * *", timezone: Berlin}\n',
      "schedules.digests.daily.timezone: 'Berlin' is not a time zone name"),
     ('schedules:\n  digests:\n    evening: "0 18 * * *"\n', "digest 'evening' needs a `kind`: daily or weekly"),
     ('schedules:\n  channel: "#ops"\n', "schedules.channel: '#ops' is not a channel ID"),
     ('schedules:\n  grace: 10\n', "schedules.grace: unknown key; did you mean `grace_minutes`?"),
-    ('services:\n  db:\n    environment: prod\n    backup: {type: directory, paths: [/srv], directory: /b, schedule: "nightly"}\n',
+    (('services:\n  db:\n    environment: prod\n    backup: {type: directory, paths: [/srv], directory: /b, schedule: '
+      '"nightly"}\n'),
      "services.db.backup.schedule.cron: 'nightly' has 1 fields"),
 ])
 def test_schedule_mistakes_are_named_with_their_yaml_path(yaml: str, expected: str) -> None:
@@ -74,6 +77,7 @@ def test_schedule_mistakes_are_named_with_their_yaml_path(yaml: str, expected: s
 
 def test_digests_default_to_daily_and_weekly_and_can_be_added_to_or_turned_off() -> None:
     assert list(parse_catalog("").schedules.digests) == ["daily", "weekly"]
-    catalog = parse_catalog('schedules:\n  digests:\n    weekly: off\n    evening: {kind: daily, cron: "0 18 * * *", channels: [C0LEADS]}\n')
+    catalog = parse_catalog('schedules:\n  digests:\n    weekly: off\n    evening: {kind: daily, cron: "0 18 * * *", channels: '
+                            '[C0LEADS]}\n')
     assert list(catalog.schedules.digests) == ["daily", "evening"]
     assert catalog.schedules.channels_of("evening") == ["C0LEADS"] and catalog.schedules.channels_of("daily") == []

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot import digests
-from bot.actions.models import SCHEDULER, ActionKind, ActionRun, ActionState, ApprovalDecision, BackupLabel, BackupRecord, Decision
+from bot.actions.models import (
+    SCHEDULER,
+    ActionKind,
+    ActionRun,
+    ActionState,
+    ApprovalDecision,
+    BackupLabel,
+    BackupRecord,
+    Decision,
+)
 from bot.app import build_context
 from bot.catalog import parse_catalog
 from bot.checks import Status
@@ -26,7 +35,7 @@ from playground.slack_api import FakeSlack
 from tests.conftest import make_settings, start_bot
 from tests.targets import Targets
 
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 
 
@@ -86,7 +95,8 @@ async def run(ctx: Context, service: str, kind: ActionKind, ago: timedelta, stat
     created = NOW - ago - timedelta(minutes=5)
     run_id = await ctx.store.create_action(ActionRun(
         service=service, kind=kind, environment="production", target="t", requested_by=by, created_at=created,
-        expires_at=created + timedelta(hours=1), state=ActionState.PENDING if state is ActionState.PENDING else ActionState.RUNNING,
+        expires_at=created + timedelta(hours=1), state=ActionState.PENDING if state is ActionState.PENDING
+        else ActionState.RUNNING,
         approvals_needed=1 if approved_by or state is ActionState.PENDING else 0, channel_id="C0OPS"))
     if approved_by:
         await ctx.store.add_decision(ApprovalDecision(run_id, approved_by, Decision.APPROVE, created + timedelta(minutes=1)))
@@ -97,7 +107,8 @@ async def run(ctx: Context, service: str, kind: ActionKind, ago: timedelta, stat
 
 async def backup(ctx: Context, service: str, ago: timedelta, size: int) -> None:
     await ctx.store.add_backup(BackupRecord(service=service, kind="directory", path=Path(f"/backups/{service}-{ago}"), size=size,
-                                            sha256="0" * 64, label=BackupLabel.SCHEDULED, created_at=NOW - ago, verified_at=NOW - ago))
+                                            sha256="0" * 64, label=BackupLabel.SCHEDULED, created_at=NOW - ago,
+                                            verified_at=NOW - ago))
 
 
 async def health(ctx: Context, ago: timedelta, web: Status) -> None:
@@ -118,6 +129,8 @@ async def seed(ctx: Context) -> None:
     await run(ctx, "files", ActionKind.BACKUP, timedelta(hours=7), ActionState.SUCCEEDED, by=SCHEDULER)
     await run(ctx, "db", ActionKind.BACKUP, timedelta(hours=8), ActionState.FAILED, by=SCHEDULER, outcome="disk full")
     await run(ctx, "api", ActionKind.RESTART, timedelta(days=3), ActionState.SUCCEEDED)  # the weekly digest's only
+    await run(ctx, "api", ActionKind.RUNBOOK, timedelta(days=2), ActionState.SUCCEEDED)  # runbooks: a line of their own
+    await run(ctx, "web", ActionKind.RUNBOOK, timedelta(days=2, hours=1), ActionState.FAILED)
     await backup(ctx, "db", timedelta(days=9), 5 << 20)  # stale: the limit is 7 days
     await backup(ctx, "files", timedelta(hours=7), 2048)
     for day in range(1, 4):
@@ -149,15 +162,16 @@ async def test_the_daily_digest_matches_the_store_and_a_fresh_health_check(ctx: 
     assert window.startswith("*Incidents in the last 24 h* — 2 opened, 1 resolved")
     assert "Login errors · resolved in 2 h (acknowledged in 10 min)" in window
     actions = section(blocks, "*Actions in the last 24 h*")
-    assert actions.startswith("*Actions in the last 24 h* — 4 run, 2 not successful")
+    assert actions.startswith("*Actions in the last 24 h* — 4 runs, 2 not successful")
     assert "restart" in actions and "approved by <@U0CAROL>" in actions and "— image gone" in actions
     assert "by the schedule" in actions
     assert "⏳" in section(blocks, "*Waiting for approval* — 1")
     backups = section(blocks, "*Backups*")
     assert backups.splitlines()[0] == "*Backups* — ⚠️ 1 stale"
     assert backups.splitlines()[1].startswith("⚠️ *db* — latest verified backup is 9 d old, older than 7 d")
-    assert "1 failed run(s)" in backups.splitlines()[1]
-    assert "✅ *files* — latest" in backups and "7 h old · 2.0 KiB" in backups
+    assert backups.splitlines()[1].endswith(" · 1 failed run")
+    [files] = [b.latest for b in digest.backups if b.service == "files"]
+    assert f"✅ *files* — latest verified backup `{files and files.id}`, 7 h old, 2.0 KiB" in backups
     # The snapshot taken for the digest is a recorded health run like any other.
     assert len(await ctx.store.health_runs_since(NOW - timedelta(minutes=1))) == 1
 
@@ -168,6 +182,7 @@ async def test_the_weekly_digest_shows_the_weeks_trends(ctx: Context) -> None:
     assert digest.mean_acknowledge == (timedelta(minutes=4) + timedelta(minutes=10) + timedelta(minutes=20)) / 3
     assert digest.mean_resolve == (timedelta(hours=2) + timedelta(hours=1)) / 2
     assert (digest.actions.succeeded, digest.actions.finished) == (2, 3)
+    assert (digest.runbook_runs.succeeded, digest.runbook_runs.finished) == (1, 2)
     assert (digest.backup_runs.succeeded, digest.backup_runs.finished) == (1, 2)
     tallies = {t.service: (t.runs, t.failing, t.warnings) for t in digest.checks}
     assert tallies == {"api": (4, 0, 0), "web": (4, 3, 1)}
@@ -175,6 +190,7 @@ async def test_the_weekly_digest_shows_the_weeks_trends(ctx: Context) -> None:
     assert "P1 Critical: 1 · P2 High: 2" in section(blocks, "*Incidents*")
     assert "Restarts, rollbacks and restores: 2 of 3 succeeded (67 %)" in section(blocks, "*Actions*")
     assert "Backup runs: 1 of 2 succeeded (50 %)" in section(blocks, "*Actions*")
+    assert "Runbook runs: 1 of 2 succeeded (50 %)" in section(blocks, "*Actions*")
     assert "❌ *web* — 3 failing and 1 warning of 4 results (75.0 % failing)" in section(blocks, "*Health checks*")
     assert "✅ no failures: api" in section(blocks, "*Health checks*")
 
@@ -199,6 +215,7 @@ async def test_ops_digest_previews_to_the_asker_only_and_ops_schedule_lists_next
         answers = [c.args for c in slack.of("response_url")]
         preview = answers[-1]
         assert preview["text"].startswith("Daily digest:") and preview.get("response_type") != "in_channel"
+        assert preview["replace_original"] is True, "the digest takes the place of its ⏳ Gathering… note"
         assert "preview, posted only to you" in json.dumps(preview["blocks"])
         assert slack.of("chat.postMessage") == []  # a preview is never posted in the channel
         await ops(slack, bot.url, http, "digest weekly")
@@ -218,7 +235,7 @@ async def test_ops_digest_previews_to_the_asker_only_and_ops_schedule_lists_next
 
 
 async def test_a_digest_is_dated_in_its_schedules_zone_and_covers_the_window_ending_at_its_due_time(ctx: Context) -> None:
-    due = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)  # 09:00 on Tuesday in Auckland
+    due = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 09:00 on Tuesday in Auckland
     digest = await digests.daily(ctx, until=due, zone="Pacific/Auckland")
     assert (digest.since, digest.until) == (due - timedelta(days=1), due)
     assert daily_message(digest, ctx.catalog.incidents).blocks[0]["text"]["text"] == "Daily digest · Tue 24 Nov 2026"

@@ -1,7 +1,8 @@
 """The ai-orchestrator team's runbook as a catalog (examples/ai-orchestrator.yml): it validates with the real CLI and
 holds every item of the team's morning health check; then, end to end, a miniature of the stack — the Kubernetes API
-double with the three deployments, the pods postgres and redis run in, two nodes, a real Prometheus scraping an exporter the test drives, PostgreSQL and Redis on
-127.0.0.1 — is green, one thing at a time breaks and turns its line red, and the fix runs through Slack."""
+double with the three deployments, the pods postgres and redis run in, two nodes, a real Prometheus scraping an exporter
+the test drives, PostgreSQL and Redis on 127.0.0.1 — is green, one thing at a time breaks and turns its line red, and
+the fix runs through Slack."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
@@ -26,13 +27,17 @@ from bot.incidents.postmortem import render_postmortem
 from playground.slack_api import FakeSlack
 from tests.conftest import REDIS_URL, RunningBot, make_settings, start_bot
 from tests.k8s_api import K8sApi
-from tests.prometheus import RunningPrometheus, prometheus_with_exporter
-from tests.stacks import Report, ShiftedClock, example, health, read_report
+from tests.stacks import Report, ShiftedClock, check_config, example, health, read_report
 from tests.stacks import all_green as green
 from tests.test_approvals import ALICE, BOB, DAVE, button, click, ops, requested, text
-from tests.test_cli import ROOT, base_env, opsbot
+from tests.test_cli import ROOT
 from tests.test_postmortem import NOW, SERVICES, a_resolved_incident, an_entry
 from tests.test_runbooks import request_runbook
+
+if TYPE_CHECKING:
+    from tests.prometheus import RunningPrometheus
+
+pytest_plugins = ["tests.prometheus"]  # the session's Prometheus
 
 EXAMPLE = ROOT / "examples" / "ai-orchestrator.yml"
 NS = "ai-orchestrator"
@@ -53,8 +58,9 @@ def image(deployment: str, tag: str) -> str:
 # --- the catalog as the team would check it -------------------------------------------------------------------
 
 
-def test_opsbot_check_config_accepts_the_example_without_warnings_about_its_runbooks() -> None:
-    done = opsbot("check-config", str(EXAMPLE), env=base_env())
+def test_opsbot_check_config_accepts_the_example_without_warnings_about_its_runbooks(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    done = check_config(EXAMPLE, monkeypatch, capsys)
     assert done.returncode == 0, done.stdout + done.stderr
     assert ("OK — 6 services, 18 checks, 12 runbooks, 2 digests posted, 2 scheduled backups, 2 scheduled runbooks"
             in done.stdout), done.stdout
@@ -259,7 +265,7 @@ async def status_page() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 @pytest.fixture
 async def stack(slack: FakeSlack, http: aiohttp.ClientSession, pg_database: str, tmp_path: Path,
-                status_page: tuple[str, list[dict[str, Any]]]) -> AsyncIterator[Stack]:
+                status_page: tuple[str, list[dict[str, Any]]], prometheus: RunningPrometheus) -> AsyncIterator[Stack]:
     cluster = await start_cluster()
     queue = redis.Redis.from_url(REDIS_DB_URL)
     queue.delete(QUEUE)
@@ -269,30 +275,30 @@ async def stack(slack: FakeSlack, http: aiohttp.ClientSession, pg_database: str,
         (tmp_path / "app" / folder / name).write_text(f"{name}: 1\n")
     runner = None
     try:
-        async with prometheus_with_exporter() as prometheus:
-            load = asyncio.create_task(traffic(cluster, prometheus))
-            try:
-                # Two scrapes of traffic: every rate() over the 5 s windows has a value.
-                await prometheus.wait_for('sum(rate(http_requests_total{app="api-gateway"}[5s]))', lambda v: v > 0)
-                await prometheus.wait_for('sum(rate(workflow_executions_total[5s]))', lambda v: v > 0)
-                slack.groups = {"S0ORCHSRE": [BOB, DAVE]}
-                clock = ShiftedClock()
-                bot, runner = await start_bot(
-                    make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"),
-                    substituted(tmp_path, cluster, prometheus), slack, http, clock=clock,
-                    environ={"K8S_TOKEN": TOKEN, "ORCHESTRATOR_DB_URL": pg_database, "REDIS_URL": REDIS_DB_URL,
-                             "REDIS_CACHE_URL": REDIS_DB_URL, "STATUS_PAGE_WEBHOOK_URL": status_page[0]})
-                # Last night's backups (the catalog's policy: a backup needs no approval).
-                for service in ("postgres", "config"):
-                    plan = await ops(bot, f"backup {service}")
-                    await click(bot, "action.request", button(plan, "action.request")["value"], ALICE)
-                yield Stack(bot, cluster, prometheus, queue, clock, pg_database, status_page[1])
-            finally:
-                load.cancel()
-                with suppress(asyncio.CancelledError):
-                    await load
-                if runner is not None:
-                    await runner.cleanup()
+        # The session's Prometheus: only its exporter's values are this test's.
+        load = asyncio.create_task(traffic(cluster, prometheus))
+        try:
+            # Two scrapes of traffic: every rate() over the 5 s windows has a value.
+            await prometheus.wait_for('sum(rate(http_requests_total{app="api-gateway"}[5s]))', lambda v: v > 0)
+            await prometheus.wait_for('sum(rate(workflow_executions_total[5s]))', lambda v: v > 0)
+            slack.groups = {"S0ORCHSRE": [BOB, DAVE]}
+            clock = ShiftedClock()
+            bot, runner = await start_bot(
+                make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"),
+                substituted(tmp_path, cluster, prometheus), slack, http, clock=clock,
+                environ={"K8S_TOKEN": TOKEN, "ORCHESTRATOR_DB_URL": pg_database, "REDIS_URL": REDIS_DB_URL,
+                         "REDIS_CACHE_URL": REDIS_DB_URL, "STATUS_PAGE_WEBHOOK_URL": status_page[0]})
+            # Last night's backups (the catalog's policy: a backup needs no approval).
+            for service in ("postgres", "config"):
+                plan = await ops(bot, f"backup {service}")
+                await click(bot, "action.request", button(plan, "action.request")["value"], ALICE)
+            yield Stack(bot, cluster, prometheus, queue, clock, pg_database, status_page[1])
+        finally:
+            load.cancel()
+            with suppress(asyncio.CancelledError):
+                await load
+            if runner is not None:
+                await runner.cleanup()
     finally:
         queue.delete(QUEUE)
         queue.close()

@@ -27,6 +27,7 @@ from tests.stacks import (
     Report,
     ShiftedClock,
     all_green,
+    check_config,
     example,
     health,
     health_until,
@@ -44,7 +45,6 @@ from tests.test_approvals import (
     requested,
     text,
 )
-from tests.test_cli import base_env, opsbot
 from tests.test_postmortem import NAMES, NOW, a_resolved_incident, an_entry, an_item
 from tests.test_runbooks import message_of, request_runbook, until
 
@@ -75,8 +75,9 @@ MORNING_CHECK = {
 # --- the catalog ----------------------------------------------------------------------------------------------
 
 
-def test_check_config_accepts_the_gitte_example() -> None:
-    result = opsbot("check-config", str(EXAMPLE), env=base_env(GITTE_DB_URL="postgresql://gitte@postgres:5432/kiro_test"))
+def test_check_config_accepts_the_gitte_example(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    result = check_config(EXAMPLE, monkeypatch, capsys, GITTE_DB_URL="postgresql://gitte@postgres:5432/kiro_test")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK — 9 services" in result.stdout and "4 scheduled backups" in result.stdout, result.stdout
     assert "not set here" not in result.stdout + result.stderr  # GITTE_DB_URL is its only secret
@@ -124,8 +125,10 @@ def test_the_catalog_keeps_the_teams_severities_backups_digests_and_report() -> 
 def test_the_post_mortem_comes_out_in_the_teams_incident_report_form() -> None:
     catalog = load_catalog(EXAMPLE)
     incident = a_resolved_incident(severity="P1", services=("gitte-app", "ollama"))
-    report = render_postmortem(incident, [an_entry(10, "Ollama restarted")], [an_item("Alert on LLM latency", "U3", date(2026, 12, 1))],
-                               catalog.incidents, services={"gitte-app": "production", "ollama": "production"}, now=NOW, names=NAMES)
+    report = render_postmortem(incident, [an_entry(10, "Ollama restarted")],
+                               [an_item("Alert on LLM latency", "U3", date(2026, 12, 1))],
+                               catalog.incidents, services={"gitte-app": "production", "ollama": "production"}, now=NOW,
+                               names=NAMES)
     assert "template failed" not in report, report[:400]
     assert report.startswith("# Incident Report: API is down\n")
     assert "**Severity:** P1 (High)" in report and "**Incident Commander:** @bob" in report
@@ -305,7 +308,7 @@ async def test_backups_that_stop_running_age_into_red_and_fresh_ones_clear_it(gi
     report = await health(bot)
     last = report.line("postgres", "last backup")
     assert last.red and "days ago" in last.reason and "(limit 3 days)" in last.reason, report
-    assert {(l.service, l.check) for l in report.not_green()} == {
+    assert {(line.service, line.check) for line in report.not_green()} == {
         (s, "last backup") for s in ("postgres", "minio", "generated-images", "config")}
 
     for service in ("postgres", "minio", "generated-images", "config"):

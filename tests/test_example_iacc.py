@@ -35,16 +35,17 @@ from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEn
 from bot.incidents.postmortem import render_postmortem
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.prometheus import RunningPrometheus, prometheus_with_exporter
+from tests.stacks import check_config
 from tests.test_actions_e2e import wait_http
 from tests.test_approvals import ALICE, BOB, DAVE, button, click, ops, text
-from tests.test_cli import ROOT, base_env, opsbot
+from tests.test_cli import ROOT
 from tests.test_runbooks import message_of, request_runbook, until
 
 if TYPE_CHECKING:
     from tests.podman import Containers, Podman
+    from tests.prometheus import RunningPrometheus
 
-pytest_plugins = ["tests.podman"]  # podman, containers
+pytest_plugins = ["tests.podman", "tests.prometheus"]  # podman, containers; the session's Prometheus
 
 EXAMPLE = ROOT / "examples" / "iacc.yml"
 REPOSITORY = "localhost/opsbot-iacc"
@@ -56,8 +57,9 @@ ALERTS, OPS = "C0IACCALERTS", "C0IACCOPS"
 # --- check-config and what the catalog holds ------------------------------------------------------------------
 
 
-def test_check_config_passes_on_the_example_through_the_cli() -> None:
-    result = opsbot("check-config", str(EXAMPLE), env=base_env())
+def test_check_config_passes_on_the_example(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    result = check_config(EXAMPLE, monkeypatch, capsys)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith(
         "iacc.yml: OK — 5 services, 13 checks, 8 runbooks, 3 digests posted, 1 scheduled backups, 2 scheduled runbooks")
@@ -253,7 +255,8 @@ def substituted(example: str, *, app_port: int, prom_url: str, sidecar: int, pro
 
 @pytest.fixture
 async def stack(podman: Podman, app_images: dict[str, str], containers: Containers, slack: FakeSlack,
-                http: aiohttp.ClientSession, mysql_database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+                http: aiohttp.ClientSession, mysql_database: str, tmp_path: Path,
+                prometheus: RunningPrometheus) -> AsyncIterator[Stack]:
     app, port = containers.name("app"), containers.port()
     project = containers.name("compose")
     containers.run(app, app_images["1"], port=port,
@@ -263,31 +266,31 @@ async def stack(podman: Podman, app_images: dict[str, str], containers: Containe
     sidecar = Sidecar()
     await sidecar.start()
     clock = ShiftedClock()
-    async with prometheus_with_exporter() as prom:
-        feeding = asyncio.create_task(traffic(prom, port, http))
-        catalog = substituted(EXAMPLE.read_text(), app_port=port, prom_url=prom.url, sidecar=sidecar.port,
-                              project=project, podman=podman, database=database, backups=tmp_path / "backups")
-        slack.groups = {"S0IACCDEVOPS": [BOB, "U0JANE"], "S0IACCDBA": [DAVE], "S0IACCONCALL": [BOB]}
-        environ = {"IACC_DB_URL": mysql_database, "IACC_DB_ROOT_URL": mysql_database,
-                   "IACC_REDIS_URL": "redis://127.0.0.1:6379/0", "IACC_CACHE_URL": f"redis://127.0.0.1:6379/{CACHE_DB}",
-                   "IACC_MAINTENANCE_TOKEN": MAINTENANCE_TOKEN}
-        bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"), catalog, slack, http,
-                                      environ=environ, clock=clock)
-        running = Stack(bot, app, port, mysql_database, clock, sidecar)
-        try:
-            running.sql(*(f"CREATE TABLE {table} (id int primary key, created_at datetime) ENGINE=InnoDB"
-                          for table in ("purchase_orders", "invoices", "users", "audit_log")),
-                        "INSERT INTO invoices VALUES (1, NOW()), (2, NOW())")
-            await backup_now(bot)
-            await prom.wait_for('sum(rate(http_requests_total[4s]))', lambda v: v > 0)
-            await health_until(bot, all_green, "the morning health check is all green on the healthy stack")
-            yield running
-        finally:
-            feeding.cancel()
-            with suppress(asyncio.CancelledError):
-                await feeding
-            await runner.cleanup()
-            await sidecar.stop()
+    prom = prometheus  # shared by the session: only its exporter's values are this test's
+    feeding = asyncio.create_task(traffic(prom, port, http))
+    catalog = substituted(EXAMPLE.read_text(), app_port=port, prom_url=prom.url, sidecar=sidecar.port,
+                          project=project, podman=podman, database=database, backups=tmp_path / "backups")
+    slack.groups = {"S0IACCDEVOPS": [BOB, "U0JANE"], "S0IACCDBA": [DAVE], "S0IACCONCALL": [BOB]}
+    environ = {"IACC_DB_URL": mysql_database, "IACC_DB_ROOT_URL": mysql_database,
+               "IACC_REDIS_URL": "redis://127.0.0.1:6379/0", "IACC_CACHE_URL": f"redis://127.0.0.1:6379/{CACHE_DB}",
+               "IACC_MAINTENANCE_TOKEN": MAINTENANCE_TOKEN}
+    bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"), catalog, slack, http,
+                                  environ=environ, clock=clock)
+    running = Stack(bot, app, port, mysql_database, clock, sidecar)
+    try:
+        running.sql(*(f"CREATE TABLE {table} (id int primary key, created_at datetime) ENGINE=InnoDB"
+                      for table in ("purchase_orders", "invoices", "users", "audit_log")),
+                    "INSERT INTO invoices VALUES (1, NOW()), (2, NOW())")
+        await backup_now(bot)
+        await prom.wait_for('sum(rate(http_requests_total[4s]))', lambda v: v > 0)
+        await health_until(bot, all_green, "the morning health check is all green on the healthy stack")
+        yield running
+    finally:
+        feeding.cancel()
+        with suppress(asyncio.CancelledError):
+            await feeding
+        await runner.cleanup()
+        await sidecar.stop()
 
 
 # --- reading the health report ---------------------------------------------------------------------------------
@@ -344,7 +347,8 @@ async def approved_run(bot: RunningBot, command: str, *approvers: str) -> int:
     for approver in approvers:
         await click(bot, "approval.approve", str(run_id), approver)
     run = await until(bot, run_id, lambda r: r.state not in (ActionState.PENDING, ActionState.APPROVED, ActionState.RUNNING))
-    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.state, s.detail) for s in run.steps])  # type: ignore[attr-defined]
+    assert run.state is ActionState.SUCCEEDED, (run.outcome,
+                                                [(s.title, s.state, s.detail) for s in run.steps])  # type: ignore[attr-defined]
     return run_id
 
 
@@ -362,7 +366,8 @@ async def test_the_app_down_turns_api_health_red_and_the_p1_runbook_brings_it_ba
     assert (await stack.bot.ctx.store.get_action(run_id)).state is ActionState.PENDING  # type: ignore[union-attr]
     await click(stack.bot, "approval.approve", str(run_id), BOB)
     run = await until(stack.bot, run_id, lambda r: r.state in (ActionState.SUCCEEDED, ActionState.FAILED))
-    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])  # type: ignore[attr-defined]
+    assert run.state is ActionState.SUCCEEDED, (run.outcome,
+                                                [(s.title, s.detail) for s in run.steps])  # type: ignore[attr-defined]
     assert "✅" in text(message_of(stack.bot, run_id))
     pages = [c.args["text"] for c in stack.bot.slack.of("chat.postMessage") if "P1: app is down" in c.args.get("text", "")]
     assert pages and pages[0].startswith("<!subteam^S0IACCONCALL>")
@@ -380,12 +385,14 @@ async def test_a_dropped_schema_turns_the_table_count_red_and_the_restore_runboo
     assert (await stack.bot.ctx.store.get_action(run_id)).state is ActionState.PENDING  # type: ignore[union-attr]
     await click(stack.bot, "approval.approve", str(run_id), DAVE)
     run = await until(stack.bot, run_id, lambda r: r.state in (ActionState.SUCCEEDED, ActionState.FAILED))
-    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])  # type: ignore[attr-defined]
+    assert run.state is ActionState.SUCCEEDED, (run.outcome,
+                                                [(s.title, s.detail) for s in run.steps])  # type: ignore[attr-defined]
     assert stack.sql("SELECT COUNT(*) FROM invoices") == [(2,)]
     await health_until(stack.bot, all_green, "green again after the restore")
 
 
-async def test_a_bad_release_raises_the_error_rate_and_the_rollback_runbook_fixes_it(stack: Stack, containers: Containers) -> None:
+async def test_a_bad_release_raises_the_error_rate_and_the_rollback_runbook_fixes_it(stack: Stack,
+                                                                                     containers: Containers) -> None:
     await approved_run(stack.bot, "run deploy-app version=2", BOB)
     assert stack.sidecar.maintenance == ["on", "off"], "the deploy ran under maintenance mode"
     assert containers.get(stack.app).attrs["Config"]["Image"] == f"{REPOSITORY}:2"

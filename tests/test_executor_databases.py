@@ -15,7 +15,7 @@ import asyncpg
 import pymysql
 import pytest
 
-from bot.executors.base import ExecutorError, TargetNotFound
+from bot.executors.base import Effect, ExecutorError, TargetNotFound
 from bot.executors.databases import (
     REJECTED,
     LongQuery,
@@ -72,6 +72,7 @@ async def test_statement_over_the_timeout_is_cancelled_by_the_server(pg_database
     assert "`SELECT pg_sleep(5)`" in str(caught.value)
     assert "was cancelled after 0.5 s: it ran into the statement timeout" in str(caught.value)
     assert caught.value.state.startswith("cancelled after 0.5 s; PostgreSQL rolled back its unfinished work")
+    assert caught.value.effect is Effect.UNTOUCHED
     assert_no_secret(caught.value)
     still_running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'"
     assert await items.fetchval(still_running) == 0
@@ -82,7 +83,7 @@ async def test_statement_naming_a_missing_table_fails_without_the_password(pg_da
         await run_statement("postgres", with_password(pg_database), "VACUUM ANALYZE no_such_table", timeout=5)
 
     assert 'relation "no_such_table" does not exist' in str(caught.value)
-    assert caught.value.state == REJECTED
+    assert (caught.value.state, caught.value.effect) == (REJECTED, Effect.UNTOUCHED)
     assert_no_secret(caught.value)
 
 
@@ -90,14 +91,14 @@ async def test_misspelt_statement_is_rejected_and_changes_nothing(pg_database: s
     with pytest.raises(ExecutorError) as caught:
         await run_statement("postgres", with_password(pg_database), "VACUM ANALYZE", timeout=5)
     assert "syntax error" in str(caught.value)
-    assert caught.value.state == REJECTED
+    assert (caught.value.state, caught.value.effect) == (REJECTED, Effect.UNTOUCHED)
     assert_no_secret(caught.value)
 
 
 async def test_a_second_statement_in_the_string_is_refused(pg_database: str, items: asyncpg.Connection) -> None:
     with pytest.raises(ExecutorError, match="cannot insert multiple commands") as caught:
         await run_statement("postgres", pg_database, "VACUUM items; DROP TABLE items", timeout=5)
-    assert caught.value.state == REJECTED
+    assert (caught.value.state, caught.value.effect) == (REJECTED, Effect.UNTOUCHED)
     assert await items.fetchval("SELECT count(*) FROM items") == 200
 
 
@@ -107,7 +108,7 @@ async def test_failed_concurrent_index_build_says_it_left_an_invalid_index(pg_da
         await run_statement("postgres", with_password(pg_database), statement, timeout=10)
 
     assert caught.value.state.startswith("the statement failed; PostgreSQL rolled back its unfinished work")
-    assert "INVALID index" in caught.value.state
+    assert "INVALID index" in caught.value.state and caught.value.effect is Effect.CHANGED
     assert await items.fetchval("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_name'::regclass") is False
     assert_no_secret(caught.value)
 
@@ -118,6 +119,7 @@ async def test_unreachable_postgres_fails_before_anything_runs(pg_database: str)
         await run_statement("postgres", with_password(pg_database, port), "VACUUM", timeout=5)
     assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}/" in str(caught.value)
     assert caught.value.state.startswith(f"unchanged: could not connect to PostgreSQL at 127.0.0.1:{port}/")
+    assert caught.value.effect is Effect.UNTOUCHED
     assert_no_secret(caught.value)
 
 
@@ -140,7 +142,7 @@ def orders(mysql_database: str) -> Iterator[MysqlConnection]:
         cursor.execute("CREATE TABLE orders (id int PRIMARY KEY, total int NOT NULL) ENGINE=InnoDB")
         cursor.execute("INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30)")
     conn.close()
-    yield target
+    return target
 
 
 def order_ids(target: MysqlConnection) -> list[int]:
@@ -159,39 +161,44 @@ async def test_optimize_table_on_mariadb_reports_the_table_status(mysql_database
     assert order_ids(orders) == [1, 2, 3]
 
 
-async def test_optimize_of_a_missing_table_fails_although_mariadb_reports_it_as_a_row(mysql_database: str, orders: MysqlConnection) -> None:
+async def test_optimize_of_a_missing_table_fails_although_mariadb_reports_it_as_a_row(mysql_database: str,
+                                                                                      orders: MysqlConnection) -> None:
     with pytest.raises(ExecutorError, match="doesn't exist") as caught:
         await run_statement("mysql", mysql_database, "OPTIMIZE TABLE orders, no_such_table", timeout=10)
     assert caught.value.state == f"not done for {orders.database}.no_such_table; done for {orders.database}.orders"
+    assert caught.value.effect is Effect.CHANGED  # the table that was done stays done
 
 
-async def test_mariadb_statement_reports_rows_affected_and_accepts_the_mariadb_scheme(mysql_database: str, orders: MysqlConnection) -> None:
+async def test_mariadb_statement_reports_rows_affected_and_accepts_the_mariadb_scheme(mysql_database: str,
+                                                                                      orders: MysqlConnection) -> None:
     dsn = mysql_database.replace("mysql://", "mariadb://", 1)
     summary = await run_statement("mysql", dsn, "DELETE FROM orders WHERE id > 1", timeout=5)
     assert summary.startswith("DELETE FROM: 2 row(s) affected in ")
     assert order_ids(orders) == [1]
 
 
-async def test_mariadb_statement_over_the_timeout_is_cancelled_by_the_server(mysql_database: str, orders: MysqlConnection) -> None:
+async def test_mariadb_statement_over_the_timeout_is_cancelled_by_the_server(mysql_database: str,
+                                                                             orders: MysqlConnection) -> None:
     started = time.monotonic()
     with pytest.raises(ExecutorError) as caught:
         await run_statement("mysql", mysql_database, "SELECT SLEEP(5)", timeout=0.5)
     assert time.monotonic() - started < 3
     assert "was cancelled after 0.5 s: it ran into max_statement_time" in str(caught.value)
     assert caught.value.state.startswith("cancelled after 0.5 s; the statement was stopped part-way")
+    assert caught.value.effect is Effect.UNKNOWN  # how much of it MySQL kept, opsbot cannot tell
 
 
 async def test_a_second_mariadb_statement_in_the_string_is_refused(mysql_database: str, orders: MysqlConnection) -> None:
     with pytest.raises(ExecutorError, match="SQL syntax") as caught:
         await run_statement("mysql", mysql_database, "SELECT 1; DROP TABLE orders", timeout=5)
-    assert caught.value.state == REJECTED
+    assert (caught.value.state, caught.value.effect) == (REJECTED, Effect.UNTOUCHED)
     assert order_ids(orders) == [1, 2, 3]
 
 
 async def test_mariadb_missing_table_is_target_not_found(mysql_database: str, orders: MysqlConnection) -> None:
     with pytest.raises(TargetNotFound, match="doesn't exist") as caught:
         await run_statement("mysql", mysql_database, "DELETE FROM no_such_table", timeout=5)
-    assert caught.value.state == REJECTED
+    assert (caught.value.state, caught.value.effect) == (REJECTED, Effect.UNTOUCHED)
 
 
 async def test_mariadb_login_failure_does_not_leak_the_password(mysql_database: str) -> None:
@@ -282,7 +289,8 @@ async def sleepers() -> AsyncIterator[list[Sleeper]]:
         await sleeper.stop()
 
 
-async def test_long_queries_lists_running_queries_oldest_first_but_not_idle_ones(pg_database: str, sleepers: list[Sleeper]) -> None:
+async def test_long_queries_lists_running_queries_oldest_first_but_not_idle_ones(pg_database: str,
+                                                                                 sleepers: list[Sleeper]) -> None:
     idle = await asyncpg.connect(pg_database)
     await idle.execute("SELECT 1")
     sleepers.append(await Sleeper.start(pg_database))

@@ -68,7 +68,8 @@ def make(tmp_path: Path, paths: list[Path]) -> DirectoryBackups:
 
 
 def leftovers(tmp_path: Path) -> list[str]:
-    return sorted(p.name for p in tmp_path.rglob(".*") if ".restore-" in p.name or ".old-" in p.name or p.name.endswith(".partial"))
+    return sorted(p.name for p in tmp_path.rglob(".*") if ".restore-" in p.name or ".old-" in p.name
+                  or p.name.endswith(".partial"))
 
 
 async def test_restore_puts_the_tree_back_exactly(tmp_path: Path, world: tuple[Path, Path]) -> None:
@@ -123,13 +124,14 @@ async def test_missing_path_is_named_and_nothing_is_written(tmp_path: Path, worl
     progress = RecordingProgress()
     with pytest.raises(ExecutorError, match=f"{gone} does not exist") as caught:
         await make(tmp_path, [data, gone]).backup(progress, label="manual")
-    assert caught.value.state == NOT_WRITTEN
+    assert (caught.value.state, caught.value.effect) == (NOT_WRITTEN.text, NOT_WRITTEN.effect)
     assert progress.steps[0].state == "failed"
     assert list((tmp_path / "backups").iterdir()) == []
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-async def test_damaged_archive_is_refused_and_the_tree_is_untouched(tmp_path: Path, world: tuple[Path, Path], damage: str) -> None:
+async def test_damaged_archive_is_refused_and_the_tree_is_untouched(tmp_path: Path, world: tuple[Path, Path],
+                                                                    damage: str) -> None:
     data, _ = world
     backups = make(tmp_path, [data])
     artifact = await backups.backup(RecordingProgress(), label="manual")
@@ -142,16 +144,17 @@ async def test_damaged_archive_is_refused_and_the_tree_is_untouched(tmp_path: Pa
     (data / "index.json").write_text("changed since")
     after = snapshot(data)
 
-    with pytest.raises(ExecutorError, match="corrupted: (checksum|size) differs"):
+    with pytest.raises(ExecutorError, match=r"corrupted: (checksum|size) differs"):
         await backups.verify(artifact)
     with pytest.raises(ExecutorError, match="corrupted") as caught:
         await backups.restore(artifact, RecordingProgress())
-    assert caught.value.state == NOT_TOUCHED
+    assert (caught.value.state, caught.value.effect) == (NOT_TOUCHED.text, NOT_TOUCHED.effect)
     assert snapshot(data) == after
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-async def test_unreadable_archive_fails_verification_even_with_a_matching_checksum(tmp_path: Path, world: tuple[Path, Path], damage: str) -> None:
+async def test_unreadable_archive_fails_verification_even_with_a_matching_checksum(tmp_path: Path, world: tuple[Path, Path],
+                                                                                   damage: str) -> None:
     data, _ = world
     backups = make(tmp_path, [data])
     artifact = await backups.backup(RecordingProgress(), label="manual")
@@ -201,7 +204,8 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.
     member("paths/0/hard", tarfile.LNKTYPE, "../evil.txt"),
     member("paths/0/dev", tarfile.CHRTYPE),
 ], ids=["dotdot", "parent", "absolute", "unknown-root", "abs-symlink", "escaping-symlink", "escaping-hardlink", "device"])
-async def test_archive_escaping_its_paths_is_refused_on_restore(tmp_path: Path, world: tuple[Path, Path], planted: tarfile.TarInfo) -> None:
+async def test_archive_escaping_its_paths_is_refused_on_restore(tmp_path: Path, world: tuple[Path, Path],
+                                                                planted: tarfile.TarInfo) -> None:
     data, _ = world
     backups = make(tmp_path, [data])
     (tmp_path / "backups").mkdir()
@@ -211,7 +215,7 @@ async def test_archive_escaping_its_paths_is_refused_on_restore(tmp_path: Path, 
     with pytest.raises(ExecutorError, match="was refused: unsafe") as caught:
         await backups.restore(artifact, RecordingProgress())
 
-    assert caught.value.state == NOT_TOUCHED
+    assert (caught.value.state, caught.value.effect) == (NOT_TOUCHED.text, NOT_TOUCHED.effect)
     assert snapshot(tmp_path) == before
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "srv" / "evil.txt").exists()
 
@@ -236,7 +240,7 @@ async def test_delete_removes_the_archive_and_tolerates_a_missing_one(tmp_path: 
     assert (data / "index.json").exists()
 
 
-@pytest.mark.parametrize("paths, directory, error", [
+@pytest.mark.parametrize(("paths", "directory", "error"), [
     (["relative/data"], "/b", "not an absolute path"),
     ([], "/b", "at least 1"),
     (["/srv/data"], "relative", "not an absolute path"),

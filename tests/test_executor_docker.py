@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.clock import SystemClock
-from bot.executors.base import DeployHistory, ExecutorError, RecordingProgress, TargetNotFound
+from bot.executors.base import DeployHistory, Effect, ExecutorError, RecordingProgress, TargetNotFound
 from bot.executors.docker import DockerTarget, DockerWorkload
 from bot.store import create_store
 
@@ -127,6 +127,7 @@ async def test_restart_of_an_unhealthy_container_fails_saying_unhealthy(
             await workload(container=name, start_timeout=3).restart(progress)
 
     assert f"container {name} is running but unhealthy" in raised.value.state
+    assert raised.value.effect is Effect.CHANGED  # restarted, and not healthy since
     assert "within 3 s" in str(raised.value)
     assert [s.state for s in progress.steps] == ["succeeded", "failed"]
 
@@ -156,11 +157,11 @@ async def test_restart_by_labels_restarts_every_matching_container_and_no_other(
 async def test_restart_of_a_missing_container_raises_target_not_found(
     workload: MakeWorkload, containers: Containers
 ) -> None:
-    with pytest.raises(TargetNotFound, match="^No Docker container named opsbot-nowhere.$"):
+    with pytest.raises(TargetNotFound, match=r"^No Docker container named opsbot-nowhere\.$"):
         await workload(container="opsbot-nowhere").restart(RecordingProgress())
     with pytest.raises(TargetNotFound, match=r"^No Docker container matching app=nowhere-\w+.$") as raised:
         await workload(labels={"app": f"nowhere-{containers.run_id}"}).restart(RecordingProgress())
-    assert raised.value.state == "nothing was changed"
+    assert (raised.value.state, raised.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
 
 
 async def test_restart_of_a_container_that_exits_right_away_fails_saying_exited(
@@ -176,15 +177,15 @@ async def test_restart_of_a_container_that_exits_right_away_fails_saying_exited(
     with pytest.raises(ExecutorError) as raised:
         await workload(container=name).restart(progress)
 
-    assert raised.value.state == f"container {name} is exited (code 3)"
+    assert raised.value.state == f"container {name} is exited (code 3)" and raised.value.effect is Effect.CHANGED
     assert progress.steps[-1].state == "failed"
 
 
 async def test_unreachable_docker_is_an_executor_error_that_changed_nothing(workload: MakeWorkload) -> None:
     executor = workload(container="api", docker_host="unix:///nonexistent/docker.sock")
-    with pytest.raises(ExecutorError, match="cannot reach Docker at unix:///nonexistent/docker.sock") as raised:
+    with pytest.raises(ExecutorError, match=r"cannot reach Docker at unix:///nonexistent/docker\.sock") as raised:
         await executor.restart(RecordingProgress())
-    assert raised.value.state == "nothing was changed"
+    assert (raised.value.state, raised.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
 
 
 # -- rollback --------------------------------------------------------------------------------------------------
@@ -283,6 +284,7 @@ async def test_rollback_to_an_image_that_exits_puts_the_old_container_back(
 
     assert f"Rolling back to {images.broken} failed: container {name} is exited (code 1)" in str(raised.value)
     assert raised.value.state.startswith(f"put back: container {name} runs {images.v2} again")
+    assert raised.value.effect is Effect.UNTOUCHED  # the old container runs again, as before
     assert containers.get(name).id == original.id
     assert containers.get(name).status == "running"
     assert await http_get(port) == "2"
@@ -304,6 +306,7 @@ async def test_rollback_to_an_unknown_image_lists_the_known_ones_and_changes_not
         f"{SERVICE} has never run {images.repository}:9. Known images: {images.v2}, {images.v1}."
     )
     assert raised.value.state == f"unchanged: container {name} still runs {images.v2}"
+    assert raised.value.effect is Effect.UNTOUCHED
     assert containers.get(name).id == original.id
 
 
@@ -318,7 +321,7 @@ async def test_rollback_to_an_image_gone_from_the_host_says_it_could_not_be_pull
     with pytest.raises(ExecutorError, match=f"{gone} is no longer on the Docker host and could not be pulled") as raised:
         await workload(container=name).rollback("pruned", RecordingProgress())
 
-    assert raised.value.state == "nothing was changed"
+    assert (raised.value.state, raised.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
     assert containers.get(name).id == original.id and containers.get(name).status == "running"
 
 
@@ -421,6 +424,7 @@ async def test_deploy_of_an_image_that_exits_puts_the_old_container_back(
 
     assert f"Deploying {images.broken} failed: container {name} is exited (code 1)" in str(raised.value)
     assert raised.value.state.startswith(f"put back: container {name} runs {images.v2} again")
+    assert raised.value.effect is Effect.UNTOUCHED  # the old container runs again, as before
     assert containers.get(name).id == original.id
     assert containers.get(name).status == "running"
     assert await http_get(port) == "2"
@@ -458,7 +462,7 @@ async def test_deploy_of_an_unknown_tag_says_it_could_not_be_pulled_and_changes_
     with pytest.raises(ExecutorError, match=unknown) as raised:
         await workload(container=name).deploy("9", progress)
 
-    assert raised.value.state == "nothing was changed"
+    assert (raised.value.state, raised.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
     assert progress.steps[0].state == "failed"
     assert containers.get(name).id == original.id and containers.get(name).status == "running"
     assert [r.image for r in await history.deploy_history(SERVICE)] == [images.v1]
@@ -542,7 +546,7 @@ async def test_scale_stops_at_zero_starts_every_labelled_container_at_their_numb
     for replicas in (1, 3):
         with pytest.raises(ExecutorError, match=rf"0 \(stop all\) or 2 \(start all\), not {replicas}\.$") as raised:
             await executor.scale(replicas, RecordingProgress())
-        assert raised.value.state == "nothing was changed"
+        assert (raised.value.state, raised.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
     assert {name: started_at(containers, name) for name in ports} == before
 
 

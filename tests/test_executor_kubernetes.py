@@ -9,7 +9,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
 from pydantic import ValidationError
 
 from bot.clock import SystemClock
-from bot.executors.base import ExecutorError, RecordingProgress, TargetNotFound
+from bot.executors.base import Effect, ExecutorError, RecordingProgress, TargetNotFound
 from bot.executors.kubernetes import RESTARTED_AT, KubernetesTarget, KubernetesWorkload
 from tests.k8s_api import HASH_LABEL, HISTORY, REVISION, ApiError, K8sApi
 
@@ -81,7 +81,7 @@ async def test_restart_annotates_the_template_and_waits_for_the_new_revision(api
     deployment = api.deployment("api")
     stamp = datetime.strptime(deployment["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT],
                               "%Y-%m-%dT%H:%M:%S%z")
-    assert abs(datetime.now(timezone.utc) - stamp) < timedelta(minutes=1)
+    assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=1)
     old, new = api.replicasets()
     assert [old["metadata"]["annotations"][REVISION], new["metadata"]["annotations"][REVISION]] == ["1", "2"]
     assert new["metadata"]["name"] == f"api-{new['metadata']['labels'][HASH_LABEL]}"
@@ -119,6 +119,7 @@ async def test_restart_times_out_when_the_new_pods_never_become_available(api: K
     assert str(failed.value) == "The rollout of deployment default/api did not finish within 0.3 s."
     assert failed.value.state == ("deployment default/api: 1 of 3 replicas updated, 3 available, 3 old still running; "
                                   "the rollout is still in progress")
+    assert failed.value.effect is Effect.CHANGED  # the restart was asked for; the rollout is what did not finish
     assert [s.state for s in progress.steps] == ["succeeded", "failed"]
 
 
@@ -138,10 +139,10 @@ async def test_restart_stops_waiting_when_the_progress_deadline_is_exceeded(api:
 async def test_restart_refuses_a_paused_deployment(api: K8sApi, make: Make) -> None:
     api.add_deployment("api", paused=True)
 
-    with pytest.raises(ExecutorError, match="it is paused. Resume it first") as refused:
+    with pytest.raises(ExecutorError, match=r"it is paused\. Resume it first") as refused:
         await make().restart(RecordingProgress())
 
-    assert refused.value.state == "nothing was changed"
+    assert (refused.value.state, refused.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
     assert api.writes() == []
 
 
@@ -205,20 +206,20 @@ async def test_rollback_to_the_current_revision_is_refused(api: K8sApi, make: Ma
 async def test_rollback_without_an_earlier_revision_is_refused(api: K8sApi, make: Make) -> None:
     api.add_deployment("api")
 
-    with pytest.raises(ExecutorError, match="has no revision before 1 to roll back to. Revisions: 1."):
+    with pytest.raises(ExecutorError, match=r"has no revision before 1 to roll back to\. Revisions: 1\."):
         await make().rollback(None, RecordingProgress())
     assert api.writes() == []
 
 
-@pytest.mark.parametrize(("error", "message", "state"), [
+@pytest.mark.parametrize(("error", "message", "state", "effect"), [
     (ApiError(403, "Forbidden", 'deployments.apps "api" is forbidden: User "opsbot" cannot patch resource'),
-     'not allowed (403 Forbidden): deployments.apps "api" is forbidden', "nothing was changed"),
+     'not allowed (403 Forbidden): deployments.apps "api" is forbidden', "nothing was changed", Effect.UNTOUCHED),
     (ApiError(500, "InternalError", "etcdserver: request timed out"),
      "the Kubernetes API answered 500 Internal Server Error: etcdserver: request timed out",
-     "unknown: deployment default/api may have been changed; look at it before trying again"),
+     "unknown: deployment default/api may have been changed; look at it before trying again", Effect.UNKNOWN),
 ])
 async def test_a_failed_patch_says_whether_anything_changed(api: K8sApi, make: Make, error: ApiError, message: str,
-                                                            state: str) -> None:
+                                                            state: str, effect: Effect) -> None:
     api.add_deployment("api")
 
     def refuse_patches(method: str, _: str) -> None:
@@ -230,7 +231,7 @@ async def test_a_failed_patch_says_whether_anything_changed(api: K8sApi, make: M
         await make().restart(RecordingProgress())
 
     assert str(failed.value).startswith(f"Could not restart deployment default/api: {message}")
-    assert failed.value.state == state
+    assert (failed.value.state, failed.value.effect) == (state, effect)
 
 
 @pytest.mark.parametrize("action", ["restart", "rollback", "revisions", "current_image", "set_image", "replicas",
@@ -310,7 +311,7 @@ async def test_without_api_url_the_kubeconfig_says_where_and_who(api: K8sApi, ma
 @pytest.mark.parametrize("environ", [{"KUBECONFIG": "/nonexistent/kubeconfig"},
                                      {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}])
 async def test_without_any_api_to_talk_to_the_error_says_what_to_set(make: Make, environ: dict[str, str]) -> None:
-    with pytest.raises(ExecutorError, match="No Kubernetes API to talk to for deployment default/api: .* Set api_url"):
+    with pytest.raises(ExecutorError, match=r"No Kubernetes API to talk to for deployment default/api: .* Set api_url"):
         await make(api_url=None, token_env=None, environ=environ).revisions()
 
 
@@ -481,7 +482,7 @@ async def test_scale_that_never_becomes_available_times_out_saying_how_far_it_go
     api.add_deployment("api")
     api.rollouts = "stuck"
 
-    with pytest.raises(ExecutorError, match="did not finish within 0.3 s") as failed:
+    with pytest.raises(ExecutorError, match=r"did not finish within 0\.3 s") as failed:
         await make(rollout_timeout=0.3).scale(4, RecordingProgress())
 
     assert failed.value.state == ("deployment default/api: 4 of 4 replicas updated, 3 available; "
@@ -495,7 +496,7 @@ async def test_logs_of_each_pod_since_the_given_seconds(api: K8sApi, make: Make)
     api.add_deployment("api", sidecar=PROXY)
     # The canary's pods match the selector `app=api` too, but belong to another deployment.
     api.add_deployment("api-canary", image=V3, labels={"app": "api", "track": "canary"})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     recent, old = now - timedelta(seconds=30), now - timedelta(minutes=10)
     names = [p["metadata"]["name"] for p in api.pods("api")]
     for name in names:
@@ -522,7 +523,7 @@ async def test_logs_of_each_pod_since_the_given_seconds(api: K8sApi, make: Make)
 async def test_logs_are_cut_at_max_bytes_a_pod(api: K8sApi, make: Make) -> None:
     api.add_deployment("api", replicas=1)
     [pod] = api.pods("api")
-    api.set_pod_log(pod["metadata"]["name"], [(datetime.now(timezone.utc), "x" * 500)])
+    api.set_pod_log(pod["metadata"]["name"], [(datetime.now(UTC), "x" * 500)])
 
     [(_, text)] = await make().logs(since_seconds=60, max_bytes=100)
 
@@ -535,7 +536,7 @@ async def test_logs_of_a_pod_that_cannot_start_say_why(api: K8sApi, make: Make) 
     with pytest.raises(ExecutorError, match="did not finish"):
         await make(rollout_timeout=0.2).set_image(BROKEN, RecordingProgress())
     running, waiting = sorted(api.pods("api"), key=lambda p: p["status"]["phase"] != "Running")
-    api.set_pod_log(running["metadata"]["name"], [(datetime.now(timezone.utc), "still serving")])
+    api.set_pod_log(running["metadata"]["name"], [(datetime.now(UTC), "still serving")])
 
     logs = dict(await make().logs(since_seconds=60))
 
@@ -657,10 +658,10 @@ async def test_plans_touch_nothing(api: K8sApi, make: Make) -> None:
     assert workload.restart_plan() == ["Restart deployment default/api", "Wait for the rollout to finish (up to 5 s)"]
     assert workload.rollback_plan(None)[0] == "Pick the revision to roll back to (the previous one)"
     assert workload.rollback_plan("3")[0] == "Pick the revision to roll back to (revision 3)"
-    with pytest.raises(ExecutorError, match="'v1.2' is not a revision number"):
+    with pytest.raises(ExecutorError, match=r"'v1\.2' is not a revision number"):
         workload.rollback_plan("v1.2")
-    assert workload.set_image_plan("2.0") == ["Set the image of the first container of deployment default/api to "
-                                              "tag 2.0", "Wait for the rollout to finish (up to 5 s)"]
+    assert workload.set_image_plan("2.0") == [("Set the image of the first container of deployment default/api to "
+                                               "tag 2.0"), "Wait for the rollout to finish (up to 5 s)"]
     assert workload.set_image_plan(V2)[0].endswith(f"to {V2}")
     for garbage in ("api:2.0; reboot", "2.0\n"):
         with pytest.raises(ExecutorError, match="is not an image reference or tag"):

@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.clock import ManualClock
-from bot.executors.base import Artifact, ExecutorError, RecordingProgress
+from bot.executors.base import Artifact, Effect, ExecutorError, RecordingProgress
 from bot.executors.postgres_backup import (
     NOT_TOUCHED,
     NOT_WRITTEN,
@@ -43,7 +43,8 @@ def with_password(dsn: str, port: int | None = None) -> str:
 
 
 def make(tmp_path: Path, dsn: str, **target: object) -> PostgresBackups:
-    spec = PostgresBackupTarget.model_validate({"type": "postgres", "dsn_env": "APP_DB_DSN", "directory": tmp_path / "dumps", **target})
+    spec = PostgresBackupTarget.model_validate({"type": "postgres", "dsn_env": "APP_DB_DSN", "directory": tmp_path / "dumps",
+                                                **target})
     return PostgresBackups("billing", spec, {"APP_DB_DSN": dsn}, ManualClock(START))
 
 
@@ -65,7 +66,8 @@ def wrapper(tmp_path: Path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text(
         f"#!{sys.executable}\nimport json, os, sys, time\n"
-        f"open({str(tmp_path / (name + '.json'))!r}, 'w').write(json.dumps({{'argv': sys.argv, 'env': dict(os.environ), 'pid': os.getpid()}}))\n"
+        f"open({str(tmp_path / (name + '.json'))!r}, 'w').write(json.dumps({{'argv': sys.argv, 'env': dict(os.environ), 'pid': "
+        f"os.getpid()}}))\n"
         f"{body}\n"
     )
     path.chmod(0o755)
@@ -135,13 +137,13 @@ async def test_damaged_dump_is_refused_and_the_database_is_untouched(
     artifact.path.write_bytes(bytes(data))
     await db.execute("DELETE FROM invoices WHERE id = 3")
 
-    with pytest.raises(ExecutorError, match="corrupted: (checksum|size) differs"):
+    with pytest.raises(ExecutorError, match=r"corrupted: (checksum|size) differs"):
         await backups.verify(artifact)
     progress = RecordingProgress()
     with pytest.raises(ExecutorError) as caught:
         await backups.restore(artifact, progress)
 
-    assert caught.value.state == NOT_TOUCHED
+    assert (caught.value.state, caught.value.effect) == (NOT_TOUCHED.text, Effect.UNTOUCHED)
     assert [(s.title, s.state) for s in progress.steps] == [(f"Verify {artifact.path.name}", "failed")]
     assert await rows(db) == [(1, 100), (2, 200)]
 
@@ -157,7 +159,7 @@ async def test_file_that_is_not_a_dump_fails_verification_even_with_a_matching_c
 
 async def test_missing_dump_is_reported(tmp_path: Path, pg_database: str) -> None:
     backups = make(tmp_path, pg_database)
-    with pytest.raises(ExecutorError, match="gone.dump is missing"):
+    with pytest.raises(ExecutorError, match=r"gone\.dump is missing"):
         await backups.verify(Artifact(tmp_path / "gone.dump", 1, "0" * 64, START))
 
 
@@ -171,14 +173,15 @@ async def test_failed_restore_is_rolled_back_whole(tmp_path: Path, pg_database: 
     with pytest.raises(ExecutorError, match="pg_restore failed") as caught:
         await backups.restore(artifact, RecordingProgress())
 
-    assert caught.value.state == ROLLED_BACK
+    assert (caught.value.state, caught.value.effect) == (ROLLED_BACK.text, Effect.UNTOUCHED)
     assert await rows(db) == [(2, 200), (3, 300)]
 
 
 # --- secrets and failures ----------------------------------------------------------------------------------
 
 
-async def test_password_travels_in_the_environment_never_in_argv(tmp_path: Path, pg_database: str, db: asyncpg.Connection) -> None:
+async def test_password_travels_in_the_environment_never_in_argv(tmp_path: Path, pg_database: str,
+                                                                 db: asyncpg.Connection) -> None:
     real = shutil.which("pg_dump")
     assert real
     fake = wrapper(tmp_path, "pg_dump", f"os.execv({real!r}, [{real!r}] + sys.argv[1:])")
@@ -193,23 +196,25 @@ async def test_password_travels_in_the_environment_never_in_argv(tmp_path: Path,
     assert (seen["env"]["PGSSLMODE"], seen["env"]["PGAPPNAME"]) == ("disable", "opsbot")
     description = backups.describe()
     assert PASSWORD not in description
-    assert description == f"PostgreSQL database {urlsplit(pg_database).path[1:]} on 127.0.0.1:5432 (dumps in {tmp_path / 'dumps'})"
+    database = urlsplit(pg_database).path[1:]
+    assert description == f"PostgreSQL database {database} on 127.0.0.1:5432 (dumps in {tmp_path / 'dumps'})"
 
 
 async def test_unreachable_server_fails_with_state_and_no_password(tmp_path: Path, pg_database: str) -> None:
     backups = make(tmp_path, with_password(pg_database, port=free_port()))
     progress = RecordingProgress()
-    with pytest.raises(ExecutorError, match="pg_dump failed .*127.0.0.1") as caught:
+    with pytest.raises(ExecutorError, match=r"pg_dump failed .*127\.0\.0\.1") as caught:
         await backups.backup(progress, label="manual")
 
-    assert caught.value.state == NOT_WRITTEN
+    assert (caught.value.state, caught.value.effect) == (NOT_WRITTEN.text, NOT_WRITTEN.effect)
     assert PASSWORD not in str(caught.value) and PASSWORD not in caught.value.state
     assert progress.steps[0].state == "failed" and PASSWORD not in progress.steps[0].detail
     assert list((tmp_path / "dumps").iterdir()) == []
 
 
 async def test_tool_output_is_scrubbed_of_the_password(tmp_path: Path, pg_database: str) -> None:
-    fake = wrapper(tmp_path, "pg_dump", "sys.stderr.write('pg_dump: error: auth failed for password ' + os.environ['PGPASSWORD'] + '\\n'); sys.exit(1)")
+    fake = wrapper(tmp_path, "pg_dump", "sys.stderr.write('pg_dump: error: auth failed for password ' + os.environ['PGPASSWORD'] "
+                                        "+ '\\n'); sys.exit(1)")
     backups = make(tmp_path, with_password(pg_database), pg_dump=fake)
     with pytest.raises(ExecutorError, match=r"auth failed for password \*\*\*") as caught:
         await backups.backup(RecordingProgress(), label="manual")
@@ -219,10 +224,10 @@ async def test_tool_output_is_scrubbed_of_the_password(tmp_path: Path, pg_databa
 async def test_timeout_stops_the_tool_and_removes_the_partial_file(tmp_path: Path, pg_database: str) -> None:
     fake = wrapper(tmp_path, "pg_dump", "time.sleep(60)")
     backups = make(tmp_path, pg_database, pg_dump=fake, timeout=0.5)
-    with pytest.raises(ExecutorError, match="did not finish within 0.5 s") as caught:
+    with pytest.raises(ExecutorError, match=r"did not finish within 0\.5 s") as caught:
         await backups.backup(RecordingProgress(), label="manual")
 
-    assert caught.value.state == NOT_WRITTEN
+    assert (caught.value.state, caught.value.effect) == (NOT_WRITTEN.text, NOT_WRITTEN.effect)
     with pytest.raises(ProcessLookupError):
         os.kill(recorded(tmp_path, "pg_dump")["pid"], 0)
     assert list((tmp_path / "dumps").iterdir()) == []
@@ -245,7 +250,7 @@ def test_dsn_parameters_become_libpq_variables() -> None:
     assert "p@ss" not in repr(conn)
 
 
-@pytest.mark.parametrize("dsn, error", [
+@pytest.mark.parametrize(("dsn", "error"), [
     ("mysql://u:hunter2@h/db", "not a postgresql:// URL"),
     ("postgresql://u:hunter2@h:5432/", "names no database"),
     ("postgresql://u:hunter2@h/db?sslpassword=hunter2", "unsupported connection parameter"),
@@ -314,5 +319,5 @@ def test_expired_is_strictly_older_and_handles_nothing() -> None:
     assert expired(aged(30), START, retention_days=30, keep_min=0) == []
     assert [a.path.name for a in expired(aged(30.001), START, retention_days=30, keep_min=0)] == ["30.001.dump"]
     assert expired([], START, retention_days=30, keep_min=3) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be negative"):
         expired([], START, retention_days=-1, keep_min=3)

@@ -1,4 +1,5 @@
-"""RedisBackups against the real Redis on 127.0.0.1:6379 and the real redis-cli.
+"""RedisBackups against a real Redis (the session's private `snapshot_redis`, which answers `--rdb` at once) and
+the real redis-cli.
 
 A snapshot is checked for the RDB frame (magic, version, end marker and checksum); restores are refused with the
 manual steps, since only a starting server reads an RDB file.
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -33,19 +35,19 @@ from bot.executors.redis_backup import (
 )
 from tests.conftest import free_port
 
-URL = "redis://127.0.0.1:6379/0"
 START = datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC)
+URL = "redis://127.0.0.1:6379/0"  # for what never connects (verify, restore plans, a fake redis-cli)
 
 
-def make(tmp_path: Path, url: str = URL, **target: object) -> RedisBackups:
+def make(tmp_path: Path, url: str, **target: object) -> RedisBackups:
     spec = RedisBackupTarget.model_validate({"type": "redis", "url_env": "CACHE_URL", "directory": tmp_path / "rdb", **target})
     return RedisBackups("cache", spec, {"CACHE_URL": url}, ManualClock(START))
 
 
 @pytest.fixture
-async def marker() -> AsyncIterator[tuple[str, str]]:
+async def marker(snapshot_redis: str) -> AsyncIterator[tuple[str, str]]:
     """A key with a short value (RDB keeps strings under 20 bytes uncompressed), removed afterwards."""
-    client = aioredis.from_url(URL)
+    client = aioredis.from_url(snapshot_redis)
     key, value = f"opsbot-test-{uuid.uuid4().hex[:8]}", f"v-{uuid.uuid4().hex[:8]}"
     await client.set(key, value)
     yield key, value
@@ -60,8 +62,9 @@ def rewrite(path: Path, data: bytes) -> Artifact:
     return Artifact(path=path, size=size, sha256=digest, created_at=START)
 
 
-async def test_backup_writes_a_private_verified_rdb_snapshot(tmp_path: Path, marker: tuple[str, str]) -> None:
-    backups = make(tmp_path)
+async def test_backup_writes_a_private_verified_rdb_snapshot(tmp_path: Path, marker: tuple[str, str],
+                                                             snapshot_redis: str) -> None:
+    backups = make(tmp_path, snapshot_redis)
     progress = RecordingProgress()
     artifact = await backups.backup(progress, label="manual")
 
@@ -78,10 +81,12 @@ async def test_backup_writes_a_private_verified_rdb_snapshot(tmp_path: Path, mar
 
 
 @pytest.fixture(scope="module")
-def snapshot(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """One real RDB snapshot for the verification tests (each `--rdb` waits out Redis's diskless-sync delay)."""
+def snapshot(tmp_path_factory: pytest.TempPathFactory, snapshot_redis: str) -> bytes:
+    """One real RDB snapshot for the verification tests."""
     path = tmp_path_factory.mktemp("rdb") / "sample.rdb"
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "--rdb", str(path)], check=True, capture_output=True, timeout=60)
+    port = str(urlsplit(snapshot_redis).port)
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--rdb", str(path)], check=True, capture_output=True,
+                   timeout=60)
     return path.read_bytes()
 
 
@@ -92,14 +97,15 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     (lambda data: b"REDIS0004" + data[9:], "older than opsbot reads"),
     (lambda data: b"", "not an RDB file"),
 ])
-async def test_a_damaged_snapshot_is_refused_even_with_a_matching_checksum(tmp_path: Path, snapshot: bytes, damage, error: str) -> None:
-    backups = make(tmp_path)
+async def test_a_damaged_snapshot_is_refused_even_with_a_matching_checksum(tmp_path: Path, snapshot: bytes, damage,
+                                                                           error: str) -> None:
+    backups = make(tmp_path, URL)
     (tmp_path / "rdb").mkdir()
     await backups.verify(rewrite(tmp_path / "rdb" / "whole.rdb", snapshot))
     damaged = rewrite(tmp_path / "rdb" / "damaged.rdb", damage(snapshot))
     with pytest.raises(ExecutorError, match=error) as caught:
         await backups.verify(damaged)
-    assert caught.value.state == FILE_LEFT
+    assert (caught.value.state, caught.value.effect) == (FILE_LEFT.text, FILE_LEFT.effect)
 
 
 async def test_a_changed_snapshot_fails_its_checksum(tmp_path: Path, snapshot: bytes) -> None:
@@ -107,20 +113,22 @@ async def test_a_changed_snapshot_fails_its_checksum(tmp_path: Path, snapshot: b
     artifact = rewrite(tmp_path / "rdb" / "a.rdb", snapshot)
     artifact.path.write_bytes(snapshot[:-1] + bytes([snapshot[-1] ^ 0xFF]))
     with pytest.raises(ExecutorError, match="corrupted: checksum differs"):
-        await make(tmp_path).verify(artifact)
+        await make(tmp_path, URL).verify(artifact)
 
 
 async def test_a_snapshot_without_its_end_marker_is_never_kept(tmp_path: Path) -> None:
     fake = tmp_path / "fake-redis-cli"
-    fake.write_text(f"#!{sys.executable}\nimport sys\nopen(sys.argv[sys.argv.index('--rdb') + 1], 'wb').write(b'REDIS0011' + b'x' * 40)\n")
+    fake.write_text(f"#!{sys.executable}\nimport sys\nopen(sys.argv[sys.argv.index('--rdb') + 1], 'wb').write(b'REDIS0011' + "
+                    "b'x' * 40)\n")
     fake.chmod(0o755)
     with pytest.raises(ExecutorError, match="incomplete") as caught:
-        await make(tmp_path, redis_cli=str(fake)).backup(RecordingProgress(), label="manual")
-    assert caught.value.state == NOT_WRITTEN and list((tmp_path / "rdb").iterdir()) == []
+        await make(tmp_path, URL, redis_cli=str(fake)).backup(RecordingProgress(), label="manual")
+    assert (caught.value.state, caught.value.effect) == (NOT_WRITTEN.text,
+                                                         NOT_WRITTEN.effect) and list((tmp_path / "rdb").iterdir()) == []
 
 
 async def test_restore_is_refused_with_the_manual_steps_before_anything_runs(tmp_path: Path, snapshot: bytes) -> None:
-    backups = make(tmp_path)
+    backups = make(tmp_path, URL)
     (tmp_path / "rdb").mkdir()
     artifact = rewrite(tmp_path / "rdb" / "cache-manual-20260301T123005Z.rdb", snapshot)
     with pytest.raises(RestoreUnsupported) as planned:
@@ -129,13 +137,13 @@ async def test_restore_is_refused_with_the_manual_steps_before_anything_runs(tmp
     with pytest.raises(RestoreUnsupported) as caught:
         await backups.restore(artifact, progress)
     for error in (planned.value, caught.value):
-        assert error.state == NOT_TOUCHED
+        assert (error.state, error.effect) == (NOT_TOUCHED.text, NOT_TOUCHED.effect)
         assert artifact.path.name in str(error)
         assert all(words in str(error) for words in ("stop Redis", "dump.rdb", "CONFIG GET dir", "appendonly", "start Redis"))
     assert progress.steps == []
 
 
-async def test_password_travels_in_rediscli_auth_never_in_argv(tmp_path: Path) -> None:
+async def test_password_travels_in_rediscli_auth_never_in_argv(tmp_path: Path, snapshot_redis: str) -> None:
     real = shutil.which("redis-cli")
     assert real
     spy = tmp_path / "redis-cli"
@@ -148,19 +156,21 @@ async def test_password_travels_in_rediscli_auth_never_in_argv(tmp_path: Path) -
     )
     spy.chmod(0o755)
     secret = "s3cret/pa:ss"
-    await make(tmp_path, "redis://ops:s3cret%2Fpa%3Ass@127.0.0.1:6379/2",
+    port = str(urlsplit(snapshot_redis).port)
+    await make(tmp_path, f"redis://ops:s3cret%2Fpa%3Ass@127.0.0.1:{port}/2",
                redis_cli=str(spy)).backup(RecordingProgress(), label="manual")
     call = json.loads((tmp_path / "cli.json").read_text())
     assert call["env"]["REDISCLI_AUTH"] == secret
     assert not any("s3cret" in arg for arg in call["argv"])
-    assert call["argv"][1:7] == ["-h", "127.0.0.1", "-p", "6379", "--user", "ops"]
+    assert call["argv"][1:7] == ["-h", "127.0.0.1", "-p", port, "--user", "ops"]
     assert "--rdb" in call["argv"]
 
 
 async def test_unreachable_server_fails_with_its_state_and_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(ExecutorError, match="Could not connect") as caught:
         await make(tmp_path, f"redis://:hunter2@127.0.0.1:{free_port()}/0").backup(RecordingProgress(), label="manual")
-    assert caught.value.state == NOT_WRITTEN and "hunter2" not in str(caught.value)
+    assert (caught.value.state, caught.value.effect) == (NOT_WRITTEN.text,
+                                                         NOT_WRITTEN.effect) and "hunter2" not in str(caught.value)
     assert list((tmp_path / "rdb").iterdir()) == []
 
 
@@ -176,7 +186,7 @@ async def test_unset_url_variable_is_named(tmp_path: Path) -> None:
     ("redis://u:s3cret@h/0?ssl_cert_reqs=none", "not supported"),
 ])
 def test_bad_url_errors_name_the_variable_not_the_secret(url: str, error: str) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="CACHE_URL") as caught:
         parse_redis_url(url, "CACHE_URL")
     assert "$CACHE_URL" in str(caught.value) and error in str(caught.value) and "s3cret" not in str(caught.value)
 
@@ -193,7 +203,7 @@ def test_target_rejects_bad_settings(tmp_path: Path) -> None:
 
 
 async def test_delete_refuses_a_file_outside_the_directory(tmp_path: Path) -> None:
-    backups = make(tmp_path)
+    backups = make(tmp_path, URL)
     outside = tmp_path / "elsewhere.rdb"
     outside.write_bytes(b"keep me")
     with pytest.raises(ExecutorError, match="not deleted"):

@@ -65,7 +65,8 @@ async def test_created_channel_is_registered_with_the_bot_as_its_only_member(sla
         ("--_", "invalid_name_punctuation"),
     ],
 )
-async def test_channel_names_outside_slack_rules_are_refused(slack: FakeSlack, client: AsyncWebClient, name: str, error: str) -> None:
+async def test_channel_names_outside_slack_rules_are_refused(slack: FakeSlack, client: AsyncWebClient, name: str,
+                                                             error: str) -> None:
     assert (await refused(client.conversations_create(name=name)))["error"] == error
     assert set(slack.channels) == {OPS, INCIDENTS}
     assert len(slack.of("conversations.create!failed")) == 1

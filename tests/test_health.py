@@ -18,7 +18,8 @@ from tests.targets import Targets
 CATALOG = parse_catalog("services:\n  api: {environment: prod}\n  db: {environment: prod}\n  web: {environment: prod}\n")
 
 
-@pytest.mark.parametrize("typed,scope", [([], ()), (["all"], ()), (["ALL"], ()), (["all", "api"], ()), (["db", "api", "db"], ("db", "api"))])
+@pytest.mark.parametrize(("typed", "scope"),
+                         [([], ()), (["all"], ()), (["ALL"], ()), (["all", "api"], ()), (["db", "api", "db"], ("db", "api"))])
 def test_scope_from_what_was_typed(typed: list[str], scope: tuple[str, ...]) -> None:
     assert resolve_scope(CATALOG, typed) == scope
 
@@ -54,7 +55,8 @@ async def test_concurrency_is_bounded_by_the_catalog(targets: Targets, http: aio
     assert time.perf_counter() - started >= 4 * 0.2, "with concurrency 1 the checks must run one at a time"
 
 
-async def test_a_recorded_run_keeps_who_where_and_every_result(store: Store, targets: Targets, http: aiohttp.ClientSession) -> None:
+async def test_a_recorded_run_keeps_who_where_and_every_result(store: Store, targets: Targets,
+                                                               http: aiohttp.ClientSession) -> None:
     catalog = parse_catalog(slow_catalog(targets, services=2, concurrency=4, ms=10))
     run = await run_and_record(store, catalog, ("s1",), CheckDeps(http=http), SystemClock(), requested_by="U1", channel_id="C1")
     stored = await store.get_health_run(run.id or 0)

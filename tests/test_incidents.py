@@ -3,25 +3,27 @@ roles, the timeline with 📌 pins, reminders on a controllable clock, several i
 
 from __future__ import annotations
 
+import asyncio
 import json
-from pathlib import Path
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bot import cli
 from bot.clock import ManualClock
 from bot.incidents import reminders
 from bot.incidents.models import EntryKind, IncidentStatus, TimelineEntry
-from tests.conftest import RunningBot, make_settings, start_bot
-from playground.slack_api import FakeSlack
 from playground.payloads import block_action, event_callback, sign, slash_command, view_submission
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, make_settings, start_bot
 from tests.targets import Targets
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 OPS, INCIDENTS = "C0OPS", "C0INCIDENTS"
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 
 def catalog(targets: Targets) -> str:
@@ -46,7 +48,8 @@ async def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def bot(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, targets: Targets, clock: ManualClock) -> AsyncIterator[RunningBot]:
+async def bot(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, targets: Targets,
+              clock: ManualClock) -> AsyncIterator[RunningBot]:
     slack.groups = {"S0ONCALL": [DAVE]}
     running, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http, clock=clock)
     yield running
@@ -57,7 +60,8 @@ async def incident_cmd(bot: RunningBot, text: str, *, user: str = ALICE, channel
     """`/incident …`; returns everything the user was told (ack body and response_url answers)."""
     url = bot.slack.response_url()
     body, content_type = slash_command("/incident", text, user=user, channel=channel, response_url=url)
-    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}) as response:
+    async with bot.http.post(f"{bot.url}/slack/events", data=body,
+                             headers={"Content-Type": content_type, **sign(body)}) as response:
         assert response.status == 200
         acked = await response.text()
     await bot.settle()
@@ -83,13 +87,15 @@ async def press(bot: RunningBot, action_id: str, value: str, user: str, channel:
 async def test_declaring_a_p1_opens_a_channel_invites_pins_and_announces(bot: RunningBot) -> None:
     channel, incident = await declared(bot)
     created = bot.slack.channels[channel]
-    assert created["name"] == f"inc-20261123-api-is-down"
+    assert created["name"] == "inc-20261123-api-is-down"
     assert {ALICE, CAROL} <= created["members"]
     assert created["topic"] == f"{incident.key} · P1 · Investigating · Commander: <@{ALICE}>"
     [pinned] = bot.slack.pins[channel]
-    assert f"{incident.key} · P1 Critical: API is down" in json.dumps(bot.slack.messages[(channel, pinned)], ensure_ascii=False)
+    pinned_header = json.dumps(bot.slack.messages[(channel, pinned)], ensure_ascii=False)
+    assert f"🔴 {incident.key} · P1 Critical · Investigating: API is down" in pinned_header
     header = json.dumps(bot.slack.messages[(channel, pinned)])
-    for action in ("incident.ack", "incident.commander", "incident.note", "incident.health", "incident.resolve", "incident.postmortem", "incident.severity", "incident.status"):
+    for action in ("incident.ack", "incident.commander", "incident.note", "incident.health", "incident.resolve",
+                   "incident.postmortem", "incident.severity", "incident.status"):
         assert action in header
     [announced] = [m for (c, _), m in bot.slack.messages.items() if c == INCIDENTS]
     assert f"<#{channel}>" in json.dumps(announced)
@@ -116,7 +122,8 @@ async def test_the_declare_form_invites_the_affected_services_owners(bot: Runnin
     assert "⏳" not in said
 
 
-async def test_updates_land_in_the_channel_the_announcement_thread_the_topic_and_the_timeline(bot: RunningBot, clock: ManualClock) -> None:
+async def test_updates_land_in_the_channel_the_announcement_thread_the_topic_and_the_timeline(bot: RunningBot,
+                                                                                              clock: ManualClock) -> None:
     channel, incident = await declared(bot)
     clock.advance(4 * 60)
     assert "Acknowledged." in await incident_cmd(bot, "ack", user=BOB, channel=channel)
@@ -136,7 +143,8 @@ async def test_updates_land_in_the_channel_the_announcement_thread_the_topic_and
     kinds = [e.kind for e in await bot.ctx.store.entries(incident.id)]
     assert kinds == [EntryKind.DECLARED, EntryKind.ACKNOWLEDGED, EntryKind.STATUS, EntryKind.SEVERITY, EntryKind.ROLE,
                      EntryKind.NOTE, EntryKind.STATUS, EntryKind.RESOLVED]
-    mirrored = [c.args for c in bot.slack.of("chat.postMessage") if c.args.get("channel") == INCIDENTS and c.args.get("thread_ts")]
+    mirrored = [c.args for c in bot.slack.of("chat.postMessage") if c.args.get("channel") == INCIDENTS
+                and c.args.get("thread_ts")]
     assert any("Identified" in json.dumps(m) for m in mirrored) and any("Resolved" in json.dumps(m) for m in mirrored)
     timeline = await incident_cmd(bot, "timeline", user=ALICE, channel=channel)
     assert "rolled back to v41" in timeline and "2026-11-23 03:04 UTC (04:04 Europe/Paris)" in timeline
@@ -146,17 +154,23 @@ async def test_a_pinned_message_joins_the_timeline_and_leaves_when_unpinned(bot:
     channel, incident = await declared(bot)
     ts = bot.slack.said(channel, BOB, "cache hit ratio dropped to 12%")
     for event_type in ("reaction_added", "reaction_added"):  # a duplicate event adds it once
-        body, content_type = event_callback({"type": event_type, "user": BOB, "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+        body, content_type = event_callback({"type": event_type, "user": BOB, "reaction": "pushpin",
+                                             "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
         await bot.post(body, content_type)
     await bot.settle()
     [pin] = [e for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.PIN]
     assert (pin.text, pin.author, pin.source_ts) == ("cache hit ratio dropped to 12%", BOB, ts) and pin.permalink
-    other = event_callback({"type": "reaction_added", "user": BOB, "reaction": "thumbsup", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+    # The 📌 is answered where it was made: opsbot's ✅ says the message is on the timeline (once).
+    assert bot.slack.reactions[(channel, ts)]["white_check_mark"] == {"UBOT0001"}
+    other = event_callback({"type": "reaction_added", "user": BOB, "reaction": "thumbsup",
+                            "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
     await bot.post(*other)
-    body, content_type = event_callback({"type": "reaction_removed", "user": BOB, "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+    body, content_type = event_callback({"type": "reaction_removed", "user": BOB, "reaction": "pushpin",
+                                         "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
     await bot.post(body, content_type)
     await bot.settle()
     assert [e.kind for e in await bot.ctx.store.entries(incident.id)] == [EntryKind.DECLARED]
+    assert bot.slack.reactions[(channel, ts)]["white_check_mark"] == set(), "off the timeline: the ✅ goes too"
 
 
 async def test_buttons_acknowledge_take_command_change_severity_and_status(bot: RunningBot) -> None:
@@ -167,7 +181,8 @@ async def test_buttons_acknowledge_take_command_change_severity_and_status(bot: 
     await press(bot, "incident.severity", f"{value}:P3", DAVE, channel, selected=True)
     await press(bot, "incident.status", f"{value}:identified", DAVE, channel, selected=True)
     stored = await bot.ctx.store.get_incident(incident.id)
-    assert stored is not None and (stored.acknowledged_by, stored.commander, stored.severity, stored.status) == (DAVE, DAVE, "P3", IncidentStatus.IDENTIFIED)
+    assert stored is not None and (stored.acknowledged_by, stored.commander, stored.severity, stored.status) == (DAVE, DAVE, "P3",
+                                                                                                                 IncidentStatus.IDENTIFIED)
     header = json.dumps(bot.slack.messages[(channel, stored.header_ts)])
     assert "Identified" in header and "P3 Medium" in header and "<@U0DAVE>" in header
 
@@ -184,7 +199,7 @@ async def test_health_checks_from_the_incident_channel_go_on_the_timeline(bot: R
 
 
 async def test_two_incidents_at_once_each_channel_applies_to_its_own(bot: RunningBot) -> None:
-    first, one = await declared(bot, "P1 API is down")
+    _first, one = await declared(bot, "P1 API is down")
     second, two = await declared(bot, "P3 Search is slow")
     await incident_cmd(bot, "note only for search", channel=second)
     assert [e.text for e in await bot.ctx.store.entries(two.id) if e.kind is EntryKind.NOTE] == ["only for search"]
@@ -201,7 +216,7 @@ async def test_a_taken_channel_name_gets_a_suffix(bot: RunningBot) -> None:
     assert bot.slack.channels[channel]["name"] == "inc-20261123-api-is-down-2"
 
 
-@pytest.mark.parametrize("text,expected", [
+@pytest.mark.parametrize(("text", "expected"), [
     ("declare P9 something", "`P9` is not a severity. Valid: `P1` (Critical)"),
     ("declare p5 oops", "`p5` is not a severity"),
     ("status identified", "This works in an incident's channel"),
@@ -222,14 +237,15 @@ async def test_bad_input_inside_an_incident_channel(bot: RunningBot) -> None:
 async def test_unacknowledged_incidents_escalate_and_quiet_ones_nudge_the_commander(bot: RunningBot, clock: ManualClock) -> None:
     import asyncio
 
-    channel, incident = await declared(bot)
+    channel, _incident = await declared(bot)
 
     async def reminders_after(minutes: float) -> list[str]:
         # The scheduler's chores wake when the clock moves and may send them itself; either way, once.
         clock.advance(minutes * 60)
         await reminders.remind_due(bot.ctx)
         await asyncio.sleep(0.2)
-        return [json.dumps(c.args, ensure_ascii=False) for c in bot.slack.of("chat.postMessage") if "⏰" in json.dumps(c.args, ensure_ascii=False)]
+        return [json.dumps(c.args, ensure_ascii=False) for c in bot.slack.of("chat.postMessage") if "⏰"
+                in json.dumps(c.args, ensure_ascii=False)]
 
     assert await reminders_after(14) == []
     [escalation] = await reminders_after(2)
@@ -254,7 +270,8 @@ async def test_the_post_mortem_matches_the_timeline_and_metrics(bot: RunningBot,
     clock.advance(7 * 60)
     await incident_cmd(bot, "ack", user=BOB, channel=channel)
     ts = bot.slack.said(channel, BOB, "db pool exhausted at 03:05")
-    body, content_type = event_callback({"type": "reaction_added", "user": BOB, "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
+    body, content_type = event_callback({"type": "reaction_added", "user": BOB, "reaction": "pushpin",
+                                         "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": "9.9"})
     await bot.post(body, content_type)
     clock.advance(20 * 60)
     await incident_cmd(bot, "resolve raised the pool size", user=BOB, channel=channel)
@@ -270,27 +287,26 @@ async def test_the_post_mortem_matches_the_timeline_and_metrics(bot: RunningBot,
     assert "raised the pool size" in document and "To fill" in document
 
 
-async def test_postmortem_command_prints_it_offline(bot: RunningBot, tmp_path, database_url: str) -> None:
-    import asyncio
-    import os
-    import sys
-
-    channel, incident = await declared(bot, "P3 search is slow")
+async def test_postmortem_command_prints_it_offline(bot: RunningBot, tmp_path: Path, database_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # `opsbot postmortem` as `python -m bot` runs it (bot.cli.main), in a thread of this process: it runs its own
+    # event loop, and an interpreter per call would only add seconds (tests/test_cli.py starts the real command).
+    _channel, incident = await declared(bot, "P3 search is slow")
     config = tmp_path / "opsbot.yml"
     config.write_text("incidents: {announce_channel: C0INCIDENTS}\nservices: {}\n")
-    env = {**os.environ, "DATABASE_URL": database_url, "OPSBOT_CONFIG": str(config), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "postmortem", incident.key, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    assert f"# Post-mortem: {incident.key}" in out.decode() and "search is slow" in out.decode()
-    missing = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "postmortem", "INC-999", env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await missing.communicate()
-    assert missing.returncode == 1 and "no incident INC-999" in err.decode()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("OPSBOT_CONFIG", str(config))
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli.main, ["postmortem", incident.key]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"# Post-mortem: {incident.key}" in out and "search is slow" in out
+    assert await asyncio.to_thread(cli.main, ["postmortem", "INC-999"]) == 1
+    assert "no incident INC-999" in capsys.readouterr().err
 
 
-async def test_the_commander_corrects_the_timeline_and_the_audit_log_keeps_the_change(bot: RunningBot, clock: ManualClock) -> None:
+async def test_the_commander_corrects_the_timeline_and_the_audit_log_keeps_the_change(bot: RunningBot,
+                                                                                      clock: ManualClock) -> None:
     channel, incident = await declared(bot)
     await incident_cmd(bot, "note restarted the wrong pod", user=BOB, channel=channel)
     await incident_cmd(bot, "note typo entry", user=BOB, channel=channel)
@@ -316,7 +332,8 @@ async def test_the_commander_corrects_the_timeline_and_the_audit_log_keeps_the_c
     assert edited.text == "restarted api-7d9 (the wrong pod)" and edited.at == T0 - timedelta(minutes=5)
     assert typo.id not in [e.id for e in entries] and entries[0].id == note.id, "backdated: now first"
     corrections = [e.detail for e in await bot.ctx.store.audit_entries(limit=100) if e.args == "timeline correction"]
-    assert any("restarted the wrong pod" in (d or "") for d in corrections) and any("typo entry" in (d or "") for d in corrections)
+    assert any("restarted the wrong pod" in (d or "") for d in corrections)
+    assert any("typo entry" in (d or "") for d in corrections)
 
 
 async def press_and_tell(bot: RunningBot, action_id: str, value: str, user: str, channel: str) -> str:
@@ -337,7 +354,8 @@ async def test_follow_ups_are_listed_and_marked_done(bot: RunningBot) -> None:
     assert "✅ #" in await incident_cmd(bot, "actions", channel=channel)
 
 
-async def test_an_action_requested_in_the_incident_channel_is_on_its_timeline(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path) -> None:
+async def test_an_action_requested_in_the_incident_channel_is_on_its_timeline(slack: FakeSlack, database_url: str,
+                                                                              http: aiohttp.ClientSession, tmp_path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x").write_text("1")
     yaml = f"""
@@ -355,7 +373,8 @@ services:
         await bot.post(body, content_type)
         await bot.settle()
         [plan] = [c.args for c in bot.slack.of("response_url") if url.endswith(c.path)]
-        run_id = next(e["value"] for b in plan["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "action.request")
+        run_id = next(e["value"] for b in plan["blocks"] if b["type"] == "actions" for e in b["elements"]
+                      if e["action_id"] == "action.request")
         await press(bot, "action.request", run_id, ALICE, channel)
         actions_on_timeline = [e.text for e in await bot.ctx.store.entries(incident.id) if e.kind is EntryKind.ACTION]
         assert any(f"Action #{run_id} backup files: approved" in t for t in actions_on_timeline)
@@ -407,15 +426,17 @@ async def test_roles_by_menu_and_reopen_by_button(bot: RunningBot) -> None:
     assert reopened is not None and reopened.status is IncidentStatus.INVESTIGATING
 
 
-async def test_reminders_are_not_repeated_after_a_restart(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, targets: Targets) -> None:
+async def test_reminders_are_not_repeated_after_a_restart(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession,
+                                                          targets: Targets) -> None:
     slack.groups = {"S0ONCALL": [DAVE]}
     clock = ManualClock(T0)
     first, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http, clock=clock)
-    channel, incident = await declared(first)
+    channel, _incident = await declared(first)
     clock.advance(16 * 60)
     await reminders.remind_due(first.ctx)
     await runner.cleanup()
-    again, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http, clock=ManualClock(T0 + timedelta(minutes=17)))
+    again, runner = await start_bot(make_settings(slack, database_url), catalog(targets), slack, http,
+                                    clock=ManualClock(T0 + timedelta(minutes=17)))
     try:
         assert await reminders.remind_due(again.ctx) == 0
         sent = [c for c in slack.of("chat.postMessage") if "not acknowledged" in json.dumps(c.args)]
@@ -439,9 +460,10 @@ async def test_correcting_the_timeline_changes_the_metrics(bot: RunningBot, cloc
 async def test_a_long_timeline_is_paged_within_slacks_limits(bot: RunningBot) -> None:
     from bot.views.incidents import timeline_message
 
-    channel, incident = await declared(bot)
+    _channel, incident = await declared(bot)
     for i in range(400):
-        await bot.ctx.store.add_entry(TimelineEntry(incident.id or 0, T0 + timedelta(seconds=i), EntryKind.NOTE, f"step {i} " + "x" * 400, BOB))
+        await bot.ctx.store.add_entry(TimelineEntry(incident.id or 0, T0 + timedelta(seconds=i), EntryKind.NOTE, f"step {i} "
+                                                    + "x" * 400, BOB))
     entries = await bot.ctx.store.entries(incident.id)
     seen, page = "", 0
     while True:
@@ -452,3 +474,73 @@ async def test_a_long_timeline_is_paged_within_slacks_limits(bot: RunningBot) ->
             break
         page += 1
     assert page >= 1 and all(f"step {i} " in seen for i in range(400))
+
+
+def posted_in(bot: RunningBot, channel: str) -> list[str]:
+    return [json.dumps(c.args, ensure_ascii=False) for c in bot.slack.of("chat.postMessage") if c.args.get("channel") == channel]
+
+
+async def test_declaring_without_a_title_only_warns(bot: RunningBot) -> None:
+    said = await incident_cmd(bot, "declare P2")
+    assert "An incident needs a title: `/incident declare P2 checkout is failing`" in said
+    assert "⏳" not in said and "Declaring" not in said
+    assert bot.slack.of("conversations.create") == [] and await bot.ctx.store.incidents() == []
+
+
+async def test_acknowledging_and_a_new_commander_are_announced_in_the_channel(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    await press(bot, "incident.ack", str(incident.id), BOB, channel)
+    assert any(f"<@{BOB}> acknowledged {incident.key}" in m for m in posted_in(bot, channel))
+    await press(bot, "incident.commander", str(incident.id), DAVE, channel)
+    assert any(f"<@{DAVE}> is now commander of {incident.key}, taking over from <@{ALICE}>" in m for m in posted_in(bot, channel))
+    await incident_cmd(bot, "role <@U0CAROL|carol> scribe", user=DAVE, channel=channel)
+    assert any(f"<@{CAROL}> is now scribe of {incident.key} (by <@{DAVE}>)" in m for m in posted_in(bot, channel))
+    assert "already commander" in await press_and_tell(bot, "incident.commander", str(incident.id), DAVE, channel)
+
+
+async def test_a_note_of_only_spaces_is_refused_in_the_form(bot: RunningBot) -> None:
+    channel, incident = await declared(bot)
+    await press(bot, "incident.note", str(incident.id), BOB, channel)
+    view = bot.slack.of("views.open")[-1].args["view"]
+    values = {"text": {"text.input": {"type": "plain_text_input", "value": "   "}}}
+    body, content_type = view_submission(view["callback_id"], values, user=BOB, private_metadata=view["private_metadata"])
+    response = await bot.post(body, content_type)
+    answer = await response.json()
+    assert answer["response_action"] == "errors" and "Write what happened" in answer["errors"]["text"]
+    await bot.settle()
+    assert [e.kind for e in await bot.ctx.store.entries(incident.id)] == [EntryKind.DECLARED]
+    values = {"text": {"text.input": {"type": "plain_text_input", "value": "pool raised to 50"}}}
+    body, content_type = view_submission(view["callback_id"], values, user=BOB, private_metadata=view["private_metadata"])
+    await bot.post(body, content_type)
+    await bot.settle()
+    [told] = [c.args for c in bot.slack.of("chat.postEphemeral") if c.args.get("user") == BOB]
+    assert f"Added to the timeline of {incident.key}" in json.dumps(told)
+
+
+async def test_incident_help_lists_the_statuses_and_escapes_its_placeholders(bot: RunningBot) -> None:
+    said = json.dumps(json.loads((await incident_cmd(bot, "help")).split("\n")[0]), ensure_ascii=False)
+    assert "`investigating` → `identified` → `monitoring` → `resolved`" in said and "`P1` Critical" in said
+    assert "&lt;title&gt;" in said and "<title>" not in said and "/incident reopen" in said
+
+
+async def test_a_red_health_report_offers_a_prefilled_declare_form(bot: RunningBot) -> None:
+    from bot.checks import Status
+    from bot.health import CheckResult, HealthRun
+
+    failing = CheckResult("search", "staging", "front", "http", Status.CRITICAL, "HTTP 500 (expected 200)", 8.0, T0)
+    run_id = await bot.ctx.store.save_health_run(HealthRun(scope=("search",), services=("search",), started_at=T0,
+                                                           finished_at=T0, results=(failing,), requested_by=BOB))
+    await press(bot, "incident.declare.offer", f"health:{run_id}", BOB, OPS)
+    view = bot.slack.of("views.open")[-1].args["view"]
+    assert view["callback_id"] == "incident.declare"
+    blocks = {b["block_id"]: b["element"] for b in view["blocks"]}
+    assert blocks["title"]["initial_value"] == "search failing: front HTTP 500 (expected 200)"
+    assert blocks["severity"]["initial_option"]["value"] == "P3"  # staging: the third severity; production: P2
+    assert [o["value"] for o in blocks["services"]["initial_options"]] == ["search"]
+    assert "search · front: HTTP 500" in blocks["description"]["initial_value"]
+    # Inside an incident's channel there is one already: said, and no second form.
+    channel, incident = await declared(bot)
+    opened = len(bot.slack.of("views.open"))
+    told = await press_and_tell(bot, "incident.declare.offer", f"health:{run_id}", BOB, channel)
+    assert f"the channel of {incident.key} already" in told
+    assert len(bot.slack.of("views.open")) == opened

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.clock import ManualClock
-from bot.locks import LockUnavailable, Locks, RedisLocks, StoreLocks
+from bot.locks import Locks, LockUnavailable, RedisLocks, StoreLocks
 from bot.store import Store, create_store
 from tests.conftest import REDIS_URL, free_port
 
@@ -40,7 +40,8 @@ def backing(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 @pytest.fixture
-async def locks_pair(backing: str, redis_client: aioredis.Redis, prefix: str) -> AsyncIterator[tuple[Locks, Locks, ManualClock | None]]:
+async def locks_pair(backing: str, redis_client: aioredis.Redis,
+                     prefix: str) -> AsyncIterator[tuple[Locks, Locks, ManualClock | None]]:
     """Two replicas' lock clients on the same backing store."""
     if backing == "redis":
         yield RedisLocks(redis_client, prefix, "replica-a"), RedisLocks(redis_client, prefix, "replica-b"), None
@@ -48,7 +49,7 @@ async def locks_pair(backing: str, redis_client: aioredis.Redis, prefix: str) ->
     store = create_store(backing)
     await store.open()
     await store.migrate()
-    clock = ManualClock(datetime(2026, 11, 23, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 11, 23, tzinfo=UTC))
     yield StoreLocks(store, clock, "replica-a"), StoreLocks(store, clock, "replica-b"), clock
     await store.close()
 
@@ -89,7 +90,7 @@ async def test_unreachable_redis_fails_closed() -> None:
 
 
 async def test_closed_store_fails_closed(store: Store) -> None:
-    locks = StoreLocks(store, ManualClock(datetime(2026, 11, 23, tzinfo=timezone.utc)), "me")
+    locks = StoreLocks(store, ManualClock(datetime(2026, 11, 23, tzinfo=UTC)), "me")
     await store.close()
     with pytest.raises(LockUnavailable):
         await locks.acquire("service:api", 30)

@@ -37,7 +37,7 @@ def test_manifest_descriptions_fit_slacks_limits() -> None:
 def test_every_scope_is_justified_in_the_readme_and_every_event_has_its_scope() -> None:
     scopes = MANIFEST["oauth_config"]["scopes"]["bot"]
     readme = (ROOT / "README.md").read_text().split("### Bot scopes", 1)[1].split("\n## ", 1)[0]
-    justified = set(re.findall(r"^\| `([a-z_.:]+)` \|", readme, re.M))
+    justified = set(re.findall(r"^\| `([a-z_.:]+)` \|", readme, re.MULTILINE))
     assert set(scopes) == justified
     needs = {"app_mention": "app_mentions:read", "reaction_added": "reactions:read", "reaction_removed": "reactions:read"}
     for event in MANIFEST["settings"]["event_subscriptions"]["bot_events"]:
@@ -53,8 +53,17 @@ def test_dockerfile_is_clean_under_hadolint() -> None:
 
 def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
-    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert re.search(r"^FROM python:3\.\d+-slim", text, re.MULTILINE)
+    user = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user and user[-1] not in ("root", "0")
     assert 'HEALTHCHECK' in text and '"opsbot", "healthcheck"' in text
     assert text.rstrip().endswith('CMD ["opsbot", "serve"]')
+
+
+def test_the_manifests_usage_hints_name_every_subcommand() -> None:
+    from handlers.commands import SUBCOMMANDS
+    from handlers.incidents import USAGE
+
+    hints = {c["command"]: set(c["usage_hint"].split("|")) for c in MANIFEST["features"]["slash_commands"]}
+    assert hints["/ops"] == set(SUBCOMMANDS)
+    assert hints["/incident"] == {usage.split()[0] for usage, _ in USAGE} | {"help"}

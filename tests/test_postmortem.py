@@ -4,7 +4,7 @@ broken or hostile catalog template cannot take away."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,7 +19,7 @@ from bot.incidents.models import (
 from bot.incidents.postmortem import render_postmortem
 from bot.incidents.settings import IncidentSettings
 
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1, hours=1)
 SERVICES = {"api": "production", "db": "production"}
 NAMES = {"U1": "alice", "U2": "bob", "U3": "carol"}

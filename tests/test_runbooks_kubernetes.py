@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bot.actions.models import ActionState, StepState
+from bot.executors.base import Effect
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.k8s_api import K8sApi
@@ -89,6 +90,7 @@ async def test_a_rollout_that_never_becomes_available_is_undone_in_reverse(bot: 
     assert run is not None and run.state is ActionState.FAILED, run.outcome
     assert [s.state for s in run.steps[:5]] == [StepState.UNDONE, StepState.UNDONE, StepState.UNDONE, StepState.SKIPPED,
                                                 StepState.SKIPPED]
+    assert run.steps[2].effect is Effect.CHANGED, "the image was set; its rollout failed: the failing step is undone too"
     undo = [s.title for s in run.steps[5:]]
     assert undo == [
         "Undo “Deploy 9.9 to gateway (Kubernetes deployment default/api-gateway)”: deploy registry.example/api:1.0 again",

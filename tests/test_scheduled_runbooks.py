@@ -30,7 +30,7 @@ DUE = "runbook:weekly-db-maintenance@2026-11-29T02:00:00Z"
 
 
 class Recorder:
-    """The database's maintenance endpoints: records each request; `/vacuum` answers 500 while `failing`."""
+    """The database's maintenance endpoints: records each request; `/vacuum` refuses (409) while `failing`."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -43,7 +43,8 @@ class Recorder:
             body = await request.json() if request.can_read_body else None
             self.calls.append((request.path, body))
             if request.path == "/vacuum" and self.failing:
-                return web.Response(status=500, text="vacuum failed: disk full")
+                # A refusal changes nothing, so the run rolls back; a 5xx would leave it to people (unknown effect).
+                return web.Response(status=409, text="vacuum refused: disk full")
             return web.Response(text="ok")
 
         app = web.Application()
@@ -156,7 +157,7 @@ async def test_a_failing_step_is_undone_and_the_failure_is_alerted(ctx: Context,
     assert occurrence.state is OccurrenceState.FAILED and f"runbook run #{run.id}" in occurrence.detail
     [alert] = alerts(slack)
     assert alert.startswith("❌ Scheduled runbook weekly-db-maintenance (due 2026-11-29 02:00 UTC) failed: runbook run #")
-    assert "500" in alert
+    assert "409" in alert
 
 
 async def test_a_busy_service_is_alerted_and_nothing_runs(ctx: Context, slack: FakeSlack, recorder: Recorder) -> None:
@@ -251,7 +252,8 @@ def test_a_bad_cron_is_refused_at_its_path() -> None:
 
 def test_check_config_warns_when_a_scheduled_runbook_starts_with_its_services_scheduled_backup(tmp_path: Path) -> None:
     text = catalog("http://127.0.0.1:9").replace(
-        "    maintenance:", f'    backup: {{type: directory, paths: ["{tmp_path}/data"], directory: "{tmp_path}/backups", schedule: "0 2 * * *"}}\n'
+        "    maintenance:", f'    backup: {{type: directory, paths: ["{tmp_path}/data"], directory: "{tmp_path}/backups", '
+                            f'schedule: "0 2 * * *"}}\n'
                            "    maintenance:")
     assert catalog_warnings(parse_catalog(text)) == [(
         "runbooks.weekly-db-maintenance.schedule: starts at the same time as services.db.backup.schedule (e.g. Sun "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,14 +21,14 @@ from bot.context import Context
 from bot.scheduling.jobs import catalog_jobs
 from bot.scheduling.models import OccurrenceState
 from bot.scheduling.posting import post_once
-from bot.scheduling.scheduler import LEASE_TTL, Scheduler
+from bot.scheduling.scheduler import Scheduler
 from bot.views.common import notice
 from playground.slack_api import FakeSlack
 from tests.conftest import make_settings
 from tests.targets import Targets
 
 OPS, LEADS = "C0OPS", "C0LEADS"
-T0 = datetime(2026, 11, 23, 8, 59, 50, tzinfo=timezone.utc)  # a Monday, ten seconds before the digests
+T0 = datetime(2026, 11, 23, 8, 59, 50, tzinfo=UTC)  # a Monday, ten seconds before the digests
 
 
 def catalog(targets: Targets, tmp_path: Path, *, grace: float = 30) -> str:
@@ -57,7 +57,8 @@ def leases(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def replicas(slack: FakeSlack, database_url: str, targets: Targets, tmp_path: Path, leases: str) -> AsyncIterator[list[Context]]:
+async def replicas(slack: FakeSlack, database_url: str, targets: Targets, tmp_path: Path,
+                   leases: str) -> AsyncIterator[list[Context]]:
     """Three replicas (Contexts with their own owner, store connection and Redis client) on one clock."""
     clock = ManualClock(T0)
     prefix = f"opsbot-test-{uuid.uuid4().hex[:8]}:"
@@ -97,7 +98,8 @@ def digest_posts(slack: FakeSlack, channel: str) -> list[dict]:
             if c == channel and m.get("metadata", {}).get("event_payload", {}).get("key", "").startswith("digest:")]
 
 
-async def test_each_occurrence_is_posted_once_however_many_replicas_pass_at_once(replicas: list[Context], slack: FakeSlack) -> None:
+async def test_each_occurrence_is_posted_once_however_many_replicas_pass_at_once(replicas: list[Context],
+                                                                                 slack: FakeSlack) -> None:
     schedulers = [Scheduler(ctx, catalog_jobs(ctx.catalog)) for ctx in replicas]
     await passes(*schedulers)  # registers the jobs: nothing is owed from before they existed
     assert digest_posts(slack, OPS) == []
@@ -123,7 +125,8 @@ async def test_a_job_added_to_the_catalog_owes_nothing_from_before_it_existed(re
     assert digest_posts(slack, OPS) == [] and await replicas[0].store.occurrences() == []
 
 
-async def test_an_occurrence_missed_while_every_replica_was_down_runs_within_the_grace_period(replicas: list[Context], slack: FakeSlack) -> None:
+async def test_an_occurrence_missed_while_every_replica_was_down_runs_within_the_grace_period(replicas: list[Context],
+                                                                                              slack: FakeSlack) -> None:
     ctx = replicas[0]
     await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))  # 08:59:50: jobs registered, then every replica goes down
     clock_of(ctx).advance(20 * 60)  # back at 09:19:50, within the 30 min grace
@@ -133,7 +136,8 @@ async def test_an_occurrence_missed_while_every_replica_was_down_runs_within_the
     assert occurrence.state is OccurrenceState.DONE
 
 
-async def test_an_occurrence_missed_beyond_the_grace_period_is_recorded_as_skipped(replicas: list[Context], slack: FakeSlack) -> None:
+async def test_an_occurrence_missed_beyond_the_grace_period_is_recorded_as_skipped(replicas: list[Context],
+                                                                                   slack: FakeSlack) -> None:
     ctx = replicas[0]
     await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))
     clock_of(ctx).advance(2 * 3600)  # back at 10:59:50: 09:00 is two hours late
@@ -146,17 +150,18 @@ async def test_an_occurrence_missed_beyond_the_grace_period_is_recorded_as_skipp
     assert digest_posts(slack, OPS) == []
 
 
-async def test_a_dead_replicas_digest_is_finished_by_another_without_a_second_post(replicas: list[Context], slack: FakeSlack) -> None:
+async def test_a_dead_replicas_digest_is_finished_by_another_without_a_second_post(replicas: list[Context],
+                                                                                   slack: FakeSlack) -> None:
     dead, alive = replicas[0], replicas[1]
     schedulers = [Scheduler(ctx, catalog_jobs(ctx.catalog)) for ctx in (dead, alive)]
     await passes(*schedulers)
     clock_of(dead).advance(15)
-    await dead.store.record_occurrences("digest:daily", [datetime(2026, 11, 23, 9, tzinfo=timezone.utc)], [],
-                                        datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
+    await dead.store.record_occurrences("digest:daily", [datetime(2026, 11, 23, 9, tzinfo=UTC)], [],
+                                        datetime(2026, 11, 23, 9, tzinfo=UTC))
     # The dead replica took the lease, claimed the occurrence, posted, and died before recording the post.
-    due = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
-    [seen] = [o for o in await dead.store.open_occurrences(["digest:daily"])]
-    lease = await dead.locks.acquire(f"schedule:{seen.key}", 2.0 if dead.redis else LEASE_TTL)
+    due = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    [seen] = list(await dead.store.open_occurrences(["digest:daily"]))
+    lease = await dead.locks.acquire(f"schedule:{seen.key}", 2.0 if dead.redis else dead.settings.lease_seconds)
     assert lease is not None
     claimed = await dead.store.claim_occurrence("digest:daily", due, dead.owner, dead.clock.now())
     assert claimed is not None and claimed.attempt == 1
@@ -169,15 +174,17 @@ async def test_a_dead_replicas_digest_is_finished_by_another_without_a_second_po
     if dead.redis:
         await asyncio.sleep(2.2)
     else:
-        clock_of(dead).advance(LEASE_TTL + 1)
+        clock_of(dead).advance(dead.settings.lease_seconds + 1)
     await passes(schedulers[1])
     occurrence = await alive.store.get_occurrence("digest:daily", due)
-    assert occurrence is not None and (occurrence.state, occurrence.attempt, occurrence.owner) == (OccurrenceState.DONE, 2, alive.owner)
+    assert occurrence is not None and (occurrence.state, occurrence.attempt, occurrence.owner) == (OccurrenceState.DONE, 2,
+                                                                                                   alive.owner)
     posts = digest_posts(slack, OPS)
     assert len(posts) == 1 and slack.messages[(OPS, ts)]["text"].startswith("Daily digest (from the replica")
 
 
-async def test_a_post_whose_answer_was_lost_is_found_in_the_channel_not_posted_again(replicas: list[Context], slack: FakeSlack) -> None:
+async def test_a_post_whose_answer_was_lost_is_found_in_the_channel_not_posted_again(replicas: list[Context],
+                                                                                     slack: FakeSlack) -> None:
     ctx = replicas[0]
     record = await ctx.store.begin_post("report:1", OPS, ctx.clock.now())
     ts = await ctx.chat.post(OPS, notice("the report"), key=record.key)  # …and the answer never got recorded
@@ -196,14 +203,16 @@ async def test_a_scheduled_backup_runs_without_approval_and_lands_in_the_store(r
     [occurrence] = await ctx.store.occurrences("backup:files")
     assert occurrence.state is OccurrenceState.DONE, occurrence.detail
     [run] = await ctx.store.actions(service="files")
-    assert (run.kind, run.state, run.requested_by, run.approvals_needed) == (ActionKind.BACKUP, ActionState.SUCCEEDED, SCHEDULER, 0)
+    assert (run.kind, run.state, run.requested_by, run.approvals_needed) == (ActionKind.BACKUP, ActionState.SUCCEEDED, SCHEDULER,
+                                                                             0)
     assert run.params == {"schedule": "backup:files@2026-11-24T02:00:00Z"}
     [backup] = await ctx.store.backups("files")
     assert backup.label is BackupLabel.SCHEDULED and backup.verified_at is not None and backup.path.exists()
     assert not [m for (c, _), m in slack.messages.items() if c == OPS and "failed" in (m.get("text") or "")]
 
 
-async def test_a_failing_scheduled_backup_is_recorded_and_alerted_in_the_ops_channel(replicas: list[Context], slack: FakeSlack, tmp_path: Path) -> None:
+async def test_a_failing_scheduled_backup_is_recorded_and_alerted_in_the_ops_channel(replicas: list[Context], slack: FakeSlack,
+                                                                                     tmp_path: Path) -> None:
     ctx = replicas[0]
     (tmp_path / "backups").write_text("a file where the backup directory should be")
     scheduler = Scheduler(ctx, catalog_jobs(ctx.catalog))
@@ -212,7 +221,8 @@ async def test_a_failing_scheduled_backup_is_recorded_and_alerted_in_the_ops_cha
     await passes(scheduler)
     [occurrence] = await ctx.store.occurrences("backup:files")
     assert occurrence.state is OccurrenceState.FAILED and "backup run #" in occurrence.detail
-    [alert] = [m for (c, _), m in slack.messages.items() if c == OPS and (m.get("text") or "").startswith("❌ Scheduled backup of files")]
+    [alert] = [m for (c, _), m in slack.messages.items() if c == OPS
+               and (m.get("text") or "").startswith("❌ Scheduled backup of files")]
     assert "2026-11-24 02:00 UTC" in alert["text"]
     [run] = await ctx.store.actions(service="files")
     assert run.state is ActionState.FAILED
@@ -223,7 +233,7 @@ async def test_a_backup_whose_replica_died_is_recorded_as_failed_not_run_twice(r
     scheduler = Scheduler(ctx, catalog_jobs(ctx.catalog))
     await passes(scheduler)
     clock_of(ctx).advance(17 * 3600 + 15)
-    due = datetime(2026, 11, 24, 2, tzinfo=timezone.utc)
+    due = datetime(2026, 11, 24, 2, tzinfo=UTC)
     await ctx.store.record_occurrences("backup:files", [due], [], due)
     await ctx.store.claim_occurrence("backup:files", due, "replica-gone", ctx.clock.now())  # it died holding no lease now
     await passes(scheduler)
@@ -242,7 +252,8 @@ async def test_old_delivery_keys_and_finished_occurrences_are_pruned(replicas: l
     assert await ctx.store.claim("event:Ev1", ctx.clock.now())  # forgotten, so it counts as new
 
 
-async def test_a_backup_missed_beyond_the_grace_period_is_alerted_but_a_missed_digest_is_not(replicas: list[Context], slack: FakeSlack) -> None:
+async def test_a_backup_missed_beyond_the_grace_period_is_alerted_but_a_missed_digest_is_not(replicas: list[Context],
+                                                                                             slack: FakeSlack) -> None:
     ctx = replicas[0]
     await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))
     clock_of(ctx).advance(20 * 3600)  # every replica down from 08:59 until 04:59 the next day
@@ -262,7 +273,18 @@ async def test_a_digest_still_reaches_its_other_channels_when_one_refuses_it(rep
     await passes(scheduler)
     clock_of(ctx).advance(15)
     await passes(scheduler)
-    weekly = await ctx.store.get_occurrence("digest:weekly", datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
+    weekly = await ctx.store.get_occurrence("digest:weekly", datetime(2026, 11, 23, 9, tzinfo=UTC))
     assert weekly is not None and weekly.state is OccurrenceState.FAILED and f"not posted to <#{LEADS}>" in weekly.detail
     assert len(digest_posts(slack, OPS)) == 1
     assert [m for (c, _), m in slack.messages.items() if c == OPS and m["text"].startswith("❌ Scheduled weekly digest")]
+
+
+async def test_an_occurrence_started_late_shows_as_scheduler_lag(replicas: list[Context], slack: FakeSlack) -> None:
+    ctx = replicas[0]
+    await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))  # 08:59:50
+    clock_of(ctx).advance(20 * 60)  # 09:19:50: the 09:00 digest starts almost 20 minutes late
+    await passes(Scheduler(ctx, catalog_jobs(ctx.catalog)))
+    started = ctx.metrics.registry.get_sample_value("opsbot_scheduler_lag_seconds_count")
+    assert started is not None and started >= 1
+    assert ctx.metrics.registry.get_sample_value("opsbot_scheduler_lag_seconds_bucket", {"le": "300.0"}) == 0
+    assert (ctx.metrics.registry.get_sample_value("opsbot_scheduler_lag_seconds_sum") or 0) >= 19 * 60 * started

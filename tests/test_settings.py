@@ -10,7 +10,8 @@ from bot.errors import ConfigError
 from bot.settings import Settings, StoreSettings, load_settings
 
 NAMES = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABASE_URL",
-         "REDIS_URL", "OPSBOT_CONFIG", "PORT", "LOG_LEVEL", "HOST"]
+         "REDIS_URL", "OPSBOT_CONFIG", "PORT", "LOG_LEVEL", "HOST", "LEASE_SECONDS", "HEARTBEAT_SECONDS",
+         "CHORE_SECONDS", "TICK_SECONDS"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +53,7 @@ def test_a_wrong_token_is_named_but_never_echoed(clean_env: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(
-    "name,value,expected",
+    ("name", "value", "expected"),
     [
         ("PORT", "eighty", "PORT input should be a valid integer"),
         ("PORT", "70000", "PORT input should be less than or equal to 65535"),
@@ -84,3 +85,37 @@ def test_socket_mode_and_postgres_and_redis(clean_env: pytest.MonkeyPatch) -> No
 
 def test_migrate_needs_only_the_database() -> None:
     assert isinstance(load_settings(StoreSettings), StoreSettings)
+
+
+def test_a_dead_replicas_run_is_seen_within_30_s_by_default_and_the_times_are_settings(
+        clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    clean_env.setenv("SLACK_SIGNING_SECRET", "shh")
+    settings = load_settings()
+    assert isinstance(settings, Settings)
+    # A run is stale a lease after its last heartbeat; a chore pass notices it at most a chore interval later.
+    assert settings.lease_seconds + settings.chore_seconds <= 30
+    assert settings.heartbeat_seconds <= settings.lease_seconds / 3 and settings.tick_seconds <= settings.chore_seconds
+    for name, value in (("LEASE_SECONDS", "3"), ("HEARTBEAT_SECONDS", "0.5"), ("CHORE_SECONDS", "1"), ("TICK_SECONDS", "0.2")):
+        clean_env.setenv(name, value)
+    shortened = load_settings()
+    assert isinstance(shortened, Settings)
+    assert (shortened.lease_seconds, shortened.heartbeat_seconds, shortened.chore_seconds, shortened.tick_seconds) == (
+        3, 0.5, 1, 0.2)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"LEASE_SECONDS": "6", "HEARTBEAT_SECONDS": "5"}, "HEARTBEAT_SECONDS must be at most a third of LEASE_SECONDS (6)"),
+    ({"LEASE_SECONDS": "0"}, "LEASE_SECONDS input should be greater than 0; expected seconds"),
+    ({"CHORE_SECONDS": "soon"}, "CHORE_SECONDS input should be a valid number"),
+    ({"TICK_SECONDS": "-1"}, "TICK_SECONDS input should be greater than 0"),
+])
+def test_bad_times_are_refused_naming_what_is_valid(clean_env: pytest.MonkeyPatch, values: dict[str, str],
+                                                    expected: str) -> None:
+    clean_env.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    clean_env.setenv("SLACK_SIGNING_SECRET", "shh")
+    for name, value in values.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(expected), str(caught.value)

@@ -9,16 +9,17 @@ from urllib.parse import parse_qsl
 import aiohttp
 import pytest
 
-from tests.conftest import RunningBot, make_settings, start_bot
-from playground.slack_api import FakeSlack
 from playground.payloads import event_callback, slash_command
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, make_settings, start_bot
 from tests.targets import Targets
 
 
 @pytest.fixture
 async def bot(slack: FakeSlack, targets: Targets, http: aiohttp.ClientSession, tmp_path) -> AsyncIterator[RunningBot]:
     settings = make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}", slack_app_token="xapp-1-A0001-test")
-    catalog = f"services:\n  web:\n    environment: production\n    checks:\n      - {{type: http, url: '{targets.url('/ok')}'}}\n"
+    catalog = (f"services:\n  web:\n    environment: production\n    checks:\n"
+               f"      - {{type: http, url: '{targets.url('/ok')}'}}\n")
     running, runner = await start_bot(settings, catalog, slack, http)
     yield running
     await runner.cleanup()
@@ -43,7 +44,8 @@ async def test_slash_command_over_socket_mode_is_acked_and_answered(bot: Running
     body, _ = slash_command("/ops", "health web", user="U1", channel="C1", response_url=bot.slack.response_url())
     ack = await bot.slack.push("slash_commands", dict(parse_qsl(body)))
     assert "Running 1 check on 1 service" in ack["payload"]["text"]
-    [report] = await bot.slack.wait_for("response_url")
+    placeholder, report = await bot.slack.wait_for("response_url", count=2)  # the ⏳ note goes, the report comes
+    assert placeholder.args == {"delete_original": True}
     assert report.args["response_type"] == "in_channel" and "✅ All 1 service healthy" in report.args["blocks"][0]["text"]["text"]
 
 

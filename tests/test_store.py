@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -12,10 +12,11 @@ from bot.checks import Status
 from bot.health import CheckResult, HealthRun
 from bot.store import Store, create_store
 
-T0 = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC)
 
 
-def make_run(at: datetime = T0, *, scope: tuple[str, ...] = (), statuses: tuple[Status, ...] = (Status.OK, Status.CRITICAL)) -> HealthRun:
+def make_run(at: datetime = T0, *, scope: tuple[str, ...] = (),
+             statuses: tuple[Status, ...] = (Status.OK, Status.CRITICAL)) -> HealthRun:
     results = tuple(
         CheckResult(
             service=f"svc{i}", environment="production", check=f"http /c{i}", kind="http",
@@ -104,7 +105,7 @@ async def test_migrations_are_applied_once(database_url: str) -> None:
     await first.open()
     await second.open()
     try:
-        assert await first.migrate() == [1, 2, 3, 4, 5, 6]
+        assert await first.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9]
         assert await second.migrate() == []
     finally:
         await first.close()

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.actions.models import (
-    ActionKind, ActionRun, ActionState, ActionStep, ApprovalDecision, BackupLabel, BackupRecord, Decision, StepState,
+    ActionKind,
+    ActionRun,
+    ActionState,
+    ActionStep,
+    ApprovalDecision,
+    BackupLabel,
+    BackupRecord,
+    Decision,
+    StepState,
 )
+from bot.executors.base import Effect
 from bot.store import Store
 
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 
 def a_run(**changes: object) -> ActionRun:
@@ -27,15 +36,18 @@ async def test_an_action_run_round_trips_with_its_steps(store: Store) -> None:
     run_id = await store.create_action(a_run())
     run = await store.get_action(run_id)
     assert run is not None and run.id == run_id
-    assert (run.kind, run.state, run.params, run.approvers, run.reason) == (ActionKind.RESTART, ActionState.PENDING, {"to": "v1"}, ("S0LEADS", "U9"), "memory leak")
+    assert (run.kind, run.state, run.params, run.approvers, run.reason) == (ActionKind.RESTART, ActionState.PENDING, {"to": "v1"},
+                                                                            ("S0LEADS", "U9"), "memory leak")
     assert run.expires_at == T0 + timedelta(minutes=30)
-    assert [(s.position, s.title, s.state) for s in run.steps] == [(0, "Restart container api", StepState.WAITING), (1, "Wait until running", StepState.WAITING)]
+    assert [(s.position, s.title, s.state) for s in run.steps] == [(0, "Restart container api", StepState.WAITING),
+                                                                   (1, "Wait until running", StepState.WAITING)]
     assert await store.get_action(run_id + 1000) is None
 
 
 async def test_a_transition_happens_once_from_the_expected_state(store: Store) -> None:
     run_id = await store.create_action(a_run())
-    results = await asyncio.gather(*(store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}) for _ in range(8)))
+    results = await asyncio.gather(*(store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}) for _
+                                     in range(8)))
     assert results.count(True) == 1
     assert await store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, started_at=T0) is True
     assert await store.transition_action(run_id, ActionState.DENIED, expect={ActionState.PENDING}) is False
@@ -45,10 +57,22 @@ async def test_a_transition_happens_once_from_the_expected_state(store: Store) -
 
 async def test_steps_are_updated_in_place(store: Store) -> None:
     run_id = await store.create_action(a_run())
-    await store.save_step(run_id, ActionStep(0, "Restart container api", StepState.SUCCEEDED, "up in 1.2 s", T0, T0 + timedelta(seconds=1)))
+    await store.save_step(run_id, ActionStep(0, "Restart container api", StepState.SUCCEEDED, "up in 1.2 s", T0, T0
+                                             + timedelta(seconds=1)))
     run = await store.get_action(run_id)
     assert run is not None and run.steps[0].state is StepState.SUCCEEDED and run.steps[0].seconds == 1.0
     assert run.steps[1].state is StepState.WAITING
+
+
+async def test_a_failed_steps_effect_is_kept_and_a_later_save_can_clear_it(store: Store) -> None:
+    run_id = await store.create_action(a_run())
+    await store.save_step(run_id, ActionStep(0, "Restore db", StepState.FAILED, effect=Effect.UNTOUCHED))
+    await store.save_step(run_id, ActionStep(1, "Check db", StepState.FAILED, effect=Effect.UNKNOWN))
+    run = await store.get_action(run_id)
+    assert run is not None and [s.effect for s in run.steps] == [Effect.UNTOUCHED, Effect.UNKNOWN]
+    await store.save_step(run_id, ActionStep(1, "Check db", StepState.SUCCEEDED))
+    run = await store.get_action(run_id)
+    assert run is not None and [s.effect for s in run.steps] == [Effect.UNTOUCHED, None]
 
 
 async def test_a_runbook_step_keeps_what_its_undo_needs_and_cancel_is_asked_once(store: Store) -> None:
@@ -90,12 +114,14 @@ async def test_each_person_decides_once(store: Store) -> None:
     assert await store.add_decision(approve) is True
     assert await store.add_decision(ApprovalDecision(run_id, "U2", Decision.DENY, T0)) is False
     assert await store.add_decision(ApprovalDecision(run_id, "U3", Decision.DENY, T0, "not now")) is True
-    assert [(d.user_id, d.decision, d.reason) for d in await store.decisions(run_id)] == [("U2", Decision.APPROVE, ""), ("U3", Decision.DENY, "not now")]
+    assert [(d.user_id, d.decision, d.reason) for d in await store.decisions(run_id)] == [("U2", Decision.APPROVE, ""),
+                                                                                          ("U3", Decision.DENY, "not now")]
 
 
 async def test_backups_are_listed_newest_first_and_deletion_is_remembered(store: Store) -> None:
     first = await store.add_backup(BackupRecord("db", "postgres", Path("/b/1.dump"), 10, "aa", T0, verified_at=T0))
-    second = await store.add_backup(BackupRecord("db", "postgres", Path("/b/2.dump"), 20, "bb", T0 + timedelta(days=1), BackupLabel.SAFETY))
+    second = await store.add_backup(BackupRecord("db", "postgres", Path("/b/2.dump"), 20, "bb", T0 + timedelta(days=1),
+                                                 BackupLabel.SAFETY))
     await store.add_backup(BackupRecord("web", "directory", Path("/b/w.tar.gz"), 5, "cc", T0))
     assert [b.id for b in await store.backups("db")] == [second, first]
     await store.mark_backup_deleted(first, T0 + timedelta(days=40))
@@ -133,7 +159,8 @@ async def test_a_lease_has_one_holder_until_released_or_expired_and_tokens_grow(
 
 async def test_an_interrupted_run_is_followed_up_by_one_live_run(store: Store) -> None:
     old = await store.create_action(a_run(kind=ActionKind.RUNBOOK, state=ActionState.INTERRUPTED))
-    first, second = await store.create_action(a_run(state=ActionState.DRAFT)), await store.create_action(a_run(state=ActionState.DRAFT))
+    first = await store.create_action(a_run(state=ActionState.DRAFT))
+    second = await store.create_action(a_run(state=ActionState.DRAFT))
     results = await asyncio.gather(store.claim_follow_up(old, first), store.claim_follow_up(old, second))
     assert results.count(True) == 1
     winner = first if results[0] else second

@@ -3,12 +3,12 @@ latest attempt may finish, a post's intent is recorded once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.scheduling.models import OccurrenceState
 from bot.store import Store
 
-T0 = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 async def test_a_jobs_cursor_starts_when_first_seen_and_only_moves_forward(store: Store) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from bot.views import Message
 from bot.views.health import health_report
 from playground.slack_api import _block_problem
 
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def run_of(statuses: dict[str, list[Status]], *, reason: str = "HTTP 200", run_id: int | None = 1) -> HealthRun:
@@ -52,7 +52,7 @@ def test_failing_services_come_first() -> None:
 
 
 @pytest.mark.parametrize(
-    "statuses,headline",
+    ("statuses", "headline"),
     [
         ({"a": [Status.OK], "b": [Status.OK]}, "✅ All 2 services healthy"),
         ({"a": [Status.WARNING], "b": [Status.OK]}, "⚠️ 1 of 2 services degraded"),

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.executors.base import Effect
+
 
 class ActionKind(enum.Enum):
     RESTART = "restart"
@@ -19,7 +21,8 @@ class ActionKind(enum.Enum):
 
 class ActionState(enum.Enum):
     """draft → pending → approved → running → succeeded | failed; draft → approved when no approval is
-    needed; pending → denied | expired; draft | pending → cancelled; approved | running → interrupted.
+    needed; pending → denied | expired; draft | pending → cancelled; approved | running → interrupted;
+    approved | running → handed_over (a stopping replica, at a step boundary) → running (another replica).
     The store applies each move as a compare-and-set, so a second click changes nothing."""
 
     DRAFT = "draft"  # a plan shown to the requester, not yet requested
@@ -32,6 +35,7 @@ class ActionState(enum.Enum):
     EXPIRED = "expired"
     INTERRUPTED = "interrupted"  # the bot stopped while it ran
     CANCELLED = "cancelled"  # the requester dropped the draft
+    HANDED_OVER = "handed_over"  # a stopping replica left it at a step boundary; the next replica up goes on
 
     @property
     def final(self) -> bool:
@@ -60,6 +64,7 @@ class ActionStep:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     undo: dict[str, Any] | None = None  # runbook steps: what reverses the change, captured before making it
+    effect: Effect | None = None  # a failed step: what it did to its target (None: not failed, or not recorded)
 
     @property
     def seconds(self) -> float | None:
@@ -94,6 +99,7 @@ class ActionRun:
     steps: tuple[ActionStep, ...] = ()
     cancel_requested_by: str | None = None
     followed_by: int | None = None  # an interrupted runbook run: the run that resumes or rolls it back
+    audit_id: int | None = None  # the audit entry of the request that made it (written at creation only)
     id: int | None = None
 
     @property

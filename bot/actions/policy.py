@@ -30,7 +30,8 @@ def _slack_ids(ids: list[str]) -> list[str]:
 class ApprovalPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     approvals: int = Field(default=1, ge=0, le=5, description="distinct approvers needed; 0 runs at once")
-    approvers: list[str] = Field(default_factory=list, description=f"who may approve ({SLACK_ID_HELP}); empty: anyone but the requester")
+    approvers: list[str] = Field(default_factory=list,
+                                 description=f"who may approve ({SLACK_ID_HELP}); empty: anyone but the requester")
     requesters: list[str] = Field(default_factory=list, description=f"who may request ({SLACK_ID_HELP}); empty: anyone")
 
     _ids = field_validator("approvers", "requesters")(_slack_ids)

@@ -14,28 +14,36 @@ from datetime import timedelta
 from typing import Any
 
 from bot.actions import targets
+from bot.actions.backup_ref import LATEST, UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
 from bot.actions.models import (
-    SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, ApprovalDecision, BackupLabel, BackupRecord, Decision,
+    SCHEDULER,
+    ActionKind,
+    ActionRun,
+    ActionState,
+    ActionStep,
+    ApprovalDecision,
+    BackupLabel,
+    BackupRecord,
+    Decision,
 )
 from bot.actions.policy import NotAllowed, mention, resolve_policy
 from bot.actions.progress import RunProgress
-from bot.audit import AuditEntry, Outcome
+from bot.audit import AuditEntry, Outcome, current_request
 from bot.context import Context
 from bot.errors import InfrastructureError, OpsbotError
-from bot.executors.base import Artifact, Backups, ExecutorError
-from bot.health import run_checks
-from bot.views import escape, human_size
+from bot.executors.base import Artifact, Backups, Effect, ExecutorError
+from bot.health import CheckResult, run_checks
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
+from bot.log_context import annotate, bound
+from bot.views import escape, human_size
 from bot.views.actions import action_message, describe
 from bot.views.backups import backup_result_message
+from bot.views.words import plural
 
 log = logging.getLogger(__name__)
 
 DRAFT_MINUTES = 10  # how long a plan shown to the requester stays confirmable
-LEASE_TTL = 60.0  # seconds; renewed while the run goes on, so a crashed replica's lease lapses quickly
-HEARTBEAT = LEASE_TTL / 3
-STALE_AFTER = 2 * LEASE_TTL  # an approved or running run silent this long lost its replica
 HEALTH_ATTEMPTS, HEALTH_INTERVAL = 3, 2.0
 
 
@@ -46,10 +54,6 @@ class ActionNotFound(OpsbotError):
 
 class NotPending(OpsbotError):
     """The request was already decided, expired or cancelled."""
-
-
-class UnknownBackup(OpsbotError):
-    pass
 
 
 class ActionAlreadyRunning(OpsbotError):
@@ -76,9 +80,10 @@ async def plan(
         service=service, kind=kind, environment=entry.environment, target=target, requested_by=requested_by,
         created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=params,
         approvals_needed=policy.approvals, approvers=policy.approvers, reason=reason[:500], channel_id=channel_id,
-        steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)),
+        steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)), audit_id=current_request(),
     )
     run = replace(run, id=await ctx.store.create_action(run))
+    annotate(run_id=run.id)
     await audit_run(ctx, run, "planned", requested_by)
     return run
 
@@ -101,12 +106,14 @@ async def _plan_steps(ctx: Context, service: str, kind: ActionKind, params: dict
 
 
 async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any]) -> BackupRecord:
-    backup_id = params.get("backup_id")
-    record = await ctx.store.get_backup(int(backup_id)) if isinstance(backup_id, int) else None
-    if record is None or record.service != service or record.deleted_at is not None:
-        available = [f"`{b.id}`" for b in await ctx.store.backups(service, limit=10)]
-        listing = ", ".join(available) if available else "none yet: take one with `/ops backup " + service + "`"
-        raise UnknownBackup(f"`{service}` has no backup `{backup_id}`. Its latest: {listing} (`/ops backups {service}` lists them).")
+    """The backup a restore names: an id, or `latest`, resolved here to the id the approvers will see."""
+    ref = params.get("backup_id")
+    if not (isinstance(ref, int) or ref == LATEST):
+        ref = parse_backup_ref(str(ref))
+    if ref is None:
+        raise UnknownBackup(f"`{params.get('backup_id')}` is not {explain_backup_ref(service)}.")
+    record = await find_backup(ctx.store, service, ref)
+    params["backup_id"] = record.id  # what runs is the backup the plan shows, even if a newer one lands meanwhile
     return record
 
 
@@ -130,11 +137,12 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
     if ctx.clock.now() >= run.expires_at:
         if await ctx.store.transition_action(run_id, ActionState.EXPIRED, expect={ActionState.DRAFT}):
             await audit_run(ctx, run, "expired (plan not sent)", user, outcome=Outcome.REJECTED)
-        raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} {run.service}`.")
+        raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} "
+                         f"{run.service}`.")
     to = ActionState.APPROVED if run.approvals_needed == 0 else ActionState.PENDING
     now = ctx.clock.now()
     expires = now + timedelta(minutes=ctx.catalog.approvals.expire_after_minutes)
-    extra = {"heartbeat_at": now} if to is ActionState.APPROVED else {}
+    extra: dict[str, Any] = {"heartbeat_at": now} if to is ActionState.APPROVED else {}
     if not await ctx.store.transition_action(run_id, to, expect={ActionState.DRAFT}, expires_at=expires, **extra):
         raise NotPending(f"This plan was already {(await get_run(ctx, run_id)).state.value}.")
     await audit_run(ctx, run, to.value, user)
@@ -145,7 +153,8 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
         ts = await ctx.chat.post(run.channel_id, action_message(run, []))
     except BaseException:
         # No message, no request: withdraw it rather than leave a run nobody can see or approve.
-        if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to}, outcome="Withdrawn: it could not be posted in the channel."):
+        if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to},
+                                             outcome="Withdrawn: it could not be posted in the channel."):
             await audit_run(ctx, run, "cancelled (could not post)", user, outcome=Outcome.ERROR)
         raise
     await ctx.store.set_action_message(run_id, run.channel_id, ts)
@@ -198,8 +207,10 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     await audit_run(ctx, run, "approval given" if decision is Decision.APPROVE else "denial given", user, reason or None)
     if decision is Decision.DENY:
         outcome = f"Denied by <@{user}>" + (f": {escape(reason)}" if reason else "")
-        if await ctx.store.transition_action(run_id, ActionState.DENIED, expect={ActionState.PENDING}, outcome=outcome, finished_at=ctx.clock.now()):
+        if await ctx.store.transition_action(run_id, ActionState.DENIED, expect={ActionState.PENDING}, outcome=outcome,
+                                             finished_at=ctx.clock.now()):
             await audit_run(ctx, run, "denied", user, reason or None, outcome=Outcome.REJECTED)
+            ctx.metrics.approval_done("denied", run.created_at, ctx.clock.now())
             await refresh_message(ctx, run_id)
             return "Denied: it will not run."
         raise NotPending(await _already(ctx, await get_run(ctx, run_id)))
@@ -210,8 +221,10 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     # Two approvers clicking at once both get here; the compare-and-set lets exactly one start the run,
     # and only while the request has not expired (the clock is read again inside the statement's condition).
     now = ctx.clock.now()
-    if await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}, unexpired_at=now, heartbeat_at=now):
+    if await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.PENDING}, unexpired_at=now,
+                                         heartbeat_at=now):
         await audit_run(ctx, run, "approved", user)
+        ctx.metrics.approval_done("approved", run.created_at, now)
         ctx.tasks.spawn(execute(ctx, run_id), name=f"action {run_id}")
         await refresh_message(ctx, run_id)
         return "Approved: it runs now; the message shows each step."
@@ -238,7 +251,7 @@ async def may_decide(ctx: Context, run_id: int, user: str, decision: Decision) -
 
 
 async def _already(ctx: Context, run: ActionRun) -> str:
-    decided = [d for d in await ctx.store.decisions(run.id or 0)]
+    decided = list(await ctx.store.decisions(run.id or 0))
     who = ", ".join(f"<@{d.user_id}>" for d in decided) or "nobody"
     return {
         ActionState.APPROVED: f"Already approved (by {who}).",
@@ -256,6 +269,8 @@ async def expire(ctx: Context, run: ActionRun) -> bool:
     if await ctx.store.transition_action(run.id or 0, ActionState.EXPIRED, expect={ActionState.PENDING, ActionState.DRAFT},
                                         outcome="Expired: nobody approved in time; nothing ran.", finished_at=ctx.clock.now()):
         await audit_run(ctx, run, "expired", None, outcome=Outcome.REJECTED)
+        if run.state is ActionState.PENDING:  # a draft nobody requested was never waiting for approval
+            ctx.metrics.approval_done("expired", run.created_at, ctx.clock.now())
         if run.message_ts:
             await refresh_message(ctx, run.id or 0)
         return True
@@ -272,16 +287,27 @@ async def expire_due(ctx: Context) -> int:
 
 async def execute(ctx: Context, run_id: int) -> None:
     """Run an approved action once: under its services' leases, each step stored then shown."""
+    with bound(run_id=run_id):  # every line the run logs, and its heartbeat's, names it
+        await _execute(ctx, run_id)
+
+
+async def _execute(ctx: Context, run_id: int) -> None:
     run = await get_run(ctx, run_id)
+    if ctx.handover.draining and run.state is ActionState.APPROVED:
+        await hand_over(ctx, run, None)  # approved as this replica stops: the next one up runs it
+        return
+    startable = {ActionState.APPROVED, ActionState.HANDED_OVER} & {run.state}
     leases: list[Any] = []
     try:
         # In name order, so two runbooks wanting the same services cannot each hold one and wait for the other.
         for service in sorted(run.services):
             try:
-                lease = await ctx.locks.acquire(f"service:{service}", LEASE_TTL)
+                lease = await ctx.locks.acquire(f"service:{service}", ctx.settings.lease_seconds)
             except InfrastructureError as exc:
                 await _refuse(ctx, run, f"Not run: {exc}", "ERROR")
                 return
+            if lease is None and run.state is ActionState.HANDED_OVER:
+                return  # another replica is taking it over; or, if not, the next take-over pass tries again
             if lease is None:
                 running = await holding(ctx, service, [ActionState.RUNNING], besides=run_id)
                 who = holder(running) if running else "another action"
@@ -289,15 +315,18 @@ async def execute(ctx: Context, run_id: int) -> None:
                 return
             leases.append(lease)
         now = ctx.clock.now()
-        if not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED},
-                                                started_at=now, lease_owner=ctx.owner, heartbeat_at=now):
+        if not startable or not await ctx.store.transition_action(run_id, ActionState.RUNNING, expect=startable,
+                                                                  started_at=now, lease_owner=ctx.owner, heartbeat_at=now):
             return  # someone else already ran it, or recovery gave up on it
-        await audit_run(ctx, run, "running", None)
+        await audit_run(ctx, run, "running", None, "taken over from a stopping replica"
+                        if run.state is ActionState.HANDED_OVER else None)
         work = asyncio.current_task()
         assert work is not None
         heartbeat = ctx.tasks.spawn(_keep(ctx, leases, run_id, work), name=f"heartbeat {run.label}")
         try:
-            await _run(ctx, await get_run(ctx, run_id))
+            with ctx.tracer.span(f"run {run.kind.value}", {"opsbot.run_id": run_id, "opsbot.run.kind": run.kind.value,
+                                                           "opsbot.service": run.service}):
+                await _run(ctx, await get_run(ctx, run_id))
         finally:
             heartbeat.cancel()
     finally:
@@ -305,7 +334,7 @@ async def execute(ctx: Context, run_id: int) -> None:
             try:
                 await lease.release()
             except InfrastructureError:
-                log.warning("could not release a lease of %s; it lapses in %s s", run.label, LEASE_TTL)
+                log.warning("could not release a lease of %s; it lapses in %s s", run.label, ctx.settings.lease_seconds)
 
 
 async def holding(ctx: Context, service: str, states: list[ActionState], *, besides: int | None = None) -> ActionRun | None:
@@ -320,7 +349,7 @@ def _holding(runs: list[ActionRun], service: str, besides: int | None = None) ->
 
 async def refuse_if_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None:
     """Raise ActionAlreadyRunning, naming the run, when one approved or running holds any of `services`."""
-    runs = await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED], limit=100)
+    runs = await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED, ActionState.HANDED_OVER], limit=100)
     for service in services:
         running = _holding(runs, service)
         if running is not None:
@@ -333,18 +362,20 @@ def holder(run: ActionRun) -> str:
 
 async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None:
     if await ctx.store.transition_action(run.id or 0, ActionState.FAILED, expect={ActionState.APPROVED},
-                                        outcome=escape(outcome), target_state="untouched: nothing ran", finished_at=ctx.clock.now()):
+                                        outcome=escape(outcome), target_state="untouched: nothing ran",
+                                         finished_at=ctx.clock.now()):
         await audit_run(ctx, run, "refused", None, outcome, outcome=Outcome.ERROR if kind == "ERROR" else Outcome.REJECTED)
         await refresh_message(ctx, run.id or 0)
         await announce_backup(ctx, run)
 
 
 async def _keep(ctx: Context, leases: list[Any], run_id: int, work: asyncio.Task[Any]) -> None:
-    """Renew the leases and the run's heartbeat; if any is lost, stop the run rather than act unguarded."""
+    """Renew the leases and the run's heartbeat (every HEARTBEAT_SECONDS); if any is lost, stop the run rather than
+    act unguarded."""
     while True:
-        await ctx.clock.sleep(HEARTBEAT)
+        await ctx.clock.sleep(ctx.settings.heartbeat_seconds)
         try:
-            renewed = [await lease.renew(LEASE_TTL) for lease in leases]
+            renewed = [await lease.renew(ctx.settings.lease_seconds) for lease in leases]
             alive = all(renewed) and await ctx.store.heartbeat(run_id, ctx.owner, ctx.clock.now())
         except Exception:
             log.exception("renewing the lease of action run %s failed", run_id)
@@ -364,7 +395,7 @@ async def _run(ctx: Context, run: ActionRun) -> None:
     async def show(steps: list[ActionStep]) -> None:
         await _update(ctx, replace(run, state=ActionState.RUNNING, steps=tuple(steps)), await ctx.store.decisions(run_id))
 
-    progress = RunProgress(ctx.store, ctx.clock, run_id, list(run.steps), show)
+    progress = RunProgress(ctx.store, ctx.clock, run_id, list(run.steps), show, tracer=ctx.tracer, kind=run.kind.value)
     try:
         if run.kind is ActionKind.RUNBOOK:
             from bot.runbooks import engine
@@ -373,6 +404,9 @@ async def _run(ctx: Context, run: ActionRun) -> None:
                 summary = await engine.perform(ctx, run, show)
             except engine.RunbookStopped as stopped:
                 await _finish(ctx, run, stopped.final, stopped.outcome, stopped.state)
+                return
+            except engine.HandedOver as boundary:
+                await hand_over(ctx, run, boundary.step)
                 return
         else:
             summary = await _perform(ctx, run, progress)
@@ -400,11 +434,54 @@ async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str
     won = await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, owner=ctx.owner,
                                             outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now())
     if won:
+        ctx.metrics.run_done(run.kind.value, state.value, run.started_at, ctx.clock.now())
+        ctx.tracer.annotate({"opsbot.run.outcome": state.value})  # on the run's span: `_finish` runs inside it
         await audit_run(ctx, run, state.value, None, outcome,
                      outcome=Outcome.OK if state is ActionState.SUCCEEDED else Outcome.ERROR)
     await refresh_message(ctx, run.id or 0)
     if won and state in (ActionState.SUCCEEDED, ActionState.FAILED):
         await announce_backup(ctx, run)
+
+
+async def hand_over(ctx: Context, run: ActionRun, step: int | None) -> bool:
+    """This replica is stopping: leave the run at a step boundary (`step`, the next one to start; None when none
+    started) for the next replica, which goes on from there (`take_over`). Only a boundary where the last step's end
+    is stored is handed over; a step cut mid-way is the engine's `interrupted` case, left to people."""
+    where = "before it started" if step is None else f"before step {step + 1}"
+    outcome = f"Handed over {where}: this opsbot replica is stopping; the next one up goes on from there."
+    expect = {ActionState.APPROVED} if step is None else {ActionState.RUNNING}
+    owner = None if step is None else ctx.owner
+    won = await ctx.store.transition_action(run.id or 0, ActionState.HANDED_OVER, expect=expect, owner=owner,
+                                            outcome=outcome, lease_owner=None)
+    if won:
+        log.info("handed %s #%s over %s", run.label, run.id, where)
+        await audit_run(ctx, run, "handed over", None, outcome)
+        await refresh_message(ctx, run.id or 0)
+    return won
+
+
+async def take_over(ctx: Context) -> int:
+    """A chore: go on with runs a stopping replica handed over at a step boundary. Each is started through
+    `execute`, which takes the services' leases and moves handed_over → running as a compare-and-set, so one replica
+    wins; the engine skips the steps whose success is stored."""
+    if ctx.handover.draining:
+        return 0
+    started = 0
+    for run in await ctx.store.actions(states=[ActionState.HANDED_OVER], limit=100):
+        run_id = run.id or 0
+        if run_id in ctx.handover.taking:
+            continue
+        ctx.handover.taking.add(run_id)
+        ctx.tasks.spawn(_take_over(ctx, run_id), name=f"take over {run.label} #{run_id}")
+        started += 1
+    return started
+
+
+async def _take_over(ctx: Context, run_id: int) -> None:
+    try:
+        await execute(ctx, run_id)
+    finally:
+        ctx.handover.taking.discard(run_id)
 
 
 async def announce_backup(ctx: Context, run: ActionRun) -> None:
@@ -441,14 +518,16 @@ async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
         label = BackupLabel.SCHEDULED if run.requested_by == SCHEDULER else BackupLabel.MANUAL
         record = await _take_backup(ctx, run, backups, progress, label)
         removed = await _apply_retention(ctx, run.service, backups, progress)
-        return f"Backup `{record.id}` written: {human_size(record.size)}, verified" + (f"; {removed} old backup(s) removed" if removed else "")
+        removed_text = f"; {plural(removed, 'old backup')} removed" if removed else ""
+        return f"Backup `{record.id}` written: {human_size(record.size)}, verified{removed_text}"
     record = await _backup_to_restore(ctx, run.service, run.params)
     safety = await _take_backup(ctx, run, backups, progress.prefixed("Safety backup: "), BackupLabel.SAFETY)
     try:
         summary = await backups.restore(artifact_of(record), progress)
         checked = await _verify_health(ctx, run, progress)
     except ExecutorError as exc:
-        raise ExecutorError(str(exc), state=f"{exc.state}. The state before the restore is in safety backup `{safety.id}`.") from exc
+        raise ExecutorError(str(exc), state=f"{exc.state}. The state before the restore is in safety backup `{safety.id}`.",
+                            effect=exc.effect) from exc
     return f"{summary} (safety backup `{safety.id}` taken first)" + checked
 
 
@@ -460,25 +539,25 @@ async def take_backup(ctx: Context, service: str, run_id: int | None, backups: B
                       label: BackupLabel) -> BackupRecord:
     """Write and verify a backup of `service`, and record it (as the run's) so it can be listed and restored."""
     artifact = await backups.backup(progress, label=label.value)
-    kind = ctx.catalog.services[service].backup.type  # type: ignore[union-attr]
+    kind = targets.backup_target(ctx, service, ActionKind.BACKUP).type
     record = BackupRecord(service=service, kind=kind, path=artifact.path, size=artifact.size, sha256=artifact.sha256,
                           created_at=artifact.created_at, label=label, verified_at=ctx.clock.now(), run_id=run_id)
     return replace(record, id=await ctx.store.add_backup(record))
 
 
 def _retention_title(ctx: Context, service: str) -> str:
-    target = ctx.catalog.services[service].backup
-    return f"Apply retention ({target.retention_days} days, keep at least {target.keep_min})"  # type: ignore[union-attr]
+    target = targets.backup_target(ctx, service, ActionKind.BACKUP)
+    return f"Apply retention ({target.retention_days} days, keep at least {target.keep_min})"
 
 
 async def _apply_retention(ctx: Context, service: str, backups: Backups, progress: RunProgress) -> int:
     from bot.executors.postgres_backup import expired
 
-    target = ctx.catalog.services[service].backup
+    target = targets.backup_target(ctx, service, ActionKind.BACKUP)
     async with progress.step(_retention_title(ctx, service)) as step:
         records = {str(r.path): r for r in await ctx.store.backups(service, limit=1000)}
         artifacts = [artifact_of(r) for r in records.values()]
-        doomed = expired(artifacts, ctx.clock.now(), target.retention_days, target.keep_min)  # type: ignore[union-attr]
+        doomed = expired(artifacts, ctx.clock.now(), target.retention_days, target.keep_min)
         removed, problems = 0, []
         for artifact in doomed:
             try:
@@ -489,26 +568,29 @@ async def _apply_retention(ctx: Context, service: str, backups: Backups, progres
                 continue
             await ctx.store.mark_backup_deleted(records[str(artifact.path)].id or 0, ctx.clock.now())
             removed += 1
-        step.detail = f"{removed} removed, {len(artifacts) - removed} kept" + (f"; could not remove {'; '.join(problems)}" if problems else "")
+        step.detail = f"{removed} removed, {len(artifacts) - removed} kept" + (f"; could not remove {'; '.join(problems)}"
+                                                                               if problems else "")
     return removed
 
 
 async def _verify_health(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
     if not ctx.catalog.services[run.service].checks:
         return ""
+    failing: list[CheckResult] = []
     async with progress.step(_health_title(run.service)) as step:
         for attempt in range(1, HEALTH_ATTEMPTS + 1):
             checked = await run_checks(ctx.catalog, (run.service,), ctx.check_deps, ctx.clock)
             failing = [r for r in checked.results if r.status.failing]
             if not failing:
-                step.detail = f"{len(checked.results)} check(s) green" + (f" after {attempt} tries" if attempt > 1 else "")
+                step.detail = f"{plural(len(checked.results), 'check')} green" + (f" on try {attempt}" if attempt > 1 else "")
                 return "; health checks green"
             if attempt < HEALTH_ATTEMPTS:
                 await ctx.clock.sleep(HEALTH_INTERVAL)
         reasons = "; ".join(f"{r.check}: {r.reason}" for r in failing)
         raise ExecutorError(f"health checks still failing: {reasons}",
-                            state=f"{run.service} was changed but fails its health checks; look at it now (`/ops health {run.service}`)")
-    return ""
+                            state=f"{run.service} was changed but fails its health checks; look at it now (`/ops health "
+                                  f"{run.service}`)",
+                            effect=Effect.CHANGED)
 
 
 def _health_title(service: str) -> str:
@@ -523,11 +605,12 @@ def artifact_of(record: BackupRecord) -> Artifact:
 
 
 async def recover(ctx: Context) -> int:
-    """Runs approved or running whose replica has been silent for STALE_AFTER were cut short (a crash, a
-    kill): they become `interrupted` and their messages say so; a person decides what next. Runs at start-up
-    and periodically, so a run left behind by a quick restart is caught too."""
+    """Runs approved or running whose replica has been silent for a lease time (LEASE_SECONDS: its lease on the
+    service has lapsed too) were cut short (a crash, a kill): they become `interrupted` and their messages say
+    so; a person decides what next. Runs at start-up (what a replica finds stale there it recovers at once) and
+    every CHORE_SECONDS, so a run left behind by a quick restart or a dead peer is caught too."""
     count = 0
-    for run in await ctx.store.stale_actions(ctx.clock.now() - timedelta(seconds=STALE_AFTER)):
+    for run in await ctx.store.stale_actions(ctx.clock.now() - timedelta(seconds=ctx.settings.lease_seconds)):
         try:
             outcome = ("Interrupted: opsbot stopped while this was running." if run.state is ActionState.RUNNING
                        else "Interrupted: approved, but opsbot stopped before it started.")
@@ -535,6 +618,7 @@ async def recover(ctx: Context) -> int:
                                                 target_state=f"unknown: check `/ops health {run.service}` before trying again",
                                                 finished_at=ctx.clock.now()):
                 count += 1
+                ctx.metrics.run_done(run.kind.value, ActionState.INTERRUPTED.value, run.started_at, ctx.clock.now())
                 await audit_run(ctx, run, "interrupted", None, outcome, outcome=Outcome.ERROR)
                 await refresh_message(ctx, run.id or 0)
         except Exception:
@@ -558,6 +642,7 @@ async def _update(ctx: Context, run: ActionRun, decisions: list[ApprovalDecision
 
 
 async def get_run(ctx: Context, run_id: int) -> ActionRun:
+    annotate(run_id=run_id)  # a request that loads a run is about it (chores bind their own context around this)
     run = await ctx.store.get_action(run_id)
     if run is None:
         raise ActionNotFound(run_id)

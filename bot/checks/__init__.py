@@ -5,7 +5,7 @@ To add a kind: one module here with a `CheckSpec` subclass, then add it to `Chec
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import Field
 
@@ -28,10 +28,10 @@ from bot.checks.sql import SqlCheck
 from bot.checks.tcp import TcpCheck
 
 Check = Annotated[
-    Union[HttpCheck, TcpCheck, PostgresCheck, RedisCheck, DiskCheck,
-          HttpJsonCheck, MemoryCheck, PrometheusCheck, BackupFreshnessCheck,
-          ContainersCheck, LogErrorsCheck, KubernetesPodsCheck,
-          SqlCheck, MysqlCheck, MemcachedCheck, RabbitmqCheck],
+    (HttpCheck | TcpCheck | PostgresCheck | RedisCheck | DiskCheck
+     | HttpJsonCheck | MemoryCheck | PrometheusCheck | BackupFreshnessCheck
+     | ContainersCheck | LogErrorsCheck | KubernetesPodsCheck
+     | SqlCheck | MysqlCheck | MemcachedCheck | RabbitmqCheck),
     Field(discriminator="type"),
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, model_validator
@@ -16,13 +17,14 @@ class DsnSource(BaseModel):
     _url_field = "dsn"
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "DsnSource":
+    def _exactly_one(self) -> DsnSource:
         field = self._url_field
         inline, env = getattr(self, field), getattr(self, f"{field}_env")
         if (inline is None) == (env is None):
             raise ValueError(f"give exactly one of `{field}` and `{field}_env`")
         if inline is not None and urlsplit(inline).password:
-            raise ValueError(f"`{field}` must not contain a password; put the URL in an environment variable and name it in `{field}_env`")
+            raise ValueError(f"`{field}` must not contain a password; put the URL in an environment variable and name it in "
+                             f"`{field}_env`")
         if env is not None and not re.match(ENV_NAME, env):
             raise ValueError(f"`{field}_env`: {env!r} is not an environment variable name")
         return self
@@ -45,5 +47,5 @@ class DsnSource(BaseModel):
         return f"{parts.hostname or 'localhost'}:{parts.port}" if parts.port else (parts.hostname or "localhost")
 
 
-def url_field(description: str) -> object:
+def url_field(description: str) -> Any:  # Any, like pydantic's Field: it stands in for a `str | None` default
     return Field(default=None, min_length=1, description=description)

@@ -105,7 +105,7 @@ async def fetch(
             url or str(source.url),
             params=params,
             headers=headers,
-            ssl=None if source.verify_tls else False,
+            ssl=source.verify_tls,  # True: the default context's checks; False: none
             # A redirect usually means a login page or a moved endpoint: report it rather than judge the page.
             allow_redirects=False,
         ) as response:

@@ -33,7 +33,10 @@ class NumberLimits(BaseModel):
 
     @property
     def limits(self) -> Thresholds | Floor:
-        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+        if self.above is not None:
+            return self.above
+        assert self.below is not None  # the validator lets exactly one through
+        return self.below
 
     def no_number(self, reason: str) -> Probe:
         return Probe(OUTCOMES[self.empty], reason)

@@ -238,7 +238,7 @@ def _quoted(text: str, start: int, quote: str) -> int:
 def _line_comment(text: str, i: int, dialect: Dialect) -> bool:
     if dialect == "mysql":
         # MySQL reads `--` as a comment only before a blank (`1--1` is arithmetic there), and `#` always.
-        return text[i] == "#" or text.startswith("--", i) and (i + 2 == len(text) or text[i + 2] in " \t\n\f\v")
+        return text[i] == "#" or (text.startswith("--", i) and (i + 2 == len(text) or text[i + 2] in " \t\n\f\v"))
     return text.startswith("--", i)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.clock import Clock, SystemClock
 from bot.errors import MissingSecret
+from bot.tracing import NO_TRACER, Tracer
 
 if TYPE_CHECKING:
     from bot.actions.models import BackupRecord
@@ -39,7 +40,7 @@ class Status(enum.Enum):
         return self in (Status.CRITICAL, Status.ERROR)
 
     @classmethod
-    def worst(cls, statuses: "list[Status] | tuple[Status, ...]") -> "Status":
+    def worst(cls, statuses: list[Status] | tuple[Status, ...]) -> Status:
         return max(statuses, key=lambda s: s.rank, default=cls.OK)
 
 
@@ -54,7 +55,7 @@ class Thresholds(BaseModel):
     critical: float = Field(gt=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Thresholds":
+    def _ordered(self) -> Thresholds:
         if self.warning > self.critical:
             raise ValueError(f"warning ({self.warning:g}) must not be above critical ({self.critical:g})")
         return self
@@ -75,9 +76,10 @@ class Floor(BaseModel):
     critical: float = Field(ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Floor":
+    def _ordered(self) -> Floor:
         if self.critical > self.warning:
-            raise ValueError(f"critical ({self.critical:g}) must not be above warning ({self.warning:g}): low values are the bad ones")
+            raise ValueError(f"critical ({self.critical:g}) must not be above warning ({self.warning:g}): low values are the bad "
+                             "ones")
         return self
 
     def grade(self, value: float) -> Status:
@@ -88,7 +90,7 @@ class Floor(BaseModel):
         return Status.OK
 
 
-def limit_note(status: Status, limits: "Thresholds | Floor", unit: str = "") -> str:
+def limit_note(status: Status, limits: Thresholds | Floor, unit: str = "") -> str:
     """`(limit 80 %)` for a graded value that is not OK — the number a reason should name — else ``."""
     if status is Status.OK:
         return ""
@@ -105,7 +107,7 @@ class Probe:
     reason: str
 
     @classmethod
-    def combine(cls, parts: "list[Probe] | tuple[Probe, ...]", sep: str = "; ") -> "Probe":
+    def combine(cls, parts: list[Probe] | tuple[Probe, ...], sep: str = "; ") -> Probe:
         """One probe from several findings (fields, queues, containers): the worst status, every reason in order."""
         return cls(Status.worst([part.status for part in parts]), sep.join(part.reason for part in parts if part.reason))
 
@@ -113,7 +115,8 @@ class Probe:
 class BackupLedger(Protocol):
     """Where verified backups are recorded (the store); the backup-freshness check reads it."""
 
-    async def backups(self, service: str | None = None, *, include_deleted: bool = False, limit: int = 50) -> "list[BackupRecord]": ...
+    async def backups(self, service: str | None = None, *, include_deleted: bool = False,
+                      limit: int = 50) -> list[BackupRecord]: ...
 
 
 class Observations:
@@ -132,6 +135,12 @@ class Observations:
         return previous
 
 
+class CheckObserver(Protocol):
+    """Told of every finished check (bot.metrics.Metrics counts them)."""
+
+    def check_done(self, kind: str, status: str, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class CheckDeps:
     """What checks may use: one shared HTTP session, the environment secrets are read from, the clock, the
@@ -144,6 +153,8 @@ class CheckDeps:
     observations: Observations = field(default_factory=Observations)
     service: str | None = None
     target: Any = None  # the service's DockerTarget or KubernetesTarget, if it has one
+    observer: CheckObserver | None = None  # the runner reports each check's kind, status and duration to it
+    tracer: Tracer = NO_TRACER  # the runner opens a span per check in it
 
     def secret(self, env_name: str) -> str:
         value = self.environ.get(env_name)
@@ -151,7 +162,7 @@ class CheckDeps:
             raise MissingSecret(env_name)
         return value
 
-    def for_service(self, service: str, target: Any) -> "CheckDeps":
+    def for_service(self, service: str, target: Any) -> CheckDeps:
         return replace(self, service=service, target=target)
 
 

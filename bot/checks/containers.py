@@ -7,17 +7,17 @@ Restarts are judged as growth of each container's restart count since a baseline
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import docker.errors
-import requests.exceptions
-from docker.models.containers import Container
 from pydantic import Field, model_validator
 
+from bot import adapters
 from bot.checks._counts import baseline, times
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, limit_note
-from bot.executors.docker import ASIDE_SUFFIX, DockerTarget, docker_client
+from bot.executors.docker_target import DockerTarget
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 PROJECT_LABEL = "com.docker.compose.project"
 
@@ -54,11 +54,10 @@ class ContainersCheck(CheckSpec):
 
     async def probe(self, deps: CheckDeps) -> Probe:
         host = self.host(deps)
-        try:
-            found = await asyncio.to_thread(self._list, host, deps)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            where = host or deps.environ.get("DOCKER_HOST") or "the default socket"
-            return Probe(Status.CRITICAL, f"cannot reach the Docker API at {where}: {_first_line(exc)}")
+        # docker-py is imported only for a catalog with a containers check or a Docker target (`bot.adapters`).
+        found: list[Container] | Probe = await adapters.module("bot.checks.containers_probe").found(self, host, deps)
+        if isinstance(found, Probe):
+            return found
         wanted = ", ".join(f"{key}={value}" for key, value in self.selector.items())
         if not found:
             return Probe(Status.CRITICAL, f"no containers labelled {wanted}")
@@ -70,19 +69,6 @@ class ContainersCheck(CheckSpec):
         if not problems:
             return Probe(Status.OK, f"{len(found)} container{'s' if len(found) != 1 else ''} running")
         return Probe.combine([*problems, Probe(Status.OK, f"{running} of {len(found)} running")])
-
-    def _list(self, host: str | None, deps: CheckDeps) -> list[Container]:
-        # The client's own timeout ends the worker thread even after the runner has given up on the check.
-        client = docker_client(host, deps.environ, timeout=self.timeout)
-        try:
-            labels = [f"{key}={value}" for key, value in self.selector.items()]
-            # ignore_removed: a container removed between the listing and its inspection (a deploy replacing it)
-            # is simply not there, rather than a 404 failing the whole check.
-            found = client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
-        finally:
-            client.close()
-        # A container the executor set aside during a deploy is not one of the service's.
-        return sorted((c for c in found if not c.name.endswith(ASIDE_SUFFIX)), key=lambda c: c.name)
 
     def _judge(self, container: Container, deps: CheckDeps) -> Probe:
         attrs: dict[str, Any] = container.attrs
@@ -116,8 +102,3 @@ class ContainersCheck(CheckSpec):
         if health == "starting":
             return Probe(Status.WARNING, f"{name} is running, its healthcheck still starting")
         return Probe(Status.OK, f"{name} running")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

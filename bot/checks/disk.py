@@ -21,12 +21,15 @@ class DiskCheck(CheckSpec):
 
     async def probe(self, deps: CheckDeps) -> Probe:
         findings: list[tuple[Status, str]] = []
+        # The report's line shows the label beside the reason: one path its default label names is not said again.
+        named = len(self.paths) > 1 or bool(self.name)
         for path in self.paths:
+            where = f"{path}: " if named else ""
             try:
                 # statvfs can hang on a dead network mount: keep it off the event loop so the timeout holds.
                 usage = await asyncio.to_thread(shutil.disk_usage, path)
             except OSError as exc:
-                findings.append((Status.ERROR, f"{path}: {exc.strerror or exc}"))
+                findings.append((Status.ERROR, f"{where}{exc.strerror or exc}"))
                 continue
             used = percent(usage.used, usage.used + usage.free)
             status = self.usage_percent.grade(used)
@@ -35,6 +38,6 @@ class DiskCheck(CheckSpec):
                 limit = f" (critical at {self.usage_percent.critical:g} %)"
             elif status is Status.WARNING:
                 limit = f" (warning at {self.usage_percent.warning:g} %)"
-            findings.append((status, f"{path} {used:.0f} % used{limit}"))
+            findings.append((status, f"{where}{used:.0f} % used{limit}"))
         worst = Status.worst([status for status, _ in findings])
         return Probe(worst, "; ".join(text for _, text in findings))

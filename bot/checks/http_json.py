@@ -51,7 +51,7 @@ class Below(_Expectation):
 
 
 Expectation = Equals | OneOf | Above | Below
-_KINDS: dict[str, type[_Expectation]] = {"equals": Equals, "one_of": OneOf, "above": Above, "below": Below}
+_KINDS: dict[str, type[Expectation]] = {"equals": Equals, "one_of": OneOf, "above": Above, "below": Below}
 
 
 class HttpJsonCheck(HttpSource, ExpectStatus, CheckSpec):
@@ -85,12 +85,12 @@ class HttpJsonCheck(HttpSource, ExpectStatus, CheckSpec):
         if answer.status not in self.expect_status:
             findings.append((Status.CRITICAL, f"HTTP {answer.status} (expected {self.expected()})"))
         if answer.truncated:
-            return _verdict(findings + [(Status.CRITICAL, f"body is larger than {BODY_LIMIT >> 20} MiB, not judged")])
+            return _verdict([*findings, (Status.CRITICAL, f"body is larger than {BODY_LIMIT >> 20} MiB, not judged")])
         try:
             document = json.loads(answer.body)
         except ValueError:
             said = "" if findings else f"HTTP {answer.status}, "  # the status is already named when it was wrong
-            return _verdict(findings + [(Status.CRITICAL, f"{said}body is not JSON: {_snippet(answer.body)}")])
+            return _verdict([*findings, (Status.CRITICAL, f"{said}body is not JSON: {_snippet(answer.body)}")])
         judged = [judge(path, expectation, document) for path, expectation in self.fields.items()]
         findings += [(status, text) for status, text in judged if status is not Status.OK]
         if findings:
@@ -140,7 +140,7 @@ def _expectation(path: object, raw: object) -> Expectation:
     if not isinstance(path, str) or not path or any(not segment for segment in path.split(".")):
         raise ValueError(f"{path!r} is not a dotted path (like `checks.database` or `workers.0.state`)")
     if isinstance(raw, list):  # pydantic reports a ValueError at the path; a TypeError would escape it
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             f"{path}: a list is not an expectation; to allow several values write {{one_of: [...]}}"
         )
     if not isinstance(raw, dict):
@@ -166,8 +166,8 @@ def _same(found: Any, expected: Any) -> bool:
     if isinstance(found, bool) or isinstance(expected, bool):
         return isinstance(found, bool) and isinstance(expected, bool) and found == expected
     if _is_number(found) and _is_number(expected):
-        return found == expected
-    return type(found) is type(expected) and found == expected
+        return bool(found == expected)
+    return type(found) is type(expected) and bool(found == expected)
 
 
 def _is_number(value: Any) -> bool:

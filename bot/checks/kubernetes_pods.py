@@ -32,8 +32,8 @@ from bot.executors.base import ExecutorError, TargetNotFound
 if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
-    from bot.executors.kubernetes import KubernetesTarget
     from bot.executors.kubernetes_pods import NodeUsage, Usage
+    from bot.executors.kubernetes_target import KubernetesTarget
 
 SELECTOR = r"^[A-Za-z0-9_./!=, -]+$"  # equality-based label selectors: a=b, a!=b, a, !a; comma-separated
 OWN_TARGET = ("namespace", "api_url", "token_env", "verify_tls")  # a kubernetes target's fields the check may carry
@@ -82,8 +82,8 @@ class KubernetesPodsCheck(CheckSpec):
     def own_target(self) -> KubernetesTarget:
         """The check's own `namespace`/`api_url`/`token_env`/`verify_tls` as a kubernetes target, with its defaults and
         validation (so they mean exactly what a target's do)."""
-        # Imported here: the Kubernetes executor imports bot.checks.base, which loads every check kind.
-        from bot.executors.kubernetes import KubernetesTarget
+        # Imported here: the target model imports bot.checks.base, which loads every check kind.
+        from bot.executors.kubernetes_target import KubernetesTarget
 
         given = {name: getattr(self, name) for name in OWN_TARGET if getattr(self, name) is not None}
         try:
@@ -183,9 +183,9 @@ class KubernetesPodsCheck(CheckSpec):
         for pod in pods:
             for container in (pod.status.container_statuses if pod.status else None) or []:
                 count = int(container.restart_count or 0)
-                name = f"{pod.metadata.name}/{container.name}"
-                key = ("kubernetes-pods", deps.service or "", self.label, str(pod.metadata.uid or pod.metadata.name),
-                       container.name)
+                name = f"{_pod_name(pod)}/{container.name}"
+                uid = pod.metadata.uid if pod.metadata else None
+                key = ("kubernetes-pods", deps.service or "", self.label, str(uid or _pod_name(pod)), container.name)
                 earlier = baseline(deps, key, count)
                 if earlier is not None:
                     grown = count - earlier.value if count >= earlier.value else count
@@ -214,7 +214,7 @@ class KubernetesPodsCheck(CheckSpec):
         for resource, word, limits in (("cpu", "CPU", self.cpu_percent), ("memory", "memory", self.memory_percent)):
             if limits is None:
                 continue
-            shares = {pod.metadata.name: share(pod, usage.get(pod.metadata.name, {}), resource) for pod in pods}
+            shares = {_pod_name(pod): share(pod, usage.get(_pod_name(pod), {}), resource) for pod in pods}
             known = {name: value for name, value in shares.items() if value is not None}
             if not known:
                 notes.append(f"no {word} limits (or no metrics) to compare with")
@@ -248,9 +248,14 @@ class KubernetesPodsCheck(CheckSpec):
         return [f"nodes: {', '.join(most)} of allocatable"]
 
 
+def _pod_name(pod: V1Pod) -> str:
+    """A listed pod always has metadata with a name; the client's models type both as optional."""
+    return (pod.metadata.name if pod.metadata else None) or ""
+
+
 def _not_ready(pod: V1Pod) -> str | None:
     """Why the pod is not running and ready, in kubectl's words; None when it is."""
-    status, name = pod.status, pod.metadata.name
+    status, name = pod.status, _pod_name(pod)
     phase = (status.phase if status else None) or "Unknown"
     ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions if status else None) or [])
     if phase == "Running" and ready:

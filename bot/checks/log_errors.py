@@ -20,17 +20,20 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
+from bot import adapters
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, limit_note
-from bot.executors.base import ExecutorError, Revision
-from bot.executors.docker import DockerTarget, DockerWorkload
+from bot.executors.base import Effect, ExecutorError, Revision
+from bot.executors.docker_target import DockerTarget
 
 LAST = 20  # lines "Last errors" shows
 MAX_BYTES = 64_000_000  # of one container's or pod's log: beyond this a check would outrun its timeout
 MAX_KEY = 143  # a Slack menu option's value holds 150 characters, "errors:" included
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)? ")
 # A line the runtime logged in parts (podman splits at its read buffer, Docker past 16 KB) comes back with every
-# part's timestamp in it: "…Z ERR" + "…Z OR request". Taken out again, or the parts would hide a match.
-INNER_STAMP = re.compile(r"(?<=.)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+# part's timestamp in it: "…Z ERR" + "…Z OR request". Taken out again, or the parts would hide a match. Searched
+# from the line's second character on (a part holds at least one), so a stamp the program itself starts its line
+# with stays; the stamp's zone is the runtime's (RFC 3339: `Z` in UTC, else an offset).
+INNER_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) ")
 
 
 @dataclass(frozen=True)
@@ -142,21 +145,24 @@ class LogErrorsCheck(CheckSpec):
             host = target.docker_host if isinstance(target, DockerTarget) else None
             if self.container is not None:
                 target = DockerTarget(type="docker", container=self.container, docker_host=host)
-            docker = DockerWorkload(deps.service or "", target, _NoHistory(), deps.clock)
+            # docker-py is imported only when a catalog reads Docker logs (`bot.adapters`).
+            workload = adapters.module("bot.executors.docker").DockerWorkload
+            docker = workload(deps.service or "", target, _NoHistory(), deps.clock)
             try:
-                return await docker.scan_logs(since, read)
+                scanned: list[Scanned] = await docker.scan_logs(since, read)
+                return scanned
             finally:
                 await docker.close()
         if getattr(target, "type", None) == "kubernetes":
-            # Imported here: the Kubernetes executor imports bot.checks.base, which loads every check kind.
-            from bot.executors.kubernetes import KubernetesWorkload
-
-            kubernetes = KubernetesWorkload(target, deps.environ, deps.clock)
+            # The Kubernetes client is imported only for a catalog with a Kubernetes target (`bot.adapters`).
+            kubernetes = adapters.module("bot.executors.kubernetes").KubernetesWorkload(target, deps.environ, deps.clock)
             try:
-                return await kubernetes.scan_logs(max(1, math.ceil(self.window_hours * 3600)), read)
+                scanned = await kubernetes.scan_logs(max(1, math.ceil(self.window_hours * 3600)), read)
+                return scanned
             finally:
                 await kubernetes.close()
-        raise ExecutorError(f"service {deps.service} has no target to read logs from", state="nothing was read")
+        raise ExecutorError(f"service {deps.service} has no target to read logs from", state="nothing was read",
+                            effect=Effect.UNTOUCHED)
 
     def _read(self, source: str, chunks: Iterator[bytes], deadline: float) -> Scanned:
         """Count the matching lines of one log, a chunk at a time (in the executor's worker thread)."""
@@ -181,7 +187,7 @@ class LogErrorsCheck(CheckSpec):
         stamp = STAMP.match(text)
         line = text[stamp.end():] if stamp else text
         if stamp:
-            line = line[:1] + INNER_STAMP.sub("", line[1:]) if "Z " in line[1:] else line
+            line = line[:1] + INNER_STAMP.sub("", line[1:])
         if self._regex.search(line):
             scanned.matched += 1
             scanned.last.append(LogLine(scanned.source, stamp.group(1) if stamp else "", line))

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-import aiomcache
 from pydantic import Field, field_validator
 
+from bot import adapters
 from bot.checks._counts import Baseline, baseline, plural
-from bot.checks._net import socket_error
 from bot.checks._percent import PercentFloor
 from bot.checks.base import (
     CheckDeps,
@@ -48,17 +47,10 @@ class MemcachedCheck(CheckSpec):
         return "memcached"
 
     async def probe(self, deps: CheckDeps) -> Probe:
-        host, port = split_address(self.address)
-        # One connection: a check needs no pool, and memcached counts each one in curr_connections.
-        client = aiomcache.Client(host, port, pool_size=1)
-        try:
-            stats = await client.stats()
-        except OSError as exc:
-            return Probe(Status.CRITICAL, f"cannot connect to {self.address}: {socket_error(exc)}")
-        except aiomcache.exceptions.ClientException as exc:
-            return Probe(Status.CRITICAL, f"{self.address} did not answer `stats` as memcached does: {_short(exc)}")
-        finally:
-            await client.close()
+        # aiomcache is imported only for a catalog with a memcached check (`bot.adapters`).
+        stats: dict[bytes, bytes | None] | Probe = await adapters.module("bot.checks.memcached_probe").stats(self.address)
+        if isinstance(stats, Probe):
+            return stats
         try:
             text = {key.decode(errors="replace"): (value or b"").decode(errors="replace") for key, value in stats.items()}
             counters = {name: int(text.get(name) or 0) for name in COUNTERS}
@@ -107,11 +99,6 @@ class MemcachedCheck(CheckSpec):
 
 def _restarted(before: dict[str, int], now: dict[str, int]) -> bool:
     return now["uptime"] < before["uptime"] or any(now[name] < before[name] for name in COUNTERS)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def split_address(address: str) -> tuple[str, int]:

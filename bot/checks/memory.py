@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psutil
-
+from bot import adapters
 from bot.checks.base import (
     CheckDeps,
     CheckSpec,
@@ -50,7 +49,7 @@ class MemoryReading:
 
 
 def host_memory() -> HostMemory:
-    memory = psutil.virtual_memory()
+    memory = adapters.module("psutil").virtual_memory()  # psutil only for a catalog with a memory check
     return HostMemory(total=memory.total, used_percent=memory.percent)
 
 
@@ -75,7 +74,7 @@ def _own_dir(root: Path, membership: str, controller: str | None) -> Path:
     # In a container the mount is the container's own cgroup, and the path /proc/self/cgroup gives (the host's
     # view) does not exist under it: then `root` itself is ours. On a host (a systemd unit with MemoryMax) it does.
     for line in membership.splitlines():
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        _, controllers, path = [*line.split(":", 2), "", ""][:3]
         wanted = controllers == "" if controller is None else controller in controllers.split(",")
         if wanted and path.strip("/"):
             candidate = root / path.strip("/")

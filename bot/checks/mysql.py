@@ -5,12 +5,12 @@ Also holds the connection helpers the `sql` check shares for MySQL/MariaDB; it r
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import aiomysql
 import pymysql
 from pydantic import field_validator
 
+from bot import adapters
 from bot.checks._dsn import DsnSource, url_field
 from bot.checks._net import socket_error
 from bot.checks._percent import PercentThresholds
@@ -25,6 +25,9 @@ from bot.checks.base import (
     percent,
 )
 from bot.executors.databases import MysqlConnection, parse_mysql_dsn
+
+if TYPE_CHECKING:
+    import aiomysql
 
 MYSQL_SCHEMES = ("mysql", "mariadb")
 
@@ -83,10 +86,12 @@ class MysqlCheck(DsnSource, CheckSpec):
 async def connect(target: MysqlConnection, timeout: float) -> aiomysql.Connection:
     """One connection, autocommit off. `connect_timeout` bounds the TCP connect only; a server that accepts and
     then says nothing is left to the health runner's overall timeout."""
-    return await aiomysql.connect(
+    # aiomysql is imported only for a catalog with a mysql check (`bot.adapters`).
+    connection: aiomysql.Connection = await adapters.module("aiomysql").connect(
         host=target.host, port=target.port, user=target.user or "root", password=target.password or "",
         db=target.database or None, connect_timeout=timeout, autocommit=False,
     )
+    return connection
 
 
 def not_a_url(dsn_env: str | None, scheme: str) -> Probe:
@@ -108,7 +113,7 @@ def error_code(exc: BaseException) -> int:
 
 def describe(exc: BaseException) -> str:
     """The server's own message without its error-code tuple; it names the user and host, never the password."""
-    args = getattr(exc, "args", ())
+    args = exc.args
     if isinstance(exc, pymysql.MySQLError) and len(args) >= 2:
         text = str(args[1])
         # aiomysql keeps why it could not connect (refused, no route) as the cause, not in the message.

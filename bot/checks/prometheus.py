@@ -46,6 +46,7 @@ class PrometheusCheck(HttpSource, NumberLimits, CheckSpec):
 
     def judge(self, data: dict[str, Any]) -> Probe:
         kind, result = data.get("resultType"), data.get("result")
+        samples: list[tuple[dict[str, Any], float]]
         if kind == "scalar":
             samples = [({}, _value(result))]
         elif kind == "vector":

@@ -4,7 +4,7 @@ It reads only; emptying a dead-letter queue is a runbook's job."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import Field
@@ -29,7 +29,8 @@ class RedisCheck(DsnSource, CheckSpec):
     url: str | None = url_field("redis://host:6379/0, without a password")
     url_env: str | None = url_field("environment variable holding the Redis URL")
     memory_percent: Thresholds = Thresholds(warning=80, critical=90)
-    lists: dict[Annotated[str, Field(min_length=1)], Thresholds] = Field(default_factory=dict, description="key -> limits on its LLEN")
+    lists: dict[Annotated[str, Field(min_length=1)], Thresholds] = Field(default_factory=dict,
+                                                                         description="key -> limits on its LLEN")
 
     def default_label(self) -> str:
         return "redis"
@@ -57,7 +58,7 @@ class RedisCheck(DsnSource, CheckSpec):
         return Probe(Status.worst([status for status, _ in judged]), "; ".join(text for _, text in judged))
 
 
-def _memory(info: dict, limits: Thresholds) -> tuple[Status, str]:
+def _memory(info: dict[str, Any], limits: Thresholds) -> tuple[Status, str]:
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     if not limit:
         return Status.OK, f"PONG, {_mib(used)} used, no maxmemory set"

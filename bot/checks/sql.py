@@ -104,7 +104,7 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
 
     # --- PostgreSQL ---------------------------------------------------------------------------------------
 
-    async def _postgres(self, url: str, query: str, deadline: float) -> float | None | Probe:
+    async def _postgres(self, url: str, query: str, deadline: float) -> float | Probe | None:
         try:
             conn = await asyncpg.connect(url, timeout=self.timeout)
         except (ValueError, OverflowError):
@@ -135,7 +135,7 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
 
     # --- MySQL / MariaDB ----------------------------------------------------------------------------------
 
-    async def _mysql(self, url: str, query: str, deadline: float) -> float | None | Probe:
+    async def _mysql(self, url: str, query: str, deadline: float) -> float | Probe | None:
         try:
             target = parse_mysql_dsn(url, require_database=False)
         except ValueError:
@@ -252,7 +252,7 @@ def _budget(deadline: float, timeout: float) -> float:
     return max(0.001, deadline - asyncio.get_running_loop().time() - SERVER_MARGIN * timeout)
 
 
-def _first_number(value: Any, column: str, no_row: bool) -> float | None | Probe:
+def _first_number(value: Any, column: str, no_row: bool) -> float | Probe | None:
     if no_row or value is None:
         return None
     # bool is an int in Python, but "true" is not a count anyone can put a threshold on.

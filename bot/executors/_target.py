@@ -10,10 +10,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bot.executors.base import Artifact, ExecutorError
+from bot.executors.base import Artifact, Effect, ExecutorError, TargetState
 from bot.scheduling.cron import CronSchedule
 
-FILE_LEFT = "nothing was changed; the backup file was left as it is"
+FILE_LEFT = TargetState("nothing was changed; the backup file was left as it is", Effect.UNTOUCHED)
 
 
 def _env_name(value: str) -> str:
@@ -53,5 +53,6 @@ async def delete_within(directory: Path, artifact: Artifact) -> None:
     """Remove a backup file (already gone is fine), refusing one outside `directory`: retention hands in paths
     from the store, and a wrong row must not delete some other file."""
     if not within(artifact.path, directory):
-        raise ExecutorError(f"{artifact.path} is not in {directory}; not deleted", state=FILE_LEFT)
+        raise ExecutorError(f"{artifact.path} is not in {directory}; not deleted", state=FILE_LEFT.text,
+                            effect=FILE_LEFT.effect)
     await asyncio.to_thread(artifact.path.unlink, missing_ok=True)

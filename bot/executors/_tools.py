@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from bot.executors.base import ExecutorError
+from bot.executors.base import Effect, ExecutorError, TargetState
 
 _CHUNK = 1 << 20
 _STDERR_KEEP = 16 * 1024  # the end of stderr is where tools say why they failed
@@ -36,12 +36,14 @@ def error_tail(stderr: bytes, secrets: Sequence[str], lines: int = 5, chars: int
 
 
 async def pipe_tool(
-    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: str, secrets: Sequence[str] = (),
-    feed: AsyncIterator[bytes] | None = None, sink: Callable[[bytes], Awaitable[None]] | None = None,
+    argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: TargetState, stopped: TargetState,
+    secrets: Sequence[str] = (), feed: AsyncIterator[bytes] | None = None,
+    sink: Callable[[bytes], Awaitable[None]] | None = None,
 ) -> None:
     """Run one program without a shell, streaming `feed` into its stdin and its stdout into `sink` chunk by
-    chunk (bounded memory). ExecutorError with the end of its stderr (secrets scrubbed) if it fails, or
-    if it is still running after `timeout` seconds (it is killed then)."""
+    chunk (bounded memory). ExecutorError with the end of its stderr (secrets scrubbed) and `state` if it fails,
+    or with `stopped` if it is still running after `timeout` seconds (it is killed then: a tool that was writing
+    to the target may have got anywhere)."""
     name = Path(argv[0]).name
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -50,7 +52,9 @@ async def pipe_tool(
             stderr=asyncio.subprocess.PIPE, env=dict(env),
         )
     except OSError as exc:
-        raise ExecutorError(f"{name} could not be started: {exc.strerror or exc}", state=state) from None
+        # Nothing ran, whatever the tool would have done had it started.
+        raise ExecutorError(f"{name} could not be started: {exc.strerror or exc}",
+                            state=f"nothing was changed: {name} never ran", effect=Effect.UNTOUCHED) from None
     err = bytearray()
 
     async def read_stderr() -> None:
@@ -99,17 +103,19 @@ async def pipe_tool(
                 pass
         await proc.wait()
         if isinstance(exc, TimeoutError):
-            raise ExecutorError(f"{name} did not finish within {timeout:g} s and was stopped", state=state) from None
+            raise ExecutorError(f"{name} did not finish within {timeout:g} s and was stopped", state=stopped.text,
+                                effect=stopped.effect) from None
         if isinstance(exc, BaseExceptionGroup):
             raise exc.exceptions[0] from None  # the first failure is the one worth a message
         raise
     if proc.returncode != 0:
         tail = error_tail(bytes(err), secrets)
-        raise ExecutorError(f"{name} failed (exit {proc.returncode}): {tail or 'no error output'}", state=state)
+        raise ExecutorError(f"{name} failed (exit {proc.returncode}): {tail or 'no error output'}", state=state.text,
+                            effect=state.effect)
 
 
-async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: str,
-                   secrets: Sequence[str] = (), keep: int | None = None) -> str:
+async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, state: TargetState,
+                   stopped: TargetState, secrets: Sequence[str] = (), keep: int | None = None) -> str:
     """Run one program without a shell and return its stdout (only the first `keep` bytes when given: enough for
     a version or a count, whatever the tool prints); failures as `pipe_tool`'s."""
     out = bytearray()
@@ -117,5 +123,5 @@ async def run_tool(argv: Sequence[str], *, env: Mapping[str, str], timeout: floa
     async def collect(chunk: bytes) -> None:
         out.extend(chunk if keep is None else chunk[: max(0, keep - len(out))])
 
-    await pipe_tool(argv, env=env, timeout=timeout, state=state, secrets=secrets, sink=collect)
+    await pipe_tool(argv, env=env, timeout=timeout, state=state, stopped=stopped, secrets=secrets, sink=collect)
     return out.decode(errors="replace")

@@ -6,6 +6,7 @@ Blocking clients (docker, kubernetes) are called through `asyncio.to_thread`, ne
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,12 +18,30 @@ from typing import Protocol
 from bot.errors import OpsbotError
 
 
-class ExecutorError(OpsbotError):
-    """A step failed. `state` says, in a person's words, what state the target is left in."""
+class Effect(enum.Enum):
+    """What a failed step did to its target, as a value the engine decides on (never the wording of `state`)."""
 
-    def __init__(self, message: str, *, state: str) -> None:
-        self.state = state
+    UNTOUCHED = "untouched"  # known: nothing was changed (refused before acting, or rolled back whole)
+    CHANGED = "changed"  # known: something was changed (part-way, or all of it and a later check failed)
+    UNKNOWN = "unknown"  # cannot tell: a timeout, a crash or a lost connection while it acted
+
+
+class ExecutorError(OpsbotError):
+    """A step failed. `effect` says what it did to the target; `state` says, in a person's words, what state the
+    target is left in. Both are required: each raise site decides, nothing guesses for it."""
+
+    def __init__(self, message: str, *, state: str, effect: Effect) -> None:
+        self.state, self.effect = state, effect
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What a failure at one point of a step leaves the target in: the words, and the effect the engine acts on.
+    Executors name one per point ("not touched; the restore did not start") and pass it to their helpers."""
+
+    text: str
+    effect: Effect
 
 
 class TargetNotFound(ExecutorError):

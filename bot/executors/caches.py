@@ -13,8 +13,8 @@ from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.exceptions import MemcacheError
 from redis.exceptions import RedisError, ResponseError
 
-from bot.executors.base import ExecutorError
-from bot.executors.postgres_backup import scrub
+from bot.executors._tools import scrub
+from bot.executors.base import Effect, ExecutorError
 
 REDIS_DATABASES = range(16)
 FLUSH_UNKNOWN = "unknown: the connection failed after the flush was sent; the cache may or may not have been emptied"
@@ -25,31 +25,37 @@ async def flush_redis(url: str, db: int, timeout: float = 5) -> int:
     it held just before."""
     if db not in REDIS_DATABASES:
         raise ExecutorError(
-            f"Redis database {db} is out of range (0-{REDIS_DATABASES[-1]})", state="unchanged: nothing was flushed"
+            f"Redis database {db} is out of range (0-{REDIS_DATABASES[-1]})", state="unchanged: nothing was flushed",
+            effect=Effect.UNTOUCHED,
         )
     where, secrets = _redis_where(url, db), _redis_secrets(url)
     try:
         client = aioredis.from_url(_with_db(url, db), socket_connect_timeout=timeout, socket_timeout=timeout)
     except ValueError as exc:
-        raise ExecutorError(f"the Redis URL is not usable: {scrub(str(exc), secrets)}", state="unchanged: nothing was flushed") from None
+        raise ExecutorError(f"the Redis URL is not usable: {scrub(str(exc), secrets)}",
+                            state="unchanged: nothing was flushed", effect=Effect.UNTOUCHED) from None
     try:
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
             raise ExecutorError(
-                f"cannot reach Redis at {where}: {_first_line(exc, secrets)}", state=f"unchanged: could not reach Redis at {where}"
+                f"cannot reach Redis at {where}: {_first_line(exc, secrets)}",
+                state=f"unchanged: could not reach Redis at {where}", effect=Effect.UNTOUCHED,
             ) from None
         try:
             # MULTI/EXEC: the count and the flush see the same keys, with no write slipping in between.
             async with client.pipeline(transaction=True) as pipe:
-                held, _ = await pipe.dbsize().flushdb().execute()
+                # redis-py types a pipeline's commands as awaitables; on a pipeline they return it, to chain.
+                held, _ = await pipe.dbsize().flushdb().execute()  # type: ignore[attr-defined]
         except ResponseError as exc:
             # A refused command (renamed FLUSHDB, ACL, read-only replica) aborts the whole MULTI/EXEC.
             raise ExecutorError(
-                f"Redis at {where} refused FLUSHDB: {_first_line(exc, secrets)}", state="unchanged: Redis refused the flush"
+                f"Redis at {where} refused FLUSHDB: {_first_line(exc, secrets)}",
+                state="unchanged: Redis refused the flush", effect=Effect.UNTOUCHED,
             ) from None
         except (RedisError, OSError) as exc:
-            raise ExecutorError(f"FLUSHDB on Redis at {where} failed: {_first_line(exc, secrets)}", state=FLUSH_UNKNOWN) from None
+            raise ExecutorError(f"FLUSHDB on Redis at {where} failed: {_first_line(exc, secrets)}", state=FLUSH_UNKNOWN,
+                                effect=Effect.UNKNOWN) from None
     finally:
         await client.aclose()
     return int(held)
@@ -72,13 +78,15 @@ def _flush_memcached(host: str, port: int, timeout: float) -> int:
             stats = client.stats()
         except (MemcacheError, OSError) as exc:
             raise ExecutorError(
-                f"cannot reach Memcached at {where}: {_first_line(exc, [])}", state=f"unchanged: could not reach Memcached at {where}"
+                f"cannot reach Memcached at {where}: {_first_line(exc, [])}",
+                state=f"unchanged: could not reach Memcached at {where}", effect=Effect.UNTOUCHED,
             ) from None
         held = int(stats.get(b"curr_items", 0))
         try:
             client.flush_all(noreply=False)
         except (MemcacheError, OSError) as exc:
-            raise ExecutorError(f"flush_all on Memcached at {where} failed: {_first_line(exc, [])}", state=FLUSH_UNKNOWN) from None
+            raise ExecutorError(f"flush_all on Memcached at {where} failed: {_first_line(exc, [])}", state=FLUSH_UNKNOWN,
+                                effect=Effect.UNKNOWN) from None
     finally:
         client.close()
     return held

@@ -15,8 +15,8 @@ import asyncpg
 import pymysql
 
 from bot.clock import Clock, SystemClock
-from bot.executors.base import ExecutorError, TargetNotFound
-from bot.executors.postgres_backup import scrub
+from bot.executors._tools import scrub
+from bot.executors.base import Effect, ExecutorError, TargetNotFound
 
 Engine = Literal["postgres", "mysql"]
 
@@ -119,9 +119,9 @@ async def run_statement(engine: Engine, dsn: str, statement: str, timeout: float
     Returns a one-line summary with the time taken ("VACUUM in 0.4 s", "OPTIMIZE TABLE: shop.orders OK in 1.2 s").
     """
     if timeout <= 0:
-        raise ExecutorError(f"the statement timeout must be positive, not {timeout:g} s", state=NOT_RUN)
+        raise ExecutorError(f"the statement timeout must be positive, not {timeout:g} s", state=NOT_RUN, effect=Effect.UNTOUCHED)
     if not statement.strip():
-        raise ExecutorError("the statement is empty", state=NOT_RUN)
+        raise ExecutorError("the statement is empty", state=NOT_RUN, effect=Effect.UNTOUCHED)
     clock = clock or SystemClock()
     if engine == "postgres":
         return await _postgres_statement(dsn, statement, timeout, clock)
@@ -129,10 +129,10 @@ async def run_statement(engine: Engine, dsn: str, statement: str, timeout: float
         try:
             target = parse_mysql_dsn(dsn)
         except ValueError as exc:
-            raise ExecutorError(str(exc), state=NOT_RUN) from None
+            raise ExecutorError(str(exc), state=NOT_RUN, effect=Effect.UNTOUCHED) from None
         # PyMySQL blocks; the server's own limit bounds how long the thread outlives a cancelled action.
         return await asyncio.to_thread(_mysql_statement, target, statement, timeout, clock)
-    raise ExecutorError(f"unknown database engine {engine!r}", state=NOT_RUN)
+    raise ExecutorError(f"unknown database engine {engine!r}", state=NOT_RUN, effect=Effect.UNTOUCHED)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------
@@ -154,20 +154,30 @@ async def _postgres_statement(dsn: str, statement: str, timeout: float, clock: C
         state = f"cancelled after {elapsed:.1f} s; {_pg_rolled_back(statement)}"
         # The same SQLSTATE covers an administrator's pg_cancel_backend, which can come before the limit.
         if elapsed + 0.05 >= timeout:
-            raise ExecutorError(f"`{shown}` on {where} was cancelled after {timeout:g} s: it ran into the statement timeout", state=state) from None
-        raise ExecutorError(f"`{shown}` on {where} was cancelled on the server: {_pg_text(exc, secrets)}", state=state) from None
+            raise ExecutorError(f"`{shown}` on {where} was cancelled after {timeout:g} s: it ran into the statement "
+                                "timeout", state=state, effect=_pg_cancelled(statement)) from None
+        raise ExecutorError(f"`{shown}` on {where} was cancelled on the server: {_pg_text(exc, secrets)}", state=state,
+                            effect=_pg_cancelled(statement)) from None
     except TimeoutError:
-        # asyncpg sends the server a cancel request when its own timeout fires.
-        state = f"cancelled after {timeout + _GRACE:g} s; {_pg_rolled_back(statement)}"
-        raise ExecutorError(f"`{shown}` on {where} did not answer within {timeout + _GRACE:g} s and was cancelled", state=state) from None
+        # asyncpg sends the server a cancel request when its own timeout fires; whether it arrived before the
+        # statement finished (or at all: the server did not answer), opsbot cannot tell.
+        state = (f"unknown: no answer within {timeout + _GRACE:g} s; a cancel was sent, and if it arrived, "
+                 f"{_pg_rolled_back(statement)}")
+        raise ExecutorError(f"`{shown}` on {where} did not answer within {timeout + _GRACE:g} s and was cancelled",
+                            state=state, effect=Effect.UNKNOWN) from None
     except asyncpg.UndefinedTableError as exc:
-        raise TargetNotFound(f"`{shown}` on {where}: {_pg_text(exc, secrets)}", state=REJECTED) from None
+        raise TargetNotFound(f"`{shown}` on {where}: {_pg_text(exc, secrets)}", state=REJECTED, effect=Effect.UNTOUCHED) from None
     except asyncpg.PostgresError as exc:
         # Class 42 is "syntax error or access rule violation": found while parsing or checking, before running.
-        state = REJECTED if (exc.sqlstate or "").startswith("42") else f"the statement failed; {_pg_rolled_back(statement)}"
-        raise ExecutorError(f"`{shown}` failed on {where}: {_pg_text(exc, secrets)}", state=state) from None
+        if (exc.sqlstate or "").startswith("42"):
+            raise ExecutorError(f"`{shown}` failed on {where}: {_pg_text(exc, secrets)}", state=REJECTED,
+                                effect=Effect.UNTOUCHED) from None
+        raise ExecutorError(f"`{shown}` failed on {where}: {_pg_text(exc, secrets)}",
+                            state=f"the statement failed; {_pg_rolled_back(statement)}",
+                            effect=_pg_cancelled(statement)) from None
     except (OSError, asyncpg.InterfaceError) as exc:
-        raise ExecutorError(f"`{shown}` on {where}: connection lost: {_pg_text(exc, secrets)}", state=PG_LOST) from None
+        raise ExecutorError(f"`{shown}` on {where}: connection lost: {_pg_text(exc, secrets)}", state=PG_LOST,
+                            effect=Effect.UNKNOWN) from None
     finally:
         await _pg_close(conn)
     return f"{status} in {clock.monotonic() - started:.1f} s"
@@ -184,7 +194,7 @@ _ACTIVITY = f"""
       AND state <> 'idle'
       AND query_start < now() - make_interval(secs => $1)
     ORDER BY query_start
-"""
+"""  # noqa: S608 - only a constant of this module is formatted in
 
 
 async def long_queries(dsn: str, older_than_minutes: float) -> list[LongQuery]:
@@ -206,7 +216,8 @@ async def terminate_queries(dsn: str, older_than_minutes: float) -> list[LongQue
 
 async def _activity(dsn: str, older_than_minutes: float, *, terminate: bool) -> list[asyncpg.Record]:
     if older_than_minutes <= 0:
-        raise ExecutorError(f"the age threshold must be positive, not {older_than_minutes:g} minutes", state=NOT_TERMINATED)
+        raise ExecutorError(f"the age threshold must be positive, not {older_than_minutes:g} minutes",
+                            state=NOT_TERMINATED, effect=Effect.UNTOUCHED)
     where, secrets = _pg_where(dsn), _pg_secrets(dsn)
     conn = await _pg_connect(dsn, secrets, state=f"{NOT_TERMINATED}: could not connect to PostgreSQL at {where}")
     # Scoped to the DSN's own database: a service's runbook must not reach into its neighbours on a shared server.
@@ -215,8 +226,10 @@ async def _activity(dsn: str, older_than_minutes: float, *, terminate: bool) -> 
         return await conn.fetch(sql, older_than_minutes * 60, timeout=_ACTIVITY_TIMEOUT)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
         what = "terminating" if terminate else "listing"
-        state = SOME_TERMINATED if terminate else NOT_TERMINATED
-        raise ExecutorError(f"{what} long queries on {where} failed: {_pg_text(exc, secrets)}", state=state) from None
+        # Listing only reads; terminating may have ended some backends before the error.
+        state, effect = (SOME_TERMINATED, Effect.UNKNOWN) if terminate else (NOT_TERMINATED, Effect.UNTOUCHED)
+        raise ExecutorError(f"{what} long queries on {where} failed: {_pg_text(exc, secrets)}", state=state,
+                            effect=effect) from None
     finally:
         await _pg_close(conn)
 
@@ -232,9 +245,12 @@ async def _pg_connect(dsn: str, secrets: list[str], *, state: str) -> asyncpg.Co
     try:
         return await asyncpg.connect(dsn, timeout=_CONNECT_TIMEOUT)
     except asyncpg.InvalidCatalogNameError as exc:
-        raise TargetNotFound(f"PostgreSQL at {_pg_where(dsn)}: {_pg_text(exc, secrets)}", state=state) from None
+        raise TargetNotFound(f"PostgreSQL at {_pg_where(dsn)}: {_pg_text(exc, secrets)}", state=state,
+                             effect=Effect.UNTOUCHED) from None
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise ExecutorError(f"cannot connect to PostgreSQL at {_pg_where(dsn)}: {_pg_text(exc, secrets)}", state=state) from None
+        # Not connected: nothing was sent.
+        raise ExecutorError(f"cannot connect to PostgreSQL at {_pg_where(dsn)}: {_pg_text(exc, secrets)}", state=state,
+                            effect=Effect.UNTOUCHED) from None
 
 
 async def _pg_close(conn: asyncpg.Connection) -> None:
@@ -243,6 +259,13 @@ async def _pg_close(conn: asyncpg.Connection) -> None:
     except (OSError, TimeoutError, asyncpg.InterfaceError):
         # close() has already aborted the socket; the server ends the session when it sees it gone.
         conn.terminate()
+
+
+def _pg_cancelled(statement: str) -> Effect:
+    """What a PostgreSQL statement that failed or was cancelled part-way leaves: its transaction is rolled back,
+    except the tables a VACUUM or ANALYZE had finished and the INVALID index of a CONCURRENTLY build."""
+    keeps = "CONCURRENTLY" in statement.upper() or _verb(statement).split(" ")[0] in ("VACUUM", "ANALYZE")
+    return Effect.CHANGED if keeps else Effect.UNTOUCHED
 
 
 def _pg_rolled_back(statement: str) -> str:
@@ -294,18 +317,21 @@ def _mysql_statement(target: MysqlConnection, statement: str, timeout: float, cl
         if code in (_ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT):
             raise ExecutorError(
                 f"`{shown}` on {where} was cancelled after {timeout:g} s: it ran into {limit}",
-                state=f"cancelled after {elapsed:.1f} s; {MYSQL_STOPPED}",
+                state=f"cancelled after {elapsed:.1f} s; {MYSQL_STOPPED}", effect=Effect.UNKNOWN,
             ) from None
         if code in (_CR_SERVER_GONE, _CR_SERVER_LOST):
             kill = _mysql_kill(target, conn.thread_id())
-            raise ExecutorError(f"`{shown}` on {where}: connection lost after {elapsed:.1f} s ({text}); {kill}", state=MYSQL_LOST) from None
+            raise ExecutorError(f"`{shown}` on {where}: connection lost after {elapsed:.1f} s ({text}); {kill}",
+                                state=MYSQL_LOST, effect=Effect.UNKNOWN) from None
         if code == _ER_NO_SUCH_TABLE:
-            raise TargetNotFound(f"`{shown}` on {where}: {text}", state=REJECTED) from None
+            raise TargetNotFound(f"`{shown}` on {where}: {text}", state=REJECTED, effect=Effect.UNTOUCHED) from None
         if isinstance(exc, pymysql.ProgrammingError) or code in _MYSQL_DENIED:
-            raise ExecutorError(f"`{shown}` failed on {where}: {text}", state=REJECTED) from None
+            raise ExecutorError(f"`{shown}` failed on {where}: {text}", state=REJECTED, effect=Effect.UNTOUCHED) from None
+        # Stopped part-way: what it had finished stays, and how much that was is not known.
         if code == _ER_QUERY_INTERRUPTED:
-            raise ExecutorError(f"`{shown}` on {where} was interrupted on the server: {text}", state=MYSQL_STOPPED) from None
-        raise ExecutorError(f"`{shown}` failed on {where}: {text}", state=MYSQL_STOPPED) from None
+            raise ExecutorError(f"`{shown}` on {where} was interrupted on the server: {text}", state=MYSQL_STOPPED,
+                                effect=Effect.UNKNOWN) from None
+        raise ExecutorError(f"`{shown}` failed on {where}: {text}", state=MYSQL_STOPPED, effect=Effect.UNKNOWN) from None
     finally:
         # PyMySQL has already closed a connection it lost, and closing it twice raises.
         if conn.open:
@@ -330,10 +356,12 @@ def _mysql_connect(target: MysqlConnection, *, read_timeout: float) -> pymysql.c
     except pymysql.MySQLError as exc:
         text = _mysql_text(exc, target.secrets())
         if exc.args and exc.args[0] == _ER_BAD_DB:
-            raise TargetNotFound(f"MySQL at {target.host}:{target.port}: {text}", state=state) from None
-        raise ExecutorError(f"cannot connect to MySQL at {target.host}:{target.port}: {text}", state=state) from None
+            raise TargetNotFound(f"MySQL at {target.host}:{target.port}: {text}", state=state, effect=Effect.UNTOUCHED) from None
+        raise ExecutorError(f"cannot connect to MySQL at {target.host}:{target.port}: {text}", state=state,
+                            effect=Effect.UNTOUCHED) from None
     except OSError as exc:
-        raise ExecutorError(f"cannot connect to MySQL at {target.host}:{target.port}: {exc.strerror or exc}", state=state) from None
+        raise ExecutorError(f"cannot connect to MySQL at {target.host}:{target.port}: {exc.strerror or exc}",
+                            state=state, effect=Effect.UNTOUCHED) from None
 
 
 def _mysql_limit(cursor: pymysql.cursors.Cursor, timeout: float) -> str:
@@ -378,12 +406,13 @@ def _admin_summary(verb: str, where: str, rows: list[tuple[Any, ...]], elapsed: 
         ok = sorted({table for table, *_ in rows} - set(failed))
         state = f"not done for {', '.join(failed)}" + (f"; done for {', '.join(ok)}" if ok else "; nothing was changed")
         details = "; ".join(f"{table}: {text}" for table, text in failed.items())
-        raise ExecutorError(f"{verb} failed on {where}: {details}", state=state)
+        raise ExecutorError(f"{verb} failed on {where}: {details}", state=state,
+                            effect=Effect.CHANGED if ok else Effect.UNTOUCHED)
     return f"{verb}: {', '.join(done) or f'{len(rows)} row(s)'} in {elapsed:.1f} s"
 
 
 def _mysql_text(exc: BaseException, secrets: list[str]) -> str:
-    args = getattr(exc, "args", ())
+    args = exc.args
     text = str(args[1]) if len(args) >= 2 else (str(exc) or type(exc).__name__)
     return scrub(text.strip().splitlines()[0] if text.strip() else type(exc).__name__, secrets)[:300]
 

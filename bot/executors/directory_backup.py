@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bot.clock import Clock
 from bot.executors._target import FILE_LEFT, BackupTargetBase, delete_within
-from bot.executors.base import Artifact, ExecutorError, Progress
+from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 from bot.executors.postgres_backup import (
     backup_file_name,
     check_digest,
@@ -32,16 +32,17 @@ from bot.executors.postgres_backup import (
     human_size,
     new_backup_file,
 )
+from bot.views.words import plural
 
-NOT_WRITTEN = "nothing was changed; no backup was written"
-NOT_TOUCHED = "the paths were not touched; the restore did not start"
-ROLLED_BACK = "the restore was undone; the paths are as they were before it"
+NOT_WRITTEN = TargetState("nothing was changed; no backup was written", Effect.UNTOUCHED)
+NOT_TOUCHED = TargetState("the paths were not touched; the restore did not start", Effect.UNTOUCHED)
+ROLLED_BACK = TargetState("the restore was undone; the paths are as they were before it", Effect.UNTOUCHED)
 MANIFEST = "opsbot-backup.json"
 SUFFIX = ".tar.gz"
 _ROOT = re.compile(r"^paths/(\d+)(?:/|$)")
 _CHUNK = 1 << 20
 # Python releases before the tarfile extraction filters (3.11.4) fall back to the checks in `_safe_groups` alone.
-_FILTER: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_DATA_FILTER = hasattr(tarfile, "data_filter")
 _UNREADABLE = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, KeyError, TypeError)
 
 
@@ -150,11 +151,15 @@ def _stage(tar: tarfile.TarFile, roots: list[Path], order: list[int]) -> tuple[l
     groups = _safe_groups(tar.getmembers(), len(order))
     staged: list[Path] = []
     try:
-        for root, i in zip(roots, order):
+        for root, i in zip(roots, order, strict=True):
             root.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.restore-", dir=root.parent))
             staged.append(staging)
-            tar.extractall(staging, members=groups[i], **_FILTER)  # type: ignore[arg-type]
+            # Members were checked by _safe_groups; the "data" filter is added where this Python has it.
+            if _DATA_FILTER:
+                tar.extractall(staging, members=groups[i], filter="data")
+            else:
+                tar.extractall(staging, members=groups[i])  # noqa: S202
             if not os.path.lexists(staging / "paths" / str(i)):
                 raise ValueError(f"the archive holds nothing for {root}")
     except BaseException:
@@ -167,8 +172,10 @@ def _stage(tar: tarfile.TarFile, roots: list[Path], order: list[int]) -> tuple[l
 def _swap(roots: list[Path], staged: list[Path], order: list[int]) -> None:
     """Move every staged copy into place; on any failure put the previous content back."""
     swapped: list[tuple[Path, Path | None, bool]] = []
+    current: Path | None = None  # the path being moved when a move fails
     try:
-        for root, staging, i in zip(roots, staged, order):
+        for root, staging, i in zip(roots, staged, order, strict=True):
+            current = root
             old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}" if os.path.lexists(root) else None
             if old is not None:
                 os.rename(root, old)
@@ -176,7 +183,7 @@ def _swap(roots: list[Path], staged: list[Path], order: list[int]) -> None:
             os.rename(staging / "paths" / str(i), root)
             swapped[-1] = (root, old, True)
     except OSError as exc:
-        failed, stuck = root, []
+        failed, stuck = current, []
         for root, old, placed in reversed(swapped):
             try:
                 if placed:
@@ -185,13 +192,15 @@ def _swap(roots: list[Path], staged: list[Path], order: list[int]) -> None:
                     os.rename(old, root)
             except OSError:
                 stuck.append(f"{root} (its previous content is at {old})")
-        state = ROLLED_BACK if not stuck else f"the restore could not be undone for {', '.join(stuck)}; the other paths are as they were"
-        raise ExecutorError(f"could not move the restored copy of {failed} into place: {exc.strerror or exc}", state=state) from None
+        state = ROLLED_BACK if not stuck else TargetState(
+            f"the restore could not be undone for {', '.join(stuck)}; the other paths are as they were", Effect.CHANGED)
+        raise ExecutorError(f"could not move the restored copy of {failed} into place: {exc.strerror or exc}",
+                            state=state.text, effect=state.effect) from None
     finally:
         for staging in staged:
             _remove(staging)
     leftovers = []
-    for root, old, _ in swapped:
+    for _, old, _ in swapped:
         try:
             if old is not None:
                 _remove(old)
@@ -201,6 +210,7 @@ def _swap(roots: list[Path], staged: list[Path], order: list[int]) -> None:
         raise ExecutorError(
             "restored, but the previous content could not be removed",
             state=f"the paths are restored; the previous content is still at {', '.join(leftovers)} (remove it by hand)",
+            effect=Effect.CHANGED,
         )
 
 
@@ -231,36 +241,39 @@ class DirectoryBackups:
         name = backup_file_name(self._service, label, now, SUFFIX)
         async with new_backup_file(self._target.directory, name, SUFFIX, state=NOT_WRITTEN) as (partial, final):
             async with progress.step(f"Archive {self._paths_label()}") as step:
-                started = self._clock.monotonic()
-                missing = [str(p) for p in paths if not os.path.lexists(p)]
+                missing = await asyncio.to_thread(lambda: [str(p) for p in paths if not os.path.lexists(p)])
                 if missing:
-                    raise ExecutorError(f"{', '.join(missing)} does not exist", state=NOT_WRITTEN)
+                    raise ExecutorError(f"{', '.join(missing)} does not exist", state=NOT_WRITTEN.text,
+                                        effect=NOT_WRITTEN.effect)
                 try:
                     members = await asyncio.to_thread(_write_archive, paths, partial)
                 except OSError as exc:
                     where = f" {exc.filename}" if exc.filename else ""
-                    raise ExecutorError(f"cannot archive{where}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
+                    raise ExecutorError(f"cannot archive{where}: {exc.strerror or exc}", state=NOT_WRITTEN.text,
+                                        effect=NOT_WRITTEN.effect) from None
                 digest, size = await asyncio.to_thread(file_digest, partial)
-                step.detail = f"{members} entries, {human_size(size)} in {self._clock.monotonic() - started:.1f} s"
+                step.detail = f"{plural(members, 'entry', 'entries')}, {human_size(size)}"
             async with progress.step("Verify the archive (read it back)") as step:
                 count = await self._read(partial, state=NOT_WRITTEN)
                 step.detail = f"{count} entries read, sha256 {digest[:12]}"
         return Artifact(path=final, size=size, sha256=digest, created_at=now)
 
-    async def _read(self, archive: Path, *, state: str) -> int:
+    async def _read(self, archive: Path, *, state: TargetState) -> int:
         try:
             manifest, count = await asyncio.to_thread(_read_back, archive)
         except _UNREADABLE as exc:
-            raise ExecutorError(f"{archive.name} is corrupted: {exc or type(exc).__name__}", state=state) from None
+            raise ExecutorError(f"{archive.name} is corrupted: {str(exc) or type(exc).__name__}", state=state.text,
+                                effect=state.effect) from None
         self._order(manifest, archive, state=state)
         return count
 
-    def _order(self, manifest: list[str], archive: Path, *, state: str) -> list[int]:
+    def _order(self, manifest: list[str], archive: Path, *, state: TargetState) -> list[int]:
         """For each configured path, its index in the archive; the archive must hold exactly these paths."""
         configured = [str(p) for p in self._target.paths]
         if sorted(manifest) != sorted(configured):
             raise ExecutorError(
-                f"{archive.name} holds {', '.join(manifest)}, but the catalog lists {', '.join(configured)}", state=state
+                f"{archive.name} holds {', '.join(manifest)}, but the catalog lists {', '.join(configured)}",
+                state=state.text, effect=state.effect,
             )
         return [manifest.index(p) for p in configured]
 
@@ -274,9 +287,8 @@ class DirectoryBackups:
             count = await self._read(artifact.path, state=NOT_TOUCHED)
             step.detail = f"checksum matches, {count} entries"
         async with progress.step(f"Restore {self._paths_label()}") as step:
-            started = self._clock.monotonic()
             files = await asyncio.to_thread(self._restore_blocking, artifact.path)
-            step.detail = f"{files} files in {self._clock.monotonic() - started:.1f} s"
+            step.detail = plural(files, "file")
         return f"Restored {self._paths_label()} from {artifact.path.name}"
 
     def _restore_blocking(self, archive: Path) -> int:
@@ -286,7 +298,8 @@ class DirectoryBackups:
                 order = self._order(_manifest(tar), archive, state=NOT_TOUCHED)
                 staged, files = _stage(tar, roots, order)
         except _UNREADABLE as exc:  # tarfile.FilterError is a TarError
-            raise ExecutorError(f"{archive.name} was refused: {exc}", state=NOT_TOUCHED) from None
+            raise ExecutorError(f"{archive.name} was refused: {exc}", state=NOT_TOUCHED.text,
+                                effect=NOT_TOUCHED.effect) from None
         _swap(roots, staged, order)
         return files
 

@@ -10,56 +10,27 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 from docker.models.images import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.clock import Clock
-from bot.executors.base import DeployHistory, ExecutorError, Progress, Revision, TargetNotFound
+from bot.executors.base import DeployHistory, Effect, ExecutorError, Progress, Revision, TargetNotFound, TargetState
+from bot.executors.docker_target import ASIDE_SUFFIX, DockerTarget
 
-ASIDE_SUFFIX = "-opsbot-old"  # the old container's name while its replacement proves itself
-UNCHANGED = "nothing was changed"
-UNKNOWN = "unknown: see `docker ps -a`"
+UNCHANGED = TargetState("nothing was changed", Effect.UNTOUCHED)
+UNKNOWN = TargetState("unknown: see `docker ps -a`", Effect.UNKNOWN)
 DEFAULT_NETWORKS = ("bridge", "podman")  # Docker's and podman's default network, which every engine re-adds
 DEFAULT_STOP_TIMEOUT = 10  # seconds; what `docker restart` waits when the container sets none
 BARE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's tag grammar: no "/", ":" or "@"
 STARTABLE = ("created", "exited")  # the states `docker start` brings up; paused/dead need more than a start
 STOPPED = ("created", "exited", "dead")
 T = TypeVar("T")
-
-
-class DockerTarget(BaseModel):
-    """Which containers a service is: one by name, or every container carrying all of `labels`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["docker"]
-    container: str | None = Field(default=None, min_length=1)
-    labels: dict[str, str] | None = None
-    docker_host: str | None = Field(default=None, min_length=1, description="None: DOCKER_HOST or the default")
-    start_timeout: float = Field(default=60, gt=0)
-    poll_interval: float = Field(default=1, gt=0)
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> DockerTarget:
-        if (self.container is None) == (self.labels is None):
-            raise ValueError("give exactly one of `container` (a name) or `labels`")
-        if self.labels is not None and not self.labels:
-            raise ValueError("`labels` needs at least one label")
-        return self
-
-    @property
-    def selector(self) -> str:
-        """`api`, or `com.docker.compose.service=api` (several labels joined by commas)."""
-        return ", ".join(f"{key}={value}" for key, value in self.labels.items()) if self.labels else str(self.container)
-
-    @property
-    def subject(self) -> str:
-        return f"the containers matching {self.selector}" if self.labels else f"container {self.container}"
+__all__ = ["ASIDE_SUFFIX", "DockerTarget", "DockerWorkload", "docker_client"]
 
 
 @dataclass
@@ -131,14 +102,16 @@ class DockerWorkload:
             for index, container in enumerate(found):
                 try:
                     await self._call(
-                        f"restart container {container.name}", container.restart, timeout=_stop_timeout(container)
+                        f"restart container {container.name}", container.restart, timeout=_stop_timeout(container),
+                        state=UNKNOWN,
                     )
                 except ExecutorError as exc:
                     exc.state = "".join(f"{c.name} restarted; " for c in found[:index]) + await self._state_of(container)
+                    exc.effect = _part_way(index)
                     raise
-            step.detail = "restarted " + ", ".join(c.name for c in found)
+            step.detail = "restarted " + ", ".join(_name(c) for c in found)
         async with progress.step(wait_title) as step:
-            seconds = await self._wait_ready(found, started)
+            seconds = await self._wait_ready(found, started, Effect.CHANGED)
             step.detail = f"running again in {seconds:.1f} s"
         return f"Restarted {self._target.subject}; running again in {seconds:.1f} s."
 
@@ -184,11 +157,13 @@ class DockerWorkload:
                 try:
                     # Each container's own stop timeout, as `docker stop` would use; docker-py's default is 10 s.
                     await self._call(
-                        f"stop container {container.name}", container.stop, timeout=_stop_timeout(container)
+                        f"stop container {container.name}", container.stop, timeout=_stop_timeout(container),
+                        state=UNKNOWN,
                     )
                 except ExecutorError as exc:
                     done = "".join(f"{c.name} stopped; " for c in to_stop[:index])
                     exc.state = done + await self._state_of(container)
+                    exc.effect = _part_way(index)
                     raise
             step.detail = _changed("stopped", to_stop, found, already="stopped")
         if not to_stop:
@@ -220,21 +195,15 @@ class DockerWorkload:
     ) -> list[tuple[str, str]]:
         """Each container's stdout and stderr over the window, with timestamps, as its last `max_bytes` bytes."""
         found = await self._find()
-        window: dict[str, float] = {"since": _unix(since)}
-        if until is not None:
-            window["until"] = _unix(until)
         read: list[tuple[str, str]] = []
         for container in found:
-            raw = await self._call(
-                f"read the logs of container {container.name}",
-                container.logs,
-                stdout=True,
-                stderr=True,
-                timestamps=True,
-                state=UNCHANGED,
-                **window,
-            )
-            read.append((container.name, raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
+
+            def fetch(container: Container = container) -> bytes:
+                return container.logs(stdout=True, stderr=True, timestamps=True, since=_unix(since),
+                                      until=_unix(until) if until is not None else None)
+
+            raw = await self._call(f"read the logs of container {container.name}", fetch, state=UNCHANGED)
+            read.append((_name(container), raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
         return read
 
     async def scan_logs(self, since: datetime, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
@@ -248,7 +217,7 @@ class DockerWorkload:
                 stream = container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False,
                                         since=_unix(since))
                 try:
-                    return read(container.name, iter(stream))
+                    return read(_name(container), iter(stream))
                 finally:
                     stream.close()  # a `read` that stopped early leaves the rest unread: drop the connection
 
@@ -273,21 +242,22 @@ class DockerWorkload:
                 raise ExecutorError(
                     f"Docker has no replicas: {self._target.subject} can be scaled to 0 (stop all) "
                     f"or {len(found)} (start all), not {replicas}.",
-                    state=UNCHANGED,
+                    state=UNCHANGED.text, effect=UNCHANGED.effect,
                 )
             to_start = [c for c in found if c.status in STARTABLE]
             started = self._clock.monotonic()
             for index, container in enumerate(to_start):
                 try:
-                    await self._call(f"start container {container.name}", container.start)
+                    await self._call(f"start container {container.name}", container.start, state=UNKNOWN)
                 except ExecutorError as exc:
                     done = "".join(f"{c.name} started; " for c in to_start[:index])
                     exc.state = done + await self._state_of(container)
+                    exc.effect = _part_way(index)
                     raise
             step.detail = _changed("started", to_start, found, already="running")
         async with progress.step(wait_title) as step:
             # Already-running containers are waited for too: "started" should mean healthy, whoever started them.
-            seconds = await self._wait_ready(found, started)
+            seconds = await self._wait_ready(found, started, Effect.CHANGED if to_start else Effect.UNTOUCHED)
             step.detail = f"running in {seconds:.1f} s"
         if not to_start:
             return f"Nothing to do: {self._target.subject} {self._is()} already running."
@@ -302,7 +272,8 @@ class DockerWorkload:
         found = await self._call(f"look up {self._target.subject}", self._find_blocking, state=UNCHANGED)
         if not found:
             how = "matching" if self._target.labels else "named"
-            raise TargetNotFound(f"No Docker container {how} {self._target.selector}.", state=UNCHANGED)
+            raise TargetNotFound(f"No Docker container {how} {self._target.selector}.", state=UNCHANGED.text,
+                                 effect=UNCHANGED.effect)
         return found
 
     def _find_blocking(self) -> list[Container]:
@@ -314,7 +285,7 @@ class DockerWorkload:
                 return []
         labels = [f"{key}={value}" for key, value in (self._target.labels or {}).items()]
         found = client.containers.list(all=True, filters={"label": labels})
-        return sorted((c for c in found if not c.name.endswith(ASIDE_SUFFIX)), key=lambda c: c.name)
+        return sorted((c for c in found if not _name(c).endswith(ASIDE_SUFFIX)), key=_name)
 
     async def _record_running(self, found: list[Container]) -> list[Revision]:
         """Remember what each container runs, so it can be rolled back to; returns the images, in order."""
@@ -345,23 +316,26 @@ class DockerWorkload:
 
     def _choose(self, history: list[Revision], current: Revision, to: str | None) -> Revision:
         unchanged = f"unchanged: {self._target.subject} still runs {current.image}"
+        untouched = Effect.UNTOUCHED
         if to is None:
             index = next((i for i, rev in enumerate(history) if _same_image(rev, current)), -1)
             older = [rev for rev in history[index + 1 :] if not _same_image(rev, current)]
             if not older:
                 raise ExecutorError(
                     f"No image before {current.image} is recorded for {self._service}; name one to roll back to.",
-                    state=unchanged,
+                    state=unchanged, effect=untouched,
                 )
             return older[0]
         wanted = f"{_repository(current.image)}:{to}" if BARE_TAG.fullmatch(to) else to
         for rev in history:
             if wanted in (rev.image, rev.digest) or rev.image.endswith("/" + wanted):
                 if _same_image(rev, current):
-                    raise ExecutorError(f"{self._target.subject} already runs {rev.image}.", state=unchanged)
+                    raise ExecutorError(f"{self._target.subject} already runs {rev.image}.", state=unchanged,
+                                        effect=untouched)
                 return rev
         known = ", ".join(rev.image for rev in history) or "none"
-        raise ExecutorError(f"{self._service} has never run {wanted}. Known images: {known}.", state=unchanged)
+        raise ExecutorError(f"{self._service} has never run {wanted}. Known images: {known}.", state=unchanged,
+                            effect=untouched)
 
     def _local_image(self, revision: Revision, *, ran_here: bool = True) -> str:
         """The reference to create from: the recorded tag, or the recorded digest if the tag has moved since."""
@@ -381,7 +355,7 @@ class DockerWorkload:
             raise ExecutorError(
                 f"{revision.image} is {'no longer' if ran_here else 'not'} on the Docker host and could not be "
                 f"pulled: {exc.explanation or exc}",
-                state=UNCHANGED,
+                state=UNCHANGED.text, effect=UNCHANGED.effect,
             ) from exc
         return candidates[1] if digest else revision.image
 
@@ -398,7 +372,7 @@ class DockerWorkload:
             raise ExecutorError(
                 f"A container named {aside} already exists (left by an interrupted rollback or deploy?); "
                 "remove it or rename it back first.",
-                state=f"unchanged: container {swap.name} still runs {swap.image}",
+                state=f"unchanged: container {swap.name} still runs {swap.image}", effect=Effect.UNTOUCHED,
             )
         try:
             old_image = client.images.get(swap.old.attrs["Image"]).attrs.get("Config") or {}
@@ -412,7 +386,7 @@ class DockerWorkload:
         created = client.api.create_container_from_config(config, name=swap.name)
         swap.new = client.containers.get(created["Id"])
         for network, endpoint in networks.items():
-            client.api.connect_container_to_network(swap.new.id, network, aliases=endpoint["Aliases"])
+            client.api.connect_container_to_network(_id(swap.new), network, aliases=endpoint["Aliases"])
         swap.new.start()
 
     async def _recreate(
@@ -429,20 +403,21 @@ class DockerWorkload:
         raises "`doing` failed: …"."""
         recreate_title, wait_title, remove_title = titles
         swaps = [
-            _Swap(container, container.name, revision.image, container.attrs["State"].get("Running", True))
+            _Swap(container, _name(container), revision.image, container.attrs["State"].get("Running", True))
             for container, revision in found
         ]
         async with progress.step(recreate_title) as step:
             started = self._clock.monotonic()
             try:
                 for swap in swaps:
-                    await self._call(f"recreate container {swap.name}", self._swap, swap, image)
+                    await self._call(f"recreate container {swap.name}", self._swap, swap, image, state=UNKNOWN)
             except ExecutorError as exc:
                 raise await self._put_back(swaps, doing, exc) from exc
             step.detail = "old one set aside as " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
         async with progress.step(wait_title) as step:
             try:
-                seconds = await self._wait_ready([swap.new for swap in swaps if swap.new is not None], started)
+                seconds = await self._wait_ready([swap.new for swap in swaps if swap.new is not None], started,
+                                                 Effect.CHANGED)
             except ExecutorError as exc:
                 raise await self._put_back(swaps, doing, exc) from exc
             step.detail = f"running {image} in {seconds:.1f} s"
@@ -452,16 +427,22 @@ class DockerWorkload:
                 await self._call(
                     f"remove the old container {swap.name}{ASIDE_SUFFIX}",
                     swap.old.remove,
-                    state=f"container {swap.name} runs {image}; the old one is left as {swap.name}{ASIDE_SUFFIX}",
+                    state=TargetState(f"container {swap.name} runs {image}; the old one is left as "
+                                      f"{swap.name}{ASIDE_SUFFIX}", Effect.CHANGED),
                 )
             step.detail = "removed " + ", ".join(swap.name + ASIDE_SUFFIX for swap in swaps)
         return seconds
 
     async def _put_back(self, swaps: list[_Swap], doing: str, cause: ExecutorError) -> ExecutorError:
+        """The error to raise after putting the old containers back: untouched when every one is as it was."""
         states = [await self._put_back_one(swap) for swap in swaps if swap.stopped]
-        return ExecutorError(f"{doing} failed: {cause}", state="; ".join(states) or cause.state)
+        if not states:  # nothing was stopped yet: the cause says what happened
+            return ExecutorError(f"{doing} failed: {cause}", state=cause.state, effect=cause.effect)
+        effect = Effect.UNTOUCHED if all(back for _, back in states) else Effect.CHANGED
+        return ExecutorError(f"{doing} failed: {cause}", state="; ".join(text for text, _ in states), effect=effect)
 
-    async def _put_back_one(self, swap: _Swap) -> str:
+    async def _put_back_one(self, swap: _Swap) -> tuple[str, bool]:
+        """What became of the container, and whether it is as it was before."""
         def undo() -> None:
             if swap.new is not None:
                 swap.new.remove(force=True)
@@ -471,51 +452,53 @@ class DockerWorkload:
                 swap.old.start()
 
         try:
-            await self._call(f"put container {swap.name} back", undo)
+            await self._call(f"put container {swap.name} back", undo, state=UNKNOWN)
         except ExecutorError as exc:
             where = swap.name + ASIDE_SUFFIX if swap.aside else swap.name
-            return f"could not put container {swap.name} back ({exc}); the old one is {where}, stopped"
+            return f"could not put container {swap.name} back ({exc}); the old one is {where}, stopped", False
         now = await self._state_of(swap.old)
         if not swap.was_running or now.endswith(" is running"):
-            return f"put back: container {swap.name} runs {swap.image} again"
-        return f"put back container {swap.name} on {swap.image}, but {now}"
+            return f"put back: container {swap.name} runs {swap.image} again", True
+        return f"put back container {swap.name} on {swap.image}, but {now}", False
 
     # -- waiting -----------------------------------------------------------------------------------------------
 
-    async def _wait_ready(self, containers: list[Container], started: float) -> float:
-        """Poll until every container is running (and healthy, if it has a healthcheck); returns the seconds taken."""
+    async def _wait_ready(self, containers: list[Container], started: float, done: Effect) -> float:
+        """Poll until every container is running (and healthy, if it has a healthcheck); returns the seconds taken.
+        `done` is what the step did before waiting: the effect of a failure here."""
         deadline = started + self._target.start_timeout
         seen_running: dict[str, str] = {}
         while True:
             waiting: list[str] = []
             for container in containers:
-                await self._call(f"inspect container {container.name}", container.reload)
+                await self._call(f"inspect container {container.name}", container.reload,
+                                 state=TargetState(UNKNOWN.text, done))
                 state = container.attrs.get("State") or {}
                 status, health = state.get("Status", "unknown"), (state.get("Health") or {}).get("Status") or ""
                 if status in ("exited", "dead"):
                     described = _describe(container)
-                    raise ExecutorError(f"{described} right after starting", state=described)
+                    raise ExecutorError(f"{described} right after starting", state=described, effect=done)
                 if status != "running":
                     waiting.append(_describe(container))
                 elif health and health != "none":
                     if health != "healthy":
                         waiting.append(_describe(container))
-                elif seen_running.get(container.id) != state.get("StartedAt"):
+                elif seen_running.get(_id(container)) != state.get("StartedAt"):
                     # Running once may be a process about to exit: count it up when a second look agrees.
-                    seen_running[container.id] = state.get("StartedAt", "")
+                    seen_running[_id(container)] = state.get("StartedAt", "")
                     waiting.append(_describe(container))
             if not waiting:
                 return self._clock.monotonic() - started
             if self._clock.monotonic() >= deadline:
                 raise ExecutorError(
                     f"Not running and healthy within {self._target.start_timeout:g} s: " + "; ".join(waiting),
-                    state="; ".join(waiting),
+                    state="; ".join(waiting), effect=done,
                 )
             await self._clock.sleep(self._target.poll_interval)
 
     async def _state_of(self, container: Container) -> str:
         try:
-            await self._call(f"inspect container {container.name}", container.reload)
+            await self._call(f"inspect container {container.name}", container.reload, state=UNCHANGED)
         except ExecutorError:
             return f"the state of container {container.name} is unknown"
         return _describe(container)
@@ -528,17 +511,27 @@ class DockerWorkload:
             self._docker = docker_client(self._target.docker_host)
         return self._docker
 
-    async def _call(self, doing: str, function: Callable[..., T], *args: Any, state: str = UNKNOWN, **kwargs: Any) -> T:
-        """Run a blocking docker-py call in a thread, turning its errors into the executor's."""
+    async def _call(self, doing: str, function: Callable[..., T], *args: Any, state: TargetState, **kwargs: Any) -> T:
+        """Run a blocking docker-py call in a thread, turning its errors into the executor's; `state` is what a
+        failure of this call leaves (a read leaves things untouched, a change part-way is unknown)."""
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
         except docker.errors.NotFound as exc:
-            raise TargetNotFound(f"Could not {doing}: {exc.explanation or exc}", state=state) from exc
+            raise TargetNotFound(f"Could not {doing}: {exc.explanation or exc}", state=state.text,
+                                 effect=state.effect) from exc
         except docker.errors.APIError as exc:
-            raise ExecutorError(f"Could not {doing}: Docker said {exc.explanation or exc}", state=state) from exc
+            raise ExecutorError(f"Could not {doing}: Docker said {exc.explanation or exc}", state=state.text,
+                                effect=state.effect) from exc
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             where = self._target.docker_host or "DOCKER_HOST"
-            raise ExecutorError(f"Could not {doing}: cannot reach Docker at {where} ({exc})", state=state) from exc
+            raise ExecutorError(f"Could not {doing}: cannot reach Docker at {where} ({exc})", state=state.text,
+                                effect=state.effect) from exc
+
+
+def _part_way(index: int) -> Effect:
+    """A change to the `index`th container failed: the ones before it were changed; the failing call itself may
+    or may not have acted."""
+    return Effect.CHANGED if index else Effect.UNKNOWN
 
 
 def docker_client(
@@ -602,6 +595,16 @@ def _recreate_config(
     return config, networks
 
 
+def _name(container: Container) -> str:
+    """A listed or fetched container is inspected, so it has a name; docker-py types `name` as optional."""
+    return container.name or ""
+
+
+def _id(container: Container) -> str:
+    """Likewise its id."""
+    return container.id or ""
+
+
 def _describe(container: Container) -> str:
     state = container.attrs.get("State") or {}
     status, health = state.get("Status", "unknown"), (state.get("Health") or {}).get("Status") or ""
@@ -620,9 +623,9 @@ def _stop_timeout(container: Container) -> int:
 
 def _changed(done: str, changed: list[Container], found: list[Container], already: str) -> str:
     """A step's detail, such as `stopped a, b; c was already stopped`."""
-    names = {c.name for c in changed}
-    left = [c.name for c in found if c.name not in names]
-    parts = [f"{done} " + ", ".join(c.name for c in changed)] if changed else []
+    names = {_name(c) for c in changed}
+    left = [_name(c) for c in found if _name(c) not in names]
+    parts = [f"{done} " + ", ".join(_name(c) for c in changed)] if changed else []
     if left:
         parts.append(", ".join(left) + (" were" if len(left) > 1 else " was") + f" already {already}")
     return "; ".join(parts)

@@ -9,22 +9,29 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar, overload
-from urllib.parse import urlsplit
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar, cast, overload
 
 import urllib3.exceptions
-from kubernetes.client import (ApiClient, AppsV1Api, Configuration, CoreV1Api, V1ConfigMap, V1Deployment, V1ObjectMeta,
-                               V1Pod, V1ReplicaSet)
+from kubernetes.client import (
+    ApiClient,
+    AppsV1Api,
+    Configuration,
+    CoreV1Api,
+    V1ConfigMap,
+    V1Deployment,
+    V1ObjectMeta,
+    V1Pod,
+    V1ReplicaSet,
+)
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
 from kubernetes.config.kube_config import load_kube_config
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.checks.base import ENV_NAME
 from bot.clock import Clock
-from bot.executors.base import ExecutorError, Progress, Revision, TargetNotFound
+from bot.executors.base import Effect, ExecutorError, Progress, Revision, TargetNotFound, TargetState
+from bot.executors.kubernetes_target import DNS_1123_SUBDOMAIN, KubernetesTarget
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
@@ -35,47 +42,12 @@ KEPT_ON_UNDO = frozenset({
     "deployment.kubernetes.io/desired-replicas", "deployment.kubernetes.io/max-replicas",
     "deprecated.deployment.rollback.to",
 })
-DNS_1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 CONFIG_KEY = r"^[-._a-zA-Z0-9]{1,253}$"  # what the API server accepts as a ConfigMap key
 IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a Docker tag; a bare word is always read as one
 IMAGE_REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$"
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read: a hung API server must not hold an action for ever
-UNCHANGED = "nothing was changed"
+UNCHANGED = TargetState("nothing was changed", Effect.UNTOUCHED)
 T = TypeVar("T")
-
-
-class KubernetesTarget(BaseModel):
-    """One deployment: which, where its API server is, how to authenticate, and how long a rollout may take."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["kubernetes"]
-    namespace: str = Field(default="default", max_length=63, pattern=DNS_1123_LABEL)
-    deployment: str = Field(max_length=253, pattern=DNS_1123_SUBDOMAIN)
-    container: str | None = Field(default=None, max_length=63, pattern=DNS_1123_LABEL,
-                                  description="whose image revisions show; None: the first container")
-    api_url: str | None = Field(default=None, description="None: the in-cluster config if any, else the kubeconfig")
-    token_env: str | None = Field(default=None, pattern=ENV_NAME,
-                                  description="environment variable holding a bearer token")
-    verify_tls: bool = True
-    rollout_timeout: float = Field(default=300, gt=0)
-    poll_interval: float = Field(default=2, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _plain_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://10.0.0.1:6443")
-        if parts.username or parts.password:
-            raise ValueError("must not contain credentials; name the token's environment variable in token_env")
-        return value.rstrip("/")
-
-    @property
-    def subject(self) -> str:
-        return f"deployment {self.namespace}/{self.deployment}"
 
 
 @dataclass(frozen=True)
@@ -177,7 +149,7 @@ class KubernetesWorkload:
         async with progress.step(restart_title) as step:
             self._refuse_paused(await self._read(), "restart")
             # kubectl's restart: a new template annotation makes the controller roll every pod.
-            stamp = self._clock.now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = self._clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
             started = self._clock.monotonic()
             await self._call(f"restart {target.subject}", lambda api: api.patch_namespaced_deployment(
@@ -268,8 +240,9 @@ class KubernetesWorkload:
         return _Rollout.of(self._target.subject, await self._read()).desired
 
     def scale_plan(self, replicas: int) -> list[str]:
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-            raise ExecutorError(f"{replicas!r} is not a number of replicas; use 0 or more.", state=UNCHANGED)
+        if type(replicas) is not int or replicas < 0:  # not a bool either, though bool is an int
+            raise ExecutorError(f"{replicas!r} is not a number of replicas; use 0 or more.", state=UNCHANGED.text,
+                                effect=UNCHANGED.effect)
         until = ("no replica remains" if replicas == 0 else "1 replica is available" if replicas == 1
                  else f"{replicas} replicas are available")
         return [f"Scale {self._target.subject} to {_replicas(replicas)}",
@@ -309,7 +282,7 @@ class KubernetesWorkload:
         """
         if since_seconds < 1 or max_bytes < 1:
             raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds and max_bytes must be "
-                                "at least 1.", state=UNCHANGED)
+                                "at least 1.", state=UNCHANGED.text, effect=UNCHANGED.effect)
         found = []
         for pod in await self._pods(await self._read()):
             text = await self._pod_log(pod, since_seconds, max_bytes)
@@ -324,16 +297,16 @@ class KubernetesWorkload:
         container has not started, is left out. Reads only."""
         if since_seconds < 1:
             raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds must be at least 1.",
-                                state=UNCHANGED)
+                                state=UNCHANGED.text, effect=UNCHANGED.effect)
         scanned: list[T] = []
         for pod in await self._pods(await self._read()):
             name = str(_meta(pod).name)
 
             def scan(core: CoreV1Api, pod: V1Pod = pod, name: str = name) -> tuple[T] | None:
                 try:
-                    response = core.read_namespaced_pod_log(
+                    response = _raw(core.read_namespaced_pod_log(
                         name, self._target.namespace, container=self._log_container(pod), since_seconds=since_seconds,
-                        timestamps=True, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+                        timestamps=True, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
                 except ApiException as exc:
                     if exc.status in (400, 404):  # not started yet, or replaced since the listing: no log to read
                         return None
@@ -372,9 +345,9 @@ class KubernetesWorkload:
         def read(core: CoreV1Api) -> str | None:
             try:
                 # Raw bytes: the client would try the text as JSON and fails on bytes that are not UTF-8.
-                response = core.read_namespaced_pod_log(
+                response = _raw(core.read_namespaced_pod_log(
                     name, self._target.namespace, container=container, since_seconds=since_seconds, timestamps=True,
-                    limit_bytes=max_bytes, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+                    limit_bytes=max_bytes, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
             except ApiException as exc:
                 if exc.status == 404:
                     return None  # replaced by a rollout or scaled away since the listing
@@ -423,7 +396,7 @@ class KubernetesWorkload:
         if len(configmap) > 253 or not re.fullmatch(DNS_1123_SUBDOMAIN, configmap) or not re.fullmatch(CONFIG_KEY, key):
             raise ExecutorError(f"{configmap!r} / {key!r} is not a ConfigMap name and key (names are lower-case "
                                 "letters, digits, '-' and '.'; keys letters, digits, '-', '_' and '.').",
-                                state=UNCHANGED)
+                                state=UNCHANGED.text, effect=UNCHANGED.effect)
         return f"ConfigMap {self._target.namespace}/{configmap}"
 
     async def _read_configmap(self, configmap: str, subject: str) -> V1ConfigMap:
@@ -435,11 +408,11 @@ class KubernetesWorkload:
     def _refuse_binary(found: V1ConfigMap, key: str, subject: str) -> None:
         if key in (found.binary_data or {}):
             raise ExecutorError(f"{key} in {subject} holds binary data; only text keys can be read or set here.",
-                                state=UNCHANGED)
+                                state=UNCHANGED.text, effect=UNCHANGED.effect)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    async def _read(self, state: str = UNCHANGED) -> V1Deployment:
+    async def _read(self, state: TargetState = UNCHANGED) -> V1Deployment:
         target = self._target
         return await self._call(f"read {target.subject}", lambda api: api.read_namespaced_deployment(
             target.deployment, target.namespace, _request_timeout=REQUEST_TIMEOUT), state=state)
@@ -456,7 +429,7 @@ class KubernetesWorkload:
             number = _revision_of(meta)
             if number is None:
                 continue
-            template = api.api_client.sanitize_for_serialization(rs.spec.template if rs.spec else None) or {}
+            template = api.api_client.sanitize_for_serialization(rs.spec.template) or {}
             (template.get("metadata") or {}).get("labels", {}).pop(TEMPLATE_HASH, None)
             found.append(_ReplicaSet(number, template, dict(meta.annotations or {}), self._image(template),
                                      meta.creation_timestamp))
@@ -488,7 +461,7 @@ class KubernetesWorkload:
         if chosen is None:
             names = ", ".join(c["name"] for c in containers) or "none"
             raise TargetNotFound(f"{self._target.subject} has no container {self._target.container} "
-                                 f"(its containers: {names}).", state=UNCHANGED)
+                                 f"(its containers: {names}).", state=UNCHANGED.text, effect=UNCHANGED.effect)
         return str(chosen["name"]), str(chosen["image"])
 
     def _choose(self, history: list[_ReplicaSet], current: int, to: str | None) -> _ReplicaSet:
@@ -499,15 +472,16 @@ class KubernetesWorkload:
             older = [rs for rs in history if rs.number < current]
             if not older:
                 raise ExecutorError(f"{subject} has no revision before {current} to roll back to. "
-                                    f"Revisions: {known}.", state=unchanged)
+                                    f"Revisions: {known}.", state=unchanged, effect=Effect.UNTOUCHED)
             return older[0]
         number = _revision_number(to)
         if number == current:
             raise ExecutorError(f"{subject} is already at revision {current}; name an earlier one. "
-                                f"Revisions: {known}.", state=unchanged)
+                                f"Revisions: {known}.", state=unchanged, effect=Effect.UNTOUCHED)
         chosen = next((rs for rs in history if rs.number == number), None)
         if chosen is None:
-            raise ExecutorError(f"{subject} has no revision {number}. Revisions: {known}.", state=unchanged)
+            raise ExecutorError(f"{subject} has no revision {number}. Revisions: {known}.", state=unchanged,
+                                effect=Effect.UNTOUCHED)
         return chosen
 
     def _refuse_paused(self, deployment: V1Deployment, doing: str) -> None:
@@ -515,15 +489,18 @@ class KubernetesWorkload:
         if deployment.spec.paused:
             raise ExecutorError(f"Cannot {doing} {self._target.subject}: it is paused. Resume it first "
                                 f"(kubectl rollout resume deployment/{self._target.deployment} "
-                                f"-n {self._target.namespace}).", state=UNCHANGED)
+                                f"-n {self._target.namespace}).", state=UNCHANGED.text, effect=UNCHANGED.effect)
 
     # -- waiting -----------------------------------------------------------------------------------------------
 
     async def _wait(self, started: float, *, changed: bool = True) -> tuple[_Rollout, float, int | None]:
         """Poll like `kubectl rollout status`; returns the finished rollout, seconds taken and the new revision."""
         deadline = started + self._target.rollout_timeout
-        unknown = (f"{self._target.subject} was changed; how far its rollout got is unknown" if changed
-                   else f"{UNCHANGED}; how far {self._target.subject} is from available is unknown")
+        # The patch (if any) went through before the wait: a failure here leaves what it changed.
+        effect = Effect.CHANGED if changed else Effect.UNTOUCHED
+        unknown = TargetState(f"{self._target.subject} was changed; how far its rollout got is unknown" if changed
+                              else f"{UNCHANGED.text}; how far {self._target.subject} is from available is unknown",
+                              effect)
         while True:
             deployment = await self._read(state=unknown)
             rollout = _Rollout.of(self._target.subject, deployment)
@@ -531,29 +508,30 @@ class KubernetesWorkload:
                 return rollout, self._clock.monotonic() - started, _revision_of(deployment.metadata)
             if rollout.stalled:
                 raise ExecutorError(f"The rollout of {self._target.subject} exceeded its progress deadline.",
-                                    state=rollout.describe())
+                                    state=rollout.describe(), effect=effect)
             if self._clock.monotonic() >= deadline:
                 raise ExecutorError(f"The rollout of {self._target.subject} did not finish within "
-                                    f"{self._target.rollout_timeout:g} s.", state=rollout.describe())
+                                    f"{self._target.rollout_timeout:g} s.", state=rollout.describe(), effect=effect)
             await self._clock.sleep(self._target.poll_interval)
 
     # -- talking to the API server -----------------------------------------------------------------------------
 
     @overload
     async def _call(self, doing: str, function: Callable[[AppsV1Api], T], *, api: Literal["apps"] = "apps",
-                    subject: str | None = None, state: str = UNCHANGED, write: bool = False) -> T: ...
+                    subject: str | None = None, state: TargetState = UNCHANGED, write: bool = False) -> T: ...
 
     @overload
     async def _call(self, doing: str, function: Callable[[CoreV1Api], T], *, api: Literal["core"],
-                    subject: str | None = None, state: str = UNCHANGED, write: bool = False) -> T: ...
+                    subject: str | None = None, state: TargetState = UNCHANGED, write: bool = False) -> T: ...
 
     async def _call(self, doing: str, function: Callable[[Any], T], *, api: Literal["apps", "core"] = "apps",
-                    subject: str | None = None, state: str = UNCHANGED, write: bool = False) -> T:
+                    subject: str | None = None, state: TargetState = UNCHANGED, write: bool = False) -> T:
         """Run a blocking call of the apps/v1 or core/v1 API in a thread, turning its failures into the executor's
-        errors; `subject` is what a 404 or a failed write is about (default: the deployment)."""
+        errors; `subject` is what a 404 or a failed write is about (default: the deployment). A read's failure
+        leaves `state` (untouched, unless the step changed something before); a write's depends on the answer."""
         subject = subject or self._target.subject
-        maybe = f"unknown: {subject} may have been changed; look at it before trying again"
-        maybe = maybe if write else state
+        maybe = (TargetState(f"unknown: {subject} may have been changed; look at it before trying again",
+                             Effect.UNKNOWN) if write else state)
         try:
             return await asyncio.to_thread(self._blocking, function, api)
         except ApiException as exc:
@@ -561,12 +539,14 @@ class KubernetesWorkload:
             after = UNCHANGED if write and (exc.status or 500) < 500 else maybe
             if exc.status == 404:
                 raise TargetNotFound(self._scrub(f"There is no {subject} in the cluster at "
-                                                 f"{self._where()}."), state=after) from exc
-            raise ExecutorError(self._scrub(f"Could not {doing}: {self._explain(exc)}"), state=after) from exc
+                                                 f"{self._where()}."), state=after.text, effect=after.effect) from exc
+            raise ExecutorError(self._scrub(f"Could not {doing}: {self._explain(exc)}"), state=after.text,
+                                effect=after.effect) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", str(getattr(exc, "reason", None) or exc))
             raise ExecutorError(self._scrub(f"Could not {doing}: cannot reach the Kubernetes API at "
-                                            f"{self._where()} ({reason})."), state=maybe) from exc
+                                            f"{self._where()} ({reason})."), state=maybe.text,
+                                effect=maybe.effect) from exc
 
     def _blocking(self, function: Callable[[Any], T], api: Literal["apps", "core"]) -> T:
         # Made on first use, in a worker thread: loading a kubeconfig reads files and may run an auth plugin.
@@ -588,14 +568,15 @@ class KubernetesWorkload:
         except ConfigException as exc:
             reason = str(exc).rstrip(".")
             raise ExecutorError(f"No Kubernetes API to talk to for {target.subject}: {reason}. Set api_url, run "
-                                "opsbot inside the cluster, or give it a kubeconfig.", state=UNCHANGED) from exc
+                                "opsbot inside the cluster, or give it a kubeconfig.", state=UNCHANGED.text,
+                                effect=UNCHANGED.effect) from exc
         if not target.verify_tls:
             config.verify_ssl = False
         if target.token_env is not None:
             token = self._environ.get(target.token_env)
             if not token:
                 raise ExecutorError(f"environment variable {target.token_env} is not set (the bearer token for "
-                                    f"{target.subject})", state=UNCHANGED)
+                                    f"{target.subject})", state=UNCHANGED.text, effect=UNCHANGED.effect)
             self._token = token
             # "authorization" is the key both the old and the new client generations read.
             config.api_key, config.api_key_prefix = {"authorization": token}, {"authorization": "Bearer"}
@@ -654,7 +635,8 @@ def _current(deployment: V1Deployment, history: list[_ReplicaSet]) -> int:
 def _revision_number(to: str) -> int:
     text = to.strip().lower().removeprefix("revision").strip()
     if not text.isdigit() or int(text) < 1:
-        raise ExecutorError(f"{to!r} is not a revision number; Kubernetes revisions are 1, 2, 3…", state=UNCHANGED)
+        raise ExecutorError(f"{to!r} is not a revision number; Kubernetes revisions are 1, 2, 3…", state=UNCHANGED.text,
+                            effect=UNCHANGED.effect)
     return int(text)
 
 
@@ -668,8 +650,14 @@ def _availability(rollout: _Rollout, seconds: float) -> str:
     return f"{_replicas(rollout.desired)} available in {seconds:.1f} s"
 
 
+def _raw(response: object) -> urllib3.HTTPResponse:
+    """With `_preload_content=False` the client returns the raw urllib3 response, though it types every call as
+    returning the decoded body."""
+    return cast(urllib3.HTTPResponse, response)
+
+
 def _selector_of(deployment: V1Deployment) -> str | None:
-    match_labels = (deployment.spec.selector.match_labels if deployment.spec.selector else None) or {}
+    match_labels = deployment.spec.selector.match_labels or {}
     return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items())) or None
 
 
@@ -680,7 +668,7 @@ def _is_tag(image: str) -> bool:
 def _image_reference(image: str) -> str:
     if not re.fullmatch(IMAGE_REFERENCE, image):
         raise ExecutorError(f"{image!r} is not an image reference or tag (such as registry.example/api:2.0 or 2.0).",
-                            state=UNCHANGED)
+                            state=UNCHANGED.text, effect=UNCHANGED.effect)
     return image
 
 

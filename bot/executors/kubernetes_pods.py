@@ -53,7 +53,7 @@ class KubernetesPods(KubernetesWorkload):
         """The pods by name, and the replicas the deployment asks for (None when `selector` picks the pods)."""
         if selector is None:
             deployment = await self._read()
-            replicas = deployment.spec.replicas if deployment.spec else None
+            replicas = deployment.spec.replicas
             return await self._pods(deployment), 1 if replicas is None else int(replicas)
         namespace = self._target.namespace
         listed = await self._call(
@@ -69,8 +69,9 @@ class KubernetesPods(KubernetesWorkload):
         namespace = self._target.namespace
 
         def read(core: CoreV1Api) -> dict[str, Any]:
-            return _optional("metrics.k8s.io", lambda: CustomObjectsApi(core.api_client).list_namespaced_custom_object(
-                "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=REQUEST_TIMEOUT))
+            return _optional("metrics.k8s.io", lambda: _json_object(
+                CustomObjectsApi(core.api_client).list_namespaced_custom_object(
+                    "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=REQUEST_TIMEOUT)))
 
         listed = await self._call(f"read the pod metrics of namespace {namespace}", read, api="core")
         return {str((item.get("metadata") or {}).get("name")): {
@@ -83,8 +84,9 @@ class KubernetesPods(KubernetesWorkload):
 
         def read(core: CoreV1Api) -> tuple[Any, dict[str, Any]]:
             listed = _optional("nodes", lambda: core.list_node(_request_timeout=REQUEST_TIMEOUT))
-            metrics = _optional("metrics.k8s.io", lambda: CustomObjectsApi(core.api_client).list_cluster_custom_object(
-                "metrics.k8s.io", "v1beta1", "nodes", _request_timeout=REQUEST_TIMEOUT))
+            metrics = _optional("metrics.k8s.io", lambda: _json_object(
+                CustomObjectsApi(core.api_client).list_cluster_custom_object(
+                    "metrics.k8s.io", "v1beta1", "nodes", _request_timeout=REQUEST_TIMEOUT)))
             return listed, metrics
 
         listed, metrics = await self._call("read the nodes and their metrics", read, api="core")
@@ -97,6 +99,11 @@ class KubernetesPods(KubernetesWorkload):
             if name in used and allocatable:
                 found.append(NodeUsage(name, used[name], _usage(allocatable)))
         return sorted(found, key=lambda node: node.name)
+
+
+def _json_object(value: object) -> dict[str, Any]:
+    """A custom resource list as the API answers it: a JSON object (the client types custom objects as `object`)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _optional(what: str, read: Callable[[], T]) -> T:

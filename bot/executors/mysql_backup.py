@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import os
 import re
 import shutil
@@ -16,14 +17,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
 from bot.clock import Clock
 from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
 from bot.executors._tools import pipe_tool, run_tool, tool_environ
-from bot.executors.base import Artifact, ExecutorError, Progress
+from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 from bot.executors.databases import MysqlConnection, parse_mysql_dsn
 from bot.executors.postgres_backup import (
     backup_file_name,
@@ -32,12 +33,16 @@ from bot.executors.postgres_backup import (
     human_size,
     new_backup_file,
 )
+from bot.views.words import plural
 
-NOT_WRITTEN = "the database was not changed; no backup was written"
-NOT_TOUCHED = "the database was not touched; the restore did not start"
+NOT_WRITTEN = TargetState("the database was not changed; no backup was written", Effect.UNTOUCHED)
+NOT_TOUCHED = TargetState("the database was not touched; the restore did not start", Effect.UNTOUCHED)
 # DDL commits on its own in MySQL, so a restore cannot run in one transaction the way pg_restore's does.
-PART_WAY = ("the restore stopped part-way: the tables before the failing statement were replaced from the dump, "
-            "the others are as they were")
+PART_WAY = TargetState("the restore stopped part-way: the tables before the failing statement were replaced from "
+                       "the dump, the others are as they were", Effect.CHANGED)
+# Stopped from outside (a timeout) or fed a file that stopped reading: how far the client had got is not known.
+STOPPED = TargetState("unknown: the restore was stopped part-way; some tables may have been replaced from the dump "
+                      "(look at them before acting)", Effect.UNKNOWN)
 SUFFIX = ".sql.gz"
 HEADERS = ("-- MySQL dump", "-- MariaDB dump")
 TRAILER = "-- Dump completed"
@@ -74,7 +79,7 @@ def option_value(value: str) -> str:
 
 
 @asynccontextmanager
-async def option_file(conn: MysqlConnection, *, state: str) -> AsyncIterator[Path]:
+async def option_file(conn: MysqlConnection, *, state: TargetState) -> AsyncIterator[Path]:
     """The connection as a `[client]` option file, 0600 in a private directory that is removed afterwards:
     a password on the command line shows in `ps`, and MYSQL_PWD is readable in /proc/<pid>/environ."""
     lines = ["[client]", f"host={option_value(conn.host)}", f"port={conn.port}",
@@ -96,7 +101,8 @@ async def option_file(conn: MysqlConnection, *, state: str) -> AsyncIterator[Pat
     try:
         path = await asyncio.to_thread(write)
     except OSError as exc:
-        raise ExecutorError(f"cannot write the temporary MySQL option file: {exc.strerror or exc}", state=state) from None
+        raise ExecutorError(f"cannot write the temporary MySQL option file: {exc.strerror or exc}", state=state.text,
+                            effect=state.effect) from None
     try:
         yield path
     finally:
@@ -140,21 +146,25 @@ def read_dump(path: Path) -> tuple[list[str], int, str]:
                 return head, tables, last
 
 
-async def check_dump(path: Path, *, state: str, tables: int = 0) -> int:
+async def check_dump(path: Path, *, state: TargetState, tables: int = 0) -> int:
     """Raise ExecutorError unless `path` is a whole mysqldump: gzip intact, header, trailer, and at least one
     CREATE TABLE when the database had `tables` tables. Returns the CREATE TABLE count."""
     try:
         head, created, last = await asyncio.to_thread(read_dump, path)
     except FileNotFoundError:
-        raise ExecutorError(f"{path.name} is missing from {path.parent}", state=state) from None
+        raise ExecutorError(f"{path.name} is missing from {path.parent}", state=state.text, effect=state.effect) from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise ExecutorError(f"{path.name} is corrupted: {exc or type(exc).__name__}", state=state) from None
+        raise ExecutorError(f"{path.name} is corrupted: {str(exc) or type(exc).__name__}", state=state.text,
+                            effect=state.effect) from None
     if not any(line.startswith(HEADERS) for line in head):
-        raise ExecutorError(f"{path.name} is not a mysqldump file (it does not start with \"-- MySQL dump\")", state=state)
+        raise ExecutorError(f"{path.name} is not a mysqldump file (it does not start with \"-- MySQL dump\")", state=state.text,
+                            effect=state.effect)
     if not last.startswith(TRAILER):
-        raise ExecutorError(f"{path.name} is incomplete: it does not end with \"{TRAILER}\"", state=state)
+        raise ExecutorError(f"{path.name} is incomplete: it does not end with \"{TRAILER}\"", state=state.text,
+                            effect=state.effect)
     if tables and not created:
-        raise ExecutorError(f"{path.name} holds no CREATE TABLE, but the database has {tables} table(s)", state=state)
+        raise ExecutorError(f"{path.name} holds no CREATE TABLE, but the database has {tables} table(s)", state=state.text,
+                            effect=state.effect)
     return created
 
 
@@ -193,25 +203,25 @@ def _close(gz: gzip.GzipFile) -> None:
     try:
         gz.close()
     finally:
-        if handle is not None:
+        if isinstance(handle, io.IOBase):  # always: the file _open_gzip opened (typeshed types it loosely)
             handle.close()
 
 
-async def _gzip_chunks(path: Path, *, state: str) -> AsyncIterator[bytes]:
+async def _gzip_chunks(path: Path, *, state: TargetState) -> AsyncIterator[bytes]:
     """The decompressed dump, a chunk at a time (it was verified just before; a read error now is the disk's)."""
     thread = _OneThread()
     try:
-        handle: IO[bytes] = await thread(gzip.open, path, "rb")  # type: ignore[arg-type]
+        handle = await thread(gzip.GzipFile, path, "rb")
     except OSError as exc:
         thread.end()
-        raise ExecutorError(f"{path.name} cannot be read: {exc.strerror or exc}", state=state) from None
+        raise ExecutorError(f"{path.name} cannot be read: {exc.strerror or exc}", state=state.text, effect=state.effect) from None
     try:
         while True:
             try:
                 chunk = await thread(handle.read, _CHUNK)
             except (OSError, EOFError, zlib.error) as exc:
-                raise ExecutorError(f"{path.name} could not be read to the end: {exc or type(exc).__name__}",
-                                    state=state) from None
+                raise ExecutorError(f"{path.name} could not be read to the end: {str(exc) or type(exc).__name__}",
+                                    state=state.text, effect=state.effect) from None
             if not chunk:
                 return
             yield chunk
@@ -228,18 +238,18 @@ class MysqlBackups:
         self._environ = environ
         self._clock = clock
 
-    def _connection(self, *, state: str) -> MysqlConnection:
+    def _connection(self, *, state: TargetState) -> MysqlConnection:
         env = self._target.dsn_env
         dsn = self._environ.get(env)
         if not dsn:
-            raise ExecutorError(f"environment variable {env} is not set", state=state)
+            raise ExecutorError(f"environment variable {env} is not set", state=state.text, effect=state.effect)
         try:
             conn = parse_mysql_dsn(dsn)
         except ValueError as exc:
-            raise ExecutorError(f"${env}: {exc}", state=state) from None
+            raise ExecutorError(f"${env}: {exc}", state=state.text, effect=state.effect) from None
         if conn.database.startswith("-"):
             # mysqldump takes the database as a bare argument; one starting with "-" would be read as an option.
-            raise ExecutorError(f"${env}: the database name must not start with '-'", state=state)
+            raise ExecutorError(f"${env}: the database name must not start with '-'", state=state.text, effect=state.effect)
         return conn
 
     def _names(self) -> tuple[str, str]:
@@ -268,24 +278,23 @@ class MysqlBackups:
         async with new_backup_file(self._target.directory, name, SUFFIX, state=NOT_WRITTEN) as (partial, final):
             async with (option_file(conn, state=NOT_WRITTEN) as options,
                         progress.step(f"Dump database {conn.database} on {conn.host}") as step):
-                started = self._clock.monotonic()
                 tables = await self._count_tables(options, conn, state=NOT_WRITTEN)
                 digest, size = await self._dump(options, conn, partial)
-                step.detail = f"{tables} table(s), {human_size(size)} in {self._clock.monotonic() - started:.1f} s"
+                step.detail = f"{plural(tables, 'table')}, {human_size(size)}"
             async with progress.step("Verify the dump (read it back)") as step:
                 created = await check_dump(partial, state=NOT_WRITTEN, tables=tables)
                 step.detail = f"{created} CREATE TABLE, complete, sha256 {digest[:12]}"
         return Artifact(path=final, size=size, sha256=digest, created_at=now)
 
-    async def _count_tables(self, options: Path, conn: MysqlConnection, *, state: str) -> int:
+    async def _count_tables(self, options: Path, conn: MysqlConnection, *, state: TargetState) -> int:
         """How many base tables the database has, so that a dump without any is caught."""
         argv = [self._target.mysql, f"--defaults-file={options}", f"--connect-timeout={_CONNECT_TIMEOUT}",
                 "--batch", "--skip-column-names", f"--database={conn.database}", f"--execute={_COUNT_TABLES}"]
-        text = (await run_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=state,
+        text = (await run_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=state, stopped=state,
                                secrets=conn.secrets(), keep=64)).strip()
         if not text.isdigit():
             raise ExecutorError(f"could not count the tables of {conn.database}: the server answered {text[:40]!r}",
-                                state=state)
+                                state=state.text, effect=state.effect)
         return int(text)
 
     async def _dump(self, options: Path, conn: MysqlConnection, partial: Path) -> tuple[str, int]:
@@ -303,25 +312,28 @@ class MysqlBackups:
             gz = await thread(_open_gzip, partial)
         except OSError as exc:
             thread.end()
-            raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
+            raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN.text,
+                                effect=NOT_WRITTEN.effect) from None
 
         async def sink(chunk: bytes) -> None:
             try:
                 await thread(gz.write, chunk)
             except OSError as exc:
-                raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
+                raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN.text,
+                                effect=NOT_WRITTEN.effect) from None
 
         dumped = False
         try:
             await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=NOT_WRITTEN,
-                            secrets=conn.secrets(), sink=sink)
+                            stopped=NOT_WRITTEN, secrets=conn.secrets(), sink=sink)
             dumped = True
         finally:
             try:
                 await thread.last(_close, gz)  # writes the gzip trailer, after any write still under way
             except OSError as exc:
                 if dumped:  # otherwise the dump's own failure is the one to report
-                    raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN) from None
+                    raise ExecutorError(f"cannot write to {partial.parent}: {exc.strerror or exc}", state=NOT_WRITTEN.text,
+                                effect=NOT_WRITTEN.effect) from None
         return await asyncio.to_thread(file_digest, partial)
 
     async def _gtid_options(self) -> list[str]:
@@ -330,10 +342,10 @@ class MysqlBackups:
         # --no-defaults: an option file meant for the dump (or a broken one) must not change what --version says.
         argv = [self._target.mysqldump, "--no-defaults", "--version"]
         version = await run_tool(argv, env=mysql_env(), timeout=min(self._target.timeout, _VERSION_TIMEOUT),
-                                 state=NOT_WRITTEN, keep=400)
+                                 state=NOT_WRITTEN, stopped=NOT_WRITTEN, keep=400)
         return [NO_GTIDS] if is_oracle_mysqldump(version) else []
 
-    async def _verify(self, artifact: Artifact, *, state: str) -> int:
+    async def _verify(self, artifact: Artifact, *, state: TargetState) -> int:
         await check_digest(artifact, state=state)
         return await check_dump(artifact.path, state=state)
 
@@ -347,15 +359,14 @@ class MysqlBackups:
             step.detail = f"checksum matches, {created} CREATE TABLE, complete"
         async with (option_file(conn, state=NOT_TOUCHED) as options,
                     progress.step(f"Restore into {conn.database}") as step):
-            started = self._clock.monotonic()
             # Connect once first: wrong credentials or an unknown database must not read as a half-done restore.
             await self._count_tables(options, conn, state=NOT_TOUCHED)
             # The mysql client stops at the first failing statement (no --force).
             argv = [self._target.mysql, f"--defaults-file={options}", f"--connect-timeout={_CONNECT_TIMEOUT}",
                     "--batch", "--default-character-set=utf8mb4", f"--database={conn.database}"]
-            await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=PART_WAY,
-                            secrets=conn.secrets(), feed=_gzip_chunks(artifact.path, state=PART_WAY))
-            step.detail = f"done in {self._clock.monotonic() - started:.1f} s"
+            await pipe_tool(argv, env=mysql_env(), timeout=self._target.timeout, state=PART_WAY, stopped=STOPPED,
+                            secrets=conn.secrets(), feed=_gzip_chunks(artifact.path, state=STOPPED))
+            step.detail = "done"
         return f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
 
     async def delete(self, artifact: Artifact) -> None:

@@ -21,16 +21,17 @@ from pydantic import Field
 
 from bot.clock import Clock
 from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
-from bot.executors._tools import (
-    run_tool,
-    scrub,  # noqa: F401  (the database and cache executors import it from here)
-    tool_environ,
-)
-from bot.executors.base import Artifact, ExecutorError, Progress
+from bot.executors._tools import run_tool, tool_environ
+from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 
-NOT_WRITTEN = "the database was not changed; no backup was written"
-NOT_TOUCHED = "the database was not touched; the restore did not start"
-ROLLED_BACK = "the restore ran in a single transaction that was rolled back; the database is as it was before"
+NOT_WRITTEN = TargetState("the database was not changed; no backup was written", Effect.UNTOUCHED)
+NOT_TOUCHED = TargetState("the database was not touched; the restore did not start", Effect.UNTOUCHED)
+ROLLED_BACK = TargetState("the restore ran in a single transaction that was rolled back; the database is as it was "
+                          "before", Effect.UNTOUCHED)
+# pg_restore killed part-way: the server rolls its transaction back when the connection drops, unless the COMMIT
+# had already gone through; which one, opsbot cannot tell.
+STOPPED = TargetState("unknown: pg_restore was stopped part-way; the database is as it was unless the restore had "
+                      "just committed (look at its tables before acting)", Effect.UNKNOWN)
 
 # libpq reads these from the environment, so a DSN's query parameters travel the same way as its password.
 _QUERY_ENV = {
@@ -127,7 +128,7 @@ def unused_path(directory: Path, name: str, suffix: str) -> Path:
 
 
 @asynccontextmanager
-async def new_backup_file(directory: Path, name: str, suffix: str, *, state: str) -> AsyncIterator[tuple[Path, Path]]:
+async def new_backup_file(directory: Path, name: str, suffix: str, *, state: TargetState) -> AsyncIterator[tuple[Path, Path]]:
     """A private `.partial` file to write a backup into, and the name it gets once verified: renamed when the
     block ends, removed if anything in it fails, so a backup that did not verify never looks like one."""
     try:
@@ -136,7 +137,8 @@ async def new_backup_file(directory: Path, name: str, suffix: str, *, state: str
         partial = directory / f".{final.name}.partial"
         await asyncio.to_thread(create_private, partial)
     except OSError as exc:
-        raise ExecutorError(f"cannot write to {directory}: {exc.strerror or exc}", state=state) from None
+        raise ExecutorError(f"cannot write to {directory}: {exc.strerror or exc}", state=state.text,
+                            effect=state.effect) from None
     try:
         yield partial, final
         await asyncio.to_thread(partial.rename, final)
@@ -160,18 +162,21 @@ def file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-async def check_digest(artifact: Artifact, *, state: str) -> None:
+async def check_digest(artifact: Artifact, *, state: TargetState) -> None:
     """Raise ExecutorError unless the file exists with the recorded size and sha256."""
     try:
         digest, size = await asyncio.to_thread(file_digest, artifact.path)
     except FileNotFoundError:
-        raise ExecutorError(f"{artifact.path.name} is missing from {artifact.path.parent}", state=state) from None
+        raise ExecutorError(f"{artifact.path.name} is missing from {artifact.path.parent}", state=state.text,
+                            effect=state.effect) from None
     except OSError as exc:
-        raise ExecutorError(f"{artifact.path.name} cannot be read: {exc.strerror}", state=state) from None
+        raise ExecutorError(f"{artifact.path.name} cannot be read: {exc.strerror}", state=state.text,
+                            effect=state.effect) from None
     if size != artifact.size:
-        raise ExecutorError(f"{artifact.path.name} is corrupted: size differs ({size} bytes, expected {artifact.size})", state=state)
+        raise ExecutorError(f"{artifact.path.name} is corrupted: size differs ({size} bytes, expected {artifact.size})",
+                            state=state.text, effect=state.effect)
     if digest != artifact.sha256:
-        raise ExecutorError(f"{artifact.path.name} is corrupted: checksum differs", state=state)
+        raise ExecutorError(f"{artifact.path.name} is corrupted: checksum differs", state=state.text, effect=state.effect)
 
 
 def human_size(size: int) -> str:
@@ -217,14 +222,14 @@ class PostgresBackups:
         self._environ = environ
         self._clock = clock
 
-    def _connection(self, *, state: str) -> Connection:
+    def _connection(self, *, state: TargetState) -> Connection:
         dsn = self._environ.get(self._target.dsn_env)
         if not dsn:
-            raise ExecutorError(f"environment variable {self._target.dsn_env} is not set", state=state)
+            raise ExecutorError(f"environment variable {self._target.dsn_env} is not set", state=state.text, effect=state.effect)
         try:
             return parse_dsn(dsn, self._target.dsn_env)
         except ValueError as exc:
-            raise ExecutorError(str(exc), state=state) from None
+            raise ExecutorError(str(exc), state=state.text, effect=state.effect) from None
 
     def _names(self) -> tuple[str, str]:
         """Database and host:port for titles; the env var's name when the DSN cannot be read yet."""
@@ -251,25 +256,26 @@ class PostgresBackups:
         name = backup_file_name(self._service, label, now, ".dump")
         async with new_backup_file(self._target.directory, name, ".dump", state=NOT_WRITTEN) as (partial, final):
             async with progress.step(f"Dump database {conn.database} on {conn.host}") as step:
-                started = self._clock.monotonic()
                 argv = [self._target.pg_dump, "--format=custom", f"--file={partial}", "--no-password"]
-                await run_tool(argv, env=tool_env(conn), timeout=self._target.timeout, state=NOT_WRITTEN, secrets=conn.secrets())
+                await run_tool(argv, env=tool_env(conn), timeout=self._target.timeout, state=NOT_WRITTEN, stopped=NOT_WRITTEN,
+                               secrets=conn.secrets())
                 digest, size = await asyncio.to_thread(file_digest, partial)
-                step.detail = f"{human_size(size)} in {self._clock.monotonic() - started:.1f} s"
+                step.detail = human_size(size)
             async with progress.step("Verify the dump (pg_restore --list)") as step:
                 entries = await self._list(partial, state=NOT_WRITTEN)
                 step.detail = f"{entries} entries, sha256 {digest[:12]}"
         return Artifact(path=final, size=size, sha256=digest, created_at=now)
 
-    async def _list(self, path: Path, *, state: str) -> int:
+    async def _list(self, path: Path, *, state: TargetState) -> int:
         argv = [self._target.pg_restore, "--list", str(path)]
-        listing = await run_tool(argv, env=tool_env(None), timeout=self._target.timeout, state=state)
+        listing = await run_tool(argv, env=tool_env(None), timeout=self._target.timeout, state=state, stopped=state)
         entries = _toc_entries(listing)
         if entries == 0:
-            raise ExecutorError(f"{path.name} is not a readable pg_dump archive (pg_restore --list shows no entries)", state=state)
+            raise ExecutorError(f"{path.name} is not a readable pg_dump archive (pg_restore --list shows no entries)",
+                                state=state.text, effect=state.effect)
         return entries
 
-    async def _verify(self, artifact: Artifact, *, state: str) -> int:
+    async def _verify(self, artifact: Artifact, *, state: TargetState) -> int:
         await check_digest(artifact, state=state)
         return await self._list(artifact.path, state=state)
 
@@ -282,14 +288,14 @@ class PostgresBackups:
             entries = await self._verify(artifact, state=NOT_TOUCHED)
             step.detail = f"checksum matches, {entries} entries"
         async with progress.step(f"Restore into {conn.database}") as step:
-            started = self._clock.monotonic()
             # --single-transaction: any error rolls everything back, so a failed restore changes nothing.
             argv = [
                 self._target.pg_restore, "--clean", "--if-exists", "--no-owner", "--no-password",
                 "--single-transaction", f"--dbname={conn.database}", str(artifact.path),
             ]
-            await run_tool(argv, env=tool_env(conn), timeout=self._target.timeout, state=ROLLED_BACK, secrets=conn.secrets())
-            step.detail = f"done in {self._clock.monotonic() - started:.1f} s"
+            await run_tool(argv, env=tool_env(conn), timeout=self._target.timeout, state=ROLLED_BACK, stopped=STOPPED,
+                           secrets=conn.secrets())
+            step.detail = "done"
         return f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
 
     async def delete(self, artifact: Artifact) -> None:

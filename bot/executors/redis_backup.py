@@ -19,7 +19,7 @@ from pydantic import Field
 from bot.clock import Clock
 from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
 from bot.executors._tools import run_tool, tool_environ
-from bot.executors.base import Artifact, ExecutorError, Progress
+from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 from bot.executors.postgres_backup import (
     backup_file_name,
     check_digest,
@@ -28,8 +28,8 @@ from bot.executors.postgres_backup import (
     new_backup_file,
 )
 
-NOT_WRITTEN = "Redis was not changed; no backup was written"
-NOT_TOUCHED = "Redis was not touched; the restore did not start"
+NOT_WRITTEN = TargetState("Redis was not changed; no backup was written", Effect.UNTOUCHED)
+NOT_TOUCHED = TargetState("Redis was not touched; the restore did not start", Effect.UNTOUCHED)
 SUFFIX = ".rdb"
 EOF_OPCODE = 0xFF
 _MAGIC = re.compile(rb"^REDIS(\d{4})$")
@@ -106,21 +106,23 @@ def read_rdb_frame(path: Path) -> tuple[int, bytes]:
     return int(match.group(1)), tail
 
 
-async def check_rdb(path: Path, *, state: str) -> tuple[int, bool]:
+async def check_rdb(path: Path, *, state: TargetState) -> tuple[int, bool]:
     """Raise ExecutorError unless `path` has an RDB header and ends in the EOF opcode and its checksum; the
     version, and whether the checksum is set (Redis writes 0 when `rdbchecksum no`)."""
     try:
         version, tail = await asyncio.to_thread(read_rdb_frame, path)
     except FileNotFoundError:
-        raise ExecutorError(f"{path.name} is missing from {path.parent}", state=state) from None
+        raise ExecutorError(f"{path.name} is missing from {path.parent}", state=state.text, effect=state.effect) from None
     except OSError as exc:
-        raise ExecutorError(f"{path.name} cannot be read: {exc.strerror or exc}", state=state) from None
+        raise ExecutorError(f"{path.name} cannot be read: {exc.strerror or exc}", state=state.text, effect=state.effect) from None
     except ValueError as exc:
-        raise ExecutorError(f"{path.name} is not an RDB file: {exc}", state=state) from None
+        raise ExecutorError(f"{path.name} is not an RDB file: {exc}", state=state.text, effect=state.effect) from None
     if version < _FIRST_CHECKSUMMED_VERSION:
-        raise ExecutorError(f"{path.name} is RDB version {version}, older than opsbot reads (5 and later)", state=state)
+        raise ExecutorError(f"{path.name} is RDB version {version}, older than opsbot reads (5 and later)", state=state.text,
+                            effect=state.effect)
     if len(tail) < _TRAILER or tail[0] != EOF_OPCODE:
-        raise ExecutorError(f"{path.name} is incomplete: it does not end with the RDB end-of-file marker", state=state)
+        raise ExecutorError(f"{path.name} is incomplete: it does not end with the RDB end-of-file marker", state=state.text,
+                            effect=state.effect)
     return version, tail[1:] != bytes(8)
 
 
@@ -148,15 +150,15 @@ class RedisBackups:
         self._environ = environ
         self._clock = clock
 
-    def _server(self, *, state: str) -> RedisServer:
+    def _server(self, *, state: TargetState) -> RedisServer:
         env = self._target.url_env
         url = self._environ.get(env)
         if not url:
-            raise ExecutorError(f"environment variable {env} is not set", state=state)
+            raise ExecutorError(f"environment variable {env} is not set", state=state.text, effect=state.effect)
         try:
             return parse_redis_url(url, env)
         except ValueError as exc:
-            raise ExecutorError(str(exc), state=state) from None
+            raise ExecutorError(str(exc), state=state.text, effect=state.effect) from None
 
     def _where(self) -> str:
         try:
@@ -173,7 +175,8 @@ class RedisBackups:
 
     def restore_plan(self, artifact: Artifact) -> list[str]:
         # Raised while the plan is made: nobody is asked to approve, and no safety backup is taken, in vain.
-        raise RestoreUnsupported(manual_restore(artifact.path.name, self._target.directory), state=NOT_TOUCHED)
+        raise RestoreUnsupported(manual_restore(artifact.path.name, self._target.directory), state=NOT_TOUCHED.text,
+                                 effect=NOT_TOUCHED.effect)
 
     async def backup(self, progress: Progress, *, label: str) -> Artifact:
         server = self._server(state=NOT_WRITTEN)
@@ -181,12 +184,11 @@ class RedisBackups:
         name = backup_file_name(self._service, label, now, SUFFIX)
         async with new_backup_file(self._target.directory, name, SUFFIX, state=NOT_WRITTEN) as (partial, final):
             async with progress.step(f"Snapshot Redis on {server.host}:{server.port}") as step:
-                started = self._clock.monotonic()
                 argv = [self._target.redis_cli, *server.argv(), "--no-auth-warning", "--rdb", str(partial)]
                 await run_tool(argv, env=server.env(), timeout=self._target.timeout, state=NOT_WRITTEN,
-                               secrets=server.secrets())
+                               stopped=NOT_WRITTEN, secrets=server.secrets())
                 digest, size = await asyncio.to_thread(file_digest, partial)
-                step.detail = f"{human_size(size)} in {self._clock.monotonic() - started:.1f} s"
+                step.detail = human_size(size)
             async with progress.step("Verify the snapshot (RDB header and end marker)") as step:
                 version, checksummed = await check_rdb(partial, state=NOT_WRITTEN)
                 step.detail = (f"RDB version {version}, complete" + ("" if checksummed else ", no CRC (rdbchecksum no)")
@@ -198,7 +200,8 @@ class RedisBackups:
         await check_rdb(artifact.path, state=FILE_LEFT)
 
     async def restore(self, artifact: Artifact, progress: Progress) -> str:
-        raise RestoreUnsupported(manual_restore(artifact.path.name, self._target.directory), state=NOT_TOUCHED)
+        raise RestoreUnsupported(manual_restore(artifact.path.name, self._target.directory), state=NOT_TOUCHED.text,
+                                 effect=NOT_TOUCHED.effect)
 
     async def delete(self, artifact: Artifact) -> None:
         await delete_within(self._target.directory, artifact)

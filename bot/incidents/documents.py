@@ -9,6 +9,7 @@ from bot.catalog import Catalog
 from bot.clock import Clock
 from bot.context import Context
 from bot.errors import OpsbotError
+from bot.ids import parse_id
 from bot.incidents.models import Incident
 from bot.incidents.postmortem import render_postmortem
 from bot.store import Store
@@ -46,7 +47,7 @@ async def share_postmortem(ctx: Context, incident: Incident, user: str) -> None:
 
 
 def parse_key(key: str) -> int:
-    digits = key.upper().removeprefix("INC-")
-    if not digits.isdigit():
+    number = parse_id(key.upper().removeprefix("INC-"))
+    if number is None:
         raise OpsbotError(f"`{key}` is not an incident key (INC-42).")
-    return int(digits)
+    return number

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.incidents.models import EntryKind, Incident, TimelineEntry
+from bot.views.words import duration
 
 _ZERO = timedelta(0)
 
@@ -26,7 +27,7 @@ class IncidentMetrics:
 
 def as_utc(moment: datetime) -> datetime:
     """The same instant in UTC; a naive time is taken to be UTC already, as the store writes them."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _between(start: datetime, end: datetime | None) -> timedelta | None:
@@ -47,7 +48,8 @@ def metrics(incident: Incident, entries: Sequence[TimelineEntry]) -> IncidentMet
     resolved = _milestone(entries, lambda e: e.kind is EntryKind.RESOLVED, incident.resolved_at, first=False)
     if incident.open:
         resolved = None  # reopened: the earlier resolution no longer ends it
-    mitigated = _milestone(entries, lambda e: (e.kind is EntryKind.STATUS and "→ monitoring" in e.text) or e.kind is EntryKind.RESOLVED,
+    mitigated = _milestone(entries, lambda e: (e.kind is EntryKind.STATUS and "→ monitoring" in e.text)
+                           or e.kind is EntryKind.RESOLVED,
                            incident.mitigated_at, first=True)
     end = as_utc(resolved) if resolved is not None else None
     return IncidentMetrics(
@@ -70,19 +72,5 @@ def _milestone(entries: Sequence[TimelineEntry], matches: Callable[[TimelineEntr
 
 
 def format_duration(delta: timedelta | None) -> str:
-    """'4 min', '1 h 12 min', '2 d 3 h'; '< 1 min' below a minute; '—' when there is nothing to measure.
-
-    Truncated, never rounded up: a response is not reported as slower, or an outage as longer, than it was.
-    """
-    if delta is None:
-        return "—"
-    if delta < timedelta(minutes=1):
-        return "< 1 min"
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
+    """'4 min', '1 h 12 min', '2 d 3 h' (`bot.views.words.duration`, the one way messages say how long)."""
+    return duration(delta)

@@ -18,6 +18,27 @@ class IncidentStatus(enum.Enum):
         return self.value.capitalize()
 
 
+class DeclareStage(enum.Enum):
+    """How far a declaration got: each step is recorded once done, so a declaration the store or the process cut
+    short is finished (or, once rolling back, undone) by the chores. The order is the order of the steps."""
+
+    CREATING = "creating"  # the row exists; its channel name is chosen, the channel may or may not exist
+    CHANNEL = "channel"  # the channel exists and its id is recorded
+    INVITED = "invited"  # people were invited (those Slack refused were told to the declarer)
+    PINNED = "pinned"  # the header is posted and pinned, the topic set
+    DECLARED = "declared"  # announced: done
+    ROLLING_BACK = "rolling-back"  # no channel could be made: the channel (if any) is archived, then the row deleted
+
+    @property
+    def finished(self) -> bool:
+        return self is DeclareStage.DECLARED
+
+    def reached(self, step: DeclareStage) -> bool:
+        """True once the step `step` is done (never while rolling back)."""
+        order = list(DeclareStage)[:5]
+        return self in order and order.index(self) >= order.index(step)
+
+
 class Role(enum.Enum):
     COMMANDER = "commander"
     COMMUNICATIONS = "communications"
@@ -63,6 +84,8 @@ class Incident:
     summary: str = ""  # the latest status summary
     ack_reminded_at: datetime | None = None
     nudged_at: datetime | None = None
+    declare_stage: DeclareStage = DeclareStage.DECLARED
+    audit_id: int | None = None  # the audit entry of the request that declared it
     id: int | None = None
 
     @property
@@ -102,3 +125,13 @@ class ActionItem:
     due: date | None = None
     done_at: datetime | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class DeclareDraft:
+    """What the declare form is prefilled with when an incident is declared from a red report or a failed run."""
+
+    title: str = ""
+    severity: str = ""  # a severity name of the catalog, or "" to let the person pick
+    services: tuple[str, ...] = ()
+    description: str = ""

@@ -64,7 +64,7 @@ def render_postmortem(incident: Incident, entries: Sequence[TimelineEntry], item
         return render(default_template(), values)
     try:
         return render(settings.postmortem_template, values)
-    except Exception as exc:  # whatever the template does wrong (sandbox, undefined, 1/0), the data is fine
+    except Exception as exc:  # noqa: BLE001 - whatever the template does wrong (sandbox, undefined, 1/0), the data is fine
         log.warning("the catalog's post-mortem template failed for %s: %s: %s", incident.key, type(exc).__name__, exc)
         # In a code span, so names like __class__ in the reason are not read as Markdown emphasis.
         reason = _inline(f"{type(exc).__name__}: {exc}".replace("`", "'"))

@@ -11,6 +11,7 @@ from bot.actions.policy import mention
 from bot.context import Context
 from bot.incidents.models import EntryKind, Incident
 from bot.incidents.timeline import append
+from bot.log_context import bound
 from bot.views.incidents import reminder
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ async def remind_due(ctx: Context) -> int:
     sent = 0
     for incident in await ctx.store.incidents(open_only=True, limit=200):
         try:
-            sent += await _acknowledgement(ctx, incident) + await _update(ctx, incident)
+            with bound(incident=incident.key):
+                sent += await _acknowledgement(ctx, incident) + await _update(ctx, incident)
         except Exception:
             log.exception("reminders for %s failed; will try again", incident.key)
     return sent

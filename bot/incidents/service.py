@@ -1,5 +1,5 @@
-"""Incident flows: declare (channel, invites, topic, pinned header, announcement), acknowledge, roles,
-severity, status, notes, pins, follow-ups, resolve and reopen. Each change is a row first (incident and
+"""Incident flows: acknowledge, roles, severity, status, notes, pins, follow-ups, resolve and reopen (declaring,
+step by step and resumable, is bot/incidents/declaring.py). Each change is a row first (incident and
 timeline), then the channel, its topic, the pinned header and the announcement are brought in line."""
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from typing import Any
 from bot.actions.policy import NotAllowed
 from bot.audit import AuditEntry, Outcome
 from bot.catalog import suggest
-from bot.chat import NameTaken
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.incidents import naming
 from bot.incidents.metrics import format_duration, metrics
 from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, Role, TimelineEntry
 from bot.incidents.timeline import append
-from bot.views import escape, quiet
-from bot.views.incidents import announcement, header, status_update
+from bot.log_context import annotate
+from bot.views import quiet
+from bot.views.incidents import announcement, header, notice_in_channel, status_update
 
 log = logging.getLogger(__name__)
 
-NAME_ATTEMPTS = 20
+PINNED_REACTION = "white_check_mark"  # opsbot's answer to a 📌: the message is on the timeline
 
 
 class IncidentInputError(OpsbotError):
@@ -55,7 +54,8 @@ def status_of(name: str) -> IncidentStatus:
     try:
         return IncidentStatus(name.lower())
     except ValueError:
-        raise IncidentInputError(f"`{name}` is not a status. Valid: " + ", ".join(f"`{s.value}`" for s in IncidentStatus) + ".") from None
+        raise IncidentInputError(f"`{name}` is not a status. Valid: " + ", ".join(f"`{s.value}`" for s in IncidentStatus)
+                                 + ".") from None
 
 
 async def for_channel(ctx: Context, channel_id: str | None) -> Incident:
@@ -65,6 +65,7 @@ async def for_channel(ctx: Context, channel_id: str | None) -> Incident:
         listing = ", ".join(f"{i.key} <#{i.channel_id}>" for i in open_ones if i.channel_id) or "none open"
         raise NotAnIncidentChannel(f"This works in an incident's channel. Open incidents: {listing}. "
                                    "To start one: `/incident declare P1 <title>`.")
+    annotate(incident=incident.key)  # the request is about this incident from here on
     return incident
 
 
@@ -72,92 +73,19 @@ async def get(ctx: Context, incident_id: int) -> Incident:
     incident = await ctx.store.get_incident(incident_id)
     if incident is None:
         raise IncidentNotFound(f"There is no incident INC-{incident_id}.")
+    annotate(incident=incident.key)
     return incident
 
 
 # --- declaring ------------------------------------------------------------------------------------------
 
 
-async def declare(ctx: Context, *, title: str, severity: str, declared_by: str, services: Sequence[str] = (),
-                  description: str = "") -> tuple[Incident, list[str]]:
-    """Declare an incident; returns it and the steps that did not work (invites, pin, topic, announcement),
-    which are worth telling the declarer but not worth failing the declaration for."""
-    title = " ".join(title.split())
-    if not title:
-        raise IncidentInputError("An incident needs a title: `/incident declare P1 checkout is failing`.")
+def check_declaration(ctx: Context, title: str, severity: str) -> str:
+    """The severity's catalog name, once both it and the title are valid: asked before anything is said or made."""
     severity = severity_of(ctx, severity)
-    for name in services:
-        ctx.catalog.service(name)
-    now = ctx.clock.now()
-    incident = Incident(title=title[:150], severity=severity, declared_by=declared_by, declared_at=now,
-                        services=tuple(dict.fromkeys(services)), description=description[:3000],
-                        roles={Role.COMMANDER.value: declared_by}, last_update_at=now)
-    incident = replace(incident, id=await ctx.store.create_incident(incident))
-    await append(ctx, incident, EntryKind.DECLARED, f"Declared {severity}: {escape(incident.title)}", declared_by)
-    try:
-        channel_id, name = await _create_channel(ctx, incident)
-    except BaseException:
-        await ctx.store.delete_incident(incident.id or 0)  # no channel, no incident: nothing half-made stays behind
-        raise
-    await ctx.store.update_incident(incident.id or 0, channel_id=channel_id, channel_name=name)
-    incident = replace(incident, channel_id=channel_id, channel_name=name)
-
-    problems: list[str] = []
-    refused = await _attempt(problems, "invite people", _invite(ctx, incident))
-    if refused:
-        problems.append("could not invite " + ", ".join(f"<@{u}>" for u in refused))
-    ts = await _attempt(problems, "post the incident header", ctx.chat.post(channel_id, header(incident, ctx.catalog.incidents, _runbooks(ctx, incident))))
-    if ts:
-        await ctx.store.update_incident(incident.id or 0, header_ts=ts)
-        incident = replace(incident, header_ts=ts)
-        await _attempt(problems, "pin the header", ctx.chat.pin(channel_id, ts))
-    await _attempt(problems, "set the channel topic", _set_topic(ctx, incident))
-    announce = ctx.catalog.incidents.announce_channel
-    if announce:
-        announce_ts = await _attempt(problems, f"announce it in <#{announce}>", ctx.chat.post(announce, announcement(incident, ctx.catalog.incidents)))
-        if announce_ts:
-            await ctx.store.update_incident(incident.id or 0, announce_channel=announce, announce_ts=announce_ts)
-            incident = replace(incident, announce_channel=announce, announce_ts=announce_ts)
-    return incident, problems
-
-
-async def _attempt(problems: list[str], what: str, work: Any) -> Any:
-    try:
-        return await work
-    except Exception as exc:
-        log.warning("declaring: could not %s: %s", what, exc)
-        reason = str(exc) if isinstance(exc, OpsbotError) else type(exc).__name__
-        problems.append(f"could not {what} ({reason})")
-        return None
-
-
-async def _invite(ctx: Context, incident: Incident) -> list[str]:
-    return await ctx.chat.invite(incident.channel_id or "", await _people_to_invite(ctx, incident))
-
-
-async def _create_channel(ctx: Context, incident: Incident) -> tuple[str, str]:
-    settings = ctx.catalog.incidents
-    base = naming.channel_name(settings.channel_name, incident_id=incident.id or 0, severity=incident.severity,
-                               title=incident.title, at=incident.declared_at)
-    for attempt in range(1, NAME_ATTEMPTS + 1):
-        name = naming.with_suffix(base, attempt)
-        try:
-            return await ctx.chat.create_channel(name, private=settings.private_channels), name
-        except NameTaken:
-            continue
-    raise IncidentInputError(f"Channels #{base} to #{naming.with_suffix(base, NAME_ATTEMPTS)} all exist; "
-                             "change `incidents.channel_name` in the catalog.")
-
-
-async def _people_to_invite(ctx: Context, incident: Incident) -> list[str]:
-    ids: list[str] = [incident.declared_by, *ctx.catalog.incidents.responders]
-    for service in incident.services:
-        ids.extend(ctx.catalog.services[service].owners)
-    people: list[str] = []
-    for value in ids:
-        members = [value] if not value.startswith("S") else sorted(await ctx.chat.usergroup_members(value))
-        people.extend(m for m in members if m not in people)
-    return people
+    if not title.strip():
+        raise IncidentInputError(f"An incident needs a title: `/incident declare {severity} checkout is failing`.")
+    return severity
 
 
 # --- changes ----------------------------------------------------------------------------------------------
@@ -165,10 +93,12 @@ async def _people_to_invite(ctx: Context, incident: Incident) -> list[str]:
 
 async def acknowledge(ctx: Context, incident: Incident, user: str) -> str:
     now = ctx.clock.now()
-    if not await ctx.store.update_incident(incident.id or 0, unless_set="acknowledged_at", acknowledged_at=now, acknowledged_by=user):
+    if not await ctx.store.update_incident(incident.id or 0, unless_set="acknowledged_at", acknowledged_at=now,
+                                           acknowledged_by=user):
         fresh = await get(ctx, incident.id or 0)
         return f"Already acknowledged by <@{fresh.acknowledged_by}>."
     await append(ctx, incident, EntryKind.ACKNOWLEDGED, "Acknowledged", user)
+    await _tell_channel(ctx, incident, f"👀 <@{user}> acknowledged {incident.key}.")
     await refresh(ctx, incident.id or 0)
     return "Acknowledged."
 
@@ -176,11 +106,22 @@ async def acknowledge(ctx: Context, incident: Incident, user: str) -> str:
 async def assign_role(ctx: Context, incident: Incident, role: Role, user: str, by: str) -> None:
     for _ in range(10):  # compare-and-set: a role given at the same moment elsewhere is not overwritten
         current = (await get(ctx, incident.id or 0)).roles
+        if current.get(role.value) == user:
+            raise IncidentInputError(f"<@{user}> is already {role.value} of {incident.key}.")
         if await ctx.store.replace_roles(incident.id or 0, current, {**current, role.value: user}):
             break
     else:
         raise IncidentInputError("The roles changed under us ten times in a row; try again.")
     await append(ctx, incident, EntryKind.ROLE, f"<@{user}> is {role.value}", by)
+    # Everyone in the channel needs to know who leads now, not only the person who pressed the button.
+    before = current.get(role.value)
+    given = "" if by == user else f" (by <@{by}>)"
+    if role is Role.COMMANDER:
+        handover = f", taking over from <@{before}>" if before else ""
+        text = f"🧑‍🚒 <@{user}> is now commander of {incident.key}{handover}{given}."
+    else:
+        text = f"🧑‍🚒 <@{user}> is now {role.value} of {incident.key}" + (f" (was <@{before}>)" if before else "") + f"{given}."
+    await _tell_channel(ctx, incident, text)
     await refresh(ctx, incident.id or 0)
 
 
@@ -200,13 +141,14 @@ async def set_status(ctx: Context, incident: Incident, status: IncidentStatus, s
     if not incident.open:
         raise IncidentInputError(f"{incident.key} is resolved; `/incident reopen` first.")
     now = ctx.clock.now()
-    fields: dict[str, object] = {"status": status, "last_update_at": now, "summary": summary[:3000] or incident.summary}
+    fields: dict[str, Any] = {"status": status, "last_update_at": now, "summary": summary[:3000] or incident.summary}
     if status is IncidentStatus.MONITORING and incident.mitigated_at is None:
         fields["mitigated_at"] = now
     await ctx.store.update_incident(incident.id or 0, **fields)
     text = f"Status {incident.status.value} → {status.value}" + (f": {summary}" if summary else "")
     await append(ctx, incident, EntryKind.STATUS, text, user)
-    await _broadcast(ctx, await get(ctx, incident.id or 0), f"Status: *{status.title}*" + (f"\n{summary}" if summary else ""), user)
+    await _broadcast(ctx, await get(ctx, incident.id or 0), f"Status: *{status.title}*" + (f"\n{summary}" if summary else ""),
+                     user)
 
 
 async def add_note(ctx: Context, incident: Incident, text: str, user: str) -> None:
@@ -220,9 +162,9 @@ async def resolve(ctx: Context, incident: Incident, summary: str, user: str) -> 
     if not incident.open:
         raise IncidentInputError(f"{incident.key} is already resolved.")
     now = ctx.clock.now()
+    mitigated: dict[str, Any] = {"mitigated_at": now} if incident.mitigated_at is None else {}
     await ctx.store.update_incident(incident.id or 0, status=IncidentStatus.RESOLVED, resolved_at=now, last_update_at=now,
-                                    summary=summary[:3000] or incident.summary,
-                                    **({"mitigated_at": now} if incident.mitigated_at is None else {}))
+                                    summary=summary[:3000] or incident.summary, **mitigated)
     await append(ctx, incident, EntryKind.RESOLVED, "Resolved" + (f": {summary}" if summary else ""), user)
     await _broadcast(ctx, await get(ctx, incident.id or 0), "✅ *Resolved*" + (f"\n{summary}" if summary else "")
                      + "\nNext: `/incident postmortem` within 48 hours.", user)
@@ -237,11 +179,13 @@ async def reopen(ctx: Context, incident: Incident, user: str) -> None:
     await _broadcast(ctx, await get(ctx, incident.id or 0), "🔁 *Reopened*: investigating again", user)
 
 
-async def add_follow_up(ctx: Context, incident: Incident, text: str, owner: str | None, due: date | None, user: str) -> ActionItem:
+async def add_follow_up(ctx: Context, incident: Incident, text: str, owner: str | None, due: date | None,
+                        user: str) -> ActionItem:
     item = ActionItem(incident.id or 0, text.strip()[:500], user, ctx.clock.now(), owner=owner, due=due)
     item = replace(item, id=await ctx.store.add_action_item(item))
     who = f" — <@{owner}>" if owner else ""
-    await append(ctx, incident, EntryKind.FOLLOW_UP, f"Follow-up: {item.text}{who}" + (f", due {due.isoformat()}" if due else ""), user)
+    await append(ctx, incident, EntryKind.FOLLOW_UP, f"Follow-up: {item.text}{who}" + (f", due {due.isoformat()}" if due else ""),
+                 user)
     return item
 
 
@@ -267,7 +211,8 @@ async def correct_entry(ctx: Context, entry_id: int, user: str, *, text: str | N
         change = (f"edited entry {entry_id}: {entry.text[:200]!r} at {entry.at:%Y-%m-%d %H:%M} UTC → "
                   f"{(text or entry.text)[:200]!r} at {(at or entry.at):%Y-%m-%d %H:%M} UTC")
     await ctx.store.record_audit(AuditEntry(at=ctx.clock.now(), kind="incident", name=incident.key, outcome=Outcome.OK,
-                                            actor_id=user, channel_id=incident.channel_id, args="timeline correction", detail=change))
+                                            actor_id=user, channel_id=incident.channel_id, args="timeline correction",
+                                            detail=change))
     return incident
 
 
@@ -284,7 +229,8 @@ async def entry_for_correction(ctx: Context, entry_id: int, user: str) -> Timeli
 
 def metrics_line(incident: Incident, entries: Sequence[TimelineEntry]) -> str:
     found = metrics(incident, entries)
-    return (f"Time to acknowledge *{format_duration(found.time_to_acknowledge)}* · to mitigate *{format_duration(found.time_to_mitigate)}*"
+    return (f"Time to acknowledge *{format_duration(found.time_to_acknowledge)}* · to mitigate "
+            f"*{format_duration(found.time_to_mitigate)}*"
             f" · to resolve *{format_duration(found.time_to_resolve)}* · impact window *{format_duration(found.impact_window)}*")
 
 
@@ -310,12 +256,17 @@ async def pin(ctx: Context, channel: str, ts: str, user: str) -> bool:
     text = quiet(found[0]) if found else "(message not readable)"
     author = (found[1] if found else None) or user
     await append(ctx, incident, EntryKind.PIN, text, author, permalink=await ctx.chat.permalink(channel, ts), source_ts=ts)
+    # The 📌 alone says nothing about whether opsbot saw it: a reaction of its own says "on the timeline".
+    await ctx.chat.react(channel, ts, PINNED_REACTION)
     return True
 
 
 async def unpin(ctx: Context, channel: str, ts: str, user: str) -> bool:
     incident = await ctx.store.incident_by_channel(channel)
-    return incident is not None and await ctx.store.delete_pin(incident.id or 0, ts, by=user)
+    removed = incident is not None and await ctx.store.delete_pin(incident.id or 0, ts, by=user)
+    if removed:
+        await ctx.chat.unreact(channel, ts, PINNED_REACTION)
+    return removed
 
 
 # --- keeping Slack in line with the store -----------------------------------------------------------------
@@ -326,7 +277,8 @@ async def refresh(ctx: Context, incident_id: int) -> None:
     incident = await get(ctx, incident_id)
     try:
         if incident.channel_id and incident.header_ts:
-            await ctx.chat.update(incident.channel_id, incident.header_ts, header(incident, ctx.catalog.incidents, _runbooks(ctx, incident)))
+            await ctx.chat.update(incident.channel_id, incident.header_ts,
+                                  header(incident, ctx.catalog.incidents, _runbooks(ctx, incident)))
         await _set_topic(ctx, incident)
         if incident.announce_channel and incident.announce_ts:
             await ctx.chat.update(incident.announce_channel, incident.announce_ts, announcement(incident, ctx.catalog.incidents))
@@ -337,7 +289,19 @@ async def refresh(ctx: Context, incident_id: int) -> None:
 async def _set_topic(ctx: Context, incident: Incident) -> None:
     if incident.channel_id:
         commander = f"<@{incident.commander}>" if incident.commander else "no commander"
-        await ctx.chat.set_topic(incident.channel_id, f"{incident.key} · {incident.severity} · {incident.status.title} · Commander: {commander}")
+        await ctx.chat.set_topic(incident.channel_id,
+                                 f"{incident.key} · {incident.severity} · {incident.status.title} · Commander: {commander}")
+
+
+async def _tell_channel(ctx: Context, incident: Incident, text: str) -> None:
+    """A change everyone in the incident channel should see (an acknowledgement, a new commander): a post there.
+    The change is already stored; a post that fails is logged, not raised."""
+    if not incident.channel_id:
+        return
+    try:
+        await ctx.chat.post(incident.channel_id, notice_in_channel(text))
+    except Exception:
+        log.exception("could not tell the channel of %s: %s", incident.key, text)
 
 
 async def _broadcast(ctx: Context, incident: Incident, text: str, user: str) -> None:

@@ -39,7 +39,8 @@ class IncidentSettings(BaseModel):
     nudge_severities: list[str] = Field(default_factory=lambda: ["P1", "P2"])
     pin_reaction: str = Field(default="pushpin", pattern=r"^[a-z0-9_+-]+$")
     severities: list[Severity] = Field(default_factory=lambda: list(DEFAULT_SEVERITIES), min_length=1)
-    postmortem_template: str | None = Field(default=None, description="Jinja2 (sandboxed) Markdown; the default follows the runbooks' report")
+    postmortem_template: str | None = Field(default=None,
+                                            description="Jinja2 (sandboxed) Markdown; the default follows the runbooks' report")
 
     _ids = field_validator("responders", "escalation")(_slack_ids)
 
@@ -51,7 +52,7 @@ class IncidentSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "IncidentSettings":
+    def _consistent(self) -> IncidentSettings:
         names = [s.name.upper() for s in self.severities]
         if len(set(names)) != len(names):
             raise ValueError("two severities share a name")
@@ -62,9 +63,11 @@ class IncidentSettings(BaseModel):
 
         check_template(self.channel_name, "channel_name")
         try:  # parse errors are not the only ones: an unknown name fails only when rendered
-            render(self.channel_name, {"id": 1, "key": "inc-1", "severity": "p1", "date": "20261123", "slug": "api-is-down", "title": "API is down"})
-        except Exception as exc:
-            raise ValueError(f"channel_name cannot be rendered: {exc} (available: id, key, severity, date, slug, title)") from None
+            render(self.channel_name, {"id": 1, "key": "inc-1", "severity": "p1", "date": "20261123", "slug": "api-is-down",
+                                       "title": "API is down"})
+        except Exception as exc:  # noqa: BLE001 - any rendering failure is this setting's error
+            raise ValueError(f"channel_name cannot be rendered: {exc} (available: id, key, severity, date, slug, "
+                             "title)") from None
         if self.postmortem_template is not None:
             check_template(self.postmortem_template, "postmortem_template")
         return self

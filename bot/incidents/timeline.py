@@ -11,9 +11,11 @@ from bot.incidents.models import EntryKind, Incident, TimelineEntry
 log = logging.getLogger(__name__)
 
 
-async def append(ctx: Context, incident: Incident, kind: EntryKind, text: str, author: str | None, **extra: str | None) -> int | None:
+async def append(ctx: Context, incident: Incident, kind: EntryKind, text: str, author: str | None, *,
+                 permalink: str | None = None, source_ts: str | None = None) -> int | None:
     return await ctx.store.add_entry(TimelineEntry(
-        incident_id=incident.id or 0, at=ctx.clock.now(), kind=kind, text=text[:3000], author=author, **extra))
+        incident_id=incident.id or 0, at=ctx.clock.now(), kind=kind, text=text[:3000], author=author,
+        permalink=permalink, source_ts=source_ts))
 
 
 async def from_channel(ctx: Context, channel_id: str | None, kind: EntryKind, text: str, author: str | None) -> None:

@@ -21,7 +21,7 @@ def policies(catalog: Catalog, name: str, runbook: Runbook) -> list[tuple[str | 
     if runbook.approvals is not None:
         p = runbook.approvals
         return [(None, ResolvedPolicy(p.approvals, tuple(p.approvers), tuple(p.requesters), f"runbooks.{name}.approvals"))]
-    found = []
+    found: list[tuple[str | None, ResolvedPolicy]] = []
     for service in runbook.services:
         entry = catalog.services.get(service)
         if entry is not None:

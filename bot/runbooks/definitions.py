@@ -7,12 +7,13 @@ exist) is checked in `bot.runbooks.validation`, and what a step does in `bot.run
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.actions.policy import ApprovalPolicy
 from bot.checks.base import ENV_NAME
+from bot.executors.base import Effect
 from bot.scheduling.cron import CronSchedule
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -120,7 +121,7 @@ class BackupParameter(_Parameter):
 
 
 Parameter = Annotated[
-    Union[StringParameter, IntegerParameter, ChoiceParameter, ImageTagParameter, BackupParameter],
+    StringParameter | IntegerParameter | ChoiceParameter | ImageTagParameter | BackupParameter,
     Field(discriminator="type"),
 ]
 
@@ -271,9 +272,8 @@ class WaitStep(_Step):
 
 
 Step = Annotated[
-    Union[CheckStep, RestartStep, StopStep, StartStep, DeployStep, RollbackStep, ScaleStep, BackupStep, RestoreStep,
-          MaintenanceStep, SqlStep, TerminateQueriesStep, FlushCacheStep, CollectLogsStep, NotifyStep, HttpStep,
-          WaitStep],
+    CheckStep | RestartStep | StopStep | StartStep | DeployStep | RollbackStep | ScaleStep | BackupStep | RestoreStep
+    | MaintenanceStep | SqlStep | TerminateQueriesStep | FlushCacheStep | CollectLogsStep | NotifyStep | HttpStep | WaitStep,
     Field(discriminator="kind"),
 ]
 
@@ -335,7 +335,7 @@ class HttpMaintenance(BaseModel):
     timeout: float = Field(default=10, gt=0, le=120)
 
 
-Maintenance = Annotated[Union[ConfigMapMaintenance, HttpMaintenance], Field(discriminator="type")]
+Maintenance = Annotated[ConfigMapMaintenance | HttpMaintenance, Field(discriminator="type")]
 
 
 # --- what each kind is, for validation, plans and the undo phase -----------------------------------------------
@@ -345,30 +345,34 @@ class Traits(BaseModel):
     model_config = ConfigDict(frozen=True)
     changes: bool  # it changes the service (so a failure rolls back by default)
     undo: str | None  # what reverses it, in words; None: nothing can
+    # What a step of this kind leaves when it is cut short (its timeout, a crash in opsbot): a kind that only
+    # reads, or posts to Slack, leaves its target untouched; one that acts may have got anywhere.
+    cut_short: Effect
     needs: Literal["target", "backup", "maintenance", None] = None  # the service's catalog part it acts on
     on_failure: OnFailure = "rollback"
 
 
 TRAITS: dict[str, Traits] = {
-    "check": Traits(changes=False, undo=None),
-    "restart": Traits(changes=True, undo=None, needs="target"),
-    "stop": Traits(changes=True, undo="start it again", needs="target"),
-    "start": Traits(changes=True, undo="stop it again", needs="target"),
-    "deploy": Traits(changes=True, undo="deploy the image it ran before", needs="target"),
-    "rollback": Traits(changes=True, undo="deploy the image it ran before", needs="target"),
-    "scale": Traits(changes=True, undo="scale back to the replicas it had", needs="target"),
-    "backup": Traits(changes=False, undo=None, needs="backup"),
-    "restore": Traits(changes=True, undo="restore the safety backup taken first", needs="backup"),
-    "maintenance": Traits(changes=True, undo="put maintenance mode back as it was", needs="maintenance"),
-    "sql": Traits(changes=True, undo=None),
-    "terminate-queries": Traits(changes=True, undo=None),
-    "flush-cache": Traits(changes=True, undo=None),
-    "collect-logs": Traits(changes=False, undo=None, needs="target", on_failure="continue"),
-    "notify": Traits(changes=False, undo=None, on_failure="continue"),
-    "http": Traits(changes=False, undo=None, on_failure="continue"),
-    "wait": Traits(changes=False, undo=None),
+    "check": Traits(changes=False, undo=None, cut_short=Effect.UNTOUCHED),
+    "restart": Traits(changes=True, undo=None, cut_short=Effect.UNKNOWN, needs="target"),
+    "stop": Traits(changes=True, undo="start it again", cut_short=Effect.UNKNOWN, needs="target"),
+    "start": Traits(changes=True, undo="stop it again", cut_short=Effect.UNKNOWN, needs="target"),
+    "deploy": Traits(changes=True, undo="deploy the image it ran before", cut_short=Effect.UNKNOWN, needs="target"),
+    "rollback": Traits(changes=True, undo="deploy the image it ran before", cut_short=Effect.UNKNOWN, needs="target"),
+    "scale": Traits(changes=True, undo="scale back to the replicas it had", cut_short=Effect.UNKNOWN, needs="target"),
+    "backup": Traits(changes=False, undo=None, cut_short=Effect.UNTOUCHED, needs="backup"),
+    "restore": Traits(changes=True, undo="restore the safety backup taken first", cut_short=Effect.UNKNOWN, needs="backup"),
+    "maintenance": Traits(changes=True, undo="put maintenance mode back as it was", cut_short=Effect.UNKNOWN,
+                          needs="maintenance"),
+    "sql": Traits(changes=True, undo=None, cut_short=Effect.UNKNOWN),
+    "terminate-queries": Traits(changes=True, undo=None, cut_short=Effect.UNKNOWN),
+    "flush-cache": Traits(changes=True, undo=None, cut_short=Effect.UNKNOWN),
+    "collect-logs": Traits(changes=False, undo=None, cut_short=Effect.UNTOUCHED, needs="target", on_failure="continue"),
+    "notify": Traits(changes=False, undo=None, cut_short=Effect.UNTOUCHED, on_failure="continue"),
+    "http": Traits(changes=False, undo=None, cut_short=Effect.UNKNOWN, on_failure="continue"),
+    "wait": Traits(changes=False, undo=None, cut_short=Effect.UNTOUCHED),
 }
 
 
-def on_failure(step: _Step) -> OnFailure:
-    return step.on_failure or TRAITS[step.kind].on_failure  # type: ignore[attr-defined]
+def on_failure(step: Step) -> OnFailure:
+    return step.on_failure or TRAITS[step.kind].on_failure

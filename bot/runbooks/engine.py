@@ -16,19 +16,21 @@ from typing import Any
 from bot.actions.models import ActionRun, ActionState, ActionStep, StepState
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.executors.base import ExecutorError
+from bot.executors.base import Effect, ExecutorError
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
 from bot.runbooks import steps
 from bot.runbooks.definitions import TRAITS
+from bot.runbooks.effects import AFTER_FAILURE, combined, needs_undo
 from bot.runbooks.steps import PlannedStep, UndoBook
 from bot.views import escape
+from bot.views.effects import effect_text
+from bot.views.words import try_of
 
 log = logging.getLogger(__name__)
 RETRY_PAUSE = 3.0  # seconds between a failed attempt and the next
 UNDO_TIMEOUT = 900.0
 _CARRIED = {StepState.SUCCEEDED}  # a resumed run does not redo these (follow_up resets every other row)
-_MAY_NEED_UNDO = {StepState.SUCCEEDED, StepState.FAILED, StepState.RUNNING}
 
 
 class RunbookStopped(OpsbotError):
@@ -37,6 +39,14 @@ class RunbookStopped(OpsbotError):
     def __init__(self, final: ActionState, outcome: str, state: str) -> None:
         self.final, self.outcome, self.state = final, outcome, state
         super().__init__(outcome)
+
+
+class HandedOver(Exception):  # a way a run leaves this replica, not a failure
+    """This replica is stopping: step `step` was not started, and every step before it has its end stored."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        super().__init__(f"handed over before step {step + 1}")
 
 
 class NoLongerOurs(OpsbotError):
@@ -69,37 +79,59 @@ async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]
     plan = [PlannedStep.of(data) for data in run.params["plan"]]
     rows = _Rows(ctx, run, show)
     if run.params.get("mode") == "rollback":
-        undone, failed, stays = await _undo_all(ctx, run, plan, rows, len(plan) - 1)
+        undone, failed, stays = await _undo_all(ctx, run, plan, rows, len(plan) - 1, chosen_by_people=True)
         if failed:
             raise RunbookStopped(ActionState.FAILED, "The roll back did not finish: " + "; ".join(failed),
                                  _left(undone, failed, stays, run))
-        return "Rolled back. " + _left(undone, failed, stays, run)
+        left = _left(undone, failed, stays, run)
+        return f"Rolled back. {left}" if undone else left[:1].upper() + left[1:]
     passed_over: list[str] = []
     for index, step in enumerate(plan):
         if rows.rows[index].state in _CARRIED:
             continue
         await _stop_if_cancelled(ctx, run, plan, rows, index)
+        if ctx.handover.draining:
+            # A step boundary: the steps before this one have their ends stored, so the next replica can go on
+            # here without running any of them twice. A step already under way is let finish, never cut.
+            raise HandedOver(index)
         try:
-            detail = await _attempts(ctx, run, plan, index, step, rows)
+            with ctx.tracer.span(f"step {step.kind}", _step_attributes(run, index, step)) as span:
+                try:
+                    detail = await _attempts(ctx, run, plan, index, step, rows)
+                except ExecutorError as exc:
+                    span.set({"opsbot.step.outcome": StepState.FAILED.value, "opsbot.step.effect": exc.effect.value})
+                    raise
+                span.set({"opsbot.step.outcome": StepState.SUCCEEDED.value})
         except ExecutorError as exc:
             why = escape(str(exc))
-            await rows.set(index, state=StepState.FAILED, detail=str(exc)[:500], finished_at=ctx.clock.now())
-            await _note(ctx, run, f"step {index + 1} ({step.title}) failed: {why}", None)
+            await rows.set(index, state=StepState.FAILED, detail=str(exc)[:500], effect=exc.effect,
+                           finished_at=ctx.clock.now())
+            await _note(ctx, run, f"step {index + 1} ({step.title}) failed: {why} ({effect_text(exc.effect)})", None)
+            after = AFTER_FAILURE[exc.effect]
             if step.on_failure == "continue":
-                passed_over.append(f"step {index + 1} failed ({why})")
+                # The catalog says this step's failure does not matter to what follows; an unknown effect is
+                # still named, and the step is never undone by the engine (see `needs_undo`).
+                passed_over.append(f"step {index + 1} failed ({why})"
+                                   + ("" if after.automatic else f"; {effect_text(exc.effect)}"))
                 continue
             await _skip_from(rows, index + 1, len(plan))
+            if not after.automatic:
+                raise RunbookStopped(
+                    ActionState.FAILED,
+                    f"Step {index + 1} failed: {why}. What it did is unknown, so it was not tried again and nothing "
+                    "was undone: a person decides what next.", _unknown_left(plan, rows, index, exc, run)) from exc
             if step.on_failure == "stop":
                 raise RunbookStopped(ActionState.FAILED,
                                      f"Step {index + 1} failed: {why}. Stopped there (`on_failure: stop`); "
                                      "nothing was undone.", f"as the steps above left it: {escape(exc.state)}") from exc
-            # A step that failed before touching anything (its state says so) has nothing of its own to undo.
-            untouched = exc.state.startswith(("unchanged", "nothing was changed"))
-            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index - 1 if untouched else index)
-            rolled = "Rolled back" if not failed else "Rolling back did not finish: " + "; ".join(failed)
+            # Only a step whose effect is `changed` has anything of its own to undo (`AFTER_FAILURE`).
+            undone, failed, stays = await _undo_all(ctx, run, plan, rows, index if after.undo_own else index - 1,
+                                                    chosen_by_people=False)
+            rolled = ("Rolling back did not finish: " + "; ".join(failed) if failed
+                      else "Rolled back" if undone else "Nothing to undo")
             raise RunbookStopped(ActionState.FAILED, f"Step {index + 1} failed: {why}. {rolled}.",
                                  _left(undone, failed, stays, run)) from exc
-        await rows.set(index, state=StepState.SUCCEEDED, detail=detail[:500], finished_at=ctx.clock.now())
+        await rows.set(index, state=StepState.SUCCEEDED, detail=detail[:500], effect=None, finished_at=ctx.clock.now())
     summary = f"All {len(plan)} steps done."
     late = (await _fresh(ctx, run)).cancel_requested_by
     if late:
@@ -127,7 +159,8 @@ async def _stop_if_cancelled(ctx: Context, run: ActionRun, plan: list[PlannedSte
         await rows.set(index, state=StepState.FAILED, finished_at=ctx.clock.now(),
                        detail=f"{rows.rows[index].detail}; cancelled before its next try"[:500])
     await _skip_from(rows, index, len(plan))
-    undone, failed, stays = await _undo_all(ctx, run, plan, rows, index if retrying else index - 1)
+    undone, failed, stays = await _undo_all(ctx, run, plan, rows, index if retrying else index - 1,
+                                            chosen_by_people=False)
     where = f"before another try of step {index + 1}" if retrying else f"before step {index + 1}"
     await _note(ctx, run, f"cancelled by <@{cancelled_by}> {where}", cancelled_by)
     raise RunbookStopped(ActionState.CANCELLED,
@@ -138,36 +171,49 @@ async def _stop_if_cancelled(ctx: Context, run: ActionRun, plan: list[PlannedSte
 
 async def _attempts(ctx: Context, run: ActionRun, plan: list[PlannedStep], index: int, step: PlannedStep,
                     rows: _Rows) -> str:
-    """One step with its retries, each attempt within the step's timeout; raises the last failure."""
+    """One step with its retries, each attempt within the step's timeout; raises the last failure, with the effect
+    of all the tries together. A try whose effect is unknown is not followed by another."""
     row = rows.rows[index]
     book = UndoBook(dict(row.undo or {}), lambda data: rows.set(index, undo=data))
     await rows.set(index, state=StepState.RUNNING, started_at=ctx.clock.now(), finished_at=None, detail="")
     last: ExecutorError | None = None
+    effects: list[Effect] = []
     for attempt in range(step.retries + 1):
         if attempt:
             await ctx.clock.sleep(RETRY_PAUSE)
-            await rows.set(index, detail=f"try {attempt + 1} of {step.retries + 1} (last: {last})"[:500])
+            await rows.set(index, detail=f"{try_of(attempt + 1, step.retries + 1)} (last: {last})"[:500])
             await _stop_if_cancelled(ctx, run, plan, rows, index)
         try:
             async with asyncio.timeout(step.timeout):
-                detail = await steps.perform(ctx, run, step, book)
+                detail = await steps.perform(ctx, run, step, book, lambda text: rows.set(index, detail=text[:500]))
             return detail + (f" (on try {attempt + 1})" if attempt else "")
         except ExecutorError as exc:
             last = exc
         except TimeoutError:
-            last = ExecutorError(f"did not finish within {step.timeout:g} s and was stopped",
-                                 state="unknown: it was stopped part-way")
+            cut = TRAITS[step.kind].cut_short
+            last = ExecutorError(f"did not finish within {step.timeout:g} s and was stopped", effect=cut,
+                                 state="unchanged: this kind of step does not act on its target" if cut is Effect.UNTOUCHED
+                                 else "unknown: it was stopped part-way")
         except OpsbotError as exc:
-            last = ExecutorError(str(exc), state="unchanged by this step")
+            # opsbot's own refusals (no target, no backup, not in the channel): raised before the target is acted on.
+            last = ExecutorError(str(exc), state="unchanged by this step", effect=Effect.UNTOUCHED)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             reference = secrets.token_hex(4)
             log.exception("runbook run %s step %s failed unexpectedly (reference %s)", run.id, index + 1, reference)
-            last = ExecutorError(f"opsbot failed: {type(exc).__name__} (reference {reference})",
-                                 state="unknown: look at the service")
+            cut = TRAITS[step.kind].cut_short
+            last = ExecutorError(f"opsbot failed: {type(exc).__name__} (reference {reference})", effect=cut,
+                                 state="unchanged: this kind of step does not act on its target" if cut is Effect.UNTOUCHED
+                                 else "unknown: look at the service")
+        effects.append(last.effect)
+        await rows.set(index, effect=combined(effects))
+        if not AFTER_FAILURE[last.effect].retry:
+            break
     assert last is not None
-    raise last
+    if last.effect is combined(effects):
+        raise last
+    raise ExecutorError(str(last), state=last.state, effect=combined(effects)) from last
 
 
 async def _skip_from(rows: _Rows, start: int, end: int) -> None:
@@ -177,13 +223,14 @@ async def _skip_from(rows: _Rows, start: int, end: int) -> None:
 
 
 async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows: _Rows,
-                    last: int) -> tuple[list[str], list[str], list[str]]:
+                    last: int, *, chosen_by_people: bool) -> tuple[list[str], list[str], list[str]]:
     """Undo steps `last`..0 that changed something and can be put back, newest first; every undo is tried.
+    Steps whose effect is unknown are undone only when people chose Roll back (`needs_undo`).
     Returns what was undone, what could not be, and which changes stay (no undo)."""
     undone, failed, stays = [], [], []
     for index in range(last, -1, -1):
         step, row = plan[index], rows.rows[index]
-        if row.state not in _MAY_NEED_UNDO:
+        if not needs_undo(row, chosen_by_people=chosen_by_people):
             continue
         if not steps.can_undo(step, row.undo):
             if step.undo is None and _changed(step) and row.state is StepState.SUCCEEDED:
@@ -193,11 +240,19 @@ async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows:
         position = await rows.add(steps.undo_title(step, data))
         await rows.set(position, state=StepState.RUNNING, started_at=ctx.clock.now())
         try:
-            async with asyncio.timeout(UNDO_TIMEOUT):
-                detail = await steps.undo(ctx, step, data)
+            with ctx.tracer.span(f"undo {step.kind}", _step_attributes(run, index, step)) as span:
+                try:
+                    async with asyncio.timeout(UNDO_TIMEOUT):
+                        detail = await steps.undo(ctx, step, data)
+                except ExecutorError as exc:
+                    span.set({"opsbot.step.outcome": StepState.FAILED.value, "opsbot.step.effect": exc.effect.value})
+                    raise
+                span.set({"opsbot.step.outcome": StepState.SUCCEEDED.value})
         except (ExecutorError, TimeoutError) as exc:
             text = str(exc) or f"did not finish within {UNDO_TIMEOUT:g} s"
-            await rows.set(position, state=StepState.FAILED, detail=text[:500], finished_at=ctx.clock.now())
+            effect = exc.effect if isinstance(exc, ExecutorError) else Effect.UNKNOWN
+            await rows.set(position, state=StepState.FAILED, detail=text[:500], effect=effect,
+                           finished_at=ctx.clock.now())
             failed.append(f"undo of step {index + 1} failed ({escape(text)})")
             await _note(ctx, run, f"undo of step {index + 1} failed: {escape(text)}", None)
             continue
@@ -205,7 +260,8 @@ async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows:
             raise
         except Exception as exc:
             log.exception("undo of step %s of runbook run %s failed unexpectedly", index + 1, run.id)
-            await rows.set(position, state=StepState.FAILED, detail=type(exc).__name__, finished_at=ctx.clock.now())
+            await rows.set(position, state=StepState.FAILED, detail=type(exc).__name__, effect=Effect.UNKNOWN,
+                           finished_at=ctx.clock.now())
             failed.append(f"undo of step {index + 1} failed ({type(exc).__name__})")
             continue
         await rows.set(position, state=StepState.SUCCEEDED, detail=detail[:500], finished_at=ctx.clock.now())
@@ -213,6 +269,10 @@ async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows:
         undone.append(f"step {index + 1}")
         await _note(ctx, run, f"undid step {index + 1} ({step.title}): {escape(detail)}", None)
     return undone, failed, stays
+
+
+def _step_attributes(run: ActionRun, index: int, step: PlannedStep) -> dict[str, str | int]:
+    return {"opsbot.run_id": run.id or 0, "opsbot.step.index": index + 1, "opsbot.step.kind": step.kind}
 
 
 def _changed(step: PlannedStep) -> bool:
@@ -228,10 +288,21 @@ def _left(undone: list[str], failed: list[str], stays: list[str], run: ActionRun
     elif undone:
         parts.append(f"put back as before the run ({', '.join(undone)} undone)")
     else:
-        parts.append("nothing needed putting back")
+        parts.append("nothing to undo")
     if stays:
         parts.append("still changed: " + "; ".join(stays))
     return ". ".join(parts)
+
+
+def _unknown_left(plan: list[PlannedStep], rows: _Rows, index: int, exc: ExecutorError, run: ActionRun) -> str:
+    """What a person needs to know when a step's effect is unknown: that step's state, what to look at, and the
+    changes before it that are still in place (the engine undid none of them)."""
+    services = ", ".join(f"`{s}`" for s in run.services)
+    changed = [f"step {i + 1} ({escape(plan[i].title)})" for i in range(index)
+               if rows.rows[i].state is StepState.SUCCEEDED and TRAITS[plan[i].kind].changes]
+    text = (f"unknown after step {index + 1} ({escape(plan[index].title)}): {escape(exc.state)}. Look at {services} "
+            "(`/ops health`) before acting")
+    return text + (f". Still changed, not undone: {'; '.join(changed)}" if changed else "")
 
 
 async def _note(ctx: Context, run: ActionRun, text: str, actor: str | None) -> None:

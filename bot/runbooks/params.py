@@ -10,9 +10,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.actions.backup_ref import UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
 from bot.errors import OpsbotError
 from bot.runbooks.definitions import (
-    IMAGE_TAG, PARAM_REFERENCE, BackupParameter, ChoiceParameter, ImageTagParameter, IntegerParameter, Runbook,
+    IMAGE_TAG,
+    PARAM_REFERENCE,
+    BackupParameter,
+    ChoiceParameter,
+    ImageTagParameter,
+    IntegerParameter,
+    Runbook,
     StringParameter,
 )
 from bot.store import Store
@@ -46,7 +53,7 @@ def explain(parameter: Any) -> str:
     if isinstance(parameter, ImageTagParameter):
         return "an image tag (letters, digits, `_`, `.` and `-`, such as `2.4.1`)"
     assert isinstance(parameter, BackupParameter)
-    return f"a backup id of {parameter.service} (`/ops backups {parameter.service}`), or `latest`"
+    return explain_backup_ref(parameter.service)
 
 
 async def coerce(runbook_name: str, runbook: Runbook, given: dict[str, str], store: Store) -> dict[str, Value]:
@@ -90,7 +97,7 @@ def check_value(parameter: Any, raw: str) -> Value:
             raise ValueError(wrong)
         return raw
     if isinstance(parameter, IntegerParameter):
-        if not re.fullmatch(r"-?\d{1,12}", raw) or not parameter.min <= int(raw) <= parameter.max:
+        if not re.fullmatch(r"-?[0-9]{1,12}", raw) or not parameter.min <= int(raw) <= parameter.max:
             raise ValueError(wrong)
         return int(raw)
     if isinstance(parameter, ChoiceParameter):
@@ -102,23 +109,22 @@ def check_value(parameter: Any, raw: str) -> Value:
             raise ValueError(wrong)
         return raw
     assert isinstance(parameter, BackupParameter)
-    if raw.lower() != "latest" and not raw.isdigit():
+    ref = parse_backup_ref(raw)
+    if ref is None:
         raise ValueError(wrong)
-    return raw.lower() if not raw.isdigit() else int(raw)
+    return ref
 
 
 async def _backup(parameter: BackupParameter, raw: str, store: Store) -> int:
-    """A backup id of the parameter's service, existing and not deleted; `latest` is its newest verified one."""
-    service = parameter.service
-    if raw.lower() == "latest":
-        verified = [b for b in await store.backups(service, limit=20) if b.verified_at is not None]
-        if not verified:
-            raise ValueError(f"{service} has no verified backup yet; take one with `/ops backup {service}`")
-        return verified[0].id or 0
-    record = await store.get_backup(int(raw)) if raw.isdigit() else None
-    if record is None or record.service != service or record.deleted_at is not None:
-        latest = ", ".join(f"`{b.id}`" for b in await store.backups(service, limit=5)) or "none yet"
-        raise ValueError(f"{raw[:40]!r} is not a backup of {service} (its latest: {latest}; or `latest`)")
+    """A backup id of the parameter's service, existing and not deleted; `latest` is its newest verified one
+    (the same rule as `/ops restore`)."""
+    ref = parse_backup_ref(raw)
+    if ref is None:
+        raise ValueError(f"{raw[:60]!r} is not {explain_backup_ref(parameter.service)}")
+    try:
+        record = await find_backup(store, parameter.service, ref)
+    except UnknownBackup as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
     return record.id or 0
 
 

@@ -14,15 +14,22 @@ from datetime import timedelta
 from bot.actions.models import SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
 from bot.actions.policy import NotAllowed, ResolvedPolicy, mention
 from bot.actions.service import (
-    DRAFT_MINUTES, NotPending, audit_run, execute, get_run, refresh_message, refuse_if_busy,
+    DRAFT_MINUTES,
+    NotPending,
+    audit_run,
+    execute,
+    get_run,
+    refresh_message,
+    refuse_if_busy,
 )
+from bot.audit import current_request
 from bot.context import Context
 from bot.errors import OpsbotError
 from bot.runbooks import approvals, steps
 from bot.runbooks.definitions import BackupParameter, Runbook
+from bot.runbooks.effects import awaits_people, unknown_step
 from bot.runbooks.params import coerce, scheduled_given
 from bot.views.actions import action_message
-
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +77,8 @@ async def _plan_steps(ctx: Context, name: str, runbook: Runbook,
     values = await coerce(name, runbook, given, ctx.store)  # bad values are refused before any plan or approval
     await refuse_if_busy(ctx, runbook.services)
     planned = [await steps.plan(ctx, spec, values) for spec in runbook.steps]
-    params = {"runbook": name, "values": values, "services": sorted(set(runbook.services)), "mode": "run",
-              "plan": [step.to_json() for step in planned]}
+    params: dict[str, object] = {"runbook": name, "values": values, "services": sorted(set(runbook.services)),
+                                 "mode": "run", "plan": [step.to_json() for step in planned]}
     return params, tuple(ActionStep(i, step.title) for i, step in enumerate(planned))
 
 
@@ -105,16 +112,25 @@ async def run_scheduled(ctx: Context, name: str, occurrence: str) -> ActionRun:
 
 
 async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRun:
-    """An interrupted run's Resume or Roll back, as a new plan for `user` needing the same approvals. Each
-    interrupted run is followed up once (a follow-up that never ran frees it again)."""
+    """Resume or Roll back of a run that stopped for people — interrupted, or stopped by a step whose effect is
+    unknown — or `done`: that step was checked by hand, counts as done, and the run goes on after it. A new plan
+    for `user` needing the same approvals. Each run is followed up once (a follow-up that never ran frees it)."""
     old = await get_run(ctx, run_id)
     if old.kind is not ActionKind.RUNBOOK:
         raise NotARunbookRun("Only runbook runs can be resumed or rolled back from their message.")
-    if old.state is not ActionState.INTERRUPTED:
-        raise NotPending(f"Run #{run_id} is {old.state.value}, not interrupted: there is nothing to {mode}.")
+    what = {"resume": "resume", "rollback": "roll back", "done": "mark done"}[mode]
+    if not awaits_people(old):
+        raise NotPending(f"Run #{run_id} is {old.state.value}, not interrupted or stopped on a step of unknown effect: "
+                         f"there is nothing to {what}.")
+    checked = unknown_step(old)
+    if mode == "done" and checked is None:
+        raise NotPending(f"Run #{run_id} did not stop on a step whose effect is unknown: there is no step to mark done. "
+                         "Resume or Roll back it.")
     count = len(old.params["plan"])
-    undoing = len(old.steps) > count or any(r.state in (StepState.UNDONE, StepState.SKIPPED) for r in old.steps)
-    if mode == "resume" and (undoing or old.params.get("mode") == "rollback"):
+    # A failed run skipped the steps after the one it stopped on; an interrupted one skips steps only when undoing.
+    undone = (StepState.UNDONE,) if old.state is ActionState.FAILED else (StepState.UNDONE, StepState.SKIPPED)
+    undoing = len(old.steps) > count or any(r.state in undone for r in old.steps)
+    if mode != "rollback" and (undoing or old.params.get("mode") == "rollback"):
         raise NotPending(f"Run #{run_id} was already undoing what it changed when it stopped: Roll back finishes that; "
                          "resuming would run on from a half-undone state.")
     name = str(old.params["runbook"])
@@ -123,22 +139,28 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
         await _may_request(ctx, name, policies_of(ctx, name, runbook), user)
     await refuse_if_busy(ctx, old.services)
     rows = []
-    for row in old.steps[:count]:
+    for index, row in enumerate(old.steps[:count]):
         if mode == "rollback":
             # Every row keeps its state and what its undo needs: the undo pass decides from them.
             rows.append(replace(row, detail="interrupted here") if row.state is StepState.RUNNING else row)
+        elif mode == "done" and index == checked:
+            # A person looked and says it is done: it is not run again (and its undo stays, for a later Roll back).
+            rows.append(replace(row, state=StepState.SUCCEEDED, effect=None,
+                                detail=f"checked by hand by <@{user}> and marked done"))
         elif row.state is StepState.SUCCEEDED:
             rows.append(row)  # done: not run again
         else:
             rows.append(ActionStep(row.position, row.title, undo=row.undo))  # the step it was on runs again
-    params = dict(old.params, mode=mode, of=run_id)
+    params = dict(old.params, mode=mode, of=run_id, **({"checked": checked} if mode == "done" else {}))
     needed, approvers = old.approvals_needed, old.approvers
     if old.requested_by == SCHEDULER and runbook is not None:
         # The catalog approved the schedule, not a person's follow-up: that needs the runbook's own approvals.
         policy = policy_of(ctx, name, runbook)
         needed, approvers = policy.approvals, policy.approvers
+    stopped = "interrupted" if old.state is ActionState.INTERRUPTED else "stopped"
+    step = f"step {(checked or 0) + 1} checked by hand, go on with" if mode == "done" else what
     draft = await _draft(ctx, params, tuple(rows), needed, approvers, user, old.channel_id,
-                         f"{'resume' if mode == 'resume' else 'roll back'} interrupted run #{run_id}")
+                         f"{step} {stopped} run #{run_id}")
     if not await ctx.store.claim_follow_up(run_id, draft.id or 0):
         await ctx.store.transition_action(draft.id or 0, ActionState.CANCELLED, expect={ActionState.DRAFT},
                                           outcome="Not needed: another follow-up has this run.")
@@ -175,14 +197,15 @@ async def _may_request(ctx: Context, name: str, policies: list[ResolvedPolicy], 
 async def _draft(ctx: Context, params: dict[str, object], rows: tuple[ActionStep, ...],
                  approvals: int, approvers: tuple[str, ...], user: str, channel_id: str | None,
                  reason: str) -> ActionRun:
-    services = list(params["services"])  # type: ignore[call-overload]
+    services = params["services"]
+    assert isinstance(services, list)  # _plan_steps put the runbook's services here
     environments = sorted({ctx.catalog.services[s].environment for s in services if s in ctx.catalog.services})
     now = ctx.clock.now()
     run = ActionRun(
         service=services[0], kind=ActionKind.RUNBOOK, environment=", ".join(environments) or "unknown",
         target=", ".join(services), requested_by=user, created_at=now,
         expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=dict(params), approvals_needed=approvals,
-        approvers=approvers, reason=reason[:500], channel_id=channel_id, steps=rows,
+        approvers=approvers, reason=reason[:500], channel_id=channel_id, steps=rows, audit_id=current_request(),
     )
     run = replace(run, id=await ctx.store.create_action(run))
     await audit_run(ctx, run, "planned", user)

@@ -7,6 +7,7 @@ state (`bot.runbooks.engine`).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,11 +19,13 @@ from typing import Any
 from bot.actions import targets
 from bot.actions.models import ActionKind, ActionRun, BackupLabel
 from bot.context import Context
-from bot.executors.base import ExecutorError, RecordingProgress
-from bot.health import run_checks
+from bot.executors.base import Effect, ExecutorError, RecordingProgress
+from bot.health import CheckResult, run_checks
+from bot.ids import parse_id
 from bot.runbooks.definitions import TRAITS, ConfigMapMaintenance, HttpMaintenance, on_failure
 from bot.runbooks.params import Value, substitute
 from bot.views import Message, escape, human_size
+from bot.views.words import channel_ref, plural, try_of
 
 log = logging.getLogger(__name__)
 UNCHANGED = "unchanged: this step changed nothing"
@@ -30,7 +33,8 @@ _ARGS = {"check": ("attempts", "interval"), "start": ("replicas",), "deploy": ("
          "scale": ("replicas",), "restore": ("backup",), "maintenance": ("mode",),
          "sql": ("statement", "engine", "dsn_env"), "terminate-queries": ("older_than_minutes", "dsn_env"),
          "flush-cache": ("engine", "url_env", "db", "address"), "collect-logs": ("minutes", "max_kb"),
-         "notify": ("text", "channel", "mention"), "http": ("url", "url_env", "method", "json_body", "expect_status"),  # url is refused a template at load
+         # url is refused a template at load
+         "notify": ("text", "channel", "mention"), "http": ("url", "url_env", "method", "json_body", "expect_status"),
          "wait": ("seconds",)}
 
 
@@ -99,7 +103,7 @@ async def _describe(ctx: Context, kind: str, service: str | None, args: dict[str
     if kind == "stop":
         return f"Stop {service}{where}", ""
     if kind == "start":
-        count = f" with {args['replicas']} replica(s)" if args.get("replicas") else ""
+        count = f" with {plural(int(args['replicas']), 'replica')}" if args.get("replicas") else ""
         return f"Start {service}{count}{where}", ""
     if kind in ("deploy", "rollback"):
         probe = await _probe(lambda: _current_image(ctx, service or ""), "runs {} now")
@@ -112,7 +116,8 @@ async def _describe(ctx: Context, kind: str, service: str | None, args: dict[str
     if kind == "backup":
         return f"Back up {service} (verified)", ""
     if kind == "restore":
-        record = await ctx.store.get_backup(int(args["backup"])) if str(args["backup"]).isdigit() else None
+        backup_id = parse_id(str(args["backup"]))
+        record = await ctx.store.get_backup(backup_id) if backup_id is not None else None
         what = (f"backup {record.id} of {record.created_at:%Y-%m-%d %H:%M} UTC, {human_size(record.size)}" if record
                 else f"backup {args['backup']}")
         return f"Restore {service} from {what} (a safety backup is taken first)", ""
@@ -125,13 +130,16 @@ async def _describe(ctx: Context, kind: str, service: str | None, args: dict[str
         probe = await _probe(lambda: _long_queries_now(ctx, service or "", args), "{}")
         return f"End the queries on {service} running longer than {minutes:g} min", probe
     if kind == "flush-cache":
-        which = f"Redis database {args['db']} ({args['url_env']})" if args["engine"] == "redis" else f"Memcached at {args['address']}"
+        which = (f"Redis database {args['db']} ({args['url_env']})" if args["engine"] == "redis"
+                 else f"Memcached at {args['address']}")
         return f"Flush {which}", ""
     if kind == "collect-logs":
         return f"Collect the last {args['minutes']:g} min of logs of {service}{where} as a file here", ""
     if kind == "notify":
-        to = f"<#{args['channel']}>" if args["channel"] else "this channel"
-        return f"Post to {to}: {args['text'][:150]}", ""
+        # A plain title like every step's (the views escape it and link the channel); the text was escaped for
+        # posting, so it is unescaped here rather than shown escaped twice.
+        to = channel_ref(args["channel"]) if args["channel"] else "this channel"
+        return f"Post to {to}: {html.unescape(str(args['text']))[:150]}", ""
     if kind == "http":
         return f"{args['method']} {args['url'] or '$' + str(args['url_env'])}", ""
     assert kind == "wait"
@@ -148,6 +156,8 @@ async def _probe(read: Callable[[], Awaitable[Any]], shape: str) -> str:
 def _subject(target: Any) -> str:
     if target.type == "docker":
         return f"Docker {target.subject}"
+    if target.type == "demo":
+        return str(target.subject)
     return f"Kubernetes {target.subject}"
 
 
@@ -186,12 +196,18 @@ async def _replicas(ctx: Context, service: str) -> int:
         return int(await (workload.running_count() if _is_docker(ctx, service) else workload.replicas()))
 
 
-async def perform(ctx: Context, run: ActionRun, step: PlannedStep, book: UndoBook) -> str:
-    """Run one step once; returns its short result. Raises ExecutorError (with the state left) when it fails."""
+async def _quiet(_: str) -> None:
+    return None
+
+
+async def perform(ctx: Context, run: ActionRun, step: PlannedStep, book: UndoBook,
+                  note: Callable[[str], Awaitable[None]] = _quiet) -> str:
+    """Run one step once; returns its short result. Raises ExecutorError (with the state left) when it fails.
+    `note` shows how a long step is getting on (a health gate's "try 2 of 3") before it ends."""
     kind, service, args = step.kind, step.service or "", step.args
     progress = RecordingProgress()
     if kind == "check":
-        return await _check(ctx, service, int(args["attempts"]), float(args["interval"]))
+        return await _check(ctx, service, int(args["attempts"]), float(args["interval"]), note)
     if kind in ("restart", "stop", "start", "deploy", "rollback", "scale"):
         async with _workload(ctx, service) as workload:
             return await _change(ctx, kind, service, args, workload, progress, book)
@@ -252,22 +268,27 @@ async def _change(ctx: Context, kind: str, service: str, args: dict[str, Any], w
         return str(await workload.scale(0, progress))
     if kind == "start":
         if current > 0:
-            return f"already running {current} replica(s)"
+            return f"already running {plural(current, 'replica')}"
         return str(await workload.scale(int(args.get("replicas") or 1), progress))
     return str(await workload.scale(int(args["replicas"]), progress))
 
 
-async def _check(ctx: Context, service: str, attempts: int, interval: float) -> str:
+async def _check(ctx: Context, service: str, attempts: int, interval: float,
+                 note: Callable[[str], Awaitable[None]]) -> str:
+    failing: list[CheckResult] = []
     for attempt in range(1, attempts + 1):
         checked = await run_checks(ctx.catalog, (service,), ctx.check_deps, ctx.clock)
         failing = [r for r in checked.results if r.status.failing]
         if not failing:
-            return f"{len(checked.results)} check(s) green" + (f" on try {attempt}" if attempt > 1 else "")
+            return f"{plural(len(checked.results), 'check')} green" + (f" on try {attempt}" if attempt > 1 else "")
         if attempt < attempts:
+            reasons = "; ".join(f"{r.check}: {r.reason}" for r in failing)
+            await note(f"{try_of(attempt + 1, attempts)} in {interval:g} s (last: {reasons})")
             await ctx.clock.sleep(interval)
     reasons = "; ".join(f"{r.check}: {r.reason}" for r in failing)
     tries = f" after {attempts} tries" if attempts > 1 else ""
-    raise ExecutorError(f"{service} is not healthy{tries}: {reasons}", state=f"{service} fails its health checks")
+    raise ExecutorError(f"{service} is not healthy{tries}: {reasons}", state=f"{service} fails its health checks",
+                        effect=Effect.UNTOUCHED)  # checking changes nothing
 
 
 async def _restore(ctx: Context, run: ActionRun, service: str, backup_id: int, progress: RecordingProgress,
@@ -276,14 +297,15 @@ async def _restore(ctx: Context, run: ActionRun, service: str, backup_id: int, p
 
     record = await ctx.store.get_backup(backup_id)
     if record is None or record.service != service or record.deleted_at is not None:
-        raise ExecutorError(f"backup {backup_id} of {service} is gone", state=UNCHANGED)
+        raise ExecutorError(f"backup {backup_id} of {service} is gone", state=UNCHANGED, effect=Effect.UNTOUCHED)
     backups = targets.backups_for(ctx, service, ActionKind.RESTORE)
     safety = await take_backup(ctx, service, run.id, backups, progress, BackupLabel.SAFETY)
     await book.keep(safety_backup=safety.id)
     try:
         summary = await backups.restore(artifact_of(record), progress)
     except ExecutorError as exc:
-        raise ExecutorError(str(exc), state=f"{exc.state}; the state before is in safety backup {safety.id}") from exc
+        raise ExecutorError(str(exc), state=f"{exc.state}; the state before is in safety backup {safety.id}",
+                            effect=exc.effect) from exc
     return f"{summary} (safety backup {safety.id} first)"
 
 
@@ -306,7 +328,7 @@ async def _maintenance_call(ctx: Context, setting: HttpMaintenance, mode: str) -
     if setting.token_env:
         token = ctx.environ.get(setting.token_env)
         if not token:
-            raise ExecutorError(f"environment variable {setting.token_env} is not set", state=UNCHANGED)
+            raise ExecutorError(f"environment variable {setting.token_env} is not set", state=UNCHANGED, effect=Effect.UNTOUCHED)
         headers["Authorization"] = f"Bearer {token}"
     return await _request(ctx, setting.method, url, None, headers, list(range(200, 300)), setting.timeout, secret=False)
 
@@ -315,7 +337,8 @@ def _dsn(ctx: Context, service: str, args: dict[str, Any]) -> str:
     env = args.get("dsn_env") or getattr(ctx.catalog.services[service].backup, "dsn_env", None)
     value = ctx.environ.get(env or "")
     if not value:
-        raise ExecutorError(f"environment variable {env} is not set (the database to connect to)", state=UNCHANGED)
+        raise ExecutorError(f"environment variable {env} is not set (the database to connect to)", state=UNCHANGED,
+                            effect=Effect.UNTOUCHED)
     return value
 
 
@@ -336,15 +359,15 @@ async def _flush(ctx: Context, args: dict[str, Any]) -> str:
     if args["engine"] == "redis":
         url = ctx.environ.get(str(args["url_env"]))
         if not url:
-            raise ExecutorError(f"environment variable {args['url_env']} is not set", state=UNCHANGED)
-        return f"{await flush_redis(url, int(args['db']))} key(s) removed"
+            raise ExecutorError(f"environment variable {args['url_env']} is not set", state=UNCHANGED, effect=Effect.UNTOUCHED)
+        return f"{plural(await flush_redis(url, int(args['db'])), 'key')} removed"
     host, _, port = str(args["address"]).rpartition(":")
-    return f"{await flush_memcached(host, int(port))} item(s) removed"
+    return f"{plural(await flush_memcached(host, int(port)), 'item')} removed"
 
 
 async def _collect_logs(ctx: Context, run: ActionRun, service: str, args: dict[str, Any]) -> str:
     if not run.channel_id:
-        raise ExecutorError("the run has no channel to upload the logs to", state=UNCHANGED)
+        raise ExecutorError("the run has no channel to upload the logs to", state=UNCHANGED, effect=Effect.UNTOUCHED)
     minutes, limit = float(args["minutes"]), int(args["max_kb"]) * 1024
     async with _workload(ctx, service) as workload:
         if _is_docker(ctx, service):
@@ -356,19 +379,19 @@ async def _collect_logs(ctx: Context, run: ActionRun, service: str, args: dict[s
     await ctx.chat.upload(run.channel_id, filename=f"{service}-logs-{stamp}.txt",
                           title=f"Logs of {service}, last {minutes:g} min",
                           content=content, comment=f"Logs of `{service}` collected by runbook run #{run.id}.")
-    return f"{len(found)} log(s), {human_size(len(content.encode()))} uploaded"
+    return f"{plural(len(found), 'log')}, {human_size(len(content.encode()))} uploaded"
 
 
 async def _notify(ctx: Context, run: ActionRun, args: dict[str, Any]) -> str:
     channel = args.get("channel") or run.channel_id
     if not channel:
-        raise ExecutorError("no channel to post to", state=UNCHANGED)
+        raise ExecutorError("no channel to post to", state=UNCHANGED, effect=Effect.UNTOUCHED)
     mentions = " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in args.get("mention") or [])
     text = f"{mentions} {args['text']}".strip()
     from slack_sdk.models.blocks import SectionBlock
 
     await ctx.chat.post(channel, Message.of(text[:3000], [SectionBlock(text=text[:3000])]))
-    return f"posted to <#{channel}>"
+    return f"posted to {channel_ref(channel)}"
 
 
 async def _http(ctx: Context, args: dict[str, Any]) -> str:
@@ -376,15 +399,16 @@ async def _http(ctx: Context, args: dict[str, Any]) -> str:
     if url is None:
         url = ctx.environ.get(str(args["url_env"]))
         if not url:
-            raise ExecutorError(f"environment variable {args['url_env']} is not set", state=UNCHANGED)
+            raise ExecutorError(f"environment variable {args['url_env']} is not set", state=UNCHANGED, effect=Effect.UNTOUCHED)
     return await _request(ctx, str(args["method"]), url, args.get("json_body"), {}, list(args["expect_status"]), 30,
                           secret=args.get("url") is None)
 
 
 async def _request(ctx: Context, method: str, url: str, body: Any, headers: dict[str, str], expect: list[int],
                    timeout: float, *, secret: bool) -> str:
-    import aiohttp
     from urllib.parse import urlsplit
+
+    import aiohttp
 
     # A webhook URL kept in the environment is a secret (its path is the key): only its host is shown.
     try:
@@ -397,13 +421,21 @@ async def _request(ctx: Context, method: str, url: str, body: Any, headers: dict
                                     timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             text = (await response.text(errors="replace"))[:200]
             if response.status not in expect:
+                # A 4xx is the endpoint refusing the request; anything else (a 5xx, an unexpected 2xx) may have acted.
+                refused = 400 <= response.status < 500
                 raise ExecutorError(f"{method} {shown} answered {response.status}: {text}",
-                                    state="unknown: the endpoint refused; it may or may not have acted")
+                                    state="unchanged: the endpoint refused the request" if refused
+                                    else "unknown: the endpoint answered, and may or may not have acted",
+                                    effect=Effect.UNTOUCHED if refused else Effect.UNKNOWN)
             return f"{method} {shown}: {response.status}"
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         # aiohttp quotes the URL in some errors (a malformed one, a redirect): a secret one is never shown.
         why = type(exc).__name__ if secret else f"{type(exc).__name__} {exc}"
-        raise ExecutorError(f"{method} {shown} failed: {why}"[:300], state="unknown: no answer came back") from exc
+        # No connection (or no valid URL): the request never left; otherwise it went, and no answer came back.
+        unsent = isinstance(exc, (aiohttp.ClientConnectorError, ValueError))
+        raise ExecutorError(f"{method} {shown} failed: {why}"[:300],
+                            state="unchanged: the request was not sent" if unsent else "unknown: no answer came back",
+                            effect=Effect.UNTOUCHED if unsent else Effect.UNKNOWN) from exc
 
 
 # --- undoing --------------------------------------------------------------------------------------------------
@@ -424,7 +456,8 @@ async def undo(ctx: Context, step: PlannedStep, data: dict[str, Any]) -> str:
             before, total = int(data.get("replicas") or 0), await workload.container_count()
             if 0 < before < total:
                 raise ExecutorError(f"{before} of {total} containers ran before this step; opsbot does not guess "
-                                    "which to stop again", state=f"{service} is left as the step made it")
+                                    "which to stop again", state=f"{service} is left as the step made it",
+                                    effect=Effect.UNTOUCHED)
             return str(await (workload.start(progress) if before else workload.stop(progress)))
     if step.kind == "maintenance":
         setting = ctx.catalog.services[service].maintenance
@@ -438,10 +471,11 @@ async def undo(ctx: Context, step: PlannedStep, data: dict[str, Any]) -> str:
 
         record = await ctx.store.get_backup(int(data["safety_backup"]))
         if record is None:
-            raise ExecutorError(f"safety backup {data['safety_backup']} is gone", state="the restored data stays")
+            raise ExecutorError(f"safety backup {data['safety_backup']} is gone", state="the restored data stays",
+                                effect=Effect.UNTOUCHED)
         backups = targets.backups_for(ctx, service, ActionKind.RESTORE)
         return str(await backups.restore(artifact_of(record), progress))
-    raise ExecutorError(f"`{step.kind}` has no undo", state="its change stays")
+    raise ExecutorError(f"`{step.kind}` has no undo", state="its change stays", effect=Effect.UNTOUCHED)
 
 
 def can_undo(step: PlannedStep, data: dict[str, Any] | None) -> bool:

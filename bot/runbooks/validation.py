@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from bot.runbooks.approvals import configured_approvers, policies
 from bot.runbooks.definitions import (
-    BackupParameter, ConfigMapMaintenance, IntegerParameter, RestoreStep, Runbook, StringParameter, TRAITS, on_failure,
+    TRAITS,
+    BackupParameter,
+    ConfigMapMaintenance,
+    IntegerParameter,
+    RestoreStep,
+    Runbook,
+    StringParameter,
+    on_failure,
     references,
 )
 
@@ -55,8 +62,8 @@ def errors(catalog: Catalog) -> list[Finding]:
             found.extend(_step(catalog, runbook, (*base, "steps", index), step, unknown))
         found.extend(_approvers(catalog, name, runbook))
         found.extend(_schedule(catalog, base, runbook))
-    for name, service in catalog.services.items():
-        for index, runbook_name in enumerate(service.runbooks):
+    for name, entry in catalog.services.items():
+        for index, runbook_name in enumerate(entry.runbooks):
             path: Path = ("services", name, "runbooks", index)
             offered = catalog.runbooks.get(runbook_name)
             if offered is None:
@@ -119,9 +126,9 @@ def _parameter(catalog: Catalog, path: Path, parameter: Any) -> list[Finding]:
             return [Finding((*path, "service"), f"unknown service {parameter.service!r}")]
         if service.backup is None:
             return [Finding((*path, "service"), f"{parameter.service} has no `backup:`, so it has no backups to choose")]
-    if isinstance(parameter, StringParameter) and parameter.default is not None:
-        if not re.fullmatch(parameter.pattern, parameter.default):
-            return [Finding((*path, "default"), f"{parameter.default!r} does not match the pattern {parameter.pattern!r}")]
+    if (isinstance(parameter, StringParameter) and parameter.default is not None
+            and not re.fullmatch(parameter.pattern, parameter.default)):
+        return [Finding((*path, "default"), f"{parameter.default!r} does not match the pattern {parameter.pattern!r}")]
     return []
 
 
@@ -151,14 +158,14 @@ def _step(catalog: Catalog, runbook: Runbook, path: Path, step: Any, unknown: An
         found.append(Finding((*path, "kind"), f"`{step.kind}` needs {_NEEDS[need]} on services.{service_name}"))
     if step.kind == "check" and not service.checks:
         found.append(Finding((*path, "service"), f"services.{service_name} has no `checks:`, so there is nothing to gate on"))
-    if step.kind == "maintenance" and isinstance(service.maintenance, ConfigMapMaintenance):
-        if service.target is None or service.target.type != "kubernetes":
-            found.append(Finding((*path, "kind"), f"services.{service_name}.maintenance is a ConfigMap, which needs a "
-                                                  "kubernetes `target:` to say which cluster and namespace"))
-    if step.kind in ("sql", "terminate-queries") and step.dsn_env is None:
-        if getattr(step, "engine", "postgres") != "postgres" or service.backup is None or service.backup.type != "postgres":
-            found.append(Finding((*path, "dsn_env"), "is required: services." + service_name
-                                 + " has no postgres `backup:` whose DSN it could use"))
+    if (step.kind == "maintenance" and isinstance(service.maintenance, ConfigMapMaintenance)
+            and (service.target is None or service.target.type != "kubernetes")):
+        found.append(Finding((*path, "kind"), f"services.{service_name}.maintenance is a ConfigMap, which needs a "
+                                              "kubernetes `target:` to say which cluster and namespace"))
+    if step.kind in ("sql", "terminate-queries") and step.dsn_env is None and (
+            getattr(step, "engine", "postgres") != "postgres" or service.backup is None or service.backup.type != "postgres"):
+        found.append(Finding((*path, "dsn_env"), "is required: services." + service_name
+                             + " has no postgres `backup:` whose DSN it could use"))
     if step.kind == "restore" and service.backup is not None and service.backup.type == "redis":
         found.append(Finding((*path, "kind"), f"services.{service_name} backs up Redis, which opsbot cannot restore "
                                               "(Redis reads an RDB file only as it starts); restore it by hand"))

@@ -6,7 +6,7 @@ Five fields (minute hour day month weekday), or six with seconds first. Not resp
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,7 +37,7 @@ class CronSchedule(BaseModel):
             raise ValueError(f"{value!r} is not a valid cron expression (e.g. \"0 9 * * *\" is 09:00 every day, "
                              "\"0 2 * * 1\" 02:00 on Mondays)")
         try:  # valid syntax can still name a day that never comes (30 February)
-            croniter(value, datetime(2026, 1, 1, tzinfo=timezone.utc), second_at_beginning=True).get_next(datetime)
+            croniter(value, datetime(2026, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(datetime)
         except CroniterError:
             raise ValueError(f"{value!r} never happens (no such date): check the day and month fields") from None
         return " ".join(fields)
@@ -79,7 +79,7 @@ class CronSchedule(BaseModel):
             local = local.astimezone(zone)
             if fixed_hour and local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset():
                 continue  # the second pass through a repeated wall-clock hour
-            yield local.astimezone(timezone.utc)
+            yield local.astimezone(UTC)
 
     def between(self, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:
         """Occurrences in (start, end], oldest first; at most `limit` of the newest when given."""

@@ -11,17 +11,21 @@ person decides. Periodic chores (expiry, recovery, reminders, pruning) are idemp
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot import audit_trail
 from bot.actions import service as actions
+from bot.actions.partials import record_orphaned_archives, remove_orphaned_partials
 from bot.context import Context
-from bot.errors import InfrastructureError, OpsbotError
+from bot.errors import InfrastructureError, OpsbotError, store_down
+from bot.incidents import declaring, reminders
 from bot.locks import Lease
-from bot.incidents import reminders
+from bot.log_context import annotate, bound
 from bot.scheduling.cron import CronSchedule
 from bot.scheduling.models import Occurrence, OccurrenceState, occurrence_key
 from bot.scheduling.posting import post_once
@@ -29,13 +33,12 @@ from bot.views.schedule import failure_alert
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 15.0  # seconds: how long a dead replica's occurrence waits before another takes it over
-RENEW_EVERY = LEASE_TTL / 3
+# Times are settings (bot/settings.py): LEASE_SECONDS, how long a dead replica's occurrence waits before another
+# takes it over; HEARTBEAT_SECONDS, how often a running one's lease is renewed; TICK_SECONDS, the longest wait
+# between passes (how soon a lapsed lease is noticed); CHORE_SECONDS, how often the chores run.
 MAX_ATTEMPTS = 3  # a job that kills its replica every time is given up, not retried forever
-POLL_AT_MOST = 5.0  # seconds between passes when nothing is due sooner: how soon a dead replica's work is picked up
 LOOKBACK = timedelta(days=8)  # how far back missed occurrences are recorded (as skipped) after a long outage
 RECORD_AT_MOST = 100  # …and how many of them per job
-CHORE_INTERVAL = 30.0
 PRUNE_AFTER = timedelta(days=30)
 
 JobWork = Callable[[Context, Occurrence], Awaitable[str]]
@@ -55,24 +58,39 @@ class _LeaseLost(Exception):
 
 
 class Scheduler:
-    def __init__(self, ctx: Context, jobs: list[Job], *, lease_ttl: float = LEASE_TTL) -> None:
-        self.ctx, self.jobs, self.lease_ttl = ctx, {job.name: job for job in jobs}, lease_ttl
+    def __init__(self, ctx: Context, jobs: list[Job]) -> None:
+        self.ctx, self.jobs = ctx, {job.name: job for job in jobs}
+        settings = ctx.settings
+        self.lease_ttl, self.renew_every = settings.lease_seconds, settings.heartbeat_seconds
+        self.tick, self.chore_interval = settings.tick_seconds, settings.chore_seconds
         self._running: dict[str, asyncio.Task[None]] = {}
         # Start-up has just done the chores (before serving): the first are due one interval later.
         self._chores_at = ctx.clock.monotonic()
+        self.beat = ctx.clock.monotonic()  # when the loop last began a pass: /readyz reads it
 
     @property
     def grace(self) -> timedelta:
         return timedelta(minutes=self.ctx.catalog.schedules.grace_minutes)
 
+    @property
+    def silence_limit(self) -> float:
+        """How long without a pass means the loop is dead or stuck: four ticks, never under a minute, so a pass
+        slowed by Slack's rate limits (Retry-After) or a slow store does not flap readiness."""
+        return max(60.0, 4 * self.tick)
+
+    def silent_for(self) -> float:
+        return self.ctx.clock.monotonic() - self.beat
+
     async def run_forever(self) -> None:
         while True:
-            wait = POLL_AT_MOST
+            self.beat = self.ctx.clock.monotonic()
+            wait = self.tick
             try:
                 await self.one_pass()
                 wait = self._until_next()
             except InfrastructureError as exc:
-                log.warning("scheduler pass skipped: %s", exc)
+                if not store_down(exc):  # a store outage is logged once, by the store
+                    log.warning("scheduler pass skipped: %s", exc)
             except Exception:
                 log.exception("scheduler pass failed; trying again shortly")
             await self.ctx.clock.sleep(wait)
@@ -85,15 +103,17 @@ class Scheduler:
         finally:
             # The chores need neither Redis nor the schedules: a lock-store outage must not stop expiry or reminders.
             now = self.ctx.clock.monotonic()
-            if now - self._chores_at >= CHORE_INTERVAL:
+            if now - self._chores_at >= self.chore_interval:
                 self._chores_at = now
                 await chores(self.ctx)
 
     def _until_next(self) -> float:
         now = self.ctx.clock.now()
         soonest = min((job.schedule.after(now) for job in self.jobs.values()), default=None)
-        wait = (soonest - now).total_seconds() if soonest is not None else POLL_AT_MOST
-        return min(max(wait, 0.05), POLL_AT_MOST)
+        wait = (soonest - now).total_seconds() if soonest is not None else self.tick
+        # Chores fall due too: a scheduler with a long tick still does them every chore interval.
+        chores_in = self._chores_at + self.chore_interval - self.ctx.clock.monotonic()
+        return min(max(min(wait, chores_in), 0.05), self.tick)
 
     async def record_due(self) -> None:
         now = self.ctx.clock.now()
@@ -123,9 +143,13 @@ class Scheduler:
                 continue  # another replica is on it
             task = self.ctx.tasks.spawn(self._run(occurrence, lease), name=f"occurrence {occurrence.key}")
             self._running[occurrence.key] = task
-            task.add_done_callback(lambda _, key=occurrence.key: self._running.pop(key, None))
+            task.add_done_callback(functools.partial(self._forget, occurrence.key))
+
+    def _forget(self, key: str, _: asyncio.Task[None]) -> None:
+        self._running.pop(key, None)
 
     async def _run(self, seen: Occurrence, lease: Lease) -> None:
+        annotate(job=seen.key)  # its own task (start_claimable spawns it): every line it logs names the occurrence
         ctx, job = self.ctx, self.jobs[seen.job]
         try:
             now = ctx.clock.now()
@@ -150,6 +174,7 @@ class Scheduler:
             if occurrence.attempt > MAX_ATTEMPTS:
                 await self._fail(job, occurrence, f"gave up after {MAX_ATTEMPTS} attempts whose replicas stopped mid-run")
                 return
+            ctx.metrics.scheduler_lag.observe(max(0.0, (now - occurrence.due_at).total_seconds()))
             await self._work(job, occurrence, lease)
         finally:
             try:
@@ -185,19 +210,19 @@ class Scheduler:
     async def _keep(self, lease: Lease, work: asyncio.Task[None]) -> None:
         """Renew the lease; a failed renewal is retried until the lease would have lapsed, then the work stops
         (another replica may take the occurrence from then on, so this one must not go on unguarded)."""
-        clock = self.ctx.clock
+        clock, renew_every = self.ctx.clock, self.renew_every
         lapses_at = clock.monotonic() + self.lease_ttl
         while True:
-            await clock.sleep(RENEW_EVERY)
+            await clock.sleep(renew_every)
             try:
-                async with asyncio.timeout(RENEW_EVERY):
+                async with asyncio.timeout(renew_every):
                     if await lease.renew(self.lease_ttl):
                         lapses_at = clock.monotonic() + self.lease_ttl
                         continue
                 log.error("%s was taken by another replica", lease.name)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed renewal is retried until the lease would lapse
                 log.warning("renewing %s failed (%s)", lease.name, type(exc).__name__)
-                if clock.monotonic() + RENEW_EVERY < lapses_at - RENEW_EVERY / 2:
+                if clock.monotonic() + renew_every < lapses_at - renew_every / 2:
                     continue
             work.cancel(_LOST)
             return
@@ -227,12 +252,21 @@ _LOST = "occurrence lease lost"
 async def chores(ctx: Context) -> None:
     """The periodic, idempotent work every replica does: each change is a compare-and-set, so no lease."""
     for name, work in (("expiring requests", actions.expire_due), ("recovering runs", actions.recover),
-                       ("incident reminders", reminders.remind_due), ("pruning", _prune)):
+                       ("taking over handed-over runs", actions.take_over),
+                       ("removing partial backups of interrupted runs", remove_orphaned_partials),
+                       ("recording verified backups whose record was lost", record_orphaned_archives),
+                       ("incident reminders", reminders.remind_due),
+                       ("finishing incident declarations", declaring.finish_declarations),
+                       ("completing audit entries", audit_trail.settle), ("pruning", _prune)):
         try:
-            await work(ctx)
+            with bound(job=f"chore: {name}"):
+                await work(ctx)
+        except InfrastructureError as exc:
+            if not store_down(exc):  # a store outage is logged once, by the store
+                log.warning("%s skipped: %s; trying again in %s s", name, exc, ctx.settings.chore_seconds)
         except Exception:
             # One failing chore must not starve the others: each is retried on the next pass.
-            log.exception("%s failed; trying again in %s s", name, CHORE_INTERVAL)
+            log.exception("%s failed; trying again in %s s", name, ctx.settings.chore_seconds)
 
 
 async def _prune(ctx: Context) -> int:

@@ -44,12 +44,14 @@ DEFAULT_DIGESTS = {
 class ScheduleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     channel: str | None = Field(default=None, description="the ops channel: digests and failure alerts of scheduled work")
-    grace_minutes: float = Field(default=60, ge=1, description="an occurrence missed while opsbot was down still runs "
-                                                                "at start-up if it is this recent; older ones are recorded as skipped")
+    grace_minutes: float = Field(default=60, ge=1,
+                                 description="an occurrence missed while opsbot was down still runs at start-up if it is this "
+                                             "recent; older ones are recorded as skipped")
     backup_max_age_days: float = Field(default=7, gt=0, description="the digests warn when a service's latest verified "
                                                                     "backup is older than this")
     digests: dict[str, DigestSchedule] = Field(default_factory=lambda: dict(DEFAULT_DIGESTS),
-                                               description="added to the default daily and weekly digests; `daily: off` drops one")
+                                               description="added to the default daily and weekly digests; `daily: off` drops "
+                                                           "one")
 
     @field_validator("channel")
     @classmethod

@@ -7,8 +7,8 @@ row cannot both win.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,13 @@ from bot.actions.models import (
     Decision,
     StepState,
 )
-from bot.executors.base import Revision
+from bot.executors.base import Effect, Revision
 from bot.store.rows import utc
 from bot.store.sql import SqlBase, Statement
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ACTION_FIELDS = {"reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome", "target_state", "expires_at",
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ACTION_FIELDS = {"reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome",
+                  "target_state", "expires_at",
                   "cancel_requested_by"}
 
 
@@ -41,11 +42,12 @@ class ActionQueries(SqlBase):
             "environment": run.environment, "target": run.target, "params": json.dumps(run.params),
             "requested_by": run.requested_by, "reason": run.reason, "approvals_needed": run.approvals_needed,
             "approvers": json.dumps(list(run.approvers)), "channel_id": run.channel_id, "message_ts": run.message_ts,
-            "created_at": self._enc(run.created_at), "expires_at": self._enc(run.expires_at),
+            "created_at": self._enc(run.created_at), "expires_at": self._enc(run.expires_at), "audit_id": run.audit_id,
         }
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        [inserted] = await self._atomic([(f"INSERT INTO action_runs ({columns}) VALUES ({marks}) RETURNING id", list(row.values()))])
+        [inserted] = await self._atomic([(f"INSERT INTO action_runs ({columns}) VALUES ({marks}) RETURNING id",
+                                          list(row.values()))])
         run_id = int(inserted[0]["id"])
         if run.steps:
             await self._atomic([self._step_upsert(run_id, step) for step in run.steps])
@@ -117,7 +119,8 @@ class ActionQueries(SqlBase):
         return await self._with_steps(rows)
 
     async def set_action_message(self, run_id: int, channel_id: str, message_ts: str) -> None:
-        await self._execute("UPDATE action_runs SET channel_id = ?, message_ts = ? WHERE id = ?", [channel_id, message_ts, run_id])
+        await self._execute("UPDATE action_runs SET channel_id = ?, message_ts = ? WHERE id = ?",
+                            [channel_id, message_ts, run_id])
 
     async def save_step(self, run_id: int, step: ActionStep) -> None:
         await self._atomic([self._step_upsert(run_id, step)])
@@ -147,13 +150,15 @@ class ActionQueries(SqlBase):
 
     def _step_upsert(self, run_id: int, step: ActionStep) -> Statement:
         return (
-            "INSERT INTO action_steps (run_id, position, title, state, detail, started_at, finished_at, undo) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
-            "title = excluded.title, state = excluded.state, detail = excluded.detail, "
-            "started_at = excluded.started_at, finished_at = excluded.finished_at, undo = excluded.undo",
+            ("INSERT INTO action_steps (run_id, position, title, state, detail, started_at, finished_at, undo, effect) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
+             "title = excluded.title, state = excluded.state, detail = excluded.detail, "
+             "started_at = excluded.started_at, finished_at = excluded.finished_at, undo = excluded.undo, "
+             "effect = excluded.effect"),
             [run_id, step.position, step.title, step.state.value, step.detail,
              self._enc(step.started_at), self._enc(step.finished_at),
-             None if step.undo is None else json.dumps(step.undo)],
+             None if step.undo is None else json.dumps(step.undo),
+             None if step.effect is None else step.effect.value],
         )
 
     async def _with_steps(self, rows: list[dict[str, Any]]) -> list[ActionRun]:
@@ -169,7 +174,8 @@ class ActionQueries(SqlBase):
                 ActionStep(position=step["position"], title=step["title"], state=StepState(step["state"]),
                            detail=step["detail"], started_at=self._dec(step["started_at"]),
                            finished_at=self._dec(step["finished_at"]),
-                           undo=None if step["undo"] is None else json.loads(step["undo"]))
+                           undo=None if step["undo"] is None else json.loads(step["undo"]),
+                           effect=None if step["effect"] is None else Effect(step["effect"]))
             )
         return [self._run(row, by_run.get(int(row["id"]), [])) for row in rows]
 
@@ -201,19 +207,22 @@ class ActionQueries(SqlBase):
         rows = await self._rows("SELECT * FROM approval_decisions WHERE run_id = ? ORDER BY at, user_id", [run_id])
         return [
             ApprovalDecision(run_id=int(r["run_id"]), user_id=r["user_id"], decision=Decision(r["decision"]),
-                             reason=r["reason"], at=self._dec(r["at"]))  # type: ignore[arg-type]
+                             reason=r["reason"], at=self._at(r["at"]))
             for r in rows
         ]
 
     # --- backups --------------------------------------------------------------------------------------
 
     async def add_backup(self, record: BackupRecord) -> int:
+        """The record's id; a file already recorded (and not deleted) keeps its record and that id is returned."""
         [rows] = await self._atomic([(
-            "INSERT INTO backups (service, kind, path, size, sha256, label, created_at, verified_at, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            ("INSERT INTO backups (service, kind, path, size, sha256, label, created_at, verified_at, run_id) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) WHERE deleted_at IS NULL DO NOTHING RETURNING id"),
             [record.service, record.kind, str(record.path), record.size, record.sha256, record.label.value,
              self._enc(record.created_at), self._enc(record.verified_at), record.run_id],
         )])
+        if not rows:
+            rows = await self._rows("SELECT id FROM backups WHERE path = ? AND deleted_at IS NULL", [str(record.path)])
         return int(rows[0]["id"])
 
     async def get_backup(self, backup_id: int) -> BackupRecord | None:
@@ -243,7 +252,8 @@ class ActionQueries(SqlBase):
     def _backup(self, row: dict[str, Any]) -> BackupRecord:
         return BackupRecord(
             id=int(row["id"]), service=row["service"], kind=row["kind"], path=Path(row["path"]), size=int(row["size"]),
-            sha256=row["sha256"], label=BackupLabel(row["label"]), created_at=self._dec(row["created_at"]),  # type: ignore[arg-type]
+            sha256=row["sha256"], label=BackupLabel(row["label"]),
+            created_at=self._at(row["created_at"]),
             verified_at=self._dec(row["verified_at"]), run_id=row["run_id"], deleted_at=self._dec(row["deleted_at"]),
         )
 
@@ -260,16 +270,17 @@ class ActionQueries(SqlBase):
         rows = await self._rows(
             "SELECT * FROM deploy_history WHERE service = ? ORDER BY first_seen DESC LIMIT ?", [service, limit]
         )
-        return [Revision(id=r["image"], image=r["image"], digest=r["digest"], created_at=self._dec(r["first_seen"])) for r in rows]
+        return [Revision(id=r["image"], image=r["image"], digest=r["digest"], created_at=self._dec(r["first_seen"]))
+                for r in rows]
 
     # --- leases ---------------------------------------------------------------------------------------
 
     async def acquire_lease(self, name: str, owner: str, ttl: float, now: datetime) -> int | None:
         """Take `name` if it is free or expired; returns the new fencing token (it only ever grows)."""
         [rows] = await self._atomic([(
-            "INSERT INTO leases (name, owner, token, expires_at) VALUES (?, ?, 1, ?) "
-            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
-            "expires_at = excluded.expires_at WHERE leases.expires_at <= ? RETURNING token",
+            ("INSERT INTO leases (name, owner, token, expires_at) VALUES (?, ?, 1, ?) "
+             "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+             "expires_at = excluded.expires_at WHERE leases.expires_at <= ? RETURNING token"),
             [name, owner, self._enc(now + timedelta(seconds=ttl)), self._enc(utc(now))],
         )])
         return int(rows[0]["token"]) if rows else None

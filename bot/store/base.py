@@ -5,15 +5,19 @@ Backends: `bot.store.sqlite` (embedded default) and `bot.store.postgres`. Both p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
 
 from bot.actions.models import ActionRun, ActionState, ActionStep, ApprovalDecision, BackupRecord
-from bot.audit import AuditEntry
+from bot.audit import AuditEntry, Outcome
 from bot.executors.base import Revision
 from bot.health import HealthRun
+from bot.incidents.models import ActionItem, Incident, TimelineEntry
+from bot.scheduling.models import Occurrence, OccurrenceState
+from bot.store.audit_sql import Made, Pending
+from bot.store.schedule_sql import CheckTally, PostRecord
 
 
 class ActionStore(Protocol):
@@ -42,7 +46,8 @@ class ActionStore(Protocol):
     async def get_backup(self, backup_id: int) -> BackupRecord | None: ...
     async def backup_of_run(self, run_id: int) -> BackupRecord | None:
         """The backup a backup run wrote (not a restore's safety backup), if it wrote one."""
-    async def backups(self, service: str | None = None, *, include_deleted: bool = False, limit: int = 50) -> list[BackupRecord]: ...
+    async def backups(self, service: str | None = None, *, include_deleted: bool = False,
+                      limit: int = 50) -> list[BackupRecord]: ...
     async def mark_backup_deleted(self, backup_id: int, at: datetime) -> None: ...
     async def record_deploy(self, service: str, image: str, digest: str | None, seen_at: datetime) -> None: ...
     async def deploy_history(self, service: str, limit: int = 20) -> list[Revision]: ...
@@ -50,13 +55,65 @@ class ActionStore(Protocol):
         """The fencing token when `name` was free or expired, else None."""
     async def renew_lease(self, name: str, owner: str, token: int, ttl: float, now: datetime) -> bool: ...
     async def release_lease(self, name: str, owner: str, token: int) -> None: ...
-    # Incidents, timelines and follow-ups: bot/store/incidents_sql.py (create_incident, get_incident,
-    # incident_by_channel, incidents, update_incident, delete_incident, replace_roles, add_entry, entries, …).
-    # The scheduler and the digests' windows: bot/store/schedule_sql.py (register_job, record_occurrences,
-    # open_occurrences, claim_occurrence, finish_occurrence, begin_post, set_posted, prune, check_tallies, …).
 
 
-class Store(ActionStore, Protocol):
+class IncidentStore(Protocol):
+    """Incidents, their timelines and follow-up action items (bot/store/incidents_sql.py implements it)."""
+
+    async def create_incident(self, incident: Incident) -> int: ...
+    async def delete_incident(self, incident_id: int) -> None:
+        """Only for a declaration that never got its channel: nothing else refers to it yet."""
+    async def replace_roles(self, incident_id: int, old: dict[str, str], new: dict[str, str]) -> bool:
+        """Compare-and-set on the whole roles map, so two role changes at once do not lose one."""
+    async def get_incident(self, incident_id: int) -> Incident | None: ...
+    async def incident_by_channel(self, channel_id: str) -> Incident | None: ...
+    async def incidents(self, *, open_only: bool = False, limit: int = 50, since: datetime | None = None) -> list[Incident]:
+        """Newest first; with `since`, those still open or declared or resolved at or after it."""
+    async def update_incident(self, incident_id: int, *, unless_set: str | None = None, **fields: Any) -> bool:
+        """Set fields; with `unless_set`, only while that column is still empty. True when the row changed."""
+    async def update_incident_nudge(self, incident_id: int, *, previous: datetime, at: datetime) -> bool:
+        """Move nudged_at from `previous` to `at`; False when another replica already did."""
+    async def add_entry(self, entry: TimelineEntry) -> int | None:
+        """Append; None when it is a pin already on the timeline (a reaction delivered twice)."""
+    async def entries(self, incident_id: int, *, include_deleted: bool = False) -> list[TimelineEntry]:
+        """In time order."""
+    async def get_entry(self, entry_id: int) -> TimelineEntry | None: ...
+    async def edit_entry(self, entry_id: int, *, by: str, text: str | None = None, at: datetime | None = None) -> bool: ...
+    async def delete_entry(self, entry_id: int, *, by: str) -> bool: ...
+    async def delete_pin(self, incident_id: int, source_ts: str, *, by: str) -> bool: ...
+    async def add_action_item(self, item: ActionItem) -> int: ...
+    async def action_items(self, incident_id: int) -> list[ActionItem]: ...
+    async def finish_action_item(self, item_id: int, at: datetime) -> bool: ...
+
+
+class ScheduleStore(Protocol):
+    """The scheduler's jobs and occurrences, posted messages, pruning and the digests' windows
+    (bot/store/schedule_sql.py implements it)."""
+
+    async def register_job(self, job: str, now: datetime) -> datetime:
+        """The job's cursor; a job seen for the first time starts now (nothing before it is owed)."""
+    async def record_occurrences(self, job: str, due: Sequence[datetime], skipped: Sequence[tuple[datetime, str]],
+                                 cursor: datetime) -> None: ...
+    async def open_occurrences(self, jobs: Iterable[str]) -> list[Occurrence]:
+        """Pending or running occurrences of these jobs, oldest first."""
+    async def claim_occurrence(self, job: str, due_at: datetime, owner: str, now: datetime) -> Occurrence | None:
+        """Take a pending occurrence, or one whose runner died, for `owner`; None when it is already finished."""
+    async def finish_occurrence(self, job: str, due_at: datetime, state: OccurrenceState, detail: str, now: datetime,
+                                *, attempt: int | None = None) -> bool:
+        """Running (this attempt) → done or failed; or, with no attempt, pending → skipped. True if this call did it."""
+    async def get_occurrence(self, job: str, due_at: datetime) -> Occurrence | None: ...
+    async def occurrences(self, job: str | None = None, *, limit: int = 50) -> list[Occurrence]:
+        """Newest first."""
+    async def latest_finished(self, jobs: Iterable[str]) -> dict[str, Occurrence]: ...
+    async def begin_post(self, key: str, channel_id: str, now: datetime) -> PostRecord:
+        """Record the intent to post `key` before posting, so a retry can tell it may already have been posted."""
+    async def set_posted(self, key: str, ts: str) -> None: ...
+    async def prune(self, before: datetime) -> int:
+        """Forget what only guards against repeats, older than `before`. Returns rows removed."""
+    async def check_tallies(self, since: datetime) -> list[CheckTally]: ...
+
+
+class Store(ActionStore, IncidentStore, ScheduleStore, Protocol):
     async def open(self) -> None:
         """Connect (pools, files). Called once from the app's start-up hook."""
 
@@ -80,6 +137,20 @@ class Store(ActionStore, Protocol):
 
     async def audit_entries(self, *, since: datetime | None = None, limit: int = 100) -> list[AuditEntry]:
         """Newest first."""
+
+    async def finish_audit(self, audit_id: int, outcome: Outcome, detail: str | None, duration_ms: float | None, *,
+                           inferred: bool = False) -> bool:
+        """Write a request's outcome over its "requested" entry (bot/store/audit_sql.py); the request's own outcome
+        also replaces an inferred one. True when the row changed."""
+
+    async def requested_audits(self, before: datetime, limit: int = 200) -> list[Pending]:
+        """Entries still "requested" written before `before`, oldest first."""
+
+    async def made_by_requests(self, audit_ids: Sequence[int]) -> list[Made]:
+        """The incidents and runs these requests made."""
+
+    async def unfinished_declarations(self) -> list[Incident]:
+        """Incidents whose declaration has not reached its last stage (being declared, cut short, or rolling back)."""
 
     async def claim(self, key: str, at: datetime) -> bool:
         """Record an idempotency key; True the first time it is claimed, False ever after."""

@@ -6,12 +6,12 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, TimelineEntry
+from bot.incidents.models import ActionItem, DeclareStage, EntryKind, Incident, IncidentStatus, TimelineEntry
 from bot.store.sql import SqlBase
 
 _TIMES = {"declared_at", "acknowledged_at", "mitigated_at", "resolved_at", "last_update_at", "ack_reminded_at", "nudged_at"}
 _FIELDS = _TIMES | {"title", "severity", "status", "description", "channel_id", "channel_name", "header_ts",
-                    "announce_channel", "announce_ts", "roles", "acknowledged_by", "summary"}
+                    "announce_channel", "announce_ts", "roles", "acknowledged_by", "summary", "declare_stage"}
 
 
 class IncidentQueries(SqlBase):
@@ -21,6 +21,7 @@ class IncidentQueries(SqlBase):
             "description": incident.description, "services": json.dumps(list(incident.services)),
             "declared_by": incident.declared_by, "declared_at": self._enc(incident.declared_at),
             "roles": json.dumps(incident.roles, sort_keys=True), "last_update_at": self._enc(incident.last_update_at),
+            "declare_stage": incident.declare_stage.value, "audit_id": incident.audit_id,
         })
 
     async def delete_incident(self, incident_id: int) -> None:
@@ -63,11 +64,17 @@ class IncidentQueries(SqlBase):
                 value = self._enc(value)
             elif name == "roles":
                 value = json.dumps(value, sort_keys=True)
-            elif name == "status":
+            elif name in ("status", "declare_stage"):
                 value = value.value
             args.append(value)
         condition = f" AND {unless_set} IS NULL" if unless_set else ""
         return await self._execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?{condition}", [*args, incident_id]) == 1
+
+    async def unfinished_declarations(self) -> list[Incident]:
+        """Incidents whose declaration has not reached its last stage (being declared, cut short, or rolling back)."""
+        rows = await self._rows("SELECT * FROM incidents WHERE declare_stage <> ? ORDER BY id",
+                                [DeclareStage.DECLARED.value])
+        return [self._incident(row) for row in rows]
 
     async def update_incident_nudge(self, incident_id: int, *, previous: datetime, at: datetime) -> bool:
         """Move nudged_at from `previous` to `at`; False when another replica already did."""
@@ -78,13 +85,14 @@ class IncidentQueries(SqlBase):
         return Incident(
             id=int(row["id"]), title=row["title"], severity=row["severity"], status=IncidentStatus(row["status"]),
             description=row["description"], services=tuple(json.loads(row["services"])), declared_by=row["declared_by"],
-            declared_at=self._dec(row["declared_at"]),  # type: ignore[arg-type]
+            declared_at=self._at(row["declared_at"]),
             channel_id=row["channel_id"], channel_name=row["channel_name"], header_ts=row["header_ts"],
             announce_channel=row["announce_channel"], announce_ts=row["announce_ts"], roles=json.loads(row["roles"]),
             acknowledged_at=self._dec(row["acknowledged_at"]), acknowledged_by=row["acknowledged_by"],
             mitigated_at=self._dec(row["mitigated_at"]), resolved_at=self._dec(row["resolved_at"]),
             last_update_at=self._dec(row["last_update_at"]), summary=row["summary"],
             ack_reminded_at=self._dec(row["ack_reminded_at"]), nudged_at=self._dec(row["nudged_at"]),
+            declare_stage=DeclareStage(row["declare_stage"]), audit_id=row["audit_id"],
         )
 
     # --- timeline -------------------------------------------------------------------------------------
@@ -92,8 +100,8 @@ class IncidentQueries(SqlBase):
     async def add_entry(self, entry: TimelineEntry) -> int | None:
         """Append; None when it is a pin already on the timeline (a reaction delivered twice)."""
         [rows] = await self._atomic([(
-            "INSERT INTO timeline_entries (incident_id, at, kind, text, author, permalink, source_ts, deleted) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+            ("INSERT INTO timeline_entries (incident_id, at, kind, text, author, permalink, source_ts, deleted) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"),
             [entry.incident_id, self._enc(entry.at), entry.kind.value, entry.text, entry.author, entry.permalink,
              entry.source_ts, False],
         )])
@@ -119,7 +127,8 @@ class IncidentQueries(SqlBase):
         if at is not None:
             sets.append("at = ?")
             args.append(self._enc(at))
-        return await self._execute(f"UPDATE timeline_entries SET {', '.join(sets)} WHERE id = ? AND deleted = ?", [*args, entry_id, False]) == 1
+        return await self._execute(f"UPDATE timeline_entries SET {', '.join(sets)} WHERE id = ? AND deleted = ?",
+                                   [*args, entry_id, False]) == 1
 
     async def delete_entry(self, entry_id: int, *, by: str) -> bool:
         return await self._execute("UPDATE timeline_entries SET deleted = ?, edited_by = ? WHERE id = ? AND deleted = ?",
@@ -132,7 +141,7 @@ class IncidentQueries(SqlBase):
 
     def _entry(self, row: dict[str, Any]) -> TimelineEntry:
         return TimelineEntry(
-            id=int(row["id"]), incident_id=int(row["incident_id"]), at=self._dec(row["at"]),  # type: ignore[arg-type]
+            id=int(row["id"]), incident_id=int(row["incident_id"]), at=self._at(row["at"]),
             kind=EntryKind(row["kind"]), text=row["text"], author=row["author"], permalink=row["permalink"],
             source_ts=row["source_ts"], edited_by=row["edited_by"], deleted=bool(row["deleted"]),
         )
@@ -151,7 +160,7 @@ class IncidentQueries(SqlBase):
         return [
             ActionItem(id=int(r["id"]), incident_id=int(r["incident_id"]), text=r["text"], owner=r["owner"],
                        due=date.fromisoformat(r["due"]) if r["due"] else None, created_by=r["created_by"],
-                       created_at=self._dec(r["created_at"]), done_at=self._dec(r["done_at"]))  # type: ignore[arg-type]
+                       created_at=self._at(r["created_at"]), done_at=self._dec(r["done_at"]))
             for r in rows
         ]
 

@@ -7,36 +7,42 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from bot.audit import AuditEntry
 from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
 from bot.store.actions_sql import ActionQueries
+from bot.store.audit_sql import AuditQueries
+from bot.store.base import migrations
 from bot.store.incidents_sql import IncidentQueries
+from bot.store.outage import OutageLog, postgres_unreachable, quiet_pool_retries
 from bot.store.schedule_sql import ScheduleQueries
 from bot.store.sql import Statement
-from bot.store.base import migrations
 
 _MIGRATION_LOCK = zlib.crc32(b"opsbot:migrations")
 
-_UNAVAILABLE = (OSError, asyncpg.InterfaceError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError)
+_UNAVAILABLE = (OSError, asyncpg.InterfaceError, asyncpg.exceptions.CannotConnectNowError,
+                asyncpg.exceptions.ConnectionDoesNotExistError)
 
 
 def _same(value: datetime) -> datetime:
     return value
 
 
-class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
+class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries):
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._sizes = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
+        self._outage = OutageLog("the PostgreSQL store")
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -44,10 +50,29 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
             raise StoreUnavailable("the PostgreSQL store is not open")
         return self._pool
 
+    @asynccontextmanager
+    async def _connection(self, timeout: float | None = None) -> AsyncIterator[PoolConnectionProxy]:
+        """A pooled connection; losing the server anywhere in the block (acquiring, a query, a commit) becomes
+        one `StoreUnavailable`, and the outage is logged once, not once per query."""
+        pool = self.pool
+        try:
+            async with pool.acquire(timeout=timeout) as conn:
+                yield conn
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if not postgres_unreachable(exc):
+                raise
+            self._outage.failed(exc)
+            raise StoreUnavailable(f"PostgreSQL did not answer ({type(exc).__name__})") from exc
+        self._outage.answered()
+
     async def open(self) -> None:
+        quiet_pool_retries()
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=self._sizes[0], max_size=self._sizes[1], command_timeout=30
+                # timeout: a server that does not answer a new connection is an outage in 10 s, not asyncpg's 60.
+                self._dsn, min_size=self._sizes[0], max_size=self._sizes[1], command_timeout=30, timeout=10
             )
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
             # asyncpg's messages carry host, user and database, never the password.
@@ -60,32 +85,31 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
 
     async def migrate(self) -> list[int]:
         applied = []
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations "
-                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-                for version, name, sql in migrations("postgres"):
-                    if version in done:
-                        continue
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
-                    applied.append(version)
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations("postgres"):
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                applied.append(version)
         return applied
 
     async def ping(self) -> None:
         try:
-            async with self.pool.acquire(timeout=5) as conn:
+            async with self._connection(timeout=5) as conn:
                 await conn.fetchval("SELECT 1", timeout=5)
         except (*_UNAVAILABLE, asyncpg.PostgresError, TimeoutError) as exc:
             raise StoreUnavailable(f"PostgreSQL did not answer: {type(exc).__name__}") from exc
 
     async def save_health_run(self, run: HealthRun) -> int:
         row = rows.run_row(run, _same)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             run_id = await conn.fetchval(_insert_sql("health_runs", row) + " RETURNING id", *row.values())
             results = rows.result_rows(run_id, run, _same)
             if results:
@@ -93,7 +117,7 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
         return int(run_id)
 
     async def get_health_run(self, run_id: int) -> HealthRun | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow("SELECT * FROM health_runs WHERE id = $1", run_id)
             if row is None:
                 return None
@@ -101,7 +125,7 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
         return rows.run_from_rows(row, results, _same)
 
     async def health_runs_since(self, since: datetime, limit: int = 500) -> list[HealthRun]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             runs = await conn.fetch(
                 "SELECT * FROM health_runs WHERE started_at >= $1 ORDER BY started_at DESC, id DESC LIMIT $2",
                 rows.utc(since),
@@ -119,11 +143,11 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
 
     async def record_audit(self, entry: AuditEntry) -> int:
         row = rows.audit_row(entry, _same)
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return int(await conn.fetchval(_insert_sql("audit_log", row) + " RETURNING id", *row.values()))
 
     async def audit_entries(self, *, since: datetime | None = None, limit: int = 100) -> list[AuditEntry]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             found = await conn.fetch(
                 "SELECT * FROM audit_log WHERE $1::timestamptz IS NULL OR at >= $1 ORDER BY at DESC, id DESC LIMIT $2",
                 rows.utc(since) if since else None,
@@ -137,23 +161,24 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries):
         return rows.utc(value) if value is not None else None
 
     def _dec(self, value: Any) -> datetime | None:
+        assert value is None or isinstance(value, datetime)  # asyncpg reads timestamptz as an aware datetime
         return value
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return [dict(row) for row in await conn.fetch(_numbered(sql), *args)]
 
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(_numbered(sql), *args)
         return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
 
     async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             return [[dict(row) for row in await conn.fetch(_numbered(sql), *args)] for sql, args in statements]
 
     async def claim(self, key: str, at: datetime) -> bool:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             inserted = await conn.fetchval(
                 "INSERT INTO idempotency_keys (key, created_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key",
                 key,

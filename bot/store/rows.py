@@ -7,9 +7,9 @@ so each passes its own `encode`/`decode` for times.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from bot.audit import AuditEntry, Outcome
 from bot.checks import Status
@@ -22,7 +22,7 @@ Decode = Callable[[Any], datetime]
 def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: the store keeps UTC timestamps only")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def run_row(run: HealthRun, encode: Encode) -> dict[str, Any]:
@@ -55,7 +55,13 @@ def result_rows(run_id: int, run: HealthRun, encode: Encode) -> list[dict[str, A
     ]
 
 
-def run_from_rows(row: Mapping[str, Any], results: Iterable[Mapping[str, Any]], decode: Decode) -> HealthRun:
+class Row(Protocol):
+    """A row as either backend returns it: a dict (SQLite) or an asyncpg Record, which is not a Mapping."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def run_from_rows(row: Row, results: Iterable[Row], decode: Decode) -> HealthRun:
     return HealthRun(
         id=int(row["id"]),
         scope=tuple(json.loads(row["scope"])),
@@ -94,7 +100,7 @@ def audit_row(entry: AuditEntry, encode: Encode) -> dict[str, Any]:
     }
 
 
-def audit_from_row(row: Mapping[str, Any], decode: Decode) -> AuditEntry:
+def audit_from_row(row: Row, decode: Decode) -> AuditEntry:
     return AuditEntry(
         id=int(row["id"]),
         at=decode(row["at"]),
@@ -106,4 +112,5 @@ def audit_from_row(row: Mapping[str, Any], decode: Decode) -> AuditEntry:
         args=row["args"],
         detail=row["detail"],
         duration_ms=row["duration_ms"],
+        inferred=bool(row["inferred"]),
     )

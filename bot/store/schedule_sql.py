@@ -45,7 +45,7 @@ class ScheduleQueries(SqlBase):
             ("INSERT INTO schedule_jobs (job, cursor) VALUES (?, ?) ON CONFLICT (job) DO NOTHING", [job, self._enc(now)]),
             ("SELECT cursor FROM schedule_jobs WHERE job = ?", [job]),
         ])
-        return self._dec(rows[0]["cursor"])  # type: ignore[return-value]
+        return self._at(rows[0]["cursor"])
 
     async def record_occurrences(self, job: str, due: Sequence[datetime], skipped: Sequence[tuple[datetime, str]],
                                  cursor: datetime) -> None:
@@ -55,7 +55,8 @@ class ScheduleQueries(SqlBase):
              [job, self._enc(at), OccurrenceState.PENDING.value]) for at in due
         ]
         statements += [
-            ("INSERT INTO schedule_occurrences (job, due_at, state, detail) VALUES (?, ?, ?, ?) ON CONFLICT (job, due_at) DO NOTHING",
+            (("INSERT INTO schedule_occurrences (job, due_at, state, detail) VALUES (?, ?, ?, ?) "
+              "ON CONFLICT (job, due_at) DO NOTHING"),
              [job, self._enc(at), OccurrenceState.SKIPPED.value, why]) for at, why in skipped
         ]
         statements.append(("UPDATE schedule_jobs SET cursor = ? WHERE job = ? AND cursor < ?",
@@ -76,8 +77,8 @@ class ScheduleQueries(SqlBase):
         """Take a pending occurrence, or one whose runner died, for `owner`: the attempt number grows, and only
         the holder of the latest attempt may finish it. None when it is already finished. Call under its lease."""
         [rows] = await self._atomic([(
-            "UPDATE schedule_occurrences SET state = ?, attempt = attempt + 1, owner = ?, started_at = ? "
-            "WHERE job = ? AND due_at = ? AND state IN (?, ?) RETURNING *",
+            ("UPDATE schedule_occurrences SET state = ?, attempt = attempt + 1, owner = ?, started_at = ? "
+             "WHERE job = ? AND due_at = ? AND state IN (?, ?) RETURNING *"),
             [OccurrenceState.RUNNING.value, owner, self._enc(now), job, self._enc(due_at), *_OPEN],
         )])
         return self._occurrence(rows[0]) if rows else None
@@ -85,6 +86,7 @@ class ScheduleQueries(SqlBase):
     async def finish_occurrence(self, job: str, due_at: datetime, state: OccurrenceState, detail: str, now: datetime,
                                 *, attempt: int | None = None) -> bool:
         """Running (this attempt) → done or failed; or, with no attempt, pending → skipped. True if this call did it."""
+        args: list[object]
         if attempt is None:
             where, args = "state = ?", [OccurrenceState.PENDING.value]
         else:
@@ -117,7 +119,7 @@ class ScheduleQueries(SqlBase):
 
     def _occurrence(self, row: dict[str, Any]) -> Occurrence:
         return Occurrence(
-            job=row["job"], due_at=self._dec(row["due_at"]), state=OccurrenceState(row["state"]),  # type: ignore[arg-type]
+            job=row["job"], due_at=self._at(row["due_at"]), state=OccurrenceState(row["state"]),
             attempt=int(row["attempt"]), owner=row["owner"], started_at=self._dec(row["started_at"]),
             finished_at=self._dec(row["finished_at"]), detail=row["detail"],
         )
@@ -127,12 +129,12 @@ class ScheduleQueries(SqlBase):
     async def begin_post(self, key: str, channel_id: str, now: datetime) -> PostRecord:
         """Record the intent to post `key` before posting, so a retry can tell it may already have been posted."""
         [inserted, rows] = await self._atomic([
-            ("INSERT INTO posted_messages (key, channel_id, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING "
-             "RETURNING key", [key, channel_id, self._enc(now)]),
+            (("INSERT INTO posted_messages (key, channel_id, created_at) VALUES (?, ?, ?) "
+              "ON CONFLICT (key) DO NOTHING RETURNING key"), [key, channel_id, self._enc(now)]),
             ("SELECT * FROM posted_messages WHERE key = ?", [key]),
         ])
         row = rows[0]
-        return PostRecord(key, row["channel_id"], row["ts"], self._dec(row["created_at"]), bool(inserted))  # type: ignore[arg-type]
+        return PostRecord(key, row["channel_id"], row["ts"], self._at(row["created_at"]), bool(inserted))
 
     async def set_posted(self, key: str, ts: str) -> None:
         await self._execute("UPDATE posted_messages SET ts = ? WHERE key = ?", [ts, key])

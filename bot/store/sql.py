@@ -31,6 +31,13 @@ class SqlBase:
     def _dec(self, value: Any) -> datetime | None:
         raise NotImplementedError
 
+    def _at(self, value: Any) -> datetime:
+        """A time from a NOT NULL column."""
+        decoded = self._dec(value)
+        if decoded is None:
+            raise ValueError("a NOT NULL time column was read as NULL")
+        return decoded
+
     async def _insert(self, table: str, row: dict[str, Any]) -> int:
         columns, marks = ", ".join(row), ", ".join("?" for _ in row)
         [rows] = await self._atomic([(f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id", list(row.values()))])

@@ -22,10 +22,12 @@ from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
 from bot.store.actions_sql import ActionQueries
+from bot.store.audit_sql import AuditQueries
+from bot.store.base import migrations
 from bot.store.incidents_sql import IncidentQueries
+from bot.store.outage import OutageLog, sqlite_unreachable
 from bot.store.schedule_sql import ScheduleQueries
 from bot.store.sql import Statement
-from bot.store.base import migrations
 
 T = TypeVar("T")
 
@@ -38,20 +40,28 @@ def _decode(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries):
+class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite_utils.Database | None = None
+        self._outage = OutageLog(f"the SQLite store at {path}")
 
     async def _call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         if self._executor is None or self._db is None:
             raise StoreUnavailable("the SQLite store is not open")
         db = self._db
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
-        except sqlite3.OperationalError as exc:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
+        except sqlite3.Error as exc:
+            # By SQLite's result code (busy, locked, I/O error, full, cannot open, …), never by its message: a
+            # mistake in a statement stays the error it is.
+            if not sqlite_unreachable(exc):
+                raise
+            self._outage.failed(exc)
             raise StoreUnavailable(f"SQLite store at {self.path}: {exc}") from exc
+        self._outage.answered()
+        return result
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
@@ -114,7 +124,7 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries):
             with _transaction(db):
                 row = rows.run_row(run, _encode)
                 cursor = db.execute(_insert_sql("health_runs", row), list(row.values()))
-                run_id = int(cursor.lastrowid)
+                run_id = _inserted_id(cursor)
                 for result in rows.result_rows(run_id, run, _encode):
                     db.execute(_insert_sql("health_results", result), list(result.values()))
             return run_id
@@ -154,7 +164,7 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries):
         def record(db: sqlite_utils.Database) -> int:
             row = rows.audit_row(entry, _encode)
             with _transaction(db):
-                return int(db.execute(_insert_sql("audit_log", row), list(row.values())).lastrowid)
+                return _inserted_id(db.execute(_insert_sql("audit_log", row), list(row.values())))
 
         return await self._call(record)
 
@@ -205,7 +215,7 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries):
                 for sql, args in statements:
                     cursor = db.execute(sql, list(args))
                     names = [column[0] for column in cursor.description or []]
-                    results.append([dict(zip(names, row)) for row in cursor.fetchall()])
+                    results.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
             return results
 
         return await self._call(run)
@@ -221,7 +231,18 @@ class _transaction:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            # SQLite rolls back by itself on some errors (a full disk, an I/O error): a second ROLLBACK would fail
+            # and hide the error that matters.
+            self.conn.execute("ROLLBACK")
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just wrote (typeshed types `lastrowid` as optional: it is None before any insert)."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _insert_sql(table: str, row: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ class Message:
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, text: str, blocks: list[Block]) -> "Message":
+    def of(cls, text: str, blocks: list[Block]) -> Message:
         if len(blocks) > MAX_BLOCKS:
             raise ValueError(f"{len(blocks)} blocks: Slack takes at most {MAX_BLOCKS}")
         # to_dict() runs slack_sdk's validators (lengths, required fields): a bad block fails here, not in Slack.
@@ -49,6 +49,17 @@ def human_size(size: int) -> str:
 def escape(text: str) -> str:
     """Escape the three characters mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# `<service>`, `<backup-id>`, `<revision|tag>`, `<investigating|identified|…>`: placeholders in usage texts. Slack's
+# own sequences start with @ # ! or a URL scheme (`<https://…|label>`, `<mailto:…>`), which this never matches.
+_PLACEHOLDER = re.compile(r"<([A-Za-z][A-Za-z0-9 _.…-]*(?:\|[A-Za-z0-9 _.…-]+)*)>")
+
+
+def placeholders(text: str) -> str:
+    """Usage and help text with its `<placeholder>`s escaped, so Slack shows them instead of reading a link or
+    a control sequence; the Slack markup around them (mentions, channel links, dates) is left as it is."""
+    return _PLACEHOLDER.sub(lambda m: f"&lt;{m.group(1)}&gt;", text)
 
 
 _BROADCAST = re.compile(r"<!(channel|here|everyone)(?:\|[^>]*)?>")

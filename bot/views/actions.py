@@ -8,14 +8,45 @@ from __future__ import annotations
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
-    ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock,
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
 )
 
-from bot.actions.models import ActionKind, ActionRun, ActionState, ApprovalDecision, BackupRecord, Decision, StepState
+from bot.actions.models import (
+    ActionKind,
+    ActionRun,
+    ActionState,
+    ActionStep,
+    ApprovalDecision,
+    BackupRecord,
+    Decision,
+    StepState,
+)
 from bot.actions.policy import mention
 from bot.executors.base import Revision
-from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size, line_sections
+from bot.runbooks.effects import awaits_people, unknown_step
+from bot.views import (
+    MAX_BLOCKS,
+    MAX_HEADER_TEXT,
+    MAX_SECTION_TEXT,
+    Message,
+    clip,
+    escape,
+    human_size,
+    line_sections,
+    placeholders,
+)
 from bot.views.common import timestamp
+from bot.views.effects import effect_text
+from bot.views.offers import declare_button
+from bot.views.words import age, link_channels, plural
+from bot.views.words import seconds as format_seconds
 
 REQUEST_ACTION, CANCEL_ACTION = "action.request", "action.cancel"
 RESTORE_ACTION, BACKUP_ACTION, ROLLBACK_ACTION = "backup.restore", "backup.take", "rollback.to"
@@ -25,7 +56,7 @@ _HEADLINE = {
     ActionState.DRAFT: "📝 Plan", ActionState.PENDING: "🔐 Approval needed", ActionState.APPROVED: "✅ Approved",
     ActionState.RUNNING: "⏳ Running", ActionState.SUCCEEDED: "✅ Done", ActionState.FAILED: "❌ Failed",
     ActionState.DENIED: "⛔ Denied", ActionState.EXPIRED: "⌛ Expired", ActionState.INTERRUPTED: "⚠️ Interrupted",
-    ActionState.CANCELLED: "➖ Withdrawn",
+    ActionState.CANCELLED: "➖ Withdrawn", ActionState.HANDED_OVER: "🔁 Handed over",
 }
 _STEP = {StepState.WAITING: "⬜", StepState.RUNNING: "⏳", StepState.SUCCEEDED: "✅", StepState.FAILED: "❌",
          StepState.SKIPPED: "⏭", StepState.UNDONE: "↩"}
@@ -64,17 +95,21 @@ def plan_message(run: ActionRun) -> Message:
             MarkdownTextObject(text=f"*Approval*\n{needs}"),
             MarkdownTextObject(text=f"*Reason*\n{escape(run.reason) or '_none given_'}"),
         ]),
-        SectionBlock(text=clip("*Steps*\n" + "\n".join(f"{i + 1}. {escape(s.title)}" for i, s in enumerate(run.steps)), MAX_SECTION_TEXT)),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Nothing has been touched yet. This plan can be sent until {timestamp(run.expires_at)}.")]),
+        SectionBlock(text=clip("*Steps*\n" + "\n".join(f"{i + 1}. {escape(s.title)}" for i, s in enumerate(run.steps)),
+                               MAX_SECTION_TEXT)),
+        ContextBlock(elements=[MarkdownTextObject(text="Nothing has been touched yet. This plan can be sent until "
+                                                       f"{timestamp(run.expires_at)}.")]),
     ]
     if run.approvals_needed:
         go = ButtonElement(text="Request approval", action_id=REQUEST_ACTION, value=str(run.id), style="primary")
     else:
         go = ButtonElement(
             text="Run now", action_id=REQUEST_ACTION, value=str(run.id), style="primary",
-            confirm=ConfirmObject(title="Run it now?", text=f"{describe(run)} ({run.environment}) starts at once.", confirm="Run", deny="Not yet"),
+            confirm=ConfirmObject(title="Run it now?", text=f"{describe(run)} ({run.environment}) starts at once.", confirm="Run",
+                                  deny="Not yet"),
         )
-    blocks.append(ActionsBlock(block_id="action.plan", elements=[go, ButtonElement(text="Cancel", action_id=CANCEL_ACTION, value=str(run.id))]))
+    blocks.append(ActionsBlock(block_id="action.plan",
+                               elements=[go, ButtonElement(text="Cancel", action_id=CANCEL_ACTION, value=str(run.id))]))
     return Message.of(f"Plan: {describe(run)} ({run.environment})", blocks)
 
 
@@ -83,7 +118,8 @@ def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message
     mark = "🛑 Cancelled" if run.state is ActionState.CANCELLED and run.started_at else _HEADLINE[run.state]
     headline = f"{mark}: {describe(run)}"
     approved = [d for d in decisions if d.decision is Decision.APPROVE]
-    approvals = (f"{len(approved)} of {run.approvals_needed}" + (f" ({', '.join(f'<@{d.user_id}>' for d in approved)})" if approved else "")
+    approvals = (f"{len(approved)} of {run.approvals_needed}"
+                 + (f" ({', '.join(f'<@{d.user_id}>' for d in approved)})" if approved else "")
                  if run.approvals_needed else "not needed")
     fields = [
         MarkdownTextObject(text=f"*Requested by*\n{run.requester}"),
@@ -101,47 +137,56 @@ def action_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message
         blocks.append(SectionBlock(text=clip(outcome, MAX_SECTION_TEXT)))
     if run.state is ActionState.PENDING:
         who = mention(run.approvers) if run.approvers else "anyone but the requester"
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Approvers: {who}. Expires {timestamp(run.expires_at)}; then nothing runs.")]))
-        blocks.append(ActionsBlock(block_id="approval.buttons", elements=[
-            ButtonElement(text="Approve", action_id=APPROVE_ACTION, value=str(run.id), style="primary",
-                          confirm=ConfirmObject(title="Approve?", text=f"{describe(run)} ({run.environment}) will run as soon as it has its approvals.",
-                                                confirm="Approve", deny="Back")),
-            ButtonElement(text="Deny", action_id=DENY_ACTION, value=str(run.id), style="danger"),
-        ]))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"Approvers: {who}. It runs as soon as it has its approvals. "
+                 f"Expires {timestamp(run.expires_at)}; then nothing runs.")]))
+        blocks.append(approval_buttons(run))
     if run.kind is ActionKind.RUNBOOK:
         from bot.views.runbooks import run_buttons
 
         buttons = run_buttons(run)
         if run.cancel_requested_by and run.state in (ActionState.APPROVED, ActionState.RUNNING):
             blocks.append(ContextBlock(elements=[MarkdownTextObject(
-                text=f"Cancel asked by <@{run.cancel_requested_by}>: it stops before its next step and undoes what it changed.")]))
-        if run.state is ActionState.INTERRUPTED and run.followed_by:
+                text=f"Cancel asked by <@{run.cancel_requested_by}>: it stops before its next step and undoes what it "
+                     "changed.")]))
+        if awaits_people(run) and run.followed_by:
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Followed up by run #{run.followed_by}.")]))
-        if run.state is ActionState.INTERRUPTED:
+        if awaits_people(run):
+            checked = unknown_step(run)
+            done = ("" if checked is None else f" Mark done: step {checked + 1} was checked by hand and is done; the "
+                    "run goes on after it.")
             blocks.append(ContextBlock(elements=[MarkdownTextObject(
-                text="Resume runs it on from the step it was on; Roll back undoes what it changed, newest first. "
-                     "Either needs the same approvals as the run. opsbot does not guess which.")]))
+                text="Resume runs it on from the step it was on; Roll back undoes what it changed, newest first."
+                     f"{done} Each needs the same approvals as the run. opsbot does not guess which.")]))
         if buttons:
             blocks.append(ActionsBlock(block_id="runbook.run", elements=buttons))
+    if run.state in (ActionState.FAILED, ActionState.INTERRUPTED) and run.started_at is not None:
+        # Something was touched and did not end well: the next step may well be an incident.
+        blocks.append(ActionsBlock(block_id="action.incident", elements=[declare_button(f"run:{run.id}")]))
     kind = "Runbook run" if run.kind is ActionKind.RUNBOOK else "Action"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"{kind} #{run.id} · requested {timestamp(run.created_at)}")]))
     return Message.of(f"{headline} ({run.environment})", blocks)
 
 
-def _step_line(step: object) -> str:
-    state, title, detail, seconds = step.state, step.title, step.detail, step.seconds  # type: ignore[attr-defined]
-    line = f"{_STEP[state]} {escape(title)}"
+def _step_line(step: ActionStep) -> str:
+    state, title, detail, seconds = step.state, step.title, step.detail, step.seconds
+    line = f"{_STEP[state]} {link_channels(escape(title))}"
     if detail:
-        line += f" — {escape(clip(detail, 300))}"
+        line += f" — {link_channels(escape(clip(detail, 300)))}"
+    effect = getattr(step, "effect", None)
+    if state is StepState.FAILED and effect is not None:
+        line += f" · _{effect_text(effect)}_"
     if seconds is not None:
-        line += f" _({seconds:.1f} s)_"
+        line += f" _({format_seconds(seconds)})_"
     return line
 
 
 def _outcome(run: ActionRun) -> str:
     # `outcome` and `target_state` are mrkdwn written by the core, which escapes any text it quotes.
     if run.state is ActionState.SUCCEEDED:
-        took = f" in {(run.finished_at - run.started_at).total_seconds():.1f} s" if run.finished_at and run.started_at else ""
+        took = ""
+        if run.finished_at and run.started_at:
+            took = f" in {format_seconds((run.finished_at - run.started_at).total_seconds())}"
         return f"*Done{took}.* {run.outcome}"
     if run.state is ActionState.FAILED:
         state = f"\n*State now:* {run.target_state}" if run.target_state else ""
@@ -150,36 +195,46 @@ def _outcome(run: ActionRun) -> str:
         return f"*{run.outcome}*\n*State now:* {run.target_state}"
     if run.state in (ActionState.DENIED, ActionState.EXPIRED, ActionState.CANCELLED):
         return run.outcome or "Nothing ran."
+    if run.state is ActionState.HANDED_OVER:
+        return f"*{run.outcome}*"
     return ""
 
 
 def backups_message(service: str, records: list[BackupRecord], now: datetime) -> Message:
     """`/ops backups <service>`: id, time, size, checksum, verified, age; a Restore button on each."""
-    take = ActionsBlock(block_id="backups.actions", elements=[ButtonElement(text="Back up now", action_id=BACKUP_ACTION, value=service)])
+    take = ActionsBlock(block_id="backups.actions",
+                        elements=[ButtonElement(text="Back up now", action_id=BACKUP_ACTION, value=service)])
     if not records:
         text = f"`{service}` has no backups yet."
         return Message.of(text, [SectionBlock(text=text), take])
     blocks: list[Block] = [HeaderBlock(text=clip(f"Backups of {service}", MAX_HEADER_TEXT))]
     for record in records[:MAX_BLOCKS - 4]:
-        hours = (now - record.created_at).total_seconds() / 3600
-        age = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
         verified = "verified ✅" if record.verified_at else "not verified ⚠️"
         label = f" · _{record.label.value}_" if record.label.value != "manual" else ""
         line = (f"`{record.id}` {timestamp(record.created_at)}\n{human_size(record.size)} · "
-                f"sha256 `{record.sha256[:12]}` · {verified} · {age} old{label}")
+                f"sha256 `{record.sha256[:12]}` · {verified} · {age(now - record.created_at)}{label}")
         # A Redis snapshot is restored by hand (opsbot refuses and says how): no button that can only be refused.
-        restore = None if record.kind == "redis" else ButtonElement(text="Restore…", action_id=RESTORE_ACTION, value=str(record.id))
+        restore = None if record.kind == "redis" else ButtonElement(text="Restore…", action_id=RESTORE_ACTION,
+                                                                    value=str(record.id))
         blocks.append(SectionBlock(text=line, accessory=restore))
     how = (f"Redis snapshots are restored by hand: `/ops restore {service} <id>` says how." if records[0].kind == "redis"
-           else f"Or `/ops restore {service} <id>`.")
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"{how} As of {timestamp(now)}.")]))
+           else f"Or `/ops restore {service} <id>` (or `latest`).")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"{placeholders(how)} As of {timestamp(now)}.")]))
     blocks.append(take)
     return Message.of(f"Backups of {service}: {len(records)}", blocks)
 
 
-def history_message(service: str, runs: list[ActionRun], revisions: list[Revision]) -> Message:
-    """`/ops history <service>`: recent actions, and deploy revisions with a Roll back button on older ones."""
-    blocks: list[Block] = [HeaderBlock(text=clip(f"History of {service}", MAX_HEADER_TEXT)), SectionBlock(text=clip(_runs_text(runs, "No actions yet."), MAX_SECTION_TEXT))]
+def history_message(service: str | None, runs: list[ActionRun], revisions: list[Revision]) -> Message:
+    """`/ops history [service]`: recent runs (of every service, or those touching one: a runbook counts for each
+    service it touched), and a service's deploy revisions with a Roll back button on older ones."""
+    title = f"History of {service}" if service else "Recent history of every service"
+    empty = "No actions yet." if service else "No actions yet on any service."
+    blocks: list[Block] = [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)),
+                           SectionBlock(text=clip(_runs_text(runs, empty), MAX_SECTION_TEXT))]
+    if service is None:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=placeholders(
+            "`/ops history <service>` adds a service's deploy revisions, with Roll back buttons."))]))
+        return Message.of(title, blocks)
     if revisions:
         blocks.append(SectionBlock(text="*Deploy revisions*"))
         for revision in revisions[:10]:
@@ -190,12 +245,42 @@ def history_message(service: str, runs: list[ActionRun], revisions: list[Revisio
             if not revision.current and len(f"{service} {revision.id}") <= 2000:
                 accessory = ButtonElement(text="Roll back to this…", action_id=ROLLBACK_ACTION, value=f"{service} {revision.id}")
             blocks.append(SectionBlock(text=clip(line, MAX_SECTION_TEXT), accessory=accessory))
-    return Message.of(f"History of {service}", blocks)
+    return Message.of(title, blocks)
 
 
-def runs_message(title: str, runs: list[ActionRun], empty: str) -> Message:
-    """A list of runs (`/ops approvals`)."""
-    return Message.of(title, [HeaderBlock(text=clip(title, MAX_HEADER_TEXT)), SectionBlock(text=clip(_runs_text(runs, empty), MAX_SECTION_TEXT))])
+def approval_buttons(run: ActionRun) -> ActionsBlock:
+    """Approve and Deny of a pending request: on its own message and in `/ops approvals`, handled alike.
+
+    Approve has no "Approve?" dialog: Slack shows a button's confirm to everyone, so the requester would confirm
+    first and be refused after. Refused at once is what a person woken at 3 a.m. wants; an approver has the whole
+    plan in the message above the button, and the line under it says it runs once approved."""
+    return ActionsBlock(block_id=f"approval.buttons.{run.id}", elements=[
+        ButtonElement(text="Approve", action_id=APPROVE_ACTION, value=str(run.id), style="primary"),
+        ButtonElement(text="Deny…", action_id=DENY_ACTION, value=str(run.id), style="danger"),
+    ])
+
+
+def approvals_message(runs: list[ActionRun], links: dict[int, str]) -> Message:
+    """`/ops approvals`: each pending request linked to its message (`links`: run id → permalink), with the
+    same Approve and Deny as there."""
+    title = "Pending approvals"
+    if not runs:
+        text = "Nothing is waiting for approval."
+        return Message.of(text, [SectionBlock(text=text)])
+    blocks: list[Block] = [HeaderBlock(text=title)]
+    room = (MAX_BLOCKS - 2) // 2
+    for run in runs[:room]:
+        link = links.get(run.id or 0)
+        where = f"<{link}|#{run.id}>" if link else f"#{run.id}"
+        needs = f"{plural(run.approvals_needed, 'approval')} needed"
+        line = (f"🔐 {where} *{escape(describe(run))}* · _{escape(run.environment)}_ · asked by {run.requester} "
+                f"{timestamp(run.created_at)} · {needs} · expires {timestamp(run.expires_at)}")
+        if run.reason:
+            line += f"\n_{escape(clip(run.reason, 300))}_"
+        blocks += [SectionBlock(text=clip(line, MAX_SECTION_TEXT)), approval_buttons(run)]
+    if len(runs) > room:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(runs) - room} more, oldest not shown.")]))
+    return Message.of(f"{title}: {len(runs)}", blocks)
 
 
 def _runs_text(runs: list[ActionRun], empty: str) -> str:

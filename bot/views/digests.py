@@ -5,7 +5,7 @@ The lines a lead must not miss come first in each section: failing services, sta
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
@@ -20,12 +20,15 @@ from bot.views.actions import describe
 from bot.views.common import timestamp
 from bot.views.health import EMOJI, fit_lines
 from bot.views.incidents import label, severity_label
+from bot.views.words import age, plural
 
 _RUN = {ActionState.SUCCEEDED: "✅", ActionState.FAILED: "❌", ActionState.INTERRUPTED: "⚠️"}
 
 
 def digest_message(digest: DailyDigest | WeeklyDigest, incidents: IncidentSettings, *, preview: bool = False) -> Message:
-    return daily_message(digest, incidents, preview=preview) if isinstance(digest, DailyDigest) else weekly_message(digest, incidents, preview=preview)
+    if isinstance(digest, DailyDigest):
+        return daily_message(digest, incidents, preview=preview)
+    return weekly_message(digest, incidents, preview=preview)
 
 
 def daily_message(digest: DailyDigest, incidents: IncidentSettings, *, preview: bool = False) -> Message:
@@ -43,8 +46,9 @@ def daily_message(digest: DailyDigest, incidents: IncidentSettings, *, preview: 
         _context("`/ops digest daily` shows this now · `/ops schedule` lists the schedules"),
     ]
     stale = sum(1 for b in digest.backups if b.stale)
-    text = (f"Daily digest: {health_line}; {len(digest.open_incidents)} open incident(s); {len(digest.runs)} action run(s); "
-            f"{len(digest.pending)} pending approval(s)" + (f"; {stale} stale backup(s)" if stale else ""))
+    text = (f"Daily digest: {health_line}; {plural(len(digest.open_incidents), 'open incident')}; "
+            f"{plural(len(digest.runs), 'action run')}; {plural(len(digest.pending), 'pending approval')}"
+            + (f"; {plural(stale, 'stale backup')}" if stale else ""))
     return Message.of(text, blocks)
 
 
@@ -52,21 +56,23 @@ def weekly_message(digest: WeeklyDigest, incidents: IncidentSettings, *, preview
     counts = " · ".join(f"{severity_label(name, incidents)}: {count}" for name, count in digest.incidents_by_severity.items())
     total = sum(digest.incidents_by_severity.values())
     incident_lines = [f"{counts} ({total} in all)" if total else "No incidents declared this week. 🎉",
-                      f"Mean time to acknowledge {format_duration(digest.mean_acknowledge)} · "
-                      f"to resolve {format_duration(digest.mean_resolve)}"]
+                      (f"Mean time to acknowledge {format_duration(digest.mean_acknowledge)} · "
+                       f"to resolve {format_duration(digest.mean_resolve)}")]
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"Weekly digest · {_local(digest.since, digest.zone):%d %b} – "
                               f"{_local(digest.until, digest.zone):%d %b %Y}", MAX_HEADER_TEXT)),
         _context(f"The 7 days to {timestamp(digest.until)}" + (" · preview, posted only to you" if preview else "")),
         _section("*Incidents*", incident_lines),
         _section("*Actions*", [f"Restarts, rollbacks and restores: {_rate(digest.actions)}",
+                               f"Runbook runs: {_rate(digest.runbook_runs)}",
                                f"Backup runs: {_rate(digest.backup_runs)}"]),
         _section(*_check_trends(digest)),
         _section(*_backups(digest.backups)),
         DividerBlock(),
         _context("`/ops digest weekly` shows this now · `/ops schedule` lists the schedules"),
     ]
-    text = (f"Weekly digest: {total} incident(s); actions {_rate(digest.actions)}; backups {_rate(digest.backup_runs)}")
+    text = (f"Weekly digest: {plural(total, 'incident')}; actions {_rate(digest.actions)}; "
+            f"runbooks {_rate(digest.runbook_runs)}; backups {_rate(digest.backup_runs)}")
     return Message.of(text, blocks)
 
 
@@ -130,12 +136,14 @@ def _runs(digest: DailyDigest) -> tuple[str, list[str]]:
         lines.append(f"{_RUN.get(run.state, '•')} #{run.id} {describe(run)} · by {run.requester}{approved}{where}"
                      f" · {when}{outcome}")
     failed = sum(1 for f in digest.runs if f.run.state is not ActionState.SUCCEEDED)
-    return f"*Actions in the last 24 h* — {len(digest.runs)} run" + (f", {failed} not successful" if failed else ""), lines
+    title = f"*Actions in the last 24 h* — {plural(len(digest.runs), 'run')}" + (f", {failed} not successful" if failed else "")
+    return title, lines
 
 
 def _pending(digest: DailyDigest) -> tuple[str, list[str]]:
-    lines = [f"⏳ #{run.id} {describe(run)} · asked by {run.requester} {format_duration(digest.until - as_utc(run.created_at))} ago"
-             f" · needs {run.approvals_needed} approval(s)" + (f" · in <#{run.channel_id}>" if run.channel_id else "")
+    lines = [f"⏳ #{run.id} {describe(run)} · asked by {run.requester} {format_duration(digest.until - as_utc(run.created_at))} "
+             "ago"
+             f" · needs {plural(run.approvals_needed, 'approval')}" + (f" · in <#{run.channel_id}>" if run.channel_id else "")
              for run in digest.pending]
     return f"*Waiting for approval* — {len(digest.pending) or 'none'}", lines
 
@@ -145,18 +153,17 @@ def _backups(backups: tuple[BackupFacts, ...]) -> tuple[str, list[str]]:
         return "*Backups* — no service has a backup target", []
     lines = []
     for facts in backups:
-        failures = f" · {facts.failures} failed run(s)" if facts.failures else ""
+        failures = f" · {plural(facts.failures, 'failed run')}" if facts.failures else ""
         if facts.latest is None:
             lines.append(f"❌ *{escape(facts.service)}* — no verified backup yet{failures}")
             continue
-        age = format_duration(facts.age)
         size = human_size(facts.latest.size)
         if facts.stale:
-            lines.append(f"⚠️ *{escape(facts.service)}* — latest verified backup is {age} old, older than "
+            lines.append(f"⚠️ *{escape(facts.service)}* — latest verified backup is {age(facts.age or timedelta(0))}, older than "
                          f"{format_duration(facts.max_age)}: take one (`/ops backup {facts.service}`){failures}")
         else:
-            lines.append(f"{'⚠️' if facts.failures else '✅'} *{escape(facts.service)}* — latest `{facts.latest.id}` "
-                         f"{age} old · {size}{failures}")
+            lines.append(f"{'⚠️' if facts.failures else '✅'} *{escape(facts.service)}* — latest verified backup "
+                         f"`{facts.latest.id}`, {age(facts.age or timedelta(0))}, {size}{failures}")
     stale = sum(1 for b in backups if b.stale)
     return "*Backups*" + (f" — ⚠️ {stale} stale" if stale else " — all fresh"), lines
 

@@ -25,7 +25,9 @@ from bot.checks.log_errors import LastErrors, errors_key
 from bot.health import CheckResult, HealthRun
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
+from bot.views.offers import declare_button
 from bot.views.runbooks import OFFER_ACTION
+from bot.views.words import plural, seconds
 
 RERUN_ACTION = "health.rerun"
 RESTART_ACTION = "health.restart"
@@ -64,12 +66,10 @@ def health_report(run: HealthRun, *, rerunning_by: str | None = None, restartabl
     if rerunning_by:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"⏳ Re-running for <@{rerunning_by}>…")]))
     elif run.id is not None:
-        blocks.append(
-            ActionsBlock(
-                block_id="health.actions",
-                elements=[ButtonElement(text="Re-run", action_id=RERUN_ACTION, value=str(run.id))],
-            )
-        )
+        buttons = [ButtonElement(text="Re-run", action_id=RERUN_ACTION, value=str(run.id))]
+        if any(status.failing for status in statuses.values()):
+            buttons.append(declare_button(f"health:{run.id}"))
+        blocks.append(ActionsBlock(block_id="health.actions", elements=buttons))
     return Message.of(_fallback(headline, statuses), blocks)
 
 
@@ -194,15 +194,15 @@ def _context_line(run: HealthRun) -> str:
     services = len(run.services)
     who = f"  ·  by <@{run.requested_by}>" if run.requested_by else ""
     return (
-        f"🕐 {timestamp(run.finished_at)}  ·  {checks} check{'s' if checks != 1 else ''} on "
-        f"{services} service{'s' if services != 1 else ''} in {run.duration_s:.1f} s{who}"
+        f"🕐 {timestamp(run.finished_at)}  ·  {plural(checks, 'check')} on {plural(services, 'service')} "
+        f"in {seconds(run.duration_s)}{who}"
     )
 
 
 def last_errors_message(found: LastErrors) -> Message:
     """The ephemeral answer to "Last errors": the last matching lines in a code block, newest last."""
     check = found.check
-    head = (f"*{found.service}* · `{escape(check.label)}`: {found.matched} line{'s' if found.matched != 1 else ''} "
+    head = (f"*{found.service}* · `{escape(check.label)}`: {plural(found.matched, 'line')} "
             f"matching /{escape(check.pattern)}/ in the last {check.window()}")
     if found.partial:  # the count is then a lower bound: say so before anyone trusts it
         head = head.replace(f"{found.matched} line", f"at least {found.matched} line", 1) + f" ({escape(found.partial)})"

@@ -4,19 +4,30 @@ the list of incidents, reminders, and the declare / note / resolve modals."""
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
-    ActionsBlock, Block, ButtonElement, ContextBlock, HeaderBlock, InputBlock, MarkdownTextObject, Option,
-    OverflowMenuElement, PlainTextInputElement, SectionBlock, StaticMultiSelectElement, StaticSelectElement,
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    OverflowMenuElement,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticMultiSelectElement,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
-from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, TimelineEntry
+from bot.incidents.models import ActionItem, DeclareDraft, EntryKind, Incident, IncidentStatus, TimelineEntry
 from bot.incidents.settings import IncidentSettings
-from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, placeholders
 from bot.views.common import timestamp
 from bot.views.runbooks import OFFER_ACTION
 
@@ -28,10 +39,12 @@ DECLARE_CALLBACK, NOTE_CALLBACK, RESOLVE_CALLBACK = "incident.declare", "inciden
 PAGE_NEXT = "incident.timeline.page"
 ENTRY_MENU, ENTRY_CALLBACK, FOLLOW_UP_DONE = "incident.entry", "incident.entry.edit", "incident.followup.done"
 
-_STATUS_EMOJI = {IncidentStatus.INVESTIGATING: "🔴", IncidentStatus.IDENTIFIED: "🟠", IncidentStatus.MONITORING: "🟡",
-                 IncidentStatus.RESOLVED: "🟢"}
+# The dot is the severity's (most severe first): how bad it is must not look milder because work has progressed.
+_SEVERITY_DOTS = ("🔴", "🟠", "🟡", "🔵")
+RESOLVED_MARK = "✅"
 _ENTRY_EMOJI = {EntryKind.DECLARED: "🚨", EntryKind.ACKNOWLEDGED: "👀", EntryKind.STATUS: "🔁", EntryKind.SEVERITY: "📶",
-                EntryKind.ROLE: "🧑‍🚒", EntryKind.NOTE: "📝", EntryKind.PIN: "📌", EntryKind.HEALTH: "🩺", EntryKind.ACTION: "🛠️",
+                EntryKind.ROLE: "🧑‍🚒", EntryKind.NOTE: "📝", EntryKind.PIN: "📌", EntryKind.HEALTH: "🩺",
+                EntryKind.ACTION: "🛠️",
                 EntryKind.RESOLVED: "✅", EntryKind.REOPENED: "🔁", EntryKind.REMINDER: "⏰", EntryKind.FOLLOW_UP: "📋"}
 
 
@@ -45,10 +58,24 @@ def severity_label(name: str, settings: IncidentSettings) -> str:
     return f"{name} {severity.label}" if severity else name
 
 
+def mark(incident: Incident, settings: IncidentSettings) -> str:
+    """The incident's dot: its severity's colour while open (🔴 the most severe, then 🟠 🟡, 🔵 the rest), ✅ once
+    resolved. A severity the catalog no longer defines keeps the loudest colour rather than a calm one."""
+    if not incident.open:
+        return RESOLVED_MARK
+    names = [s.name.upper() for s in settings.severities]
+    rank = names.index(incident.severity.upper()) if incident.severity.upper() in names else 0
+    return _SEVERITY_DOTS[min(rank, len(_SEVERITY_DOTS) - 1)]
+
+
+def headline(incident: Incident, settings: IncidentSettings) -> str:
+    """`🔴 INC-1 · P1 Critical · Identified: API is down`: colour from the severity, the status in words."""
+    return f"{mark(incident, settings)} {incident.key} · {label(incident, settings)} · {incident.status.title}: {incident.title}"
+
+
 def header(incident: Incident, settings: IncidentSettings, runbooks: list[str] | None = None) -> Message:
     """The pinned header; `runbooks` are those the affected services offer, in a menu while it is open."""
-    emoji = _STATUS_EMOJI[incident.status]
-    title = f"{emoji} {incident.key} · {label(incident, settings)}: {incident.title}"
+    title = headline(incident, settings)
     roles = ", ".join(f"{role}: <@{user}>" for role, user in incident.roles.items() if role != "commander") or "—"
     ack = f"<@{incident.acknowledged_by}> {timestamp(incident.acknowledged_at)}" if incident.acknowledged_at else "*not yet*"
     fields = [
@@ -68,7 +95,8 @@ def header(incident: Incident, settings: IncidentSettings, runbooks: list[str] |
         blocks.append(SectionBlock(text=clip(f"*Latest:* {incident.summary}", MAX_SECTION_TEXT)))
     value = str(incident.id)
     if incident.open:
-        buttons = [ButtonElement(text="Acknowledge", action_id=ACK, value=value, style="primary")] if not incident.acknowledged_at else []
+        buttons = [ButtonElement(text="Acknowledge", action_id=ACK, value=value,
+                                 style="primary")] if not incident.acknowledged_at else []
         buttons += [
             ButtonElement(text="I'm commander", action_id=COMMANDER, value=value),
             ButtonElement(text="Add note", action_id=NOTE, value=value),
@@ -82,7 +110,8 @@ def header(incident: Incident, settings: IncidentSettings, runbooks: list[str] |
     blocks.append(ActionsBlock(block_id="incident.buttons", elements=buttons))
     blocks.append(ActionsBlock(block_id="incident.selects", elements=[
         StaticSelectElement(placeholder="Change severity", action_id=SEVERITY,
-                            options=[Option(text=f"{s.name} {s.label}", value=f"{incident.id}:{s.name}") for s in settings.severities]),
+                            options=[Option(text=f"{s.name} {s.label}", value=f"{incident.id}:{s.name}") for s
+                                     in settings.severities]),
         StaticSelectElement(placeholder="Update status", action_id=STATUS,
                             options=[Option(text=s.title, value=f"{incident.id}:{s.value}") for s in IncidentStatus]),
         StaticSelectElement(placeholder="Take a role", action_id=ROLE,
@@ -96,10 +125,11 @@ def header(incident: Incident, settings: IncidentSettings, runbooks: list[str] |
 
 
 def announcement(incident: Incident, settings: IncidentSettings) -> Message:
-    text = (f"{_STATUS_EMOJI[incident.status]} *{incident.key}* · {label(incident, settings)}: *{escape(incident.title)}*\n"
+    text = (f"{mark(incident, settings)} *{incident.key}* · {label(incident, settings)}: *{escape(incident.title)}*\n"
             f"Status: {incident.status.title} · Commander: " + (f"<@{incident.commander}>" if incident.commander else "none")
             + (f" · Channel: <#{incident.channel_id}>" if incident.channel_id else ""))
-    return Message.of(f"{incident.key} {incident.severity}: {escape(incident.title)}", [SectionBlock(text=clip(text, MAX_SECTION_TEXT))])
+    return Message.of(f"{incident.key} {incident.severity}: {escape(incident.title)}",
+                      [SectionBlock(text=clip(text, MAX_SECTION_TEXT))])
 
 
 def status_update(incident: Incident, text: str, user: str) -> Message:
@@ -113,7 +143,7 @@ def notice_in_channel(text: str) -> Message:
 
 def local_time(at: datetime, tz: str | None) -> str:
     """`09:04 (10:04 Europe/Paris)`: UTC always, the reader's own time beside it when known."""
-    utc = at.astimezone(timezone.utc)
+    utc = at.astimezone(UTC)
     text = f"{utc:%Y-%m-%d %H:%M} UTC"
     if tz and tz != "UTC":
         try:
@@ -151,9 +181,11 @@ def timeline_message(incident: Incident, entries: list[TimelineEntry], tz: str |
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=metrics_line)]))
     blocks += sections[page * per_page:(page + 1) * per_page] or [SectionBlock(text="_Nothing on the timeline yet._")]
     note = " · use ⋯ to correct an entry" if editable else ""
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {total_pages} · {len(entries)} entries · UTC, your time beside{note}")]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Page {page + 1} of {total_pages} · {len(entries)} entries · "
+                                                                 f"UTC, your time beside{note}")]))
     if page + 1 < total_pages:
-        blocks.append(ActionsBlock(elements=[ButtonElement(text="Next page", action_id=PAGE_NEXT, value=f"{incident.id}:{page + 1}")]))
+        blocks.append(ActionsBlock(elements=[ButtonElement(text="Next page", action_id=PAGE_NEXT,
+                                                           value=f"{incident.id}:{page + 1}")]))
     return Message.of(f"Timeline of {incident.key}", blocks)
 
 
@@ -171,13 +203,14 @@ def entry_modal(entry: TimelineEntry) -> dict[str, Any]:
                     InputBlock(block_id="text", label="What happened", element=PlainTextInputElement(
                         action_id="text.input", multiline=True, initial_value=html.unescape(entry.text)[:3000], max_length=3000)),
                     InputBlock(block_id="at", label="When (UTC, YYYY-MM-DD HH:MM)", element=PlainTextInputElement(
-                        action_id="at.input", initial_value=f"{entry.at.astimezone(timezone.utc):%Y-%m-%d %H:%M}", max_length=16)),
+                        action_id="at.input", initial_value=f"{entry.at.astimezone(UTC):%Y-%m-%d %H:%M}", max_length=16)),
                 ]).to_dict()
 
 
 def follow_ups(incident: Incident, items: list[ActionItem]) -> Message:
     if not items:
-        return Message.of("No follow-ups.", [SectionBlock(text=f'No follow-ups for {incident.key} yet: `/incident action "<what>" @owner YYYY-MM-DD`.')])
+        text = placeholders(f'No follow-ups for {incident.key} yet: `/incident action "<what>" @owner YYYY-MM-DD`.')
+        return Message.of("No follow-ups.", [SectionBlock(text=text)])
     blocks: list[Block] = [HeaderBlock(text=clip(f"Follow-ups of {incident.key}", MAX_HEADER_TEXT))]
     if len(items) > MAX_BLOCKS - 2:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Showing the first {MAX_BLOCKS - 2} of {len(items)}.")]))
@@ -186,7 +219,8 @@ def follow_ups(incident: Incident, items: list[ActionItem]) -> Message:
         due = f", due {item.due.isoformat()}" if item.due else ""
         done = "✅" if item.done_at else "⬜"
         accessory = None if item.done_at else ButtonElement(text="Done", action_id=FOLLOW_UP_DONE, value=str(item.id))
-        blocks.append(SectionBlock(text=clip(f"{done} #{item.id} {item.text}{owner}{due}", MAX_SECTION_TEXT), accessory=accessory))
+        blocks.append(SectionBlock(text=clip(f"{done} #{item.id} {item.text}{owner}{due}", MAX_SECTION_TEXT),
+                                   accessory=accessory))
     return Message.of(f"Follow-ups of {incident.key}", blocks)
 
 
@@ -196,7 +230,7 @@ def incident_list(incidents: list[Incident], settings: IncidentSettings) -> Mess
     room = MAX_BLOCKS - 2
     blocks: list[Block] = [HeaderBlock(text=f"Open incidents ({len(incidents)})")]
     for i in incidents[:room]:
-        line = (f"{_STATUS_EMOJI[i.status]} *{i.key}* · {label(i, settings)} · {escape(i.title)} · {i.status.title} · "
+        line = (f"{mark(i, settings)} *{i.key}* · {label(i, settings)} · {escape(i.title)} · {i.status.title} · "
                 + (f"<#{i.channel_id}>" if i.channel_id else "") + f" · {timestamp(i.declared_at)}")
         blocks.append(SectionBlock(text=clip(line, MAX_SECTION_TEXT)))
     if len(incidents) > room:
@@ -204,22 +238,33 @@ def incident_list(incidents: list[Incident], settings: IncidentSettings) -> Mess
     return Message.of(f"{len(incidents)} open incident(s)", blocks)
 
 
-def _text_input(block_id: str, label_text: str, *, multiline: bool = False, optional: bool = False, max_length: int = 3000) -> InputBlock:
+def _text_input(block_id: str, label_text: str, *, multiline: bool = False, optional: bool = False, max_length: int = 3000,
+                initial: str = "") -> InputBlock:
     return InputBlock(block_id=block_id, label=label_text, optional=optional,
-                      element=PlainTextInputElement(action_id=f"{block_id}.input", multiline=multiline, max_length=max_length))
+                      element=PlainTextInputElement(action_id=f"{block_id}.input", multiline=multiline, max_length=max_length,
+                                                    initial_value=clip(initial, max_length) if initial else None))
 
 
-def declare_modal(settings: IncidentSettings, services: list[str], channel: str | None) -> dict[str, Any]:
+def declare_modal(settings: IncidentSettings, services: list[str], channel: str | None,
+                  draft: DeclareDraft | None = None) -> dict[str, Any]:
+    """The declare form; a `draft` (from a red health report or a failed run) prefills it, every field editable."""
+    draft = draft or DeclareDraft()
+    severities = [Option(text=f"{s.name} {s.label} (ack within {s.response_minutes:g} min)", value=s.name)
+                  for s in settings.severities]
     blocks: list[Block] = [
-        _text_input("title", "Title", max_length=150),
-        InputBlock(block_id="severity", label="Severity", element=StaticSelectElement(
-            action_id="severity.input", placeholder="Pick one",
-            options=[Option(text=f"{s.name} {s.label} (ack within {s.response_minutes:g} min)", value=s.name) for s in settings.severities])),
+        _text_input("title", "Title", max_length=150, initial=draft.title),
+        InputBlock(block_id="severity", label="Severity",
+                   hint="Suggested from what failed: change it if it is worse." if draft.severity else None,
+                   element=StaticSelectElement(
+            action_id="severity.input", placeholder="Pick one", options=severities,
+            initial_option=next((o for o in severities if o.value == draft.severity), None))),
     ]
     if services:
+        offered = [Option(text=s, value=s) for s in services[:100]]
+        chosen = [o for o in offered if o.value in draft.services]
         blocks.append(InputBlock(block_id="services", label="Affected services", optional=True, element=StaticMultiSelectElement(
-            action_id="services.input", placeholder="Services", options=[Option(text=s, value=s) for s in services[:100]])))
-    blocks.append(_text_input("description", "What is happening?", multiline=True, optional=True))
+            action_id="services.input", placeholder="Services", options=offered, initial_options=chosen or None)))
+    blocks.append(_text_input("description", "What is happening?", multiline=True, optional=True, initial=draft.description))
     return View(type="modal", callback_id=DECLARE_CALLBACK, title="Declare an incident", submit="Declare", close="Cancel",
                 private_metadata=channel or "", blocks=blocks).to_dict()
 

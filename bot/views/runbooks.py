@@ -9,21 +9,45 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock, Block, ButtonElement, ConfirmObject, ContextBlock, HeaderBlock, InputBlock, MarkdownTextObject,
-    NumberInputElement, Option, PlainTextInputElement, SectionBlock, StaticSelectElement,
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot.actions.models import ActionRun, ActionState, BackupRecord, StepState
 from bot.actions.policy import mention
 from bot.runbooks.definitions import BackupParameter, ChoiceParameter, IntegerParameter, Runbook
+from bot.runbooks.effects import awaits_people, needs_undo, unknown_step
 from bot.runbooks.params import Problem, explain
-from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size, line_sections
+from bot.views import (
+    MAX_BLOCKS,
+    MAX_HEADER_TEXT,
+    MAX_SECTION_TEXT,
+    Message,
+    clip,
+    escape,
+    human_size,
+    line_sections,
+    placeholders,
+)
 from bot.views.common import timestamp
+from bot.views.words import link_channels
 
 OFFER_ACTION = "runbook.offer"  # value: a runbook name; opens the parameters modal or shows the plan
 PARAMS_CALLBACK = "runbook.params"
 CANCEL_RUN_ACTION, RESUME_ACTION, ROLL_BACK_ACTION = "runbook.cancel", "runbook.resume", "runbook.rollback"
+MARK_DONE_ACTION = "runbook.mark_done"  # value: a run id; its step of unknown effect was checked by hand
 PARAM_INPUT = "value"
 _FAILURE = {"rollback": "roll back", "stop": "stop there", "continue": "go on"}
 
@@ -43,7 +67,7 @@ def runbooks_message(runbooks: dict[str, Runbook], service: str | None = None) -
         blocks.append(SectionBlock(text=clip("\n".join(lines), MAX_SECTION_TEXT),
                                    accessory=ButtonElement(text="Run…", action_id=OFFER_ACTION, value=name)))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text="`/ops run <runbook> name=value …` plans one; nothing runs before the plan is sent and approved.")]))
+        text=placeholders("`/ops run <runbook> name=value …` plans one; nothing runs before the plan is sent and approved."))]))
     return Message.of(title, blocks)
 
 
@@ -56,6 +80,8 @@ def describe_runbook(run: ActionRun) -> str:
         return f"resume {name} from run #{run.params.get('of')}"
     if mode == "rollback":
         return f"roll back {name} of run #{run.params.get('of')}"
+    if mode == "done":
+        return f"go on with {name} from run #{run.params.get('of')}, step {int(run.params.get('checked', 0)) + 1} checked by hand"
     return name
 
 
@@ -68,11 +94,13 @@ def plan_lines(run: ActionRun) -> list[str]:
     for index, step in enumerate(run.params.get("plan") or []):
         row = run.steps[index] if index < len(run.steps) else None
         done = " _(done in the earlier run)_" if row is not None and row.state is StepState.SUCCEEDED else ""
+        if run.params.get("mode") == "done" and run.params.get("checked") == index:
+            done = " _(checked by hand and marked done: not run again)_"
         notes = [f"undo: {step['undo']}" if step["undo"] else "no undo",
                  f"if it fails: {_FAILURE[step['on_failure']]}"]
         if step["retries"]:
             notes.append(f"{step['retries']} retr{'y' if step['retries'] == 1 else 'ies'}")
-        line = f"{index + 1}. {escape(step['title'])}{done}\n      _{' · '.join(notes)}_"
+        line = f"{index + 1}. {link_channels(escape(step['title']))}{done}\n      _{' · '.join(notes)}_"
         if step.get("probe"):
             line += f"\n      _{escape(step['probe'][:300])}_"
         lines.append(line)
@@ -83,13 +111,14 @@ def _undo_lines(run: ActionRun) -> list[str]:
     from bot.runbooks.steps import PlannedStep, can_undo, undo_title
 
     plan = [PlannedStep.of(data) for data in run.params.get("plan") or []]
-    lines, stays = [], []
+    lines: list[str] = []
+    stays: list[str] = []
     for index in range(min(len(plan), len(run.steps)) - 1, -1, -1):
         step, row = plan[index], run.steps[index]
-        if row.state not in (StepState.SUCCEEDED, StepState.FAILED, StepState.RUNNING):
+        if not needs_undo(row, chosen_by_people=True):  # what the engine's Roll back will undo
             continue
         if can_undo(step, row.undo):
-            lines.append(f"{len(lines) + 1}. ↩ {escape(undo_title(step, row.undo or {}))}")
+            lines.append(f"{len(lines) + 1}. ↩ {link_channels(escape(undo_title(step, row.undo or {})))}")
         elif step.undo is None and row.state is StepState.SUCCEEDED:
             stays.append(f"step {index + 1} ({escape(step.title)})")
     if not lines:
@@ -136,16 +165,20 @@ def runbook_plan_message(run: ActionRun, request_action: str, cancel_action: str
 
 def run_buttons(run: ActionRun) -> list[ButtonElement]:
     """The live message's runbook buttons: Cancel while it may still start a step; Resume / Roll back once
-    interrupted (each a new request needing the same approvals)."""
+    interrupted or stopped on a step of unknown effect, and Mark done for that step after a person checked it
+    (each a new request needing the same approvals)."""
     value = str(run.id)
     rolling_back = run.params.get("mode") == "rollback"  # undos are not cancelled half-way
     if run.state in (ActionState.APPROVED, ActionState.RUNNING) and not run.cancel_requested_by and not rolling_back:
         return [ButtonElement(text="Cancel", action_id=CANCEL_RUN_ACTION, value=value, style="danger",
                               confirm=ConfirmObject(title="Cancel this run?", confirm="Cancel the run", deny="Let it run",
                                                     text="It stops before its next step and undoes what it changed."))]
-    if run.state is ActionState.INTERRUPTED and not rolling_back:
-        return [ButtonElement(text="Resume…", action_id=RESUME_ACTION, value=value, style="primary"),
-                ButtonElement(text="Roll back…", action_id=ROLL_BACK_ACTION, value=value, style="danger")]
+    if awaits_people(run) and not rolling_back:
+        buttons = [ButtonElement(text="Resume…", action_id=RESUME_ACTION, value=value, style="primary"),
+                   ButtonElement(text="Roll back…", action_id=ROLL_BACK_ACTION, value=value, style="danger")]
+        if unknown_step(run) is not None:
+            buttons.append(ButtonElement(text="Checked by hand: mark done…", action_id=MARK_DONE_ACTION, value=value))
+        return buttons
     if run.state is ActionState.INTERRUPTED:
         return [ButtonElement(text="Roll back again…", action_id=ROLL_BACK_ACTION, value=value, style="danger")]
     return []
@@ -162,7 +195,8 @@ def params_modal(name: str, runbook: Runbook, given: dict[str, str], problems: l
     if stray:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip("⚠️ " + "; ".join(p.message for p in stray), 2000))]))
     for pname, parameter in list(runbook.parameters.items())[:MAX_BLOCKS - 3]:
-        current = given.get(pname) or (None if getattr(parameter, "default", None) is None else str(parameter.default))
+        default = getattr(parameter, "default", None)  # a backup parameter has none
+        current = given.get(pname) or (None if default is None else str(default))
         hint = f"⚠️ {wrong[pname]}" if pname in wrong else (parameter.description or explain(parameter))
         blocks.append(InputBlock(block_id=f"param.{pname}", label=clip(pname, 2000), hint=clip(hint, 2000),
                                  element=_element(parameter, current, backups)))
@@ -184,7 +218,8 @@ def _element(parameter: Any, current: str | None, backups: dict[str, list[Backup
         return StaticSelectElement(action_id=PARAM_INPUT, options=options, initial_option=initial)
     if isinstance(parameter, IntegerParameter):
         return NumberInputElement(action_id=PARAM_INPUT, is_decimal_allowed=False, min_value=str(parameter.min),
-                                  max_value=str(parameter.max), initial_value=current if current and current.lstrip("-").isdigit() else None)
+                                  max_value=str(parameter.max), initial_value=current if current and current.lstrip("-").isdigit()
+                                  else None)
     return PlainTextInputElement(action_id=PARAM_INPUT, initial_value=clip(current, 200) if current else None, max_length=500)
 
 

@@ -26,7 +26,8 @@ class ScheduleLine:
 
 def schedule_message(lines: list[ScheduleLine], grace_minutes: float) -> Message:
     if not lines:
-        text = "Nothing is scheduled. Digests, backups and runbooks get schedules in the catalog's `schedules:`, `backup.schedule` and a runbook's `schedule`."
+        text = ("Nothing is scheduled. Digests, backups and runbooks get schedules in the catalog's `schedules:`, "
+                "`backup.schedule` and a runbook's `schedule`.")
         return Message.of(text, [SectionBlock(text=text)])
     blocks: list[Block] = [HeaderBlock(text="Schedules")]
     for line in lines[: MAX_BLOCKS - 2]:

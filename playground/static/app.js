@@ -2,42 +2,25 @@
 // Plain JavaScript, no build step, nothing fetched from outside this machine.
 "use strict";
 
-const state = { me: "U0ALICE", channel: "C0OPS", view: null };
+// `screenId` names this page load: a modal opened here is shown here only, and is gone after a reload, as in Slack.
+const screenId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+const state = { me: "U0ALICE", channel: "C0OPS", view: null, shown: null, latest: {}, openThreads: new Set() };
 const $ = (id) => document.getElementById(id);
 
-function esc(text) {
-  return String(text ?? "").replace(/&(?!(amp|lt|gt);)/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+// What mrkdwn.js needs to know about this workspace and this reader.
+function context() {
+  const v = state.view || {};
+  return { names: v.names || {}, channels: Object.fromEntries((v.channels || []).map((c) => [c.id, c.name])), tz: readerZone() };
 }
 
-// Slack mrkdwn, the parts opsbot uses: links, mentions, channels, dates, bold, italics, code.
-function mrkdwn(text) {
-  const names = (state.view && state.view.names) || {};
-  const channels = Object.fromEntries(((state.view && state.view.channels) || []).map((c) => [c.id, c.name]));
-  let html = String(text ?? "");
-  const tokens = [];
-  html = html.replace(/<([^<>]+)>/g, (_, inner) => {
-    let out;
-    if (inner.startsWith("@")) out = `<span class="mention">@${esc(names[inner.slice(1).split("|")[0]] || inner.slice(1))}</span>`;
-    else if (inner.startsWith("#")) { const id = inner.slice(1).split("|")[0]; out = `<a href="#" data-channel="${esc(id)}" class="mention">#${esc(channels[id] || id)}</a>`; }
-    else if (inner.startsWith("!subteam^")) out = `<span class="mention">@${esc(inner.split("|")[1] || inner.slice(9))}</span>`;
-    else if (inner.startsWith("!date^")) { const parts = inner.split("^"); const when = new Date(Number(parts[1]) * 1000); out = esc(when.toLocaleString()); }
-    else if (inner.startsWith("!")) out = `@${esc(inner.slice(1).split("|")[0])}`;
-    else { const [url, label] = inner.split("|"); out = `<a href="${esc(url)}" target="_blank" rel="noopener">${esc(label || url)}</a>`; }
-    tokens.push(out);
-    return `\u0000${tokens.length - 1}\u0000`;
-  });
-  html = esc(html)
-    .replace(/```([\s\S]*?)```/g, "<pre>$1</pre>")
-    .replace(/`([^`]+)`/g, "<code>$1</code>")
-    .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<b>$2</b>")
-    .replace(/(^|[\s(])_([^_\n]+)_/g, "$1<i>$2</i>")
-    .replace(/(^|[\s(])~([^~\n]+)~/g, "$1<s>$2</s>");
-  return html.replace(/\u0000(\d+)\u0000/g, (_, i) => tokens[Number(i)]);
+function readerZone() {
+  const me = ((state.view && state.view.people) || []).find((p) => p.id === state.me);
+  return me && me.tz ? me.tz : undefined;
 }
 
 function text(obj) {
   if (!obj) return "";
-  return obj.type === "mrkdwn" ? mrkdwn(obj.text) : esc(obj.text);
+  return obj.type === "mrkdwn" ? mrkdwn(obj.text, context()) : (obj.emoji === false ? esc(obj.text) : emojify(esc(obj.text)));
 }
 
 function element(el, message) {
@@ -104,19 +87,20 @@ function block(b, message) {
       e.type === "text" ? (e.style && e.style.bold ? `<b>${esc(e.text)}</b>` : esc(e.text)) :
       e.type === "link" ? `<a href="${esc(e.url)}">${esc(e.text || e.url)}</a>` :
       e.type === "user" ? `<span class="mention">@${esc((state.view.names || {})[e.user_id] || e.user_id)}</span>` :
-      e.type === "emoji" ? `:${esc(e.name)}:` : "").join("")).join("<br>");
+      e.type === "emoji" ? esc(emoji(e.name)) : "").join("")).join("<br>");
   } else {
     div.textContent = `[${b.type} block]`;
   }
   return div;
 }
 
-function renderMessage(m) {
+function renderMessage(m, replies = []) {
   const div = document.createElement("div");
   div.className = "message" + (m.ephemeral ? " ephemeral" : "");
+  div.dataset.ts = m.ts;
   const names = state.view.names || {};
   const who = m.user && !m.ephemeral ? names[m.user] || m.user : "opsbot";
-  const when = new Date(Number(m.ts) * 1000).toLocaleTimeString();
+  const when = new Date(Number(m.ts) * 1000).toLocaleTimeString("en-US", { timeZone: readerZone() });
   let head = `<span class="who">${esc(who)}</span><span class="when">${esc(when)}</span>`;
   if (m.pinned) head += `<span class="pinned">📌 pinned</span>`;
   if (m.ephemeral) head += ` <span class="only-you">Only visible to you</span>`;
@@ -124,16 +108,19 @@ function renderMessage(m) {
   const mine = ((m.reactions || {}).pushpin || []).includes(state.me);
   div.querySelector(".tools button").onclick = () => post("react", { channel: state.channel, ts: m.ts, reaction: "pushpin", removed: mine });
   if (m.file) {
+    // Slack shows an uploaded text file (Markdown included) as a snippet: its name, then its text as it is.
+    if (m.file.comment) div.insertAdjacentHTML("beforeend", `<div class="text">${mrkdwn(m.file.comment, context())}</div>`);
     const file = document.createElement("div");
     file.className = "file";
-    const body = /\.md$/.test(m.file.name || "") ? `<div class="markdown">${markdown(m.file.text)}</div>` : `<pre>${esc(m.file.text)}</pre>`;
-    file.innerHTML = `${m.file.comment ? `<div>${mrkdwn(m.file.comment)}</div>` : ""}<b>📄 ${esc(m.file.title)}</b>${body}`;
+    file.innerHTML = `<div class="file-name">📄 <b>${esc(m.file.title)}</b>${m.file.name && m.file.name !== m.file.title ? ` <small>${esc(m.file.name)}</small>` : ""}</div>` +
+      `<pre class="file-text">${esc(m.file.text)}</pre>`;
     div.appendChild(file);
   } else if (m.blocks && m.blocks.length) {
     m.blocks.forEach((b) => div.appendChild(block(b, m)));
   } else {
     const body = document.createElement("div");
-    body.innerHTML = mrkdwn(m.text);
+    body.className = "text";
+    body.innerHTML = mrkdwn(m.text, context());
     div.appendChild(body);
   }
   const reactions = Object.entries(m.reactions || {});
@@ -143,43 +130,52 @@ function renderMessage(m) {
     reactions.forEach(([name, who]) => {
       const chip = document.createElement("button");
       chip.className = "reaction" + (who.includes(state.me) ? " mine" : "");
-      chip.textContent = `${name === "pushpin" ? "📌" : `:${name}:`} ${who.length}`;
+      chip.textContent = `${emoji(name)} ${who.length}`;
       chip.title = who.map((u) => (state.view.names || {})[u] || u).join(", ");
       chip.onclick = () => post("react", { channel: state.channel, ts: m.ts, reaction: name, removed: who.includes(state.me) });
       row.appendChild(chip);
     });
     div.appendChild(row);
   }
+  if (replies.length) div.appendChild(renderThread(m, replies));
   return div;
 }
 
-// Markdown files (the post-mortem): headings, tables, lists, quotes, emphasis, code, links.
-function markdown(source) {
-  const inline = (t) => esc(t).replace(/\\\|/g, "|").replace(/`([^`]+)`/g, "<code>$1</code>")
-    .replace(/\*\*([^*]+)\*\*/g, "<b>$1</b>").replace(/(^|\s)_([^_]+)_/g, "$1<i>$2</i>")
-    .replace(/\[([^\]]+)\]\((https?:[^)]+)\)/g, '<a href="$2">$1</a>');
-  const out = [];
-  let table = null, list = null;
-  const flush = () => {
-    if (table) { out.push(`<table>${table.map((r, i) => `<tr>${r.map((c) => i ? `<td>${inline(c)}</td>` : `<th>${inline(c)}</th>`).join("")}</tr>`).join("")}</table>`); table = null; }
-    if (list) { out.push(`<ul>${list.map((li) => `<li>${li}</li>`).join("")}</ul>`); list = null; }
+// Replies (thread_ts set) sit under their parent behind an "N replies" line, as in Slack; it opens them.
+function renderThread(parent, replies) {
+  const thread = document.createElement("div");
+  thread.className = "thread";
+  const open = state.openThreads.has(parent.ts);
+  const toggle = document.createElement("button");
+  toggle.className = "thread-toggle";
+  toggle.textContent = `${replies.length} ${replies.length === 1 ? "reply" : "replies"}${open ? " · hide" : ""}`;
+  toggle.onclick = () => {
+    if (open) state.openThreads.delete(parent.ts); else state.openThreads.add(parent.ts);
+    render();
   };
-  for (const line of String(source || "").split("\n")) {
-    if (/^\|.*\|\s*$/.test(line)) {
-      if (/^\|\s*-/.test(line)) continue; // the separator row
-      (table = table || []).push(line.trim().slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim()));
-      continue;
-    }
-    const item = line.match(/^\s*[-*] (\[( |x)\] )?(.*)$/);
-    if (item) { (list = list || []).push((item[1] ? (item[2] === "x" ? "☑ " : "☐ ") : "") + inline(item[3])); continue; }
-    flush();
-    const heading = line.match(/^(#{1,4}) (.*)$/);
-    if (heading) out.push(`<h${heading[1].length + 1}>${inline(heading[2])}</h${heading[1].length + 1}>`);
-    else if (/^> /.test(line)) out.push(`<blockquote>${inline(line.slice(2))}</blockquote>`);
-    else if (line.trim()) out.push(`<p>${inline(line)}</p>`);
+  thread.appendChild(toggle);
+  if (open) {
+    const list = document.createElement("div");
+    list.className = "replies";
+    replies.forEach((r) => list.appendChild(renderMessage(r)));
+    thread.appendChild(list);
   }
-  flush();
-  return out.join("");
+  return thread;
+}
+
+// A channel's messages as Slack lays them out: top-level ones in order, each with its thread's replies.
+function layout(messages) {
+  const top = messages.filter((m) => !m.thread_ts || m.thread_ts === m.ts || m.reply_broadcast);
+  const parents = new Set(top.map((m) => m.ts));
+  const replies = {};
+  messages.forEach((m) => {
+    if (m.thread_ts && m.thread_ts !== m.ts) {
+      if (parents.has(m.thread_ts)) (replies[m.thread_ts] = replies[m.thread_ts] || []).push(m);
+      else if (!m.reply_broadcast) top.push(m); // a reply whose parent this reader cannot see: shown, not lost
+    }
+  });
+  top.sort((a, b) => Number(a.ts) - Number(b.ts));
+  return { top, replies };
 }
 
 function renderModal(modal) {
@@ -242,20 +238,18 @@ function render() {
   v.channels.forEach((c) => {
     const li = document.createElement("li");
     li.textContent = `# ${c.name}`;
+    li.title = c.name;
     li.className = c.id === state.channel ? "active" : "";
     li.onclick = () => { state.channel = c.id; render(); };
     $("channels").appendChild(li);
   });
   const channel = v.channels.find((c) => c.id === state.channel) || v.channels[0];
-  state.channel = channel.id;
+  const switched = state.shown !== channel.id;
+  state.channel = state.shown = channel.id;
   $("channel-name").textContent = `# ${channel.name}`;
-  $("channel-topic").innerHTML = mrkdwn(channel.topic || "");
-  const box = $("messages");
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.innerHTML = "";
-  (v.messages[channel.id] || []).forEach((m) => box.appendChild(renderMessage(m)));
-  if (atBottom) box.scrollTop = box.scrollHeight;
-  box.querySelectorAll("a[data-channel]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); state.channel = a.dataset.channel; render(); }; });
+  $("channel-name").title = channel.name;
+  $("channel-topic").innerHTML = mrkdwn(channel.topic || "", context());
+  renderMessages(v.messages[channel.id] || [], switched);
   $("demo").innerHTML = Object.entries(v.demo).map(([name, ok]) =>
     `<li class="demo-toggle" data-service="${esc(name)}">${ok ? "✅" : "❌"} ${esc(name)} <small>(click to ${ok ? "break" : "fix"})</small></li>`).join("");
   $("demo").querySelectorAll("li").forEach((li) => { li.onclick = () => post("demo", { service: li.dataset.service, healthy: !v.demo[li.dataset.service] }); });
@@ -265,9 +259,40 @@ function render() {
   renderModal(v.modal);
 }
 
+// Re-render keeping the reader's place: at the bottom it follows new messages; scrolled up it stays put and a
+// "New messages" pill says something arrived below.
+function renderMessages(messages, switched) {
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const kept = box.scrollTop;
+  const { top, replies } = layout(messages);
+  box.innerHTML = "";
+  top.forEach((m) => box.appendChild(renderMessage(m, replies[m.ts] || [])));
+  box.querySelectorAll("a[data-channel]").forEach((a) => { a.onclick = (e) => { e.preventDefault(); state.channel = a.dataset.channel; render(); }; });
+  const latest = top.length ? Number(top[top.length - 1].ts) : 0;
+  const arrived = !switched && latest > (state.latest[state.channel] || 0);
+  state.latest[state.channel] = Math.max(latest, state.latest[state.channel] || 0);
+  if (switched || atBottom) {
+    box.scrollTop = box.scrollHeight;
+    $("new-below").hidden = true;
+  } else {
+    box.scrollTop = kept;
+    if (arrived) $("new-below").hidden = false;
+  }
+}
+
+$("messages").onscroll = () => {
+  const box = $("messages");
+  if (box.scrollHeight - box.scrollTop - box.clientHeight < 40) $("new-below").hidden = true;
+};
+$("new-below").onclick = () => {
+  $("messages").scrollTop = $("messages").scrollHeight;
+  $("new-below").hidden = true;
+};
+
 async function submitForm(viewId, values, dialog) {
   const response = await fetch("/ui/submit", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user: state.me, channel: state.channel, view_id: viewId, values }) });
+    body: JSON.stringify({ user: state.me, channel: state.channel, screen: screenId, view_id: viewId, values }) });
   const answer = await response.json();
   dialog.querySelectorAll(".field-error").forEach((e) => e.remove());
   if (answer.errors) { // the bot refused the form: show each message under its field, keep the form open
@@ -285,14 +310,14 @@ async function submitForm(viewId, values, dialog) {
 }
 
 async function refresh() {
-  const response = await fetch(`/ui/state?user=${encodeURIComponent(state.me)}`);
+  const response = await fetch(`/ui/state?user=${encodeURIComponent(state.me)}&screen=${encodeURIComponent(screenId)}`);
   state.view = await response.json();
   render();
 }
 
 async function post(what, data) {
   const response = await fetch(`/ui/${what}`, { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user: state.me, channel: state.channel, ...data }) });
+    body: JSON.stringify({ user: state.me, channel: state.channel, screen: screenId, ...data }) });
   if (!response.ok) alert((await response.json()).error);
   await refresh();
 }
@@ -306,9 +331,14 @@ $("composer").onsubmit = (event) => {
   const line = $("line").value.trim();
   if (!line) return;
   $("line").value = "";
+  $("messages").scrollTop = $("messages").scrollHeight; // what you send (and its answer) is where you look next
   post(line.startsWith("/") ? "command" : "say", { text: line });
 };
 $("me").onchange = () => { state.me = $("me").value; refresh(); };
 
+// Leaving (a reload, a closed tab) closes this screen's modals, as closing Slack does.
+window.addEventListener("pagehide", () => {
+  navigator.sendBeacon("/ui/leave", new Blob([JSON.stringify({ user: state.me, channel: state.channel, screen: screenId })], { type: "application/json" }));
+});
 new EventSource("/ui/events").onmessage = () => refresh();
 refresh();

@@ -1,0 +1,262 @@
+"""What the runbook engine does with a failed step, by its typed effect on the target (`bot/runbooks/effects.py`):
+an untouched step is retried and never undone, a changed one is retried and undone, an unknown one is neither
+retried nor undone — the run stops for people, who Resume, Roll back, or mark the step done after checking it by
+hand. First the rules alone (milliseconds), then the engine following them through signed Slack requests against a
+small HTTP app whose answers decide each step's effect.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.actions.models import ActionRun, ActionState, ActionStep, StepState
+from bot.executors.base import Effect, ExecutorError
+from bot.runbooks.definitions import TRAITS
+from bot.runbooks.effects import AFTER_FAILURE, combined, needs_undo
+from bot.views.effects import effect_text
+from playground.slack_api import FakeSlack
+from tests.conftest import RunningBot, make_settings, start_bot
+from tests.test_approvals import ALICE, button, click, ops, text
+from tests.test_runbooks import _follow_up, message_of
+
+# --- the rules ------------------------------------------------------------------------------------------------
+
+
+def test_an_untouched_failure_may_be_retried_and_its_own_undo_never_runs() -> None:
+    after = AFTER_FAILURE[Effect.UNTOUCHED]
+    assert (after.retry, after.undo_own, after.automatic) == (True, False, True)
+
+
+def test_a_changed_failure_may_be_retried_and_is_undone() -> None:
+    after = AFTER_FAILURE[Effect.CHANGED]
+    assert (after.retry, after.undo_own, after.automatic) == (True, True, True)
+
+
+def test_an_unknown_failure_is_neither_retried_nor_undone_and_leaves_it_to_people() -> None:
+    after = AFTER_FAILURE[Effect.UNKNOWN]
+    assert (after.retry, after.undo_own, after.automatic) == (False, False, False)
+
+
+@pytest.mark.parametrize(("tries", "effect"), [
+    ([], Effect.UNTOUCHED),
+    ([Effect.UNTOUCHED, Effect.UNTOUCHED], Effect.UNTOUCHED),
+    ([Effect.CHANGED, Effect.UNTOUCHED], Effect.CHANGED),  # a later refusal does not take back the first try
+    ([Effect.UNTOUCHED, Effect.CHANGED], Effect.CHANGED),
+    ([Effect.CHANGED, Effect.UNKNOWN], Effect.UNKNOWN),
+])
+def test_the_tries_of_one_step_add_up_to_the_least_known_effect(tries: list[Effect], effect: Effect) -> None:
+    assert combined(tries) is effect
+
+
+@pytest.mark.parametrize(("state", "effect", "by_engine", "by_people"), [
+    (StepState.SUCCEEDED, None, True, True),
+    (StepState.FAILED, Effect.CHANGED, True, True),
+    (StepState.FAILED, Effect.UNTOUCHED, False, False),  # even a person's Roll back must not undo others' writes
+    (StepState.FAILED, Effect.UNKNOWN, False, True),
+    (StepState.FAILED, None, False, True),  # failed before effects were recorded: unknown
+    (StepState.RUNNING, None, False, True),  # cut short by a crash
+    (StepState.SKIPPED, None, False, False),
+    (StepState.WAITING, None, False, False),
+    (StepState.UNDONE, None, False, False),
+])
+def test_which_steps_a_roll_back_puts_back(state: StepState, effect: Effect | None, by_engine: bool,
+                                            by_people: bool) -> None:
+    row = ActionStep(0, "a step", state=state, effect=effect)
+    assert needs_undo(row, chosen_by_people=False) is by_engine
+    assert needs_undo(row, chosen_by_people=True) is by_people
+
+
+def test_a_step_cut_short_is_untouched_only_for_kinds_that_do_not_act() -> None:
+    acting = {kind for kind, traits in TRAITS.items() if traits.cut_short is Effect.UNKNOWN}
+    assert acting == {kind for kind, traits in TRAITS.items() if traits.changes} | {"http"}
+    assert {kind for kind in TRAITS if kind not in acting} == {"check", "backup", "collect-logs", "notify", "wait"}
+
+
+def test_an_executor_error_cannot_be_raised_without_saying_its_effect() -> None:
+    with pytest.raises(TypeError):
+        ExecutorError("failed", state="somewhere")  # type: ignore[call-arg]
+    assert ExecutorError("failed", state="as it was", effect=Effect.UNTOUCHED).effect is Effect.UNTOUCHED
+
+
+def test_every_effect_has_words() -> None:
+    assert {effect_text(effect) for effect in Effect} and len({effect_text(e) for e in Effect}) == len(Effect)
+
+
+# --- the engine following them --------------------------------------------------------------------------------
+
+
+@dataclass
+class App:
+    """Maintenance on/off that works, and /answer/<status> that answers with that status; every hit counted."""
+
+    maintenance: list[str] = field(default_factory=list)
+    hits: Counter[str] = field(default_factory=Counter)
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    state = App()
+
+    async def maintenance(request: web.Request) -> web.Response:
+        state.maintenance.append(request.match_info["mode"])
+        return web.Response(text="ok")
+
+    async def answer(request: web.Request) -> web.Response:
+        state.hits[request.path] += 1
+        return web.Response(status=int(request.match_info["status"]), text="as asked")
+
+    server = web.Application()
+    server.router.add_post("/maintenance/{mode}", maintenance)
+    server.router.add_post("/answer/{status}", answer)
+    runner = web.AppRunner(server, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.port = runner.addresses[0][1]
+    yield state
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def bot(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path, app: App) -> AsyncIterator[RunningBot]:
+    catalog = f"""
+approvals:
+  environments:
+    staging: {{default: {{approvals: 0}}}}
+services:
+  shop:
+    environment: staging
+    maintenance: {{type: http, on_url: "{app.url('/maintenance/on')}", off_url: "{app.url('/maintenance/off')}"}}
+  legacy:  # refuses to go into maintenance
+    environment: staging
+    maintenance: {{type: http, on_url: "{app.url('/answer/403')}", off_url: "{app.url('/maintenance/off')}"}}
+  flaky:  # fails going into maintenance, and nobody knows whether it went
+    environment: staging
+    maintenance: {{type: http, on_url: "{app.url('/answer/503')}", off_url: "{app.url('/maintenance/off')}"}}
+runbooks:
+  unknown-answer:
+    services: [shop]
+    steps:
+      - {{kind: maintenance, service: shop, mode: "on"}}
+      - {{kind: http, url: "{app.url('/answer/503')}", retries: 2, on_failure: rollback}}
+      - {{kind: http, url: "{app.url('/answer/200')}"}}
+  refused-answer:
+    services: [shop]
+    steps:
+      - {{kind: maintenance, service: shop, mode: "on"}}
+      - {{kind: http, url: "{app.url('/answer/400')}", retries: 1, on_failure: rollback}}
+  refused-maintenance:
+    services: [legacy]
+    steps:
+      - {{kind: maintenance, service: legacy, mode: "on"}}
+  unknown-then-rollback:
+    services: [flaky]
+    steps:
+      - {{kind: maintenance, service: flaky, mode: "on", on_failure: continue}}
+      - {{kind: http, url: "{app.url('/answer/400')}", on_failure: rollback}}
+"""
+    running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog, slack, http)
+    yield running
+    await runner.cleanup()
+
+
+async def run(bot: RunningBot, name: str) -> ActionRun:
+    plan = await ops(bot, f"run {name}")
+    run_id = int(button(plan, "action.request")["value"])
+    await click(bot, "action.request", str(run_id), ALICE)
+    finished = await bot.ctx.store.get_action(run_id)
+    assert finished is not None and finished.state is ActionState.FAILED, finished and finished.outcome
+    return finished
+
+
+async def test_an_unknown_step_is_not_retried_and_nothing_is_undone(bot: RunningBot, app: App) -> None:
+    failed = await run(bot, "unknown-answer")
+    assert app.hits["/answer/503"] == 1, "`retries: 2`, but a step whose effect is unknown is not tried again"
+    assert app.maintenance == ["on"], "`on_failure: rollback`, but nothing is undone before a person looks"
+    assert [(s.state, s.effect) for s in failed.steps] == [(StepState.SUCCEEDED, None),
+                                                           (StepState.FAILED, Effect.UNKNOWN), (StepState.SKIPPED, None)]
+    assert app.hits["/answer/200"] == 0
+    assert "What it did is unknown" in failed.outcome and "Look at `shop`" in failed.target_state
+    assert "Still changed, not undone: step 1 (Turn maintenance mode on for shop" in failed.target_state
+    assert effect_text(Effect.UNKNOWN) in text(message_of(bot, failed.id or 0))
+
+
+async def test_an_untouched_step_is_retried_and_the_steps_before_it_are_undone(bot: RunningBot, app: App) -> None:
+    failed = await run(bot, "refused-answer")
+    assert app.hits["/answer/400"] == 2, "tried again: a refused request changed nothing"
+    assert app.maintenance == ["on", "off"]
+    assert [(s.state, s.effect) for s in failed.steps[:2]] == [(StepState.UNDONE, None),
+                                                               (StepState.FAILED, Effect.UNTOUCHED)]
+    assert effect_text(Effect.UNTOUCHED) in text(message_of(bot, failed.id or 0))
+
+
+async def test_a_step_that_changed_nothing_is_not_undone(bot: RunningBot, app: App) -> None:
+    failed = await run(bot, "refused-maintenance")
+    assert app.hits["/answer/403"] == 1
+    assert app.maintenance == [], "its undo (maintenance off) would act on a service the step never changed"
+    [step] = failed.steps
+    assert (step.state, step.effect) == (StepState.FAILED, Effect.UNTOUCHED)
+
+
+async def test_a_step_of_unknown_effect_passed_over_is_not_undone_by_a_later_roll_back(bot: RunningBot,
+                                                                                        app: App) -> None:
+    failed = await run(bot, "unknown-then-rollback")
+    assert app.hits["/answer/503"] == 1 and app.hits["/answer/400"] == 1
+    assert app.maintenance == [], "a step whose effect is unknown is put back only by a person's Roll back"
+    assert [(s.state, s.effect) for s in failed.steps] == [(StepState.FAILED, Effect.UNKNOWN),
+                                                           (StepState.FAILED, Effect.UNTOUCHED)]
+
+
+async def follow_up(bot: RunningBot, action_id: str, of: ActionRun) -> ActionRun:
+    """Press a follow-up button on the stopped run's message, then Run now on the plan it answers with."""
+    plan = await _follow_up(bot, action_id, of.id or 0, ALICE)
+    run_id = int(button(plan, "action.request")["value"])
+    await click(bot, "action.request", str(run_id), ALICE)
+    done = await bot.ctx.store.get_action(run_id)
+    assert done is not None
+    return done
+
+
+async def test_a_step_of_unknown_effect_checked_by_hand_is_marked_done_and_not_run_again(bot: RunningBot,
+                                                                                         app: App) -> None:
+    stopped = await run(bot, "unknown-answer")
+    shown = message_of(bot, stopped.id or 0)
+    assert button(shown, "runbook.resume") and button(shown, "runbook.rollback")
+    assert button(shown, "runbook.mark_done") and "Mark done: step 2 was checked by hand" in text(shown)
+
+    done = await follow_up(bot, "runbook.mark_done", stopped)
+
+    assert done.state is ActionState.SUCCEEDED, done.outcome
+    assert done.params["mode"] == "done" and done.params["checked"] == 1
+    assert [s.state for s in done.steps] == [StepState.SUCCEEDED] * 3
+    assert done.steps[1].detail == f"checked by hand by <@{ALICE}> and marked done"
+    assert app.hits["/answer/503"] == 1 and app.maintenance == ["on"], "nothing before it ran again"
+    assert app.hits["/answer/200"] == 1, "the run went on after it"
+
+
+async def test_a_step_of_unknown_effect_is_rolled_back_when_people_choose_it(bot: RunningBot, app: App) -> None:
+    stopped = await run(bot, "unknown-answer")
+
+    rolled = await follow_up(bot, "runbook.rollback", stopped)
+
+    assert rolled.state is ActionState.SUCCEEDED, rolled.outcome
+    assert app.maintenance == ["on", "off"] and app.hits["/answer/503"] == 1 and app.hits["/answer/200"] == 0
+
+
+async def test_a_run_that_rolled_back_on_its_own_offers_no_follow_up(bot: RunningBot, app: App) -> None:
+    rolled_back = await run(bot, "refused-answer")
+    shown = message_of(bot, rolled_back.id or 0)
+    assert "runbook.resume" not in text(shown) and "runbook.mark_done" not in text(shown)
+    answer = text(await _follow_up(bot, "runbook.mark_done", rolled_back.id or 0, ALICE))
+    assert "not interrupted or stopped on a step of unknown effect" in answer
