@@ -10,6 +10,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from bot.errors import store_down
+
 log = logging.getLogger(__name__)
 
 
@@ -33,8 +35,12 @@ class BackgroundTasks:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if store_down(exc):  # the store logs its outage once; a task it stopped is not another traceback
+            log.info("background task %s stopped: the store could not be reached", task.get_name())
+        else:
+            log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     @property
     def pending(self) -> int:

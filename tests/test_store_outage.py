@@ -7,6 +7,8 @@ Against the real PostgreSQL (its database dropped under the running bot, then ma
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -23,6 +25,7 @@ from bot.errors import StoreUnavailable
 from bot.store import create_store
 from bot.store.outage import postgres_unreachable, sqlite_unreachable
 from bot.store.sqlite import SqliteStore
+from bot.tasks import BackgroundTasks
 from playground.payloads import sign, slash_command
 from playground.slack_api import FakeSlack
 from tests.conftest import PG_ADMIN_DSN, RunningBot, make_settings, pg_dsn, start_bot
@@ -171,3 +174,23 @@ async def test_a_postgres_outage_is_answered_plainly_and_logged_once_per_outage(
     assert faults(caplog.records) == []
     audited = await bot.ctx.store.audit_entries()
     assert [e.outcome for e in audited if e.args == "backups web"] == [Outcome.OK]  # after it came back
+
+
+async def test_a_background_task_the_store_outage_stopped_is_one_plain_line_and_any_other_failure_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def store_gone() -> None:
+        raise StoreUnavailable("the store went away")
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    tasks = BackgroundTasks()
+    with caplog.at_level(logging.INFO, logger="bot.tasks"):
+        for work, name in ((store_gone(), "run 1"), (broken(), "run 2")):
+            with contextlib.suppress(Exception):
+                await tasks.spawn(work, name=name)
+        await asyncio.sleep(0)
+    [gone] = [r for r in caplog.records if "run 1" in r.getMessage()]
+    [bug] = [r for r in caplog.records if "run 2" in r.getMessage()]
+    assert gone.levelno == logging.INFO and gone.exc_info is None and "could not be reached" in gone.getMessage()
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None

@@ -30,7 +30,7 @@ from bot.actions.policy import NotAllowed, mention, resolve_policy
 from bot.actions.progress import RunProgress
 from bot.audit import AuditEntry, Outcome, current_request
 from bot.context import Context
-from bot.errors import InfrastructureError, OpsbotError
+from bot.errors import InfrastructureError, OpsbotError, store_down
 from bot.executors.base import Artifact, Backups, Effect, ExecutorError
 from bot.health import CheckResult, run_checks
 from bot.incidents import timeline
@@ -422,7 +422,10 @@ async def _run(ctx: Context, run: ActionRun) -> None:
         await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), "unchanged by the failing step; see the steps above")
     except Exception as exc:
         reference = secrets.token_hex(4)
-        log.exception("action run %s failed unexpectedly (reference %s)", run_id, reference)
+        if store_down(exc):  # the store logs its outage once; if it is still away, recovery interrupts the run later
+            log.warning("action run %s stopped: the store could not be reached (reference %s)", run_id, reference)
+        else:
+            log.exception("action run %s failed unexpectedly (reference %s)", run_id, reference)
         await _finish(ctx, run, ActionState.FAILED, f"opsbot failed: {type(exc).__name__} (reference {reference})",
                       f"unknown: check `/ops health {run.service}`")
     else:
