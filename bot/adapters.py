@@ -1,10 +1,11 @@
 """Which adapter modules (and so which client libraries) a catalog needs, imported when the catalog names their kind.
 
-Reading a catalog imports only the models; the code that talks to Kubernetes, Docker, RabbitMQ, memcached, MySQL or
-the host's memory lives in the modules below and is imported by `load` at start-up (the composition root), for the
-check kinds and target types the catalog uses, so a replica without a Kubernetes target never holds the Kubernetes
-client. Not responsible for what the modules do; `module` hands one to its caller (importing it if a path outside
-the composition root, such as `opsbot check-config` or a test, reaches it first).
+Reading a catalog imports only the models; the code that talks to Redis, Kubernetes, Docker, RabbitMQ, memcached, MySQL
+or the host's memory lives in the modules below and is imported by `load` at start-up (the composition root), for the
+check kinds and target types the catalog uses (and Redis when REDIS_URL is set), so a replica without a Kubernetes
+target never holds the Kubernetes client. Runbook steps name their kind too (`step:<kind>`). Not responsible for what
+the modules do; `module` hands one to its caller (importing it if a path outside the composition root, such as
+`opsbot check-config` or a test, reaches it first).
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ import importlib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType, ModuleType
 
-# A check kind (`check:<type>`) or a target type (`target:<type>`) → the modules that hold its library code.
+# A check kind (`check:<type>`), a target type (`target:<type>`), a runbook step kind (`step:<kind>`) or a setting in
+# use (`settings:<name>`) → the modules that hold its library code.
 MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "settings:redis": ("bot.redis_locks",),  # REDIS_URL is set: leases on Redis
+    "check:redis": ("bot.checks.redis_probe",),
     "check:rabbitmq": ("bot.checks.rabbitmq_probe",),
     "check:memcached": ("bot.checks.memcached_probe",),
     "check:containers": ("bot.checks.containers_probe",),
-    "check:mysql": ("aiomysql",),
+    "check:mysql": ("bot.checks.mysql_probe",),
+    "check:sql": ("bot.checks.mysql_probe",),  # its DSN may name MySQL, or come from the environment at run time
     "check:memory": ("psutil",),
     "check:log-errors": (),  # its target's executor (below) reads the logs
     "check:kubernetes-pods": ("bot.executors.kubernetes", "bot.executors.kubernetes_pods"),
     "target:docker": ("bot.executors.docker",),
+    "step:sql": ("bot.executors.databases",),
+    "step:terminate-queries": ("bot.executors.databases",),
+    "step:flush-cache": ("bot.executors.caches",),
     "target:kubernetes": ("bot.executors.kubernetes", "bot.executors.kubernetes_pods"),
 })
 

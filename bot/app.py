@@ -51,7 +51,8 @@ def build_context(
     demo_workloads: DemoWorkloads | None = None, tracer: Tracer = NO_TRACER,
 ) -> Context:
     extra: dict[str, Any] = {"environ": environ} if environ is not None else {}
-    adapters.load(catalog_kinds(catalog))  # the client libraries of the kinds this catalog uses, and no others
+    # The client libraries of the kinds this catalog (and the settings) use, and no others.
+    adapters.load(catalog_kinds(catalog) | settings_kinds(settings))
     metrics = Metrics()
     return Context(
         settings=settings,
@@ -67,9 +68,16 @@ def build_context(
 
 
 def catalog_kinds(catalog: Catalog) -> set[str]:
-    """The check kinds and target types the catalog uses (`check:<type>`, `target:<type>`), for `bot.adapters`."""
+    """The check kinds, target types and runbook step kinds the catalog uses (`check:<type>`, `target:<type>`,
+    `step:<kind>`), for `bot.adapters`."""
     kinds = {f"check:{check.type}" for service in catalog.services.values() for check in service.checks}
+    kinds |= {f"step:{step.kind}" for runbook in catalog.runbooks.values() for step in runbook.steps}
     return kinds | {f"target:{service.target.type}" for service in catalog.services.values() if service.target}
+
+
+def settings_kinds(settings: Settings) -> set[str]:
+    """The settings that need a client library (`settings:<name>`), for `bot.adapters`."""
+    return {"settings:redis"} if settings.redis_url is not None else set()
 
 
 def settle_heap() -> None:

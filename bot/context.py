@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import adapters
 from bot.actions.policy import Membership
 from bot.audit import AuditOutbox
 from bot.catalog import Catalog
@@ -25,7 +24,7 @@ from bot.clock import Clock, SystemClock
 from bot.errors import StoreUnavailable
 from bot.executors.demo import DemoWorkloads
 from bot.handover import Handover
-from bot.locks import CountedLocks, Locks, RedisLocks, StoreLocks, process_owner
+from bot.locks import CountedLocks, Locks, LockServer, StoreLocks, process_owner
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Store
@@ -52,7 +51,7 @@ class Context:
     tracer: Tracer = NO_TRACER  # spans per Slack request, check and run step when OTEL_EXPORTER_OTLP_ENDPOINT is set
     handover: Handover = field(default_factory=Handover)  # set draining by SIGTERM: no new work, runs handed over
     _http: aiohttp.ClientSession | None = None
-    _redis: aioredis.Redis | None = None
+    _redis: LockServer | None = None
     _membership: Membership | None = None
 
     async def start(self) -> None:
@@ -64,13 +63,14 @@ class Context:
         # (`health.per_host`) and in all (`health.concurrency`), and a lower cap here would queue them silently.
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0))
         if self.settings.redis_url is not None:
-            self._redis = aioredis.from_url(self.settings.redis_url.get_secret_value(), socket_connect_timeout=5,
-                                            socket_timeout=5)
+            # redis-py is imported only when REDIS_URL is set (`bot.adapters`, kind `settings:redis`).
+            self._redis = adapters.module("bot.redis_locks").connect(self.settings.redis_url.get_secret_value(),
+                                                                     self.settings.redis_prefix)
 
     async def stop(self) -> None:
         await self.tasks.drain(timeout=10)
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.close()
             self._redis = None
         if self._http is not None:
             await self._http.close()
@@ -84,7 +84,7 @@ class Context:
         return self._http
 
     @property
-    def redis(self) -> aioredis.Redis | None:
+    def redis(self) -> LockServer | None:
         return self._redis
 
     @property
@@ -95,7 +95,7 @@ class Context:
     def locks(self) -> Locks:
         """Redis when REDIS_URL is set, else lease rows in the store."""
         if self._redis is not None:
-            return CountedLocks(RedisLocks(self._redis, self.settings.redis_prefix, self.owner), self.metrics)
+            return CountedLocks(self._redis.locks(self.owner), self.metrics)
         return CountedLocks(StoreLocks(self.store, self.clock, self.owner), self.metrics)
 
     @property
@@ -118,9 +118,5 @@ class Context:
         except StoreUnavailable as exc:
             report["store"] = str(exc)
         if self._redis is not None:
-            try:
-                await self._redis.ping()
-                report["redis"] = "ok"
-            except (RedisError, OSError) as exc:
-                report["redis"] = f"unreachable: {type(exc).__name__}"
+            report["redis"] = await self._redis.readiness()
         return report

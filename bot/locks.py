@@ -1,4 +1,5 @@
-"""Locks and leases: one replica at a time may act on a service. Redis when REDIS_URL is set, else the store.
+"""Locks and leases: one replica at a time may act on a service. Redis when REDIS_URL is set (`bot.redis_locks`,
+imported only then), else the store.
 
 Every lease carries a fencing token that only grows. If the lock store cannot be reached, nothing runs:
 `LockUnavailable` is raised (fail closed) and the user is told so.
@@ -12,9 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
-from redis.exceptions import RedisError
 
 from bot.clock import Clock
 from bot.errors import InfrastructureError, StoreUnavailable
@@ -79,54 +78,16 @@ class StoreLocks:
         return StoreLease(self.store, self.clock, name, self.owner, token) if token is not None else None
 
 
-_TOKEN_MEMORY_MS = 30 * 24 * 3600 * 1000  # 30 days
+class LockServer(Protocol):
+    """A shared lock server (Redis, `bot.redis_locks`), connected at start-up when REDIS_URL is set."""
 
-# Only the holder may extend or delete: compare the stored value before touching the key.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+    def locks(self, owner: str) -> Locks:
+        """Leases on this server, held by `owner`."""
 
+    async def readiness(self) -> str:
+        """"ok", or why the server cannot be reached."""
 
-@dataclass
-class RedisLease:
-    redis: aioredis.Redis
-    key: str
-    value: str
-    name: str
-    token: int
-
-    async def renew(self, ttl: float) -> bool:
-        try:
-            return bool(await self.redis.eval(_RENEW, 1, self.key, self.value, int(ttl * 1000)))
-        except (RedisError, OSError) as exc:
-            raise LockUnavailable("Redis") from exc
-
-    async def release(self) -> None:
-        try:
-            await self.redis.eval(_RELEASE, 1, self.key, self.value)
-        except (RedisError, OSError) as exc:
-            raise LockUnavailable("Redis") from exc
-
-
-class RedisLocks:
-    """`SET key value NX PX ttl`; the value is owner + fencing token (from INCR, so tokens only grow)."""
-
-    def __init__(self, redis: aioredis.Redis, prefix: str, owner: str) -> None:
-        self.redis, self.prefix, self.owner = redis, prefix, owner
-
-    async def acquire(self, name: str, ttl: float) -> RedisLease | None:
-        key = f"{self.prefix}lock:{name}"
-        try:
-            counter = f"{self.prefix}lock-token:{name}"
-            async with self.redis.pipeline(transaction=True) as pipe:
-                # The counter outlives any lease by far (so tokens still only grow for whoever could hold
-                # one), yet one-off names (a scheduled occurrence) do not pile up in Redis forever.
-                # redis-py types a pipeline's commands as awaitables; on a pipeline they return it, to chain.
-                token = int((await pipe.incr(counter).pexpire(counter, _TOKEN_MEMORY_MS).execute())[0])  # type: ignore[attr-defined]
-            value = f"{self.owner}:{token}"
-            taken = await self.redis.set(key, value, nx=True, px=int(ttl * 1000))
-        except (RedisError, OSError) as exc:
-            raise LockUnavailable("Redis") from exc
-        return RedisLease(self.redis, key, value, name, token) if taken else None
+    async def close(self) -> None: ...
 
 
 class _LeaseMeter(Protocol):

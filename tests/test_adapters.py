@@ -1,5 +1,6 @@
-"""Client libraries load only for the kinds a catalog uses (`bot/adapters.py`, loaded by the composition root): a
-fresh interpreter builds the Context for a catalog and reports which heavy libraries it holds."""
+"""Client libraries load only for the kinds a catalog (and the settings) use (`bot/adapters.py`, loaded by the
+composition root): a fresh interpreter builds the Context for a catalog on SQLite and reports which heavy libraries
+it holds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 
 from tests.test_cli import ROOT, base_env
 
-# Not psutil: redis-py imports the OpenTelemetry SDK when installed, and the SDK imports psutil.
-HEAVY = ("kubernetes", "docker", "aio_pika", "aiomcache", "aiomysql")
+# redis-py also imports the OpenTelemetry SDK when installed (and the SDK psutil): neither may load without Redis.
+HEAVY = ("kubernetes", "docker", "aio_pika", "aiomcache", "aiomysql", "pymysql", "redis", "pymemcache", "psutil",
+         "opentelemetry.sdk")
 PROBE = """
 import json, sys
 HEAVY = sys.argv[1].split(",")
@@ -25,16 +27,51 @@ print(json.dumps(sorted(name for name in HEAVY if name in sys.modules)))
 """
 
 
-def loaded(catalog: str) -> list[str]:
+def loaded(catalog: str, **env: str) -> list[str]:
     done = subprocess.run([sys.executable, "-c", PROBE, ",".join(HEAVY)], input=catalog, capture_output=True, text=True, cwd=ROOT,
-                          env=base_env(), timeout=60, check=False)
+                          env=base_env(**env), timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def test_a_catalog_of_http_checks_loads_no_kubernetes_docker_or_queue_client() -> None:
-    catalog = "services:\n  api:\n    environment: production\n    checks: [{type: http, url: 'http://127.0.0.1:9/'}]\n"
-    assert loaded(catalog) == []
+HTTP_ONLY = "services:\n  api:\n    environment: production\n    checks: [{type: http, url: 'http://127.0.0.1:9/'}]\n"
+
+
+def test_a_catalog_of_http_checks_loads_no_client_library() -> None:
+    assert loaded(HTTP_ONLY) == []
+
+
+def test_redis_url_loads_redis_py_for_the_leases() -> None:
+    assert "redis" in loaded(HTTP_ONLY, REDIS_URL="redis://127.0.0.1:6379/0")
+
+
+def test_redis_mysql_and_sql_checks_load_their_clients() -> None:
+    catalog = """
+services:
+  cache:
+    environment: production
+    checks: [{type: redis, url: "redis://127.0.0.1:6379/0"}]
+  db:
+    environment: production
+    checks: [{type: mysql, dsn: "mysql://root@127.0.0.1:3306/"}]
+"""
+    assert {"redis", "pymysql", "aiomysql"} <= set(loaded(catalog))
+    # The DSN may come from the environment when the check runs, so a sql check's MySQL client is ready either way.
+    sql = ("services:\n  db:\n    environment: production\n"
+           "    checks: [{type: sql, dsn_env: DB_DSN, query: 'SELECT 1', above: {warning: 5, critical: 9}}]\n")
+    assert {"pymysql", "aiomysql"} <= set(loaded(sql))
+
+
+def test_runbook_steps_load_the_clients_they_run() -> None:
+    catalog = HTTP_ONLY + """runbooks:
+  tidy:
+    description: tidy
+    services: [api]
+    steps:
+      - {kind: sql, service: api, dsn_env: RUNBOOK_DSN, statement: VACUUM ANALYZE}
+      - {kind: flush-cache, service: api, engine: redis, url_env: CACHE_URL, db: 12}
+"""
+    assert {"pymysql", "redis", "pymemcache"} <= set(loaded(catalog))
 
 
 def test_the_kinds_a_catalog_names_load_their_clients_at_start_up() -> None:

@@ -11,7 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.clock import ManualClock
-from bot.locks import Locks, LockUnavailable, RedisLocks, StoreLocks
+from bot.locks import Locks, LockUnavailable, StoreLocks
+from bot.redis_locks import RedisLocks
 from bot.store import Store, create_store
 from tests.conftest import REDIS_URL, free_port
 

@@ -1,18 +1,16 @@
 """MySQL/MariaDB check: ping, then connections in use (`Threads_connected`) against `max_connections`.
 
-Also holds the connection helpers the `sql` check shares for MySQL/MariaDB; it runs no catalog query itself.
+The client side (pymysql, aiomysql), shared with the `sql` check, is `bot.checks.mysql_probe`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-import pymysql
 from pydantic import field_validator
 
 from bot import adapters
 from bot.checks._dsn import DsnSource, url_field
-from bot.checks._net import socket_error
 from bot.checks._percent import PercentThresholds
 from bot.checks._sql_guard import superuser_warning
 from bot.checks.base import (
@@ -24,10 +22,7 @@ from bot.checks.base import (
     limit_note,
     percent,
 )
-from bot.executors.databases import MysqlConnection, parse_mysql_dsn
-
-if TYPE_CHECKING:
-    import aiomysql
+from bot.executors.mysql_dsn import parse_mysql_dsn
 
 MYSQL_SCHEMES = ("mysql", "mariadb")
 
@@ -59,39 +54,16 @@ class MysqlCheck(DsnSource, CheckSpec):
             target = parse_mysql_dsn(self.connection_url(deps), require_database=False)
         except ValueError:
             return not_a_url(self.dsn_env, "mysql://")
-        try:
-            conn = await connect(target, self.timeout)
-        except (ValueError, OverflowError):
-            return not_a_url(self.dsn_env, "mysql://")
-        except (pymysql.MySQLError, OSError) as exc:
-            return connect_failure(exc, self.where(), self.timeout)
-        try:
-            await conn.ping(reconnect=False)
-            async with conn.cursor() as cursor:
-                await cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-                row = await cursor.fetchone()
-                await cursor.execute("SELECT @@max_connections")
-                (limit,) = await cursor.fetchone()
-        except (pymysql.MySQLError, OSError) as exc:
-            return Probe(Status.CRITICAL, f"query failed on {self.where()}: {describe(exc)}")
-        finally:
-            conn.close()
-        in_use, limit = int(row[1]) if row else 0, int(limit)
+        # pymysql and aiomysql are imported only for a catalog with a mysql or sql check (`bot.adapters`).
+        found: tuple[int, int] | Probe = await adapters.module("bot.checks.mysql_probe").connections(
+            target, self.timeout, self.where(), self.dsn_env)
+        if isinstance(found, Probe):
+            return found
+        in_use, limit = found
         used = percent(in_use, limit)
         status = self.connections_percent.grade(used)
         note = limit_note(status, self.connections_percent, " %")
         return Probe(status, f"{in_use} of {limit} connections in use ({used:.0f} %){note}")
-
-
-async def connect(target: MysqlConnection, timeout: float) -> aiomysql.Connection:
-    """One connection, autocommit off. `connect_timeout` bounds the TCP connect only; a server that accepts and
-    then says nothing is left to the health runner's overall timeout."""
-    # aiomysql is imported only for a catalog with a mysql check (`bot.adapters`).
-    connection: aiomysql.Connection = await adapters.module("aiomysql").connect(
-        host=target.host, port=target.port, user=target.user or "root", password=target.password or "",
-        db=target.database or None, connect_timeout=timeout, autocommit=False,
-    )
-    return connection
 
 
 def not_a_url(dsn_env: str | None, scheme: str) -> Probe:
@@ -99,30 +71,6 @@ def not_a_url(dsn_env: str | None, scheme: str) -> Probe:
     return Probe(Status.ERROR, f"{f'${dsn_env}' if dsn_env else '`dsn`'} is not a valid {scheme} URL")
 
 
-def connect_failure(exc: BaseException, where: str, timeout: float) -> Probe:
-    """Why connecting failed, as a check's result: its own connect timeout firing is no answer, not a refusal."""
-    if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
-        return Probe(Status.ERROR, f"no answer within {timeout:g} s from {where}")
-    return Probe(Status.CRITICAL, f"cannot connect to {where}: {describe(exc)}")
-
-
-def error_code(exc: BaseException) -> int:
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else 0
-
-
-def describe(exc: BaseException) -> str:
-    """The server's own message without its error-code tuple; it names the user and host, never the password."""
-    args = exc.args
-    if isinstance(exc, pymysql.MySQLError) and len(args) >= 2:
-        text = str(args[1])
-        # aiomysql keeps why it could not connect (refused, no route) as the cause, not in the message.
-        if isinstance(exc.__cause__, OSError):
-            text = f"{text} ({socket_error(exc.__cause__)})"
-    elif isinstance(exc, OSError):
-        text = socket_error(exc)
-    else:
-        text = str(exc) or type(exc).__name__
-    text = text.strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
-
+def no_answer(where: str, timeout: float) -> Probe:
+    """The server did not answer within the check's own timeout: no answer, not a refusal."""
+    return Probe(Status.ERROR, f"no answer within {timeout:g} s from {where}")

@@ -9,29 +9,24 @@ catalog's business, not this module's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import decimal
 import math
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
-import pymysql
 from pydantic import Field, ValidationInfo, field_validator
-from pymysql.constants import FIELD_TYPE
 
+from bot import adapters
 from bot.checks import _sql_guard, mysql
 from bot.checks._dsn import DsnSource, url_field
 from bot.checks._limits import SERVER_MARGIN, NumberLimits, number
 from bot.checks._net import socket_error
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, limit_note
-from bot.executors.databases import parse_mysql_dsn
+from bot.executors.mysql_dsn import parse_mysql_dsn
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
-_ER_UNKNOWN_SYSTEM_VARIABLE = 1193
-_ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT = 1969, 3024
-_MYSQL_TYPES = {code: name.lower() for name, code in vars(FIELD_TYPE).items() if name.isupper()}
 
 
 class SqlCheck(DsnSource, NumberLimits, CheckSpec):
@@ -110,9 +105,9 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
         except (ValueError, OverflowError):
             # A URL asyncpg cannot use (an option it refuses); its message may quote the value.
             return self._not_a_url("postgres")
-        except TimeoutError as exc:
+        except TimeoutError:
             # asyncpg's own limit (the whole check's timeout) fired before the health runner's.
-            return mysql.connect_failure(exc, self.where(), self.timeout)
+            return mysql.no_answer(self.where(), self.timeout)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             text = socket_error(exc) if isinstance(exc, OSError) else _pg_text(exc)
             return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {text}")
@@ -140,23 +135,13 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
             target = parse_mysql_dsn(url, require_database=False)
         except ValueError:
             return self._not_a_url("mysql")
-        try:
-            conn = await mysql.connect(target, self.timeout)
-        except (ValueError, OverflowError):
-            return self._not_a_url("mysql")
-        except (pymysql.MySQLError, OSError) as exc:
-            return mysql.connect_failure(exc, self.where(), self.timeout)
-        budget = _budget(deadline, self.timeout)
-        try:
-            value, column, no_row = await _mysql_read(conn, query, budget)
-        except pymysql.MySQLError as exc:
-            if mysql.error_code(exc) in (_ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT):
-                return Probe(Status.ERROR, f"the query ran past its statement timeout ({budget:.1f} s) on {self.where()}")
-            return Probe(Status.ERROR, f"the query failed on {self.where()}: {mysql.describe(exc)}")
-        finally:
-            # Closing drops anything left open (a cancelled query's transaction): the server rolls it back.
-            conn.close()
-        return _first_number(value, column, no_row)
+        # pymysql and aiomysql are imported only for a catalog with a mysql or sql check (`bot.adapters`).
+        read: tuple[Any, str, bool] | Probe = await adapters.module("bot.checks.mysql_probe").first_value(
+            target, query, self.timeout, _budget(deadline, self.timeout), self.where(), self.dsn_env,
+            engine_scheme("mysql"))
+        if isinstance(read, Probe):
+            return read
+        return _first_number(*read)
 
 
 async def _pg_read(conn: asyncpg.Connection, query: str, budget: float) -> tuple[Any, str, bool]:
@@ -175,47 +160,6 @@ async def _pg_read(conn: asyncpg.Connection, query: str, budget: float) -> tuple
     attributes = statement.get_attributes()
     column = attributes[0].type.name if attributes else "nothing"
     return (row[0] if row else None), column, row is None
-
-
-async def _mysql_read(conn: Any, query: str, budget: float) -> tuple[Any, str, bool]:
-    async with conn.cursor() as cursor:
-        await _mysql_guard(cursor, budget)
-        await cursor.execute("START TRANSACTION READ ONLY")
-        try:
-            await cursor.execute(query)
-            row = await cursor.fetchone() if cursor.description else None
-            column = _MYSQL_TYPES.get(cursor.description[0][1], "unknown") if cursor.description else "nothing"
-        except pymysql.MySQLError:
-            # The query's own error is the one to report; a connection too broken to roll back is closed anyway.
-            with contextlib.suppress(pymysql.MySQLError):
-                await cursor.execute("ROLLBACK")
-            raise
-        await cursor.execute("ROLLBACK")
-    return (row[0] if row else None), column, row is None
-
-
-async def _mysql_guard(cursor: Any, budget: float) -> None:
-    """Make the session read-only and give its statements a time limit, in each server's own dialect.
-
-    `START TRANSACTION READ ONLY` alone is not enough there: DDL commits implicitly and would run outside it, so the
-    session itself is made read-only too (`transaction_read_only`, `tx_read_only` before MySQL 8 / MariaDB 11.1).
-
-    MySQL's max_execution_time bounds SELECT only. The query guard lets SELECT, WITH, VALUES, TABLE and SHOW through;
-    SHOW is left unbounded on MySQL (MariaDB's max_statement_time bounds every statement): it reads server metadata
-    and returns quickly, and the health runner's timeout still closes the connection under it.
-    """
-    await cursor.execute("SELECT VERSION()")
-    (version,) = await cursor.fetchone()
-    if "mariadb" in str(version).lower():
-        await cursor.execute(f"SET SESSION max_statement_time = {budget:.3f}")  # seconds, every statement
-    else:
-        await cursor.execute(f"SET SESSION max_execution_time = {max(1, round(budget * 1000))}")  # ms, SELECTs
-    try:
-        await cursor.execute("SET SESSION transaction_read_only = 1")
-    except pymysql.OperationalError as exc:
-        if mysql.error_code(exc) != _ER_UNKNOWN_SYSTEM_VARIABLE:
-            raise
-        await cursor.execute("SET SESSION tx_read_only = 1")
 
 
 # --- shared -------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import pymysql
@@ -17,6 +17,7 @@ import pymysql
 from bot.clock import Clock, SystemClock
 from bot.executors._tools import scrub
 from bot.executors.base import Effect, ExecutorError, TargetNotFound
+from bot.executors.mysql_dsn import MysqlConnection, parse_mysql_dsn, secret_forms
 
 Engine = Literal["postgres", "mysql"]
 
@@ -70,47 +71,6 @@ class LongQuery:
     seconds: float
     state: str
     query: str
-
-
-@dataclass(frozen=True)
-class MysqlConnection:
-    """mysql://user:password@host:port/database taken apart; the password never reaches a repr or a message."""
-
-    host: str
-    port: int
-    database: str
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    def where(self) -> str:
-        return f"{self.host}:{self.port}/{self.database}"
-
-    def secrets(self) -> list[str]:
-        return _secret_forms(self.password)
-
-
-def parse_mysql_dsn(dsn: str, *, require_database: bool = True) -> MysqlConnection:
-    """Split mysql:// (or mariadb://) URLs; errors describe the problem, never the value. A check of the server
-    itself (`require_database=False`) may leave the database out."""
-    try:
-        parts = urlsplit(dsn.strip())
-        port = parts.port
-    except ValueError:
-        raise ValueError("the MySQL DSN is not a mysql:// URL (one host, numeric port)") from None
-    if parts.scheme not in ("mysql", "mariadb"):
-        raise ValueError("the MySQL DSN is not a mysql:// or mariadb:// URL")
-    if parts.query:
-        raise ValueError("the MySQL DSN must not carry query parameters")
-    database = unquote(parts.path.lstrip("/"))
-    if require_database and not database:
-        raise ValueError("the MySQL DSN names no database")
-    return MysqlConnection(
-        host=parts.hostname or "localhost",
-        port=port or 3306,
-        database=database,
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-    )
 
 
 async def run_statement(engine: Engine, dsn: str, statement: str, timeout: float, *, clock: Clock | None = None) -> str:
@@ -287,7 +247,7 @@ def _pg_secrets(dsn: str) -> list[str]:
     except ValueError:
         # Unparseable: hide the whole string rather than guess where its password is.
         return [dsn.strip()]
-    return _secret_forms(unquote(password) if password is not None else None)
+    return secret_forms(unquote(password) if password is not None else None)
 
 
 def _pg_text(exc: BaseException, secrets: list[str]) -> str:
@@ -418,10 +378,6 @@ def _mysql_text(exc: BaseException, secrets: list[str]) -> str:
 
 
 # --- shared ----------------------------------------------------------------------------------------------
-
-
-def _secret_forms(password: str | None) -> list[str]:
-    return [password, quote(password, safe="")] if password else []
 
 
 def _verb(statement: str) -> str:

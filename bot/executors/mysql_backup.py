@@ -25,7 +25,7 @@ from bot.clock import Clock
 from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
 from bot.executors._tools import pipe_tool, run_tool, tool_environ
 from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
-from bot.executors.databases import MysqlConnection, parse_mysql_dsn
+from bot.executors.mysql_dsn import MysqlConnection, parse_mysql_dsn
 from bot.executors.postgres_backup import (
     backup_file_name,
     check_digest,

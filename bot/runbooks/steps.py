@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot import adapters
 from bot.actions import targets
 from bot.actions.models import ActionKind, ActionRun, BackupLabel
 from bot.context import Context
@@ -222,13 +223,13 @@ async def perform(ctx: Context, run: ActionRun, step: PlannedStep, book: UndoBoo
     if kind == "maintenance":
         return await _maintenance(ctx, service, str(args["mode"]), book)
     if kind == "sql":
-        from bot.executors.databases import run_statement
-
-        return await run_statement(args["engine"], _dsn(ctx, service, args), args["statement"], step.timeout)
+        # The database clients are imported only for a catalog with a sql step (`bot.adapters`).
+        ran: str = await adapters.module("bot.executors.databases").run_statement(
+            args["engine"], _dsn(ctx, service, args), args["statement"], step.timeout)
+        return ran
     if kind == "terminate-queries":
-        from bot.executors.databases import terminate_queries
-
-        ended = await terminate_queries(_dsn(ctx, service, args), float(args["older_than_minutes"]))
+        ended: list[Any] = await adapters.module("bot.executors.databases").terminate_queries(
+            _dsn(ctx, service, args), float(args["older_than_minutes"]))
         return f"ended {len(ended)}: " + _queries(ended) if ended else "none was running that long"
     if kind == "flush-cache":
         return await _flush(ctx, args)
@@ -347,22 +348,21 @@ def _queries(found: list[Any]) -> str:
 
 
 async def _long_queries_now(ctx: Context, service: str, args: dict[str, Any]) -> str:
-    from bot.executors.databases import long_queries
-
-    found = await long_queries(_dsn(ctx, service, args), float(args["older_than_minutes"]))
+    found: list[Any] = await adapters.module("bot.executors.databases").long_queries(
+        _dsn(ctx, service, args), float(args["older_than_minutes"]))
     return f"{len(found)} running that long now" + (": " + _queries(found) if found else "")
 
 
 async def _flush(ctx: Context, args: dict[str, Any]) -> str:
-    from bot.executors.caches import flush_memcached, flush_redis
-
+    # redis-py and pymemcache are imported only for a catalog with a flush-cache step (`bot.adapters`).
+    caches = adapters.module("bot.executors.caches")
     if args["engine"] == "redis":
         url = ctx.environ.get(str(args["url_env"]))
         if not url:
             raise ExecutorError(f"environment variable {args['url_env']} is not set", state=UNCHANGED, effect=Effect.UNTOUCHED)
-        return f"{plural(await flush_redis(url, int(args['db'])), 'key')} removed"
+        return f"{plural(await caches.flush_redis(url, int(args['db'])), 'key')} removed"
     host, _, port = str(args["address"]).rpartition(":")
-    return f"{plural(await flush_memcached(host, int(port)), 'item')} removed"
+    return f"{plural(await caches.flush_memcached(host, int(port)), 'item')} removed"
 
 
 async def _collect_logs(ctx: Context, run: ActionRun, service: str, args: dict[str, Any]) -> str:
