@@ -26,8 +26,8 @@ from bot.views.common import notice
 from bot.views.health import RESTART_ACTION
 from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK, deny_modal, reason_modal
 from handlers.ops_actions import REVISION
-from handlers.payloads import MalformedPayload, RunForm, Submission, read, read_json, ref_of
-from handlers.replies import Inbound, InChannelReply, Reply, handle, number_of, on_click, refuse
+from handlers.payloads import MalformedPayload, RunForm, Submission, read, read_json
+from handlers.replies import Inbound, InChannelReply, Reply, handle, number_of, on_click, refuse_form
 
 Body = dict[str, Any]
 
@@ -100,9 +100,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
             form = read(Submission, body, "form")
             metadata = read_json(RunForm, form.view.private_metadata, "form")
         except MalformedPayload as exc:
-            user = ref_of(body.get("user")) or ""
-            ctx.tasks.spawn(handle(ctx, Inbound("action", REQUEST_CALLBACK, user or None, None), InChannelReply(ctx, None, user),
-                                   refuse(exc)), name="request malformed")
+            refuse_form(ctx, REQUEST_CALLBACK, body, exc)
             return
         user, response_url = form.user.id, metadata.response_url
         reason = (_input(form) or "").strip()
@@ -124,9 +122,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
             form = read(Submission, body, "form")
             metadata = read_json(RunForm, form.view.private_metadata, "form")
         except MalformedPayload as exc:
-            who = ref_of(body.get("user")) or ""
-            ctx.tasks.spawn(handle(ctx, Inbound("action", DENY_CALLBACK, who or None, None), InChannelReply(ctx, None, who),
-                                   refuse(exc)), name="deny malformed")
+            refuse_form(ctx, DENY_CALLBACK, body, exc)
             return
         user, value, channel = form.user.id, _input(form) or "", metadata.channel
         inbound = Inbound("action", DENY_CALLBACK, user, channel, str(metadata.run_id))

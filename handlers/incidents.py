@@ -52,7 +52,7 @@ from bot.views.incidents import (
 )
 from bot.views.offers import DECLARE_OFFER
 from handlers.payloads import Command, MalformedPayload, Reaction, Submission, id_and_part, id_of, read, ref_of
-from handlers.replies import Inbound, InChannelReply, Reply, for_command, handle, on_click, refuse
+from handlers.replies import Inbound, InChannelReply, Reply, for_command, handle, on_click, refuse, refuse_form
 
 Body = dict[str, Any]
 STALE = "open the incident's channel and use its header"
@@ -185,10 +185,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
                 form = read(Submission, body, "form")
             except MalformedPayload as exc:
                 await ack()  # closes the form; the sender is told by a direct message
-                user = ref_of(body.get("user")) or ""
-                inbound = Inbound("action", callback_id, user or None, None)
-                ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, None, user), refuse(exc)),
-                                name=f"{callback_id} malformed")
+                refuse_form(ctx, callback_id, body, exc)
                 return
             values = {block: next(iter(inputs.values())).model_dump() if inputs else {} for block, inputs
                       in form.view.state.values.items()}

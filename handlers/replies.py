@@ -235,6 +235,14 @@ def refuse(error: OpsbotError) -> Callable[[], Awaitable[None]]:
     return work
 
 
+def refuse_form(ctx: Context, callback_id: str, body: dict[str, Any], error: MalformedPayload) -> None:
+    """A submitted form whose payload does not read: the form is closed (acked), so the sender is told by a direct
+    message; audited like any refusal."""
+    user = ref_of(body.get("user")) or ""
+    ctx.tasks.spawn(handle(ctx, Inbound("action", callback_id, user or None, None), InChannelReply(ctx, None, user),
+                           refuse(error)), name=f"{callback_id} malformed")
+
+
 def channel_of(body: dict[str, Any]) -> str | None:
     return (body.get("channel") or {}).get("id")
 
