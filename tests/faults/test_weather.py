@@ -16,14 +16,6 @@ from playground.slack_api import FakeSlack, Weather
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def bot() -> AsyncIterator[tuple[str, list[dict[str, str]], list[float]]]:
     """A stand-in for the bot: records each request's headers; sleeps as long as `delays` says (then answers at once)."""
     seen: list[dict[str, str]] = []
