@@ -7,6 +7,14 @@ import asyncio
 from aiohttp import web
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    """`app` served on a free loopback port: its runner (clean it up when done) and the port."""
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, runner.addresses[0][1]
+
+
 class Targets:
     """One aiohttp server: /ok, /fail (500), /hang, /slow?ms=N, /auth (wants a bearer token);
     `/switch` answers 200 or 503 per `self.switch_healthy`."""
@@ -57,11 +65,7 @@ class Targets:
         app.router.add_get("/fail", fail)
         app.router.add_get("/hang", hang)
         app.router.add_get("/switch", switch)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -22,6 +22,7 @@ from bot.handover import RESTARTING
 from playground.payloads import SIGNING_SECRET, block_action, event_callback, sign, slash_command
 from playground.slack_api import FakeSlack
 from tests.conftest import make_settings, start_bot
+from tests.targets import serve
 from tests.test_cli import base_env
 from tests.test_replicas import Replica
 
@@ -48,10 +49,8 @@ class Target:
 
         app = web.Application()
         app.router.add_post("/{tail:.*}", step)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, port = await serve(app)
+        self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -23,6 +23,7 @@ from bot.runbooks.effects import AFTER_FAILURE, combined, needs_undo
 from bot.views.effects import effect_text
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
+from tests.targets import serve
 from tests.test_approvals import ALICE, button, click, ops, text
 from tests.test_runbooks import _follow_up, message_of
 
@@ -119,11 +120,7 @@ async def app() -> AsyncIterator[App]:
     server = web.Application()
     server.router.add_post("/maintenance/{mode}", maintenance)
     server.router.add_post("/answer/{status}", answer)
-    runner = web.AppRunner(server, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    state.port = runner.addresses[0][1]
+    runner, state.port = await serve(server)
     yield state
     await runner.cleanup()
 

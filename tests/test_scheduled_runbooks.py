@@ -23,6 +23,7 @@ from bot.scheduling.scheduler import Scheduler
 from bot.views.schedule import schedule_message
 from playground.slack_api import FakeSlack
 from tests.conftest import make_settings
+from tests.targets import serve
 
 OPS = "C0OPS"
 T0 = datetime(2026, 11, 29, 1, 59, 50, tzinfo=UTC)  # a Sunday, ten seconds before the maintenance
@@ -49,10 +50,8 @@ class Recorder:
 
         app = web.Application()
         app.router.add_post("/{tail:.*}", record)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, port = await serve(app)
+        self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
