@@ -16,7 +16,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.checks import CheckDeps
 from bot.clock import SystemClock
 from bot.health import run_checks

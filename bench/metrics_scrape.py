@@ -20,7 +20,7 @@ from aiohttp import web
 
 import handlers
 from bot.app import build_bolt_app, build_context, build_web_app
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.settings import Settings
 from playground.payloads import SIGNING_SECRET
 from playground.slack_api import FakeSlack

@@ -15,10 +15,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.catalog import CatalogInvalid, catalog_warnings, load_catalog
-from bot.errors import ConfigError, StoreUnavailable
+from bot.catalog_loading import CatalogInvalid, catalog_warnings, load_catalog
+from bot.clock import SystemClock
+from bot.errors import ConfigError, OpsbotError, StoreUnavailable
 from bot.logs import configure_logging, formatter, log_secrets, redact
 from bot.settings import Settings, StoreSettings, load_settings
+from bot.store import create_store
 from bot.tracing import start_tracing
 
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve() -> int:
+    # Imported here, not at the top: the app loads Slack Bolt, the web server and every handler, which
+    # check-config, migrate and healthcheck (run by the container every few seconds) do without.
     from bot.app import serve
 
     settings = load_settings(Settings)
@@ -100,6 +104,7 @@ def _port(value: str) -> int:
 
 
 def _dev(port: int, config: Path | None) -> int:
+    # The playground (a local Slack and demo services) is a separate package only `opsbot dev` needs.
     from playground.dev import PortInUse
     from playground.dev import main as dev_main
 
@@ -147,8 +152,6 @@ def _check_config(path: Path | None) -> int:
 
 
 def _migrate() -> int:
-    from bot.store import create_store
-
     settings = load_settings(StoreSettings)
 
     async def run() -> list[int]:
@@ -165,10 +168,8 @@ def _migrate() -> int:
 
 
 def _postmortem(key: str) -> int:
-    from bot.clock import SystemClock
-    from bot.errors import OpsbotError
+    # Imported here for the same reason as the app in _serve(): it loads the Slack SDK (through bot.context).
     from bot.incidents.documents import build, parse_key
-    from bot.store import create_store
 
     settings = load_settings(StoreSettings)
     path = Path(os.environ.get("OPSBOT_CONFIG", "opsbot.yml"))

@@ -14,7 +14,6 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import adapters
-from bot.actions.policy import Membership
 from bot.audit import AuditOutbox
 from bot.catalog import Catalog
 from bot.chat import Chat
@@ -24,8 +23,10 @@ from bot.clock import Clock, SystemClock
 from bot.errors import StoreUnavailable
 from bot.executors.demo import DemoWorkloads
 from bot.handover import Handover
+from bot.health import HealthRun, run_checks
 from bot.locks import CountedLocks, Locks, LockServer, StoreLocks, process_owner
 from bot.metrics import Metrics
+from bot.runs.policy import Membership
 from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import BackgroundTasks
@@ -108,6 +109,10 @@ class Context:
     def check_deps(self) -> CheckDeps:
         return CheckDeps(http=self.http, environ=self.environ, clock=self.clock, backups=self.store,
                          observations=self.observations, observer=self.metrics, tracer=self.tracer)
+
+    async def check(self, service: str) -> HealthRun:
+        """The service's health checks, run once (a plan's health gate: `bot.runs.steps.check`)."""
+        return await run_checks(self.catalog, (service,), self.check_deps, self.clock)
 
     async def readiness(self) -> dict[str, str]:
         """What /healthz reports: each dependency "ok" or why not."""

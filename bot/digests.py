@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.actions.models import ActionKind, ActionRun, ActionState, BackupRecord, Decision
 from bot.context import Context
 from bot.errors import OpsbotError
 from bot.health import HealthRun, run_and_record
 from bot.incidents.metrics import IncidentMetrics, as_utc, metrics
 from bot.incidents.models import Incident
+from bot.runs.models import ActionKind, ActionRun, ActionState, BackupRecord, Decision
 from bot.store.schedule_sql import CheckTally
 
 FINISHED = (ActionState.SUCCEEDED, ActionState.FAILED, ActionState.INTERRUPTED)

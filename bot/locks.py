@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from bot.clock import Clock
 from bot.errors import InfrastructureError, StoreUnavailable
-from bot.store import Store
+from bot.runs.ports import LeaseStore
 
 
 class LockUnavailable(InfrastructureError):
@@ -48,7 +48,7 @@ class Locks(Protocol):
 
 @dataclass
 class StoreLease:
-    store: Store
+    store: LeaseStore
     clock: Clock
     name: str
     owner: str
@@ -67,7 +67,7 @@ class StoreLease:
 class StoreLocks:
     """A lease row per name (PostgreSQL or SQLite), taken with one compare-and-set statement."""
 
-    def __init__(self, store: Store, clock: Clock, owner: str) -> None:
+    def __init__(self, store: LeaseStore, clock: Clock, owner: str) -> None:
         self.store, self.clock, self.owner = store, clock, owner
 
     async def acquire(self, name: str, ttl: float) -> StoreLease | None:

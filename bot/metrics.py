@@ -22,8 +22,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 
-from bot.actions.models import ActionState
 from bot.errors import StoreUnavailable
+from bot.runs.models import ActionState
 from bot.tracing import NO_TRACER, Tracer, slack_span
 
 if TYPE_CHECKING:

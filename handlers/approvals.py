@@ -1,5 +1,7 @@
-"""Buttons and the modal of the action flow: send or drop a plan, approve, deny (with a reason), restart from
-a health report. Each button's value is a run id or a catalog service name, never a command."""
+"""The buttons of every run and the modals of the run flow: send or drop a plan, approve, deny (with a reason),
+Cancel a running run, Resume / Roll back / mark done one that stopped for people; and the buttons that plan a
+built-in action (restart from a health report, back up, restore, roll back to). Each button's value is a run id,
+a backup id or a catalog service name, never a command."""
 
 from __future__ import annotations
 
@@ -8,26 +10,30 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import service as actions
-from bot.actions.models import ActionKind, Decision
 from bot.context import Context
 from bot.errors import StaleButton
-from bot.views.actions import (
-    APPROVE_ACTION,
-    BACKUP_ACTION,
-    CANCEL_ACTION,
-    DENY_ACTION,
-    REQUEST_ACTION,
-    RESTORE_ACTION,
-    ROLLBACK_ACTION,
-    plan_message,
-)
+from bot.runs import runbook_runs as follow_ups
+from bot.runs import service as actions
+from bot.runs.models import ActionKind, Decision
+from bot.views.backups import BACKUP_ACTION, RESTORE_ACTION
 from bot.views.common import notice
 from bot.views.health import RESTART_ACTION
 from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK, deny_modal, reason_modal
+from bot.views.runs import (
+    APPROVE_ACTION,
+    CANCEL_ACTION,
+    CANCEL_RUN_ACTION,
+    DENY_ACTION,
+    MARK_DONE_ACTION,
+    REQUEST_ACTION,
+    RESUME_ACTION,
+    ROLL_BACK_ACTION,
+    ROLLBACK_ACTION,
+    plan_message,
+)
 from handlers.ops_actions import REVISION
 from handlers.payloads import MalformedPayload, RunForm, Submission, read, read_json
-from handlers.replies import Inbound, InChannelReply, Reply, handle, number_of, on_click, refuse_form
+from handlers.replies import Click, Inbound, InChannelReply, Reply, handle, number_of, on_click, refuse_form
 
 Body = dict[str, Any]
 
@@ -84,6 +90,14 @@ def register(app: AsyncApp, ctx: Context) -> None:
             raise StaleButton(f"see `/ops history {service}` again")
         await planned(body, user, service, ActionKind.ROLLBACK, {"to": revision})
 
+    async def cancel_running(reply: Reply, body: Body, user: str, value: str) -> None:
+        await reply.ephemeral(notice(await follow_ups.cancel_run(ctx, number_of(value), user)))
+
+    def follow_up(mode: str) -> Click:
+        async def work(reply: Reply, body: Body, user: str, value: str) -> None:
+            await reply.ephemeral(plan_message(await follow_ups.follow_up(ctx, number_of(value), user, mode)))
+        return work
+
     on_click(app, ctx, REQUEST_ACTION, send)
     on_click(app, ctx, CANCEL_ACTION, drop)
     on_click(app, ctx, APPROVE_ACTION, approve)
@@ -92,6 +106,10 @@ def register(app: AsyncApp, ctx: Context) -> None:
     on_click(app, ctx, BACKUP_ACTION, backup_now)
     on_click(app, ctx, RESTORE_ACTION, restore_this)
     on_click(app, ctx, ROLLBACK_ACTION, rollback_to)
+    on_click(app, ctx, CANCEL_RUN_ACTION, cancel_running)
+    on_click(app, ctx, RESUME_ACTION, follow_up("resume"))
+    on_click(app, ctx, ROLL_BACK_ACTION, follow_up("rollback"))
+    on_click(app, ctx, MARK_DONE_ACTION, follow_up("done"))
 
     @app.view(REQUEST_CALLBACK)
     async def reason_given(ack: Any, body: Body) -> None:

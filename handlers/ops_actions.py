@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.actions import listing
-from bot.actions import service as actions
-from bot.actions.backup_ref import explain_backup_ref, parse_backup_ref
-from bot.actions.models import ActionKind, ActionState
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.views.actions import approvals_message, backups_message, history_message, plan_message
+from bot.runs import listing
+from bot.runs import service as actions
+from bot.runs.backup_ref import explain_backup_ref, parse_backup_ref
+from bot.runs.models import ActionKind, ActionState
+from bot.views.backups import backups_message
+from bot.views.runs import approvals_message, history_message, plan_message
 from handlers.replies import Reply
 
 # A revision number or an image tag/reference: it only ever reaches an API as a value, never argv.

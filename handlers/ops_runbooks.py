@@ -12,10 +12,10 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.context import Context
-from bot.runbooks import service as runbooks
 from bot.runbooks.params import ParametersInvalid, parse_assignments
-from bot.views.actions import plan_message
+from bot.runs import runbook_runs as runbooks
 from bot.views.runbooks import params_modal, runbooks_message
+from bot.views.runs import plan_message
 from handlers.ops_actions import Usage
 from handlers.replies import Reply
 

@@ -1,5 +1,5 @@
-"""Runbook buttons and the parameters modal: offer (from `/ops runbooks`, health reports, incidents), Cancel,
-Resume, Roll back. Values are runbook names or run ids the core looks up, never commands."""
+"""Runbook buttons and the parameters modal: offer (from `/ops runbooks`, health reports, incidents) and the form.
+Values are runbook names the core looks up, never commands. A run's own buttons are `handlers.approvals`'."""
 
 from __future__ import annotations
 
@@ -7,28 +7,18 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import service as actions
-from bot.actions.models import ActionKind
 from bot.context import Context
 from bot.errors import StaleButton
-from bot.runbooks import service as runbooks
 from bot.runbooks.params import ParametersInvalid, coerce
-from bot.views.actions import plan_message
-from bot.views.common import notice
+from bot.runs import service as actions
+from bot.runs.models import ActionKind
 from bot.views.health import MORE_ACTION
-from bot.views.runbooks import (
-    CANCEL_RUN_ACTION,
-    MARK_DONE_ACTION,
-    OFFER_ACTION,
-    PARAMS_CALLBACK,
-    RESUME_ACTION,
-    ROLL_BACK_ACTION,
-    modal_values,
-)
+from bot.views.runbooks import OFFER_ACTION, PARAMS_CALLBACK, modal_values
+from bot.views.runs import plan_message
 from handlers.health_logs import show_last_errors
 from handlers.ops_runbooks import plan_or_ask
 from handlers.payloads import MalformedPayload, RunbookForm, Submission, read, read_json, ref_of
-from handlers.replies import Click, Inbound, InChannelReply, Reply, channel_of, handle, number_of, on_click, refuse
+from handlers.replies import Inbound, InChannelReply, Reply, channel_of, handle, on_click, refuse
 
 Body = dict[str, Any]
 
@@ -54,20 +44,8 @@ def register(app: AsyncApp, ctx: Context) -> None:
         else:
             raise StaleButton("run `/ops health` again")
 
-    async def cancel(reply: Reply, body: Body, user: str, value: str) -> None:
-        await reply.ephemeral(notice(await runbooks.cancel_run(ctx, number_of(value), user)))
-
-    def follow_up(mode: str) -> Click:
-        async def work(reply: Reply, body: Body, user: str, value: str) -> None:
-            await reply.ephemeral(plan_message(await runbooks.follow_up(ctx, number_of(value), user, mode)))
-        return work
-
     on_click(app, ctx, OFFER_ACTION, offer)
     on_click(app, ctx, MORE_ACTION, more)
-    on_click(app, ctx, CANCEL_RUN_ACTION, cancel)
-    on_click(app, ctx, RESUME_ACTION, follow_up("resume"))
-    on_click(app, ctx, ROLL_BACK_ACTION, follow_up("rollback"))
-    on_click(app, ctx, MARK_DONE_ACTION, follow_up("done"))
 
     @app.view(PARAMS_CALLBACK)
     async def submitted(ack: Any, body: Body, view: Body) -> None:

@@ -5,7 +5,7 @@ with revisions that restart, rollback, deploy and scale really change. Not Docke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog import Catalog
@@ -136,7 +136,7 @@ def _with_tag(image: str, tag: str) -> str:
 
 
 class DemoAppWorkload:
-    """A demo app as a `Workload` (and what runbook steps ask of a Kubernetes-like target: image, replicas, logs)."""
+    """A demo app as a workload: restarts, rolls back, deploys, scales and logs (`bot.executors.base` capabilities)."""
 
     def __init__(self, switches: DemoSwitches, app: DemoApp) -> None:
         self._switches, self._app, self._clock = switches, app, switches.clock
@@ -214,7 +214,7 @@ class DemoAppWorkload:
     async def current_image(self) -> str:
         return self._app.image
 
-    async def set_image(self, image: str, progress: Progress) -> str:
+    async def deploy(self, image: str, progress: Progress) -> str:
         """A bare tag keeps the app's repository, as `kubectl set image` with a tag does. Already set: no change."""
         wanted = image if ":" in image.rsplit("/", 1)[-1] else _with_tag(self._app.image, image)
         current = self._app.image
@@ -241,7 +241,7 @@ class DemoAppWorkload:
             step.detail = f"{before} → {replicas}"
         return f"Scaled {self._subject} from {before} to {replicas}"
 
-    async def logs(self, since_seconds: int, max_bytes: int = 1_000_000) -> list[tuple[str, str]]:
-        since = self._clock.now().timestamp() - since_seconds
-        lines = [f"{at.isoformat()} {line}" for at, line in self._app.log if at.timestamp() >= since]
+    async def logs(self, since: timedelta, max_bytes: int = 1_000_000) -> list[tuple[str, str]]:
+        start = self._clock.now() - since
+        lines = [f"{at.isoformat()} {line}" for at, line in self._app.log if at >= start]
         return [(self._app.name, "\n".join(lines)[-max_bytes:])]

@@ -19,7 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.app import build_bolt_app, build_context, build_web_app, installed_listeners
-from bot.catalog import Catalog, load_catalog, parse_catalog
+from bot.catalog import Catalog
+from bot.catalog_loading import load_catalog, parse_catalog
 from bot.clock import SystemClock
 from bot.settings import Settings
 from handlers.commands import SUBCOMMANDS as OPS_SUBCOMMANDS

@@ -28,7 +28,7 @@ from aiohttp import web
 
 import handlers
 from bot.app import build_bolt_app, build_context, build_web_app
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.checks import CheckDeps
 from bot.clock import Clock
 from bot.context import Context

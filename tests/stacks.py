@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.catalog import load_catalog
+from bot.catalog_loading import load_catalog
 from bot.cli import main
 from bot.clock import SystemClock
 from tests.test_approvals import ops

@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.actions.models import ActionState
+from bot.runs.models import ActionState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.test_approvals import ALICE, BOB, DAVE, button, click, current, ops, requested, text

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from bot.actions import service as actions
-from bot.actions.models import ActionKind, ActionRun, ActionState
 from bot.clock import ManualClock
+from bot.runs import service as actions
+from bot.runs.models import ActionKind, ActionRun, ActionState
 from bot.store import create_store
 from playground.slack_api import FakeSlack
 from tests.conftest import REDIS_URL, free_port, make_settings, start_bot
@@ -77,8 +77,8 @@ async def test_a_silent_replicas_run_is_interrupted_by_the_loop_and_a_live_one_i
         now = clock.now()
         run_id = await bot.ctx.store.create_action(ActionRun(
             service="files", kind=ActionKind.BACKUP, environment="production", target="x", requested_by=ALICE,
-            created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING))
-        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b",
+            created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.APPROVED))
+        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="replica-b",
                                               heartbeat_at=now)
         assert await actions.recover(bot.ctx) == 0, "a fresh heartbeat means a live run"
 
@@ -123,7 +123,7 @@ class SteppedClock(ManualClock):
 
 def silent_run(now: datetime) -> ActionRun:
     return ActionRun(service="files", kind=ActionKind.BACKUP, environment="production", target="x", requested_by=ALICE,
-                     created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING)
+                     created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.APPROVED)
 
 
 async def test_a_live_replica_sees_a_dead_peers_run_within_30_s_by_default(
@@ -134,7 +134,7 @@ async def test_a_live_replica_sees_a_dead_peers_run_within_30_s_by_default(
     try:
         run_id = await bot.ctx.store.create_action(silent_run(clock.now()))
         # replica-b's last heartbeat, then it is SIGKILLed.
-        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING},
+        await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED},
                                               lease_owner="replica-b", heartbeat_at=clock.now())
         seen_at, interrupted = None, None
         for second in range(1, 41):
@@ -161,10 +161,10 @@ async def test_a_replica_that_starts_interrupts_stale_runs_at_once_and_leaves_li
         # A replica killed 25 s ago (by default its lease lapsed 5 s ago), and a live peer that renewed 3 s ago.
         assert settings.lease_seconds < 25
         dead = await store.create_action(silent_run(now))
-        await store.transition_action(dead, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b",
+        await store.transition_action(dead, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="replica-b",
                                       heartbeat_at=now - timedelta(seconds=25))
         live = await store.create_action(silent_run(now))
-        await store.transition_action(live, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-c",
+        await store.transition_action(live, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="replica-c",
                                       heartbeat_at=now - timedelta(seconds=3))
     finally:
         await store.close()

@@ -18,7 +18,7 @@ import json, sys
 HEAVY = sys.argv[1].split(",")
 import handlers
 from bot.app import build_bolt_app, build_context
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.settings import Settings
 ctx = build_context(Settings(slack_bot_token="xoxb-test-0000000000", slack_signing_secret="s" * 32,
                              database_url="sqlite:///:memory:"), parse_catalog(sys.stdin.read()))

@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.actions import service as actions
-from bot.actions.models import ActionKind, ActionRun, ActionState, BackupLabel
 from bot.clock import ManualClock
+from bot.runs import service as actions
+from bot.runs.models import ActionKind, ActionRun, ActionState, BackupLabel
 from playground.payloads import block_action, sign, slash_command, view_submission
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
@@ -189,7 +189,8 @@ async def test_two_approvers_needed_for_a_restore(bot: RunningBot, tmp_path: Pat
     labels = sorted(b.label.value for b in await bot.ctx.store.backups("files"))
     assert labels == ["manual", "safety"]
     shown = text(current(bot, restore_id))
-    assert "Safety backup" in shown and "✅ Done: restore files from backup" in shown
+    # The safety backup is part of the restore step (its detail names it), no longer a row of its own.
+    assert "safety backup" in shown and "✅ Done: restore files from backup" in shown
 
 
 async def test_simultaneous_approvals_and_duplicate_deliveries_run_it_once(bot: RunningBot) -> None:
@@ -238,9 +239,9 @@ async def test_a_second_action_while_one_runs_is_refused_naming_it(bot: RunningB
     now = bot.ctx.clock.now()
     busy = await bot.ctx.store.create_action(ActionRun(
         service="files", kind=ActionKind.RESTORE, environment="production", target="x", requested_by=CAROL,
-        created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.RUNNING))
+        created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.APPROVED))
     # As a live run on another replica looks: it holds the run and keeps its heartbeat fresh.
-    await bot.ctx.store.transition_action(busy, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="other-replica",
+    await bot.ctx.store.transition_action(busy, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="other-replica",
                                           heartbeat_at=now)
     refused = await ops(bot, "backup files")
     assert f"restore files #{busy} (requested by <@{CAROL}>) is under way on `files`" in text(refused)

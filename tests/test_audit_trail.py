@@ -19,12 +19,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.actions.models import ActionKind, ActionRun
 from bot.audit import AuditEntry, AuditOutbox, Outcome
 from bot.audit_trail import SETTLE_AFTER, UNKNOWN_AFTER, AuditTooSlow, begin
 from bot.clock import ManualClock
 from bot.errors import StoreUnavailable
 from bot.incidents.models import DeclareStage, Incident
+from bot.runs.models import ActionKind, ActionRun
 from bot.scheduling.scheduler import chores
 from bot.store import Store, create_store
 from playground.payloads import sign, slash_command

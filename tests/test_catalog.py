@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import CatalogInvalid, load_catalog, parse_catalog
+from bot.catalog_loading import CatalogInvalid, load_catalog, parse_catalog
 from bot.checks import Check
 from bot.errors import UnknownService
 

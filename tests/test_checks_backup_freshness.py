@@ -9,11 +9,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.actions.models import BackupLabel, BackupRecord
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.clock import ManualClock
 from bot.health import _probe
+from bot.runs.models import BackupLabel, BackupRecord
 from bot.store import Store, create_store
 from tests.checks import CHECK
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.checks.base import Observations
 from bot.checks.containers import PROJECT_LABEL

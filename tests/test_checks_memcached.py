@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from pymemcache.client.base import Client as Memcache
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.clock import ManualClock
 from tests.checks import run

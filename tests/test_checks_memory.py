@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.checks.memory import HostMemory, MemoryCheck, read_memory
 from bot.health import _probe

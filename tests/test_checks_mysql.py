@@ -8,7 +8,7 @@ import aiohttp
 import pymysql
 import pytest
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from tests.checks import CHECK, run
 from tests.conftest import free_port

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.health import _probe
 from tests.checks import CHECK

@@ -10,7 +10,7 @@ import aio_pika
 import aiohttp
 import pytest
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
 from tests.checks import run
 from tests.conftest import free_port

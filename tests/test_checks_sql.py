@@ -9,7 +9,7 @@ import asyncpg
 import pymysql
 import pytest
 
-from bot.catalog import CatalogInvalid, catalog_warnings, parse_catalog
+from bot.catalog_loading import CatalogInvalid, catalog_warnings, parse_catalog
 from bot.checks import CheckDeps, Status
 from tests.checks import CHECK, run
 from tests.conftest import free_port

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.catalog import CatalogInvalid, parse_catalog
+from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.scheduling.cron import CronSchedule
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.clock import SystemClock
 from bot.executors.base import ExecutorError, RecordingProgress
 from bot.executors.demo import DemoTarget
@@ -42,7 +42,7 @@ async def test_a_service_without_an_app_only_follows_its_switch() -> None:
 async def test_a_bad_tag_deploys_but_fails_its_health_and_a_rollback_brings_the_good_one_back() -> None:
     demo = switches()
     workload = demo.workload("payments", TARGET)
-    await workload.set_image("bad", RecordingProgress())
+    await workload.deploy("bad", RecordingProgress())
     assert await workload.current_image() == "payments:bad"
     status, body = demo.answer("payments")
     assert status == 503 and body["version"] == "bad"
@@ -71,7 +71,7 @@ async def test_scaled_to_zero_it_answers_down() -> None:
 
 async def test_the_workspace_and_the_apps_come_back_whole_from_a_snapshot() -> None:
     demo, slack = switches(), Workspace()
-    await demo.workload("payments", TARGET).set_image("1.5.0", RecordingProgress())
+    await demo.workload("payments", TARGET).deploy("1.5.0", RecordingProgress())
     demo.healthy["storefront"] = False
     slack.answer("conversations.create", {"name": "inc-1-checkout"})
     slack.said("C0OPS", "U0ALICE", "hello")
@@ -86,7 +86,7 @@ async def test_the_workspace_and_the_apps_come_back_whole_from_a_snapshot() -> N
 
 
 def test_check_config_warns_that_a_demo_target_runs_only_in_the_playground() -> None:
-    from bot.catalog import catalog_warnings
+    from bot.catalog_loading import catalog_warnings
 
     catalog = parse_catalog("services:\n  payments:\n    environment: production\n    target: {type: demo, app: payments}\n")
     assert "services.payments.target: a demo app, which only `opsbot dev` runs" in "\n".join(catalog_warnings(catalog))

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.cli import main as cli
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot

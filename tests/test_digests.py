@@ -12,7 +12,14 @@ import aiohttp
 import pytest
 
 from bot import digests
-from bot.actions.models import (
+from bot.app import build_context
+from bot.catalog_loading import parse_catalog
+from bot.checks import Status
+from bot.clock import ManualClock
+from bot.context import Context
+from bot.health import CheckResult, HealthRun
+from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEntry
+from bot.runs.models import (
     SCHEDULER,
     ActionKind,
     ActionRun,
@@ -22,13 +29,6 @@ from bot.actions.models import (
     BackupRecord,
     Decision,
 )
-from bot.app import build_context
-from bot.catalog import parse_catalog
-from bot.checks import Status
-from bot.clock import ManualClock
-from bot.context import Context
-from bot.health import CheckResult, HealthRun
-from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEntry
 from bot.views.digests import daily_message, weekly_message
 from playground.payloads import sign, slash_command
 from playground.slack_api import FakeSlack

@@ -21,9 +21,9 @@ import redis
 import yaml
 from aiohttp import web
 
-from bot.actions.models import ActionState, BackupLabel
-from bot.catalog import load_catalog
+from bot.catalog_loading import load_catalog
 from bot.incidents.postmortem import render_postmortem
+from bot.runs.models import ActionState, BackupLabel
 from playground.slack_api import FakeSlack
 from tests.conftest import REDIS_URL, RunningBot, make_settings, start_bot
 from tests.k8s_api import K8sApi

@@ -25,9 +25,10 @@ import asyncpg
 import pymemcache
 import pytest
 
-from bot.actions.models import ActionState
-from bot.catalog import Catalog, load_catalog
+from bot.catalog import Catalog
+from bot.catalog_loading import load_catalog
 from bot.incidents.postmortem import render_postmortem
+from bot.runs.models import ActionState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.stacks import (

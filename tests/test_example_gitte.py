@@ -17,9 +17,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.actions.models import ActionState
-from bot.catalog import load_catalog
+from bot.catalog_loading import load_catalog
 from bot.incidents.postmortem import render_postmortem
+from bot.runs.models import ActionState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.stacks import (

@@ -28,11 +28,11 @@ import pymysql
 import pytest
 from aiohttp import web
 
-from bot.actions.models import ActionState
-from bot.catalog import load_catalog
+from bot.catalog_loading import load_catalog
 from bot.clock import SystemClock
 from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEntry
 from bot.incidents.postmortem import render_postmortem
+from bot.runs.models import ActionState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.stacks import check_config

@@ -17,13 +17,13 @@ import pytest
 from pydantic import ValidationError
 
 from bot.clock import ManualClock
+from bot.executors.backup_targets import DirectoryBackupTarget
 from bot.executors.base import Artifact, ExecutorError, RecordingProgress
 from bot.executors.directory_backup import (
     MANIFEST,
     NOT_TOUCHED,
     NOT_WRITTEN,
     DirectoryBackups,
-    DirectoryBackupTarget,
 )
 from bot.executors.postgres_backup import file_digest
 

@@ -234,16 +234,16 @@ async def test_a_failed_patch_says_whether_anything_changed(api: K8sApi, make: M
     assert (failed.value.state, failed.value.effect) == (state, effect)
 
 
-@pytest.mark.parametrize("action", ["restart", "rollback", "revisions", "current_image", "set_image", "replicas",
+@pytest.mark.parametrize("action", ["restart", "rollback", "revisions", "current_image", "deploy", "replicas",
                                     "scale", "logs"])
 async def test_a_missing_deployment_is_target_not_found(api: K8sApi, make: Make, action: str) -> None:
     workload = make("gone")
     calls = {"restart": lambda: workload.restart(RecordingProgress()),
              "rollback": lambda: workload.rollback(None, RecordingProgress()), "revisions": workload.revisions,
              "current_image": workload.current_image,
-             "set_image": lambda: workload.set_image("2.0", RecordingProgress()),
+             "deploy": lambda: workload.deploy("2.0", RecordingProgress()),
              "replicas": workload.replicas, "scale": lambda: workload.scale(2, RecordingProgress()),
-             "logs": lambda: workload.logs(60)}
+             "logs": lambda: workload.logs(timedelta(seconds=60))}
 
     with pytest.raises(TargetNotFound, match=f"There is no deployment default/gone in the cluster at {api.url}"):
         await calls[action]()
@@ -324,7 +324,7 @@ async def test_set_image_to_a_tag_patches_only_that_container_and_rolls_out_a_ne
     first = api.replicasets()[0]["metadata"]["name"]
     workload, progress = make(container="app"), RecordingProgress()
 
-    summary = await workload.set_image("2.0", progress)
+    summary = await workload.deploy("2.0", progress)
 
     [patch] = api.writes()
     assert patch.content_type == "application/strategic-merge-patch+json"
@@ -339,7 +339,7 @@ async def test_set_image_to_a_tag_patches_only_that_container_and_rolls_out_a_ne
     assert [p["metadata"]["ownerReferences"][0]["name"] for p in pods] == [new["metadata"]["name"]] * 3
     assert {p["status"]["phase"] for p in pods} == {"Running"}
     assert await workload.current_image() == V2
-    assert [(s.title, s.state) for s in progress.steps] == [(t, "succeeded") for t in workload.set_image_plan("2.0")]
+    assert [(s.title, s.state) for s in progress.steps] == [(t, "succeeded") for t in workload.deploy_plan("2.0")]
     assert progress.steps[0].detail == f"{V1} → {V2}"
     assert summary.startswith(f"Set the image of container app of deployment default/api to {V2} "
                               f"(was {V1}, revision 2): 3 replicas updated and available in")
@@ -355,7 +355,7 @@ async def test_set_image_puts_a_bare_tag_on_the_current_repository(api: K8sApi, 
                                                                    given: str, expected: str) -> None:
     api.add_deployment("api", image=running)
 
-    await make().set_image(given, RecordingProgress())
+    await make().deploy(given, RecordingProgress())
 
     assert api.deployment("api")["spec"]["template"]["spec"]["containers"][0]["image"] == expected
 
@@ -367,14 +367,14 @@ async def test_set_image_whose_pods_never_become_available_fails_and_the_previou
     progress = RecordingProgress()
 
     with pytest.raises(ExecutorError) as failed:
-        await make(rollout_timeout=0.3).set_image(BROKEN, progress)
+        await make(rollout_timeout=0.3).deploy(BROKEN, progress)
 
     assert str(failed.value) == "The rollout of deployment default/api did not finish within 0.3 s."
     assert failed.value.state == ("deployment default/api: 1 of 3 replicas updated, 3 available, 3 old still running; "
                                   "the rollout is still in progress")
     assert [s.state for s in progress.steps] == ["succeeded", "failed"]
 
-    summary = await make().set_image(V1, RecordingProgress())
+    summary = await make().deploy(V1, RecordingProgress())
 
     # Setting the old image back revives its ReplicaSet, as `kubectl rollout undo` would.
     assert revisions_by_image(api) == {V1: "3", BROKEN: "2"}
@@ -386,7 +386,7 @@ async def test_set_image_whose_pods_never_become_available_fails_and_the_previou
 async def test_set_image_stops_waiting_when_the_controller_gives_up_on_the_rollout(api: K8sApi, make: Make) -> None:
     api.add_deployment("api", image=V1)
     api.broken_images.add(BROKEN)
-    change = asyncio.create_task(make(rollout_timeout=60).set_image(BROKEN, RecordingProgress()))
+    change = asyncio.create_task(make(rollout_timeout=60).deploy(BROKEN, RecordingProgress()))
     await until(lambda: api.deployment("api")["status"]["observedGeneration"] == 2)
 
     api.fail_rollout("api")
@@ -400,7 +400,7 @@ async def test_set_image_to_the_image_it_already_runs_changes_nothing(api: K8sAp
     api.add_deployment("api", image=V1)
     progress = RecordingProgress()
 
-    summary = await make().set_image("1.0", progress)
+    summary = await make().deploy("1.0", progress)
 
     assert summary == f"Container app of deployment default/api already runs {V1}; nothing was changed."
     assert api.writes() == []
@@ -412,10 +412,10 @@ async def test_set_image_refuses_a_paused_deployment_and_a_missing_container(api
     api.add_deployment("web")
 
     with pytest.raises(ExecutorError, match="Cannot change the image of deployment default/api: it is paused"):
-        await make().set_image("2.0", RecordingProgress())
+        await make().deploy("2.0", RecordingProgress())
     with pytest.raises(TargetNotFound, match=r"deployment default/web has no container sidecar \(its containers: "
                                              r"app\)") as missing:
-        await make("web", container="sidecar").set_image("2.0", RecordingProgress())
+        await make("web", container="sidecar").deploy("2.0", RecordingProgress())
 
     assert missing.value.state == "nothing was changed"
     assert api.writes() == []
@@ -505,7 +505,7 @@ async def test_logs_of_each_pod_since_the_given_seconds(api: K8sApi, make: Make)
     for pod in api.pods("api-canary"):
         api.set_pod_log(pod["metadata"]["name"], [(recent, "canary")])
 
-    logs = await make().logs(since_seconds=60)
+    logs = await make().logs(timedelta(seconds=60))
 
     stamp = recent.strftime("%Y-%m-%dT%H:%M:%S.") + f"{recent.microsecond:06d}".rstrip("0") + "Z"
     assert logs == [(name, f"{stamp} served {name}\n") for name in sorted(names)]
@@ -513,9 +513,9 @@ async def test_logs_of_each_pod_since_the_given_seconds(api: K8sApi, make: Make)
     assert [r.path for r in reads] == [f"/api/v1/namespaces/default/pods/{name}/log" for name in sorted(names)]
     assert all("container=app" in r.query and "sinceSeconds=60" in r.query and "timestamps=true" in r.query
                and "limitBytes=1000000" in r.query for r in reads)
-    assert [text for _, text in await make(container="sidecar").logs(since_seconds=60)] == [
+    assert [text for _, text in await make(container="sidecar").logs(timedelta(seconds=60))] == [
         f"{stamp} proxy ready\n"] * 3
-    longer = await make().logs(since_seconds=3600)
+    longer = await make().logs(timedelta(hours=1))
     assert [[line.split(" ", 1)[1] for line in text.splitlines()] for _, text in longer] == [
         ["starting", f"served {name}"] for name in sorted(names)]
 
@@ -525,7 +525,7 @@ async def test_logs_are_cut_at_max_bytes_a_pod(api: K8sApi, make: Make) -> None:
     [pod] = api.pods("api")
     api.set_pod_log(pod["metadata"]["name"], [(datetime.now(UTC), "x" * 500)])
 
-    [(_, text)] = await make().logs(since_seconds=60, max_bytes=100)
+    [(_, text)] = await make().logs(timedelta(seconds=60), max_bytes=100)
 
     assert len(text.encode()) == 100
 
@@ -534,11 +534,11 @@ async def test_logs_of_a_pod_that_cannot_start_say_why(api: K8sApi, make: Make) 
     api.add_deployment("api", image=V1, replicas=1)
     api.broken_images.add(BROKEN)
     with pytest.raises(ExecutorError, match="did not finish"):
-        await make(rollout_timeout=0.2).set_image(BROKEN, RecordingProgress())
+        await make(rollout_timeout=0.2).deploy(BROKEN, RecordingProgress())
     running, waiting = sorted(api.pods("api"), key=lambda p: p["status"]["phase"] != "Running")
     api.set_pod_log(running["metadata"]["name"], [(datetime.now(UTC), "still serving")])
 
-    logs = dict(await make().logs(since_seconds=60))
+    logs = dict(await make().logs(timedelta(seconds=60)))
 
     assert logs[running["metadata"]["name"]].endswith(" still serving\n")
     assert logs[waiting["metadata"]["name"]] == (f'(no logs: container "app" in pod "{waiting["metadata"]["name"]}" '
@@ -660,12 +660,12 @@ async def test_plans_touch_nothing(api: K8sApi, make: Make) -> None:
     assert workload.rollback_plan("3")[0] == "Pick the revision to roll back to (revision 3)"
     with pytest.raises(ExecutorError, match=r"'v1\.2' is not a revision number"):
         workload.rollback_plan("v1.2")
-    assert workload.set_image_plan("2.0") == [("Set the image of the first container of deployment default/api to "
+    assert workload.deploy_plan("2.0") == [("Set the image of the first container of deployment default/api to "
                                                "tag 2.0"), "Wait for the rollout to finish (up to 5 s)"]
-    assert workload.set_image_plan(V2)[0].endswith(f"to {V2}")
+    assert workload.deploy_plan(V2)[0].endswith(f"to {V2}")
     for garbage in ("api:2.0; reboot", "2.0\n"):
         with pytest.raises(ExecutorError, match="is not an image reference or tag"):
-            workload.set_image_plan(garbage)
+            workload.deploy_plan(garbage)
     assert workload.scale_plan(0) == ["Scale deployment default/api to 0 replicas",
                                       "Wait until no replica remains (up to 5 s)"]
     assert workload.scale_plan(1)[1] == "Wait until 1 replica is available (up to 5 s)"

@@ -24,6 +24,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.clock import ManualClock
+from bot.executors.backup_targets import MysqlBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, RecordingProgress
 from bot.executors.mysql_backup import (
     NO_GTIDS,
@@ -31,7 +32,6 @@ from bot.executors.mysql_backup import (
     NOT_WRITTEN,
     PART_WAY,
     MysqlBackups,
-    MysqlBackupTarget,
     is_oracle_mysqldump,
     option_value,
 )

@@ -20,13 +20,13 @@ import pytest
 from pydantic import ValidationError
 
 from bot.clock import ManualClock
+from bot.executors.backup_targets import PostgresBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, RecordingProgress
 from bot.executors.postgres_backup import (
     NOT_TOUCHED,
     NOT_WRITTEN,
     ROLLED_BACK,
     PostgresBackups,
-    PostgresBackupTarget,
     expired,
     file_digest,
     parse_dsn,

@@ -23,13 +23,13 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from bot.clock import ManualClock
+from bot.executors.backup_targets import RedisBackupTarget
 from bot.executors.base import Artifact, ExecutorError, RecordingProgress
 from bot.executors.postgres_backup import FILE_LEFT, file_digest
 from bot.executors.redis_backup import (
     NOT_TOUCHED,
     NOT_WRITTEN,
     RedisBackups,
-    RedisBackupTarget,
     RestoreUnsupported,
     parse_redis_url,
 )

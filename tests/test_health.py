@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.clock import SystemClock
 from bot.errors import UnknownService

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.checks import CheckDeps, Status
 from bot.checks.hosts import HostGates, target_host
 from bot.clock import SystemClock

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.errors import ConfigError
 from bot.log_context import LogContext, annotate, begin_request, bound, current
 from bot.logs import JsonFormatter, RedactingFormatter, configure_logging, log_secrets, redact

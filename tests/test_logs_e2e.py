@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 
 import handlers
-from bot.actions.models import ActionState
 from bot.app import build_bolt_app, build_context, build_web_app
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.clock import ManualClock
 from bot.context import Context
 from bot.logs import configure_logging, log_secrets
+from bot.runs.models import ActionState
 from bot.scheduling.jobs import catalog_jobs
 from bot.scheduling.scheduler import Scheduler
 from bot.settings import Settings

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.actions import service as actions
 from bot.clock import ManualClock
 from bot.locks import CountedLocks, StoreLocks
 from bot.metrics import Metrics, api_method, slack_kind
+from bot.runs import service as actions
 from bot.store import Store
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot

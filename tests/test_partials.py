@@ -15,14 +15,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.actions.models import ActionKind, ActionRun, ActionState, BackupLabel, BackupRecord
-from bot.actions.partials import (
+from bot.clock import ManualClock
+from bot.runs.models import ActionKind, ActionRun, ActionState, BackupLabel, BackupRecord
+from bot.runs.partials import (
     PARTIAL_GRACE_SECONDS,
     partial_name,
     record_orphaned_archives,
     remove_orphaned_partials,
 )
-from bot.clock import ManualClock
 from bot.scheduling.scheduler import chores
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
@@ -105,8 +105,8 @@ async def test_a_crashed_backups_partial_file_is_removed_once_its_run_is_interru
     assert isinstance(clock, ManualClock)
     run_id = await bot.ctx.store.create_action(ActionRun(
         service="files", kind=ActionKind.BACKUP, environment="production", target="files", requested_by="U0ALICE",
-        created_at=clock.now(), expires_at=clock.now() + timedelta(hours=1), state=ActionState.RUNNING))
-    await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.RUNNING}, lease_owner="replica-b",
+        created_at=clock.now(), expires_at=clock.now() + timedelta(hours=1), state=ActionState.APPROVED))
+    await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="replica-b",
                                           heartbeat_at=clock.now())
     await chores(bot.ctx)
     assert orphan.exists(), "a live run may own it"

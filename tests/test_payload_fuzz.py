@@ -19,15 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 import pytest
 
-from bot.views.actions import (
-    APPROVE_ACTION,
-    BACKUP_ACTION,
-    CANCEL_ACTION,
-    DENY_ACTION,
-    REQUEST_ACTION,
-    RESTORE_ACTION,
-    ROLLBACK_ACTION,
-)
+from bot.views.backups import BACKUP_ACTION, RESTORE_ACTION
 from bot.views.health import ERRORS_ACTION, MORE_ACTION, RERUN_ACTION, RESTART_ACTION
 from bot.views.incidents import (
     ACK,
@@ -49,7 +41,17 @@ from bot.views.incidents import (
     STATUS,
 )
 from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK
-from bot.views.runbooks import CANCEL_RUN_ACTION, OFFER_ACTION, PARAMS_CALLBACK, RESUME_ACTION, ROLL_BACK_ACTION
+from bot.views.runbooks import OFFER_ACTION, PARAMS_CALLBACK
+from bot.views.runs import (
+    APPROVE_ACTION,
+    CANCEL_ACTION,
+    CANCEL_RUN_ACTION,
+    DENY_ACTION,
+    REQUEST_ACTION,
+    RESUME_ACTION,
+    ROLL_BACK_ACTION,
+    ROLLBACK_ACTION,
+)
 from playground.payloads import block_action, event_callback, sign, slash_command, view_submission
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from playground.dev import demo_catalog
 from tests.conftest import free_port
 

@@ -16,8 +16,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot.actions.models import ActionState, StepState
 from bot.executors.base import Effect
+from bot.runs.models import ActionState, StepState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.test_approvals import ALICE, button, click, ops, text
@@ -153,6 +153,8 @@ async def test_a_plain_restore_of_a_corrupt_archive_says_it_changed_nothing(bot:
     assert run is not None
     assert run.state is ActionState.FAILED, run.outcome
     [failed] = [s for s in run.steps if s.state is StepState.FAILED]
-    assert failed.title.startswith("Verify ") and failed.effect is Effect.UNTOUCHED
+    # A restore is one step of the plan (its verify is part of it), not one row per thing the executor does.
+    assert failed.title.startswith("Restore orders-db") and failed.effect is Effect.UNTOUCHED
+    assert not any(s.state is StepState.UNDONE for s in run.steps), "nothing was restored over it"
     assert "it changed nothing" in text(bot.slack.of("chat.update")[-1].args)
     assert len(await rows(orders)) == 3, "the two rows and the one written after the safety backup"

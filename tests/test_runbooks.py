@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,13 +18,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.actions.models import ActionState, StepState
-from bot.catalog import CatalogInvalid, catalog_warnings, parse_catalog
+from bot.catalog_loading import CatalogInvalid, catalog_warnings, parse_catalog
 from bot.clock import ManualClock
 from bot.executors.base import Effect
+from bot.runs.models import ActionState, ActionStep, StepState
 from playground.payloads import block_action, sign, slash_command, view_submission
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
+from tests.runs import move_run, move_step
 from tests.test_approvals import ALICE, BOB, CHANNEL, button, click, ops, text
 
 DAVE = "U0DAVE"
@@ -165,7 +166,7 @@ async def take_backup(bot: RunningBot) -> int:
     run_id = button(plan, "action.request")["value"]
     await click(bot, "action.request", run_id, ALICE)
     await bot.ctx.store.transition_action(int(run_id), ActionState.APPROVED, expect={ActionState.PENDING})
-    from bot.actions.service import execute
+    from bot.runs.service import execute
 
     await execute(bot.ctx, int(run_id))
     [record] = await bot.ctx.store.backups("shop")
@@ -588,14 +589,14 @@ async def test_a_runbook_started_in_an_incident_channel_tells_its_story_on_the_t
 
 
 async def test_a_run_that_stopped_while_undoing_can_be_rolled_back_but_not_resumed(bot: RunningBot) -> None:
-    from bot.actions.models import ActionStep
-    from bot.runbooks import service as runbooks
+    from bot.runs import runbook_runs as runbooks
+    from bot.runs.models import ActionStep
 
     draft = await runbooks.plan(bot.ctx, "slow-one", {}, requested_by=ALICE, channel_id=CHANNEL)
     run_id = draft.id or 0
-    await bot.ctx.store.transition_action(run_id, ActionState.INTERRUPTED, expect={ActionState.DRAFT})
-    await bot.ctx.store.save_step(run_id, replace_step(draft.steps[0], StepState.UNDONE, {"mode": "off"}))
-    await bot.ctx.store.save_step(run_id, replace_step(draft.steps[1], StepState.FAILED, None))
+    await move_run(bot.ctx.store, run_id, ActionState.INTERRUPTED)
+    await move_step(bot.ctx.store, run_id, replace_step(draft.steps[0], StepState.UNDONE, {"mode": "off"}))
+    await move_step(bot.ctx.store, run_id, replace_step(draft.steps[1], StepState.FAILED, None))
     await bot.ctx.store.save_step(run_id, ActionStep(3, "Undo “Turn maintenance mode on…”", StepState.RUNNING))
     answer = text(await _follow_up(bot, "runbook.resume", run_id, BOB))
     assert "already undoing what it changed when it stopped: Roll back finishes that" in answer
@@ -607,10 +608,8 @@ async def test_a_run_that_stopped_while_undoing_can_be_rolled_back_but_not_resum
     assert "Undo, newest first" in text(await _follow_up(bot, "runbook.rollback", run_id, DAVE))
 
 
-def replace_step(step: object, state: StepState, undo: dict | None) -> object:
-    from dataclasses import replace
-
-    return replace(step, state=state, undo=undo)  # type: ignore[type-var]
+def replace_step(step: ActionStep, state: StepState, undo: dict | None) -> ActionStep:
+    return replace(step, state=state, undo=undo)
 
 
 def test_a_runbook_is_no_back_door_and_its_services_approvers_must_agree() -> None:

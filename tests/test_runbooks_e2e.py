@@ -17,7 +17,7 @@ import pymysql
 import pytest
 import redis.asyncio as aioredis
 
-from bot.actions.models import ActionState, StepState
+from bot.runs.models import ActionState, StepState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.test_actions_e2e import wait_http

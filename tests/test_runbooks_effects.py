@@ -1,4 +1,4 @@
-"""What the runbook engine does with a failed step, by its typed effect on the target (`bot/runbooks/effects.py`):
+"""What the runbook engine does with a failed step, by its typed effect on the target (`bot/runs/effects.py`):
 an untouched step is retried and never undone, a changed one is retried and undone, an unknown one is neither
 retried nor undone — the run stops for people, who Resume, Roll back, or mark the step done after checking it by
 hand. First the rules alone (milliseconds), then the engine following them through signed Slack requests against a
@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.actions.models import ActionRun, ActionState, ActionStep, StepState
 from bot.executors.base import Effect, ExecutorError
 from bot.runbooks.definitions import TRAITS
-from bot.runbooks.effects import AFTER_FAILURE, combined, needs_undo
+from bot.runs.effects import AFTER_FAILURE, combined, needs_undo
+from bot.runs.models import ActionRun, ActionState, ActionStep, StepState
 from bot.views.effects import effect_text
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
@@ -77,7 +77,7 @@ def test_which_steps_a_roll_back_puts_back(state: StepState, effect: Effect | No
 def test_a_step_cut_short_is_untouched_only_for_kinds_that_do_not_act() -> None:
     acting = {kind for kind, traits in TRAITS.items() if traits.cut_short is Effect.UNKNOWN}
     assert acting == {kind for kind, traits in TRAITS.items() if traits.changes} | {"http"}
-    assert {kind for kind in TRAITS if kind not in acting} == {"check", "backup", "collect-logs", "notify", "wait"}
+    assert {kind for kind in TRAITS if kind not in acting} == {"check", "backup", "retention", "collect-logs", "notify", "wait"}
 
 
 def test_an_executor_error_cannot_be_raised_without_saying_its_effect() -> None:

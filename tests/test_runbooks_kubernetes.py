@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.actions.models import ActionState, StepState
 from bot.executors.base import Effect
+from bot.runs.models import ActionState, StepState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.k8s_api import K8sApi

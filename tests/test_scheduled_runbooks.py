@@ -5,6 +5,7 @@ channel; a failing step is undone and alerted; a busy service is alerted, not ru
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.actions.models import SCHEDULER, ActionKind, ActionState, StepState
 from bot.app import build_context
-from bot.catalog import CatalogInvalid, catalog_warnings, parse_catalog
+from bot.catalog_loading import CatalogInvalid, catalog_warnings, parse_catalog
 from bot.clock import ManualClock
 from bot.context import Context
+from bot.runs.models import SCHEDULER, ActionKind, ActionState, StepState
 from bot.scheduling.jobs import catalog_jobs, schedule_lines
 from bot.scheduling.models import OccurrenceState
 from bot.scheduling.scheduler import Scheduler
@@ -173,7 +174,7 @@ async def test_a_busy_service_is_alerted_and_nothing_runs(ctx: Context, slack: F
 
 async def test_a_run_under_way_on_the_service_refuses_the_plan_and_is_alerted(ctx: Context, slack: FakeSlack,
                                                                                recorder: Recorder) -> None:
-    from bot.runbooks import service as runbooks
+    from bot.runs import runbook_runs as runbooks
 
     # Someone's own run of it, approved and about to start, holds the service when the schedule comes.
     mine = await runbooks.plan(ctx, "weekly-db-maintenance", {"keep_days": "7"}, requested_by="U0ALICE", channel_id=OPS)
@@ -188,14 +189,15 @@ async def test_a_run_under_way_on_the_service_refuses_the_plan_and_is_alerted(ct
 
 async def test_a_persons_follow_up_of_an_interrupted_scheduled_run_needs_the_runbooks_approvals(
         ctx: Context, recorder: Recorder) -> None:
-    from bot.runbooks import service as runbooks
+    from bot.runs import runbook_runs as runbooks
 
     await at_two(ctx)
     [run] = await ctx.store.actions(service="db")
     assert run.approvals_needed == 0
-    # As if opsbot had stopped mid-run: the schedule approved that run, not whatever a person resumes later.
-    assert await ctx.store.transition_action(run.id or 0, ActionState.INTERRUPTED, expect={ActionState.SUCCEEDED})
-    follow_up = await runbooks.follow_up(ctx, run.id or 0, "U0ALICE", "resume")
+    # As if opsbot had stopped mid-run (a finished run cannot become interrupted, so the same run stored so): the
+    # schedule approved that run, not whatever a person resumes later.
+    stopped = await ctx.store.create_action(replace(run, id=None, state=ActionState.INTERRUPTED))
+    follow_up = await runbooks.follow_up(ctx, stopped, "U0ALICE", "resume")
     assert follow_up.requested_by == "U0ALICE" and follow_up.approvals_needed == 1
 
 

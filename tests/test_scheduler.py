@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bot.actions.models import SCHEDULER, ActionKind, ActionState, BackupLabel
 from bot.app import build_context
-from bot.catalog import parse_catalog
+from bot.catalog_loading import parse_catalog
 from bot.clock import ManualClock
 from bot.context import Context
+from bot.runs.models import SCHEDULER, ActionKind, ActionState, BackupLabel
 from bot.scheduling.jobs import catalog_jobs
 from bot.scheduling.models import OccurrenceState
 from bot.scheduling.posting import post_once
@@ -205,7 +205,8 @@ async def test_a_scheduled_backup_runs_without_approval_and_lands_in_the_store(r
     [run] = await ctx.store.actions(service="files")
     assert (run.kind, run.state, run.requested_by, run.approvals_needed) == (ActionKind.BACKUP, ActionState.SUCCEEDED, SCHEDULER,
                                                                              0)
-    assert run.params == {"schedule": "backup:files@2026-11-24T02:00:00Z"}
+    assert run.params["schedule"] == "backup:files@2026-11-24T02:00:00Z"
+    assert [step["kind"] for step in run.params["plan"]] == ["backup", "retention"]
     [backup] = await ctx.store.backups("files")
     assert backup.label is BackupLabel.SCHEDULED and backup.verified_at is not None and backup.path.exists()
     assert not [m for (c, _), m in slack.messages.items() if c == OPS and "failed" in (m.get("text") or "")]

@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from bot import tracing_otel
-from bot.actions.models import ActionState
 from bot.logs import formatter
+from bot.runs.models import ActionState
 from bot.settings import Settings
 from bot.tracing import MISSING_EXTRA, Tracing, slack_request_name
 from playground.payloads import SIGNING_SECRET, sign, slash_command
@@ -170,10 +170,11 @@ async def test_a_backup_run_has_a_span_per_step_it_reports(bot: RunningBot, span
 
     [run] = named(spans, "run backup")
     assert (run.attributes or {})["opsbot.run.outcome"] == "succeeded"
-    steps = children(spans, run, "step backup")
-    assert steps and all((s.attributes or {})["opsbot.run_id"] == run_id for s in steps)
+    # A backup is the plan [backup, retention]: a span per step, named by the step's kind.
+    steps = children(spans, run, "step backup") + children(spans, run, "step retention")
+    assert len(steps) == 2 and all((s.attributes or {})["opsbot.run_id"] == run_id for s in steps)
     assert {(s.attributes or {})["opsbot.step.outcome"] for s in steps} == {"succeeded"}
-    assert any("Apply retention" in str((s.attributes or {})["opsbot.step.title"]) for s in steps)
+    assert {(s.attributes or {})["opsbot.step.kind"] for s in steps} == {"backup", "retention"}
 
 
 async def request(bot: RunningBot, command: str) -> int:

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.actions.models import ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
 from bot.checks import Status
 from bot.health import CheckResult, HealthRun
 from bot.incidents.models import DeclareDraft, Incident, IncidentStatus
 from bot.incidents.settings import IncidentSettings
+from bot.runs.models import ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
 from bot.views import placeholders
-from bot.views.actions import action_message, approvals_message, backups_message, history_message
+from bot.views.backups import backups_message
 from bot.views.common import error_message
 from bot.views.health import health_report
 from bot.views.help import help_message
 from bot.views.incidents import declare_modal, header, incident_list
+from bot.views.runs import approvals_message, history_message, run_message
 from bot.views.words import age, duration, link_channels, plural, seconds
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -100,17 +101,17 @@ def test_pending_approvals_link_to_their_message_and_offer_the_same_buttons() ->
 def test_step_times_and_fast_steps_read_once_and_plainly() -> None:
     step = ActionStep(0, "Restore /srv/files", StepState.SUCCEEDED, "1 file", NOW, NOW)
     done = run_of(ActionState.SUCCEEDED, started_at=NOW, finished_at=NOW, outcome="restored", steps=(step,))
-    text = shown(action_message(done, []))
+    text = shown(run_message(done, []))
     assert "✅ Restore /srv/files — 1 file _(under 0.1 s)_" in text and "*Done in under 0.1 s.*" in text
     assert "0.0 s" not in text
 
 
 def test_a_failed_run_offers_to_declare_an_incident_and_a_refused_one_does_not() -> None:
     failed = run_of(ActionState.FAILED, started_at=NOW, finished_at=NOW, outcome="disk full", target_state="unchanged")
-    [offer] = [e for b in action_message(failed, []).blocks if b["type"] == "actions" for e in b["elements"]]
+    [offer] = [e for b in run_message(failed, []).blocks if b["type"] == "actions" for e in b["elements"]]
     assert (offer["action_id"], offer["value"], offer["text"]["text"]) == ("incident.declare.offer", "run:7", "Declare incident…")
     refused = run_of(ActionState.FAILED, outcome="Not run: busy")  # never started: nothing was touched
-    assert "incident.declare.offer" not in shown(action_message(refused, []))
+    assert "incident.declare.offer" not in shown(run_message(refused, []))
 
 
 def test_a_red_health_report_offers_to_declare_an_incident_and_a_green_one_does_not() -> None:

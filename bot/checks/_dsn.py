@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, model_validator
 
-from bot.checks.base import ENV_NAME, CheckDeps
+from bot.checks.base import CheckDeps
+from bot.env_names import ENV_NAME
 
 
 class DsnSource(BaseModel):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import aiohttp
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
-from bot.checks.base import ENV_NAME, CheckDeps
+from bot.checks.base import CheckDeps
+from bot.env_names import ENV_NAME
 
 BODY_LIMIT = 1 << 20  # read at most 1 MiB of a body: a health endpoint that sends more is not one
 

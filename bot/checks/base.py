@@ -20,10 +20,7 @@ from bot.errors import MissingSecret
 from bot.tracing import NO_TRACER, Tracer
 
 if TYPE_CHECKING:
-    from bot.actions.models import BackupRecord
-
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
+    from bot.runs.models import BackupRecord
 
 class Status(enum.Enum):
     OK = "ok"

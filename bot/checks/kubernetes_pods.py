@@ -28,12 +28,12 @@ from bot.checks.base import (
     percent,
 )
 from bot.executors.base import ExecutorError, TargetNotFound
+from bot.executors.kubernetes_target import KubernetesTarget
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
     from bot.executors.kubernetes_pods import NodeUsage, Usage
-    from bot.executors.kubernetes_target import KubernetesTarget
 
 SELECTOR = r"^[A-Za-z0-9_./!=, -]+$"  # equality-based label selectors: a=b, a!=b, a, !a; comma-separated
 OWN_TARGET = ("namespace", "api_url", "token_env", "verify_tls")  # a kubernetes target's fields the check may carry
@@ -82,9 +82,6 @@ class KubernetesPodsCheck(CheckSpec):
     def own_target(self) -> KubernetesTarget:
         """The check's own `namespace`/`api_url`/`token_env`/`verify_tls` as a kubernetes target, with its defaults and
         validation (so they mean exactly what a target's do)."""
-        # Imported here: the target model imports bot.checks.base, which loads every check kind.
-        from bot.executors.kubernetes_target import KubernetesTarget
-
         given = {name: getattr(self, name) for name in OWN_TARGET if getattr(self, name) is not None}
         try:
             return KubernetesTarget(type="kubernetes", deployment=NO_DEPLOYMENT, **given)
@@ -118,7 +115,7 @@ class KubernetesPodsCheck(CheckSpec):
             target = self.own_target()
         else:
             return Probe(Status.ERROR, f"service {deps.service} has no kubernetes target")
-        # Imported here for the reason given in own_target().
+        # Imported here, not at the top: it loads the Kubernetes client, which only a catalog with this check needs.
         from bot.executors.kubernetes_pods import KubernetesPods, Unavailable
 
         reader = KubernetesPods(target, deps.environ, deps.clock)
@@ -207,7 +204,7 @@ class KubernetesPodsCheck(CheckSpec):
 
     def _usage(self, pods: list[V1Pod], usage: dict[str, dict[str, Usage]], findings: list[Probe]) -> list[str]:
         """Grade each pod's CPU and memory against its limits into `findings`; return notes for the reason."""
-        # Imported here for the reason given in own_target().
+        # Imported here for the reason given in probe(): the Kubernetes client.
         from bot.executors.kubernetes_pods import share
 
         notes = []

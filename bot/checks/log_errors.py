@@ -9,7 +9,6 @@ pattern. A log larger than `MAX_BYTES` is read up to that bound and the reason s
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import time
 from collections import deque
@@ -131,12 +130,12 @@ class LogErrorsCheck(CheckSpec):
     async def matches(self, deps: CheckDeps) -> Matches:
         """How many lines of the window match the pattern, and the last `LAST` of them, oldest first (by the log's
         own time stamps)."""
-        since = deps.clock.now() - timedelta(hours=self.window_hours)
+        window = timedelta(hours=self.window_hours)
         # The worker threads stop reading by then: the runner has given up on the check and would not wait.
         deadline = time.monotonic() + self.timeout
-        return Matches.of(await self._scan(deps, since, deadline))
+        return Matches.of(await self._scan(deps, window, deadline))
 
-    async def _scan(self, deps: CheckDeps, since: datetime, deadline: float) -> list[Scanned]:
+    async def _scan(self, deps: CheckDeps, window: timedelta, deadline: float) -> list[Scanned]:
         def read(source: str, chunks: Iterator[bytes]) -> Scanned:
             return self._read(source, chunks, deadline)
 
@@ -149,7 +148,7 @@ class LogErrorsCheck(CheckSpec):
             workload = adapters.module("bot.executors.docker").DockerWorkload
             docker = workload(deps.service or "", target, _NoHistory(), deps.clock)
             try:
-                scanned: list[Scanned] = await docker.scan_logs(since, read)
+                scanned: list[Scanned] = await docker.scan_logs(window, read)
                 return scanned
             finally:
                 await docker.close()
@@ -157,7 +156,7 @@ class LogErrorsCheck(CheckSpec):
             # The Kubernetes client is imported only for a catalog with a Kubernetes target (`bot.adapters`).
             kubernetes = adapters.module("bot.executors.kubernetes").KubernetesWorkload(target, deps.environ, deps.clock)
             try:
-                scanned = await kubernetes.scan_logs(max(1, math.ceil(self.window_hours * 3600)), read)
+                scanned = await kubernetes.scan_logs(window, read)
                 return scanned
             finally:
                 await kubernetes.close()

@@ -1,4 +1,4 @@
-"""What every executor shares: how it reports progress step by step, how it fails, and its two Protocols.
+"""What every executor shares: how it reports progress step by step, how it fails, and the capabilities it offers.
 
 Executors never decide policy (approvals, locks) and never talk to Slack; the actions domain does.
 Blocking clients (docker, kubernetes) are called through `asyncio.to_thread`, never on the event loop.
@@ -11,9 +11,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.errors import OpsbotError
 
@@ -105,9 +105,12 @@ class Revision:
     digest: str | None = None
 
 
-class Workload(Protocol):
-    """A running service that can be restarted and rolled back (Docker containers, a Kubernetes deployment)."""
+# --- capabilities: what a target's executor can do, each a small Protocol a step kind asks for ------------------
+# Docker, Kubernetes and demo workloads implement what they can; `bot.runs.targets` says which type offers which.
 
+
+@runtime_checkable
+class Restarts(Protocol):
     def describe(self) -> str:
         """What the target is, for plans: "docker containers labelled com.docker.compose.service=api"."""
 
@@ -117,6 +120,9 @@ class Workload(Protocol):
     async def restart(self, progress: Progress) -> str:
         """Restart and wait until running (and healthy/available); returns a one-line summary."""
 
+
+@runtime_checkable
+class RollsBack(Protocol):
     def rollback_plan(self, to: str | None) -> list[str]: ...
 
     async def rollback(self, to: str | None, progress: Progress) -> str:
@@ -124,6 +130,58 @@ class Workload(Protocol):
 
     async def revisions(self) -> list[Revision]:
         """Known revisions, newest first, the current one marked. Reads only."""
+
+    async def current_image(self) -> str: ...
+
+
+@runtime_checkable
+class Deploys(Protocol):
+    async def current_image(self) -> str: ...
+
+    async def deploy(self, image: str, progress: Progress) -> str:
+        """Run `image` (a tag of the current image, or a full reference) and wait until it is up."""
+
+
+@runtime_checkable
+class Scales(Protocol):
+    async def replicas(self) -> int:
+        """How many replicas (or running containers) there are now. Reads only."""
+
+    async def scale(self, replicas: int, progress: Progress) -> str: ...
+
+
+@runtime_checkable
+class StartsStops(Protocol):
+    """Started and stopped as a whole, not by a count (Docker containers): `stop` then `start` brings all back."""
+
+    async def start(self, progress: Progress) -> str: ...
+
+    async def stop(self, progress: Progress) -> str: ...
+
+    async def is_running(self) -> bool: ...
+
+    async def running_count(self) -> int: ...
+
+    async def container_count(self) -> int:
+        """How many there are, running or not."""
+
+
+@runtime_checkable
+class Logs(Protocol):
+    async def logs(self, since: timedelta, max_bytes: int = 1_000_000) -> list[tuple[str, str]]:
+        """(container or pod, its log text over the last `since`, at most `max_bytes` of it) for each. Reads only."""
+
+
+@runtime_checkable
+class ConfigValues(Protocol):
+    async def config_value(self, configmap: str, key: str) -> str | None: ...
+
+    async def set_config_value(self, configmap: str, key: str, value: str | None) -> str:
+        """Set (or, with None, remove) one key of a configuration map the app watches."""
+
+
+class Workload(Restarts, RollsBack, Protocol):
+    """A running service that can be restarted and rolled back: what the built-in actions act on."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.executors.base import Progress, Workload
+from bot.executors.base import Deploys, Logs, Scales, Workload
 
 
 class DemoTarget(BaseModel):
@@ -27,18 +27,8 @@ class DemoTarget(BaseModel):
         return f"demo app {self.app}"
 
 
-class DemoWorkload(Workload, Protocol):
-    """What runbook steps ask of a target besides restart and rollback: its image and replicas."""
-
-    async def current_image(self) -> str: ...
-
-    async def set_image(self, image: str, progress: Progress) -> str: ...
-
-    async def replicas(self) -> int: ...
-
-    async def scale(self, replicas: int, progress: Progress) -> str: ...
-
-    async def logs(self, since_seconds: int, max_bytes: int = 1_000_000) -> list[tuple[str, str]]: ...
+class DemoWorkload(Workload, Deploys, Scales, Logs, Protocol):
+    """The capabilities a demo app offers (`bot.runs.targets.CAPABILITIES` lists them per target type)."""
 
 
 class DemoWorkloads(Protocol):

@@ -18,12 +18,10 @@ import tempfile
 import uuid
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Literal
-
-from pydantic import Field, field_validator, model_validator
 
 from bot.clock import Clock
-from bot.executors._target import FILE_LEFT, BackupTargetBase, delete_within
+from bot.executors._target import FILE_LEFT, delete_within
+from bot.executors.backup_targets import DirectoryBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 from bot.executors.postgres_backup import (
     backup_file_name,
@@ -44,41 +42,6 @@ _CHUNK = 1 << 20
 # Python releases before the tarfile extraction filters (3.11.4) fall back to the checks in `_safe_groups` alone.
 _DATA_FILTER = hasattr(tarfile, "data_filter")
 _UNREADABLE = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, KeyError, TypeError)
-
-
-def _inside(inner: Path, outer: Path) -> bool:
-    return inner == outer or outer in inner.parents
-
-
-class DirectoryBackupTarget(BackupTargetBase):
-    """The catalog's `backup:` block for files on the bot's host (archived in-process: no tool, no timeout)."""
-
-    type: Literal["directory"]
-    paths: list[Path] = Field(min_length=1)
-
-    @field_validator("paths")
-    @classmethod
-    def _absolute(cls, paths: list[Path]) -> list[Path]:
-        for path in paths:
-            if not path.is_absolute():
-                raise ValueError(f"{path} is not an absolute path")
-        return [Path(os.path.normpath(p)) for p in paths]
-
-    @model_validator(mode="after")
-    def _apart(self) -> DirectoryBackupTarget:
-        # A restore replaces each path wholesale: nested paths would undo each other, and backups kept
-        # inside a backed-up path would be deleted by restoring it.
-        if not self.directory.is_absolute():
-            raise ValueError(f"directory {self.directory} is not an absolute path")
-        for i, path in enumerate(self.paths):
-            if path == Path(path.anchor):
-                raise ValueError(f"{path} is a filesystem root")
-            for other in self.paths[i + 1:]:
-                if _inside(path, other) or _inside(other, path):
-                    raise ValueError(f"{path} and {other} overlap")
-            if _inside(self.directory, path) or _inside(path, self.directory):
-                raise ValueError(f"the backup directory {self.directory} overlaps {path}")
-        return self
 
 
 def _write_archive(paths: list[Path], dest: Path) -> int:

@@ -9,7 +9,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import docker
@@ -47,7 +47,7 @@ class _Swap:
 
 
 class DockerWorkload:
-    """A service that runs as Docker containers; implements `Workload`."""
+    """A service that runs as Docker containers: restarts, rolls back, deploys, scales, starts/stops, logs."""
 
     def __init__(self, service: str, target: DockerTarget, history: DeployHistory, clock: Clock) -> None:
         self._service, self._target, self._history, self._clock = service, target, history, clock
@@ -190,32 +190,39 @@ class DockerWorkload:
     async def current_image(self) -> str:
         return (await self._current(await self._find())).image
 
+    async def replicas(self) -> int:
+        """Docker has no replica count: the containers running now stand for it."""
+        return await self.running_count()
+
     async def logs(
-        self, since: datetime, until: datetime | None = None, max_bytes: int = 1_000_000
+        self, since: timedelta, max_bytes: int = 1_000_000, *, until: datetime | None = None
     ) -> list[tuple[str, str]]:
-        """Each container's stdout and stderr over the window, with timestamps, as its last `max_bytes` bytes."""
+        """Each container's stdout and stderr over the last `since` (up to `until`), with timestamps, as its last
+        `max_bytes` bytes."""
+        start = self._clock.now() - since
         found = await self._find()
         read: list[tuple[str, str]] = []
         for container in found:
 
             def fetch(container: Container = container) -> bytes:
-                return container.logs(stdout=True, stderr=True, timestamps=True, since=_unix(since),
+                return container.logs(stdout=True, stderr=True, timestamps=True, since=_unix(start),
                                       until=_unix(until) if until is not None else None)
 
             raw = await self._call(f"read the logs of container {container.name}", fetch, state=UNCHANGED)
             read.append((_name(container), raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
         return read
 
-    async def scan_logs(self, since: datetime, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
-        """Stream each container's stdout and stderr since `since` (with timestamps, oldest first) into
+    async def scan_logs(self, since: timedelta, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
+        """Stream each container's stdout and stderr over the last `since` (with timestamps, oldest first) into
         `read(container name, chunks of bytes)` in a worker thread, so a long window is never held whole as `logs`
         holds it; `read` may stop early. What `read` returned, a container at a time. Reads only."""
+        start = self._clock.now() - since
         scanned: list[T] = []
         for container in await self._find():
 
             def scan(container: Container = container) -> T:
                 stream = container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False,
-                                        since=_unix(since))
+                                        since=_unix(start))
                 try:
                     return read(_name(container), iter(stream))
                 finally:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar, cast, overload
 
 import urllib3.exceptions
@@ -117,7 +118,8 @@ class _ReplicaSet:
 
 
 class KubernetesWorkload:
-    """A Kubernetes deployment; implements `Workload` with the official client, one API client per workload."""
+    """A Kubernetes deployment: restarts, rolls back, deploys, scales, logs and config values, with the official client
+    (one API client per workload)."""
 
     def __init__(self, target: KubernetesTarget, environ: Mapping[str, str], clock: Clock) -> None:
         self._target, self._environ, self._clock = target, environ, clock
@@ -200,14 +202,14 @@ class KubernetesWorkload:
         """The image of the target container in the deployment's pod template. Reads only."""
         return self._container_of(await self._read())[1]
 
-    def set_image_plan(self, image: str) -> list[str]:
+    def deploy_plan(self, image: str) -> list[str]:
         which = f"container {self._target.container}" if self._target.container else "the first container"
         what = f"tag {image}" if _is_tag(image) else _image_reference(image)
         return [f"Set the image of {which} of {self._target.subject} to {what}", self._wait_title()]
 
-    async def set_image(self, image: str, progress: Progress) -> str:
+    async def deploy(self, image: str, progress: Progress) -> str:
         """`kubectl set image` then `rollout status`; a bare tag keeps the current repository. Already set: no-op."""
-        set_title, wait_title = self.set_image_plan(image)
+        set_title, wait_title = self.deploy_plan(image)
         target = self._target
         async with progress.step(set_title) as step:
             deployment = await self._read()
@@ -274,15 +276,17 @@ class KubernetesWorkload:
 
     # -- logs --------------------------------------------------------------------------------------------------
 
-    async def logs(self, since_seconds: int, max_bytes: int = 1_000_000) -> list[tuple[str, str]]:
+    async def logs(self, since: timedelta, max_bytes: int = 1_000_000) -> list[tuple[str, str]]:
         """(pod name, log text with timestamps) for each of the deployment's pods, by name; at most `max_bytes` a pod.
 
         A pod that went away since it was listed is left out; one whose container has not started has its reason
         as its text ("(no logs: …)"). Reads only.
         """
-        if since_seconds < 1 or max_bytes < 1:
-            raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds and max_bytes must be "
-                                "at least 1.", state=UNCHANGED.text, effect=UNCHANGED.effect)
+        # The API counts whole seconds: a window shorter than one still reads the last second.
+        since_seconds = max(1, math.ceil(since.total_seconds()))
+        if max_bytes < 1:
+            raise ExecutorError(f"Cannot read logs of {self._target.subject}: max_bytes must be at least 1.",
+                                state=UNCHANGED.text, effect=UNCHANGED.effect)
         found = []
         for pod in await self._pods(await self._read()):
             text = await self._pod_log(pod, since_seconds, max_bytes)
@@ -290,14 +294,13 @@ class KubernetesWorkload:
                 found.append((str(_meta(pod).name), text))
         return found
 
-    async def scan_logs(self, since_seconds: int, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
-        """Stream each of the deployment's pods' log over the last `since_seconds` (timestamps on, oldest first) into
+    async def scan_logs(self, since: timedelta, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
+        """Stream each of the deployment's pods' log over the last `since` (timestamps on, oldest first) into
         `read(pod name, chunks of bytes)` in a worker thread, so a long window is never held whole as `logs` holds it;
         `read` may stop early. What `read` returned, a pod at a time; a pod gone since the listing, or whose
         container has not started, is left out. Reads only."""
-        if since_seconds < 1:
-            raise ExecutorError(f"Cannot read logs of {self._target.subject}: since_seconds must be at least 1.",
-                                state=UNCHANGED.text, effect=UNCHANGED.effect)
+        # The API counts whole seconds, at least one: a window is rounded up, never cut.
+        since_seconds = max(1, math.ceil(since.total_seconds()))
         scanned: list[T] = []
         for pod in await self._pods(await self._read()):
             name = str(_meta(pod).name)

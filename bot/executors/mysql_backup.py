@@ -17,13 +17,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-
-from pydantic import Field
+from typing import Any, TypeVar
 
 from bot.clock import Clock
-from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
+from bot.executors._target import FILE_LEFT, delete_within
 from bot.executors._tools import pipe_tool, run_tool, tool_environ
+from bot.executors.backup_targets import MysqlBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 from bot.executors.mysql_dsn import MysqlConnection, parse_mysql_dsn
 from bot.executors.postgres_backup import (
@@ -60,15 +59,6 @@ _COUNT_TABLES = ("SELECT COUNT(*) FROM information_schema.TABLES "
 
 
 _T = TypeVar("_T")
-
-
-class MysqlBackupTarget(ToolBackupTarget):
-    """The catalog's `backup:` block for a MySQL or MariaDB database."""
-
-    type: Literal["mysql"]
-    dsn_env: EnvName = Field(description="environment variable holding mysql://user:pass@host:port/db")
-    mysqldump: str = Field(default="mysqldump", min_length=1)
-    mysql: str = Field(default="mysql", min_length=1)
 
 
 def option_value(value: str) -> str:

@@ -14,14 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import Field
-
 from bot.clock import Clock
-from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
+from bot.executors._target import FILE_LEFT, delete_within
 from bot.executors._tools import run_tool, tool_environ
+from bot.executors.backup_targets import PostgresBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 
 NOT_WRITTEN = TargetState("the database was not changed; no backup was written", Effect.UNTOUCHED)
@@ -45,15 +43,6 @@ _QUERY_ENV = {
 # Without it an unreachable server holds the step until the whole dump timeout runs out.
 _DEFAULT_CONNECT_TIMEOUT = "10"
 _CHUNK = 1 << 20
-
-
-class PostgresBackupTarget(ToolBackupTarget):
-    """The catalog's `backup:` block for a PostgreSQL service."""
-
-    type: Literal["postgres"]
-    dsn_env: EnvName = Field(description="environment variable holding postgresql://user:pass@host:port/db")
-    pg_dump: str = Field(default="pg_dump", min_length=1)
-    pg_restore: str = Field(default="pg_restore", min_length=1)
 
 
 @dataclass(frozen=True)

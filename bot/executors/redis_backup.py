@@ -11,14 +11,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field
-
 from bot.clock import Clock
-from bot.executors._target import FILE_LEFT, EnvName, ToolBackupTarget, delete_within
+from bot.executors._target import FILE_LEFT, delete_within
 from bot.executors._tools import run_tool, tool_environ
+from bot.executors.backup_targets import RedisBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 from bot.executors.postgres_backup import (
     backup_file_name,
@@ -36,14 +34,6 @@ _MAGIC = re.compile(rb"^REDIS(\d{4})$")
 # The CRC64 trailer after the EOF opcode exists from RDB version 5 (Redis 2.6) on.
 _FIRST_CHECKSUMMED_VERSION = 5
 _TRAILER = 9  # EOF opcode + 8-byte checksum
-
-
-class RedisBackupTarget(ToolBackupTarget):
-    """The catalog's `backup:` block for a Redis server (the whole server: an RDB holds every database)."""
-
-    type: Literal["redis"]
-    url_env: EnvName = Field(description="environment variable holding redis://[user:pass@]host:port (rediss:// for TLS)")
-    redis_cli: str = Field(default="redis-cli", min_length=1)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.actions.policy import mention
 from bot.context import Context
 from bot.incidents.models import EntryKind, Incident
 from bot.incidents.timeline import append
 from bot.log_context import bound
+from bot.runs.policy import mention
 from bot.views.incidents import reminder
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from bot.actions.policy import NotAllowed
 from bot.audit import AuditEntry, Outcome
 from bot.catalog import suggest
 from bot.context import Context
@@ -19,6 +18,7 @@ from bot.incidents.metrics import format_duration, metrics
 from bot.incidents.models import ActionItem, EntryKind, Incident, IncidentStatus, Role, TimelineEntry
 from bot.incidents.timeline import append
 from bot.log_context import annotate
+from bot.runs.policy import NotAllowed
 from bot.views import quiet
 from bot.views.incidents import announcement, header, notice_in_channel, status_update
 

@@ -9,7 +9,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.actions.policy import _slack_ids
+from bot.incidents.templates import check_template, render
+from bot.runs.policy import _slack_ids
 
 
 class Severity(BaseModel):
@@ -59,8 +60,6 @@ class IncidentSettings(BaseModel):
         unknown = [n for n in self.nudge_severities if n.upper() not in names]
         if unknown:
             raise ValueError(f"nudge_severities names {unknown[0]!r}, which is not a severity ({', '.join(names)})")
-        from bot.incidents.templates import check_template, render
-
         check_template(self.channel_name, "channel_name")
         try:  # parse errors are not the only ones: an unknown name fails only when rendered
             render(self.channel_name, {"id": 1, "key": "inc-1", "severity": "p1", "date": "20261123", "slug": "api-is-down",

@@ -1,16 +1,16 @@
 """Who may ask for a runbook and who approves it: its own `approvals:`, else each of its services' policies.
 
 Pure, on the catalog: `validation` refuses a catalog whose services name different approvers, and the run's
-policy is built from the same reading. Not responsible for checking a person (`bot.runbooks.service`).
+policy is built from the same reading. Not responsible for checking a person (`bot.runs.runbook_runs`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.actions.models import ActionKind
-from bot.actions.policy import ResolvedPolicy, resolve_policy
 from bot.runbooks.definitions import Runbook
+from bot.runs.models import ActionKind
+from bot.runs.policy import ResolvedPolicy, resolve_policy
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog

@@ -10,11 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.actions.backup_ref import UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
 from bot.errors import OpsbotError
 from bot.runbooks.definitions import (
     IMAGE_TAG,
-    PARAM_REFERENCE,
     BackupParameter,
     ChoiceParameter,
     ImageTagParameter,
@@ -22,6 +20,7 @@ from bot.runbooks.definitions import (
     Runbook,
     StringParameter,
 )
+from bot.runs.backup_ref import UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
 from bot.store import Store
 
 Value = str | int
@@ -131,20 +130,6 @@ async def _backup(parameter: BackupParameter, raw: str, store: Store) -> int:
 def scheduled_given(runbook: Runbook) -> dict[str, str]:
     """A runbook's `schedule_values` as the text `/ops run name=value` would pass, so both are checked alike."""
     return {name: str(value) for name, value in runbook.schedule_values.items()}
-
-
-def substitute(value: Any, values: dict[str, Value]) -> Any:
-    """A step argument with `{{ params.x }}` replaced: a reference alone keeps the value's type (a number stays one)."""
-    if isinstance(value, str):
-        whole = PARAM_REFERENCE.fullmatch(value.strip())
-        if whole:
-            return values[whole.group(1)]
-        return PARAM_REFERENCE.sub(lambda m: str(values[m.group(1)]), value)
-    if isinstance(value, dict):
-        return {key: substitute(item, values) for key, item in value.items()}
-    if isinstance(value, list):
-        return [substitute(item, values) for item in value]
-    return value
 
 
 def parse_assignments(words: list[str]) -> tuple[dict[str, str], list[str]]:

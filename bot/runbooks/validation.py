@@ -6,24 +6,26 @@ themselves are pydantic's job in `bot.runbooks.definitions`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from itertools import islice, takewhile
+from typing import Any
 
+from bot.catalog import Catalog, suggest
 from bot.runbooks.approvals import configured_approvers, policies
 from bot.runbooks.definitions import (
-    TRAITS,
+    PARAM_REFERENCE,
     BackupParameter,
-    ConfigMapMaintenance,
     IntegerParameter,
-    RestoreStep,
     Runbook,
     StringParameter,
     on_failure,
     references,
 )
-
-if TYPE_CHECKING:
-    from bot.catalog import Catalog
+from bot.runbooks.params import check_value, explain, scheduled_given
+from bot.runs import targets
+from bot.runs.steps import REGISTRY
 
 Path = tuple[str | int, ...]
 
@@ -40,8 +42,6 @@ class Finding:
 
 
 def errors(catalog: Catalog) -> list[Finding]:
-    from bot.catalog import suggest
-
     found: list[Finding] = []
     services = catalog.service_names
 
@@ -79,8 +79,6 @@ def errors(catalog: Catalog) -> list[Finding]:
 def _schedule(catalog: Catalog, base: Path, runbook: Runbook) -> list[Finding]:
     """A scheduled run has nobody to ask for a missing or wrong value: every one is checked now, as `/ops run`
     would check it, and the run needs the ops channel for its message and its failure alerts."""
-    from bot.runbooks.params import check_value, explain, scheduled_given
-
     if runbook.schedule is None:
         if runbook.schedule_values:
             return [Finding((*base, "schedule_values"), "has no `schedule:` to use these values; add one or remove them")]
@@ -118,8 +116,6 @@ def _approvers(catalog: Catalog, name: str, runbook: Runbook) -> list[Finding]:
 
 
 def _parameter(catalog: Catalog, path: Path, parameter: Any) -> list[Finding]:
-    import re
-
     if isinstance(parameter, BackupParameter):
         service = catalog.services.get(parameter.service)
         if service is None:
@@ -153,35 +149,33 @@ def _step(catalog: Catalog, runbook: Runbook, path: Path, step: Any, unknown: An
     if service_name not in runbook.services:
         found.append(Finding((*path, "service"), f"{service_name} is not among this runbook's services "
                                                  f"({', '.join(runbook.services)}); add it there"))
-    need = TRAITS[step.kind].needs
+    kind = REGISTRY[step.kind]
+    need = kind.traits.needs
     if need is not None and getattr(service, need) is None:
         found.append(Finding((*path, "kind"), f"`{step.kind}` needs {_NEEDS[need]} on services.{service_name}"))
-    if step.kind == "check" and not service.checks:
-        found.append(Finding((*path, "service"), f"services.{service_name} has no `checks:`, so there is nothing to gate on"))
-    if (step.kind == "maintenance" and isinstance(service.maintenance, ConfigMapMaintenance)
-            and (service.target is None or service.target.type != "kubernetes")):
-        found.append(Finding((*path, "kind"), f"services.{service_name}.maintenance is a ConfigMap, which needs a "
-                                              "kubernetes `target:` to say which cluster and namespace"))
-    if step.kind in ("sql", "terminate-queries") and step.dsn_env is None and (
-            getattr(step, "engine", "postgres") != "postgres" or service.backup is None or service.backup.type != "postgres"):
-        found.append(Finding((*path, "dsn_env"), "is required: services." + service_name
-                             + " has no postgres `backup:` whose DSN it could use"))
-    if step.kind == "restore" and service.backup is not None and service.backup.type == "redis":
-        found.append(Finding((*path, "kind"), f"services.{service_name} backs up Redis, which opsbot cannot restore "
-                                              "(Redis reads an RDB file only as it starts); restore it by hand"))
-    if isinstance(step, RestoreStep) and isinstance(step.backup, str) and step.backup != "latest":
-        names = references(step.backup)
-        declared = runbook.parameters.get(names[0]) if len(names) == 1 else None
-        if not isinstance(declared, BackupParameter) or declared.service != service_name:
-            found.append(Finding((*path, "backup"), f"give a backup id, `latest`, or {{{{ params.<name> }}}} of a "
-                                                    f"parameter of type backup with service {service_name}"))
+    if need != "target" or service.target is not None:  # no target at all is said once, above
+        found.extend(_capability(service_name, service, path, step.kind, kind.needs_capabilities(service)))
+    found.extend(Finding((*path, field), message) for field, message in kind.validate(runbook, service, step))
     return found
+
+
+def _capability(name: str, service: Any, path: Path, kind: str, wanted: tuple[type, ...]) -> list[Finding]:
+    """A step whose target cannot do what the kind asks of it (a ConfigMap on a Docker target) is refused now,
+    not when it runs."""
+    if not wanted:
+        return []
+    what = " or ".join(targets.words(c) for c in wanted)
+    able = " or ".join(sorted({t for c in wanted for t in targets.CAPABILITIES if targets.offers(t, c)}))
+    if service.target is None:
+        return [Finding((*path, "kind"), f"`{kind}` needs a `target:` that can {what} on services.{name} ({able})")]
+    if not any(targets.offers(service.target.type, c) for c in wanted):
+        return [Finding((*path, "kind"), f"`{kind}` needs a target that can {what}, but services.{name}.target is "
+                                         f"{service.target.type}, which cannot; use a {able} target")]
+    return []
 
 
 def _number(runbook: Runbook, where: Path, value: str, least: int) -> list[Finding]:
     """A numeric field given as text must be exactly one reference to an integer parameter within its bounds."""
-    from bot.runbooks.definitions import PARAM_REFERENCE
-
     whole = PARAM_REFERENCE.fullmatch(value.strip())
     declared = runbook.parameters.get(whole.group(1)) if whole else None
     if whole is None:
@@ -202,7 +196,7 @@ def warnings(catalog: Catalog) -> list[Finding]:
     found = _collisions(catalog)
     for name, runbook in catalog.runbooks.items():
         for index, step in enumerate(runbook.steps):
-            traits = TRAITS[step.kind]
+            traits = REGISTRY[step.kind].traits
             if not traits.changes or traits.undo is not None:
                 continue
             later = [i for i, s in enumerate(runbook.steps[index + 1:], index + 1) if on_failure(s) == "rollback"]
@@ -221,9 +215,6 @@ def _collisions(catalog: Catalog) -> list[Finding]:
     """Two scheduled runs of one service at the same minute cannot both run: the second finds it busy and fails
     (alerted). Warn about a scheduled runbook that starts with a scheduled backup of one of its services, or with
     another scheduled runbook sharing a service."""
-    from datetime import UTC, datetime, timedelta
-    from itertools import islice, takewhile
-
     start = datetime(2026, 1, 1, tzinfo=UTC)  # a fixed start: the same warnings on every run of check-config
     horizon = start + timedelta(days=COLLISION_HORIZON_DAYS)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from functools import partial
 
 from bot import digests
-from bot.actions import service as actions
-from bot.actions.models import ActionState
 from bot.catalog import Catalog
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.runbooks import service as runbooks
 from bot.runbooks.params import ParametersInvalid
+from bot.runs import runbook_runs as runbooks
+from bot.runs import service as actions
+from bot.runs.models import ActionState
 from bot.scheduling.models import Occurrence
 from bot.scheduling.posting import post_once
 from bot.scheduling.scheduler import Job

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import audit_trail
-from bot.actions import service as actions
-from bot.actions.partials import record_orphaned_archives, remove_orphaned_partials
 from bot.context import Context
 from bot.errors import InfrastructureError, OpsbotError, store_down
 from bot.incidents import declaring, reminders
 from bot.locks import Lease
 from bot.log_context import annotate, bound
+from bot.runs import service as actions
+from bot.runs.partials import record_orphaned_archives, remove_orphaned_partials
 from bot.scheduling.cron import CronSchedule
 from bot.scheduling.models import Occurrence, OccurrenceState, occurrence_key
 from bot.scheduling.posting import post_once

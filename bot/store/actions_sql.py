@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.actions.models import (
+from bot.executors.base import Effect, Revision
+from bot.runs.models import (
     ActionKind,
     ActionRun,
     ActionState,
@@ -23,14 +24,12 @@ from bot.actions.models import (
     Decision,
     StepState,
 )
-from bot.executors.base import Effect, Revision
+from bot.runs.ports import SETTABLE_RUN_FIELDS
+from bot.runs.states import IllegalTransition, check_run_move, step_sources
 from bot.store.rows import utc
 from bot.store.sql import SqlBase, Statement
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ACTION_FIELDS = {"reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome",
-                  "target_state", "expires_at",
-                  "cancel_requested_by"}
 
 
 class ActionQueries(SqlBase):
@@ -87,14 +86,14 @@ class ActionQueries(SqlBase):
     ) -> bool:
         """Move a run to `to` only if it is in one of `expect` (and, when given, still held by `owner`, or not
         expired at `unexpired_at`); True when this call made the change."""
-        unknown = set(fields) - _ACTION_FIELDS
+        unknown = set(fields) - SETTABLE_RUN_FIELDS
         if unknown:
             raise ValueError(f"not action fields: {sorted(unknown)}")
         sets, args = ["state = ?"], [to.value]
         for name, value in fields.items():
             sets.append(f"{name} = ?")
             args.append(self._enc(value) if isinstance(value, datetime) else value)
-        expected = [state.value for state in expect]
+        expected = sorted(state.value for state in check_run_move(expect, to))  # raises on a move the table refuses
         where = f"id = ? AND state IN ({', '.join('?' for _ in expected)})"
         conditions: list[Any] = [run_id, *expected]
         if owner is not None:
@@ -123,7 +122,12 @@ class ActionQueries(SqlBase):
                             [channel_id, message_ts, run_id])
 
     async def save_step(self, run_id: int, step: ActionStep) -> None:
-        await self._atomic([self._step_upsert(run_id, step)])
+        """Insert or update one step row; an update only from a state the step table lets move to `step.state`."""
+        sql, args = self._step_upsert(run_id, step)
+        if await self._execute(sql, args) == 0:
+            stored = await self._rows("SELECT state FROM action_steps WHERE run_id = ? AND position = ?",
+                                      [run_id, step.position])
+            raise IllegalTransition("step", [row["state"] for row in stored], step.state.value)
 
     async def claim_follow_up(self, run_id: int, follow_up_id: int) -> bool:
         """Make `follow_up_id` the one run that resumes or rolls back `run_id`; True unless a live one has it. A
@@ -154,7 +158,9 @@ class ActionQueries(SqlBase):
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
              "title = excluded.title, state = excluded.state, detail = excluded.detail, "
              "started_at = excluded.started_at, finished_at = excluded.finished_at, undo = excluded.undo, "
-             "effect = excluded.effect"),
+             "effect = excluded.effect WHERE action_steps.state IN ("
+             + ", ".join(f"'{state.value}'" for state in sorted(step_sources(step.state), key=lambda s: s.value))
+             + ")"),
             [run_id, step.position, step.title, step.state.value, step.detail,
              self._enc(step.started_at), self._enc(step.finished_at),
              None if step.undo is None else json.dumps(step.undo),
@@ -190,6 +196,7 @@ class ActionQueries(SqlBase):
             created_at=created, expires_at=expires, started_at=self._dec(row["started_at"]),
             finished_at=self._dec(row["finished_at"]), outcome=row["outcome"], target_state=row["target_state"],
             steps=tuple(steps), cancel_requested_by=row["cancel_requested_by"], followed_by=row["followed_by"],
+            audit_id=row["audit_id"],
         )
 
     # --- approvals ------------------------------------------------------------------------------------

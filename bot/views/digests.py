@@ -10,16 +10,16 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
-from bot.actions.models import ActionState
 from bot.checks import Status
 from bot.digests import BackupFacts, DailyDigest, IncidentFacts, Rate, WeeklyDigest
 from bot.incidents.metrics import as_utc, format_duration
 from bot.incidents.settings import IncidentSettings
+from bot.runs.models import ActionState
 from bot.views import MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size
-from bot.views.actions import describe
 from bot.views.common import timestamp
 from bot.views.health import EMOJI, fit_lines
 from bot.views.incidents import label, severity_label
+from bot.views.runs import describe
 from bot.views.words import age, plural
 
 _RUN = {ActionState.SUCCEEDED: "✅", ActionState.FAILED: "❌", ActionState.INTERRUPTED: "⚠️"}

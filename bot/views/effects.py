@@ -1,6 +1,6 @@
 """A failed step's effect on its target, in words: the one place `Effect` becomes text, for Slack and other fronts.
 
-Plain text, no Slack markup; the engine decides on the value (`bot.runbooks.effects`), never on these words.
+Plain text, no Slack markup; the engine decides on the value (`bot.runs.effects`), never on these words.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from typing import Any
 from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.actions.models import ActionRun
-from bot.views.actions import describe
+from bot.runs.models import ActionRun
+from bot.views.runs import describe
 
 DENY_CALLBACK = "approval.deny.reason"
 REQUEST_CALLBACK = "action.request.reason"

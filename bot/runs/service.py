@@ -1,6 +1,7 @@
-"""The action flows: plan → request → approve/deny → run once under the service's lock → report.
+"""The run flows: plan → request → approve/deny → run once under the services' locks → report.
 
-Every transition is a compare-and-set on the run's row (so double clicks, duplicated deliveries and
+Every run — a built-in action (`bot.runs.builtin`) or a runbook — is a plan the one engine (`bot.runs.engine`)
+runs. Every transition is a compare-and-set on the run's row (so double clicks, duplicated deliveries and
 replicas cannot run anything twice), is audited, and is then shown by re-rendering the run's message.
 """
 
@@ -13,38 +14,33 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot.actions import targets
-from bot.actions.backup_ref import LATEST, UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
-from bot.actions.models import (
+from bot.audit import AuditEntry, Outcome, current_request
+from bot.context import Context
+from bot.errors import InfrastructureError, OpsbotError, store_down
+from bot.executors.base import ExecutorError
+from bot.incidents import timeline
+from bot.incidents.models import EntryKind
+from bot.log_context import annotate, bound
+from bot.runs import builtin, engine, targets
+from bot.runs.models import (
     SCHEDULER,
     ActionKind,
     ActionRun,
     ActionState,
     ActionStep,
     ApprovalDecision,
-    BackupLabel,
-    BackupRecord,
     Decision,
 )
-from bot.actions.policy import NotAllowed, mention, resolve_policy
-from bot.actions.progress import RunProgress
-from bot.audit import AuditEntry, Outcome, current_request
-from bot.context import Context
-from bot.errors import InfrastructureError, OpsbotError, store_down
-from bot.executors.base import Artifact, Backups, Effect, ExecutorError
-from bot.health import CheckResult, run_checks
-from bot.incidents import timeline
-from bot.incidents.models import EntryKind
-from bot.log_context import annotate, bound
-from bot.views import escape, human_size
-from bot.views.actions import action_message, describe
+from bot.runs.outcomes import Ending, RunOutcome
+from bot.runs.policy import NotAllowed, mention, resolve_policy
+from bot.views import escape
 from bot.views.backups import backup_result_message
-from bot.views.words import plural
+from bot.views.run_words import outcome_text
+from bot.views.runs import describe, run_message
 
 log = logging.getLogger(__name__)
 
 DRAFT_MINUTES = 10  # how long a plan shown to the requester stays confirmable
-HEALTH_ATTEMPTS, HEALTH_INTERVAL = 3, 2.0
 
 
 class ActionNotFound(OpsbotError):
@@ -74,13 +70,13 @@ async def plan(
     if policy.requesters and not await ctx.membership.contains(policy.requesters, requested_by):
         raise NotAllowed(f"You may not {kind.value} `{service}`. Who may ask: {mention(policy.requesters)} ({policy.source}).")
     await refuse_if_busy(ctx, [service])
-    target, titles = await _plan_steps(ctx, service, kind, params)
+    target, steps = await _planned(ctx, service, kind, params)
     now = ctx.clock.now()
     run = ActionRun(
         service=service, kind=kind, environment=entry.environment, target=target, requested_by=requested_by,
         created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=params,
         approvals_needed=policy.approvals, approvers=policy.approvers, reason=reason[:500], channel_id=channel_id,
-        steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)), audit_id=current_request(),
+        steps=steps, audit_id=current_request(),
     )
     run = replace(run, id=await ctx.store.create_action(run))
     annotate(run_id=run.id)
@@ -88,33 +84,13 @@ async def plan(
     return run
 
 
-async def _plan_steps(ctx: Context, service: str, kind: ActionKind, params: dict[str, Any]) -> tuple[str, list[str]]:
-    health = [_health_title(service)] if ctx.catalog.services[service].checks else []
-    if kind in (ActionKind.RESTART, ActionKind.ROLLBACK):
-        workload = targets.workload_for(ctx, service, kind)
-        try:
-            titles = workload.restart_plan() if kind is ActionKind.RESTART else workload.rollback_plan(params.get("to"))
-            return workload.describe(), [*titles, *health]
-        finally:
-            await targets.close(workload)
-    backups = targets.backups_for(ctx, service, kind)
-    if kind is ActionKind.BACKUP:
-        return backups.describe(), [*backups.backup_plan(), _retention_title(ctx, service)]
-    record = await _backup_to_restore(ctx, service, params)
-    safety = [f"Safety backup: {title}" for title in backups.backup_plan()]
-    return backups.describe(), [*safety, *backups.restore_plan(artifact_of(record)), *health]
-
-
-async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any]) -> BackupRecord:
-    """The backup a restore names: an id, or `latest`, resolved here to the id the approvers will see."""
-    ref = params.get("backup_id")
-    if not (isinstance(ref, int) or ref == LATEST):
-        ref = parse_backup_ref(str(ref))
-    if ref is None:
-        raise UnknownBackup(f"`{params.get('backup_id')}` is not {explain_backup_ref(service)}.")
-    record = await find_backup(ctx.store, service, ref)
-    params["backup_id"] = record.id  # what runs is the backup the plan shows, even if a newer one lands meanwhile
-    return record
+async def _planned(ctx: Context, service: str, kind: ActionKind,
+                   params: dict[str, Any]) -> tuple[str, tuple[ActionStep, ...]]:
+    """A built-in action's plan, stored in `params` as a runbook's is (so the engine, Cancel, Resume and Roll back
+    treat both alike); returns the target in words and the step rows."""
+    target, plan = await builtin.plan_of(ctx, service, kind, params)
+    params.update(plan=[step.to_json() for step in plan], mode="run")
+    return target, builtin.rows_of(plan)
 
 
 async def draft(ctx: Context, run_id: int, user: str) -> ActionRun:
@@ -150,7 +126,7 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
     if run.channel_id is None:
         raise NotPending("This request has no channel to be posted in.")
     try:
-        ts = await ctx.chat.post(run.channel_id, action_message(run, []))
+        ts = await ctx.chat.post(run.channel_id, run_message(run, []))
     except BaseException:
         # No message, no request: withdraw it rather than leave a run nobody can see or approve.
         if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to},
@@ -175,17 +151,32 @@ async def run_scheduled_backup(ctx: Context, service: str, occurrence: str) -> A
     """A backup the catalog schedules: no person asks and none approves (the catalog is the approval); it runs
     now, under the service's lease like any other run, and is returned finished."""
     entry = ctx.catalog.service(service)
-    target, titles = await _plan_steps(ctx, service, ActionKind.BACKUP, {})
+    params: dict[str, Any] = {"schedule": occurrence}
+    target, steps = await _planned(ctx, service, ActionKind.BACKUP, params)
     now = ctx.clock.now()
     run = ActionRun(
         service=service, kind=ActionKind.BACKUP, environment=entry.environment, target=target, requested_by=SCHEDULER,
-        created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params={"schedule": occurrence},
-        reason=f"scheduled ({occurrence})", steps=tuple(ActionStep(i, title) for i, title in enumerate(titles)),
+        created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=params,
+        reason=f"scheduled ({occurrence})", steps=steps,
     )
-    run_id = await ctx.store.create_action(run)
+    return await run_as_scheduled(ctx, replace(run, id=await ctx.store.create_action(run)))
+
+
+async def run_as_scheduled(ctx: Context, run: ActionRun) -> ActionRun:
+    """Approve a stored draft the catalog's schedule asked for (the catalog is the approval), post its message
+    when it has a channel, run it now and return it finished. Scheduled backups and scheduled runbooks alike."""
+    run_id = run.id or 0
     # Through approved with a heartbeat, as a request does: recovery must not take it for a dead replica's run.
-    await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.DRAFT}, heartbeat_at=now)
-    await audit_run(ctx, replace(run, id=run_id), "approved", None, "by the catalog's schedule")
+    await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.DRAFT},
+                                      heartbeat_at=ctx.clock.now())
+    await audit_run(ctx, run, "approved", None, "by the catalog's schedule")
+    if run.channel_id is not None:
+        try:
+            ts = await ctx.chat.post(run.channel_id, run_message(await get_run(ctx, run_id), []))
+            await ctx.store.set_action_message(run_id, run.channel_id, ts)
+        except Exception:
+            # The run row is the record and a failure is alerted anyway: an unposted message does not stop the run.
+            log.exception("could not post the message of scheduled %s #%s", run.label, run_id)
     await execute(ctx, run_id)
     return await get_run(ctx, run_id)
 
@@ -395,41 +386,42 @@ async def _run(ctx: Context, run: ActionRun) -> None:
     async def show(steps: list[ActionStep]) -> None:
         await _update(ctx, replace(run, state=ActionState.RUNNING, steps=tuple(steps)), await ctx.store.decisions(run_id))
 
-    progress = RunProgress(ctx.store, ctx.clock, run_id, list(run.steps), show, tracer=ctx.tracer, kind=run.kind.value)
     try:
-        if run.kind is ActionKind.RUNBOOK:
-            from bot.runbooks import engine
-
-            try:
-                summary = await engine.perform(ctx, run, show)
-            except engine.RunbookStopped as stopped:
-                await _finish(ctx, run, stopped.final, stopped.outcome, stopped.state)
-                return
-            except engine.HandedOver as boundary:
-                await hand_over(ctx, run, boundary.step)
-                return
-        else:
-            summary = await _perform(ctx, run, progress)
+        planned = await builtin.with_plan(ctx, run)
+        if planned is not run:  # asked for before actions were plans: its old rows beyond the plan's are not run
+            for row in planned.steps[len(planned.params["plan"]):]:
+                await ctx.store.save_step(run_id, row)
+        run = planned
+        try:
+            ended = await engine.perform(ctx, run, show)
+        except engine.RunStopped as stopped:
+            ended = stopped.outcome
+        except engine.HandedOver as boundary:
+            await hand_over(ctx, run, boundary.step)
+            return
     except asyncio.CancelledError as exc:
         why = ("opsbot lost its lease on the service (is its lock store reachable?)" if _LEASE_LOST in exc.args
                else "opsbot was stopped")
-        await _finish(ctx, run, ActionState.INTERRUPTED, f"Interrupted: {why} while this was running.",
-                      f"unknown, possibly mid-change: check `/ops health {run.service}` before trying again")
+        await _ended(ctx, run, RunOutcome(Ending.INTERRUPTED, run.services, why=why))
         raise
-    except ExecutorError as exc:
+    except ExecutorError as exc:  # planning a run asked for before actions were plans touched its target
         await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), escape(exc.state))
     except OpsbotError as exc:
         await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), "unchanged by the failing step; see the steps above")
     except Exception as exc:
         reference = secrets.token_hex(4)
         if store_down(exc):  # the store logs its outage once; if it is still away, recovery interrupts the run later
-            log.warning("action run %s stopped: the store could not be reached (reference %s)", run_id, reference)
+            log.warning("run %s stopped: the store could not be reached (reference %s)", run_id, reference)
         else:
-            log.exception("action run %s failed unexpectedly (reference %s)", run_id, reference)
-        await _finish(ctx, run, ActionState.FAILED, f"opsbot failed: {type(exc).__name__} (reference {reference})",
-                      f"unknown: check `/ops health {run.service}`")
+            log.exception("run %s failed unexpectedly (reference %s)", run_id, reference)
+        await _ended(ctx, run, RunOutcome(Ending.BROKE, run.services, why=type(exc).__name__, reference=reference))
     else:
-        await _finish(ctx, run, ActionState.SUCCEEDED, escape(summary), "")
+        await _ended(ctx, run, ended)
+
+
+async def _ended(ctx: Context, run: ActionRun, ended: RunOutcome) -> None:
+    outcome, target_state = outcome_text(run, ended)
+    await _finish(ctx, run, ended.final, outcome, target_state)
 
 
 async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str, target_state: str) -> None:
@@ -505,105 +497,6 @@ async def announce_backup(ctx: Context, run: ActionRun) -> None:
         log.exception("could not post the result of %s #%s to the service's channel", run.label, run.id)
 
 
-async def _perform(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
-    if run.kind in (ActionKind.RESTART, ActionKind.ROLLBACK):
-        workload = targets.workload_for(ctx, run.service, run.kind)
-        try:
-            if run.kind is ActionKind.RESTART:
-                summary = await workload.restart(progress)
-            else:
-                summary = await workload.rollback(run.params.get("to"), progress)
-        finally:
-            await targets.close(workload)
-        return summary + await _verify_health(ctx, run, progress)
-    backups = targets.backups_for(ctx, run.service, run.kind)
-    if run.kind is ActionKind.BACKUP:
-        label = BackupLabel.SCHEDULED if run.requested_by == SCHEDULER else BackupLabel.MANUAL
-        record = await _take_backup(ctx, run, backups, progress, label)
-        removed = await _apply_retention(ctx, run.service, backups, progress)
-        removed_text = f"; {plural(removed, 'old backup')} removed" if removed else ""
-        return f"Backup `{record.id}` written: {human_size(record.size)}, verified{removed_text}"
-    record = await _backup_to_restore(ctx, run.service, run.params)
-    safety = await _take_backup(ctx, run, backups, progress.prefixed("Safety backup: "), BackupLabel.SAFETY)
-    try:
-        summary = await backups.restore(artifact_of(record), progress)
-        checked = await _verify_health(ctx, run, progress)
-    except ExecutorError as exc:
-        raise ExecutorError(str(exc), state=f"{exc.state}. The state before the restore is in safety backup `{safety.id}`.",
-                            effect=exc.effect) from exc
-    return f"{summary} (safety backup `{safety.id}` taken first)" + checked
-
-
-async def _take_backup(ctx: Context, run: ActionRun, backups: Backups, progress: Any, label: BackupLabel) -> BackupRecord:
-    return await take_backup(ctx, run.service, run.id, backups, progress, label)
-
-
-async def take_backup(ctx: Context, service: str, run_id: int | None, backups: Backups, progress: Any,
-                      label: BackupLabel) -> BackupRecord:
-    """Write and verify a backup of `service`, and record it (as the run's) so it can be listed and restored."""
-    artifact = await backups.backup(progress, label=label.value)
-    kind = targets.backup_target(ctx, service, ActionKind.BACKUP).type
-    record = BackupRecord(service=service, kind=kind, path=artifact.path, size=artifact.size, sha256=artifact.sha256,
-                          created_at=artifact.created_at, label=label, verified_at=ctx.clock.now(), run_id=run_id)
-    return replace(record, id=await ctx.store.add_backup(record))
-
-
-def _retention_title(ctx: Context, service: str) -> str:
-    target = targets.backup_target(ctx, service, ActionKind.BACKUP)
-    return f"Apply retention ({target.retention_days} days, keep at least {target.keep_min})"
-
-
-async def _apply_retention(ctx: Context, service: str, backups: Backups, progress: RunProgress) -> int:
-    from bot.executors.postgres_backup import expired
-
-    target = targets.backup_target(ctx, service, ActionKind.BACKUP)
-    async with progress.step(_retention_title(ctx, service)) as step:
-        records = {str(r.path): r for r in await ctx.store.backups(service, limit=1000)}
-        artifacts = [artifact_of(r) for r in records.values()]
-        doomed = expired(artifacts, ctx.clock.now(), target.retention_days, target.keep_min)
-        removed, problems = 0, []
-        for artifact in doomed:
-            try:
-                await backups.delete(artifact)
-            except ExecutorError as exc:
-                # The new backup is written and verified; an old file that will not go is worth a word, not a failure.
-                problems.append(f"{artifact.path.name}: {exc}")
-                continue
-            await ctx.store.mark_backup_deleted(records[str(artifact.path)].id or 0, ctx.clock.now())
-            removed += 1
-        step.detail = f"{removed} removed, {len(artifacts) - removed} kept" + (f"; could not remove {'; '.join(problems)}"
-                                                                               if problems else "")
-    return removed
-
-
-async def _verify_health(ctx: Context, run: ActionRun, progress: RunProgress) -> str:
-    if not ctx.catalog.services[run.service].checks:
-        return ""
-    failing: list[CheckResult] = []
-    async with progress.step(_health_title(run.service)) as step:
-        for attempt in range(1, HEALTH_ATTEMPTS + 1):
-            checked = await run_checks(ctx.catalog, (run.service,), ctx.check_deps, ctx.clock)
-            failing = [r for r in checked.results if r.status.failing]
-            if not failing:
-                step.detail = f"{plural(len(checked.results), 'check')} green" + (f" on try {attempt}" if attempt > 1 else "")
-                return "; health checks green"
-            if attempt < HEALTH_ATTEMPTS:
-                await ctx.clock.sleep(HEALTH_INTERVAL)
-        reasons = "; ".join(f"{r.check}: {r.reason}" for r in failing)
-        raise ExecutorError(f"health checks still failing: {reasons}",
-                            state=f"{run.service} was changed but fails its health checks; look at it now (`/ops health "
-                                  f"{run.service}`)",
-                            effect=Effect.CHANGED)
-
-
-def _health_title(service: str) -> str:
-    return f"Check the health of {service}"
-
-
-def artifact_of(record: BackupRecord) -> Artifact:
-    return Artifact(path=record.path, size=record.size, sha256=record.sha256, created_at=record.created_at)
-
-
 # --- recovery, messages, audit -----------------------------------------------------------------------
 
 
@@ -641,7 +534,7 @@ async def refresh_message(ctx: Context, run_id: int) -> None:
 
 async def _update(ctx: Context, run: ActionRun, decisions: list[ApprovalDecision]) -> None:
     if run.channel_id and run.message_ts:
-        await ctx.chat.update(run.channel_id, run.message_ts, action_message(run, decisions))
+        await ctx.chat.update(run.channel_id, run.message_ts, run_message(run, decisions))
 
 
 async def get_run(ctx: Context, run_id: int) -> ActionRun:

@@ -3,8 +3,8 @@ touched), and where each request's message is. Reads only; the views say how it 
 
 from __future__ import annotations
 
-from bot.actions.models import ActionRun, ActionState
 from bot.context import Context
+from bot.runs.models import ActionRun, ActionState
 
 HISTORY_ROWS = 15  # runs shown
 SCANNED = 300  # recent runs looked through: a runbook's row names only its first service, so it is filtered here

@@ -1,16 +1,16 @@
 """Which backup a person means: an id, or `latest` (the service's newest verified backup). One rule for
 `/ops restore` and for runbook parameters of `type: backup`.
 
-Not responsible for restoring (`bot.actions.service`) nor for the policy around it.
+Not responsible for restoring (`bot.runs.service`) nor for the policy around it.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from bot.actions.models import BackupRecord
 from bot.errors import OpsbotError
 from bot.ids import parse_id
+from bot.runs.models import BackupRecord
 from bot.store import Store
 
 LATEST: Literal["latest"] = "latest"

@@ -2,7 +2,7 @@
 and leave it to people. Never by the wording of the step's state.
 
 A table and two pure rules, so the engine and the Roll back preview decide alike; not responsible for running
-anything (`bot.runbooks.engine`) or for the words a person reads (`bot.views.effects`).
+anything (`bot.runs.engine`) or for the words a person reads (`bot.views.effects`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from bot.actions.models import ActionKind, ActionRun, ActionState, ActionStep, StepState
 from bot.executors.base import Effect
+from bot.runs.models import ActionRun, ActionState, ActionStep, StepState
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ def needs_undo(row: ActionStep, *, chosen_by_people: bool) -> bool:
 
 
 def unknown_step(run: ActionRun) -> int | None:
-    """The step of a runbook run that stopped with its effect unknown — failed so, or still running when opsbot
-    stopped — for people to decide on (Resume, Roll back, or mark it done after checking by hand); None otherwise."""
-    if run.kind is not ActionKind.RUNBOOK or run.params.get("mode") == "rollback":
+    """The step of a run that stopped with its effect unknown — failed so, or still running when opsbot stopped —
+    for people to decide on (Resume, Roll back, or mark it done after checking by hand); None otherwise."""
+    if run.params.get("mode") == "rollback":
         return None
     rows = run.steps[: len(run.params.get("plan") or [])]
     if run.state is ActionState.FAILED:  # the step it stopped on is the last that failed (earlier ones went on)
@@ -68,6 +68,27 @@ def unknown_step(run: ActionRun) -> int | None:
     return None
 
 
+def stopped_step(run: ActionRun) -> int | None:
+    """The step a failed run stopped on without undoing anything (its plan says `stop`: a built-in action's health
+    check that fails after a restart, roll back or restore), when that step or an earlier one left a change people
+    may want put back; None otherwise."""
+    plan = run.params.get("plan") or []
+    if run.state is not ActionState.FAILED or run.params.get("mode") == "rollback" or len(run.steps) > len(plan):
+        return None
+    rows = run.steps[: len(plan)]
+    if any(r.state is StepState.UNDONE for r in rows):
+        return None
+    failed = [i for i, r in enumerate(rows) if r.state is StepState.FAILED]
+    if not failed or plan[failed[-1]].get("on_failure") != "stop" or rows[failed[-1]].effect is Effect.UNKNOWN:
+        return None
+    index = failed[-1]
+    changed = rows[index].effect is Effect.CHANGED or any(r.state is StepState.SUCCEEDED and r.undo
+                                                          for r in rows[:index])
+    return index if changed else None
+
+
 def awaits_people(run: ActionRun) -> bool:
-    """An interrupted run, or one stopped by a step of unknown effect: only a person's follow-up goes on from it."""
-    return run.state is ActionState.INTERRUPTED or (run.state is ActionState.FAILED and unknown_step(run) is not None)
+    """An interrupted run, or one stopped by a step of unknown effect or by a step whose plan says stop after a
+    change: only a person's follow-up goes on from it."""
+    return run.state is ActionState.INTERRUPTED or (run.state is ActionState.FAILED and (
+        unknown_step(run) is not None or stopped_step(run) is not None))

@@ -1,41 +1,38 @@
-"""The runbook flows that differ from a single action: planning from the catalog, Cancel, Resume and Roll back.
+"""Runs built from other runs or the catalog's runbooks: planning a runbook, Cancel, and the follow-ups of a run
+that stopped for people (Resume, Roll back, "checked by hand, mark done") — of runbooks and built-in actions alike.
 
-A runbook run is an action run (kind `runbook`) whose params hold the approved plan, so requesting, approving,
-expiry, leases, heartbeats and recovery are the actions flow's (`bot.actions.service`); this module only builds
-the runs. Not responsible for running steps (`bot.runbooks.engine`).
+Every run's params hold its approved plan, so requesting, approving, expiry, leases, heartbeats and recovery are
+the run flow's (`bot.runs.service`); this module only builds the runs. Not responsible for running steps
+(`bot.runs.engine`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from bot.actions.models import SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
-from bot.actions.policy import NotAllowed, ResolvedPolicy, mention
-from bot.actions.service import (
-    DRAFT_MINUTES,
-    NotPending,
-    audit_run,
-    execute,
-    get_run,
-    refresh_message,
-    refuse_if_busy,
-)
 from bot.audit import current_request
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.runbooks import approvals, steps
+from bot.runbooks import approvals
 from bot.runbooks.definitions import BackupParameter, Runbook
-from bot.runbooks.effects import awaits_people, unknown_step
 from bot.runbooks.params import coerce, scheduled_given
-from bot.views.actions import action_message
+from bot.runs import builtin, steps
+from bot.runs.effects import awaits_people, needs_undo, unknown_step
+from bot.runs.models import SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
+from bot.runs.policy import NotAllowed, ResolvedPolicy, mention, resolve_policy
+from bot.runs.service import (
+    DRAFT_MINUTES,
+    NotPending,
+    audit_run,
+    get_run,
+    refresh_message,
+    refuse_if_busy,
+    run_as_scheduled,
+)
 
 log = logging.getLogger(__name__)
-
-
-class NotARunbookRun(NotPending):
-    pass
 
 
 class PolicyConflict(OpsbotError):
@@ -69,7 +66,8 @@ async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: 
     policy = policy_of(ctx, name, runbook)
     await _may_request(ctx, name, policies_of(ctx, name, runbook), requested_by)
     params, rows = await _plan_steps(ctx, name, runbook, given)
-    return await _draft(ctx, params, rows, policy.approvals, policy.approvers, requested_by, channel_id, reason)
+    return await _draft(ctx, _runbook_shape(ctx, params), params, rows, policy.approvals, policy.approvers,
+                        requested_by, channel_id, reason)
 
 
 async def _plan_steps(ctx: Context, name: str, runbook: Runbook,
@@ -94,30 +92,16 @@ async def run_scheduled(ctx: Context, name: str, occurrence: str) -> ActionRun:
     params["schedule"] = occurrence
     # No approvals needed, but the policy's approvers are kept: they (and only they) may cancel it as it runs.
     approvers = policy_of(ctx, name, runbook).approvers
-    draft = await _draft(ctx, params, rows, 0, approvers, SCHEDULER, channel, f"scheduled ({occurrence})")
-    run_id = draft.id or 0
-    # Through approved with a heartbeat, as a request does: recovery must not take it for a dead replica's run.
-    now = ctx.clock.now()
-    await ctx.store.transition_action(run_id, ActionState.APPROVED, expect={ActionState.DRAFT}, heartbeat_at=now)
-    await audit_run(ctx, draft, "approved", None, "by the catalog's schedule")
-    if channel is not None:
-        try:
-            ts = await ctx.chat.post(channel, action_message(await get_run(ctx, run_id), []))
-            await ctx.store.set_action_message(run_id, channel, ts)
-        except Exception:
-            # The run row is the record and a failure is alerted anyway: an unposted message does not stop the run.
-            log.exception("could not post the message of scheduled runbook %s run #%s", name, run_id)
-    await execute(ctx, run_id)
-    return await get_run(ctx, run_id)
+    draft = await _draft(ctx, _runbook_shape(ctx, params), params, rows, 0, approvers, SCHEDULER, channel,
+                         f"scheduled ({occurrence})")
+    return await run_as_scheduled(ctx, draft)
 
 
 async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRun:
     """Resume or Roll back of a run that stopped for people — interrupted, or stopped by a step whose effect is
     unknown — or `done`: that step was checked by hand, counts as done, and the run goes on after it. A new plan
     for `user` needing the same approvals. Each run is followed up once (a follow-up that never ran frees it)."""
-    old = await get_run(ctx, run_id)
-    if old.kind is not ActionKind.RUNBOOK:
-        raise NotARunbookRun("Only runbook runs can be resumed or rolled back from their message.")
+    old = await builtin.with_plan(ctx, await get_run(ctx, run_id))
     what = {"resume": "resume", "rollback": "roll back", "done": "mark done"}[mode]
     if not awaits_people(old):
         raise NotPending(f"Run #{run_id} is {old.state.value}, not interrupted or stopped on a step of unknown effect: "
@@ -133,10 +117,24 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
     if mode != "rollback" and (undoing or old.params.get("mode") == "rollback"):
         raise NotPending(f"Run #{run_id} was already undoing what it changed when it stopped: Roll back finishes that; "
                          "resuming would run on from a half-undone state.")
-    name = str(old.params["runbook"])
-    runbook = ctx.catalog.runbooks.get(name)
-    if runbook is not None:
-        await _may_request(ctx, name, policies_of(ctx, name, runbook), user)
+    needed, approvers = old.approvals_needed, old.approvers
+    if old.kind is ActionKind.RUNBOOK:
+        name = str(old.params["runbook"])
+        runbook = ctx.catalog.runbooks.get(name)
+        if runbook is not None:
+            await _may_request(ctx, name, policies_of(ctx, name, runbook), user)
+            if old.requested_by == SCHEDULER:
+                # The catalog approved the schedule, not a person's follow-up: that needs the runbook's approvals.
+                policy = policy_of(ctx, name, runbook)
+                needed, approvers = policy.approvals, policy.approvers
+    else:
+        entry = ctx.catalog.service(old.service)
+        policy = resolve_policy(old.service, entry.environment, entry.owners, entry.approvals, ctx.catalog.approvals,
+                                old.kind)
+        if policy.requesters and not await ctx.membership.contains(policy.requesters, user):
+            raise NotAllowed(f"You may not {what} {old.label}. Who may: {mention(policy.requesters)} ({policy.source}).")
+        if old.requested_by == SCHEDULER:  # as for a scheduled runbook: a person's follow-up needs the policy's
+            needed, approvers = policy.approvals, policy.approvers
     await refuse_if_busy(ctx, old.services)
     rows = []
     for index, row in enumerate(old.steps[:count]):
@@ -152,15 +150,12 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
         else:
             rows.append(ActionStep(row.position, row.title, undo=row.undo))  # the step it was on runs again
     params = dict(old.params, mode=mode, of=run_id, **({"checked": checked} if mode == "done" else {}))
-    needed, approvers = old.approvals_needed, old.approvers
-    if old.requested_by == SCHEDULER and runbook is not None:
-        # The catalog approved the schedule, not a person's follow-up: that needs the runbook's own approvals.
-        policy = policy_of(ctx, name, runbook)
-        needed, approvers = policy.approvals, policy.approvers
+    if mode == "rollback":
+        params.update(_rollback_preview(old.params["plan"], rows))
     stopped = "interrupted" if old.state is ActionState.INTERRUPTED else "stopped"
     step = f"step {(checked or 0) + 1} checked by hand, go on with" if mode == "done" else what
-    draft = await _draft(ctx, params, tuple(rows), needed, approvers, user, old.channel_id,
-                         f"{step} {stopped} run #{run_id}")
+    draft = await _draft(ctx, _Shape(old.kind, old.service, old.environment, old.target), params, tuple(rows),
+                         needed, approvers, user, old.channel_id, f"{step} {stopped} run #{run_id}")
     if not await ctx.store.claim_follow_up(run_id, draft.id or 0):
         await ctx.store.transition_action(draft.id or 0, ActionState.CANCELLED, expect={ActionState.DRAFT},
                                           outcome="Not needed: another follow-up has this run.")
@@ -170,11 +165,26 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
     return draft
 
 
+def _rollback_preview(plan_json: list[dict[str, object]], rows: list[ActionStep]) -> dict[str, object]:
+    """What a Roll back will undo, newest first, and the changes that stay (no undo), as the engine's undo pass
+    will decide from these rows: for its plan message."""
+    plan = [steps.PlannedStep.of(data) for data in plan_json]
+    undos: list[str] = []
+    stays: list[tuple[int, str]] = []
+    for index in range(min(len(plan), len(rows)) - 1, -1, -1):
+        step, row = plan[index], rows[index]
+        if not needs_undo(row, chosen_by_people=True):
+            continue
+        if steps.can_undo(step, row.undo):
+            undos.append(steps.undo_title(step, row.undo or {}))
+        elif step.undo is None and row.state is StepState.SUCCEEDED:
+            stays.append((index, step.title))
+    return {"undos": undos, "stays": stays}
+
+
 async def cancel_run(ctx: Context, run_id: int, user: str) -> str:
-    """Cancel pressed on a running runbook: it stops before its next step and undoes what ran."""
+    """Cancel pressed on a running run: it stops before its next step and undoes what ran."""
     run = await get_run(ctx, run_id)
-    if run.kind is not ActionKind.RUNBOOK:
-        raise NotARunbookRun("Only runbook runs can be cancelled while they run.")
     if user != run.requested_by and run.approvers and not await ctx.membership.contains(run.approvers, user):
         raise NotAllowed(f"Only the requester or an approver can cancel this run ({mention(run.approvers)}).")
     if not await ctx.store.request_cancel(run_id, user):
@@ -194,18 +204,32 @@ async def _may_request(ctx: Context, name: str, policies: list[ResolvedPolicy], 
             raise NotAllowed(f"You may not run `{name}`. Who may: {mention(policy.requesters)} ({policy.source}).")
 
 
-async def _draft(ctx: Context, params: dict[str, object], rows: tuple[ActionStep, ...],
-                 approvals: int, approvers: tuple[str, ...], user: str, channel_id: str | None,
-                 reason: str) -> ActionRun:
+@dataclass(frozen=True)
+class _Shape:
+    """What a new run is and touches: a follow-up's are its predecessor's."""
+
+    kind: ActionKind
+    service: str  # the first it touches
+    environment: str
+    target: str
+
+
+def _runbook_shape(ctx: Context, params: dict[str, object]) -> _Shape:
     services = params["services"]
     assert isinstance(services, list)  # _plan_steps put the runbook's services here
     environments = sorted({ctx.catalog.services[s].environment for s in services if s in ctx.catalog.services})
+    return _Shape(ActionKind.RUNBOOK, services[0], ", ".join(environments) or "unknown", ", ".join(services))
+
+
+async def _draft(ctx: Context, shape: _Shape, params: dict[str, object], rows: tuple[ActionStep, ...],
+                 approvals: int, approvers: tuple[str, ...], user: str, channel_id: str | None,
+                 reason: str) -> ActionRun:
     now = ctx.clock.now()
     run = ActionRun(
-        service=services[0], kind=ActionKind.RUNBOOK, environment=", ".join(environments) or "unknown",
-        target=", ".join(services), requested_by=user, created_at=now,
-        expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=dict(params), approvals_needed=approvals,
-        approvers=approvers, reason=reason[:500], channel_id=channel_id, steps=rows, audit_id=current_request(),
+        service=shape.service, kind=shape.kind, environment=shape.environment, target=shape.target,
+        requested_by=user, created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=dict(params),
+        approvals_needed=approvals, approvers=approvers, reason=reason[:500], channel_id=channel_id, steps=rows,
+        audit_id=current_request(),
     )
     run = replace(run, id=await ctx.store.create_action(run))
     await audit_run(ctx, run, "planned", user)

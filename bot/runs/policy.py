@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.actions.models import ActionKind
 from bot.errors import OpsbotError
+from bot.runs.models import ActionKind
 
 SLACK_ID_HELP = "Slack user IDs (U…/W…) or user-group IDs (S…)"
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.actions import targets
-from bot.actions.models import ActionKind, ActionState, BackupLabel, BackupRecord
 from bot.context import Context
 from bot.executors.postgres_backup import _safe_part, file_digest
+from bot.runs import targets
+from bot.runs.models import ActionKind, ActionState, BackupLabel, BackupRecord
 
 log = logging.getLogger(__name__)
 

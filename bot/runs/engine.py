@@ -1,7 +1,8 @@
-"""Running an approved runbook: its steps in order, each stored before it is shown, then undone in reverse on failure.
+"""The one run engine: a run's planned steps in order, each stored before it is shown, undone in reverse on failure.
 
-Called by the actions flow once the run holds every service's lease; not responsible for approvals, leases,
-heartbeats or the final state row (`bot.actions.service`), only for the steps and what they leave behind.
+Runs runbooks and built-in actions alike (both are plans). Called by the run flow once the run holds every
+service's lease; not responsible for approvals, leases, heartbeats or the final state row (`bot.runs.service`),
+nor for words (it ends with a typed `RunOutcome`; `bot.views.run_words` says it).
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from bot.actions.models import ActionRun, ActionState, ActionStep, StepState
 from bot.context import Context
 from bot.errors import OpsbotError
 from bot.executors.base import Effect, ExecutorError
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
-from bot.runbooks import steps
 from bot.runbooks.definitions import TRAITS
-from bot.runbooks.effects import AFTER_FAILURE, combined, needs_undo
-from bot.runbooks.steps import PlannedStep, UndoBook
-from bot.views import escape
-from bot.views.effects import effect_text
+from bot.runs import steps
+from bot.runs.effects import AFTER_FAILURE, combined, needs_undo
+from bot.runs.models import ActionRun, ActionState, ActionStep, StepState
+from bot.runs.outcomes import Ending, PassedOver, RunOutcome, StepRef, UndoFailure
+from bot.runs.steps import PlannedStep, UndoBook
+from bot.views.run_words import note_cancelled, note_step_failed, note_undid, note_undo_failed, run_note
 from bot.views.words import try_of
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,16 @@ UNDO_TIMEOUT = 900.0
 _CARRIED = {StepState.SUCCEEDED}  # a resumed run does not redo these (follow_up resets every other row)
 
 
-class RunbookStopped(OpsbotError):
-    """The runbook ended early: failed (and maybe rolled back) or cancelled. `outcome` and `state` are mrkdwn."""
+class RunStopped(OpsbotError):
+    """The run ended early: failed (and maybe rolled back), stopped for people, or cancelled. How is `outcome`."""
 
-    def __init__(self, final: ActionState, outcome: str, state: str) -> None:
-        self.final, self.outcome, self.state = final, outcome, state
-        super().__init__(outcome)
+    def __init__(self, outcome: RunOutcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.ending.value)
+
+    @property
+    def final(self) -> ActionState:
+        return self.outcome.final
 
 
 class HandedOver(Exception):  # a way a run leaves this replica, not a failure
@@ -66,7 +71,7 @@ class _Rows:
         try:
             await self._show(list(self.rows))
         except Exception:
-            log.exception("could not update the message of runbook run %s", self._run_id)
+            log.exception("could not update the message of run %s", self._run_id)
 
     async def add(self, title: str) -> int:
         self.rows.append(ActionStep(len(self.rows), title))
@@ -74,18 +79,19 @@ class _Rows:
         return len(self.rows) - 1
 
 
-async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]], Awaitable[None]]) -> str:
-    """Run the approved plan (or, for a Roll back, only its undos); returns the summary for a run that finished."""
+async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]], Awaitable[None]]) -> RunOutcome:
+    """Run the approved plan (or, for a Roll back, only its undos); returns how a run that finished ended, and
+    raises RunStopped with how it ended otherwise."""
     plan = [PlannedStep.of(data) for data in run.params["plan"]]
     rows = _Rows(ctx, run, show)
     if run.params.get("mode") == "rollback":
         undone, failed, stays = await _undo_all(ctx, run, plan, rows, len(plan) - 1, chosen_by_people=True)
+        ended = RunOutcome(Ending.UNDO_FAILED if failed else Ending.UNDONE, run.services, undone=undone,
+                           undo_failed=failed, stays=stays)
         if failed:
-            raise RunbookStopped(ActionState.FAILED, "The roll back did not finish: " + "; ".join(failed),
-                                 _left(undone, failed, stays, run))
-        left = _left(undone, failed, stays, run)
-        return f"Rolled back. {left}" if undone else left[:1].upper() + left[1:]
-    passed_over: list[str] = []
+            raise RunStopped(ended)
+        return ended
+    passed_over: list[PassedOver] = []
     for index, step in enumerate(plan):
         if rows.rows[index].state in _CARRIED:
             continue
@@ -103,42 +109,34 @@ async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]
                     raise
                 span.set({"opsbot.step.outcome": StepState.SUCCEEDED.value})
         except ExecutorError as exc:
-            why = escape(str(exc))
+            ref = StepRef(index, step.title)
             await rows.set(index, state=StepState.FAILED, detail=str(exc)[:500], effect=exc.effect,
                            finished_at=ctx.clock.now())
-            await _note(ctx, run, f"step {index + 1} ({step.title}) failed: {why} ({effect_text(exc.effect)})", None)
+            await _note(ctx, run, note_step_failed(ref, str(exc), exc.effect), None)
             after = AFTER_FAILURE[exc.effect]
             if step.on_failure == "continue":
-                # The catalog says this step's failure does not matter to what follows; an unknown effect is
+                # The plan says this step's failure does not matter to what follows; an unknown effect is
                 # still named, and the step is never undone by the engine (see `needs_undo`).
-                passed_over.append(f"step {index + 1} failed ({why})"
-                                   + ("" if after.automatic else f"; {effect_text(exc.effect)}"))
+                passed_over.append(PassedOver(ref, str(exc), exc.effect))
                 continue
             await _skip_from(rows, index + 1, len(plan))
+            still = tuple(StepRef(i, plan[i].title) for i in range(index)
+                          if rows.rows[i].state is StepState.SUCCEEDED and _changed(plan[i]))
+            failed_at = RunOutcome(Ending.STOPPED, run.services, step=ref, why=str(exc), state=exc.state,
+                                   effect=exc.effect, still_changed=still)
             if not after.automatic:
-                raise RunbookStopped(
-                    ActionState.FAILED,
-                    f"Step {index + 1} failed: {why}. What it did is unknown, so it was not tried again and nothing "
-                    "was undone: a person decides what next.", _unknown_left(plan, rows, index, exc, run)) from exc
+                raise RunStopped(replace(failed_at, ending=Ending.UNKNOWN)) from exc
             if step.on_failure == "stop":
-                raise RunbookStopped(ActionState.FAILED,
-                                     f"Step {index + 1} failed: {why}. Stopped there (`on_failure: stop`); "
-                                     "nothing was undone.", f"as the steps above left it: {escape(exc.state)}") from exc
+                raise RunStopped(failed_at) from exc
             # Only a step whose effect is `changed` has anything of its own to undo (`AFTER_FAILURE`).
             undone, failed, stays = await _undo_all(ctx, run, plan, rows, index if after.undo_own else index - 1,
                                                     chosen_by_people=False)
-            rolled = ("Rolling back did not finish: " + "; ".join(failed) if failed
-                      else "Rolled back" if undone else "Nothing to undo")
-            raise RunbookStopped(ActionState.FAILED, f"Step {index + 1} failed: {why}. {rolled}.",
-                                 _left(undone, failed, stays, run)) from exc
+            raise RunStopped(replace(failed_at, ending=Ending.ROLLED_BACK, undone=undone, undo_failed=failed,
+                                     stays=stays, still_changed=())) from exc
         await rows.set(index, state=StepState.SUCCEEDED, detail=detail[:500], effect=None, finished_at=ctx.clock.now())
-    summary = f"All {len(plan)} steps done."
     late = (await _fresh(ctx, run)).cancel_requested_by
-    if late:
-        summary += f" <@{late}>'s Cancel came during the last step: there was no next step to stop before."
-    if passed_over:
-        summary = f"Finished, but {'; '.join(passed_over)} (`on_failure: continue`)."
-    return summary
+    return RunOutcome(Ending.FINISHED, run.services, late_cancel_by=late, passed_over=tuple(passed_over),
+                      details=tuple(row.detail for row in rows.rows[:len(plan)]))
 
 
 async def _fresh(ctx: Context, run: ActionRun) -> ActionRun:
@@ -161,12 +159,10 @@ async def _stop_if_cancelled(ctx: Context, run: ActionRun, plan: list[PlannedSte
     await _skip_from(rows, index, len(plan))
     undone, failed, stays = await _undo_all(ctx, run, plan, rows, index if retrying else index - 1,
                                             chosen_by_people=False)
-    where = f"before another try of step {index + 1}" if retrying else f"before step {index + 1}"
-    await _note(ctx, run, f"cancelled by <@{cancelled_by}> {where}", cancelled_by)
-    raise RunbookStopped(ActionState.CANCELLED,
-                         f"Cancelled by <@{cancelled_by}> {where}; nothing more was started."
-                         + (" Undo failed: " + "; ".join(failed) if failed else ""),
-                         _left(undone, failed, stays, run))
+    ended = RunOutcome(Ending.CANCELLED, run.services, step=StepRef(index, plan[index].title), undone=undone,
+                       undo_failed=failed, stays=stays, cancelled_by=cancelled_by, retrying=retrying)
+    await _note(ctx, run, note_cancelled(ended), cancelled_by)
+    raise RunStopped(ended)
 
 
 async def _attempts(ctx: Context, run: ActionRun, plan: list[PlannedStep], index: int, step: PlannedStep,
@@ -201,7 +197,7 @@ async def _attempts(ctx: Context, run: ActionRun, plan: list[PlannedStep], index
             raise
         except Exception as exc:
             reference = secrets.token_hex(4)
-            log.exception("runbook run %s step %s failed unexpectedly (reference %s)", run.id, index + 1, reference)
+            log.exception("run %s step %s failed unexpectedly (reference %s)", run.id, index + 1, reference)
             cut = TRAITS[step.kind].cut_short
             last = ExecutorError(f"opsbot failed: {type(exc).__name__} (reference {reference})", effect=cut,
                                  state="unchanged: this kind of step does not act on its target" if cut is Effect.UNTOUCHED
@@ -223,18 +219,22 @@ async def _skip_from(rows: _Rows, start: int, end: int) -> None:
 
 
 async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows: _Rows,
-                    last: int, *, chosen_by_people: bool) -> tuple[list[str], list[str], list[str]]:
+                    last: int, *, chosen_by_people: bool,
+                    ) -> tuple[tuple[StepRef, ...], tuple[UndoFailure, ...], tuple[StepRef, ...]]:
     """Undo steps `last`..0 that changed something and can be put back, newest first; every undo is tried.
     Steps whose effect is unknown are undone only when people chose Roll back (`needs_undo`).
     Returns what was undone, what could not be, and which changes stay (no undo)."""
-    undone, failed, stays = [], [], []
+    undone: list[StepRef] = []
+    failed: list[UndoFailure] = []
+    stays: list[StepRef] = []
     for index in range(last, -1, -1):
         step, row = plan[index], rows.rows[index]
+        ref = StepRef(index, step.title)
         if not needs_undo(row, chosen_by_people=chosen_by_people):
             continue
         if not steps.can_undo(step, row.undo):
             if step.undo is None and _changed(step) and row.state is StepState.SUCCEEDED:
-                stays.append(f"step {index + 1} ({escape(step.title)}) has no undo")
+                stays.append(ref)
             continue
         data = dict(row.undo or {})
         position = await rows.add(steps.undo_title(step, data))
@@ -253,22 +253,22 @@ async def _undo_all(ctx: Context, run: ActionRun, plan: list[PlannedStep], rows:
             effect = exc.effect if isinstance(exc, ExecutorError) else Effect.UNKNOWN
             await rows.set(position, state=StepState.FAILED, detail=text[:500], effect=effect,
                            finished_at=ctx.clock.now())
-            failed.append(f"undo of step {index + 1} failed ({escape(text)})")
-            await _note(ctx, run, f"undo of step {index + 1} failed: {escape(text)}", None)
+            failed.append(UndoFailure(ref, text))
+            await _note(ctx, run, note_undo_failed(failed[-1]), None)
             continue
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("undo of step %s of runbook run %s failed unexpectedly", index + 1, run.id)
+            log.exception("undo of step %s of run %s failed unexpectedly", index + 1, run.id)
             await rows.set(position, state=StepState.FAILED, detail=type(exc).__name__, effect=Effect.UNKNOWN,
                            finished_at=ctx.clock.now())
-            failed.append(f"undo of step {index + 1} failed ({type(exc).__name__})")
+            failed.append(UndoFailure(ref, type(exc).__name__))
             continue
         await rows.set(position, state=StepState.SUCCEEDED, detail=detail[:500], finished_at=ctx.clock.now())
         await rows.set(index, state=StepState.UNDONE)
-        undone.append(f"step {index + 1}")
-        await _note(ctx, run, f"undid step {index + 1} ({step.title}): {escape(detail)}", None)
-    return undone, failed, stays
+        undone.append(ref)
+        await _note(ctx, run, note_undid(ref, detail), None)
+    return tuple(undone), tuple(failed), tuple(stays)
 
 
 def _step_attributes(run: ActionRun, index: int, step: PlannedStep) -> dict[str, str | int]:
@@ -279,33 +279,7 @@ def _changed(step: PlannedStep) -> bool:
     return TRAITS[step.kind].changes
 
 
-def _left(undone: list[str], failed: list[str], stays: list[str], run: ActionRun) -> str:
-    """The state the services are left in, plainly."""
-    services = ", ".join(f"`{s}`" for s in run.services)
-    parts = []
-    if failed:
-        parts.append(f"partly put back: {'; '.join(failed)} — look at {services} now (`/ops health`)")
-    elif undone:
-        parts.append(f"put back as before the run ({', '.join(undone)} undone)")
-    else:
-        parts.append("nothing to undo")
-    if stays:
-        parts.append("still changed: " + "; ".join(stays))
-    return ". ".join(parts)
-
-
-def _unknown_left(plan: list[PlannedStep], rows: _Rows, index: int, exc: ExecutorError, run: ActionRun) -> str:
-    """What a person needs to know when a step's effect is unknown: that step's state, what to look at, and the
-    changes before it that are still in place (the engine undid none of them)."""
-    services = ", ".join(f"`{s}`" for s in run.services)
-    changed = [f"step {i + 1} ({escape(plan[i].title)})" for i in range(index)
-               if rows.rows[i].state is StepState.SUCCEEDED and TRAITS[plan[i].kind].changes]
-    text = (f"unknown after step {index + 1} ({escape(plan[index].title)}): {escape(exc.state)}. Look at {services} "
-            "(`/ops health`) before acting")
-    return text + (f". Still changed, not undone: {'; '.join(changed)}" if changed else "")
-
-
 async def _note(ctx: Context, run: ActionRun, text: str, actor: str | None) -> None:
-    """A runbook started from an incident's channel tells its story in the incident's timeline."""
-    await timeline.from_channel(ctx, run.channel_id, EntryKind.ACTION,
-                                f"Runbook run #{run.id} ({run.params.get('runbook')}): {text}", actor or run.requested_by)
+    """A run started from an incident's channel tells its story in the incident's timeline."""
+    await timeline.from_channel(ctx, run.channel_id, EntryKind.ACTION, run_note(run, text),
+                                actor or run.requested_by)

@@ -1,0 +1,248 @@
+"""Reading the catalog: YAML to `bot.catalog.Catalog`, refused with every problem at its YAML path and line
+(`services.api.checks[1].timeout: must be > 0`), then the checks of one part against another (a runbook's step and
+the service it names). The models themselves are `bot.catalog`; the cross-checks are `bot.runbooks.validation`.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bot.catalog import Catalog, suggest
+from bot.executors.demo import DemoTarget
+from bot.runbooks import validation
+from bot.runbooks.validation import Finding
+
+
+@dataclass(frozen=True)
+class CatalogProblem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class CatalogInvalid(Exception):
+    def __init__(self, source: str, problems: list[CatalogProblem]) -> None:
+        self.source, self.problems = source, problems
+        super().__init__("\n".join(problem.render(source) for problem in problems))
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the catalog file; raises CatalogInvalid listing every problem."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogInvalid(source, [CatalogProblem("", "file not found (set OPSBOT_CONFIG to the catalog's path)")]) from None
+    except OSError as exc:
+        raise CatalogInvalid(source, [CatalogProblem("", f"cannot read: {exc.strerror}")]) from None
+    return parse_catalog(text, source)
+
+
+def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader (it only adds a duplicate-key check)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise CatalogInvalid(source, [CatalogProblem("", f"not valid YAML: {reason}", line)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CatalogInvalid(source, [CatalogProblem("", "the catalog must be a mapping with a `services:` key", 1)])
+    try:
+        catalog = Catalog.model_validate(data)
+    except ValidationError as exc:
+        problems = sorted((_problem(error, root) for error in exc.errors()), key=lambda p: p.line or 0)
+        raise CatalogInvalid(source, problems) from None
+    # What one part says about another (a runbook's step and the service it names) is checked on the whole.
+    found = [*_check_errors(catalog), *validation.errors(catalog)]
+    if found:
+        problems = [CatalogProblem(_format_path(list(f.path)), f.message, _line_of(root, list(f.path))) for f in found]
+        raise CatalogInvalid(source, sorted(problems, key=lambda p: p.line or 0))
+    return catalog
+
+
+def _check_errors(catalog: Catalog) -> list[Finding]:
+    return [Finding(("services", name, "checks", index), message)
+            for name, service in catalog.services.items()
+            for index, check in enumerate(service.checks)
+            for message in check.catalog_errors(name, catalog)]
+
+
+def catalog_warnings(catalog: Catalog) -> list[str]:
+    """What `check-config` says without refusing the catalog."""
+    found = [f"{_format_path(list(f.path))}: {f.message}" for f in validation.warnings(catalog)]
+    for name, service in catalog.services.items():
+        if isinstance(service.target, DemoTarget):
+            found.append(f"services.{name}.target: a demo app, which only `opsbot dev` runs; `opsbot serve` refuses "
+                         f"to restart, roll back or deploy {name}")
+        for index, check in enumerate(service.checks):
+            # Kinds that can say something about their own settings (a superuser DSN) offer `config_warnings`.
+            for message in getattr(check, "config_warnings", list)():
+                found.append(f"{_format_path(['services', name, 'checks', index])}: {message}")
+    return found
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: YAML would silently keep the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+# --- error formatting ---------------------------------------------------------------------------------
+
+
+def _problem(error: Any, root: yaml.Node | None) -> CatalogProblem:
+    parts, model = _yaml_parts(error["loc"])
+    message = _message(error, model)
+    # A model-level validator reports at the mapping itself; its message may already start with a key.
+    path = _format_path(parts)
+    return CatalogProblem(path, message, _line_of(root, parts))
+
+
+def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] | None]:
+    """Drop pydantic's union-tag segments from a location, and find the model the last key belongs to."""
+    parts: list[str | int] = []
+    annotation: Any = Catalog
+    owner: type[BaseModel] | None = Catalog
+    for segment in loc:
+        if segment == "[key]":  # pydantic's marker for a dict key that failed validation
+            continue
+        annotation, consumed_as_tag = _step(annotation, segment)
+        if consumed_as_tag:
+            owner = annotation if _is_model(annotation) else owner
+            continue
+        parts.append(segment)
+        if _is_model(annotation):
+            owner = annotation
+    return parts, owner
+
+
+def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
+    annotation = _unwrap(annotation)
+    if _is_model(annotation):
+        field = annotation.model_fields.get(segment) if isinstance(segment, str) else None
+        return (field.annotation if field else None), False
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple) and args:
+        return args[0], False
+    if origin is dict and len(args) == 2:
+        return args[1], False
+    if origin in (typing.Union, types.UnionType):
+        for member in args:
+            member = _unwrap(member)
+            if _is_model(member) and _tag_of(member) == segment:
+                return member, True
+            if typing.get_origin(member) in (typing.Union, types.UnionType):  # an optional tagged union
+                found, consumed = _step(member, segment)
+                if consumed:
+                    return found, True
+        # An optional model (`schedule: CronSchedule | None`): the segment is that model's field.
+        models = [m for m in map(_unwrap, args) if _is_model(m)]
+        if len(models) == 1:
+            return _step(models[0], segment)
+        return None, False
+    return None, False
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type") or model.model_fields.get("kind")  # runbook steps are tagged by kind
+    args = typing.get_args(field.annotation) if field else ()
+    return args[0] if args else None
+
+
+def _format_path(parts: list[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Any, model: type[BaseModel] | None) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        key = error["loc"][-1]
+        valid = sorted(model.model_fields) if model else []
+        hint = suggest(str(key), valid)
+        did_you_mean = f"; did you mean `{hint}`?" if hint else ""
+        return f"unknown key{did_you_mean} (valid: {', '.join(valid)})" if valid else "unknown key"
+    comparisons = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in comparisons:
+        bound = next(iter(ctx.values()))
+        return f"must be {comparisons[kind]} {bound:g}" if isinstance(bound, float) else f"must be {comparisons[kind]} {bound}"
+    if kind == "union_tag_invalid":
+        valid = [tag.strip() for tag in ctx["expected_tags"].replace(chr(39), "").split(",")]
+        hint = suggest(str(ctx["tag"]), valid)
+        what = str(ctx.get("discriminator", "type")).strip("'")
+        did_you_mean = f"; did you mean `{hint}`?" if hint else ""
+        return f"unknown {what} {ctx['tag']!r}{did_you_mean} (valid: {', '.join(valid)})"
+    if kind == "union_tag_not_found":
+        return f"needs a `{str(ctx.get('discriminator', 'type')).strip(chr(39))}`"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    if kind == "value_error":
+        return str(ctx["error"])
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern", "").startswith("^[a-z0-9]"):
+            return f"{error['input']!r} has characters that are not allowed (lowercase letters, digits, - and _)"
+        return f"{error['input']!r} is not in the expected form (it must match {ctx.get('pattern')})"
+    message = str(error["msg"])
+    return message[0].lower() + message[1:]
+
+
+def _line_of(root: yaml.Node | None, parts: list[str | int]) -> int | None:
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            match = next((value for key, value in node.value if key.value == str(part)), None)
+            if match is None:
+                # The key itself is the problem (unknown key): point at it; a missing key: at its parent.
+                key_node = next((key for key, _ in node.value if key.value == str(part)), None)
+                return key_node.start_mark.line + 1 if key_node else line
+            key_line = next(key.start_mark.line + 1 for key, value in node.value if value is match)
+            node, line = match, key_line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,143 @@
+"""How a run's ending and its story read: a typed `RunOutcome` into the run message's outcome and state lines, and
+the lines a run adds to an incident's timeline.
+
+The one place these words are made (mrkdwn, every quoted text escaped); not responsible for deciding anything
+(`bot.runs.engine` decides on the values) nor for the message's layout (`bot.views.runs`).
+"""
+
+from __future__ import annotations
+
+from bot.executors.base import Effect
+from bot.runs.models import ActionKind, ActionRun
+from bot.runs.outcomes import Ending, RunOutcome, StepRef, UndoFailure
+from bot.views import escape
+from bot.views.effects import effect_text
+
+
+def outcome_text(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
+    """The run's `outcome` and `target_state` lines for how it ended."""
+    builtin = run.kind is not ActionKind.RUNBOOK
+    ending = outcome.ending
+    if ending is Ending.FINISHED:
+        return _finished(run, outcome, builtin), ""
+    if ending in (Ending.UNDONE, Ending.UNDO_FAILED):
+        left = _left(outcome)
+        if ending is Ending.UNDO_FAILED:
+            return "The roll back did not finish: " + _undo_failures(outcome.undo_failed), left
+        return (f"Rolled back. {left}" if outcome.undone else left[:1].upper() + left[1:]), ""
+    if ending is Ending.CANCELLED:
+        where = _where(outcome)
+        text = f"Cancelled by <@{outcome.cancelled_by}> {where}; nothing more was started."
+        if outcome.undo_failed:
+            text += " Undo failed: " + _undo_failures(outcome.undo_failed)
+        return text, _left(outcome)
+    if ending is Ending.INTERRUPTED:
+        return (f"Interrupted: {escape(outcome.why)} while this was running.",
+                f"unknown, possibly mid-change: check `/ops health {run.service}` before trying again")
+    if ending is Ending.BROKE:
+        return (f"opsbot failed: {escape(outcome.why)} (reference {outcome.reference})",
+                f"unknown: check `/ops health {run.service}`")
+    failed = _failed_step(outcome)
+    if ending is Ending.UNKNOWN:
+        step = outcome.step
+        assert step is not None
+        text = (f"{failed} What it did is unknown, so it was not tried again and nothing was undone: a person decides "
+                "what next.")
+        state = (f"unknown after step {step.index + 1} ({escape(step.title)}): {escape(outcome.state)}. Look at "
+                 f"{_services(outcome)} (`/ops health`) before acting")
+        if outcome.still_changed:
+            state += ". Still changed, not undone: " + "; ".join(_step(s) for s in outcome.still_changed)
+        return text, state
+    if ending is Ending.STOPPED:
+        if builtin:  # a few steps: the failure's own words, and what the steps before it changed
+            state = escape(outcome.state)
+            if outcome.still_changed:
+                state += (f", after {'; '.join(_step(s) for s in outcome.still_changed)} changed it (nothing was "
+                          f"undone): look at it now (`/ops health {run.service}`)")
+            return escape(outcome.why), state
+        return (f"{failed} Stopped there (`on_failure: stop`); nothing was undone.",
+                f"as the steps above left it: {escape(outcome.state)}")
+    assert ending is Ending.ROLLED_BACK
+    rolled = ("Rolling back did not finish: " + _undo_failures(outcome.undo_failed) if outcome.undo_failed
+              else "Rolled back" if outcome.undone else "Nothing to undo")
+    return f"{failed} {rolled}.", _left(outcome)
+
+
+def _finished(run: ActionRun, outcome: RunOutcome, builtin: bool) -> str:
+    if outcome.passed_over:
+        passed = "; ".join(f"step {p.step.index + 1} failed ({escape(p.why)})"
+                           + ("" if p.effect is not Effect.UNKNOWN else f"; {effect_text(p.effect)}")
+                           for p in outcome.passed_over)
+        return f"Finished, but {passed} (`on_failure: continue`)."
+    if builtin:  # a built-in action says what each of its few steps did
+        summary = "; ".join(escape(detail) for detail in outcome.details if detail) or "Done."
+    else:
+        summary = f"All {len(outcome.details)} steps done."
+    if outcome.late_cancel_by:
+        summary += (f" <@{outcome.late_cancel_by}>'s Cancel came during the last step: there was no next step to "
+                    "stop before.")
+    return summary
+
+
+def _failed_step(outcome: RunOutcome) -> str:
+    step = outcome.step
+    assert step is not None
+    return f"Step {step.index + 1} failed: {escape(outcome.why)}."
+
+
+def _where(outcome: RunOutcome) -> str:
+    step = outcome.step
+    assert step is not None
+    return f"before another try of step {step.index + 1}" if outcome.retrying else f"before step {step.index + 1}"
+
+
+def _services(outcome: RunOutcome) -> str:
+    return ", ".join(f"`{s}`" for s in outcome.services)
+
+
+def _step(step: StepRef) -> str:
+    return f"step {step.index + 1} ({escape(step.title)})"
+
+
+def _undo_failures(failures: tuple[UndoFailure, ...]) -> str:
+    return "; ".join(f"undo of step {f.step.index + 1} failed ({escape(f.why)})" for f in failures)
+
+
+def _left(outcome: RunOutcome) -> str:
+    """The state the services are left in, plainly."""
+    parts = []
+    if outcome.undo_failed:
+        parts.append(f"partly put back: {_undo_failures(outcome.undo_failed)} — look at {_services(outcome)} now "
+                     "(`/ops health`)")
+    elif outcome.undone:
+        parts.append(f"put back as before the run ({', '.join(f'step {s.index + 1}' for s in outcome.undone)} undone)")
+    else:
+        parts.append("nothing to undo")
+    if outcome.stays:
+        parts.append("still changed: " + "; ".join(f"{_step(s)} has no undo" for s in outcome.stays))
+    return ". ".join(parts)
+
+
+# --- the timeline of an incident a run was asked for in --------------------------------------------------------
+
+
+def run_note(run: ActionRun, text: str) -> str:
+    if run.kind is ActionKind.RUNBOOK:
+        return f"Runbook run #{run.id} ({run.params.get('runbook')}): {text}"
+    return f"Action #{run.id} ({run.label}): {text}"
+
+
+def note_step_failed(step: StepRef, why: str, effect: Effect) -> str:
+    return f"step {step.index + 1} ({step.title}) failed: {escape(why)} ({effect_text(effect)})"
+
+
+def note_cancelled(outcome: RunOutcome) -> str:
+    return f"cancelled by <@{outcome.cancelled_by}> {_where(outcome)}"
+
+
+def note_undo_failed(failure: UndoFailure) -> str:
+    return f"undo of step {failure.step.index + 1} failed: {escape(failure.why)}"
+
+
+def note_undid(step: StepRef, detail: str) -> str:
+    return f"undid step {step.index + 1} ({step.title}): {escape(detail)}"
