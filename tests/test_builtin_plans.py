@@ -24,7 +24,7 @@ from bot.clock import SystemClock
 from bot.executors.base import Effect
 from bot.runs import service as actions
 from bot.runs.effects import awaits_people, stopped_step, unknown_step
-from bot.runs.models import ActionKind, ActionRun, ActionState, ActionStep, StepState
+from bot.runs.models import ActionKind, ActionRun, ActionState, ActionStep, PlannedStep, StepState
 from bot.views import Message
 from bot.views.runs import CANCEL_RUN_ACTION, MARK_DONE_ACTION, RESUME_ACTION, ROLL_BACK_ACTION, run_message
 from playground.demo_apps import DemoSwitches
@@ -251,7 +251,12 @@ def stopped_run(rows: tuple[ActionStep, ...], plan: list[dict[str, Any]]) -> Act
                      steps=rows)
 
 
-ROLLBACK_THEN_CHECK = [{"kind": "rollback", "on_failure": "stop"}, {"kind": "check", "on_failure": "stop"}]
+def planned(kind: str, on_failure: str) -> dict[str, Any]:
+    return PlannedStep(kind=kind, service="web", args={}, title=kind, undo=None, on_failure=on_failure, timeout=60,
+                       retries=0).to_json()
+
+
+ROLLBACK_THEN_CHECK = [planned("rollback", "stop"), planned("check", "stop")]
 
 
 def test_a_run_stopped_by_its_check_after_an_undoable_change_waits_for_people() -> None:
@@ -267,7 +272,7 @@ def test_a_run_whose_first_step_failed_untouched_is_simply_failed() -> None:
 
 
 def test_a_run_that_rolled_back_on_its_own_does_not_wait_for_people() -> None:
-    plan = [{"kind": "rollback", "on_failure": "rollback"}, {"kind": "check", "on_failure": "rollback"}]
+    plan = [planned("rollback", "rollback"), planned("check", "rollback")]
     run = stopped_run((ActionStep(0, "Roll web back", StepState.UNDONE, undo={"image": "web:2.0"}),
                        ActionStep(1, "Check", StepState.FAILED, effect=Effect.UNTOUCHED),
                        ActionStep(2, "Undo", StepState.SUCCEEDED)), plan)

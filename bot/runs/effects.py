@@ -58,7 +58,7 @@ def unknown_step(run: ActionRun) -> int | None:
     for people to decide on (Resume, Roll back, or mark it done after checking by hand); None otherwise."""
     if run.params.get("mode") == "rollback":
         return None
-    rows = run.steps[: len(run.params.get("plan") or [])]
+    rows = run.steps[: len(run.plan)]
     if run.state is ActionState.FAILED:  # the step it stopped on is the last that failed (earlier ones went on)
         failed = [i for i, r in enumerate(rows) if r.state is StepState.FAILED]
         return failed[-1] if failed and rows[failed[-1]].effect is Effect.UNKNOWN else None
@@ -72,14 +72,14 @@ def stopped_step(run: ActionRun) -> int | None:
     """The step a failed run stopped on without undoing anything (its plan says `stop`: a built-in action's health
     check that fails after a restart, roll back or restore), when that step or an earlier one left a change people
     may want put back; None otherwise."""
-    plan = run.params.get("plan") or []
+    plan = run.plan
     if run.state is not ActionState.FAILED or run.params.get("mode") == "rollback" or len(run.steps) > len(plan):
         return None
     rows = run.steps[: len(plan)]
     if any(r.state is StepState.UNDONE for r in rows):
         return None
     failed = [i for i, r in enumerate(rows) if r.state is StepState.FAILED]
-    if not failed or plan[failed[-1]].get("on_failure") != "stop" or rows[failed[-1]].effect is Effect.UNKNOWN:
+    if not failed or plan[failed[-1]].on_failure != "stop" or rows[failed[-1]].effect is Effect.UNKNOWN:
         return None
     index = failed[-1]
     changed = rows[index].effect is Effect.CHANGED or any(r.state is StepState.SUCCEEDED and r.undo

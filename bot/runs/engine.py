@@ -82,7 +82,7 @@ class _Rows:
 async def perform(ctx: Context, run: ActionRun, show: Callable[[list[ActionStep]], Awaitable[None]]) -> RunOutcome:
     """Run the approved plan (or, for a Roll back, only its undos); returns how a run that finished ended, and
     raises RunStopped with how it ended otherwise."""
-    plan = [PlannedStep.of(data) for data in run.params["plan"]]
+    plan = list(run.plan)
     rows = _Rows(ctx, run, show)
     if run.params.get("mode") == "rollback":
         undone, failed, stays = await _undo_all(ctx, run, plan, rows, len(plan) - 1, chosen_by_people=True)

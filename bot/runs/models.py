@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,28 @@ class ActionStep:
         return None
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step with its arguments resolved: what the approvers saw, and exactly what runs."""
+
+    kind: str
+    service: str | None
+    args: dict[str, Any]
+    title: str
+    undo: str | None  # what reverses it, in words; None: nothing does
+    on_failure: str
+    timeout: float
+    retries: int
+    probe: str = ""  # what a read-only look found while planning ("runs app:1.0 now")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> PlannedStep:
+        return cls(**data)
+
+
 SCHEDULER = "opsbot:schedule"  # requested_by of the runs the scheduler starts (catalog schedules, no person)
 
 
@@ -107,6 +129,11 @@ class ActionRun:
         if self.kind is ActionKind.RUNBOOK:
             return f"runbook {self.params.get('runbook', '?')}"
         return f"{self.kind.value} {self.service}"
+
+    @property
+    def plan(self) -> tuple[PlannedStep, ...]:
+        """The typed steps the approvers saw and the engine runs (a Roll back's too: the plan it undoes)."""
+        return tuple(PlannedStep.of(data) for data in self.params.get("plan") or ())
 
     @property
     def services(self) -> tuple[str, ...]:

@@ -20,7 +20,16 @@ from bot.runbooks.definitions import BackupParameter, Runbook
 from bot.runbooks.params import coerce, scheduled_given
 from bot.runs import builtin, steps
 from bot.runs.effects import awaits_people, needs_undo, unknown_step
-from bot.runs.models import SCHEDULER, ActionKind, ActionRun, ActionState, ActionStep, BackupRecord, StepState
+from bot.runs.models import (
+    SCHEDULER,
+    ActionKind,
+    ActionRun,
+    ActionState,
+    ActionStep,
+    BackupRecord,
+    PlannedStep,
+    StepState,
+)
 from bot.runs.policy import NotAllowed, ResolvedPolicy, mention, resolve_policy
 from bot.runs.service import (
     DRAFT_MINUTES,
@@ -110,7 +119,7 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
     if mode == "done" and checked is None:
         raise NotPending(f"Run #{run_id} did not stop on a step whose effect is unknown: there is no step to mark done. "
                          "Resume or Roll back it.")
-    count = len(old.params["plan"])
+    count = len(old.plan)
     # A failed run skipped the steps after the one it stopped on; an interrupted one skips steps only when undoing.
     undone = (StepState.UNDONE,) if old.state is ActionState.FAILED else (StepState.UNDONE, StepState.SKIPPED)
     undoing = len(old.steps) > count or any(r.state in undone for r in old.steps)
@@ -151,7 +160,7 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
             rows.append(ActionStep(row.position, row.title, undo=row.undo))  # the step it was on runs again
     params = dict(old.params, mode=mode, of=run_id, **({"checked": checked} if mode == "done" else {}))
     if mode == "rollback":
-        params.update(_rollback_preview(old.params["plan"], rows))
+        params.update(_rollback_preview(old.plan, rows))
     stopped = "interrupted" if old.state is ActionState.INTERRUPTED else "stopped"
     step = f"step {(checked or 0) + 1} checked by hand, go on with" if mode == "done" else what
     draft = await _draft(ctx, _Shape(old.kind, old.service, old.environment, old.target), params, tuple(rows),
@@ -165,10 +174,9 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
     return draft
 
 
-def _rollback_preview(plan_json: list[dict[str, object]], rows: list[ActionStep]) -> dict[str, object]:
+def _rollback_preview(plan: tuple[PlannedStep, ...], rows: list[ActionStep]) -> dict[str, object]:
     """What a Roll back will undo, newest first, and the changes that stay (no undo), as the engine's undo pass
     will decide from these rows: for its plan message."""
-    plan = [steps.PlannedStep.of(data) for data in plan_json]
     undos: list[str] = []
     stays: list[tuple[int, str]] = []
     for index in range(min(len(plan), len(rows)) - 1, -1, -1):

@@ -389,7 +389,7 @@ async def _run(ctx: Context, run: ActionRun) -> None:
     try:
         planned = await builtin.with_plan(ctx, run)
         if planned is not run:  # asked for before actions were plans: its old rows beyond the plan's are not run
-            for row in planned.steps[len(planned.params["plan"]):]:
+            for row in planned.steps[len(planned.plan):]:
                 await ctx.store.save_step(run_id, row)
         run = planned
         try:

@@ -132,22 +132,20 @@ def plan_lines(run: ActionRun) -> list[str]:
     for a Roll back, the undos it will run, newest first."""
     if run.params.get("mode") == "rollback":
         return _undo_lines(run)
-    plan = run.params.get("plan")
-    if plan is None:  # a run asked for before actions were plans: its step titles
+    if not run.plan:  # a run asked for before actions were plans: its step titles
         return [f"{i + 1}. {link_channels(escape(step.title))}" for i, step in enumerate(run.steps)]
     lines = []
-    for index, step in enumerate(plan):
+    for index, step in enumerate(run.plan):
         row = run.steps[index] if index < len(run.steps) else None
         done = " _(done in the earlier run)_" if row is not None and row.state is StepState.SUCCEEDED else ""
         if run.params.get("mode") == "done" and run.params.get("checked") == index:
             done = " _(checked by hand and marked done: not run again)_"
-        notes = [f"undo: {step['undo']}" if step["undo"] else "no undo",
-                 f"if it fails: {_FAILURE[step['on_failure']]}"]
-        if step["retries"]:
-            notes.append(f"{step['retries']} retr{'y' if step['retries'] == 1 else 'ies'}")
-        line = f"{index + 1}. {link_channels(escape(step['title']))}{done}\n      _{' · '.join(notes)}_"
-        if step.get("probe"):
-            line += f"\n      _{escape(step['probe'][:300])}_"
+        notes = [f"undo: {step.undo}" if step.undo else "no undo", f"if it fails: {_FAILURE[step.on_failure]}"]
+        if step.retries:
+            notes.append(f"{step.retries} retr{'y' if step.retries == 1 else 'ies'}")
+        line = f"{index + 1}. {link_channels(escape(step.title))}{done}\n      _{' · '.join(notes)}_"
+        if step.probe:
+            line += f"\n      _{escape(step.probe[:300])}_"
         lines.append(line)
     return lines
 

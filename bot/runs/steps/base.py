@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from bot.executors.base import DeployHistory, Effect, ExecutorError
 from bot.runs.models import ActionRun, BackupRecord
+from bot.runs.models import PlannedStep as PlannedStep  # the kinds and the facade take it from here
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -144,28 +145,6 @@ QUIET: Note = _quiet
 
 
 # --- a planned step and its undo data --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    """One step with its arguments resolved: what the approvers saw, and exactly what runs."""
-
-    kind: str
-    service: str | None
-    args: dict[str, Any]
-    title: str
-    undo: str | None  # what reverses it, in words; None: nothing does
-    on_failure: str
-    timeout: float
-    retries: int
-    probe: str = ""  # what a read-only look found while planning ("runs app:1.0 now")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> PlannedStep:
-        return cls(**data)
 
 
 class UndoBook:
