@@ -21,6 +21,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot import adapters
+from bot.alerts.intake import add_alert_routes
 from bot.catalog import Catalog
 from bot.chat import web_client
 from bot.clock import Clock, SystemClock
@@ -153,6 +154,7 @@ def build_web_app(ctx: Context, bolt: AsyncApp) -> web.Application:
     if ctx.settings.socket_mode:
         app[SOCKET_LINK_KEY] = link  # /readyz turns 503 when the socket stays down past SOCKET_DOWN_SECONDS
     add_ops_routes(app, ctx)  # /metrics, /livez, /readyz
+    add_alert_routes(app, ctx)  # /alerts/alertmanager, /alerts/grafana (bot/alerts/intake.py)
 
     async def startup(app: web.Application) -> None:
         await ctx.start()

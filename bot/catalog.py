@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from bot.alerts.routing import AlertSettings
 from bot.checks import Check
 from bot.errors import UnknownRunbook, UnknownService
 from bot.executors.backup_targets import (
@@ -109,6 +110,7 @@ class Catalog(BaseModel):
     schedules: ScheduleSettings = ScheduleSettings()
     services: dict[ServiceName, Service] = Field(default_factory=dict)
     runbooks: dict[RunbookName, Runbook] = Field(default_factory=dict)
+    alerts: AlertSettings | None = Field(default=None, description="alerts from Alertmanager and Grafana: channel, routes")
 
     @property
     def service_names(self) -> list[str]:

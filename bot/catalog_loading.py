@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bot.alerts.catalog_checks import alert_errors
 from bot.catalog import Catalog, suggest
 from bot.executors.demo import DemoTarget
 from bot.runbooks import validation
@@ -68,7 +69,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         problems = sorted((_problem(error, root) for error in exc.errors()), key=lambda p: p.line or 0)
         raise CatalogInvalid(source, problems) from None
     # What one part says about another (a runbook's step and the service it names) is checked on the whole.
-    found = [*_check_errors(catalog), *validation.errors(catalog)]
+    found = [*_check_errors(catalog), *validation.errors(catalog), *alert_errors(catalog)]
     if found:
         problems = [CatalogProblem(_format_path(list(f.path)), f.message, _line_of(root, list(f.path))) for f in found]
         raise CatalogInvalid(source, sorted(problems, key=lambda p: p.line or 0))

@@ -32,6 +32,7 @@ _HINTS = {
     "TICK_SECONDS": "seconds, more than 0 (default 5)",
     "SOCKET_DOWN_SECONDS": "seconds, more than 0 (default 30)",
     "OPSBOT_METRICS_TOKEN": "a random string of 16 or more characters, sent by Prometheus as a bearer token",
+    "OPSBOT_ALERTS_TOKEN": "a random string of 16 or more characters, sent by Alertmanager or Grafana as a bearer token",
 }
 
 
@@ -67,6 +68,9 @@ class Settings(StoreSettings):
     # When set, GET /metrics answers only `Authorization: Bearer <token>` (401 otherwise); unset, it is open, for a
     # scrape from inside the cluster network.
     opsbot_metrics_token: SecretStr | None = None
+    # POST /alerts/alertmanager and /alerts/grafana answer only `Authorization: Bearer <token>` (or, from Grafana, its
+    # HMAC signature made with this token as the secret); unset, both answer 404: alerts are not configured.
+    opsbot_alerts_token: SecretStr | None = None
     opsbot_config: Path = Path("opsbot.yml")
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all its interfaces; set HOST to narrow
     port: int = Field(default=3000, ge=1, le=65535)
@@ -134,6 +138,15 @@ class Settings(StoreSettings):
             return None
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must start with xapp-")
+        return value
+
+    @field_validator("opsbot_alerts_token")
+    @classmethod
+    def _alerts_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or unset: no alerts are taken)")
         return value
 
     @field_validator("opsbot_metrics_token")

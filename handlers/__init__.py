@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.context import Context
 from handlers import (
     actions,
+    alerts,
     approvals,
     commands,
     events,
@@ -27,3 +28,4 @@ def register(app: AsyncApp, ctx: Context) -> None:
     incidents.register(app, ctx)
     runbooks.register(app, ctx)
     health_logs.register(app, ctx)
+    alerts.register(app, ctx)

@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.clock import ManualClock
-from bot.runs import service as actions
-from bot.runs.models import ActionKind, ActionRun, ActionState, BackupLabel
+from bot.runs.models import ActionState, BackupLabel
 from playground.payloads import block_action, sign, slash_command, view_submission
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
@@ -151,16 +148,6 @@ async def test_a_production_backup_needs_a_second_person_and_then_runs_once(bot:
     assert any("succeeded" in a for a in audit) and any("running" in a for a in audit)
 
 
-async def test_no_approval_needed_runs_when_the_requester_presses_run(bot: RunningBot) -> None:
-    plan = await ops(bot, "backup scratch")
-    assert "Run now" in text(plan) and "none: it runs" in text(plan)
-    run_id = int(button(plan, "action.request")["value"])
-    await click(bot, "action.request", str(run_id), ALICE)
-    await bot.settle()
-    run = await bot.ctx.store.get_action(run_id)
-    assert run is not None and run.state is ActionState.SUCCEEDED
-
-
 async def test_deny_asks_why_and_the_action_never_runs(bot: RunningBot) -> None:
     run_id, _ = await requested(bot, "backup files")
     await click(bot, "approval.deny", str(run_id), BOB)
@@ -212,55 +199,11 @@ async def test_a_double_click_on_request_posts_one_request(bot: RunningBot) -> N
     assert len(bot.slack.of("chat.postMessage")) == 1
 
 
-async def test_requests_expire_and_never_run(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession,
-                                             tmp_path: Path) -> None:
-    slack.groups = {"S0LEADS": [BOB], "S0OPS": [ALICE]}
-    clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
-    ctx_bot, runner = await start_bot(make_settings(slack, database_url), catalog(tmp_path), slack, http, clock=clock)
-    try:
-        run_id, _ = await requested(ctx_bot, "backup files")
-        clock.advance(31 * 60)
-        assert await actions.expire_due(ctx_bot.ctx) == 1
-        assert "⌛ Expired" in text(current(ctx_bot, run_id)) and "nothing ran" in text(current(ctx_bot, run_id))
-        assert "expired" in (await click(ctx_bot, "approval.approve", str(run_id), BOB)).lower()
-        assert await ctx_bot.ctx.store.backups("files") == []
-    finally:
-        await runner.cleanup()
-
-
 async def test_who_may_request_is_policy(bot: RunningBot) -> None:
     refused = await ops(bot, "backup locked", user=CAROL)
     assert "You may not backup `locked`" in text(refused) and "<!subteam^S0OPS>" in text(refused)
     allowed = await ops(bot, "backup locked", user=ALICE)
     assert "Nothing has been touched yet" in text(allowed)
-
-
-async def test_a_second_action_while_one_runs_is_refused_naming_it(bot: RunningBot) -> None:
-    now = bot.ctx.clock.now()
-    busy = await bot.ctx.store.create_action(ActionRun(
-        service="files", kind=ActionKind.RESTORE, environment="production", target="x", requested_by=CAROL,
-        created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.APPROVED))
-    # As a live run on another replica looks: it holds the run and keeps its heartbeat fresh.
-    await bot.ctx.store.transition_action(busy, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="other-replica",
-                                          heartbeat_at=now)
-    refused = await ops(bot, "backup files")
-    assert f"restore files #{busy} (requested by <@{CAROL}>) is under way on `files`" in text(refused)
-    assert bot.slack.of("chat.postMessage") == []
-
-
-async def test_an_approved_action_finding_its_service_locked_does_not_run(bot: RunningBot) -> None:
-    run_id, _ = await requested(bot, "backup files")
-    lease = await bot.ctx.locks.acquire("service:files", 60)  # held by another replica's run
-    assert lease is not None
-    try:
-        await click(bot, "approval.approve", str(run_id), BOB)
-        run = await bot.ctx.store.get_action(run_id)
-        assert run is not None and run.state is ActionState.FAILED
-        assert "Not run: another action is running on `files`" in run.outcome and "nothing ran" in run.target_state
-        assert "❌ Failed: backup files" in text(current(bot, run_id))
-        assert await bot.ctx.store.backups("files") == []
-    finally:
-        await lease.release()
 
 
 async def test_a_run_cut_short_by_a_crash_is_marked_interrupted_at_start_up(slack: FakeSlack, database_url: str,

@@ -113,8 +113,8 @@ async def start_run(http: aiohttp.ClientSession, slack: FakeSlack, replica: Repl
 async def run_row(dsn: str, run_id: int) -> tuple[str, list[str]]:
     connection = await asyncpg.connect(dsn)
     try:
-        state = await connection.fetchval("SELECT state FROM action_runs WHERE id = $1", run_id)
-        steps = await connection.fetch("SELECT state FROM action_steps WHERE run_id = $1 ORDER BY position", run_id)
+        state = await connection.fetchval("SELECT state FROM runs WHERE id = $1", run_id)
+        steps = await connection.fetch("SELECT state FROM run_steps WHERE run_id = $1 ORDER BY position", run_id)
     finally:
         await connection.close()
     return state, [row["state"] for row in steps]
@@ -123,7 +123,7 @@ async def run_row(dsn: str, run_id: int) -> tuple[str, list[str]]:
 async def owner_pid(dsn: str, run_id: int) -> int:
     connection = await asyncpg.connect(dsn)
     try:
-        owner = await connection.fetchval("SELECT lease_owner FROM action_runs WHERE id = $1", run_id)
+        owner = await connection.fetchval("SELECT lease_owner FROM runs WHERE id = $1", run_id)
     finally:
         await connection.close()
     return int(owner.split(":")[1])

@@ -26,8 +26,11 @@ from bot.runs.models import (
     BackupLabel,
     BackupRecord,
     Decision,
+    PlannedStep,
     StepState,
+    UnknownStepKind,
 )
+from bot.runs.outcomes import Ending, RunOutcome, StepRef, UndoFailure
 from bot.runs.ports import SETTABLE_RUN_FIELDS, BackupLedger, LeaseStore, RunStore
 from bot.runs.states import IllegalTransition
 from bot.store import create_store
@@ -40,6 +43,20 @@ S = ActionState
 
 class RunPorts(RunStore, BackupLedger, LeaseStore, Protocol):
     """Every port at once: what each backend under test offers."""
+
+
+AN_OUTCOME = RunOutcome(
+    Ending.ROLLED_BACK, ("api", "db"), step=StepRef(1, "Restore db"), why="pg_restore: bad archive", state="rolled back",
+    effect=Effect.UNTOUCHED, undone=(StepRef(0, "Scale api to 0"),),
+    undo_failed=(UndoFailure(StepRef(0, "Scale api to 0"), "api is gone"),), details=("one", "two"))
+PLAN = (
+    PlannedStep(kind="restart", service="api", args={}, title="Restart api (Docker container api)", undo=None,
+                on_failure="stop", timeout=3600.0, retries=0, probe="what it does: Stop container; Start container"),
+    PlannedStep(kind="check", service="api", args={"attempts": 3, "interval": 2.0}, title="Check the health of api",
+                undo=None, on_failure="stop", timeout=600.0, retries=2),
+    PlannedStep(kind="notify", service=None, args={"channel": "C1", "text": "done ✓", "when": [1, 2]}, title="Tell C1",
+                undo=None, on_failure="continue", timeout=30.0, retries=0),
+)
 
 
 def a_run(**changes: object) -> ActionRun:
@@ -193,14 +210,15 @@ async def test_every_settable_field_is_set_by_a_transition_and_no_other(ports: R
     later = T0 + timedelta(hours=1)
     fields: dict[str, Any] = dict(
         reason="now with a reason", lease_owner="replica-1", heartbeat_at=T0, channel_id="C1", message_ts="1.2",
-        started_at=T0, finished_at=later, outcome="done", target_state="up", expires_at=later, cancel_requested_by="U3")
+        started_at=T0, finished_at=later, outcome="done", target_state="up", expires_at=later, cancel_requested_by="U3",
+        outcome_data=AN_OUTCOME)
     assert set(fields) == SETTABLE_RUN_FIELDS
     assert await ports.transition_action(run_id, S.DRAFT, expect={S.DRAFT}, **fields)
     run = await ports.get_action(run_id)
     assert run is not None
     assert (run.reason, run.channel_id, run.message_ts, run.started_at, run.finished_at, run.outcome, run.target_state,
-            run.expires_at, run.cancel_requested_by) == ("now with a reason", "C1", "1.2", T0, later, "done", "up", later,
-                                                         "U3")
+            run.expires_at, run.cancel_requested_by, run.outcome_data) == (
+        "now with a reason", "C1", "1.2", T0, later, "done", "up", later, "U3", AN_OUTCOME)
     assert await ports.heartbeat(run_id, "replica-1", later) is False, "a draft is not running, whoever owns it"
     with pytest.raises(ValueError, match="not action fields"):
         await ports.transition_action(run_id, S.PENDING, expect={S.DRAFT}, followed_by=3)
@@ -471,3 +489,40 @@ async def test_a_lease_has_one_holder_until_released_or_expired_and_tokens_grow(
     assert later is not None and later > again
     assert await ports.renew_lease("service:api", "r9", again, 30, T0 + timedelta(minutes=5)) is False
     assert await ports.acquire_lease("service:db", "r9", 30, T0) == 1, "each name has its own tokens"
+
+
+async def test_a_plan_is_stored_as_its_step_rows_and_read_back_whole(ports: RunPorts) -> None:
+    # Rows given for the first two steps (the first in another title, as a follow-up copies them), none for the third,
+    # and an undo row past the plan (a Roll back's): the plan comes back as given, each row titled as its step.
+    undo_row = ActionStep(3, "Undo “Restart api”", state=StepState.SUCCEEDED, undo={"image": "app:1"})
+    run_id = await ports.create_action(a_run(
+        plan=PLAN, steps=(ActionStep(0, "old words", state=StepState.SUCCEEDED, detail="done"), ActionStep(1, "x"),
+                          undo_row)))
+    run = await ports.get_action(run_id)
+    assert run is not None and run.plan == PLAN
+    assert [(s.position, s.title, s.state) for s in run.steps] == [
+        (0, PLAN[0].title, StepState.SUCCEEDED), (1, PLAN[1].title, StepState.WAITING),
+        (2, PLAN[2].title, StepState.WAITING), (3, "Undo “Restart api”", StepState.SUCCEEDED)]
+    assert "plan" not in run.params
+    # Saving a step's progress keeps its plan columns; a new undo row carries no plan step.
+    await ports.save_step(run_id, ActionStep(1, PLAN[1].title, state=StepState.RUNNING))
+    await ports.save_step(run_id, ActionStep(4, "Undo “Tell C1”", state=StepState.RUNNING))
+    again = await ports.get_action(run_id)
+    assert again is not None and again.plan == PLAN and len(again.steps) == 5
+    assert [r.plan for r in await ports.actions()] == [PLAN]
+
+
+async def test_a_run_without_a_plan_reads_back_with_none(ports: RunPorts) -> None:
+    run = await ports.get_action(await ports.create_action(a_run()))
+    assert run is not None and run.plan == () and [s.title for s in run.steps] == ["Restart container api",
+                                                                                     "Wait until running"]
+    assert run.outcome_data is None
+
+
+async def test_a_stored_step_of_a_kind_no_module_registers_fails_loudly(ports: RunPorts) -> None:
+    gone = PlannedStep(kind="teleport", service="api", args={}, title="Teleport api", undo=None, on_failure="stop",
+                       timeout=60.0, retries=0)
+    run_id = await ports.create_action(a_run(plan=(PLAN[0], gone)))
+    with pytest.raises(UnknownStepKind) as raised:
+        await ports.get_action(run_id)
+    assert (raised.value.run_id, raised.value.position, raised.value.kind) == (run_id, 1, "teleport")

@@ -1,5 +1,7 @@
-"""Runbooks through signed Slack requests: plan first, approval, steps shown live, undo in reverse on failure,
-Cancel, interrupted → Resume / Roll back, bad parameters refused before any approval, the incident timeline.
+"""Runbooks through signed Slack requests: plan first, approval, steps shown live, undo in reverse on failure, bad
+parameters refused before any approval, the incident timeline. Cancel, a crash mid-run (interrupted → Resume / Roll
+back), a step past its timeout and the services a running runbook holds are tested in milliseconds on the engine's and
+the run flows' ports (tests/test_engine.py, tests/test_run_flows.py).
 
 Real parts: directory backups on disk (restore ↔ restore the safety backup) and a small HTTP app with a
 maintenance endpoint and a health endpoint (maintenance on ↔ off); Docker, Kubernetes and PostgreSQL runbooks
@@ -10,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -19,13 +20,10 @@ import pytest
 from aiohttp import web
 
 from bot.catalog_loading import CatalogInvalid, catalog_warnings, parse_catalog
-from bot.clock import ManualClock
-from bot.executors.base import Effect
-from bot.runs.models import ActionState, ActionStep, StepState
-from playground.payloads import block_action, sign, slash_command, view_submission
+from bot.runs.models import ActionState, StepState
+from playground.payloads import sign, slash_command, view_submission
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.runs import move_run, move_step
 from tests.test_approvals import ALICE, BOB, CHANNEL, button, click, ops, text
 
 DAVE = "U0DAVE"
@@ -276,19 +274,6 @@ async def test_missing_values_open_a_modal_with_typed_inputs_and_its_errors_come
     assert run.params["values"] == {"replicas": 3, "mode": "fast"} and run.state is ActionState.DRAFT
 
 
-async def press(bot: RunningBot, action_id: str, value: str, user: str) -> str:
-    """A click whose work may not finish yet (a step is blocked): its answer, without waiting for the rest."""
-    url = bot.slack.response_url()
-    body, content_type = block_action(action_id, value, user=user, channel=CHANNEL, response_url=url)
-    assert (await bot.post(body, content_type)).status == 200
-    for _ in range(200):
-        answers = [c for c in bot.slack.of("response_url") if url.endswith(c.path)]
-        if answers:
-            return "\n".join(str(c.args.get("text", "")) for c in answers)
-        await asyncio.sleep(0.02)
-    return ""
-
-
 async def until(bot: RunningBot, run_id: int, done: object) -> object:
     for _ in range(300):
         run = await bot.ctx.store.get_action(run_id)
@@ -296,154 +281,6 @@ async def until(bot: RunningBot, run_id: int, done: object) -> object:
             return run
         await asyncio.sleep(0.02)
     raise AssertionError(f"run {run_id} never got there: {run}")
-
-
-async def test_cancel_mid_run_stops_before_the_next_step_and_undoes(bot: RunningBot, app: App) -> None:
-    plan = await ops(bot, "run slow-one")
-    run_id = int(button(plan, "action.request")["value"])
-    await press(bot, "action.request", str(run_id), ALICE)  # no approval needed: it starts at once
-    await until(bot, run_id, lambda r: r.steps[1].state is StepState.RUNNING)
-    assert button(message_of(bot, run_id), "runbook.cancel")
-    answer = await press(bot, "runbook.cancel", str(run_id), ALICE)
-    assert "stops before its next step" in answer
-    assert "Cancel asked by" in text(message_of(bot, run_id))
-    app.gate.set()
-    await bot.settle()
-    run = await until(bot, run_id, lambda r: r.state.final)
-    assert run.state is ActionState.CANCELLED, (run.state, run.outcome)
-    assert [s.state for s in run.steps[:3]] == [StepState.UNDONE, StepState.SUCCEEDED, StepState.SKIPPED]
-    assert app.maintenance == ["on", "off"] and app.hooks == []
-    shown = text(message_of(bot, run_id))
-    assert f"Cancelled by <@{ALICE}> before step 3" in shown and "put back as before the run" in shown
-
-
-async def crashed(slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path,
-                  app: App) -> tuple[RunningBot, object, int]:
-    """A `slow-one` run whose replica went silent in step 2, as a second replica finds it at start-up (its clock
-    says ten minutes later); the first then wakes up and must start nothing more. Returns the second bot."""
-    slack.groups = {"S0LEADS": [BOB, DAVE]}
-    yaml = catalog(tmp_path, app).replace("    approvals: {approvals: 0}\n    steps:\n      - {kind: maintenance",
-                                          "    steps:\n      - {kind: maintenance")
-    first, first_runner = await start_bot(make_settings(slack, database_url), yaml, slack, http)
-    run_id = await request_runbook(first, "run slow-one")
-    await press(first, "approval.approve", str(run_id), BOB)
-    await until(first, run_id, lambda r: r.steps[1].state is StepState.RUNNING)
-    later = ManualClock(datetime.now(UTC) + timedelta(minutes=10))
-    second, runner = await start_bot(make_settings(slack, database_url), yaml, slack, http, clock=later)
-    run = await second.ctx.store.get_action(run_id)
-    assert run is not None and run.state is ActionState.INTERRUPTED
-    assert run.steps[0].state is StepState.SUCCEEDED and run.steps[0].undo == {"mode": "off"}
-    assert run.steps[1].state is StepState.RUNNING
-    app.gate.set()  # the first replica wakes up: it must not start another step of a run declared interrupted
-    await first.settle()
-    await first_runner.cleanup()
-    assert app.hooks == [] and (await second.ctx.store.get_action(run_id)).state is ActionState.INTERRUPTED
-    return second, runner, run_id
-
-
-async def test_a_crash_mid_run_leaves_it_interrupted_then_roll_back_needs_the_same_approval(
-        slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path, app: App) -> None:
-    second, runner, run_id = await crashed(slack, database_url, http, tmp_path, app)
-    try:
-        shown = message_of(second, run_id)
-        assert button(shown, "runbook.resume") and button(shown, "runbook.rollback")
-        plan = await _follow_up(second, "runbook.rollback", run_id, ALICE)
-        assert "roll back runbook slow-one of run" in text(plan) and "Undo, newest first" in text(plan)
-        rollback_id = await _send(second, plan)
-        assert (await second.ctx.store.get_action(rollback_id)).state is ActionState.PENDING, "the same approval"
-        await click(second, "approval.approve", str(rollback_id), DAVE)
-        done = await second.ctx.store.get_action(rollback_id)
-        assert done is not None and done.state is ActionState.SUCCEEDED, done.outcome
-        assert app.maintenance == ["on", "off"] and done.steps[0].state is StepState.UNDONE
-        assert "already followed up by run" in text(await _follow_up(second, "runbook.resume", run_id, ALICE))
-    finally:
-        await runner.cleanup()
-
-
-async def test_resume_runs_on_from_the_step_it_was_on(
-        slack: FakeSlack, database_url: str, http: aiohttp.ClientSession, tmp_path: Path, app: App) -> None:
-    second, runner, run_id = await crashed(slack, database_url, http, tmp_path, app)
-    try:
-        plan = await _follow_up(second, "runbook.resume", run_id, DAVE)
-        assert f"resume runbook slow-one from run #{run_id}" in text(plan) and "done in the earlier run" in text(plan)
-        resumed = await _send(second, plan, DAVE)
-        assert "You asked for this" in await click(second, "approval.approve", str(resumed), DAVE)
-        await click(second, "approval.approve", str(resumed), BOB)
-        done = await second.ctx.store.get_action(resumed)
-        assert done is not None and done.state is ActionState.SUCCEEDED, done.outcome
-        assert [s.state for s in done.steps] == [StepState.SUCCEEDED] * 3
-        assert app.maintenance == ["on"], "step 1 was not run again"
-        assert app.hooks == [{"text": "after"}]
-    finally:
-        await runner.cleanup()
-
-
-async def _send(bot: RunningBot, plan: dict, user: str = ALICE) -> int:
-    """Press the plan's Request approval, giving a reason when asked; returns the run id."""
-    run_id = int(button(plan, "action.request")["value"])
-    opened = len(bot.slack.of("views.open"))
-    await click(bot, "action.request", str(run_id), user)
-    if len(bot.slack.of("views.open")) > opened:
-        view = bot.slack.of("views.open")[-1].args["view"]
-        body, content_type = view_submission(view["callback_id"],
-                                             {"reason": {"reason.input": {"type": "plain_text_input", "value": "x"}}},
-                                             user=user, private_metadata=view["private_metadata"])
-        assert (await bot.post(body, content_type)).status == 200
-        await bot.settle()
-    return run_id
-
-
-async def test_a_running_runbook_holds_its_services_and_a_call_past_its_timeout_is_neither_retried_nor_undone(
-        bot: RunningBot, app: App) -> None:
-    plan = await ops(bot, "run slow-one")
-    run_id = int(button(plan, "action.request")["value"])
-    await press(bot, "action.request", str(run_id), ALICE)
-    await until(bot, run_id, lambda r: r.steps[1].state is StepState.RUNNING)
-    url = bot.slack.response_url()
-    body, content_type = slash_command("/ops", "backup shop now", user=BOB, channel=CHANNEL, response_url=url)
-    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}):
-        pass
-    for _ in range(100):
-        said = [c.args for c in bot.slack.of("response_url") if url.endswith(c.path)]
-        if said:
-            break
-        await asyncio.sleep(0.02)
-    assert f"runbook slow-one #{run_id} (requested by <@{ALICE}>) is under way on `shop`" in text(said[-1])
-    url = bot.slack.response_url()
-    body, content_type = slash_command("/ops", "run impatient", user=BOB, channel=CHANNEL, response_url=url)
-    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type, **sign(body)}):
-        pass
-    for _ in range(100):
-        said = [c.args for c in bot.slack.of("response_url") if url.endswith(c.path)]
-        if said:
-            break
-        await asyncio.sleep(0.02)
-    assert f"runbook slow-one #{run_id} (requested by <@{ALICE}>) is under way on `shop`" in text(said[-1])
-    app.gate.set()
-    await bot.settle()
-
-    app.gate.clear()
-    plan = await ops(bot, "run impatient")
-    await click(bot, "action.request", button(plan, "action.request")["value"], ALICE)
-    [run] = [r for r in await bot.ctx.store.actions(limit=5) if r.params.get("runbook") == "impatient"]
-    assert run.state is ActionState.FAILED, run.outcome
-    assert "did not finish within 0.3 s" in run.steps[1].detail and "Step 2 failed" in run.outcome
-    # A POST stopped part-way may or may not have acted: not tried again (despite `retries: 1`), and nothing is
-    # undone (despite `on_failure: rollback`) until a person has looked.
-    assert run.steps[1].effect is Effect.UNKNOWN and "What it did is unknown" in run.outcome
-    assert run.steps[0].state is StepState.SUCCEEDED and app.maintenance[-1] == "on"
-    assert len(run.steps) == 2, "no undo ran"
-    assert (run.steps[1].finished_at - run.steps[1].started_at).total_seconds() < 3, "no retry after a pause"
-    assert "Still changed, not undone: step 1 (Turn maintenance mode on" in run.target_state
-
-
-async def _follow_up(bot: RunningBot, action_id: str, run_id: int, user: str) -> dict:
-    url = bot.slack.response_url()
-    body, content_type = block_action(action_id, str(run_id), user=user, channel=CHANNEL, response_url=url)
-    assert (await bot.post(body, content_type)).status == 200
-    await bot.settle()
-    answers = [c.args for c in bot.slack.of("response_url") if url.endswith(c.path)]
-    return answers[-1]
 
 
 def test_catalog_refuses_what_cannot_run_with_paths_and_lines() -> None:
@@ -586,30 +423,6 @@ async def test_a_runbook_started_in_an_incident_channel_tells_its_story_on_the_t
     assert f"Runbook run #{run_id} (restore-shop): step 3 (Check the health of shop, up to 2 tries 0.1 s apart) failed" in story
     assert f"Runbook run #{run_id} (restore-shop): undid step 2" in story and "undid step 1" in story
     assert f"Action #{run_id} runbook restore-shop" in story and ": failed" in story
-
-
-async def test_a_run_that_stopped_while_undoing_can_be_rolled_back_but_not_resumed(bot: RunningBot) -> None:
-    from bot.runs import runbook_runs as runbooks
-    from bot.runs.models import ActionStep
-
-    draft = await runbooks.plan(bot.ctx, "slow-one", {}, requested_by=ALICE, channel_id=CHANNEL)
-    run_id = draft.id or 0
-    await move_run(bot.ctx.store, run_id, ActionState.INTERRUPTED)
-    await move_step(bot.ctx.store, run_id, replace_step(draft.steps[0], StepState.UNDONE, {"mode": "off"}))
-    await move_step(bot.ctx.store, run_id, replace_step(draft.steps[1], StepState.FAILED, None))
-    await bot.ctx.store.save_step(run_id, ActionStep(3, "Undo “Turn maintenance mode on…”", StepState.RUNNING))
-    answer = text(await _follow_up(bot, "runbook.resume", run_id, BOB))
-    assert "already undoing what it changed when it stopped: Roll back finishes that" in answer
-    plan = await _follow_up(bot, "runbook.rollback", run_id, BOB)
-    assert "Nothing that ran can be put back" in text(plan), "step 1 was already undone"
-    again = await _follow_up(bot, "runbook.rollback", run_id, DAVE)
-    assert f"was already followed up by run #{button(plan, 'action.request')['value']} (draft)" in text(again)
-    await click(bot, "action.cancel", button(plan, "action.request")["value"], BOB)  # dropped: the run is free again
-    assert "Undo, newest first" in text(await _follow_up(bot, "runbook.rollback", run_id, DAVE))
-
-
-def replace_step(step: ActionStep, state: StepState, undo: dict | None) -> ActionStep:
-    return replace(step, state=state, undo=undo)
 
 
 def test_a_runbook_is_no_back_door_and_its_services_approvers_must_agree() -> None:

@@ -1,8 +1,8 @@
 """What the runbook engine does with a failed step, by its typed effect on the target (`bot/runs/effects.py`):
 an untouched step is retried and never undone, a changed one is retried and undone, an unknown one is neither
 retried nor undone — the run stops for people, who Resume, Roll back, or mark the step done after checking it by
-hand. First the rules alone (milliseconds), then the engine following them through signed Slack requests against a
-small HTTP app whose answers decide each step's effect.
+hand. First the rules alone, then the run flows following them (on their in-memory ports, tests/run_harness.py)
+through real `maintenance` and `http` steps against a small HTTP app whose answers decide each step's effect.
 """
 
 from __future__ import annotations
@@ -10,22 +10,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.catalog_loading import parse_catalog
 from bot.executors.base import Effect, ExecutorError
 from bot.runbooks.definitions import TRAITS
+from bot.runs import runbook_runs as follow_ups
+from bot.runs import service as flows
 from bot.runs.effects import AFTER_FAILURE, combined, needs_undo
 from bot.runs.models import ActionRun, ActionState, ActionStep, StepState
 from bot.views.effects import effect_text
-from playground.slack_api import FakeSlack
-from tests.conftest import RunningBot, make_settings, start_bot
+from bot.views.runs import MARK_DONE_ACTION, RESUME_ACTION, ROLL_BACK_ACTION, run_buttons, run_message
+from tests.run_harness import ALICE, CHANNEL, Deps, settle, stored, words
 from tests.targets import serve
-from tests.test_approvals import ALICE, button, click, ops, text
-from tests.test_runbooks import _follow_up, message_of
 
 # --- the rules ------------------------------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ async def app() -> AsyncIterator[App]:
 
 
 @pytest.fixture
-async def bot(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path, app: App) -> AsyncIterator[RunningBot]:
+async def deps(http: aiohttp.ClientSession, app: App) -> AsyncIterator[Deps]:
     catalog = f"""
 approvals:
   environments:
@@ -163,22 +163,31 @@ runbooks:
       - {{kind: maintenance, service: flaky, mode: "on", on_failure: continue}}
       - {{kind: http, url: "{app.url('/answer/400')}", on_failure: rollback}}
 """
-    running, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'o.db'}"), catalog, slack, http)
-    yield running
-    await runner.cleanup()
+    deps = Deps(catalog=parse_catalog(catalog), session=http)
+    yield deps
+    await deps.tasks.drain(timeout=0)
 
 
-async def run(bot: RunningBot, name: str) -> ActionRun:
-    plan = await ops(bot, f"run {name}")
-    run_id = int(button(plan, "action.request")["value"])
-    await click(bot, "action.request", str(run_id), ALICE)
-    finished = await bot.ctx.store.get_action(run_id)
-    assert finished is not None and finished.state is ActionState.FAILED, finished and finished.outcome
+async def run(deps: Deps, name: str) -> ActionRun:
+    """Plan the runbook and press Run now (no approval in staging); returns it failed, as every one here ends."""
+    draft = await follow_ups.plan(deps, name, {}, requested_by=ALICE, channel_id=CHANNEL)
+    await flows.request(deps, draft.id or 0, ALICE)
+    await settle(deps)
+    finished = await stored(deps, draft.id or 0)
+    assert finished.state is ActionState.FAILED, finished.outcome
     return finished
 
 
-async def test_an_unknown_step_is_not_retried_and_nothing_is_undone(bot: RunningBot, app: App) -> None:
-    failed = await run(bot, "unknown-answer")
+def shown(run: ActionRun) -> str:
+    return words(run_message(run, []))
+
+
+def buttons(run: ActionRun) -> set[str]:
+    return {button.action_id for button in run_buttons(run) if button.action_id}
+
+
+async def test_an_unknown_step_is_not_retried_and_nothing_is_undone(deps: Deps, app: App) -> None:
+    failed = await run(deps, "unknown-answer")
     assert app.hits["/answer/503"] == 1, "`retries: 2`, but a step whose effect is unknown is not tried again"
     assert app.maintenance == ["on"], "`on_failure: rollback`, but nothing is undone before a person looks"
     assert [(s.state, s.effect) for s in failed.steps] == [(StepState.SUCCEEDED, None),
@@ -186,53 +195,48 @@ async def test_an_unknown_step_is_not_retried_and_nothing_is_undone(bot: Running
     assert app.hits["/answer/200"] == 0
     assert "What it did is unknown" in failed.outcome and "Look at `shop`" in failed.target_state
     assert "Still changed, not undone: step 1 (Turn maintenance mode on for shop" in failed.target_state
-    assert effect_text(Effect.UNKNOWN) in text(message_of(bot, failed.id or 0))
+    assert effect_text(Effect.UNKNOWN) in shown(failed)
 
 
-async def test_an_untouched_step_is_retried_and_the_steps_before_it_are_undone(bot: RunningBot, app: App) -> None:
-    failed = await run(bot, "refused-answer")
+async def test_an_untouched_step_is_retried_and_the_steps_before_it_are_undone(deps: Deps, app: App) -> None:
+    failed = await run(deps, "refused-answer")
     assert app.hits["/answer/400"] == 2, "tried again: a refused request changed nothing"
     assert app.maintenance == ["on", "off"]
     assert [(s.state, s.effect) for s in failed.steps[:2]] == [(StepState.UNDONE, None),
                                                                (StepState.FAILED, Effect.UNTOUCHED)]
-    assert effect_text(Effect.UNTOUCHED) in text(message_of(bot, failed.id or 0))
+    assert effect_text(Effect.UNTOUCHED) in shown(failed)
 
 
-async def test_a_step_that_changed_nothing_is_not_undone(bot: RunningBot, app: App) -> None:
-    failed = await run(bot, "refused-maintenance")
+async def test_a_step_that_changed_nothing_is_not_undone(deps: Deps, app: App) -> None:
+    failed = await run(deps, "refused-maintenance")
     assert app.hits["/answer/403"] == 1
     assert app.maintenance == [], "its undo (maintenance off) would act on a service the step never changed"
     [step] = failed.steps
     assert (step.state, step.effect) == (StepState.FAILED, Effect.UNTOUCHED)
 
 
-async def test_a_step_of_unknown_effect_passed_over_is_not_undone_by_a_later_roll_back(bot: RunningBot,
-                                                                                        app: App) -> None:
-    failed = await run(bot, "unknown-then-rollback")
+async def test_a_step_of_unknown_effect_passed_over_is_not_undone_by_a_later_roll_back(deps: Deps, app: App) -> None:
+    failed = await run(deps, "unknown-then-rollback")
     assert app.hits["/answer/503"] == 1 and app.hits["/answer/400"] == 1
     assert app.maintenance == [], "a step whose effect is unknown is put back only by a person's Roll back"
     assert [(s.state, s.effect) for s in failed.steps] == [(StepState.FAILED, Effect.UNKNOWN),
                                                            (StepState.FAILED, Effect.UNTOUCHED)]
 
 
-async def follow_up(bot: RunningBot, action_id: str, of: ActionRun) -> ActionRun:
-    """Press a follow-up button on the stopped run's message, then Run now on the plan it answers with."""
-    plan = await _follow_up(bot, action_id, of.id or 0, ALICE)
-    run_id = int(button(plan, "action.request")["value"])
-    await click(bot, "action.request", str(run_id), ALICE)
-    done = await bot.ctx.store.get_action(run_id)
-    assert done is not None
-    return done
+async def follow_up(deps: Deps, mode: str, of: ActionRun) -> ActionRun:
+    """A follow-up of the stopped run (its button's plan), run now; returns it ended."""
+    draft = await follow_ups.follow_up(deps, of.id or 0, ALICE, mode)
+    await flows.request(deps, draft.id or 0, ALICE)
+    await settle(deps)
+    return await stored(deps, draft.id or 0)
 
 
-async def test_a_step_of_unknown_effect_checked_by_hand_is_marked_done_and_not_run_again(bot: RunningBot,
-                                                                                         app: App) -> None:
-    stopped = await run(bot, "unknown-answer")
-    shown = message_of(bot, stopped.id or 0)
-    assert button(shown, "runbook.resume") and button(shown, "runbook.rollback")
-    assert button(shown, "runbook.mark_done") and "Mark done: step 2 was checked by hand" in text(shown)
+async def test_a_step_of_unknown_effect_checked_by_hand_is_marked_done_and_not_run_again(deps: Deps, app: App) -> None:
+    stopped = await run(deps, "unknown-answer")
+    assert {RESUME_ACTION, ROLL_BACK_ACTION, MARK_DONE_ACTION} <= buttons(stopped)
+    assert "Mark done: step 2 was checked by hand" in shown(stopped)
 
-    done = await follow_up(bot, "runbook.mark_done", stopped)
+    done = await follow_up(deps, "done", stopped)
 
     assert done.state is ActionState.SUCCEEDED, done.outcome
     assert done.params["mode"] == "done" and done.params["checked"] == 1
@@ -242,18 +246,17 @@ async def test_a_step_of_unknown_effect_checked_by_hand_is_marked_done_and_not_r
     assert app.hits["/answer/200"] == 1, "the run went on after it"
 
 
-async def test_a_step_of_unknown_effect_is_rolled_back_when_people_choose_it(bot: RunningBot, app: App) -> None:
-    stopped = await run(bot, "unknown-answer")
+async def test_a_step_of_unknown_effect_is_rolled_back_when_people_choose_it(deps: Deps, app: App) -> None:
+    stopped = await run(deps, "unknown-answer")
 
-    rolled = await follow_up(bot, "runbook.rollback", stopped)
+    rolled = await follow_up(deps, "rollback", stopped)
 
     assert rolled.state is ActionState.SUCCEEDED, rolled.outcome
     assert app.maintenance == ["on", "off"] and app.hits["/answer/503"] == 1 and app.hits["/answer/200"] == 0
 
 
-async def test_a_run_that_rolled_back_on_its_own_offers_no_follow_up(bot: RunningBot, app: App) -> None:
-    rolled_back = await run(bot, "refused-answer")
-    shown = message_of(bot, rolled_back.id or 0)
-    assert "runbook.resume" not in text(shown) and "runbook.mark_done" not in text(shown)
-    answer = text(await _follow_up(bot, "runbook.mark_done", rolled_back.id or 0, ALICE))
-    assert "not interrupted or stopped on a step of unknown effect" in answer
+async def test_a_run_that_rolled_back_on_its_own_offers_no_follow_up(deps: Deps, app: App) -> None:
+    rolled_back = await run(deps, "refused-answer")
+    assert not buttons(rolled_back) & {RESUME_ACTION, MARK_DONE_ACTION}
+    with pytest.raises(flows.NotPending, match="not interrupted or stopped on a step of unknown effect"):
+        await follow_ups.follow_up(deps, rolled_back.id or 0, ALICE, "done")

@@ -206,7 +206,7 @@ async def test_a_scheduled_backup_runs_without_approval_and_lands_in_the_store(r
     assert (run.kind, run.state, run.requested_by, run.approvals_needed) == (ActionKind.BACKUP, ActionState.SUCCEEDED, SCHEDULER,
                                                                              0)
     assert run.params["schedule"] == "backup:files@2026-11-24T02:00:00Z"
-    assert [step["kind"] for step in run.params["plan"]] == ["backup", "retention"]
+    assert [step.kind for step in run.plan] == ["backup", "retention"]
     [backup] = await ctx.store.backups("files")
     assert backup.label is BackupLabel.SCHEDULED and backup.verified_at is not None and backup.path.exists()
     assert not [m for (c, _), m in slack.messages.items() if c == OPS and "failed" in (m.get("text") or "")]

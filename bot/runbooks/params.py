@@ -21,7 +21,7 @@ from bot.runbooks.definitions import (
     StringParameter,
 )
 from bot.runs.backup_ref import UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
-from bot.store import Store
+from bot.runs.ports import BackupLedger
 
 Value = str | int
 
@@ -55,7 +55,7 @@ def explain(parameter: Any) -> str:
     return explain_backup_ref(parameter.service)
 
 
-async def coerce(runbook_name: str, runbook: Runbook, given: dict[str, str], store: Store) -> dict[str, Value]:
+async def coerce(runbook_name: str, runbook: Runbook, given: dict[str, str], store: BackupLedger) -> dict[str, Value]:
     """Every declared parameter's value, typed; raises ParametersInvalid naming each missing or wrong one."""
     problems: list[Problem] = []
     unknown = sorted(set(given) - set(runbook.parameters))
@@ -81,7 +81,7 @@ async def coerce(runbook_name: str, runbook: Runbook, given: dict[str, str], sto
     return values
 
 
-async def _one(parameter: Any, raw: str, store: Store) -> Value:
+async def _one(parameter: Any, raw: str, store: BackupLedger) -> Value:
     if isinstance(parameter, BackupParameter):
         return await _backup(parameter, raw, store)
     return check_value(parameter, raw)
@@ -114,7 +114,7 @@ def check_value(parameter: Any, raw: str) -> Value:
     return ref
 
 
-async def _backup(parameter: BackupParameter, raw: str, store: Store) -> int:
+async def _backup(parameter: BackupParameter, raw: str, store: BackupLedger) -> int:
     """A backup id of the parameter's service, existing and not deleted; `latest` is its newest verified one
     (the same rule as `/ops restore`)."""
     ref = parse_backup_ref(raw)

@@ -11,7 +11,7 @@ from typing import Literal
 from bot.errors import OpsbotError
 from bot.ids import parse_id
 from bot.runs.models import BackupRecord
-from bot.store import Store
+from bot.runs.ports import BackupLedger
 
 LATEST: Literal["latest"] = "latest"
 BackupRef = int | Literal["latest"]
@@ -33,7 +33,7 @@ def explain_backup_ref(service: str) -> str:
     return f"a backup id of {service} (`/ops backups {service}`), or `latest` (its newest verified backup)"
 
 
-async def find_backup(store: Store, service: str, ref: BackupRef) -> BackupRecord:
+async def find_backup(store: BackupLedger, service: str, ref: BackupRef) -> BackupRecord:
     """The backup `ref` names, of `service` and not deleted; raises UnknownBackup saying what there is."""
     if ref == LATEST:
         verified = [b for b in await store.backups(service, limit=SEARCHED) if b.verified_at is not None]

@@ -8,19 +8,20 @@ and approving (`bot.runs.service`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.context import Context
 from bot.runs import steps, targets
 from bot.runs.backup_ref import LATEST, UnknownBackup, explain_backup_ref, find_backup, parse_backup_ref
-from bot.runs.models import ActionKind, ActionRun, ActionStep, BackupRecord, StepState
+from bot.runs.deps import RunDeps
+from bot.runs.models import ActionKind, ActionStep, BackupRecord
 from bot.runs.steps import PlannedStep
 
 HEALTH_ATTEMPTS, HEALTH_INTERVAL = 3, 2.0
 
 
-async def plan_of(ctx: Context, service: str, kind: ActionKind, params: dict[str, Any]) -> tuple[str, list[PlannedStep]]:
+async def plan_of(ctx: RunDeps, service: str, kind: ActionKind, params: dict[str, Any]) -> tuple[str, list[PlannedStep]]:
     """What the action will touch, in words, and its steps. Reads only; resolves a restore's `latest` into
     `params["backup_id"]`, so what runs is the backup the plan shows even if a newer one lands meanwhile."""
     assert kind is not ActionKind.RUNBOOK
@@ -53,7 +54,7 @@ _TIMEOUTS = {"restart": 3600.0, "rollback": 3600.0, "backup": 6 * 3600.0, "resto
              "retention": 3600.0}
 
 
-async def _step(ctx: Context, kind: str, service: str, args: dict[str, Any], does: list[str] | None = None) -> PlannedStep:
+async def _step(ctx: RunDeps, kind: str, service: str, args: dict[str, Any], does: list[str] | None = None) -> PlannedStep:
     """One built-in step. A built-in plan never undoes by itself: a failed step stops the run, and people choose
     Resume or Roll back (retention's own `continue` kept: an old file that will not go fails nothing)."""
     given = {**args, **({"timeout": _TIMEOUTS[kind]} if kind in _TIMEOUTS else {}),
@@ -64,7 +65,7 @@ async def _step(ctx: Context, kind: str, service: str, args: dict[str, Any], doe
     return step
 
 
-async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any]) -> BackupRecord:
+async def _backup_to_restore(ctx: RunDeps, service: str, params: dict[str, Any]) -> BackupRecord:
     """The backup a restore names: an id, or `latest`, resolved here to the id the approvers will see."""
     ref = params.get("backup_id")
     if not (isinstance(ref, int) or ref == LATEST):
@@ -76,19 +77,6 @@ async def _backup_to_restore(ctx: Context, service: str, params: dict[str, Any])
     return record
 
 
-def rows_of(plan: list[PlannedStep]) -> tuple[ActionStep, ...]:
+def rows_of(plan: Sequence[PlannedStep]) -> tuple[ActionStep, ...]:
+    """A new run's step rows: one waiting row per plan step, titled as the step."""
     return tuple(ActionStep(i, step.title) for i, step in enumerate(plan))
-
-
-async def with_plan(ctx: Context, run: ActionRun) -> ActionRun:
-    """A run as the engine takes it. A plain action asked for before actions were plans has no `plan`: it gets
-    its built-in one now, with fresh step rows (its old rows named the executor's sub-steps, not plan steps; those
-    beyond the plan's are kept, skipped, so the stored rows and these agree)."""
-    if "plan" in run.params:
-        return run
-    params = dict(run.params)
-    _, plan = await plan_of(ctx, run.service, run.kind, params)
-    params.update(plan=[step.to_json() for step in plan], mode=params.get("mode", "run"))
-    extra = tuple(replace(row, state=StepState.SKIPPED, detail="not a step of the plan it now runs")
-                  for row in run.steps[len(plan):])
-    return replace(run, params=params, steps=rows_of(plan) + extra)

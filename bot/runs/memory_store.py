@@ -14,9 +14,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from bot.runs.models import ActionRun, ActionState, ActionStep, ApprovalDecision, BackupLabel, BackupRecord
+from bot.runs.models import (
+    ActionRun,
+    ActionState,
+    ActionStep,
+    ApprovalDecision,
+    BackupLabel,
+    BackupRecord,
+    UnknownStepKind,
+    rows_to_store,
+)
 from bot.runs.ports import SETTABLE_RUN_FIELDS
 from bot.runs.states import IllegalTransition, check_run_move, step_sources
+from bot.runs.steps import REGISTRY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A follow-up in one of these states ended without running, so its claim on the interrupted run is free again (a
@@ -82,11 +92,12 @@ class MemoryRunStore:
             requested_by=run.requested_by, created_at=_utc(run.created_at), expires_at=_utc(run.expires_at),
             state=run.state, params=_json_copy(run.params), approvals_needed=run.approvals_needed,
             approvers=tuple(run.approvers), reason=run.reason, channel_id=run.channel_id, message_ts=run.message_ts,
-            audit_id=run.audit_id, id=run_id,
+            plan=tuple(replace(step, args=_json_copy(step.args)) for step in run.plan), audit_id=run.audit_id,
+            id=run_id,
         )
         self._runs[run_id] = _RunRow(stored)
         self._steps[run_id] = {}
-        for step in run.steps:
+        for step, _ in rows_to_store(run):  # the plan itself is kept whole on the run record
             # As the SQL insert's upsert does: a second step at one position replaces the first only where the
             # step table allows that move, and is dropped (not raised) otherwise.
             if self._step_move_allowed(run_id, step):
@@ -192,7 +203,11 @@ class MemoryRunStore:
         run_id = row.run.id
         assert run_id is not None  # every stored run got its id in create_action
         steps = tuple(self._read_step(step) for _, step in sorted(self._steps[run_id].items()))
-        return replace(row.run, params=_json_copy(row.run.params), steps=steps)
+        for position, planned in enumerate(row.run.plan):
+            if planned.kind not in REGISTRY:  # as the SQL stores refuse to read it
+                raise UnknownStepKind(run_id, position, planned.kind)
+        plan = tuple(replace(planned, args=_json_copy(planned.args)) for planned in row.run.plan)
+        return replace(row.run, params=_json_copy(row.run.params), steps=steps, plan=plan)
 
     @staticmethod
     def _read_step(step: ActionStep) -> ActionStep:

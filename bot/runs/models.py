@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.executors.base import Effect
+
+if TYPE_CHECKING:
+    from bot.runs.outcomes import RunOutcome
 
 
 class ActionKind(enum.Enum):
@@ -16,7 +19,7 @@ class ActionKind(enum.Enum):
     BACKUP = "backup"
     RESTORE = "restore"
     ROLLBACK = "rollback"
-    RUNBOOK = "runbook"  # a catalog runbook: `service` is the first it touches, params hold the approved plan
+    RUNBOOK = "runbook"  # a catalog runbook: `service` is the first it touches, `plan` holds the approved steps
 
 
 class ActionState(enum.Enum):
@@ -87,13 +90,6 @@ class PlannedStep:
     retries: int
     probe: str = ""  # what a read-only look found while planning ("runs app:1.0 now")
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> PlannedStep:
-        return cls(**data)
-
 
 SCHEDULER = "opsbot:schedule"  # requested_by of the runs the scheduler starts (catalog schedules, no person)
 
@@ -119,6 +115,10 @@ class ActionRun:
     outcome: str = ""  # the summary, or what failed
     target_state: str = ""  # after a failure: the state the target is in
     steps: tuple[ActionStep, ...] = ()
+    # The typed steps the approvers saw and the engine runs (a Roll back's too: the plan it undoes), stored as the
+    # step rows' plan columns: `plan[i]` is the step of row i; rows past the plan are undos a Roll back appended.
+    plan: tuple[PlannedStep, ...] = ()
+    outcome_data: RunOutcome | None = None  # how it ended, as data (None: not ended, or ended before it was kept)
     cancel_requested_by: str | None = None
     followed_by: int | None = None  # an interrupted runbook run: the run that resumes or rolls it back
     audit_id: int | None = None  # the audit entry of the request that made it (written at creation only)
@@ -131,11 +131,6 @@ class ActionRun:
         return f"{self.kind.value} {self.service}"
 
     @property
-    def plan(self) -> tuple[PlannedStep, ...]:
-        """The typed steps the approvers saw and the engine runs (a Roll back's too: the plan it undoes)."""
-        return tuple(PlannedStep.of(data) for data in self.params.get("plan") or ())
-
-    @property
     def services(self) -> tuple[str, ...]:
         """Every service the run holds the lock of: a runbook's services, or the action's one."""
         return tuple(self.params.get("services") or (self.service,))
@@ -144,6 +139,27 @@ class ActionRun:
     def requester(self) -> str:
         """Who asked, as Slack shows it: a mention, or the schedule for runs the catalog's schedule started."""
         return "the schedule" if self.requested_by == SCHEDULER else f"<@{self.requested_by}>"
+
+
+class UnknownStepKind(LookupError):
+    """A stored plan step of a kind no step module registers (renamed or removed since the run was planned): the
+    run cannot be read, let alone run as approved."""
+
+    def __init__(self, run_id: int, position: int, kind: str) -> None:
+        self.run_id, self.position, self.kind = run_id, position, kind
+        super().__init__(f"run {run_id}: step {position + 1} is of kind {kind!r}, which no step module registers")
+
+
+def rows_to_store(run: ActionRun) -> list[tuple[ActionStep, PlannedStep | None]]:
+    """The rows a new run is stored as, in order, each with the plan step it carries: the row at position i is
+    plan step i and bears its title (a plan step given no row gets a waiting one); rows past the plan carry none
+    (the undo rows a follow-up copies from the run it rolls back). Every store writes a run's plan this way."""
+    plan = run.plan
+    given = [(replace(step, title=plan[step.position].title) if step.position < len(plan) else step,
+              plan[step.position] if step.position < len(plan) else None) for step in run.steps]
+    covered = {step.position for step in run.steps}
+    return given + [(ActionStep(index, planned.title), planned) for index, planned in enumerate(plan)
+                    if index not in covered]
 
 
 class Decision(enum.Enum):

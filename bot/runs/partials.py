@@ -18,13 +18,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
-from bot.context import Context
+from bot.executors.base import DeployHistory
 from bot.executors.postgres_backup import _safe_part, file_digest
 from bot.runs import targets
 from bot.runs.models import ActionKind, ActionState, BackupLabel, BackupRecord
+from bot.runs.ports import BackupLedger, RunStore
+from bot.runs.targets import TargetDeps
 
 log = logging.getLogger(__name__)
+
+
+class _Store(RunStore, BackupLedger, DeployHistory, Protocol):
+    """The live runs (whose directories are left alone) and the backup ledger."""
+
+
+class PartialsDeps(TargetDeps, Protocol):
+    """What the chores read and record (the bot's `Context` has it)."""
+
+    @property
+    def store(self) -> _Store: ...
 
 # A partial file younger than this is left alone even with no live run in sight: a run that became approved just
 # after the store was read may be creating one now. Older ones were written by a run that is no longer live.
@@ -59,7 +73,7 @@ def backup_directories(services: Iterable[tuple[str, Path]]) -> list[Directory]:
     return [Directory(path, tuple(sorted(names))) for path, names in sorted(grouped.items())]
 
 
-async def remove_orphaned_partials(ctx: Context, *, wall_clock: Callable[[], float] = time.time) -> int:
+async def remove_orphaned_partials(ctx: PartialsDeps, *, wall_clock: Callable[[], float] = time.time) -> int:
     """Remove the partial files of interrupted backups, in directories no live run (approved or running) writes to.
 
     `wall_clock` is real time: files' modification times are, whatever clock the domain runs on.
@@ -119,7 +133,7 @@ class _Found:
     size: int
 
 
-async def record_orphaned_archives(ctx: Context, *, wall_clock: Callable[[], float] = time.time) -> int:
+async def record_orphaned_archives(ctx: PartialsDeps, *, wall_clock: Callable[[], float] = time.time) -> int:
     """Record the verified archives that have no record, in directories no live run (approved or running) writes to.
 
     A replica that resumes later and writes the same record finds it there (one live record per path)."""

@@ -17,7 +17,7 @@ from bot.runs.models import ActionRun, ActionState, ActionStep, ApprovalDecision
 # backend, so a misspelt field fails loudly instead of being dropped.
 SETTABLE_RUN_FIELDS = frozenset({
     "reason", "lease_owner", "heartbeat_at", "channel_id", "message_ts", "started_at", "finished_at", "outcome",
-    "target_state", "expires_at", "cancel_requested_by",
+    "target_state", "expires_at", "cancel_requested_by", "outcome_data",
 })
 
 

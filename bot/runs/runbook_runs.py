@@ -1,9 +1,9 @@
 """Runs built from other runs or the catalog's runbooks: planning a runbook, Cancel, and the follow-ups of a run
 that stopped for people (Resume, Roll back, "checked by hand, mark done") — of runbooks and built-in actions alike.
 
-Every run's params hold its approved plan, so requesting, approving, expiry, leases, heartbeats and recovery are
-the run flow's (`bot.runs.service`); this module only builds the runs. Not responsible for running steps
-(`bot.runs.engine`).
+Every run carries its approved plan (`ActionRun.plan`, stored as its step rows), so requesting, approving, expiry,
+leases, heartbeats and recovery are the run flow's (`bot.runs.service`); this module only builds the runs. Not
+responsible for running steps (`bot.runs.engine`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot.audit import current_request
-from bot.context import Context
 from bot.errors import OpsbotError
 from bot.runbooks import approvals
 from bot.runbooks.definitions import BackupParameter, Runbook
 from bot.runbooks.params import coerce, scheduled_given
 from bot.runs import builtin, steps
+from bot.runs.deps import RunDeps
 from bot.runs.effects import awaits_people, needs_undo, unknown_step
 from bot.runs.models import (
     SCHEDULER,
@@ -48,12 +48,12 @@ class PolicyConflict(OpsbotError):
     pass
 
 
-def policies_of(ctx: Context, name: str, runbook: Runbook) -> list[ResolvedPolicy]:
+def policies_of(ctx: RunDeps, name: str, runbook: Runbook) -> list[ResolvedPolicy]:
     """The runbook's own `approvals:`, else each of its services' runbook policies."""
     return [policy for _, policy in approvals.policies(ctx.catalog, name, runbook)]
 
 
-def policy_of(ctx: Context, name: str, runbook: Runbook) -> ResolvedPolicy:
+def policy_of(ctx: RunDeps, name: str, runbook: Runbook) -> ResolvedPolicy:
     """One policy for the run: the most approvals any service asks, from the approvers the configured policies
     name (they must agree: `validation` refuses a catalog where they do not), else any service's owners."""
     found = approvals.policies(ctx.catalog, name, runbook)
@@ -68,28 +68,28 @@ def policy_of(ctx: Context, name: str, runbook: Runbook) -> ResolvedPolicy:
     return ResolvedPolicy(needed, approvers, (), ", ".join(sorted({p.source for _, p in found})))
 
 
-async def plan(ctx: Context, name: str, given: dict[str, str], *, requested_by: str, channel_id: str | None,
+async def plan(ctx: RunDeps, name: str, given: dict[str, str], *, requested_by: str, channel_id: str | None,
                reason: str = "") -> ActionRun:
     """Check the parameters and policy, resolve every step (reading only), and store the plan as a draft."""
     runbook = ctx.catalog.runbook(name)
     policy = policy_of(ctx, name, runbook)
     await _may_request(ctx, name, policies_of(ctx, name, runbook), requested_by)
-    params, rows = await _plan_steps(ctx, name, runbook, given)
-    return await _draft(ctx, _runbook_shape(ctx, params), params, rows, policy.approvals, policy.approvers,
-                        requested_by, channel_id, reason)
+    params, plan = await _plan_steps(ctx, name, runbook, given)
+    return await _draft(ctx, _runbook_shape(ctx, params), params, plan, builtin.rows_of(plan), policy.approvals,
+                        policy.approvers, requested_by, channel_id, reason)
 
 
-async def _plan_steps(ctx: Context, name: str, runbook: Runbook,
-                      given: dict[str, str]) -> tuple[dict[str, object], tuple[ActionStep, ...]]:
+async def _plan_steps(ctx: RunDeps, name: str, runbook: Runbook,
+                      given: dict[str, str]) -> tuple[dict[str, object], tuple[PlannedStep, ...]]:
     values = await coerce(name, runbook, given, ctx.store)  # bad values are refused before any plan or approval
     await refuse_if_busy(ctx, runbook.services)
-    planned = [await steps.plan(ctx, spec, values) for spec in runbook.steps]
+    planned = tuple([await steps.plan(ctx, spec, values) for spec in runbook.steps])
     params: dict[str, object] = {"runbook": name, "values": values, "services": sorted(set(runbook.services)),
-                                 "mode": "run", "plan": [step.to_json() for step in planned]}
-    return params, tuple(ActionStep(i, step.title) for i, step in enumerate(planned))
+                                 "mode": "run"}
+    return params, planned
 
 
-async def run_scheduled(ctx: Context, name: str, occurrence: str) -> ActionRun:
+async def run_scheduled(ctx: RunDeps, name: str, occurrence: str) -> ActionRun:
     """A runbook the catalog schedules: planned as `/ops run` plans it, with its `schedule_values`; nobody asks
     and nobody approves (the catalog is the approval, as for a scheduled backup). Its message, which follows the
     steps, goes to the ops channel; it runs through the normal execute path and is returned finished. Raises
@@ -97,20 +97,21 @@ async def run_scheduled(ctx: Context, name: str, occurrence: str) -> ActionRun:
     (a backup id deleted since the catalog was loaded)."""
     runbook = ctx.catalog.runbook(name)
     channel = ctx.catalog.schedules.channel  # validation refuses a scheduled runbook without one
-    params, rows = await _plan_steps(ctx, name, runbook, scheduled_given(runbook))
+    params, plan = await _plan_steps(ctx, name, runbook, scheduled_given(runbook))
     params["schedule"] = occurrence
     # No approvals needed, but the policy's approvers are kept: they (and only they) may cancel it as it runs.
     approvers = policy_of(ctx, name, runbook).approvers
-    draft = await _draft(ctx, _runbook_shape(ctx, params), params, rows, 0, approvers, SCHEDULER, channel,
+    draft = await _draft(ctx, _runbook_shape(ctx, params), params, plan, builtin.rows_of(plan), 0, approvers,
+                         SCHEDULER, channel,
                          f"scheduled ({occurrence})")
     return await run_as_scheduled(ctx, draft)
 
 
-async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRun:
+async def follow_up(ctx: RunDeps, run_id: int, user: str, mode: str) -> ActionRun:
     """Resume or Roll back of a run that stopped for people — interrupted, or stopped by a step whose effect is
     unknown — or `done`: that step was checked by hand, counts as done, and the run goes on after it. A new plan
     for `user` needing the same approvals. Each run is followed up once (a follow-up that never ran frees it)."""
-    old = await builtin.with_plan(ctx, await get_run(ctx, run_id))
+    old = await get_run(ctx, run_id)
     what = {"resume": "resume", "rollback": "roll back", "done": "mark done"}[mode]
     if not awaits_people(old):
         raise NotPending(f"Run #{run_id} is {old.state.value}, not interrupted or stopped on a step of unknown effect: "
@@ -163,7 +164,7 @@ async def follow_up(ctx: Context, run_id: int, user: str, mode: str) -> ActionRu
         params.update(_rollback_preview(old.plan, rows))
     stopped = "interrupted" if old.state is ActionState.INTERRUPTED else "stopped"
     step = f"step {(checked or 0) + 1} checked by hand, go on with" if mode == "done" else what
-    draft = await _draft(ctx, _Shape(old.kind, old.service, old.environment, old.target), params, tuple(rows),
+    draft = await _draft(ctx, _Shape(old.kind, old.service, old.environment, old.target), params, old.plan, tuple(rows),
                          needed, approvers, user, old.channel_id, f"{step} {stopped} run #{run_id}")
     if not await ctx.store.claim_follow_up(run_id, draft.id or 0):
         await ctx.store.transition_action(draft.id or 0, ActionState.CANCELLED, expect={ActionState.DRAFT},
@@ -190,7 +191,7 @@ def _rollback_preview(plan: tuple[PlannedStep, ...], rows: list[ActionStep]) -> 
     return {"undos": undos, "stays": stays}
 
 
-async def cancel_run(ctx: Context, run_id: int, user: str) -> str:
+async def cancel_run(ctx: RunDeps, run_id: int, user: str) -> str:
     """Cancel pressed on a running run: it stops before its next step and undoes what ran."""
     run = await get_run(ctx, run_id)
     if user != run.requested_by and run.approvers and not await ctx.membership.contains(run.approvers, user):
@@ -205,7 +206,7 @@ async def cancel_run(ctx: Context, run_id: int, user: str) -> str:
     return "Cancelling: it stops before its next step and undoes what it changed."
 
 
-async def _may_request(ctx: Context, name: str, policies: list[ResolvedPolicy], user: str) -> None:
+async def _may_request(ctx: RunDeps, name: str, policies: list[ResolvedPolicy], user: str) -> None:
     """Every service's requesters must allow it: a runbook is no back door to a service one may not touch."""
     for policy in policies:
         if policy.requesters and not await ctx.membership.contains(policy.requesters, user):
@@ -222,29 +223,29 @@ class _Shape:
     target: str
 
 
-def _runbook_shape(ctx: Context, params: dict[str, object]) -> _Shape:
+def _runbook_shape(ctx: RunDeps, params: dict[str, object]) -> _Shape:
     services = params["services"]
     assert isinstance(services, list)  # _plan_steps put the runbook's services here
     environments = sorted({ctx.catalog.services[s].environment for s in services if s in ctx.catalog.services})
     return _Shape(ActionKind.RUNBOOK, services[0], ", ".join(environments) or "unknown", ", ".join(services))
 
 
-async def _draft(ctx: Context, shape: _Shape, params: dict[str, object], rows: tuple[ActionStep, ...],
-                 approvals: int, approvers: tuple[str, ...], user: str, channel_id: str | None,
+async def _draft(ctx: RunDeps, shape: _Shape, params: dict[str, object], plan: tuple[PlannedStep, ...],
+                 rows: tuple[ActionStep, ...], approvals: int, approvers: tuple[str, ...], user: str, channel_id: str | None,
                  reason: str) -> ActionRun:
     now = ctx.clock.now()
     run = ActionRun(
         service=shape.service, kind=shape.kind, environment=shape.environment, target=shape.target,
         requested_by=user, created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=dict(params),
         approvals_needed=approvals, approvers=approvers, reason=reason[:500], channel_id=channel_id, steps=rows,
-        audit_id=current_request(),
+        plan=plan, audit_id=current_request(),
     )
     run = replace(run, id=await ctx.store.create_action(run))
     await audit_run(ctx, run, "planned", user)
     return run
 
 
-async def backup_choices(ctx: Context, runbook: Runbook) -> dict[str, list[BackupRecord]]:
+async def backup_choices(ctx: RunDeps, runbook: Runbook) -> dict[str, list[BackupRecord]]:
     """The backups a runbook's backup parameters may pick from, per service, newest first (for the modal)."""
     services = {p.service for p in runbook.parameters.values() if isinstance(p, BackupParameter)}
     return {service: await ctx.store.backups(service, limit=50) for service in services}

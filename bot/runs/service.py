@@ -15,13 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from bot.audit import AuditEntry, Outcome, current_request
-from bot.context import Context
 from bot.errors import InfrastructureError, OpsbotError, store_down
 from bot.executors.base import ExecutorError
 from bot.incidents import timeline
 from bot.incidents.models import EntryKind
 from bot.log_context import annotate, bound
 from bot.runs import builtin, engine, targets
+from bot.runs.deps import RunDeps
 from bot.runs.models import (
     SCHEDULER,
     ActionKind,
@@ -30,12 +30,13 @@ from bot.runs.models import (
     ActionStep,
     ApprovalDecision,
     Decision,
+    PlannedStep,
 )
 from bot.runs.outcomes import Ending, RunOutcome
 from bot.runs.policy import NotAllowed, mention, resolve_policy
 from bot.views import escape
 from bot.views.backups import backup_result_message
-from bot.views.run_words import outcome_text
+from bot.views.run_words import outcome_text, run_note
 from bot.views.runs import describe, run_message
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class ActionAlreadyRunning(OpsbotError):
 
 
 async def plan(
-    ctx: Context, service: str, kind: ActionKind, *, requested_by: str, channel_id: str | None,
+    ctx: RunDeps, service: str, kind: ActionKind, *, requested_by: str, channel_id: str | None,
     params: dict[str, Any] | None = None, reason: str = "",
 ) -> ActionRun:
     """Check the request against the catalog and policy and store it as a draft. Touches no target."""
@@ -70,13 +71,13 @@ async def plan(
     if policy.requesters and not await ctx.membership.contains(policy.requesters, requested_by):
         raise NotAllowed(f"You may not {kind.value} `{service}`. Who may ask: {mention(policy.requesters)} ({policy.source}).")
     await refuse_if_busy(ctx, [service])
-    target, steps = await _planned(ctx, service, kind, params)
+    target, plan = await _planned(ctx, service, kind, params)
     now = ctx.clock.now()
     run = ActionRun(
         service=service, kind=kind, environment=entry.environment, target=target, requested_by=requested_by,
         created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=params,
         approvals_needed=policy.approvals, approvers=policy.approvers, reason=reason[:500], channel_id=channel_id,
-        steps=steps, audit_id=current_request(),
+        steps=builtin.rows_of(plan), plan=plan, audit_id=current_request(),
     )
     run = replace(run, id=await ctx.store.create_action(run))
     annotate(run_id=run.id)
@@ -84,16 +85,16 @@ async def plan(
     return run
 
 
-async def _planned(ctx: Context, service: str, kind: ActionKind,
-                   params: dict[str, Any]) -> tuple[str, tuple[ActionStep, ...]]:
-    """A built-in action's plan, stored in `params` as a runbook's is (so the engine, Cancel, Resume and Roll back
-    treat both alike); returns the target in words and the step rows."""
+async def _planned(ctx: RunDeps, service: str, kind: ActionKind,
+                   params: dict[str, Any]) -> tuple[str, tuple[PlannedStep, ...]]:
+    """A built-in action's plan, a runbook's alike (so the engine, Cancel, Resume and Roll back treat both alike);
+    returns the target in words and the plan (the store writes it as the run's step rows)."""
     target, plan = await builtin.plan_of(ctx, service, kind, params)
-    params.update(plan=[step.to_json() for step in plan], mode="run")
-    return target, builtin.rows_of(plan)
+    params.update(mode="run")
+    return target, tuple(plan)
 
 
-async def draft(ctx: Context, run_id: int, user: str) -> ActionRun:
+async def draft(ctx: RunDeps, run_id: int, user: str) -> ActionRun:
     """The requester's own draft, still sendable (before asking them for a reason)."""
     run = await get_run(ctx, run_id)
     if user != run.requested_by:
@@ -103,7 +104,7 @@ async def draft(ctx: Context, run_id: int, user: str) -> ActionRun:
     return run
 
 
-async def request(ctx: Context, run_id: int, user: str, reason: str | None = None) -> ActionRun:
+async def request(ctx: RunDeps, run_id: int, user: str, reason: str | None = None) -> ActionRun:
     """The requester confirms the plan: it runs now (no approval needed) or asks for approval in the channel."""
     run = await get_run(ctx, run_id)
     if user != run.requested_by:
@@ -139,7 +140,7 @@ async def request(ctx: Context, run_id: int, user: str, reason: str | None = Non
     return await get_run(ctx, run_id)
 
 
-async def cancel(ctx: Context, run_id: int, user: str) -> None:
+async def cancel(ctx: RunDeps, run_id: int, user: str) -> None:
     run = await get_run(ctx, run_id)
     if user != run.requested_by:
         raise NotAllowed("Only the person who asked for this plan can drop it.")
@@ -147,22 +148,22 @@ async def cancel(ctx: Context, run_id: int, user: str) -> None:
         await audit_run(ctx, run, "cancelled", user)
 
 
-async def run_scheduled_backup(ctx: Context, service: str, occurrence: str) -> ActionRun:
+async def run_scheduled_backup(ctx: RunDeps, service: str, occurrence: str) -> ActionRun:
     """A backup the catalog schedules: no person asks and none approves (the catalog is the approval); it runs
     now, under the service's lease like any other run, and is returned finished."""
     entry = ctx.catalog.service(service)
     params: dict[str, Any] = {"schedule": occurrence}
-    target, steps = await _planned(ctx, service, ActionKind.BACKUP, params)
+    target, plan = await _planned(ctx, service, ActionKind.BACKUP, params)
     now = ctx.clock.now()
     run = ActionRun(
         service=service, kind=ActionKind.BACKUP, environment=entry.environment, target=target, requested_by=SCHEDULER,
         created_at=now, expires_at=now + timedelta(minutes=DRAFT_MINUTES), params=params,
-        reason=f"scheduled ({occurrence})", steps=steps,
+        reason=f"scheduled ({occurrence})", steps=builtin.rows_of(plan), plan=plan,
     )
     return await run_as_scheduled(ctx, replace(run, id=await ctx.store.create_action(run)))
 
 
-async def run_as_scheduled(ctx: Context, run: ActionRun) -> ActionRun:
+async def run_as_scheduled(ctx: RunDeps, run: ActionRun) -> ActionRun:
     """Approve a stored draft the catalog's schedule asked for (the catalog is the approval), post its message
     when it has a channel, run it now and return it finished. Scheduled backups and scheduled runbooks alike."""
     run_id = run.id or 0
@@ -184,7 +185,7 @@ async def run_as_scheduled(ctx: Context, run: ActionRun) -> ActionRun:
 # --- approving ----------------------------------------------------------------------------------------
 
 
-async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reason: str = "") -> str:
+async def decide(ctx: RunDeps, run_id: int, user: str, decision: Decision, reason: str = "") -> str:
     """One person's Approve or Deny. Returns what to tell them; raises when they may not decide."""
     run = await get_run(ctx, run_id)
     if run.state is not ActionState.PENDING:
@@ -222,7 +223,7 @@ async def decide(ctx: Context, run_id: int, user: str, decision: Decision, reaso
     return await _already(ctx, await get_run(ctx, run_id))
 
 
-async def check_decider(ctx: Context, run: ActionRun, user: str, decision: Decision) -> None:
+async def check_decider(ctx: RunDeps, run: ActionRun, user: str, decision: Decision) -> None:
     """Raise NotAllowed unless `user` may take this decision (the requester may deny, i.e. withdraw, only)."""
     if user == run.requested_by:
         if decision is Decision.APPROVE:
@@ -232,7 +233,7 @@ async def check_decider(ctx: Context, run: ActionRun, user: str, decision: Decis
         raise NotAllowed(f"You are not an approver for this. Who can approve: {mention(run.approvers)}.")
 
 
-async def may_decide(ctx: Context, run_id: int, user: str, decision: Decision) -> ActionRun:
+async def may_decide(ctx: RunDeps, run_id: int, user: str, decision: Decision) -> ActionRun:
     """Before opening the Deny modal: the run is pending and the user may decide on it."""
     run = await get_run(ctx, run_id)
     if run.state is not ActionState.PENDING:
@@ -241,7 +242,7 @@ async def may_decide(ctx: Context, run_id: int, user: str, decision: Decision) -
     return run
 
 
-async def _already(ctx: Context, run: ActionRun) -> str:
+async def _already(ctx: RunDeps, run: ActionRun) -> str:
     decided = list(await ctx.store.decisions(run.id or 0))
     who = ", ".join(f"<@{d.user_id}>" for d in decided) or "nobody"
     return {
@@ -256,7 +257,7 @@ async def _already(ctx: Context, run: ActionRun) -> str:
     }.get(run.state, f"This request is {run.state.value}.")
 
 
-async def expire(ctx: Context, run: ActionRun) -> bool:
+async def expire(ctx: RunDeps, run: ActionRun) -> bool:
     if await ctx.store.transition_action(run.id or 0, ActionState.EXPIRED, expect={ActionState.PENDING, ActionState.DRAFT},
                                         outcome="Expired: nobody approved in time; nothing ran.", finished_at=ctx.clock.now()):
         await audit_run(ctx, run, "expired", None, outcome=Outcome.REJECTED)
@@ -268,7 +269,7 @@ async def expire(ctx: Context, run: ActionRun) -> bool:
     return False
 
 
-async def expire_due(ctx: Context) -> int:
+async def expire_due(ctx: RunDeps) -> int:
     """Expire every request past its time; returns how many. The scheduler calls it periodically."""
     return sum([await expire(ctx, run) for run in await ctx.store.expired_actions(ctx.clock.now())])
 
@@ -276,13 +277,13 @@ async def expire_due(ctx: Context) -> int:
 # --- running ------------------------------------------------------------------------------------------
 
 
-async def execute(ctx: Context, run_id: int) -> None:
+async def execute(ctx: RunDeps, run_id: int) -> None:
     """Run an approved action once: under its services' leases, each step stored then shown."""
     with bound(run_id=run_id):  # every line the run logs, and its heartbeat's, names it
         await _execute(ctx, run_id)
 
 
-async def _execute(ctx: Context, run_id: int) -> None:
+async def _execute(ctx: RunDeps, run_id: int) -> None:
     run = await get_run(ctx, run_id)
     if ctx.handover.draining and run.state is ActionState.APPROVED:
         await hand_over(ctx, run, None)  # approved as this replica stops: the next one up runs it
@@ -328,7 +329,7 @@ async def _execute(ctx: Context, run_id: int) -> None:
                 log.warning("could not release a lease of %s; it lapses in %s s", run.label, ctx.settings.lease_seconds)
 
 
-async def holding(ctx: Context, service: str, states: list[ActionState], *, besides: int | None = None) -> ActionRun | None:
+async def holding(ctx: RunDeps, service: str, states: list[ActionState], *, besides: int | None = None) -> ActionRun | None:
     """A run in one of `states` that holds `service`: a runbook run holds every service it touches, not only the
     one in its row."""
     return _holding(await ctx.store.actions(states=states, limit=100), service, besides)
@@ -338,7 +339,7 @@ def _holding(runs: list[ActionRun], service: str, besides: int | None = None) ->
     return next((run for run in runs if service in run.services and run.id != besides), None)
 
 
-async def refuse_if_busy(ctx: Context, services: list[str] | tuple[str, ...]) -> None:
+async def refuse_if_busy(ctx: RunDeps, services: list[str] | tuple[str, ...]) -> None:
     """Raise ActionAlreadyRunning, naming the run, when one approved or running holds any of `services`."""
     runs = await ctx.store.actions(states=[ActionState.RUNNING, ActionState.APPROVED, ActionState.HANDED_OVER], limit=100)
     for service in services:
@@ -351,7 +352,7 @@ def holder(run: ActionRun) -> str:
     return f"{run.label} #{run.id} (requested by {run.requester})"
 
 
-async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None:
+async def _refuse(ctx: RunDeps, run: ActionRun, outcome: str, kind: str) -> None:
     if await ctx.store.transition_action(run.id or 0, ActionState.FAILED, expect={ActionState.APPROVED},
                                         outcome=escape(outcome), target_state="untouched: nothing ran",
                                          finished_at=ctx.clock.now()):
@@ -360,7 +361,7 @@ async def _refuse(ctx: Context, run: ActionRun, outcome: str, kind: str) -> None
         await announce_backup(ctx, run)
 
 
-async def _keep(ctx: Context, leases: list[Any], run_id: int, work: asyncio.Task[Any]) -> None:
+async def _keep(ctx: RunDeps, leases: list[Any], run_id: int, work: asyncio.Task[Any]) -> None:
     """Renew the leases and the run's heartbeat (every HEARTBEAT_SECONDS); if any is lost, stop the run rather than
     act unguarded."""
     while True:
@@ -380,20 +381,19 @@ async def _keep(ctx: Context, leases: list[Any], run_id: int, work: asyncio.Task
 _LEASE_LOST = "lease lost"
 
 
-async def _run(ctx: Context, run: ActionRun) -> None:
+async def _run(ctx: RunDeps, run: ActionRun) -> None:
     run_id = run.id or 0
 
     async def show(steps: list[ActionStep]) -> None:
         await _update(ctx, replace(run, state=ActionState.RUNNING, steps=tuple(steps)), await ctx.store.decisions(run_id))
 
+    async def note(text: str, actor: str | None) -> None:
+        # A run started from an incident's channel tells its story in the incident's timeline.
+        await timeline.from_channel(ctx, run.channel_id, EntryKind.ACTION, run_note(run, text), actor or run.requested_by)
+
     try:
-        planned = await builtin.with_plan(ctx, run)
-        if planned is not run:  # asked for before actions were plans: its old rows beyond the plan's are not run
-            for row in planned.steps[len(planned.plan):]:
-                await ctx.store.save_step(run_id, row)
-        run = planned
         try:
-            ended = await engine.perform(ctx, run, show)
+            ended = await engine.perform(ctx, run, show, note)
         except engine.RunStopped as stopped:
             ended = stopped.outcome
         except engine.HandedOver as boundary:
@@ -404,8 +404,6 @@ async def _run(ctx: Context, run: ActionRun) -> None:
                else "opsbot was stopped")
         await _ended(ctx, run, RunOutcome(Ending.INTERRUPTED, run.services, why=why))
         raise
-    except ExecutorError as exc:  # planning a run asked for before actions were plans touched its target
-        await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), escape(exc.state))
     except OpsbotError as exc:
         await _finish(ctx, run, ActionState.FAILED, escape(str(exc)), "unchanged by the failing step; see the steps above")
     except Exception as exc:
@@ -419,15 +417,17 @@ async def _run(ctx: Context, run: ActionRun) -> None:
         await _ended(ctx, run, ended)
 
 
-async def _ended(ctx: Context, run: ActionRun, ended: RunOutcome) -> None:
+async def _ended(ctx: RunDeps, run: ActionRun, ended: RunOutcome) -> None:
     outcome, target_state = outcome_text(run, ended)
-    await _finish(ctx, run, ended.final, outcome, target_state)
+    await _finish(ctx, run, ended.final, outcome, target_state, data=ended)
 
 
-async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str, target_state: str) -> None:
+async def _finish(ctx: RunDeps, run: ActionRun, state: ActionState, outcome: str, target_state: str, *,
+                  data: RunOutcome | None = None) -> None:
     # Fenced by owner: a replica that lost its lease (and had its run interrupted) cannot overwrite the end.
     won = await ctx.store.transition_action(run.id or 0, state, expect={ActionState.RUNNING}, owner=ctx.owner,
-                                            outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now())
+                                            outcome=outcome[:1000], target_state=target_state[:500], finished_at=ctx.clock.now(),
+                                            outcome_data=data)
     if won:
         ctx.metrics.run_done(run.kind.value, state.value, run.started_at, ctx.clock.now())
         ctx.tracer.annotate({"opsbot.run.outcome": state.value})  # on the run's span: `_finish` runs inside it
@@ -438,7 +438,7 @@ async def _finish(ctx: Context, run: ActionRun, state: ActionState, outcome: str
         await announce_backup(ctx, run)
 
 
-async def hand_over(ctx: Context, run: ActionRun, step: int | None) -> bool:
+async def hand_over(ctx: RunDeps, run: ActionRun, step: int | None) -> bool:
     """This replica is stopping: leave the run at a step boundary (`step`, the next one to start; None when none
     started) for the next replica, which goes on from there (`take_over`). Only a boundary where the last step's end
     is stored is handed over; a step cut mid-way is the engine's `interrupted` case, left to people."""
@@ -455,7 +455,7 @@ async def hand_over(ctx: Context, run: ActionRun, step: int | None) -> bool:
     return won
 
 
-async def take_over(ctx: Context) -> int:
+async def take_over(ctx: RunDeps) -> int:
     """A chore: go on with runs a stopping replica handed over at a step boundary. Each is started through
     `execute`, which takes the services' leases and moves handed_over → running as a compare-and-set, so one replica
     wins; the engine skips the steps whose success is stored."""
@@ -472,14 +472,14 @@ async def take_over(ctx: Context) -> int:
     return started
 
 
-async def _take_over(ctx: Context, run_id: int) -> None:
+async def _take_over(ctx: RunDeps, run_id: int) -> None:
     try:
         await execute(ctx, run_id)
     finally:
         ctx.handover.taking.discard(run_id)
 
 
-async def announce_backup(ctx: Context, run: ActionRun) -> None:
+async def announce_backup(ctx: RunDeps, run: ActionRun) -> None:
     """Post a finished backup run's result (✅ file, size, time / ⏸ not started / ❌ reason) to its service's own
     channel, unless the run's message is already there. Best effort, like `refresh_message`: the run's row is the
     record of it. Only the transition that ended the run calls it, so a run is announced once."""
@@ -500,7 +500,7 @@ async def announce_backup(ctx: Context, run: ActionRun) -> None:
 # --- recovery, messages, audit -----------------------------------------------------------------------
 
 
-async def recover(ctx: Context) -> int:
+async def recover(ctx: RunDeps) -> int:
     """Runs approved or running whose replica has been silent for a lease time (LEASE_SECONDS: its lease on the
     service has lapsed too) were cut short (a crash, a kill): they become `interrupted` and their messages say
     so; a person decides what next. Runs at start-up (what a replica finds stale there it recovers at once) and
@@ -522,7 +522,7 @@ async def recover(ctx: Context) -> int:
     return count
 
 
-async def refresh_message(ctx: Context, run_id: int) -> None:
+async def refresh_message(ctx: RunDeps, run_id: int) -> None:
     """Re-render the run's message from the store. Best effort: the row is the truth, and a Slack hiccup
     must not stop a run or a decision; the next change re-renders it whole."""
     try:
@@ -532,12 +532,12 @@ async def refresh_message(ctx: Context, run_id: int) -> None:
         log.exception("could not update the Slack message of action run %s", run_id)
 
 
-async def _update(ctx: Context, run: ActionRun, decisions: list[ApprovalDecision]) -> None:
+async def _update(ctx: RunDeps, run: ActionRun, decisions: list[ApprovalDecision]) -> None:
     if run.channel_id and run.message_ts:
         await ctx.chat.update(run.channel_id, run.message_ts, run_message(run, decisions))
 
 
-async def get_run(ctx: Context, run_id: int) -> ActionRun:
+async def get_run(ctx: RunDeps, run_id: int) -> ActionRun:
     annotate(run_id=run_id)  # a request that loads a run is about it (chores bind their own context around this)
     run = await ctx.store.get_action(run_id)
     if run is None:
@@ -548,7 +548,7 @@ async def get_run(ctx: Context, run_id: int) -> ActionRun:
 _ON_TIMELINE = {"pending", "approved", "running", "succeeded", "failed", "denied", "expired", "interrupted", "refused"}
 
 
-async def audit_run(ctx: Context, run: ActionRun, what: str, actor: str | None, detail: str | None = None,
+async def audit_run(ctx: RunDeps, run: ActionRun, what: str, actor: str | None, detail: str | None = None,
                  *, outcome: Outcome = Outcome.OK) -> None:
     if what in _ON_TIMELINE:  # an action asked for in an incident channel is part of that incident's story
         text = f"Action #{run.id} {describe(run)}: {what}" + (f" — {detail}" if detail and what != "denied" else "")
@@ -563,7 +563,7 @@ async def audit_run(ctx: Context, run: ActionRun, what: str, actor: str | None, 
 
 
 
-async def revisions(ctx: Context, service: str) -> list[Any]:
+async def revisions(ctx: RunDeps, service: str) -> list[Any]:
     """Deploy revisions for `/ops history`; empty when the service has no workload target."""
     if ctx.catalog.services[service].target is None:
         return []

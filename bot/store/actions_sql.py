@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from bot.executors.base import Effect, Revision
 from bot.runs.models import (
     ActionKind,
@@ -22,14 +24,20 @@ from bot.runs.models import (
     BackupLabel,
     BackupRecord,
     Decision,
+    PlannedStep,
     StepState,
+    UnknownStepKind,
+    rows_to_store,
 )
+from bot.runs.outcomes import RunOutcome
 from bot.runs.ports import SETTABLE_RUN_FIELDS
 from bot.runs.states import IllegalTransition, check_run_move, step_sources
+from bot.runs.steps import REGISTRY
 from bot.store.rows import utc
 from bot.store.sql import SqlBase, Statement
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OUTCOME = TypeAdapter(RunOutcome)  # runs.outcome_data: the outcome as JSON, read back as the same value
 
 
 class ActionQueries(SqlBase):
@@ -45,15 +53,16 @@ class ActionQueries(SqlBase):
         }
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        [inserted] = await self._atomic([(f"INSERT INTO action_runs ({columns}) VALUES ({marks}) RETURNING id",
+        [inserted] = await self._atomic([(f"INSERT INTO runs ({columns}) VALUES ({marks}) RETURNING id",
                                           list(row.values()))])
         run_id = int(inserted[0]["id"])
-        if run.steps:
-            await self._atomic([self._step_upsert(run_id, step) for step in run.steps])
+        rows = rows_to_store(run)
+        if rows:
+            await self._atomic([self._step_upsert(run_id, step, planned) for step, planned in rows])
         return run_id
 
     async def get_action(self, run_id: int) -> ActionRun | None:
-        rows = await self._rows("SELECT * FROM action_runs WHERE id = ?", [run_id])
+        rows = await self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
         if not rows:
             return None
         return (await self._with_steps(rows))[0]
@@ -75,7 +84,7 @@ class ActionQueries(SqlBase):
             where.append(f"state IN ({', '.join('?' for _ in wanted)})" if wanted else "1 = 0")
             args.extend(wanted)
         rows = await self._rows(
-            f"SELECT * FROM action_runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
+            f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
             [*args, limit],
         )
         return await self._with_steps(rows)
@@ -92,7 +101,8 @@ class ActionQueries(SqlBase):
         sets, args = ["state = ?"], [to.value]
         for name, value in fields.items():
             sets.append(f"{name} = ?")
-            args.append(self._enc(value) if isinstance(value, datetime) else value)
+            args.append(self._enc(value) if isinstance(value, datetime)
+                        else _OUTCOME.dump_json(value).decode() if isinstance(value, RunOutcome) else value)
         expected = sorted(state.value for state in check_run_move(expect, to))  # raises on a move the table refuses
         where = f"id = ? AND state IN ({', '.join('?' for _ in expected)})"
         conditions: list[Any] = [run_id, *expected]
@@ -102,30 +112,30 @@ class ActionQueries(SqlBase):
         if unexpired_at is not None:
             where += " AND expires_at > ?"
             conditions.append(self._enc(unexpired_at))
-        return await self._execute(f"UPDATE action_runs SET {', '.join(sets)} WHERE {where}", [*args, *conditions]) == 1
+        return await self._execute(f"UPDATE runs SET {', '.join(sets)} WHERE {where}", [*args, *conditions]) == 1
 
     async def heartbeat(self, run_id: int, owner: str, at: datetime) -> bool:
         """The running replica says it is alive; False when the run is no longer its own."""
         return await self._execute(
-            "UPDATE action_runs SET heartbeat_at = ? WHERE id = ? AND lease_owner = ? AND state = ?",
+            "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND lease_owner = ? AND state = ?",
             [self._enc(at), run_id, owner, ActionState.RUNNING.value]) == 1
 
     async def stale_actions(self, before: datetime) -> list[ActionRun]:
         """Approved or running runs whose last heartbeat is older than `before`: their replica is gone."""
         rows = await self._rows(
-            "SELECT * FROM action_runs WHERE state IN (?, ?) AND (heartbeat_at IS NULL OR heartbeat_at < ?) ORDER BY id",
+            "SELECT * FROM runs WHERE state IN (?, ?) AND (heartbeat_at IS NULL OR heartbeat_at < ?) ORDER BY id",
             [ActionState.APPROVED.value, ActionState.RUNNING.value, self._enc(before)])
         return await self._with_steps(rows)
 
     async def set_action_message(self, run_id: int, channel_id: str, message_ts: str) -> None:
-        await self._execute("UPDATE action_runs SET channel_id = ?, message_ts = ? WHERE id = ?",
+        await self._execute("UPDATE runs SET channel_id = ?, message_ts = ? WHERE id = ?",
                             [channel_id, message_ts, run_id])
 
     async def save_step(self, run_id: int, step: ActionStep) -> None:
         """Insert or update one step row; an update only from a state the step table lets move to `step.state`."""
         sql, args = self._step_upsert(run_id, step)
         if await self._execute(sql, args) == 0:
-            stored = await self._rows("SELECT state FROM action_steps WHERE run_id = ? AND position = ?",
+            stored = await self._rows("SELECT state FROM run_steps WHERE run_id = ? AND position = ?",
                                       [run_id, step.position])
             raise IllegalTransition("step", [row["state"] for row in stored], step.state.value)
 
@@ -133,38 +143,43 @@ class ActionQueries(SqlBase):
         """Make `follow_up_id` the one run that resumes or rolls back `run_id`; True unless a live one has it. A
         follow-up that ended without running (dropped, expired, denied, refused) leaves the claim free again."""
         return await self._execute(
-            "UPDATE action_runs SET followed_by = ? WHERE id = ? AND (followed_by IS NULL OR followed_by IN ("
-            "SELECT id FROM action_runs WHERE state IN (?, ?, ?) OR (state = ? AND started_at IS NULL)))",
+            "UPDATE runs SET followed_by = ? WHERE id = ? AND (followed_by IS NULL OR followed_by IN ("
+            "SELECT id FROM runs WHERE state IN (?, ?, ?) OR (state = ? AND started_at IS NULL)))",
             [follow_up_id, run_id, ActionState.CANCELLED.value, ActionState.EXPIRED.value, ActionState.DENIED.value,
              ActionState.FAILED.value]) == 1
 
     async def request_cancel(self, run_id: int, user: str) -> bool:
         """Ask a run that is about to start or running to stop before its next step; True for the first ask."""
         return await self._execute(
-            "UPDATE action_runs SET cancel_requested_by = ? WHERE id = ? AND state IN (?, ?) AND cancel_requested_by IS NULL",
+            "UPDATE runs SET cancel_requested_by = ? WHERE id = ? AND state IN (?, ?) AND cancel_requested_by IS NULL",
             [user, run_id, ActionState.APPROVED.value, ActionState.RUNNING.value]) == 1
 
     async def expired_actions(self, now: datetime) -> list[ActionRun]:
         """Drafts and pending requests past their expiry."""
         rows = await self._rows(
-            "SELECT * FROM action_runs WHERE state IN (?, ?) AND expires_at <= ? ORDER BY id",
+            "SELECT * FROM runs WHERE state IN (?, ?) AND expires_at <= ? ORDER BY id",
             [ActionState.DRAFT.value, ActionState.PENDING.value, self._enc(now)],
         )
         return await self._with_steps(rows)
 
-    def _step_upsert(self, run_id: int, step: ActionStep) -> Statement:
+    def _step_upsert(self, run_id: int, step: ActionStep, planned: PlannedStep | None = None) -> Statement:
+        """A step row; with `planned`, the plan step it is (written when the run is created; an update keeps the
+        plan columns as they are)."""
+        plan = ([planned.kind, planned.service, json.dumps(planned.args), planned.undo, planned.on_failure,
+                 planned.timeout, planned.retries, planned.probe] if planned is not None else [None] * 8)
         return (
-            ("INSERT INTO action_steps (run_id, position, title, state, detail, started_at, finished_at, undo, effect) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
+            ("INSERT INTO run_steps (run_id, position, title, state, detail, started_at, finished_at, undo, effect, "
+             "kind, service, args, undo_words, on_failure, timeout, retries, probe) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, position) DO UPDATE SET "
              "title = excluded.title, state = excluded.state, detail = excluded.detail, "
              "started_at = excluded.started_at, finished_at = excluded.finished_at, undo = excluded.undo, "
-             "effect = excluded.effect WHERE action_steps.state IN ("
+             "effect = excluded.effect WHERE run_steps.state IN ("
              + ", ".join(f"'{state.value}'" for state in sorted(step_sources(step.state), key=lambda s: s.value))
              + ")"),
             [run_id, step.position, step.title, step.state.value, step.detail,
              self._enc(step.started_at), self._enc(step.finished_at),
              None if step.undo is None else json.dumps(step.undo),
-             None if step.effect is None else step.effect.value],
+             None if step.effect is None else step.effect.value, *plan],
         )
 
     async def _with_steps(self, rows: list[dict[str, Any]]) -> list[ActionRun]:
@@ -172,20 +187,27 @@ class ActionQueries(SqlBase):
             return []
         ids = [row["id"] for row in rows]
         steps = await self._rows(
-            f"SELECT * FROM action_steps WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY run_id, position", ids
+            f"SELECT * FROM run_steps WHERE run_id IN ({', '.join('?' for _ in ids)}) ORDER BY run_id, position", ids
         )
         by_run: dict[int, list[ActionStep]] = {}
+        plans: dict[int, list[PlannedStep]] = {}
         for step in steps:
-            by_run.setdefault(int(step["run_id"]), []).append(
+            run_id = int(step["run_id"])
+            by_run.setdefault(run_id, []).append(
                 ActionStep(position=step["position"], title=step["title"], state=StepState(step["state"]),
                            detail=step["detail"], started_at=self._dec(step["started_at"]),
                            finished_at=self._dec(step["finished_at"]),
                            undo=None if step["undo"] is None else json.loads(step["undo"]),
                            effect=None if step["effect"] is None else Effect(step["effect"]))
             )
-        return [self._run(row, by_run.get(int(row["id"]), [])) for row in rows]
+            if step["kind"] is not None:
+                plan = plans.setdefault(run_id, [])
+                if int(step["position"]) != len(plan):  # the plan is rows 0..n-1; a gap would shift every step
+                    raise ValueError(f"run {run_id}: plan step at row {step['position']} after {len(plan)} plan rows")
+                plan.append(_planned(run_id, step))
+        return [self._run(row, by_run.get(int(row["id"]), []), plans.get(int(row["id"]), [])) for row in rows]
 
-    def _run(self, row: dict[str, Any], steps: list[ActionStep]) -> ActionRun:
+    def _run(self, row: dict[str, Any], steps: list[ActionStep], plan: list[PlannedStep]) -> ActionRun:
         created, expires = self._dec(row["created_at"]), self._dec(row["expires_at"])
         assert created is not None and expires is not None
         return ActionRun(
@@ -195,8 +217,9 @@ class ActionQueries(SqlBase):
             approvers=tuple(json.loads(row["approvers"])), channel_id=row["channel_id"], message_ts=row["message_ts"],
             created_at=created, expires_at=expires, started_at=self._dec(row["started_at"]),
             finished_at=self._dec(row["finished_at"]), outcome=row["outcome"], target_state=row["target_state"],
-            steps=tuple(steps), cancel_requested_by=row["cancel_requested_by"], followed_by=row["followed_by"],
-            audit_id=row["audit_id"],
+            steps=tuple(steps), plan=tuple(plan),
+            outcome_data=None if row["outcome_data"] is None else _OUTCOME.validate_json(row["outcome_data"]),
+            cancel_requested_by=row["cancel_requested_by"], followed_by=row["followed_by"], audit_id=row["audit_id"],
         )
 
     # --- approvals ------------------------------------------------------------------------------------
@@ -305,3 +328,12 @@ class ActionQueries(SqlBase):
             "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND token = ?",
             [self._enc(_EPOCH), name, owner, token],
         )
+
+
+def _planned(run_id: int, row: Any) -> PlannedStep:
+    kind = str(row["kind"])
+    if kind not in REGISTRY:  # a kind renamed or removed since the run was planned: it cannot run as approved
+        raise UnknownStepKind(run_id, int(row["position"]), kind)
+    return PlannedStep(kind=kind, service=row["service"], args=json.loads(row["args"]), title=row["title"],
+                       undo=row["undo_words"], on_failure=row["on_failure"], timeout=float(row["timeout"]),
+                       retries=int(row["retries"]), probe=row["probe"])

@@ -61,6 +61,6 @@ class AuditQueries(SqlBase):
         marks = ", ".join("?" for _ in audit_ids)
         incidents = await self._rows(f"SELECT id, audit_id, declare_stage FROM incidents WHERE audit_id IN ({marks})",
                                      list(audit_ids))
-        runs = await self._rows(f"SELECT id, audit_id, state FROM action_runs WHERE audit_id IN ({marks})", list(audit_ids))
+        runs = await self._rows(f"SELECT id, audit_id, state FROM runs WHERE audit_id IN ({marks})", list(audit_ids))
         return ([Made(int(r["audit_id"]), "incident", int(r["id"]), r["declare_stage"]) for r in incidents]
                 + [Made(int(r["audit_id"]), "run", int(r["id"]), r["state"]) for r in runs])

@@ -10,6 +10,8 @@ from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
 
+from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
+from bot.alerts.payloads import Alert
 from bot.audit import AuditEntry, Outcome
 from bot.executors.base import Revision
 from bot.health import HealthRun
@@ -84,14 +86,34 @@ class ScheduleStore(Protocol):
     async def check_tallies(self, since: datetime) -> list[CheckTally]: ...
 
 
-class Store(ActionStore, IncidentStore, ScheduleStore, Protocol):
+class AlertStore(Protocol):
+    """Alert groups, their alerts and each state change, idempotent across retries and replicas
+    (bot/store/alerts_sql.py implements it)."""
+
+    async def record_delivery(self, new: NewGroup, alerts: Sequence[Alert], now: datetime) -> Recorded:
+        """Open the group once and record the alerts' new state changes; a duplicate delivery changes nothing."""
+    async def alert_group(self, group_id: int) -> AlertGroup | None: ...
+    async def group_alerts(self, group_id: int) -> list[StoredAlert]:
+        """Firing first, then by start time."""
+    async def set_group_message(self, group_id: int, ts: str) -> None: ...
+    async def acknowledge_group(self, group_id: int, by: str, at: datetime) -> bool:
+        """The first acknowledgement stands; True when this call made it."""
+    async def set_group_silence(self, group_id: int, silence_id: str | None, by: str | None, until: datetime | None, *,
+                                previous: str | None) -> bool:
+        """Compare-and-set on the silence id: True when the group still had `previous`."""
+    async def link_group(self, group_id: int, *, run_id: int | None = None, health_run_id: int | None = None,
+                         incident_id: int | None = None) -> None: ...
+
+
+class Store(ActionStore, IncidentStore, ScheduleStore, AlertStore, Protocol):
     async def open(self) -> None:
         """Connect (pools, files). Called once from the app's start-up hook."""
 
     async def close(self) -> None: ...
 
-    async def migrate(self) -> list[int]:
-        """Apply pending migrations; returns the versions applied now (empty when up to date)."""
+    async def migrate(self, upto: int | None = None) -> list[int]:
+        """Apply pending migrations (with `upto`, only those up to that version: tests that build an older
+        schema); returns the versions applied now (empty when up to date)."""
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers a query."""
@@ -127,12 +149,14 @@ class Store(ActionStore, IncidentStore, ScheduleStore, Protocol):
         """Record an idempotency key; True the first time it is claimed, False ever after."""
 
 
-def migrations(backend: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) for a backend, in order, from bot/store/migrations/<backend>/NNNN_name.sql."""
+def migrations(backend: str, upto: int | None = None) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for a backend, in order, from bot/store/migrations/<backend>/NNNN_name.sql; with
+    `upto`, only versions up to it."""
     folder = resources.files("bot.store") / "migrations" / backend
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
-            found.append((int(number), rest.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
+            if upto is None or int(number) <= upto:
+                found.append((int(number), rest.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
     return sorted(found)

@@ -20,6 +20,7 @@ from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
 from bot.store.actions_sql import ActionQueries
+from bot.store.alerts_sql import AlertQueries
 from bot.store.audit_sql import AuditQueries
 from bot.store.base import migrations
 from bot.store.incidents_sql import IncidentQueries
@@ -37,7 +38,7 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries):
+class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries, AlertQueries):
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._sizes = (min_size, max_size)
@@ -83,7 +84,7 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQuerie
             await self._pool.close()
             self._pool = None
 
-    async def migrate(self) -> list[int]:
+    async def migrate(self, upto: int | None = None) -> list[int]:
         applied = []
         async with self._connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
@@ -92,7 +93,7 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQuerie
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
             done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-            for version, name, sql in migrations("postgres"):
+            for version, name, sql in migrations("postgres", upto):
                 if version in done:
                     continue
                 await conn.execute(sql)

@@ -22,6 +22,7 @@ from bot.errors import StoreUnavailable
 from bot.health import HealthRun
 from bot.store import rows
 from bot.store.actions_sql import ActionQueries
+from bot.store.alerts_sql import AlertQueries
 from bot.store.audit_sql import AuditQueries
 from bot.store.base import migrations
 from bot.store.incidents_sql import IncidentQueries
@@ -40,7 +41,7 @@ def _decode(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries):
+class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries, AlertQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
@@ -93,14 +94,14 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries)
         self._executor.shutdown(wait=True)
         self._executor, self._db = None, None
 
-    async def migrate(self) -> list[int]:
+    async def migrate(self, upto: int | None = None) -> list[int]:
         def apply(db: sqlite_utils.Database) -> list[int]:
             applied = []
             db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            for version, name, sql in migrations("sqlite"):
+            for version, name, sql in migrations("sqlite", upto):
                 with _transaction(db):
                     done = db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", [version]).fetchone()
                     if done:

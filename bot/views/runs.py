@@ -45,6 +45,7 @@ from bot.views import (
 from bot.views.common import timestamp
 from bot.views.effects import effect_text
 from bot.views.offers import declare_button
+from bot.views.run_words import outcome_text
 from bot.views.words import link_channels, plural
 from bot.views.words import seconds as format_seconds
 
@@ -227,17 +228,20 @@ def _step_line(step: ActionStep) -> str:
 
 
 def _outcome(run: ActionRun) -> str:
-    # `outcome` and `target_state` are mrkdwn written by the core, which escapes any text it quotes.
+    # Words made now from how the run ended, as data; a run that ended before that was kept (or that the recovery
+    # chores ended) has the words written then: `outcome` and `target_state`, mrkdwn escaped by the core.
+    outcome, target_state = (outcome_text(run, run.outcome_data) if run.outcome_data is not None
+                             else (run.outcome, run.target_state))
     if run.state is ActionState.SUCCEEDED:
         took = ""
         if run.finished_at and run.started_at:
             took = f" in {format_seconds((run.finished_at - run.started_at).total_seconds())}"
-        return f"*Done{took}.* {run.outcome}"
+        return f"*Done{took}.* {outcome}"
     if run.state is ActionState.FAILED:
-        state = f"\n*State now:* {run.target_state}" if run.target_state else ""
-        return f"*Failed:* {run.outcome}{state}"
+        state = f"\n*State now:* {target_state}" if target_state else ""
+        return f"*Failed:* {outcome}{state}"
     if run.state is ActionState.INTERRUPTED or (run.state is ActionState.CANCELLED and run.started_at):
-        return f"*{run.outcome}*\n*State now:* {run.target_state}"
+        return f"*{outcome}*\n*State now:* {target_state}"
     if run.state in (ActionState.DENIED, ActionState.EXPIRED, ActionState.CANCELLED):
         return run.outcome or "Nothing ran."
     if run.state is ActionState.HANDED_OVER:

@@ -47,9 +47,9 @@ class Run:
 
 async def _runs(connection: asyncpg.Connection) -> list[Run]:
     rows = await connection.fetch("SELECT id, service, kind, state, params, requested_by, approvals_needed, expires_at, "
-                                  "started_at FROM action_runs ORDER BY id")
+                                  "started_at FROM runs ORDER BY id")
     decisions = await connection.fetch("SELECT run_id, user_id, decision, at FROM approval_decisions")
-    step_rows = await connection.fetch("SELECT run_id, position, state FROM action_steps ORDER BY run_id, position")
+    step_rows = await connection.fetch("SELECT run_id, position, state FROM run_steps ORDER BY run_id, position")
     steps: dict[int, list[str]] = {}
     for step in step_rows:
         steps.setdefault(step["run_id"], []).append(step["state"])

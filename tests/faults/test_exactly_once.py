@@ -65,7 +65,7 @@ async def effects() -> AsyncIterator[EffectTarget]:
 async def _at_rest(dsn: str) -> bool:
     connection = await asyncpg.connect(dsn, timeout=5)
     try:
-        restless = await connection.fetchval("SELECT count(*) FROM action_runs WHERE NOT (state = ANY($1::text[]))",
+        restless = await connection.fetchval("SELECT count(*) FROM runs WHERE NOT (state = ANY($1::text[]))",
                                              sorted(RESTING))
         half_made = await connection.fetchval("SELECT count(*) FROM incidents WHERE declare_stage <> 'declared'")
     finally:

@@ -1,0 +1,112 @@
+"""The catalog's `alerts:` section (default channel, Alertmanager's URL, routes) and picking a group's route.
+
+A route matches labels by equality (`match`) or by a regular expression that must match the whole value
+(`match_re`, compiled when the catalog loads); the first route that matches wins. Its runbook's `parameters` are
+Jinja templates over the alert's `labels` and `annotations`, rendered in the sandbox. Not responsible for checking
+names against the rest of the catalog (bot/alerts/catalog_checks.py) nor for the parameters' types (service.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from jinja2 import TemplateError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.incidents.templates import check_template, render
+from bot.scheduling.settings import channel_id
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    match: dict[str, str] = Field(default_factory=dict, description="labels that must equal these values")
+    match_re: dict[str, re.Pattern[str]] = Field(default_factory=dict,
+                                                 description="labels whose whole value must match these expressions")
+    service: str | None = Field(default=None, description="the opsbot service the alert concerns")
+    channel: str | None = Field(default=None, description="the channel ID to post in; default: alerts.channel, "
+                                                          "then the service's channel")
+    runbook: str | None = Field(default=None, description="the runbook offered as a Run button")
+    parameters: dict[str, str] = Field(default_factory=dict, description="the runbook's values: templates over "
+                                                                         "`labels` and `annotations`")
+    health: bool = Field(default=False, description="run the service's checks when the group arrives and show them")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return channel_id(value) if value is not None else None
+
+    @field_validator("parameters")
+    @classmethod
+    def _templates(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, source in values.items():
+            check_template(source, f"parameter {name!r}")
+        return values
+
+    @model_validator(mode="after")
+    def _shape(self) -> Route:
+        if self.parameters and self.runbook is None:
+            raise ValueError("`parameters` are the runbook's values: name the `runbook` too")
+        if self.health and self.service is None:
+            raise ValueError("`health: true` runs a service's checks: name the `service` too")
+        return self
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return (all(labels.get(name) == value for name, value in self.match.items())
+                and all(pattern.fullmatch(labels.get(name, "")) is not None for name, pattern in self.match_re.items()))
+
+
+class AlertSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel: str = Field(description="the channel ID alerts go to when no route names one (unrouted alerts too)")
+    alertmanager_url: str | None = Field(default=None, description="Alertmanager's URL for silences; default: the "
+                                                                   "externalURL its webhooks carry")
+    routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        return channel_id(value)
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be Alertmanager's http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Where a group goes and what it offers; `index` is None for an unrouted group."""
+
+    index: int | None
+    channel: str
+    service: str | None
+    runbook: str | None
+    health: bool
+
+
+def route(settings: AlertSettings, labels: dict[str, str], service_channels: dict[str, str]) -> Routed:
+    """The first route matching `labels`; none → the default channel with nothing offered."""
+    for index, candidate in enumerate(settings.routes):
+        if candidate.matches(labels):
+            fallback = service_channels.get(candidate.service or "") or settings.channel
+            return Routed(index, candidate.channel or fallback, candidate.service, candidate.runbook, candidate.health)
+    return Routed(None, settings.channel, None, None, False)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    values: dict[str, str]
+    problem: str | None  # why the Run button is disabled (a template needs a label the alert lacks)
+
+
+def render_parameters(templates: dict[str, str], labels: dict[str, str], annotations: dict[str, str]) -> Rendered:
+    values: dict[str, str] = {}
+    for name, source in templates.items():
+        try:
+            values[name] = render(source, {"labels": labels, "annotations": annotations}).strip()
+        except TemplateError as exc:
+            return Rendered({}, f"parameter `{name}` could not be filled from the alert: {exc}")
+    return Rendered(values, None)

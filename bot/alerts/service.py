@@ -1,0 +1,224 @@
+"""Alerts' flows: record a delivery (idempotently) and keep its group's one message up to date; and what the
+message's buttons do (acknowledge, silence, unsilence, health check, run the mapped runbook, declare an incident).
+
+Every write to a group's message happens under the group's lease, after re-reading the group: replicas that change
+the same group one after another leave the message showing the latest state, and only one of them ever posts it.
+Not responsible for HTTP (bot/alerts/intake.py) nor for Slack payloads (handlers/alerts.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from bot.alerts import silences
+from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
+from bot.alerts.payloads import Delivery
+from bot.alerts.routing import AlertSettings, render_parameters, route
+from bot.context import Context
+from bot.errors import OpsbotError, StaleButton
+from bot.health import HealthRun, run_and_record
+from bot.incidents.models import DeclareDraft
+from bot.incidents.offers import TITLE_LIMIT, suggest_severity
+from bot.runbooks.params import ParametersInvalid, coerce
+from bot.runs import runbook_runs
+from bot.runs.models import ActionRun
+from bot.scheduling.posting import post_once
+from bot.views.alerts import alert_message
+
+log = logging.getLogger(__name__)
+
+_LEASE_SECONDS = 30.0
+_LEASE_TRIES = 50  # × 0.2 s: a replica waits up to 10 s for another one's post or update of the same message
+
+
+class AlertsNotConfigured(OpsbotError):
+    def __init__(self) -> None:
+        super().__init__("alerts are not configured: the catalog has no `alerts:` section")
+
+
+def settings_of(ctx: Context) -> AlertSettings:
+    if ctx.catalog.alerts is None:
+        raise AlertsNotConfigured()
+    return ctx.catalog.alerts
+
+
+async def receive(ctx: Context, delivery: Delivery) -> Recorded | None:
+    """Record the delivery and post or update its group's message. None when it carries no alerts."""
+    settings = settings_of(ctx)
+    if not delivery.alerts:
+        return None
+    first = delivery.alerts[0]
+    labels = {**first.labels, **delivery.common_labels, **delivery.group_labels}
+    channels = {name: s.channel for name, s in ctx.catalog.services.items() if s.channel}
+    routed = route(settings, labels, channels)
+    values: dict[str, str] = {}
+    problem = None
+    if routed.index is not None and routed.runbook is not None:
+        rendered = render_parameters(settings.routes[routed.index].parameters, first.labels, first.annotations)
+        values, problem = rendered.values, rendered.problem
+        if problem is None:
+            problem = await _parameter_problem(ctx, routed.runbook, values)
+    new = NewGroup(delivery.source, delivery.key_hash, delivery.group_key, delivery.group_labels, routed.channel,
+                   routed.index, routed.service, routed.runbook, values, problem, delivery.external_url,
+                   min(alert.starts_at for alert in delivery.alerts))
+    recorded = await ctx.store.record_delivery(new, delivery.alerts, ctx.clock.now())
+    # A duplicate changes nothing; it posts only when the group's message is still missing (the post failed).
+    if recorded.changes or recorded.group.message_ts is None:
+        await refresh(ctx, recorded.group.id)
+    if recorded.created and routed.health and routed.service is not None:
+        ctx.tasks.spawn(_health_on_arrival(ctx, recorded.group.id, routed.service), name=f"alert health {routed.service}")
+    return recorded
+
+
+async def _parameter_problem(ctx: Context, name: str, values: dict[str, str]) -> str | None:
+    runbook = ctx.catalog.runbooks.get(name)
+    if runbook is None:
+        return f"the catalog has no runbook `{name}` any more"
+    try:
+        await coerce(name, runbook, values, ctx.store)
+    except ParametersInvalid as exc:
+        return "; ".join(f"{p.parameter}: {p.message}" for p in exc.problems)
+    return None
+
+
+async def refresh(ctx: Context, group_id: int) -> None:
+    """Post the group's message (once, ever) or update it, from the group as stored now."""
+    for _ in range(_LEASE_TRIES):
+        lease = await ctx.locks.acquire(f"alert-group:{group_id}", _LEASE_SECONDS)
+        if lease is not None:
+            try:
+                await _write_message(ctx, group_id)
+            finally:
+                await lease.release()
+            return
+        await asyncio.sleep(0.2)
+    log.warning("alert group %s: another replica held its message for %s s; not updated here", group_id,
+                _LEASE_SECONDS)
+
+
+async def _write_message(ctx: Context, group_id: int) -> None:
+    group = await _group(ctx, group_id)
+    message = alert_message(group, await ctx.store.group_alerts(group_id), health=await _health(ctx, group))
+    if group.message_ts is not None:
+        await ctx.chat.update(group.channel_id, group.message_ts, message)
+        return
+    ts, _ = await post_once(ctx, f"alert-group:{group_id}", group.channel_id, message)
+    await ctx.store.set_group_message(group_id, ts)
+
+
+async def _group(ctx: Context, group_id: int) -> AlertGroup:
+    group = await ctx.store.alert_group(group_id)
+    if group is None:
+        raise StaleButton()
+    return group
+
+
+async def _health(ctx: Context, group: AlertGroup) -> HealthRun | None:
+    return await ctx.store.get_health_run(group.health_run_id) if group.health_run_id is not None else None
+
+
+async def _health_on_arrival(ctx: Context, group_id: int, service: str) -> None:
+    if service not in ctx.catalog.services:
+        return
+    run = await run_and_record(ctx.store, ctx.catalog, (service,), ctx.check_deps, ctx.clock,
+                               requested_by=None, channel_id=None)
+    assert run.id is not None  # stored
+    await ctx.store.link_group(group_id, health_run_id=run.id)
+    await refresh(ctx, group_id)
+
+
+# --- the buttons ---------------------------------------------------------------------------------------------------
+
+
+async def acknowledge(ctx: Context, group_id: int, user: str) -> bool:
+    """True when this click acknowledged it; False when someone already had (the message already says who)."""
+    await _group(ctx, group_id)
+    done = await ctx.store.acknowledge_group(group_id, user, ctx.clock.now())
+    if done:
+        await refresh(ctx, group_id)
+    return done
+
+
+def alertmanager_url(ctx: Context, group: AlertGroup) -> str:
+    """The catalog's `alerts.alertmanager_url` when set, else the externalURL the group's webhooks carried."""
+    configured = settings_of(ctx).alertmanager_url
+    url = configured or group.external_url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise silences.SilenceFailed("opsbot does not know Alertmanager's URL: set `alerts.alertmanager_url` in the "
+                                     "catalog")
+    return url
+
+
+async def silence(ctx: Context, group_id: int, user: str, hours: int) -> AlertGroup:
+    group = await _group(ctx, group_id)
+    if group.silence_id is not None:
+        raise OpsbotError(f"This alert group is already silenced (silence `{group.silence_id}`); Unsilence it first.")
+    labels = group.group_labels or _shared_labels(await ctx.store.group_alerts(group_id))
+    now = ctx.clock.now()
+    until = now + timedelta(hours=hours)
+    name = await ctx.chat.user_name(user) or user
+    silence_id = await silences.create(
+        ctx.http, alertmanager_url(ctx, group), labels, starts=now, ends=until, created_by=f"{name} ({user}) via opsbot",
+        comment=f"Silenced for {hours} h from Slack by {name} (opsbot alert group {group_id})")
+    if not await ctx.store.set_group_silence(group_id, silence_id, user, until, previous=None):
+        # Someone else silenced it meanwhile: take ours back rather than leave a second silence no message shows.
+        await silences.expire(ctx.http, alertmanager_url(ctx, group), silence_id)
+        raise OpsbotError("Someone silenced this alert group a moment ago; the message shows their silence.")
+    await refresh(ctx, group_id)
+    return await _group(ctx, group_id)
+
+
+async def unsilence(ctx: Context, group_id: int, user: str) -> AlertGroup:
+    group = await _group(ctx, group_id)
+    if group.silence_id is None:
+        raise OpsbotError("This alert group is not silenced (any more).")
+    await silences.expire(ctx.http, alertmanager_url(ctx, group), group.silence_id)
+    await ctx.store.set_group_silence(group_id, None, None, None, previous=group.silence_id)
+    await refresh(ctx, group_id)
+    return await _group(ctx, group_id)
+
+
+def _shared_labels(alerts: list[StoredAlert]) -> dict[str, str]:
+    from_alerts = [stored.alert.labels for stored in alerts]
+    if not from_alerts:
+        return {}
+    return {k: v for k, v in from_alerts[0].items() if all(labels.get(k) == v for labels in from_alerts[1:])}
+
+
+async def service_of(ctx: Context, group_id: int) -> tuple[AlertGroup, str]:
+    """The group and its service, for the Health check button."""
+    group = await _group(ctx, group_id)
+    if group.service is None or group.service not in ctx.catalog.services:
+        raise StaleButton("this alert names no service of the catalog")
+    return group, group.service
+
+
+async def plan_run(ctx: Context, group_id: int, user: str) -> ActionRun:
+    """The mapped runbook's plan with the values from the alert; the run is linked to the group."""
+    group = await _group(ctx, group_id)
+    if group.runbook is None:
+        raise StaleButton("this alert offers no runbook")
+    if group.run_problem:
+        raise OpsbotError(f"`{group.runbook}` cannot run from this alert: {group.run_problem}")
+    run = await runbook_runs.plan(ctx, group.runbook, dict(group.run_values), requested_by=user,
+                                  channel_id=group.channel_id, reason=f"alert group {group_id}")
+    await ctx.store.link_group(group_id, run_id=run.id)
+    await refresh(ctx, group_id)
+    return run
+
+
+async def declare_draft(ctx: Context, group_id: int) -> DeclareDraft:
+    """The declare form prefilled from the group: title from the alert, its service, a severity suggested from the
+    service's environment."""
+    group = await _group(ctx, group_id)
+    alerts = [stored.alert for stored in await ctx.store.group_alerts(group_id)]
+    first = alerts[0] if alerts else None
+    title = first.summary if first else group.group_key
+    services = (group.service,) if group.service in ctx.catalog.services else ()
+    environments = [ctx.catalog.services[s].environment for s in services] or [
+        (first.labels.get("env") or first.labels.get("environment") or "") if first else ""]
+    description = "\n".join(f"{a.status.value}: {a.summary}" for a in alerts[:20])
+    return DeclareDraft(title=" ".join(title.split())[:TITLE_LIMIT], services=services, description=description[:3000],
+                        severity=suggest_severity(ctx.catalog.incidents, environments))

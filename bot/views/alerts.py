@@ -1,0 +1,134 @@
+"""An alert group's one Slack message: status, how many fire, each alert with the labels that set it apart, start
+times in the reader's time zone beside UTC, links, who acknowledged or silenced it, health lines, and its buttons.
+
+Pure rendering. What the buttons do is bot/alerts/service.py; the values they carry are the group's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.alerts.models import AlertGroup, StoredAlert
+from bot.alerts.payloads import Alert, AlertStatus
+from bot.health import HealthRun
+from bot.views import MAX_SECTION_TEXT, Message, clip, escape
+from bot.views.common import timestamp
+from bot.views.words import duration, plural
+
+ACK_ACTION = "alert.ack"
+SILENCE_ACTIONS = {"alert.silence.1h": 1, "alert.silence.4h": 4}  # action id → hours
+UNSILENCE_ACTION = "alert.unsilence"
+HEALTH_ACTION = "alert.health"
+RUN_ACTION = "alert.run"
+DECLARE_ACTION = "alert.declare"
+
+SHOWN_ALERTS = 20  # one section each; the rest are counted (a message takes 50 blocks)
+
+
+def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: HealthRun | None = None) -> Message:
+    firing = [s.alert for s in alerts if s.alert.status is AlertStatus.FIRING]
+    name = _name(group, alerts)
+    if firing:
+        head = f":rotating_light: *FIRING* · *{escape(name)}* · {len(firing)} of {plural(len(alerts), 'alert')} firing"
+        text = f"FIRING: {name} ({len(firing)} of {len(alerts)} firing)"
+    else:
+        head = f":white_check_mark: *RESOLVED* · *{escape(name)}* · all {plural(len(alerts), 'alert')} resolved"
+        text = f"RESOLVED: {name}"
+    about = [f"since {timestamp(group.first_starts_at)}", f"from {group.source.value}"]
+    if group.service:
+        about.append(f"service *{escape(group.service)}*")
+    if group.route_index is None:
+        labels = _labels(group.group_labels or _shared(alerts)) or "none"
+        about.append(f"unrouted · labels {labels}")
+    blocks: list[Block] = [SectionBlock(text=clip(head, MAX_SECTION_TEXT)),
+                           ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(about), MAX_SECTION_TEXT))])]
+    shared = _shared(alerts)
+    for stored in alerts[:SHOWN_ALERTS]:
+        blocks.append(SectionBlock(text=clip(_alert_line(stored.alert, shared), MAX_SECTION_TEXT)))
+    if len(alerts) > SHOWN_ALERTS:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"… and {len(alerts) - SHOWN_ALERTS} more")]))
+    blocks += _state(group, health)
+    blocks.append(ActionsBlock(block_id="alert.actions", elements=_buttons(group, firing=bool(firing))))
+    return Message.of(text, blocks)
+
+
+def _name(group: AlertGroup, alerts: Sequence[StoredAlert]) -> str:
+    names = sorted({s.alert.name for s in alerts})
+    if group.group_labels.get("alertname"):
+        return group.group_labels["alertname"]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") if names else "alerts"
+
+
+def _shared(alerts: Sequence[StoredAlert]) -> dict[str, str]:
+    """The labels every alert of the group has with the same value: said once, not on every line."""
+    if not alerts:
+        return {}
+    first = alerts[0].alert.labels
+    return {k: v for k, v in first.items() if all(s.alert.labels.get(k) == v for s in alerts[1:])}
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return " ".join(f"`{escape(k)}={escape(v)}`" for k, v in sorted(labels.items()))
+
+
+def _alert_line(alert: Alert, shared: dict[str, str]) -> str:
+    differing = {k: v for k, v in alert.labels.items() if shared.get(k) != v and k != "alertname"}
+    if alert.status is AlertStatus.FIRING:
+        line = f":red_circle: *{escape(alert.summary)}*"
+        when = f"started {timestamp(alert.starts_at)}"
+    else:
+        line = f":white_check_mark: ~{escape(alert.summary)}~ resolved"
+        lasted = alert.ends_at - alert.starts_at if alert.ends_at else None
+        when = f"started {timestamp(alert.starts_at)}, lasted {duration(lasted)}"
+    parts = [line, when]
+    if differing:
+        parts.append(_labels(differing))
+    if alert.links:
+        parts.append(" · ".join(f"<{url}|{label}>" for label, url in alert.links))
+    return "\n".join(parts)
+
+
+def _state(group: AlertGroup, health: HealthRun | None) -> list[Block]:
+    lines = []
+    if group.acked_by:
+        at = f" at {timestamp(group.acked_at)}" if group.acked_at else ""
+        lines.append(f":eyes: Acknowledged by <@{group.acked_by}>{at}")
+    if group.silence_id:
+        until = f" until {timestamp(group.silenced_until)}" if group.silenced_until else ""
+        lines.append(f":no_bell: Silenced by <@{group.silenced_by}>{until} (silence `{escape(group.silence_id)}`)")
+    if group.run_id:
+        lines.append(f":arrow_forward: Run #{group.run_id} of `{escape(group.runbook or '')}` planned from this alert")
+    if group.runbook and group.run_problem:
+        lines.append(f":no_entry_sign: Run `{escape(group.runbook)}` is unavailable: {escape(group.run_problem)}")
+    if health is not None:
+        failing = [r for r in health.results if r.status.failing]
+        if not health.results:
+            lines.append(f":grey_question: Health of *{escape(group.service or '')}*: it has no checks")
+        elif failing:
+            lines.append(f":red_circle: Health: {len(failing)} of {plural(len(health.results), 'check')} failing")
+            lines += [f"• `{escape(r.check)}` {r.status.value}: {escape(r.reason)}" for r in failing[:10]]
+        else:
+            lines.append(f":large_green_circle: Health: all {plural(len(health.results), 'check')} pass")
+    if not lines:
+        return []
+    return [ContextBlock(elements=[MarkdownTextObject(text=clip("\n".join(lines), MAX_SECTION_TEXT))])]
+
+
+def _buttons(group: AlertGroup, *, firing: bool) -> list[ButtonElement]:
+    value = str(group.id)
+    buttons = []
+    if not group.acked_by and firing:
+        buttons.append(ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary"))
+    if group.silence_id:
+        buttons.append(ButtonElement(text="Unsilence", action_id=UNSILENCE_ACTION, value=value))
+    elif firing:
+        buttons += [ButtonElement(text=f"Silence {hours} h", action_id=action, value=value)
+                    for action, hours in SILENCE_ACTIONS.items()]
+    if group.service:
+        buttons.append(ButtonElement(text="Health check", action_id=HEALTH_ACTION, value=value))
+    if group.runbook and not group.run_problem:
+        buttons.append(ButtonElement(text=clip(f"Run {group.runbook}", 75), action_id=RUN_ACTION, value=value))
+    buttons.append(ButtonElement(text="Declare incident…", action_id=DECLARE_ACTION, value=value))
+    return buttons
