@@ -33,9 +33,9 @@ OPS = "C0OPS"
 EVERY = "*/2 * * * * *"  # seconds first: every 2 s
 LEASE = 3.0  # LEASE_SECONDS: a killed replica's occurrence is taken over this long after its last renewal
 TIMES = {"LEASE_SECONDS": f"{LEASE:g}", "HEARTBEAT_SECONDS": "1", "TICK_SECONDS": "0.5", "CHORE_SECONDS": "2"}
-KILL_AFTER, REPLACE_AFTER = 3.0, 8.0  # seconds into the observed window
-RUN_FOR = 18.0  # seconds of schedule observed; every occurrence in it is checked
-SETTLE = LEASE + 5.0  # an occurrence due this close to the end may still be finishing (or waiting for a lease)
+KILL_AFTER, REPLACE_AFTER = 2.5, 6.0  # seconds into the observed window
+RUN_FOR = 12.0  # seconds of schedule observed; every occurrence in it is checked
+SETTLE = LEASE + 3.0  # an occurrence due this close to the end may still be finishing (or waiting for a lease)
 
 
 def catalog(targets: Targets) -> str:
@@ -149,7 +149,7 @@ async def test_three_replicas_post_each_occurrence_once_through_a_kill_and_a_res
     # Every occurrence from the first one after all three were up to the end of the observed window: no gap.
     due = CronSchedule(cron=EVERY).between(started, ended - timedelta(seconds=SETTLE))
     expected = {f"digest:daily@{at:%Y-%m-%dT%H:%M:%SZ}:{OPS}" for at in due}
-    assert len(expected) >= 8
+    assert len(expected) >= 5
     missing = sorted(expected - set(posted))
     assert not missing, f"never posted: {missing}"
     connection = await asyncpg.connect(pg_database)
