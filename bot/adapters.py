@@ -1,11 +1,14 @@
 """Which adapter modules (and so which client libraries) a catalog needs, imported when the catalog names their kind.
 
-Reading a catalog imports only the models; the code that talks to Redis, Kubernetes, Docker, RabbitMQ, memcached, MySQL
-or the host's memory lives in the modules below and is imported by `load` at start-up (the composition root), for the
-check kinds and target types the catalog uses (and Redis when REDIS_URL is set), so a replica without a Kubernetes
-target never holds the Kubernetes client. Runbook steps name their kind too (`step:<kind>`). Not responsible for what
-the modules do; `module` hands one to its caller (importing it if a path outside the composition root, such as
-`opsbot check-config` or a test, reaches it first).
+Reading a catalog imports only the models; the code that talks to Redis, Kubernetes, Docker, RabbitMQ, memcached, MySQL,
+PostgreSQL (checks; the store's backend is picked by `bot.store.create_store`) or the host's memory lives in the modules
+below and is imported by `load` at start-up (the composition root), for the check kinds and target types the catalog
+uses (and Redis when REDIS_URL is set), so a replica without a Kubernetes target never holds the Kubernetes client.
+Runbook steps name their kind too (`step:<kind>`). Not responsible for what the modules do; `module` hands one to its
+caller (importing it if a path outside the composition root, such as `opsbot check-config` or a test, reaches it
+first). Some libraries load on first use through `module` instead, since whether they are needed shows only once the
+catalog is read or a request comes: Jinja2 (bot/incidents/templates.py), croniter (bot/scheduling/cron.py), and
+ctypes for start-up's last step (bot/app.py `settle_heap`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "check:rabbitmq": ("bot.checks.rabbitmq_probe",),
     "check:memcached": ("bot.checks.memcached_probe",),
     "check:containers": ("bot.checks.containers_probe",),
+    "check:postgres": ("bot.checks.postgres_probe",),
     "check:mysql": ("bot.checks.mysql_probe",),
-    "check:sql": ("bot.checks.mysql_probe",),  # its DSN may name MySQL, or come from the environment at run time
+    # Its DSN may name either engine, or come from the environment at run time: both clients are ready.
+    "check:sql": ("bot.checks.mysql_probe", "bot.checks.postgres_probe"),
     "check:memory": ("psutil",),
     "check:log-errors": (),  # its target's executor (below) reads the logs
     "check:kubernetes-pods": ("bot.executors.kubernetes", "bot.executors.kubernetes_pods"),

@@ -156,8 +156,8 @@ class Catalog(BaseModel):
             for index, step in enumerate(runbook.steps):
                 for field in ("dsn_env", "url_env"):
                     named = getattr(step, field, None)
-                    if named:
-                        found.append((f"runbooks.{name}.steps[{index}]", named))
+                    if named:  # steps are numbered from 1 in what check-config says, as in run messages
+                        found.append((f"runbooks.{name}.steps[{index + 1}]", named))
         return found
 
 

@@ -5,8 +5,10 @@ the service it names). The models themselves are `bot.catalog`; the cross-checks
 
 from __future__ import annotations
 
+import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,7 +68,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     try:
         catalog = Catalog.model_validate(data)
     except ValidationError as exc:
-        problems = sorted((_problem(error, root) for error in exc.errors()), key=lambda p: p.line or 0)
+        problems = sorted(_problems(exc.errors(), root), key=lambda p: p.line or 0)
         raise CatalogInvalid(source, problems) from None
     # What one part says about another (a runbook's step and the service it names) is checked on the whole.
     found = [*_check_errors(catalog), *validation.errors(catalog), *alert_errors(catalog)]
@@ -81,6 +83,28 @@ def _check_errors(catalog: Catalog) -> list[Finding]:
             for name, service in catalog.services.items()
             for index, check in enumerate(service.checks)
             for message in check.catalog_errors(name, catalog)]
+
+
+def missing_envs(used: list[tuple[str, str]], environ: Mapping[str, str]) -> str | None:
+    """One warning for the environment variables the catalog reads that are not set: at its path when one variable
+    is used once, else once with the count of the places that use them."""
+    unset = [(where, env) for where, env in used if not environ.get(env)]
+    if not unset:
+        return None
+    names = list(dict.fromkeys(env for _, env in unset))
+    if len(unset) == 1:
+        return f"{unset[0][0]}: environment variable {names[0]} is not set here"
+    places = [where.rsplit(".", 1)[-1].split("[")[0] for where, _ in unset]
+    counts = {place: places.count(place) for place in dict.fromkeys(places)}
+    [(only, count)] = counts.items() if len(counts) == 1 else [("", 0)]
+    users = (f"{count} {_PLACES.get(only, only)}" if only
+             else f"{len(unset)} places (" + ", ".join(f"{n} {_PLACES.get(p, p)}" for p, n in counts.items()) + ")")
+    variables = f"{len(names)} environment variables are" if len(names) > 1 else "environment variable"
+    return f"{variables} not set here: {', '.join(names)} — used by {users}"
+
+
+_PLACES = {"steps": "steps", "checks": "checks", "target": "targets", "backup": "backups",
+           "maintenance": "maintenance settings"}
 
 
 def catalog_warnings(catalog: Catalog) -> list[str]:
@@ -119,12 +143,37 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 # --- error formatting ---------------------------------------------------------------------------------
 
 
-def _problem(error: Any, root: yaml.Node | None) -> CatalogProblem:
-    parts, model = _yaml_parts(error["loc"])
-    message = _message(error, model)
-    # A model-level validator reports at the mapping itself; its message may already start with a key.
-    path = _format_path(parts)
-    return CatalogProblem(path, message, _line_of(root, parts))
+def _problems(errors: list[Any], root: yaml.Node | None) -> list[CatalogProblem]:
+    """One problem per YAML path: a value a union refuses (`attempts: 0` is neither a count from 1 nor a
+    `{{ params.x }}` text) fails once per member, and is said once, by the member of the value's own type."""
+    by_path: dict[tuple[str | int, ...], list[tuple[Any, type[BaseModel] | None]]] = {}
+    for error in errors:
+        parts, model = _yaml_parts(error["loc"])
+        by_path.setdefault(tuple(parts), []).append((error, model))
+    problems = []
+    for where, found in by_path.items():
+        relevant = [(e, m) for e, m in found if e["type"] not in _TYPE_ERRORS] or found
+        if len(relevant) > 1 and all(e["type"] in _TYPE_ERRORS for e, _ in relevant):
+            *others, last = dict.fromkeys(_TYPE_ERRORS[e["type"]] for e, _ in relevant)
+            wanted = f"{', '.join(others)} or {last}" if others else last
+            messages = [f"must be {wanted}"]
+        else:
+            messages = list(dict.fromkeys(_message(e, m) for e, m in relevant))
+        # A model-level validator reports at the mapping itself; its message may already start with a key.
+        problems += [CatalogProblem(_format_path(list(where)), message, _line_of(root, list(where)))
+                     for message in messages]
+    return problems
+
+
+# What a value of the wrong type was expected to be, in words (pydantic's types, never its wording).
+_TYPE_ERRORS = {
+    "string_type": "text", "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
+    "tuple_type": "a list", "dict_type": "a mapping (key: value)", "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)", "none_required": "empty", "url_type": "a URL",
+    "url_parsing": "a URL", "decimal_type": "a number", "date_type": "a date", "datetime_type": "a date and time",
+}
 
 
 def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] | None]:
@@ -135,6 +184,8 @@ def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] 
     for segment in loc:
         if segment == "[key]":  # pydantic's marker for a dict key that failed validation
             continue
+        if _is_member_label(annotation, segment):
+            continue  # pydantic names the member of a plain union it tried (`constrained-int`, `function-after[…]`)
         annotation, consumed_as_tag = _step(annotation, segment)
         if consumed_as_tag:
             owner = annotation if _is_model(annotation) else owner
@@ -148,7 +199,8 @@ def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] 
 def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
     annotation = _unwrap(annotation)
     if _is_model(annotation):
-        field = annotation.model_fields.get(segment) if isinstance(segment, str) else None
+        fields = annotation.model_fields
+        field = next((f for name, f in fields.items() if segment in (name, f.alias)), None)  # `json` is json_body's
         return (field.annotation if field else None), False
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -169,8 +221,31 @@ def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
         models = [m for m in map(_unwrap, args) if _is_model(m)]
         if len(models) == 1:
             return _step(models[0], segment)
+        present = [m for m in args if m is not type(None)]
+        if len(present) == 1:  # an optional mapping or list: the segment is its key or index
+            return _step(present[0], segment)
         return None, False
     return None, False
+
+
+# How pydantic names the member of a plain union it tried, when the annotation there is not known.
+_MEMBER_LABEL = re.compile(r"^(function-(after|before|plain|wrap)\[.*\]|constrained-\w+|lax-\w+|"
+                           r"(tagged-union|union|nullable|list|dict|tuple|set)\[.*\]|str|int|float|bool|none)$")
+
+
+def _is_member_label(annotation: Any, segment: Any) -> bool:
+    if annotation is None:
+        return isinstance(segment, str) and bool(_MEMBER_LABEL.match(segment))
+    annotation = _unwrap(annotation)
+    if not isinstance(segment, str) or typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    members = [_unwrap(member) for member in typing.get_args(annotation) if member is not type(None)]
+    if len(members) < 2:  # an optional value (`X | None`) is not a union pydantic labels
+        return False
+    tagged = any(_is_model(member) and _tag_of(member) == segment for member in members)
+    one_model = len([m for m in members if _is_model(m)]) == 1  # an optional model: the segment is its field
+    return not tagged and not one_model and not any(
+        typing.get_origin(m) in (typing.Union, types.UnionType) for m in members)
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -190,9 +265,14 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 
 def _format_path(parts: list[str | int]) -> str:
-    out = ""
+    out, previous = "", None
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            # Runbook steps are numbered from 1, as the run messages and the sentences about them number them.
+            out += f"[{part + 1}]" if previous == "steps" else f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+        previous = part
     return out
 
 
@@ -220,6 +300,22 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         return f"needs a `{str(ctx.get('discriminator', 'type')).strip(chr(39))}`"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
+    if kind in _TYPE_ERRORS:
+        return f"must be {_TYPE_ERRORS[kind]}"
+    if kind == "string_too_short":
+        least = ctx.get("min_length", 1)
+        return "must not be empty" if least == 1 else f"must be at least {least} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        least = ctx.get("min_length", 1)
+        return f"needs at least {least} item{'s' if least != 1 else ''}"
+    if kind == "too_long":
+        return f"takes at most {ctx.get('max_length')} items"
+    if kind == "enum":
+        return f"must be one of {ctx.get('expected')}"
+    if kind == "multiple_of":
+        return f"must be a multiple of {ctx.get('multiple_of')}"
     if kind == "value_error":
         return str(ctx["error"])
     if kind == "string_pattern_mismatch":

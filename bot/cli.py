@@ -1,4 +1,4 @@
-"""The `opsbot` command: serve, check-config, migrate, healthcheck.
+"""The `opsbot` command: serve, check-config, schema, migrate, healthcheck.
 
 Each failure is one clear line (or one line per catalog problem) and a non-zero exit, never a traceback.
 """
@@ -15,7 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.catalog_loading import CatalogInvalid, catalog_warnings, load_catalog
+from bot.catalog_loading import CatalogInvalid, catalog_warnings, load_catalog, missing_envs
+from bot.catalog_schema import schema_text
 from bot.clock import SystemClock
 from bot.errors import ConfigError, OpsbotError, StoreUnavailable
 from bot.logs import configure_logging, formatter, log_secrets, redact
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="your own catalog instead of the demo (default: $OPSBOT_CONFIG if set, else the demo)")
     check = commands.add_parser("check-config", help="validate the catalog and print each problem with its YAML path")
     check.add_argument("path", nargs="?", type=Path, help="catalog file (default: $OPSBOT_CONFIG or ./opsbot.yml)")
+    commands.add_parser("schema", help="print the catalog's JSON Schema (for editors; the reference is docs/catalog.md)")
     commands.add_parser("migrate", help="apply pending store migrations to $DATABASE_URL")
     commands.add_parser("healthcheck", help="exit 0 when the local bot's /healthz answers 200 (for container HEALTHCHECK)")
     postmortem = commands.add_parser("postmortem", help="print an incident's post-mortem (Markdown) from the store")
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             return _dev(args.port, args.config)
         if args.command == "check-config":
             return _check_config(args.path)
+        if args.command == "schema":
+            print(schema_text(), end="")
+            return 0
         if args.command == "migrate":
             return _migrate()
         if args.command == "healthcheck":
@@ -133,9 +138,9 @@ def _check_config(path: Path | None) -> int:
         catalog = load_catalog(path)
     except CatalogInvalid as exc:
         return _catalog_problems(exc, path)
-    for where, env in catalog.secret_envs():
-        if not os.environ.get(env):
-            print(f"warning: {path}: {where}: environment variable {env} is not set here")
+    unset = missing_envs(catalog.secret_envs(), os.environ)
+    if unset:
+        print(f"warning: {path}: {unset}")
     schedules = catalog.schedules
     unposted = [name for name in schedules.digests if not schedules.channels_of(name)]
     if unposted:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -110,9 +110,10 @@ class Context:
         return CheckDeps(http=self.http, environ=self.environ, clock=self.clock, backups=self.store,
                          observations=self.observations, observer=self.metrics, tracer=self.tracer)
 
-    async def check(self, service: str) -> HealthRun:
-        """The service's health checks, run once (a plan's health gate: `bot.runs.steps.check`)."""
-        return await run_checks(self.catalog, (service,), self.check_deps, self.clock)
+    async def check(self, service: str, only: Collection[str] = ()) -> HealthRun:
+        """The service's health checks (those named in `only`, or all), run once (a plan's health gate:
+        `bot.runs.steps.check`)."""
+        return await run_checks(self.catalog, (service,), self.check_deps, self.clock, only=only)
 
     async def readiness(self) -> dict[str, str]:
         """What /healthz reports: each dependency "ok" or why not."""

@@ -57,6 +57,16 @@ class BackupFacts:
 
 
 @dataclass(frozen=True)
+class AlertFacts:
+    """Alert groups opened in the window: how many, which services alerted most, how fast people acknowledged."""
+
+    groups: int
+    top_services: tuple[tuple[str, int], ...]  # (service, groups), most first; unrouted ones are "unrouted"
+    acknowledged: int
+    mean_acknowledge: timedelta | None  # opened → acknowledged, over those acknowledged
+
+
+@dataclass(frozen=True)
 class DailyDigest:
     name: str
     since: datetime
@@ -69,6 +79,7 @@ class DailyDigest:
     runs: tuple[RunFacts, ...]  # finished in the window, newest first
     pending: tuple[ActionRun, ...]
     backups: tuple[BackupFacts, ...]
+    alerts: AlertFacts | None = None  # None when the catalog takes no alerts
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,19 @@ async def daily(ctx: Context, name: str = "daily", *, requested_by: str | None =
         runs=tuple([RunFacts(run, await _approvers(ctx, run)) for run in runs]),
         pending=tuple(await ctx.store.actions(states=[ActionState.PENDING], limit=WINDOW_ROWS)),
         backups=await _backups(ctx, runs, until),
+        alerts=await _alerts(ctx, since, until) if ctx.catalog.alerts is not None else None,
     )
+
+
+async def _alerts(ctx: Context, since: datetime, until: datetime) -> AlertFacts:
+    groups = [g for g in await ctx.store.groups_since(since) if as_utc(g.created_at) < until]
+    counts: dict[str, int] = {}
+    for group in groups:
+        counts[group.service or "unrouted"] = counts.get(group.service or "unrouted", 0) + 1
+    waits = [as_utc(g.acked_at) - as_utc(g.created_at) for g in groups if g.acked_at is not None]
+    mean = sum(waits, timedelta(0)) / len(waits) if waits else None
+    top = tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5])
+    return AlertFacts(groups=len(groups), top_services=top, acknowledged=len(waits), mean_acknowledge=mean)
 
 
 async def weekly(ctx: Context, name: str = "weekly", *, until: datetime | None = None, zone: str = "UTC") -> WeeklyDigest:

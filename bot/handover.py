@@ -2,7 +2,7 @@
 
 Holds the drain state every part reads (readiness, the Bolt middleware that turns new Slack requests away, the
 runbook engine's step boundary, the take-over chore); not responsible for the runs themselves
-(`bot.runs.service.hand_over`, `take_over`) nor for the order of the stop (`bot.app.serve`).
+(`bot.runs.execution.hand_over`, `take_over`) nor for the order of the stop (`bot.app.serve`).
 """
 
 from __future__ import annotations

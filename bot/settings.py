@@ -1,15 +1,16 @@
-"""Settings read from the environment (pydantic-settings), and the one-line errors for bad ones.
+"""Settings read from the environment (each field from the variable of its name, in any case), and the one-line
+errors for bad ones. Not responsible for the catalog (bot/catalog.py).
 
 Tokens are SecretStr: they never print, log or appear in an error message.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bot.errors import ConfigError
 
@@ -36,11 +37,23 @@ _HINTS = {
 }
 
 
-class StoreSettings(BaseSettings):
+class StoreSettings(BaseModel):
     """What `opsbot migrate` needs: only the database."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # Defaults are checked like values read; what the environment holds beyond the fields is not ours.
+    model_config = ConfigDict(extra="ignore", validate_default=True)
     database_url: str = DEFAULT_DATABASE_URL
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, given: Any) -> Any:
+        # A field is read from the environment variable of its name in any case (DATABASE_URL → database_url); a
+        # value passed in wins. Plain pydantic rather than pydantic-settings: its ~50 modules of sources (dotenv, cloud
+        # secret stores, CLI parsing) cost every replica about 1 MB for what these four lines do.
+        if not isinstance(given, dict):
+            return given
+        found = {name.lower(): value for name, value in os.environ.items() if name.lower() in cls.model_fields}
+        return {**found, **given}
 
     @field_validator("database_url")
     @classmethod

@@ -28,6 +28,11 @@ from handlers.replies import Click, Reply, channel_of, number_of, on_click
 Body = dict[str, Any]
 
 
+async def list_alerts(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:
+    """`/ops alerts`: the groups firing now, with links."""
+    await reply.ack(await alerts.firing(ctx))
+
+
 def register(app: AsyncApp, ctx: Context) -> None:
     async def acknowledge(reply: Reply, body: Body, user: str, value: str) -> None:
         if not await alerts.acknowledge(ctx, number_of(value), user):

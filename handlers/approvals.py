@@ -12,8 +12,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
 from bot.errors import StaleButton
-from bot.runs import runbook_runs as follow_ups
-from bot.runs import service as actions
+from bot.runs import follow_ups, requests
 from bot.runs.models import ActionKind, Decision
 from bot.views.backups import BACKUP_ACTION, RESTORE_ACTION
 from bot.views.common import notice
@@ -40,13 +39,13 @@ Body = dict[str, Any]
 
 def register(app: AsyncApp, ctx: Context) -> None:
     async def sent(run_id: int, user: str, reason: str | None, response_url: str) -> None:
-        run = await actions.request(ctx, run_id, user, reason)
+        run = await requests.request(ctx, run_id, user, reason)
         note = ("Sent for approval: the request is in the channel." if run.approvals_needed
                 else "Running: follow it in the channel.")
         await ctx.chat.respond(response_url, notice(note), replace_original=True)
 
     async def send(reply: Reply, body: Body, user: str, value: str) -> None:
-        run = await actions.draft(ctx, number_of(value), user)
+        run = await requests.draft(ctx, number_of(value), user)
         if run.approvals_needed and not run.reason:
             metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id"),
                                    "response_url": body["response_url"]})
@@ -55,20 +54,20 @@ def register(app: AsyncApp, ctx: Context) -> None:
         await sent(run.id or 0, user, None, body["response_url"])
 
     async def drop(reply: Reply, body: Body, user: str, value: str) -> None:
-        await actions.cancel(ctx, number_of(value), user)
+        await requests.cancel(ctx, number_of(value), user)
         await ctx.chat.respond(body["response_url"], notice("Plan dropped; nothing was touched."), replace_original=True)
 
     async def approve(reply: Reply, body: Body, user: str, value: str) -> None:
-        await reply.ephemeral(notice(await actions.decide(ctx, number_of(value), user, Decision.APPROVE)))
+        await reply.ephemeral(notice(await requests.decide(ctx, number_of(value), user, Decision.APPROVE)))
 
     async def deny(reply: Reply, body: Body, user: str, value: str) -> None:
-        run = await actions.may_decide(ctx, number_of(value), user, Decision.DENY)
+        run = await requests.may_decide(ctx, number_of(value), user, Decision.DENY)
         metadata = json.dumps({"run_id": run.id, "channel": (body.get("channel") or {}).get("id")})
         await ctx.chat.open_modal(body["trigger_id"], deny_modal(run, metadata))
 
     async def planned(body: Body, user: str, service: str, kind: ActionKind, params: dict[str, Any], reason: str = "") -> None:
         ctx.catalog.service(service)  # a button from an older catalog: refuse with the current list
-        run = await actions.plan(ctx, service, kind, requested_by=user, channel_id=(body.get("channel") or {}).get("id"),
+        run = await requests.plan(ctx, service, kind, requested_by=user, channel_id=(body.get("channel") or {}).get("id"),
                                  params=params, reason=reason)
         await ctx.chat.respond(body["response_url"], plan_message(run))
 
@@ -146,7 +145,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
         inbound = Inbound("action", DENY_CALLBACK, user, channel, str(metadata.run_id))
 
         async def work() -> None:
-            text = await actions.decide(ctx, metadata.run_id, user, Decision.DENY, value.strip())
+            text = await requests.decide(ctx, metadata.run_id, user, Decision.DENY, value.strip())
             if channel:
                 await ctx.chat.ephemeral(channel, user, notice(text))
 

@@ -14,7 +14,7 @@ from bot.health import resolve_scope
 from bot.reports import describe_scope, report_health
 from bot.views.common import notice
 from bot.views.help import help_message
-from handlers import ops_actions, ops_runbooks, ops_schedule
+from handlers import alerts, ops_actions, ops_runbooks, ops_schedule
 from handlers.payloads import Command, read
 from handlers.replies import Reply, for_command, handle
 
@@ -53,6 +53,7 @@ _TABLE: list[tuple[Subcommand, str, str]] = [
     (ops_runbooks.run, "run <runbook> [name=value …] [reason]", "Plan a runbook: every step shown before approval."),
     (ops_schedule.digest, "digest [daily|weekly|name]", "Preview a digest now, only to you."),
     (ops_schedule.schedule, "schedule", "Scheduled digests and backups, their next run and last result."),
+    (alerts.list_alerts, "alerts", "Alert groups firing now, with links to their messages."),
     (_help, "help", "This list."),
 ]
 SUBCOMMANDS: dict[str, Subcommand] = {usage.split()[0]: fn for fn, usage, _ in _TABLE}

@@ -47,6 +47,7 @@ from bot.views.incidents import (
     entry_modal,
     follow_ups,
     incident_list,
+    read_declare_metadata,
     text_modal,
     timeline_message,
 )
@@ -195,7 +196,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
                 return
             await ack()
             user, metadata = form.user.id, form.view.private_metadata
-            incident, channel = None, metadata or None  # the declare form's metadata is the channel it was asked in
+            incident, channel = None, read_declare_metadata(metadata)[0]  # the declare form's: where it was asked
             if callback_id != DECLARE_CALLBACK:
                 record_id = parse_id(metadata)  # an entry's id for corrections, else the incident's
                 if callback_id == ENTRY_CALLBACK:
@@ -214,11 +215,12 @@ def register(app: AsyncApp, ctx: Context) -> None:
             inbound = Inbound("action", callback_id, user, channel, metadata)
             ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), run), name=callback_id)
 
-    async def declared(user: str, values: Body, incident: Any, channel: str) -> None:
+    async def declared(user: str, values: Body, incident: Any, metadata: str) -> None:
         made, problems = await declaring.declare(ctx, title=(values.get("title") or {}).get("value") or "",
                                 severity=((values.get("severity") or {}).get("selected_option") or {}).get("value") or "",
                                 services=[o["value"] for o in (values.get("services") or {}).get("selected_options") or []],
-                                description=escape((values.get("description") or {}).get("value") or ""), declared_by=user)
+                                description=escape((values.get("description") or {}).get("value") or ""), declared_by=user,
+                                alert_group=read_declare_metadata(metadata)[1])
         # A form has no response_url; a direct message reaches the declarer wherever they typed /incident.
         await ctx.chat.post(user, notice(_declared_text(made, problems)))
 

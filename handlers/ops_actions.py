@@ -10,8 +10,7 @@ from typing import Any
 
 from bot.context import Context
 from bot.errors import OpsbotError
-from bot.runs import listing
-from bot.runs import service as actions
+from bot.runs import listing, requests, revisions
 from bot.runs.backup_ref import explain_backup_ref, parse_backup_ref
 from bot.runs.models import ActionKind, ActionState
 from bot.views.backups import backups_message
@@ -41,7 +40,7 @@ def _service(ctx: Context, args: list[str], usage: str) -> str:
 async def _plan(ctx: Context, reply: Reply, command: dict[str, Any], service: str, kind: ActionKind,
                 params: dict[str, Any], reason: str) -> None:
     await reply.ack()
-    run = await actions.plan(ctx, service, kind, requested_by=command["user_id"], channel_id=command.get("channel_id"),
+    run = await requests.plan(ctx, service, kind, requested_by=command["user_id"], channel_id=command.get("channel_id"),
                              params=params, reason=reason)
     await reply.ephemeral(plan_message(run))
 
@@ -89,7 +88,7 @@ async def history(ctx: Context, reply: Reply, command: dict[str, Any], args: lis
     service = _service(ctx, args, "history [service]")
     await reply.ack()  # listing revisions asks Docker or Kubernetes: may take a moment
     runs = await listing.history(ctx, service)
-    await reply.ephemeral(history_message(service, runs, await actions.revisions(ctx, service)))
+    await reply.ephemeral(history_message(service, runs, await revisions.of_service(ctx, service)))
 
 
 async def approvals(ctx: Context, reply: Reply, command: dict[str, Any], args: list[str]) -> None:

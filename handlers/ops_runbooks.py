@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.context import Context
 from bot.runbooks.params import ParametersInvalid, parse_assignments
-from bot.runs import runbook_runs as runbooks
+from bot.runs import runbook_plans
 from bot.views.runbooks import params_modal, runbooks_message
 from bot.views.runs import plan_message
 from handlers.ops_actions import Usage
@@ -47,14 +47,14 @@ async def plan_or_ask(ctx: Context, reply: Reply, name: str, given: dict[str, st
     """Plan the runbook, or open the parameters modal when values are missing or wrong."""
     runbook = ctx.catalog.runbook(name)
     try:
-        planned = await runbooks.plan(ctx, name, given, requested_by=user, channel_id=channel, reason=reason)
+        planned = await runbook_plans.plan(ctx, name, given, requested_by=user, channel_id=channel, reason=reason)
     except ParametersInvalid as exc:
         if not trigger_id:
             raise
         metadata = json.dumps({"runbook": name, "channel": channel, "reason": reason[:500], "response_url": response_url})
         try:
             await ctx.chat.open_modal(trigger_id, params_modal(name, runbook, exc.given, exc.problems,
-                                                               await runbooks.backup_choices(ctx, runbook), metadata))
+                                                               await runbook_plans.backup_choices(ctx, runbook), metadata))
         except SlackApiError:
             raise exc from None  # the trigger lapsed (3 s): say what is wrong in words instead
         return

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.context import Context
 from bot.errors import StaleButton
 from bot.runbooks.params import ParametersInvalid, coerce
-from bot.runs import service as actions
+from bot.runs import requests
 from bot.runs.models import ActionKind
 from bot.views.health import MORE_ACTION
 from bot.views.runbooks import OFFER_ACTION, PARAMS_CALLBACK, modal_values
@@ -38,7 +38,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
         elif what == "errors":
             await show_last_errors(ctx, reply, name)
         elif what == "restart" and name in ctx.catalog.services:
-            run = await actions.plan(ctx, name, ActionKind.RESTART, requested_by=user, channel_id=channel_of(body),
+            run = await requests.plan(ctx, name, ActionKind.RESTART, requested_by=user, channel_id=channel_of(body),
                                      reason="failing in a health report")
             await reply.ephemeral(plan_message(run))
         else:

@@ -26,6 +26,7 @@ from bot.settings import Settings
 from handlers.commands import SUBCOMMANDS as OPS_SUBCOMMANDS
 from handlers.incidents import USAGE as INCIDENT_USAGE
 from playground import snapshot
+from playground.alerts import Alerting
 from playground.demo_apps import DemoSwitches
 from playground.session import Session
 from playground.slack_api import FakeSlack
@@ -150,15 +151,22 @@ async def run(port: int, data_dir: Path, *, config: Path | None = None, ready: C
         http = aiohttp.ClientSession()
         cleanup.push_async_callback(http.close)
         session = Session(slack, "", secret, http)
+        alerting = Alerting(clock, secrets.token_hex(16))
         # The composer offers what the handlers dispatch, read from their own tables.
         completion = {"/ops": list(OPS_SUBCOMMANDS), "/incident": [usage.split()[0] for usage, _ in INCIDENT_USAGE] + ["help"],
                       "services": catalog.service_names}
         cleanup.push_async_callback(slack.stop)
+
+        def routes(app: web.Application) -> None:
+            add_routes(app, slack, session, demo, completion, alerting=alerting)
+            alerting.add_routes(app)  # Alertmanager's silences API, for the alert message's Silence buttons
+
         try:
-            await slack.start(HOST, port, routes=lambda app: add_routes(app, slack, session, demo, completion))
+            await slack.start(HOST, port, routes=routes)
         except OSError as exc:
             raise PortInUse(port, None if exc.errno == errno.EADDRINUSE else exc.strerror) from None
 
+        alerting.alertmanager_url = f"http://{HOST}:{slack.port}"  # the stand-in answers Alertmanager's silences API
         began = snapshot.begin(data_dir, slack, demo)  # before the store opens: it may set an orphaned one aside
         add_channels(slack, catalog)
         if began.start is not snapshot.Start.KEPT:  # welcomed once: a kept workspace has its welcome post
@@ -167,14 +175,15 @@ async def run(port: int, data_dir: Path, *, config: Path | None = None, ready: C
         cleanup.callback(lambda: keeper.save(snapshot.dump(slack, demo)))  # the last state, once the bot has stopped
 
         settings = Settings(slack_bot_token="xoxb-playground", slack_signing_secret=secret, slack_api_url=slack.api_url,
-                            database_url=f"sqlite:///{data_dir / snapshot.STORE}", opsbot_config=config or DEMO, host=HOST)
+                            database_url=f"sqlite:///{data_dir / snapshot.STORE}", opsbot_config=config or DEMO, host=HOST,
+                            opsbot_alerts_token=alerting.token)
         ctx = build_context(settings, catalog, clock=clock, demo_workloads=demo)
         bot = web.AppRunner(build_web_app(ctx, build_bolt_app(ctx, installed_listeners())), shutdown_timeout=0.5)
         await bot.setup()
         cleanup.push_async_callback(bot.cleanup)
         site = web.TCPSite(bot, HOST, 0)
         await site.start()
-        session.bot_url = f"http://{HOST}:{bot.addresses[0][1]}"  # known only once the bot listens
+        session.bot_url = alerting.bot_url = f"http://{HOST}:{bot.addresses[0][1]}"  # known once the bot listens
         saver = asyncio.create_task(keep_saving(slack, demo, keeper))
         cleanup.callback(saver.cancel)
 

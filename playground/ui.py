@@ -1,5 +1,5 @@
 """The page's side of the stand-in: what a user sees (`/ui/state`), what they do (`/ui/command`, `/ui/press`,
-`/ui/submit`, `/ui/say`, `/ui/react`), live changes (`/ui/events`, server-sent events), and the demo switch."""
+`/ui/submit`, `/ui/say`, `/ui/react`, `/ui/alert`), live changes (`/ui/events`, server-sent events), and the demo switch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from playground.alerts import Alerting, AlertRefused
 from playground.demo_apps import DemoSwitches
 from playground.mentions import escape_mentions, escaped_commands
 from playground.session import BotRefused, Session
@@ -21,8 +22,10 @@ _SCREEN = re.compile(r"[A-Za-z0-9-]{0,64}")  # a page load's id, as app.js makes
 
 
 def add_routes(app: web.Application, slack: FakeSlack, session: Session, demo: DemoSwitches,
-               completion: dict[str, list[str]], escaped: frozenset[str] | None = None) -> None:
-    """`escaped`: the slash commands whose `@name`s Slack turns into user ids (by default, as manifest.yml says)."""
+               completion: dict[str, list[str]], escaped: frozenset[str] | None = None,
+               alerting: Alerting | None = None) -> None:
+    """`escaped`: the slash commands whose `@name`s Slack turns into user ids (by default, as manifest.yml says).
+    `alerting`: the demo services' "fire an alert" switches (`/ui/alert`)."""
     static = resources.files("playground") / "static"
     escaping = escaped_commands() if escaped is None else escaped
 
@@ -42,7 +45,8 @@ def add_routes(app: web.Application, slack: FakeSlack, session: Session, demo: D
         screen = request.query.get("screen", "")
         if not _SCREEN.fullmatch(screen):
             return web.json_response({"ok": False, "error": "screen must be up to 64 letters, digits or '-'"}, status=400)
-        return web.json_response(view_of(slack, request.query.get("user", PEOPLE[0]), demo, completion, screen=screen))
+        return web.json_response(view_of(slack, request.query.get("user", PEOPLE[0]), demo, completion, screen=screen,
+                                         alerting=alerting))
 
     def typed(line: str, *, command: str | None = None) -> str:
         # Slack resolves @names in messages, and in a command's text when its manifest entry says should_escape.
@@ -82,9 +86,13 @@ def add_routes(app: web.Application, slack: FakeSlack, session: Session, demo: D
                     return web.json_response({"ok": False, "error": f"no demo service {data['service']!r}; there are: {known}"},
                                              status=400)
                 demo.healthy[data["service"]] = bool(data["healthy"])
+            elif what == "alert" and alerting is not None:
+                if data["service"] not in demo.healthy:
+                    return web.json_response({"ok": False, "error": f"no demo service {data['service']!r}"}, status=400)
+                await alerting.switch(session.http, data["service"], firing=bool(data["firing"]))
             else:
                 raise web.HTTPNotFound()
-        except BotRefused as exc:
+        except (BotRefused, AlertRefused) as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=502)
         except KeyError as exc:
             return web.json_response({"ok": False, "error": f"missing {exc}"}, status=400)
@@ -112,7 +120,7 @@ def add_routes(app: web.Application, slack: FakeSlack, session: Session, demo: D
 
 
 def view_of(slack: FakeSlack, user: str, demo: DemoSwitches, completion: dict[str, list[str]], *,
-            screen: str = "") -> dict[str, Any]:
+            screen: str = "", alerting: Alerting | None = None) -> dict[str, Any]:
     """Everything `user` sees on the page load `screen`: their channels, each one's messages (with what only they
     can see; replies carry their thread's ts), the modal open on that screen, pins and files."""
     channels = [c for c in slack.channels.values() if not c["is_private"] or user in c["members"]]
@@ -146,6 +154,7 @@ def view_of(slack: FakeSlack, user: str, demo: DemoSwitches, completion: dict[st
         "messages": by_channel,
         "modal": modal,
         "demo": demo.healthy,
+        "alerts": alerting.state(list(demo.healthy)) if alerting is not None else {},
         "completion": completion,
         "names": {uid: u["real_name"] for uid, u in slack.users.items()} | {"UBOT0001": "opsbot", "USLACKBOT": "Slackbot"},
     }

@@ -14,23 +14,28 @@ What tests (and stack helpers) use, on a started `K8sApi` (`api.url` is the API 
   (running pods without it use "0"), `add_node(name, cpu="4", memory="16Gi")` (listed at /api/v1/nodes),
   `set_node_usage(name, cpu=, memory=)`; `metrics_served = False` answers 404 there, as a cluster without
   metrics-server does.
+- Exec (`/api/v1/namespaces/{ns}/pods/{name}/exec`, the WebSocket of `kubectl exec`, subprotocol v4.channel.k8s.io or
+  base.channel.k8s.io: binary frames whose first byte is the channel, stdout 1, stderr 2, and on 3 the Status that
+  ends it, carrying a non-zero exit code in its causes): `exec_handler(call) -> ExecReply` answers each command
+  (it may sleep: a client that closes the stream first is recorded in `exec_closed`); `execs` lists every call.
 - `token`, `before_request`, `rollouts`, `broken_images`, `now`, `requests`: see `K8sApi`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
@@ -74,6 +79,32 @@ class Recorded:
     body: Any
 
 
+@dataclass(frozen=True)
+class ExecCall:
+    """One command a client asked to run: in which pod and container, and its argv exactly as it arrived."""
+
+    namespace: str
+    pod: str
+    container: str
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExecReply:
+    """What the command wrote and how it exited; `failure` instead: the runtime could not run it at all (the
+    message of a Status without an exit code, as for an executable that is not found)."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int = 0
+    failure: str | None = None
+
+
+ExecHandler = Callable[[ExecCall], Awaitable[ExecReply]]
+EXEC_PROTOCOLS = ("v4.channel.k8s.io", "base.channel.k8s.io")
+FRAME = 4096  # bytes of output per WebSocket frame, so long output arrives as many frames, as from a kubelet
+
+
 class K8sApi:
     """Deployments live in memory; each change to a pod template makes (or revives) a ReplicaSet revision.
 
@@ -103,6 +134,9 @@ class K8sApi:
         self._nodes: dict[str, Obj] = {}
         self._node_usage: dict[str, dict[str, str]] = {}
         self.metrics_served = True
+        self.exec_handler: ExecHandler | None = None
+        self.execs: list[ExecCall] = []
+        self.exec_closed: list[ExecCall] = []  # commands whose client closed the stream before they ended
         self._controllers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._version = 100
         self._ticks = 0
@@ -117,6 +151,7 @@ class K8sApi:
         app.router.add_get("/apis/apps/v1/namespaces/{ns}/replicasets", self._list_replicasets)
         app.router.add_get("/api/v1/namespaces/{ns}/pods", self._list_pods)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._pod_log)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/exec", self._pod_exec)
         app.router.add_get("/api/v1/nodes", self._list_nodes)
         app.router.add_get(f"{METRICS}/namespaces/{{ns}}/pods", self._pod_metrics)
         app.router.add_get(f"{METRICS}/namespaces/{{ns}}/pods/{{name}}", self._pod_metrics)
@@ -367,6 +402,49 @@ class K8sApi:
         text = "".join(f"{_rfc3339nano(when)} {line}\n" if stamped else f"{line}\n" for when, line in lines)
         body = text.encode()[:limit]  # as the kubelet: limitBytes may cut a line, or a character, in two
         return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    async def _pod_exec(self, request: web.Request) -> web.StreamResponse:
+        """The exec subresource: checked like the API server (pod, container, a command), then a WebSocket."""
+        namespace, name, query = request.match_info["ns"], request.match_info["name"], request.query
+        pod = self._pod(namespace, name)
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        container = query.get("container")
+        if container is None and len(names) > 1:
+            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                              f"choose one of: [{' '.join(names)}]")
+        container = container or names[0]
+        if container not in names:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        command = tuple(query.getall("command", []))
+        if not command:
+            raise ApiError(400, "BadRequest", "you must specify at least 1 command")
+        if query.get("stdin") in TRUE or query.get("tty") in TRUE:
+            raise ApiError(400, "BadRequest", "this double serves exec without stdin or a tty")
+        call = ExecCall(namespace, name, container, command)
+        self.execs.append(call)
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS)
+        await ws.prepare(request)
+        if ws.ws_protocol is None:  # the API server refuses a client that speaks none of its channel protocols
+            await ws.close(code=1002)
+            return ws
+        handler = self.exec_handler or _not_set_up
+        ran = asyncio.ensure_future(handler(call))
+        closed = asyncio.ensure_future(_until_closed(ws))
+        await asyncio.wait({ran, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if not ran.done():  # the client went away: the double ends the command (a kubelet might not)
+            ran.cancel()
+            self.exec_closed.append(call)
+            with contextlib.suppress(asyncio.CancelledError):
+                await ran
+            return ws
+        reply = ran.result()
+        for channel, data in ((1, reply.stdout), (2, reply.stderr)):
+            for start in range(0, len(data), FRAME):
+                await ws.send_bytes(bytes([channel]) + data[start:start + FRAME])
+        await ws.send_bytes(b"\x03" + json.dumps(_exec_status(call, reply)).encode())
+        await ws.close()
+        closed.cancel()
+        return ws
 
     async def _list_nodes(self, request: web.Request) -> web.Response:
         items = [copy.deepcopy(node) for _, node in sorted(self._nodes.items())]
@@ -665,6 +743,29 @@ class K8sApi:
         # A logical clock: every object made gets its own second, so listings sort the way they were made.
         self._ticks += 1
         return (EPOCH + timedelta(seconds=self._ticks)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _not_set_up(call: ExecCall) -> ExecReply:
+    return ExecReply(failure=f"exec is not set up in this double (set K8sApi.exec_handler): {call.command[0]}")
+
+
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    async for message in ws:
+        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            return
+
+
+def _exec_status(call: ExecCall, reply: ExecReply) -> Obj:
+    """The Status the error channel ends an exec with (what kubelet's remotecommand sends)."""
+    if reply.failure is not None:
+        return {"metadata": {}, "status": "Failure", "message": reply.failure, "reason": "InternalError",
+                "code": 500}
+    if reply.exit_code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: error executing command {list(call.command)}, "
+                       f"exit code {reply.exit_code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(reply.exit_code)}]}}
 
 
 def _revision(rs: Obj) -> str | None:

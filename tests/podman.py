@@ -40,7 +40,7 @@ events_logger="file"
 """
 
 # busybox applets the images link; `httpd -f -p PORT -h /www` serves /www/health and /www/version.
-APPLETS = ("sh", "sleep", "httpd", "echo", "cat", "wget", "false", "true", "ls")
+APPLETS = ("sh", "sleep", "httpd", "echo", "cat", "wget", "false", "true", "ls", "printf", "kill")
 DEFAULT_CMD = '["httpd", "-f", "-p", "8080", "-h", "/www"]'
 
 

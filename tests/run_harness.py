@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -26,7 +26,7 @@ from bot.handover import Handover
 from bot.health import CheckResult, HealthRun
 from bot.incidents.models import Incident, TimelineEntry
 from bot.locks import StoreLocks
-from bot.runs import service as flows
+from bot.runs import requests
 from bot.runs.memory_store import MemoryRunStore
 from bot.runs.models import ActionKind, ActionRun, ActionState, ActionStep, PlannedStep
 from bot.runs.policy import Membership
@@ -276,7 +276,7 @@ class Deps:
         assert self.session is not None, "give Deps a session for steps that make HTTP calls"
         return self.session
 
-    async def check(self, service: str) -> HealthRun:
+    async def check(self, service: str, only: Collection[str] = ()) -> HealthRun:
         self.checked.append(service)
         good = self.healthy.get(service, True)
         now = self.clock.now()
@@ -300,8 +300,8 @@ def failure(effect: Effect, message: str = "it broke") -> ExecutorError:
 async def run_action(deps: Deps, service: str, kind: ActionKind, *, by: str = ALICE,
                      params: dict[str, Any] | None = None) -> ActionRun:
     """Plan and send a built-in action that needs no approval; returns it once its run has ended."""
-    run = await flows.plan(deps, service, kind, requested_by=by, channel_id=CHANNEL, params=params)
-    await flows.request(deps, run.id or 0, by)
+    run = await requests.plan(deps, service, kind, requested_by=by, channel_id=CHANNEL, params=params)
+    await requests.request(deps, run.id or 0, by)
     await settle(deps)
     return await stored(deps, run.id or 0)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from bot.clock import ManualClock
-from bot.runs import service as actions
+from bot.runs import execution
 from bot.runs.models import ActionKind, ActionRun, ActionState
 from bot.store import create_store
 from playground.slack_api import FakeSlack
@@ -80,7 +80,7 @@ async def test_a_silent_replicas_run_is_interrupted_by_the_loop_and_a_live_one_i
             created_at=now, expires_at=now + timedelta(hours=1), state=ActionState.APPROVED))
         await bot.ctx.store.transition_action(run_id, ActionState.RUNNING, expect={ActionState.APPROVED}, lease_owner="replica-b",
                                               heartbeat_at=now)
-        assert await actions.recover(bot.ctx) == 0, "a fresh heartbeat means a live run"
+        assert await execution.recover(bot.ctx) == 0, "a fresh heartbeat means a live run"
 
         # replica-b went silent: a lease later its run is stale, and the loop's next chore pass sees it.
         clock.advance(bot.ctx.settings.lease_seconds + bot.ctx.settings.chore_seconds + 1)

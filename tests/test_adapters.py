@@ -27,8 +27,8 @@ print(json.dumps(sorted(name for name in HEAVY if name in sys.modules)))
 """
 
 
-def loaded(catalog: str, **env: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PROBE, ",".join(HEAVY)], input=catalog, capture_output=True, text=True, cwd=ROOT,
+def loaded(catalog: str, names: tuple[str, ...] = HEAVY, **env: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, ",".join(names)], input=catalog, capture_output=True, text=True, cwd=ROOT,
                           env=base_env(**env), timeout=60, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -39,6 +39,39 @@ HTTP_ONLY = "services:\n  api:\n    environment: production\n    checks: [{type:
 
 def test_a_catalog_of_http_checks_loads_no_client_library() -> None:
     assert loaded(HTTP_ONLY) == []
+
+
+# Loaded on first use, only when the catalog asks (croniter with dateutil for a schedule it sets, Jinja2 for a template
+# it sets; bot/scheduling/cron.py, bot/incidents/templates.py), or no longer used at all (sqlite-utils and the numpy
+# it pulled in, pydantic-settings).
+ON_DEMAND = ("croniter", "dateutil", "jinja2", "sqlite_utils", "numpy", "pydantic_settings")
+# Still imported at module level by bot/alerts/routing.py (jinja2) and bot/executors/postgres_backup.py (asyncpg).
+NOT_YET_ON_DEMAND = ("jinja2", "asyncpg")
+
+
+def test_a_sqlite_catalog_without_schedules_or_templates_loads_no_scheduling_library() -> None:
+    assert loaded(HTTP_ONLY, tuple(name for name in ON_DEMAND if name not in NOT_YET_ON_DEMAND)) == []
+
+
+def test_a_sqlite_catalog_without_templates_loads_no_jinja2_and_no_postgresql_client() -> None:
+    assert loaded(HTTP_ONLY, NOT_YET_ON_DEMAND) == []
+
+
+def test_a_schedule_or_a_template_the_catalog_sets_loads_its_library() -> None:
+    schedule = HTTP_ONLY + "schedules:\n  digests:\n    nightly: {cron: '0 2 * * *', kind: daily}\n"
+    assert {"croniter", "dateutil"} <= set(loaded(schedule, ON_DEMAND))
+    template = HTTP_ONLY + "incidents:\n  channel_name: 'inc-{{ id }}-{{ slug }}'\n"
+    assert "jinja2" in loaded(template, ON_DEMAND)
+
+
+def test_a_postgres_or_sql_check_loads_the_postgresql_probe() -> None:
+    probe = ("bot.checks.postgres_probe",)
+    assert loaded(HTTP_ONLY, probe) == []
+    postgres = "services:\n  db:\n    environment: production\n    checks: [{type: postgres, dsn: 'postgresql://u@127.0.0.1:5432/d'}]\n"
+    assert loaded(postgres, probe) == list(probe)
+    sql = ("services:\n  db:\n    environment: production\n"
+           "    checks: [{type: sql, dsn_env: DB_DSN, query: 'SELECT 1', above: {warning: 5, critical: 9}}]\n")
+    assert loaded(sql, probe) == list(probe)
 
 
 def test_redis_url_loads_redis_py_for_the_leases() -> None:

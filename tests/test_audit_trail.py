@@ -231,7 +231,7 @@ class Blocker:
 
     async def _sqlite(self, sql: str) -> None:
         """On the store's own connection (the pragma is per connection), outside any transaction."""
-        await self.bot.ctx.store._call(lambda db: db.conn.execute(sql))  # type: ignore[attr-defined]
+        await self.bot.ctx.store._call(lambda conn: conn.execute(sql))  # type: ignore[attr-defined]
 
 
 async def _admin(*statements: str) -> None:

@@ -18,8 +18,7 @@ import pytest
 from bot import digests
 from bot.clock import ManualClock
 from bot.executors.redis_backup import RestoreUnsupported
-from bot.runs import service as actions
-from bot.runs import targets
+from bot.runs import requests, targets
 from bot.runs.models import (
     SCHEDULER,
     ActionKind,
@@ -149,12 +148,12 @@ async def test_a_backup_asked_in_the_service_channel_is_not_announced_twice(bot:
 
 
 async def test_a_scheduled_backup_is_announced_and_applies_retention(bot: RunningBot, slack: FakeSlack) -> None:
-    first = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
+    first = await requests.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
     assert first.state is ActionState.SUCCEEDED, first.outcome
     clock = bot.ctx.clock
     assert isinstance(clock, ManualClock)
     clock.advance(timedelta(days=2).total_seconds())
-    second = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-26T01:00:00Z")
+    second = await requests.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-26T01:00:00Z")
     # The retention step's own result, in the run's summary of its steps.
     assert second.state is ActionState.SUCCEEDED and "1 removed" in second.outcome
     [kept] = await bot.ctx.store.backups("shop-db")
@@ -184,7 +183,7 @@ async def test_a_redis_backup_is_announced_and_its_restore_refused_before_anythi
 
 
 async def test_the_new_kinds_are_in_the_digest_and_their_secrets_known_to_check_config(bot: RunningBot) -> None:
-    await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
+    await requests.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
     weekly = await digests.weekly(bot.ctx)
     facts = {f.service: f for f in weekly.backups}
     assert facts["shop-db"].latest is not None and facts["cache"].latest is None
@@ -198,7 +197,7 @@ async def test_a_backup_refused_because_the_service_is_busy_is_announced_as_not_
     lease = await bot.ctx.locks.acquire("service:shop-db", 60)  # another replica's action holds the service
     assert lease is not None
     try:
-        run = await actions.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
+        run = await requests.run_scheduled_backup(bot.ctx, "shop-db", "backup:shop-db@2026-11-24T01:00:00Z")
     finally:
         await lease.release()
     assert run.state is ActionState.FAILED and run.started_at is None

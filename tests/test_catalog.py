@@ -133,3 +133,81 @@ def test_unknown_service_lookup_suggests_the_closest_name() -> None:
         catalog.service("paymnts")
     assert caught.value.suggestion == "payments"
     assert "`search`" in str(caught.value)
+
+
+def test_messages_never_show_library_internals_and_number_steps_from_1() -> None:
+    text = """\
+health: {per_host: abc}
+services:
+  api:
+    environment: prod
+    owners: U123
+    checks:
+      - {type: http, url: http://api/, latency_ms: 5}
+runbooks:
+  r:
+    services: [api]
+    steps:
+      - {kind: wait, seconds: 1}
+      - {kind: check, service: api, attempts: 0}
+"""
+    found = problems(text)
+    assert found == [
+        "opsbot.yml:1: health.per_host: must be a whole number",
+        "opsbot.yml:5: services.api.owners: must be a list",
+        "opsbot.yml:7: services.api.checks[0].latency_ms: must be a mapping (key: value)",
+        "opsbot.yml:13: runbooks.r.steps[2].attempts: must be >= 1",
+    ]
+    for internal in ("constrained-int", "function-after", "Thresholds", "Input should", "union_tag"):
+        assert not any(internal in line for line in found), internal
+
+
+def test_unset_environment_variables_are_said_once_with_the_count() -> None:
+    from bot.catalog_loading import missing_envs
+
+    used = [(f"runbooks.r.steps[{i}]", env) for i, env in enumerate(["A", "B", "C"] * 5, 1)]
+    assert missing_envs(used, {}) == "3 environment variables are not set here: A, B, C — used by 15 steps"
+    assert missing_envs(used, {"A": "x", "B": "x", "C": "x"}) is None
+    assert missing_envs([("services.db.checks[0]", "DB")], {}) == "services.db.checks[0]: environment variable DB is not set here"
+    mixed = missing_envs([("services.db.checks[0]", "DB"), ("services.db.backup", "DB")], {})
+    assert mixed == "environment variable not set here: DB — used by 2 places (1 checks, 1 backups)"
+
+
+def test_the_no_undo_warning_ignores_steps_that_change_nothing_and_is_said_once_per_runbook() -> None:
+    from bot.catalog_loading import catalog_warnings
+
+    base = """\
+services:
+  db:
+    environment: prod
+    checks: [{type: tcp, host: db, port: 5432}]
+    target: {type: docker, container: db}
+runbooks:
+  r:
+    services: [db]
+    steps:
+"""
+    quiet = base + "      - {kind: wait, seconds: 1}\n      - {kind: check, service: db}\n      - {kind: restart, service: db}\n"
+    assert catalog_warnings(parse_catalog(quiet)) == []
+    loud = base + ("      - {kind: restart, service: db}\n      - {kind: wait, seconds: 1}\n"
+                   "      - {kind: restart, service: db}\n      - {kind: restart, service: db}\n")
+    assert catalog_warnings(parse_catalog(loud)) == [
+        ("runbooks.r.steps: 2 steps have no undo: 1 (`restart`), 3 (`restart`); if a later step fails and rolls back, "
+        "their changes stay")]
+
+
+def test_a_value_no_member_of_a_union_takes_is_said_once_at_its_key() -> None:
+    text = """\
+services:
+  api: {environment: prod}
+runbooks:
+  r:
+    services: [api]
+    steps:
+      - {kind: http, url: "http://api/", json: {tags: [1]}}
+      - {kind: scale, service: api, replicas: [1]}
+"""
+    assert problems(text) == [
+        "opsbot.yml:7: runbooks.r.steps[1].json.tags: must be text, a whole number, a number or true or false",
+        "opsbot.yml:8: runbooks.r.steps[2].replicas: must be a whole number or text",
+    ]

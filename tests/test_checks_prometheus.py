@@ -178,7 +178,7 @@ def problems(check: str) -> list[str]:
     ("{type: prometheus, url: 'http://p:9090', query: up, above: {warning: 1, critical: 2}, empty: maybe}",
      "services.web.checks[0].empty: must be one of 'ok', 'warning' or 'critical'"),
     ("{type: prometheus, url: 'http://p:9090', query: '', above: {warning: 1, critical: 2}}",
-     "services.web.checks[0].query: string should have at least 1 character"),
+     "services.web.checks[0].query: must not be empty"),
     ("{type: prometheus, url: 'http://u:hunter2@p:9090', query: up, above: {warning: 1, critical: 2}}",
      "services.web.checks[0].url: must not contain a password; send credentials with headers_env"),
 ])

@@ -10,6 +10,8 @@ import redis.asyncio as aioredis
 
 from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status
+from bot.checks.base import Thresholds
+from bot.checks.redis import RedisCheck
 from tests.checks import run
 from tests.conftest import REDIS_URL, free_port
 
@@ -79,6 +81,34 @@ async def test_missing_key_is_an_empty_list(keys: Keys, deps: CheckDeps) -> None
     assert status is Status.OK and reason.endswith(f"{keys.prefix}never-used: 0 items")
 
 
+async def test_a_list_without_limits_has_its_length_shown_and_is_never_graded(keys: Keys, deps: CheckDeps) -> None:
+    backlog, queue = await keys.fill("backlog", 100_000), await keys.fill("queue", 1)
+    lists = {backlog: None, queue: {"warning": 5}}  # the judged one beside it, to show the other is not
+    status, reason = await run(redis_check(lists), deps)
+    assert status is Status.OK and reason.endswith(f"; {backlog}: 100000 items; {queue}: 1 item"), reason
+    await keys.fill("queue", 4)
+    status, reason = await run(redis_check(lists), deps)
+    assert status is Status.WARNING and reason.endswith(f"; {backlog}: 100000 items; {queue}: 5 items (limit 5)"), reason
+
+
+def test_a_list_without_limits_is_written_as_a_key_with_nothing_after_it() -> None:
+    catalog = parse_catalog("services:\n  cache:\n    environment: prod\n    checks:\n      - type: redis\n"
+                            "        url_env: REDIS_URL\n        lists:\n          jobs:backlog:\n"
+                            "          jobs:dead: {critical: 1}\n", "opsbot.yml")
+    [check] = catalog.services["cache"].checks
+    assert isinstance(check, RedisCheck) and check.lists == {"jobs:backlog": None, "jobs:dead": Thresholds(critical=1)}
+
+
+async def test_a_list_may_have_a_single_or_strict_level(keys: Keys, deps: CheckDeps) -> None:
+    dead = await keys.fill("dead", 0)
+    more_than_none = {dead: {"critical": 0, "strict": True}}
+    status, reason = await run(redis_check(more_than_none), deps)
+    assert status is Status.OK and reason.endswith(f"; {dead}: 0 items"), reason
+    await keys.fill("dead", 1)
+    status, reason = await run(redis_check(more_than_none), deps)
+    assert status is Status.CRITICAL and reason.endswith(f"; {dead}: 1 item (limit: more than 0)"), reason
+
+
 async def test_key_of_another_type_is_an_error_naming_it(keys: Keys, deps: CheckDeps) -> None:
     settings, queue = keys.prefix + "settings", await keys.fill("queue", 1)
     await keys.client.hset(settings, "a", "1")
@@ -110,7 +140,7 @@ async def test_server_that_never_answers_times_out(silent_port: int, deps: Check
 
 
 @pytest.mark.parametrize(("lists", "message"), [
-    ("{'': {warning: 1, critical: 2}}", "at least 1 character"),
+    ("{'': {warning: 1, critical: 2}}", "must not be empty"),
     ("{queue: {warning: 10, critical: 1}}", "must not be above critical"),
     ("[queue]", "lists"),
     ("{queue: 100}", "lists.queue"),

@@ -23,6 +23,7 @@ from bot.clock import ManualClock
 from bot.executors.backup_targets import PostgresBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, RecordingProgress
 from bot.executors.postgres_backup import (
+    ANALYZE_STEP,
     NOT_TOUCHED,
     NOT_WRITTEN,
     ROLLED_BACK,
@@ -109,8 +110,59 @@ async def test_backup_then_restore_brings_the_rows_back(tmp_path: Path, pg_datab
     assert summary == f"Restored database {database} on 127.0.0.1:5432 from {artifact.path.name}"
     assert [(s.title, s.state) for s in progress.steps] == [
         (f"Verify {artifact.path.name}", "succeeded"), (f"Restore into {database}", "succeeded"),
+        (ANALYZE_STEP, "succeeded"),
     ]
     assert [s.title for s in progress.steps] == backups.restore_plan(artifact)
+
+
+async def statistics(conn: asyncpg.Connection, table: str) -> int:
+    """Columns of `table` with planner statistics (pg_stats): ANALYZE writes them, a restore does not."""
+    return int(await conn.fetchval("SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = $1", table))
+
+
+async def test_a_restore_ends_with_analyze_so_the_restored_tables_have_planner_statistics(
+        tmp_path: Path, pg_database: str, db: asyncpg.Connection) -> None:
+    backups = make(tmp_path, with_password(pg_database))
+    await db.execute("ANALYZE invoices")
+    artifact = await backups.backup(RecordingProgress(), label="manual")
+    assert await statistics(db, "invoices") == 2  # statistics are not in a dump: the restore starts without them
+
+    progress = RecordingProgress()
+    await backups.restore(artifact, progress)
+
+    assert await statistics(db, "invoices") == 2
+    assert [(s.title, s.state, s.detail) for s in progress.steps][-1] == (ANALYZE_STEP, "succeeded", "done")
+
+
+async def test_a_failing_analyze_after_a_good_restore_is_a_warning_not_a_failure(
+        tmp_path: Path, pg_database: str, db: asyncpg.Connection) -> None:
+    # An expression index whose function fails outside pg_restore's own session: the restore builds the index, and
+    # the ANALYZE that follows (which evaluates index expressions) fails on the server.
+    await db.execute("""
+        CREATE FUNCTION picky(value int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_setting('application_name') <> 'pg_restore' THEN RAISE EXCEPTION 'picky refuses %', value; END IF;
+            RETURN value;
+        END $$""")
+    await db.execute("SET application_name = 'pg_restore'")
+    await db.execute("CREATE INDEX invoices_picky ON invoices (picky(amount))")
+    await db.execute("RESET application_name")
+    backups = make(tmp_path, with_password(pg_database))
+    artifact = await backups.backup(RecordingProgress(), label="manual")
+    await db.execute("DELETE FROM invoices WHERE id = 2")
+
+    progress = RecordingProgress()
+    summary = await backups.restore(artifact, progress)
+
+    database = urlsplit(pg_database).path[1:]
+    assert await rows(db) == [(1, 100), (2, 200), (3, 300)]  # the restore itself stands
+    assert [s.state for s in progress.steps] == ["succeeded"] * 3
+    detail = progress.steps[-1].detail
+    assert detail.startswith("warning: ANALYZE failed: picky refuses ") and detail.endswith(
+        f"; run ANALYZE on {database} by hand"), detail
+    assert summary.startswith(f"Restored database {database} on 127.0.0.1:5432 from {artifact.path.name}; warning: "
+                              "ANALYZE failed: picky refuses "), summary
+    assert PASSWORD not in summary + detail
 
 
 async def test_two_backups_in_the_same_second_do_not_overwrite(tmp_path: Path, pg_database: str, db: asyncpg.Connection) -> None:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.clock import ManualClock
 from bot.locks import CountedLocks, StoreLocks
 from bot.metrics import Metrics, api_method, slack_kind
-from bot.runs import service as actions
+from bot.runs import requests
 from bot.store import Store
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
@@ -112,7 +112,7 @@ async def test_an_expired_request_is_counted_with_its_wait(slack: FakeSlack, htt
     try:
         await requested(bot, "backup files")
         clock.advance(31 * 60)
-        assert await actions.expire_due(bot.ctx) == 1
+        assert await requests.expire_due(bot.ctx) == 1
         samples = await scrape(bot)
         assert value(samples, "opsbot_approvals_total", outcome="expired") == 1
         assert value(samples, "opsbot_approval_wait_seconds_count", outcome="expired") == 1

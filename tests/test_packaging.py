@@ -64,6 +64,8 @@ def test_the_manifests_usage_hints_name_every_subcommand() -> None:
     from handlers.commands import SUBCOMMANDS
     from handlers.incidents import USAGE
 
-    hints = {c["command"]: set(c["usage_hint"].split("|")) for c in MANIFEST["features"]["slash_commands"]}
-    assert hints["/ops"] == set(SUBCOMMANDS)
+    commands = {c["command"]: c for c in MANIFEST["features"]["slash_commands"]}
+    hints = {name: set(c["usage_hint"].split("|")) for name, c in commands.items()}
+    # /ops has more subcommands than Slack's 100-character hint holds: `help` is named by its description instead.
+    assert hints["/ops"] | {"help"} == set(SUBCOMMANDS) and "/ops help" in commands["/ops"]["description"]
     assert hints["/incident"] == {usage.split()[0] for usage, _ in USAGE} | {"help"}

@@ -16,8 +16,7 @@ import pytest
 from bot.executors.base import Effect
 from bot.incidents.models import Incident
 from bot.locks import LockUnavailable
-from bot.runs import runbook_runs as follow_ups
-from bot.runs import service as flows
+from bot.runs import execution, follow_ups, requests, runbook_plans
 from bot.runs.effects import awaits_people, stopped_step, unknown_step
 from bot.runs.models import ActionKind, ActionRun, ActionState, Decision, StepState
 from bot.runs.policy import NotAllowed
@@ -79,7 +78,7 @@ def kinds(run: ActionRun) -> list[str]:
 async def follow(deps: Deps, run: ActionRun, mode: str, *, by: str = ALICE) -> ActionRun:
     """Resume, Roll back or mark done `run`, in staging (no approval): returns the follow-up once it ended."""
     draft = await follow_ups.follow_up(deps, run.id or 0, by, mode)
-    await flows.request(deps, draft.id or 0, by)
+    await requests.request(deps, draft.id or 0, by)
     await settle(deps)
     return await stored(deps, draft.id or 0)
 
@@ -88,10 +87,10 @@ async def follow(deps: Deps, run: ActionRun, mode: str, *, by: str = ALICE) -> A
 
 
 async def test_a_restart_is_restart_then_a_health_check_and_is_reported(deps: Deps) -> None:
-    draft = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    draft = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
     assert "Run now" in words(plan_message(draft)) and "none: it runs" in words(plan_message(draft))
     assert deps.workload("web").calls == []  # planning touches nothing
-    await flows.request(deps, draft.id or 0, ALICE)
+    await requests.request(deps, draft.id or 0, ALICE)
     await settle(deps)
     run = await stored(deps, draft.id or 0)
 
@@ -139,7 +138,7 @@ async def test_a_rollback_whose_health_fails_waits_for_people_and_roll_back_depl
     draft = await follow_ups.follow_up(deps, run.id or 0, ALICE, "rollback")
     assert "deploy app:2.0 again" in "\n".join(plan_lines(draft))
     deps.healthy["web"] = True
-    await flows.request(deps, draft.id or 0, ALICE)
+    await requests.request(deps, draft.id or 0, ALICE)
     await settle(deps)
     back = await stored(deps, draft.id or 0)
 
@@ -152,8 +151,8 @@ async def test_a_rollback_whose_health_fails_waits_for_people_and_roll_back_depl
 
 async def test_an_interrupted_plain_restart_offers_resume_and_roll_back_and_resume_runs_it(deps: Deps) -> None:
     deps.workload("web").hang.add("restart")
-    run = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
-    await flows.request(deps, run.id or 0, ALICE)
+    run = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    await requests.request(deps, run.id or 0, ALICE)
     await acting(deps.workload("web"))
     await deps.tasks.drain(timeout=0)  # opsbot is stopped mid-restart
 
@@ -188,26 +187,26 @@ async def test_a_step_of_unknown_effect_checked_by_hand_is_marked_done_and_not_r
 
 async def test_a_follow_up_is_taken_once_and_only_from_a_run_that_waits_for_people(deps: Deps) -> None:
     run = await run_action(deps, "web", ActionKind.RESTART)
-    with pytest.raises(flows.NotPending):
+    with pytest.raises(requests.NotPending):
         await follow_ups.follow_up(deps, run.id or 0, ALICE, "resume")
 
 
 async def test_a_follow_up_needs_the_approval_the_run_needed_and_a_run_is_followed_up_once(deps: Deps) -> None:
     deps.healthy["api"] = False
     run = await asked(deps)
-    await flows.decide(deps, run.id or 0, BOB, Decision.APPROVE)
+    await requests.decide(deps, run.id or 0, BOB, Decision.APPROVE)
     await settle(deps)
     stopped = await stored(deps, run.id or 0)
     ended(stopped, ActionState.FAILED)
 
     draft = await follow_ups.follow_up(deps, stopped.id or 0, CAROL, "rollback")
-    with pytest.raises(flows.NotPending, match=f"already followed up by run #{draft.id} \\(draft\\)"):
+    with pytest.raises(requests.NotPending, match=f"already followed up by run #{draft.id} \\(draft\\)"):
         await follow_ups.follow_up(deps, stopped.id or 0, ALICE, "resume")
-    back = await flows.request(deps, draft.id or 0, CAROL)
+    back = await requests.request(deps, draft.id or 0, CAROL)
     assert back.state is ActionState.PENDING and back.approvals_needed == 1, "the same approval"
     with pytest.raises(NotAllowed, match="second person"):
-        await flows.decide(deps, draft.id or 0, CAROL, Decision.APPROVE)
-    await flows.decide(deps, draft.id or 0, DAVE, Decision.APPROVE)
+        await requests.decide(deps, draft.id or 0, CAROL, Decision.APPROVE)
+    await requests.decide(deps, draft.id or 0, DAVE, Decision.APPROVE)
     await settle(deps)
     ended(await stored(deps, draft.id or 0), ActionState.SUCCEEDED)
     assert deps.workload("api").calls == ["rollback", "deploy app:2.0"]
@@ -218,7 +217,7 @@ async def test_a_roll_back_that_stopped_while_undoing_can_be_rolled_back_again_b
     stopped = await run_action(deps, "web", ActionKind.ROLLBACK)
     deps.workload("web").hang.add("deploy")  # the Roll back's undo hangs, then opsbot is stopped
     draft = await follow_ups.follow_up(deps, stopped.id or 0, ALICE, "rollback")
-    await flows.request(deps, draft.id or 0, ALICE)
+    await requests.request(deps, draft.id or 0, ALICE)
     for _ in range(50):
         await turns()
         if "deploy app:2.0" in deps.workload("web").calls:
@@ -228,7 +227,7 @@ async def test_a_roll_back_that_stopped_while_undoing_can_be_rolled_back_again_b
     ended(cut, ActionState.INTERRUPTED)
     assert len(cut.steps) > len(cut.plan)  # its undo row was under way
 
-    with pytest.raises(flows.NotPending, match="already undoing what it changed when it stopped"):
+    with pytest.raises(requests.NotPending, match="already undoing what it changed when it stopped"):
         await follow_ups.follow_up(deps, cut.id or 0, ALICE, "resume")
     deps.workload("web").hang.clear()
     again = await follow(deps, cut, "rollback")
@@ -253,26 +252,26 @@ async def test_a_run_started_in_an_incident_channel_tells_its_story_on_the_incid
 
 
 async def asked(deps: Deps, service: str = "api", kind: ActionKind = ActionKind.ROLLBACK) -> ActionRun:
-    run = await flows.plan(deps, service, kind, requested_by=ALICE, channel_id=CHANNEL)
-    return await flows.request(deps, run.id or 0, ALICE, "the release broke logins")
+    run = await requests.plan(deps, service, kind, requested_by=ALICE, channel_id=CHANNEL)
+    return await requests.request(deps, run.id or 0, ALICE, "the release broke logins")
 
 
 async def test_the_requester_cannot_approve_and_a_stranger_cannot_either(deps: Deps) -> None:
     run = await asked(deps)
     assert run.state is ActionState.PENDING and run.reason == "the release broke logins"
     with pytest.raises(NotAllowed, match="second person"):
-        await flows.decide(deps, run.id or 0, ALICE, Decision.APPROVE)
+        await requests.decide(deps, run.id or 0, ALICE, Decision.APPROVE)
     with pytest.raises(NotAllowed, match="not an approver"):
-        await flows.decide(deps, run.id or 0, MALLORY, Decision.APPROVE)
+        await requests.decide(deps, run.id or 0, MALLORY, Decision.APPROVE)
     assert (await stored(deps, run.id or 0)).state is ActionState.PENDING
 
 
 async def test_an_approver_through_a_group_approves_and_it_runs_once(deps: Deps) -> None:
     run = await asked(deps)
-    said = await flows.decide(deps, run.id or 0, DAVE, Decision.APPROVE)
+    said = await requests.decide(deps, run.id or 0, DAVE, Decision.APPROVE)
     assert said.startswith("Approved: it runs now")
-    with pytest.raises(flows.NotPending, match="Already approved"):
-        await flows.decide(deps, run.id or 0, BOB, Decision.APPROVE)
+    with pytest.raises(requests.NotPending, match="Already approved"):
+        await requests.decide(deps, run.id or 0, BOB, Decision.APPROVE)
     await settle(deps)
 
     ended(await stored(deps, run.id or 0), ActionState.SUCCEEDED)
@@ -282,11 +281,11 @@ async def test_an_approver_through_a_group_approves_and_it_runs_once(deps: Deps)
 async def test_approving_twice_counts_once_and_two_approvals_are_needed_for_a_production_restart(deps: Deps) -> None:
     run = await asked(deps, kind=ActionKind.RESTART)
     assert run.approvals_needed == 2
-    assert (await flows.decide(deps, run.id or 0, BOB, Decision.APPROVE)).startswith("Approved (1 of 2)")
-    with pytest.raises(flows.NotPending, match="already decided"):
-        await flows.decide(deps, run.id or 0, BOB, Decision.APPROVE)
+    assert (await requests.decide(deps, run.id or 0, BOB, Decision.APPROVE)).startswith("Approved (1 of 2)")
+    with pytest.raises(requests.NotPending, match="already decided"):
+        await requests.decide(deps, run.id or 0, BOB, Decision.APPROVE)
     assert deps.workload("api").calls == []
-    assert (await flows.decide(deps, run.id or 0, CAROL, Decision.APPROVE)).startswith("Approved: it runs now")
+    assert (await requests.decide(deps, run.id or 0, CAROL, Decision.APPROVE)).startswith("Approved: it runs now")
     await settle(deps)
     ended(await stored(deps, run.id or 0), ActionState.SUCCEEDED)
     assert deps.workload("api").calls == ["restart"]
@@ -294,25 +293,25 @@ async def test_approving_twice_counts_once_and_two_approvals_are_needed_for_a_pr
 
 async def test_deny_ends_it_and_it_never_runs(deps: Deps) -> None:
     run = await asked(deps)
-    assert (await flows.decide(deps, run.id or 0, BOB, Decision.DENY, "not during the sale")) == "Denied: it will not run."
+    assert (await requests.decide(deps, run.id or 0, BOB, Decision.DENY, "not during the sale")) == "Denied: it will not run."
     denied = await stored(deps, run.id or 0)
     ended(denied, ActionState.DENIED)
     assert "not during the sale" in denied.outcome and deps.workload("api").calls == []
-    with pytest.raises(flows.NotPending, match="Already denied"):
-        await flows.decide(deps, run.id or 0, CAROL, Decision.APPROVE)
+    with pytest.raises(requests.NotPending, match="Already denied"):
+        await requests.decide(deps, run.id or 0, CAROL, Decision.APPROVE)
 
 
 async def test_the_requester_may_withdraw_by_denying(deps: Deps) -> None:
     run = await asked(deps)
-    await flows.decide(deps, run.id or 0, ALICE, Decision.DENY)
+    await requests.decide(deps, run.id or 0, ALICE, Decision.DENY)
     ended(await stored(deps, run.id or 0), ActionState.DENIED)
 
 
 async def test_a_request_nobody_approves_in_time_expires_and_never_runs(deps: Deps) -> None:
     run = await asked(deps)
     deps.clock.advance(deps.catalog.approvals.expire_after_minutes * 60)
-    with pytest.raises(flows.NotPending, match="expired"):
-        await flows.decide(deps, run.id or 0, BOB, Decision.APPROVE)
+    with pytest.raises(requests.NotPending, match="expired"):
+        await requests.decide(deps, run.id or 0, BOB, Decision.APPROVE)
     expired = await stored(deps, run.id or 0)
     ended(expired, ActionState.EXPIRED)
     assert deps.workload("api").calls == [] and deps.metrics.approvals == ["expired"]
@@ -322,20 +321,20 @@ async def test_a_request_nobody_approves_in_time_expires_and_never_runs(deps: De
 
 async def test_the_expiry_chore_expires_drafts_and_requests(deps: Deps) -> None:
     pending = await asked(deps)
-    draft = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    draft = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
     deps.clock.advance(deps.catalog.approvals.expire_after_minutes * 60)
-    assert await flows.expire_due(deps) == 2
+    assert await requests.expire_due(deps) == 2
     for run in (pending, draft):
         ended(await stored(deps, run.id or 0), ActionState.EXPIRED)
 
 
 async def test_a_draft_is_sent_only_by_its_requester_and_not_after_it_expired(deps: Deps) -> None:
-    draft = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    draft = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
     with pytest.raises(NotAllowed):
-        await flows.request(deps, draft.id or 0, BOB)
-    deps.clock.advance(flows.DRAFT_MINUTES * 60)
-    with pytest.raises(flows.NotPending, match="expired"):
-        await flows.request(deps, draft.id or 0, ALICE)
+        await requests.request(deps, draft.id or 0, BOB)
+    deps.clock.advance(requests.DRAFT_MINUTES * 60)
+    with pytest.raises(requests.NotPending, match="expired"):
+        await requests.request(deps, draft.id or 0, ALICE)
 
 
 # --- leases, Cancel, hand-over, recovery ----------------------------------------------------------------------------
@@ -343,26 +342,26 @@ async def test_a_draft_is_sent_only_by_its_requester_and_not_after_it_expired(de
 
 async def test_a_second_action_on_a_service_that_is_running_one_is_refused_naming_it(deps: Deps) -> None:
     deps.workload("web").hang.add("restart")
-    first = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
-    await flows.request(deps, first.id or 0, ALICE)
+    first = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    await requests.request(deps, first.id or 0, ALICE)
     await acting(deps.workload("web"))
-    with pytest.raises(flows.ActionAlreadyRunning) as refused:
-        await flows.plan(deps, "web", ActionKind.ROLLBACK, requested_by=BOB, channel_id=CHANNEL)
+    with pytest.raises(execution.ActionAlreadyRunning) as refused:
+        await requests.plan(deps, "web", ActionKind.ROLLBACK, requested_by=BOB, channel_id=CHANNEL)
     assert f"restart web #{first.id} (requested by <@{ALICE}>) is under way on `web`" in str(refused.value)
     assert len(deps.chat.posted) == 1  # the first run's message only
 
 
 async def test_a_running_runbook_holds_every_service_it_touches(deps: Deps) -> None:
     deps.workload("web").hang.add("restart")
-    draft = await follow_ups.plan(deps, "both", {}, requested_by=ALICE, channel_id=CHANNEL)
-    await flows.request(deps, draft.id or 0, ALICE)
+    draft = await runbook_plans.plan(deps, "both", {}, requested_by=ALICE, channel_id=CHANNEL)
+    await requests.request(deps, draft.id or 0, ALICE)
     await acting(deps.workload("web"))
     for service in ("quiet", "web"):
-        with pytest.raises(flows.ActionAlreadyRunning) as refused:
-            await flows.plan(deps, service, ActionKind.RESTART, requested_by=BOB, channel_id=CHANNEL)
+        with pytest.raises(execution.ActionAlreadyRunning) as refused:
+            await requests.plan(deps, service, ActionKind.RESTART, requested_by=BOB, channel_id=CHANNEL)
         assert f"runbook both #{draft.id} (requested by <@{ALICE}>) is under way on `{service}`" in str(refused.value)
-    with pytest.raises(flows.ActionAlreadyRunning):
-        await follow_ups.plan(deps, "both", {}, requested_by=BOB, channel_id=CHANNEL)
+    with pytest.raises(execution.ActionAlreadyRunning):
+        await runbook_plans.plan(deps, "both", {}, requested_by=BOB, channel_id=CHANNEL)
 
 
 async def test_an_approved_run_finding_its_service_leased_elsewhere_does_not_run(deps: Deps) -> None:
@@ -398,7 +397,7 @@ async def test_cancel_stops_a_run_before_its_next_step_and_only_the_requester_or
 
     deps.workload("api").hooks["rollback"] = press_cancel
     run = await asked(deps)
-    await flows.decide(deps, run.id or 0, CAROL, Decision.APPROVE)
+    await requests.decide(deps, run.id or 0, CAROL, Decision.APPROVE)
     await settle(deps)
 
     cancelled = await stored(deps, run.id or 0)
@@ -417,8 +416,8 @@ async def test_a_stopping_replica_hands_over_at_a_step_boundary_and_another_goes
     assert [row.state for row in run.steps] == [StepState.SUCCEEDED, StepState.WAITING]
 
     other = deps.replica("replica-b")
-    assert await flows.take_over(deps) == 0  # a draining replica takes nothing over
-    assert await flows.take_over(other) == 1
+    assert await execution.take_over(deps) == 0  # a draining replica takes nothing over
+    assert await execution.take_over(other) == 1
     await settle(other)
 
     ended(await stored(deps, run.id or 0), ActionState.SUCCEEDED)
@@ -435,19 +434,19 @@ async def test_a_run_approved_as_the_replica_stops_is_handed_over_before_it_star
 
 async def test_a_silent_replicas_run_is_interrupted_by_recovery_and_a_live_one_is_not(deps: Deps) -> None:
     deps.workload("web").hang.add("restart")
-    live = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
-    await flows.request(deps, live.id or 0, ALICE)
+    live = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    await requests.request(deps, live.id or 0, ALICE)
     await acting(deps.workload("web"))
-    dead = await flows.plan(deps, "quiet", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    dead = await requests.plan(deps, "quiet", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
     await deps.store.transition_action(dead.id or 0, ActionState.APPROVED, expect={ActionState.DRAFT},
                                        heartbeat_at=deps.clock.now())  # approved; its replica died before it ran
 
     other = deps.replica("replica-b")
-    assert await flows.recover(other) == 0  # both fresh
+    assert await execution.recover(other) == 0  # both fresh
     for _ in range(4):  # a lease time passes: the live run's heartbeat renews it, nobody speaks for the dead one
         await turns()
         deps.clock.advance(deps.settings.heartbeat_seconds)
-    assert await flows.recover(other) == 1
+    assert await execution.recover(other) == 1
 
     ended(await stored(deps, dead.id or 0), ActionState.INTERRUPTED)
     assert (await stored(deps, live.id or 0)).state is ActionState.RUNNING
@@ -455,8 +454,8 @@ async def test_a_silent_replicas_run_is_interrupted_by_recovery_and_a_live_one_i
 
 async def test_a_run_whose_lease_is_lost_stops_interrupted(deps: Deps) -> None:
     deps.workload("web").hang.add("restart")
-    run = await flows.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
-    await flows.request(deps, run.id or 0, ALICE)
+    run = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=CHANNEL)
+    await requests.request(deps, run.id or 0, ALICE)
     await acting(deps.workload("web"))
     # Another replica declared it dead (a long pause here): the heartbeat finds the run no longer its own.
     assert await deps.store.transition_action(run.id or 0, ActionState.INTERRUPTED, expect={ActionState.RUNNING})

@@ -164,7 +164,7 @@ async def take_backup(bot: RunningBot) -> int:
     run_id = button(plan, "action.request")["value"]
     await click(bot, "action.request", run_id, ALICE)
     await bot.ctx.store.transition_action(int(run_id), ActionState.APPROVED, expect={ActionState.PENDING})
-    from bot.runs.service import execute
+    from bot.runs.execution import execute
 
     await execute(bot.ctx, int(run_id))
     [record] = await bot.ctx.store.backups("shop")
@@ -301,8 +301,8 @@ runbooks:
     with pytest.raises(CatalogInvalid) as raised:
         parse_catalog(yaml)
     found = str(raised.value)
-    assert "steps[3]: unknown kind 'chek'; did you mean `check`?" in found
-    assert "steps[2].statement: parameters never reach SQL" in found
+    assert "steps[4]: unknown kind 'chek'; did you mean `check`?" in found
+    assert "steps[3].statement: parameters never reach SQL" in found
 
 
 def test_catalog_cross_checks_services_parameters_and_targets() -> None:
@@ -324,11 +324,11 @@ runbooks:
         parse_catalog(yaml)
     found = str(raised.value)
     assert "<catalog>:7: runbooks.deploy.services[1]: unknown service 'dbb'; did you mean `db`?" in found
-    assert "runbooks.deploy.steps[0].image: uses parameter 'versoin', which is not declared" in found
-    assert "runbooks.deploy.steps[1].kind: `backup` needs a `backup:`" in found
-    assert "runbooks.deploy.steps[2].service: db is not among this runbook's services" in found
-    assert "runbooks.deploy.steps[2].kind: `restart` needs a `target:`" in found
-    assert "runbooks.deploy.steps[3].kind: `maintenance` needs a `maintenance:`" in found
+    assert "runbooks.deploy.steps[1].image: uses parameter 'versoin', which is not declared" in found
+    assert "runbooks.deploy.steps[2].kind: `backup` needs a `backup:`" in found
+    assert "runbooks.deploy.steps[3].service: db is not among this runbook's services" in found
+    assert "runbooks.deploy.steps[3].kind: `restart` needs a `target:`" in found
+    assert "runbooks.deploy.steps[4].kind: `maintenance` needs a `maintenance:`" in found
 
 
 def test_a_redis_restore_step_is_refused_when_the_catalog_loads() -> None:
@@ -343,7 +343,7 @@ runbooks:
 """
     with pytest.raises(CatalogInvalid) as raised:
         parse_catalog(yaml)
-    assert ("runbooks.restore-cache.steps[0].kind: services.cache backs up Redis, which opsbot cannot restore "
+    assert ("runbooks.restore-cache.steps[1].kind: services.cache backs up Redis, which opsbot cannot restore "
             "(Redis reads an RDB file only as it starts); restore it by hand") in str(raised.value)
 
 
@@ -363,7 +363,7 @@ runbooks:
 """
     catalog = parse_catalog(yaml)
     [warning] = catalog_warnings(catalog)
-    assert warning.startswith("runbooks.vacuum.steps[0]: `sql` has no undo: if step 2")
+    assert warning.startswith("runbooks.vacuum.steps[1]: `sql` has no undo: if step 2")
 
 
 async def test_a_failing_health_line_offers_the_services_runbooks_and_asks_for_values(bot: RunningBot, app: App) -> None:

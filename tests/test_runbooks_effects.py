@@ -18,8 +18,7 @@ from aiohttp import web
 from bot.catalog_loading import parse_catalog
 from bot.executors.base import Effect, ExecutorError
 from bot.runbooks.definitions import TRAITS
-from bot.runs import runbook_runs as follow_ups
-from bot.runs import service as flows
+from bot.runs import follow_ups, requests, runbook_plans
 from bot.runs.effects import AFTER_FAILURE, combined, needs_undo
 from bot.runs.models import ActionRun, ActionState, ActionStep, StepState
 from bot.views.effects import effect_text
@@ -170,8 +169,8 @@ runbooks:
 
 async def run(deps: Deps, name: str) -> ActionRun:
     """Plan the runbook and press Run now (no approval in staging); returns it failed, as every one here ends."""
-    draft = await follow_ups.plan(deps, name, {}, requested_by=ALICE, channel_id=CHANNEL)
-    await flows.request(deps, draft.id or 0, ALICE)
+    draft = await runbook_plans.plan(deps, name, {}, requested_by=ALICE, channel_id=CHANNEL)
+    await requests.request(deps, draft.id or 0, ALICE)
     await settle(deps)
     finished = await stored(deps, draft.id or 0)
     assert finished.state is ActionState.FAILED, finished.outcome
@@ -226,7 +225,7 @@ async def test_a_step_of_unknown_effect_passed_over_is_not_undone_by_a_later_rol
 async def follow_up(deps: Deps, mode: str, of: ActionRun) -> ActionRun:
     """A follow-up of the stopped run (its button's plan), run now; returns it ended."""
     draft = await follow_ups.follow_up(deps, of.id or 0, ALICE, mode)
-    await flows.request(deps, draft.id or 0, ALICE)
+    await requests.request(deps, draft.id or 0, ALICE)
     await settle(deps)
     return await stored(deps, draft.id or 0)
 
@@ -258,5 +257,5 @@ async def test_a_step_of_unknown_effect_is_rolled_back_when_people_choose_it(dep
 async def test_a_run_that_rolled_back_on_its_own_offers_no_follow_up(deps: Deps, app: App) -> None:
     rolled_back = await run(deps, "refused-answer")
     assert not buttons(rolled_back) & {RESUME_ACTION, MARK_DONE_ACTION}
-    with pytest.raises(flows.NotPending, match="not interrupted or stopped on a step of unknown effect"):
+    with pytest.raises(requests.NotPending, match="not interrupted or stopped on a step of unknown effect"):
         await follow_ups.follow_up(deps, rolled_back.id or 0, ALICE, "done")

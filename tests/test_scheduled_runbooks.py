@@ -174,10 +174,10 @@ async def test_a_busy_service_is_alerted_and_nothing_runs(ctx: Context, slack: F
 
 async def test_a_run_under_way_on_the_service_refuses_the_plan_and_is_alerted(ctx: Context, slack: FakeSlack,
                                                                                recorder: Recorder) -> None:
-    from bot.runs import runbook_runs as runbooks
+    from bot.runs import runbook_plans
 
     # Someone's own run of it, approved and about to start, holds the service when the schedule comes.
-    mine = await runbooks.plan(ctx, "weekly-db-maintenance", {"keep_days": "7"}, requested_by="U0ALICE", channel_id=OPS)
+    mine = await runbook_plans.plan(ctx, "weekly-db-maintenance", {"keep_days": "7"}, requested_by="U0ALICE", channel_id=OPS)
     assert await ctx.store.transition_action(mine.id or 0, ActionState.APPROVED, expect={ActionState.DRAFT},
                                              heartbeat_at=ctx.clock.now())
     await at_two(ctx)
@@ -189,7 +189,7 @@ async def test_a_run_under_way_on_the_service_refuses_the_plan_and_is_alerted(ct
 
 async def test_a_persons_follow_up_of_an_interrupted_scheduled_run_needs_the_runbooks_approvals(
         ctx: Context, recorder: Recorder) -> None:
-    from bot.runs import runbook_runs as runbooks
+    from bot.runs import follow_ups
 
     await at_two(ctx)
     [run] = await ctx.store.actions(service="db")
@@ -197,7 +197,7 @@ async def test_a_persons_follow_up_of_an_interrupted_scheduled_run_needs_the_run
     # As if opsbot had stopped mid-run (a finished run cannot become interrupted, so the same run stored so): the
     # schedule approved that run, not whatever a person resumes later.
     stopped = await ctx.store.create_action(replace(run, id=None, state=ActionState.INTERRUPTED))
-    follow_up = await runbooks.follow_up(ctx, stopped, "U0ALICE", "resume")
+    follow_up = await follow_ups.follow_up(ctx, stopped, "U0ALICE", "resume")
     assert follow_up.requested_by == "U0ALICE" and follow_up.approvals_needed == 1
 
 

@@ -16,7 +16,17 @@ import pytest
 
 from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.clock import ManualClock
-from bot.executors.base import ConfigValues, Deploys, Effect, Logs, Restarts, RollsBack, Scales, StartsStops
+from bot.executors.base import (
+    ConfigValues,
+    Deploys,
+    Effect,
+    Execs,
+    Logs,
+    Restarts,
+    RollsBack,
+    Scales,
+    StartsStops,
+)
 from bot.executors.docker import DockerWorkload
 from bot.executors.kubernetes import KubernetesWorkload
 from bot.runbooks import definitions, validation
@@ -36,7 +46,7 @@ from bot.runs.steps.base import (
 from playground.demo_apps import DemoAppWorkload, DemoSwitches
 
 KINDS = {"check", "restart", "stop", "start", "deploy", "rollback", "scale", "backup", "retention", "restore",
-         "maintenance", "sql", "terminate-queries", "flush-cache", "collect-logs", "notify", "http", "wait"}
+         "maintenance", "sql", "terminate-queries", "flush-cache", "collect-logs", "notify", "http", "wait", "exec"}
 CATALOG = """
 services:
   web:
@@ -85,7 +95,7 @@ class Deps:
     chat: Any = None
     http: Any = None
 
-    async def check(self, service: str) -> Any:
+    async def check(self, service: str, only: Any = ()) -> Any:
         raise AssertionError("no health check in these tests")
 
 
@@ -113,7 +123,7 @@ def test_the_registry_holds_every_kind_and_the_catalog_reads_it() -> None:
 
 
 def test_the_capability_table_says_what_each_executor_implements() -> None:
-    every = (Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, ConfigValues)
+    every = (Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, ConfigValues, Execs)
     for executor, target_type in ((DockerWorkload, "docker"), (KubernetesWorkload, "kubernetes"),
                                   (DemoAppWorkload, "demo")):
         assert {c for c in every if issubclass(executor, c)} == targets.CAPABILITIES[target_type], target_type
@@ -134,7 +144,7 @@ runbooks:
     configmap = "{type: configmap, configmap: flags, key: maintenance}"
     with pytest.raises(CatalogInvalid) as raised:
         parse_catalog(catalog("{type: docker, container: api}", configmap))
-    assert ("runbooks.quiet.steps[0].kind: `maintenance` needs a target that can set ConfigMap values, but "
+    assert ("runbooks.quiet.steps[1].kind: `maintenance` needs a target that can set ConfigMap values, but "
             "services.api.target is docker, which cannot; use a kubernetes target") in str(raised.value)
     # The same step on a Kubernetes target, or with the app's own endpoint on Docker, loads.
     parse_catalog(catalog("{type: kubernetes, deployment: api}", configmap))
@@ -211,7 +221,8 @@ async def test_built_in_steps_are_planned_like_catalog_ones(deps: Deps) -> None:
     assert (await planned("restore", backup=5)).title == "Restore web from backup 5 (a safety backup is taken first)"
     check = await planned("check", attempts=3, interval=2, on_failure="stop")
     assert (check.title, check.on_failure, check.args) == ("Check the health of web, up to 3 tries 2 s apart", "stop",
-                                                           {"attempts": 3, "interval": 2})
+                                                           {"checks": None, "attempts": 3, "interval": 2,
+                                                            "warning_passes": False})
     with pytest.raises(ValueError, match="replicas"):
         await planned("scale")  # checked by the kind's catalog model like a catalog step
 

@@ -1,5 +1,6 @@
-"""The `alerts:` section checked against the rest of the catalog: a route's service, runbook and parameter names
-must exist, reported at their YAML path. Not responsible for the section's own shape (bot/alerts/routing.py)."""
+"""The `alerts:` section checked against the rest of the catalog: a route's service, runbook, parameter names and
+auto-declare severity must exist, reported at their YAML path. Not responsible for the section's own shape
+(bot/alerts/routing.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def alert_errors(catalog: Catalog) -> list[Finding]:
         where = ("alerts", "routes", index)
         if route.service is not None and route.service not in catalog.services:
             found.append(Finding((*where, "service"), _unknown("service", route.service, catalog.service_names)))
+        if route.declare is not None and catalog.incidents.severity(route.declare.severity) is None:
+            names = [s.name for s in catalog.incidents.severities]
+            found.append(Finding((*where, "declare", "severity"), _unknown("severity", route.declare.severity, names)))
         if route.runbook is None:
             continue
         runbook = catalog.runbooks.get(route.runbook)

@@ -56,6 +56,10 @@ class AlertGroup:
     run_id: int | None = None
     incident_id: int | None = None
     health_run_id: int | None = None
+    declaring_incident_id: int | None = None  # an incident declared from it, linked (incident_id) once declared
+    flaps: int = 0  # times it fired again within `alerts.reopen_within` of resolving
+    resolved_at: datetime | None = None  # when every alert of it resolved; None while any fires
+    auto_declared_at: datetime | None = None  # the route's auto-declare rule claimed it (once, across replicas)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Recorded:
     group: AlertGroup
     created: bool  # this delivery opened the group
     changes: int  # 0: a duplicate delivery; nothing to post
+    new: tuple[Alert, ...] = ()  # the alerts whose state change this delivery recorded first
+    turned: AlertStatus | None = None  # this delivery turned the group resolved (all resolved) or firing again
 
 
 @dataclass(frozen=True)

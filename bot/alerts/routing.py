@@ -10,12 +10,39 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
-from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.incidents.templates import check_template, render
 from bot.scheduling.settings import channel_id
+
+
+class DeclareRule(BaseModel):
+    """Declare an incident once a matching group has fired `after_minutes` (a chore does it, once across replicas)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    when: dict[str, str] = Field(default_factory=dict, description="labels the group's alerts must have (equality)")
+    after_minutes: float = Field(default=5, ge=0, description="how long the group fires before it is declared")
+    severity: str = Field(description="the incident's severity (a name of `incidents.severities`)")
+
+    def applies(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(name) == value for name, value in self.when.items())
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?\s*(?:(\d+)s)?")
+
+
+def parse_duration(value: object) -> object:
+    """`1h`, `30m`, `1h30m`, `90s`; a number is minutes. Anything else is left to pydantic (ISO 8601 `PT1H`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(minutes=value)
+    if isinstance(value, str) and value.strip():
+        found = _DURATION.fullmatch(value.strip())
+        if found and any(found.groups()):
+            hours, minutes, seconds = (int(part or 0) for part in found.groups())
+            return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    return value
 
 
 class Route(BaseModel):
@@ -30,6 +57,7 @@ class Route(BaseModel):
     parameters: dict[str, str] = Field(default_factory=dict, description="the runbook's values: templates over "
                                                                          "`labels` and `annotations`")
     health: bool = Field(default=False, description="run the service's checks when the group arrives and show them")
+    declare: DeclareRule | None = Field(default=None, description="declare an incident when the group fires that long")
 
     @field_validator("channel")
     @classmethod
@@ -61,7 +89,14 @@ class AlertSettings(BaseModel):
     channel: str = Field(description="the channel ID alerts go to when no route names one (unrouted alerts too)")
     alertmanager_url: str | None = Field(default=None, description="Alertmanager's URL for silences; default: the "
                                                                    "externalURL its webhooks carry")
+    reopen_within: timedelta = Field(default=timedelta(hours=1), description="a group that fires again within this "
+                                     "time of resolving reopens its message (`1h`, `30m`); later, a new message")
     routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("reopen_within", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value)
 
     @field_validator("channel")
     @classmethod
@@ -107,6 +142,6 @@ def render_parameters(templates: dict[str, str], labels: dict[str, str], annotat
     for name, source in templates.items():
         try:
             values[name] = render(source, {"labels": labels, "annotations": annotations}).strip()
-        except TemplateError as exc:
+        except Exception as exc:  # noqa: BLE001 - any template failure (a missing label, 1/0) disables the button
             return Rendered({}, f"parameter `{name}` could not be filled from the alert: {exc}")
     return Rendered(values, None)

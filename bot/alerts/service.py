@@ -1,36 +1,33 @@
 """Alerts' flows: record a delivery (idempotently) and keep its group's one message up to date; and what the
 message's buttons do (acknowledge, silence, unsilence, health check, run the mapped runbook, declare an incident).
 
-Every write to a group's message happens under the group's lease, after re-reading the group: replicas that change
-the same group one after another leave the message showing the latest state, and only one of them ever posts it.
+Every change is stored first; the message follows it (bot/alerts/messages.py: one writer per group at a time,
+updates coalesced, the latest state wins). A linked incident hears of each change once (bot/alerts/incidents.py).
 Not responsible for HTTP (bot/alerts/intake.py) nor for Slack payloads (handlers/alerts.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
-from bot.alerts import silences
+from bot.alerts import incidents, silences
+from bot.alerts.messages import group_of, refresh
 from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
 from bot.alerts.payloads import Delivery
 from bot.alerts.routing import AlertSettings, render_parameters, route
 from bot.context import Context
 from bot.errors import OpsbotError, StaleButton
-from bot.health import HealthRun, run_and_record
+from bot.health import run_and_record
 from bot.incidents.models import DeclareDraft
 from bot.incidents.offers import TITLE_LIMIT, suggest_severity
 from bot.runbooks.params import ParametersInvalid, coerce
-from bot.runs import runbook_runs
+from bot.runs import runbook_plans as runbook_runs
 from bot.runs.models import ActionRun
-from bot.scheduling.posting import post_once
-from bot.views.alerts import alert_message
+from bot.views import Message
+from bot.views.alerts import firing_list
 
 log = logging.getLogger(__name__)
-
-_LEASE_SECONDS = 30.0
-_LEASE_TRIES = 50  # × 0.2 s: a replica waits up to 10 s for another one's post or update of the same message
 
 
 class AlertsNotConfigured(OpsbotError):
@@ -63,10 +60,12 @@ async def receive(ctx: Context, delivery: Delivery) -> Recorded | None:
     new = NewGroup(delivery.source, delivery.key_hash, delivery.group_key, delivery.group_labels, routed.channel,
                    routed.index, routed.service, routed.runbook, values, problem, delivery.external_url,
                    min(alert.starts_at for alert in delivery.alerts))
-    recorded = await ctx.store.record_delivery(new, delivery.alerts, ctx.clock.now())
+    recorded = await ctx.store.record_delivery(new, delivery.alerts, ctx.clock.now(),
+                                               reopen_within=settings.reopen_within)
     # A duplicate changes nothing; it posts only when the group's message is still missing (the post failed).
     if recorded.changes or recorded.group.message_ts is None:
         await refresh(ctx, recorded.group.id)
+    await incidents.delivered(ctx, recorded)
     if recorded.created and routed.health and routed.service is not None:
         ctx.tasks.spawn(_health_on_arrival(ctx, recorded.group.id, routed.service), name=f"alert health {routed.service}")
     return recorded
@@ -81,42 +80,6 @@ async def _parameter_problem(ctx: Context, name: str, values: dict[str, str]) ->
     except ParametersInvalid as exc:
         return "; ".join(f"{p.parameter}: {p.message}" for p in exc.problems)
     return None
-
-
-async def refresh(ctx: Context, group_id: int) -> None:
-    """Post the group's message (once, ever) or update it, from the group as stored now."""
-    for _ in range(_LEASE_TRIES):
-        lease = await ctx.locks.acquire(f"alert-group:{group_id}", _LEASE_SECONDS)
-        if lease is not None:
-            try:
-                await _write_message(ctx, group_id)
-            finally:
-                await lease.release()
-            return
-        await asyncio.sleep(0.2)
-    log.warning("alert group %s: another replica held its message for %s s; not updated here", group_id,
-                _LEASE_SECONDS)
-
-
-async def _write_message(ctx: Context, group_id: int) -> None:
-    group = await _group(ctx, group_id)
-    message = alert_message(group, await ctx.store.group_alerts(group_id), health=await _health(ctx, group))
-    if group.message_ts is not None:
-        await ctx.chat.update(group.channel_id, group.message_ts, message)
-        return
-    ts, _ = await post_once(ctx, f"alert-group:{group_id}", group.channel_id, message)
-    await ctx.store.set_group_message(group_id, ts)
-
-
-async def _group(ctx: Context, group_id: int) -> AlertGroup:
-    group = await ctx.store.alert_group(group_id)
-    if group is None:
-        raise StaleButton()
-    return group
-
-
-async def _health(ctx: Context, group: AlertGroup) -> HealthRun | None:
-    return await ctx.store.get_health_run(group.health_run_id) if group.health_run_id is not None else None
 
 
 async def _health_on_arrival(ctx: Context, group_id: int, service: str) -> None:
@@ -134,10 +97,11 @@ async def _health_on_arrival(ctx: Context, group_id: int, service: str) -> None:
 
 async def acknowledge(ctx: Context, group_id: int, user: str) -> bool:
     """True when this click acknowledged it; False when someone already had (the message already says who)."""
-    await _group(ctx, group_id)
+    await group_of(ctx, group_id)
     done = await ctx.store.acknowledge_group(group_id, user, ctx.clock.now())
     if done:
         await refresh(ctx, group_id)
+        await incidents.acknowledged(ctx, await group_of(ctx, group_id), user)
     return done
 
 
@@ -152,7 +116,7 @@ def alertmanager_url(ctx: Context, group: AlertGroup) -> str:
 
 
 async def silence(ctx: Context, group_id: int, user: str, hours: int) -> AlertGroup:
-    group = await _group(ctx, group_id)
+    group = await group_of(ctx, group_id)
     if group.silence_id is not None:
         raise OpsbotError(f"This alert group is already silenced (silence `{group.silence_id}`); Unsilence it first.")
     labels = group.group_labels or _shared_labels(await ctx.store.group_alerts(group_id))
@@ -167,17 +131,17 @@ async def silence(ctx: Context, group_id: int, user: str, hours: int) -> AlertGr
         await silences.expire(ctx.http, alertmanager_url(ctx, group), silence_id)
         raise OpsbotError("Someone silenced this alert group a moment ago; the message shows their silence.")
     await refresh(ctx, group_id)
-    return await _group(ctx, group_id)
+    return await group_of(ctx, group_id)
 
 
 async def unsilence(ctx: Context, group_id: int, user: str) -> AlertGroup:
-    group = await _group(ctx, group_id)
+    group = await group_of(ctx, group_id)
     if group.silence_id is None:
         raise OpsbotError("This alert group is not silenced (any more).")
     await silences.expire(ctx.http, alertmanager_url(ctx, group), group.silence_id)
     await ctx.store.set_group_silence(group_id, None, None, None, previous=group.silence_id)
     await refresh(ctx, group_id)
-    return await _group(ctx, group_id)
+    return await group_of(ctx, group_id)
 
 
 def _shared_labels(alerts: list[StoredAlert]) -> dict[str, str]:
@@ -189,7 +153,7 @@ def _shared_labels(alerts: list[StoredAlert]) -> dict[str, str]:
 
 async def service_of(ctx: Context, group_id: int) -> tuple[AlertGroup, str]:
     """The group and its service, for the Health check button."""
-    group = await _group(ctx, group_id)
+    group = await group_of(ctx, group_id)
     if group.service is None or group.service not in ctx.catalog.services:
         raise StaleButton("this alert names no service of the catalog")
     return group, group.service
@@ -197,7 +161,7 @@ async def service_of(ctx: Context, group_id: int) -> tuple[AlertGroup, str]:
 
 async def plan_run(ctx: Context, group_id: int, user: str) -> ActionRun:
     """The mapped runbook's plan with the values from the alert; the run is linked to the group."""
-    group = await _group(ctx, group_id)
+    group = await group_of(ctx, group_id)
     if group.runbook is None:
         raise StaleButton("this alert offers no runbook")
     if group.run_problem:
@@ -209,10 +173,21 @@ async def plan_run(ctx: Context, group_id: int, user: str) -> ActionRun:
     return run
 
 
+async def firing(ctx: Context) -> Message:
+    """`/ops alerts`: the groups firing now, with links to their messages (the first 40 looked up)."""
+    groups = await ctx.store.firing_groups()
+    links: dict[int, str] = {}
+    for group in groups[:40]:
+        link = await ctx.chat.permalink(group.channel_id, group.message_ts) if group.message_ts else None
+        if link:
+            links[group.id] = link
+    return firing_list(groups, links)
+
+
 async def declare_draft(ctx: Context, group_id: int) -> DeclareDraft:
     """The declare form prefilled from the group: title from the alert, its service, a severity suggested from the
     service's environment."""
-    group = await _group(ctx, group_id)
+    group = await group_of(ctx, group_id)
     alerts = [stored.alert for stored in await ctx.store.group_alerts(group_id)]
     first = alerts[0] if alerts else None
     title = first.summary if first else group.group_key
@@ -221,4 +196,4 @@ async def declare_draft(ctx: Context, group_id: int) -> DeclareDraft:
         (first.labels.get("env") or first.labels.get("environment") or "") if first else ""]
     description = "\n".join(f"{a.status.value}: {a.summary}" for a in alerts[:20])
     return DeclareDraft(title=" ".join(title.split())[:TITLE_LIMIT], services=services, description=description[:3000],
-                        severity=suggest_severity(ctx.catalog.incidents, environments))
+                        severity=suggest_severity(ctx.catalog.incidents, environments), alert_group=group_id)

@@ -53,7 +53,7 @@ class ExpectStatus(BaseModel):
 
     expect_status: list[int] = Field(default=[200], min_length=1)
 
-    @field_validator("expect_status", mode="before")
+    @field_validator("expect_status", mode="before", json_schema_input_type=int | list[int])
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, int) else value

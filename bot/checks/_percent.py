@@ -15,7 +15,7 @@ L = TypeVar("L", Thresholds, Floor)
 def _at_most_100(limits: L) -> L:
     for name in ("warning", "critical"):
         value = getattr(limits, name)
-        if value > 100:
+        if value is not None and value > 100:
             raise ValueError(f"{name} ({value:g}) is a percentage: it must not be above 100")
     return limits
 

@@ -44,56 +44,84 @@ class Status(enum.Enum):
 _RANK = {Status.OK: 0, Status.WARNING: 1, Status.ERROR: 2, Status.CRITICAL: 3}
 
 
-class Thresholds(BaseModel):
-    """Percent (or other unit) limits: at or above `warning` warns, at or above `critical` is critical."""
+class _Levels(BaseModel):
+    """One or two levels on one number; either level alone is enough (`{critical: 1000}`, `{warning: 10}`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    warning: float = Field(gt=0)
-    critical: float = Field(gt=0)
+    warning: float | None = Field(default=None, ge=0, description="the level that warns")
+    critical: float | None = Field(default=None, ge=0, description="the level that is critical")
+    strict: bool
 
     @model_validator(mode="after")
-    def _ordered(self) -> Thresholds:
-        if self.warning > self.critical:
-            raise ValueError(f"warning ({self.warning:g}) must not be above critical ({self.critical:g})")
+    def _some_level(self) -> _Levels:
+        if self.warning is None and self.critical is None:
+            raise ValueError("give `warning`, `critical` or both")
         return self
 
-    def grade(self, value: float) -> Status:
-        if value >= self.critical:
+    def _reached(self, value: float, level: float | None, high_is_bad: bool) -> bool:
+        if level is None:
+            return False
+        if high_is_bad:
+            return value > level if self.strict else value >= level
+        return value < level if self.strict else value <= level
+
+    def _grade(self, value: float, high_is_bad: bool) -> Status:
+        if self._reached(value, self.critical, high_is_bad):
             return Status.CRITICAL
-        if value >= self.warning:
+        if self._reached(value, self.warning, high_is_bad):
             return Status.WARNING
         return Status.OK
 
 
-class Floor(BaseModel):
-    """Limits where low is bad (a cache hit ratio): below `warning` warns, below `critical` is critical."""
+class Thresholds(_Levels):
+    """High is bad. A level is reached AT its value: at or above `warning` warns, at or above `critical` is
+    critical; with `strict: true` only above it ("more than 1000")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    warning: float = Field(ge=0)
-    critical: float = Field(ge=0)
+    strict: bool = Field(default=False, description="false: a level is reached at its value (at or above it); true: "
+                                                    "only above it, for \"more than\" (`{critical: 0, strict: true}`: "
+                                                    "more than 0)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.warning is not None and self.critical is not None and self.warning > self.critical:
+            raise ValueError(f"warning ({self.warning:g}) must not be above critical ({self.critical:g})")
+        for name, level in (("warning", self.warning), ("critical", self.critical)):
+            if level == 0 and not self.strict:
+                # Reached by every count: a queue that must stay empty is "more than 0".
+                raise ValueError(f"{name} 0 is reached by every value from 0 up; for \"more than 0\" add `strict: true`")
+        return self
+
+    def grade(self, value: float) -> Status:
+        return self._grade(value, high_is_bad=True)
+
+
+class Floor(_Levels):
+    """Low is bad (a cache hit ratio, workers alive). A level is the lowest value that is still fine: below `warning`
+    warns, below `critical` is critical (`{warning: 2}`: 1 worker warns, 2 do not); `strict: false` makes the level
+    itself count too (at or below)."""
+
+    strict: bool = Field(default=True, description="true: a level is reached below its value (the level itself is "
+                                                   "fine: \"less than\"); false: at or below it")
 
     @model_validator(mode="after")
     def _ordered(self) -> Floor:
-        if self.critical > self.warning:
+        if self.warning is not None and self.critical is not None and self.critical > self.warning:
             raise ValueError(f"critical ({self.critical:g}) must not be above warning ({self.warning:g}): low values are the bad "
                              "ones")
         return self
 
     def grade(self, value: float) -> Status:
-        if value < self.critical:
-            return Status.CRITICAL
-        if value < self.warning:
-            return Status.WARNING
-        return Status.OK
+        return self._grade(value, high_is_bad=False)
 
 
 def limit_note(status: Status, limits: Thresholds | Floor, unit: str = "") -> str:
     """`(limit 80 %)` for a graded value that is not OK — the number a reason should name — else ``."""
-    if status is Status.OK:
+    bound = limits.critical if status is Status.CRITICAL else limits.warning if status is Status.WARNING else None
+    if bound is None:
         return ""
-    bound = limits.critical if status is Status.CRITICAL else limits.warning
-    word = "limit" if isinstance(limits, Thresholds) else "minimum"
-    return f" ({word} {bound:g}{unit})"
+    if isinstance(limits, Thresholds):
+        return f" (limit: more than {bound:g}{unit})" if limits.strict else f" (limit {bound:g}{unit})"
+    return f" (minimum {bound:g}{unit})" if limits.strict else f" (limit: {bound:g}{unit} or less)"
 
 
 @dataclass(frozen=True)

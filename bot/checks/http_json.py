@@ -60,7 +60,7 @@ class HttpJsonCheck(HttpSource, ExpectStatus, CheckSpec):
         min_length=1, description="dotted path (integer segments index lists) -> value, {equals}, {one_of}, {above}, {below}"
     )
 
-    @field_validator("fields", mode="before")
+    @field_validator("fields", mode="before", json_schema_input_type=dict[str, Scalar | Expectation])
     @classmethod
     def _parse_fields(cls, value: object) -> object:
         # Parsed here rather than left to a pydantic union, so a mistake is reported once, at its path, in words

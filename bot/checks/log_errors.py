@@ -84,7 +84,8 @@ class Matches:
 class LogErrorsCheck(CheckSpec):
     type: Literal["log-errors"]
     pattern: str = Field(default="error", min_length=1, description="regular expression, case-insensitive")
-    window_hours: float = Field(default=24, gt=0, le=24 * 31)
+    window_hours: float = Field(default=24, gt=0, le=24 * 31, examples=[24, 0.5],
+                                description="how far back lines are counted, in hours (fractions allowed; at most 31 days)")
     lines: Thresholds = Thresholds(warning=10, critical=100)
     container: str | None = Field(default=None, min_length=1,
                                   description="a Docker container by name; None: the service's target")

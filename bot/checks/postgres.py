@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import asyncpg
-
+from bot import adapters
 from bot.checks._dsn import DsnSource, url_field
-from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, percent
+from bot.checks.base import CheckDeps, CheckSpec, Probe, Thresholds
 
 
 class PostgresCheck(DsnSource, CheckSpec):
@@ -26,29 +25,7 @@ class PostgresCheck(DsnSource, CheckSpec):
         return self.url_envs()
 
     async def probe(self, deps: CheckDeps) -> Probe:
-        try:
-            conn = await asyncpg.connect(self.connection_url(deps), timeout=self.timeout)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {_describe(exc)}")
-        try:
-            await conn.fetchval("SELECT 1")
-            # Background workers (checkpointer, walwriter…) are not connections clients can run out of.
-            in_use = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
-            limit = int(await conn.fetchval("SHOW max_connections"))
-        except asyncpg.PostgresError as exc:
-            return Probe(Status.CRITICAL, f"query failed on {self.where()}: {_describe(exc)}")
-        finally:
-            await conn.close()
-        used = percent(in_use, limit)
-        status = self.connections_percent.grade(used)
-        note = ""
-        if status is not Status.OK:
-            bound = self.connections_percent.critical if status is Status.CRITICAL else self.connections_percent.warning
-            note = f", limit {bound:g} %"
-        return Probe(status, f"{in_use} of {limit} connections in use ({used:.0f} %{note})")
-
-
-def _describe(exc: BaseException) -> str:
-    # asyncpg's messages name the server, user and database but never the password.
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+        # asyncpg is imported only for a catalog with a postgres or sql check (`bot.adapters`).
+        probe: Probe = await adapters.module("bot.checks.postgres_probe").connections(
+            self.connection_url(deps), self.timeout, self.where(), self.connections_percent)
+        return probe

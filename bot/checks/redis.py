@@ -24,8 +24,9 @@ class RedisCheck(DsnSource, CheckSpec):
     url: str | None = url_field("redis://host:6379/0, without a password")
     url_env: str | None = url_field("environment variable holding the Redis URL")
     memory_percent: Thresholds = Thresholds(warning=80, critical=90)
-    lists: dict[Annotated[str, Field(min_length=1)], Thresholds] = Field(default_factory=dict,
-                                                                         description="key -> limits on its LLEN")
+    lists: dict[Annotated[str, Field(min_length=1)], Thresholds | None] = Field(
+        default_factory=dict, description="key -> limits on its LLEN (a length AT a level reaches it); a key with no "
+                                          "limits (`key:` with nothing after it) has its length shown, never graded")
 
     def default_label(self) -> str:
         return "redis"

@@ -14,14 +14,12 @@ import math
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import asyncpg
 from pydantic import Field, ValidationInfo, field_validator
 
 from bot import adapters
 from bot.checks import _sql_guard, mysql
 from bot.checks._dsn import DsnSource, url_field
 from bot.checks._limits import SERVER_MARGIN, NumberLimits, number
-from bot.checks._net import socket_error
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, limit_note
 from bot.executors.mysql_dsn import parse_mysql_dsn
 
@@ -100,33 +98,12 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
     # --- PostgreSQL ---------------------------------------------------------------------------------------
 
     async def _postgres(self, url: str, query: str, deadline: float) -> float | Probe | None:
-        try:
-            conn = await asyncpg.connect(url, timeout=self.timeout)
-        except (ValueError, OverflowError):
-            # A URL asyncpg cannot use (an option it refuses); its message may quote the value.
-            return self._not_a_url("postgres")
-        except TimeoutError:
-            # asyncpg's own limit (the whole check's timeout) fired before the health runner's.
-            return mysql.no_answer(self.where(), self.timeout)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            text = socket_error(exc) if isinstance(exc, OSError) else _pg_text(exc)
-            return Probe(Status.CRITICAL, f"cannot connect to {self.where()}: {text}")
-        budget = _budget(deadline, self.timeout)
-        try:
-            value, column, no_row = await _pg_read(conn, query, budget)
-        except asyncpg.QueryCanceledError:
-            await _pg_close(conn)
-            return Probe(Status.ERROR, f"the query ran past its statement timeout ({budget:.1f} s) on {self.where()}")
-        except asyncpg.PostgresError as exc:
-            await _pg_close(conn)
-            return Probe(Status.ERROR, f"the query failed on {self.where()}: {_pg_text(exc)}")
-        except BaseException:
-            # Cancelled mid-query (the runner's timeout): a busy connection cannot be closed politely; dropping it
-            # ends the transaction, and the statement timeout ends the query.
-            conn.terminate()
-            raise
-        await _pg_close(conn)
-        return _first_number(value, column, no_row)
+        # asyncpg is imported only for a catalog with a postgres or sql check (`bot.adapters`).
+        read: tuple[Any, str, bool] | Probe = await adapters.module("bot.checks.postgres_probe").first_value(
+            url, query, self.timeout, lambda: _budget(deadline, self.timeout), self.where(), self.dsn_env)
+        if isinstance(read, Probe):
+            return read
+        return _first_number(*read)
 
     # --- MySQL / MariaDB ----------------------------------------------------------------------------------
 
@@ -142,24 +119,6 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
         if isinstance(read, Probe):
             return read
         return _first_number(*read)
-
-
-async def _pg_read(conn: asyncpg.Connection, query: str, budget: float) -> tuple[Any, str, bool]:
-    """Run the query in a READ ONLY transaction that is rolled back, never committed, whatever happens."""
-    transaction = conn.transaction(readonly=True)
-    await transaction.start()
-    try:
-        await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(budget * 1000))}")
-        # A prepared statement holds exactly one command: the server refuses a second one outright.
-        statement = await conn.prepare(query)
-        row = await statement.fetchrow()
-    except asyncpg.PostgresError:
-        await transaction.rollback()
-        raise
-    await transaction.rollback()
-    attributes = statement.get_attributes()
-    column = attributes[0].type.name if attributes else "nothing"
-    return (row[0] if row else None), column, row is None
 
 
 # --- shared -------------------------------------------------------------------------------------------
@@ -205,16 +164,3 @@ def _first_number(value: Any, column: str, no_row: bool) -> float | Probe | None
     if not math.isfinite(value):
         return Probe(Status.ERROR, f"the query returned {value}, not a number a threshold can judge")
     return float(value)
-
-
-def _pg_text(exc: BaseException) -> str:
-    # asyncpg's messages name the server, user and database but never the password.
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
-
-
-async def _pg_close(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=1)
-    except (OSError, TimeoutError, asyncpg.InterfaceError):
-        conn.terminate()

@@ -224,3 +224,40 @@ class DeployHistory(Protocol):
 
     async def deploy_history(self, service: str, limit: int = 20) -> list[Revision]:
         """Images the service has run, most recently first-seen first (`current` is left False)."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How a command run inside a container or pod ended, with the last `max_bytes` of each of its streams."""
+
+    where: str  # "container api-1", "pod default/api-7d9f (container app)"
+    exit_code: int | None  # None: cut at its timeout
+    stdout: bytes
+    stderr: bytes
+    dropped: int  # bytes of output beyond the bound, not kept (the oldest)
+    seconds: float
+    stopped: str = ""  # for a cut command: what was done to end it, in words
+
+
+class OutputTail:
+    """The last `limit` bytes of a command's stdout and of its stderr, and how much older output was dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.stdout, self.stderr, self.dropped = limit, bytearray(), bytearray(), 0
+
+    def take(self, stdout: bytes | None, stderr: bytes | None) -> None:
+        for buffer, chunk in ((self.stdout, stdout), (self.stderr, stderr)):
+            if chunk:
+                buffer += chunk
+                over = len(buffer) - self.limit
+                if over > 0:
+                    del buffer[:over]
+                    self.dropped += over
+
+
+@runtime_checkable
+class Execs(Protocol):
+    async def exec(self, command: list[str], *, container: str | None, timeout: float, max_bytes: int) -> ExecResult:
+        """Run `command` (an argv; no shell is added) inside one of the target's containers (`container`, or the
+        first) until it exits or `timeout` seconds pass, then end it. ExecutorError when it could not be started
+        (untouched) or its stream was lost (unknown)."""

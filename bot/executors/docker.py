@@ -1,15 +1,20 @@
 """Docker executor: restart, stop, start, deploy and roll back a service's containers (one by name, or all by
-labels), and read their logs. Not responsible for policy or locks, nor for building images; talks only via docker-py.
+labels), read their logs and run commands inside them. Not responsible for policy or locks, nor for building images;
+talks only via docker-py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
 import re
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -19,7 +24,17 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from bot.clock import Clock
-from bot.executors.base import DeployHistory, Effect, ExecutorError, Progress, Revision, TargetNotFound, TargetState
+from bot.executors.base import (
+    DeployHistory,
+    Effect,
+    ExecResult,
+    ExecutorError,
+    OutputTail,
+    Progress,
+    Revision,
+    TargetNotFound,
+    TargetState,
+)
 from bot.executors.docker_target import ASIDE_SUFFIX, DockerTarget
 
 UNCHANGED = TargetState("nothing was changed", Effect.UNTOUCHED)
@@ -29,8 +44,17 @@ DEFAULT_STOP_TIMEOUT = 10  # seconds; what `docker restart` waits when the conta
 BARE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's tag grammar: no "/", ":" or "@"
 STARTABLE = ("created", "exited")  # the states `docker start` brings up; paused/dead need more than a start
 STOPPED = ("created", "exited", "dead")
+EXEC_SETTLE = 5.0  # seconds to wait for a killed exec to end and for its exit code to show
 T = TypeVar("T")
 __all__ = ["ASIDE_SUFFIX", "DockerTarget", "DockerWorkload", "docker_client"]
+
+
+@dataclass
+class _ExecJob:
+    """One exec under way: its id once created, and its output so far (filled by the reading thread)."""
+
+    output: OutputTail
+    exec_id: str | None = None
 
 
 @dataclass
@@ -230,6 +254,114 @@ class DockerWorkload:
 
             scanned.append(await self._call(f"read the logs of container {container.name}", scan, state=UNCHANGED))
         return scanned
+
+    async def exec(self, command: list[str], *, container: str | None, timeout: float, max_bytes: int) -> ExecResult:
+        """`docker exec` without a tty: the Engine API's exec create/start (stdout and stderr apart), its exit code
+        from exec inspect. At `timeout` the process is killed inside the container: the API has no call to end an
+        exec, so its in-container pid is read from this host's /proc and `kill -KILL` is exec'd beside it (the
+        image needs a `kill`; else the process is signalled from here). An engine on another host leaves no way to
+        end it, which the result says."""
+        chosen = await self._exec_container(container)
+        where, job = f"container {_name(chosen)}", _ExecJob(OutputTail(max_bytes))
+        started = self._clock.monotonic()
+        reader = asyncio.ensure_future(self._call(f"run {command[0]} in {where}", self._exec_blocking, chosen,
+                                                  command, job, state=UNCHANGED))
+        reader.add_done_callback(_retrieved)  # a reader left behind after a kill must not log "never retrieved"
+        try:
+            await asyncio.wait_for(asyncio.shield(reader), timeout)
+        except TimeoutError:
+            stopped = await self._stop_exec(chosen, job, command)
+            with contextlib.suppress(TimeoutError, ExecutorError):
+                await asyncio.wait_for(asyncio.shield(reader), EXEC_SETTLE)  # the output written before the kill
+            return ExecResult(where, None, bytes(job.output.stdout), bytes(job.output.stderr), job.output.dropped,
+                              self._clock.monotonic() - started, stopped)
+        except asyncio.CancelledError:
+            # Cut from outside (the run's own timeout, a shutdown): the command must not run on unwatched.
+            await asyncio.shield(self._stop_exec(chosen, job, command))
+            raise
+        except ExecutorError as exc:
+            if job.exec_id is not None and exc.effect is Effect.UNTOUCHED:
+                exc.state, exc.effect = f"unknown: the command may have run in {where}", Effect.UNKNOWN
+            raise
+        code = await self._exit_code(job, where)
+        return ExecResult(where, code, bytes(job.output.stdout), bytes(job.output.stderr), job.output.dropped,
+                          self._clock.monotonic() - started)
+
+    async def _exec_container(self, name: str | None) -> Container:
+        """The service's container called `name`, or its first running one (by name)."""
+        found = await self._find()
+        if name is not None:
+            chosen = next((c for c in found if _name(c) == name), None)
+            if chosen is None:
+                names = ", ".join(_name(c) for c in found)
+                raise TargetNotFound(f"{self._target.subject} has no container {name} (its containers: {names}).",
+                                     state=UNCHANGED.text, effect=UNCHANGED.effect)
+        else:
+            chosen = next((c for c in found if c.status == "running"), found[0])
+        if chosen.status != "running":
+            raise ExecutorError(f"Cannot run a command in container {_name(chosen)}: it is {chosen.status}.",
+                                state=UNCHANGED.text, effect=UNCHANGED.effect)
+        return chosen
+
+    def _exec_blocking(self, container: Container, command: list[str], job: _ExecJob) -> None:
+        api = self._client().api
+        job.exec_id = str(api.exec_create(_id(container), command, stdout=True, stderr=True, stdin=False,
+                                          tty=False)["Id"])
+        for stdout, stderr in api.exec_start(job.exec_id, stream=True, demux=True):
+            job.output.take(stdout, stderr)
+
+    async def _exit_code(self, job: _ExecJob, where: str) -> int:
+        """The exit code, once the engine has it (podman may report the exec running a moment after its stream
+        ended)."""
+        deadline = self._clock.monotonic() + EXEC_SETTLE
+        lost = TargetState(f"unknown: the command ran in {where}; how it ended is unknown", Effect.UNKNOWN)
+        while True:
+            found = await self._call(f"inspect the command in {where}", self._client().api.exec_inspect,
+                                     job.exec_id, state=lost)
+            if not found.get("Running") and found.get("ExitCode") is not None:
+                return int(found["ExitCode"])
+            if self._clock.monotonic() >= deadline:
+                raise ExecutorError(f"The command in {where} closed its output but did not exit within "
+                                    f"{EXEC_SETTLE:g} s.", state=lost.text, effect=lost.effect)
+            await self._clock.sleep(0.05)
+
+    async def _stop_exec(self, container: Container, job: _ExecJob, command: list[str]) -> str:
+        """End a command that is still running; returns what was done, in words. Never raises."""
+        if job.exec_id is None:
+            return "it had not started"
+        api, where = self._client().api, f"container {_name(container)}"
+        try:
+            found = await asyncio.to_thread(api.exec_inspect, job.exec_id)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return f"could not look it up to stop it ({exc}); it may still run in {where}"
+        pid = int(found.get("Pid") or 0)
+        if not found.get("Running"):
+            return "it had ended"
+        inner = _pid_inside(pid, command)
+        if inner is None:
+            return (f"the Docker Engine API cannot end an exec and its process (pid {pid} on the engine's host) is "
+                    f"not visible here: it may still run in {where}")
+        try:
+            killer = await asyncio.to_thread(api.exec_create, _id(container), ["kill", "-KILL", str(inner)],
+                                             stdout=True, stderr=True, user="0")
+            await asyncio.to_thread(api.exec_start, killer["Id"])
+            killed = await asyncio.to_thread(api.exec_inspect, killer["Id"])
+            how = f"killed (kill -KILL {inner} inside {where})"
+            if killed.get("ExitCode") not in (0, None):
+                raise ProcessLookupError(f"kill exited {killed.get('ExitCode')}")
+        except (docker.errors.DockerException, requests.exceptions.RequestException, ProcessLookupError):
+            try:  # no `kill` in the image: the process is on this host, signal it from here
+                os.kill(pid, signal.SIGKILL)
+                how = f"killed (SIGKILL to pid {pid} on this host)"
+            except OSError as exc:
+                return f"could not kill it ({exc.strerror}): it may still run in {where}"
+        deadline = self._clock.monotonic() + EXEC_SETTLE
+        while self._clock.monotonic() < deadline:
+            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                if not (await asyncio.to_thread(api.exec_inspect, job.exec_id)).get("Running"):
+                    return how
+            await self._clock.sleep(0.05)
+        return f"{how}, but it was still running {EXEC_SETTLE:g} s later"
 
     async def revisions(self) -> list[Revision]:
         current = await self._current(await self._find())
@@ -533,6 +665,25 @@ class DockerWorkload:
             where = self._target.docker_host or "DOCKER_HOST"
             raise ExecutorError(f"Could not {doing}: cannot reach Docker at {where} ({exc})", state=state.text,
                                 effect=state.effect) from exc
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _pid_inside(pid: int, command: list[str]) -> int | None:
+    """The pid, inside its container, of this host's process `pid` (the last NSpid), when that process is visible
+    here and runs `command` (so a pid of another host's engine never names some process of ours)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    if pid <= 0 or cmdline.split(b"\0")[: len(command)] != [part.encode() for part in command]:
+        return None
+    nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+    return int(nspid[-1]) if nspid else None
 
 
 def _part_way(index: int) -> Effect:

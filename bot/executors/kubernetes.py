@@ -1,5 +1,6 @@
 """Kubernetes executor: restart, roll back, re-image and scale a deployment, read its pods' logs and ConfigMap keys,
-as `kubectl rollout`, `set image`, `scale`, `logs` and `patch` do. Not responsible for policy, locks or manifests.
+run a command in one of its pods, as `kubectl rollout`, `set image`, `scale`, `logs`, `patch` and `exec` do.
+Not responsible for policy, locks or manifests.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import asyncio
 import json
 import math
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,9 +32,20 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
 from kubernetes.config.kube_config import load_kube_config
+from kubernetes.stream import stream
+from websocket import WebSocketException
 
 from bot.clock import Clock
-from bot.executors.base import Effect, ExecutorError, Progress, Revision, TargetNotFound, TargetState
+from bot.executors.base import (
+    Effect,
+    ExecResult,
+    ExecutorError,
+    OutputTail,
+    Progress,
+    Revision,
+    TargetNotFound,
+    TargetState,
+)
 from bot.executors.kubernetes_target import DNS_1123_SUBDOMAIN, KubernetesTarget
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -364,6 +378,69 @@ class KubernetesWorkload:
 
         return await self._call(f"read the log of pod {self._target.namespace}/{name}", read, api="core")
 
+    # -- exec --------------------------------------------------------------------------------------------------
+
+    async def exec(self, command: list[str], *, container: str | None, timeout: float, max_bytes: int) -> ExecResult:
+        """`kubectl exec` without stdin or a tty, in the first ready pod (by name): the pods exec subresource over a
+        WebSocket (stdout, stderr, and the exit code in the error channel's Status). At `timeout` the stream is
+        closed: the API offers nothing else, and whether the process ends then is up to the container runtime
+        (without a tty it usually runs on), which the result says."""
+        pod = await self._exec_pod()
+        pod_name = str(_meta(pod).name)
+        names = [c.name for c in (pod.spec.containers if pod.spec else None) or []]
+        name = container or self._target.container or (names[0] if names else "")
+        if name not in names:
+            raise TargetNotFound(f"pod {self._target.namespace}/{pod_name} has no container {name} (its containers: "
+                                 f"{', '.join(names) or 'none'}).", state=UNCHANGED.text, effect=UNCHANGED.effect)
+        where = f"pod {self._target.namespace}/{pod_name} (container {name})"
+        output, stop = OutputTail(max_bytes), threading.Event()
+        started = self._clock.monotonic()
+
+        def run(core: CoreV1Api) -> tuple[bool, str | None, str | None]:
+            """(finished, the Status of the error channel, what broke the stream)."""
+            client = stream(core.connect_get_namespaced_pod_exec, pod_name, self._target.namespace,
+                            command=command, container=name, stdin=False, stdout=True, stderr=True, tty=False,
+                            binary=True, _preload_content=False)
+            deadline = time.monotonic() + timeout
+            try:
+                while client.is_open() and not stop.is_set() and time.monotonic() < deadline:
+                    client.update(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                    output.take(client.read_channel(1), client.read_channel(2))
+            except (WebSocketException, OSError) as exc:
+                return False, None, str(exc) or type(exc).__name__
+            finally:
+                finished = not client.is_open()
+                client.close()
+            output.take(client.read_channel(1), client.read_channel(2))
+            status = client.read_channel(3)
+            return finished, bytes(status).decode(errors="replace") if status else None, None
+
+        job = asyncio.ensure_future(self._call(f"run {command[0]} in {where}", run, api="core"))
+        try:
+            finished, status, broken = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            stop.set()  # cut from outside: the reading thread closes the stream at its next look
+            raise
+        seconds = self._clock.monotonic() - started
+        if broken is not None:
+            raise ExecutorError(f"Lost the stream of the command in {where}: {broken}",
+                                state=f"unknown: the command may have run in {where}", effect=Effect.UNKNOWN)
+        if not finished:
+            return ExecResult(where, None, bytes(output.stdout), bytes(output.stderr), output.dropped, seconds,
+                              "its stream was closed (the Kubernetes API cannot end an exec; the process may run on "
+                              f"in {where})")
+        return ExecResult(where, _exit_code(status, where, output), bytes(output.stdout), bytes(output.stderr),
+                          output.dropped, seconds)
+
+    async def _exec_pod(self) -> V1Pod:
+        for pod in await self._pods(await self._read()):
+            status = pod.status
+            ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions if status else None) or [])
+            if status is not None and status.phase == "Running" and ready:
+                return pod
+        raise TargetNotFound(f"{self._target.subject} has no ready pod to run a command in.", state=UNCHANGED.text,
+                             effect=UNCHANGED.effect)
+
     # -- ConfigMaps --------------------------------------------------------------------------------------------
 
     async def config_value(self, configmap: str, key: str) -> str | None:
@@ -603,6 +680,27 @@ class KubernetesWorkload:
     def _scrub(self, text: str) -> str:
         # Belt and braces: nothing above quotes the token, but a server may echo a header back.
         return text.replace(self._token, "[token]") if self._token else text
+
+
+def _exit_code(status: str | None, where: str, output: OutputTail) -> int:
+    """The exit code a finished exec's Status says: Success is 0, NonZeroExitCode carries it in its causes. Any
+    other failure means the command did not run as asked (not found, container gone)."""
+    try:
+        loaded: Any = json.loads(status) if status else {"status": "Success"}
+    except ValueError:
+        loaded = None
+    parsed: dict[str, Any] = loaded if isinstance(loaded, dict) else {
+        "status": "Failure", "message": f"the API server ended the exec with {str(status)[:200]!r}"}
+    if parsed.get("status") == "Success":
+        return 0
+    causes = (parsed.get("details") or {}).get("causes") or []
+    code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
+    if code is not None and str(code).isdigit():
+        return int(code)
+    ran = output.stdout or output.stderr
+    raise ExecutorError(f"The command could not run in {where}: {str(parsed.get('message', ''))[:300]}",
+                        state=f"unknown: the command may have run in {where}" if ran else UNCHANGED.text,
+                        effect=Effect.UNKNOWN if ran else Effect.UNTOUCHED)
 
 
 def _close(client: ApiClient) -> None:

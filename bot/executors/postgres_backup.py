@@ -1,4 +1,5 @@
-"""PostgreSQL backups: pg_dump to a verified custom-format file, pg_restore in one transaction, and retention.
+"""PostgreSQL backups: pg_dump to a verified custom-format file, pg_restore in one transaction then ANALYZE, and
+retention.
 
 It never decides when to back up or who may restore (the actions domain does) and never takes the safety backup.
 """
@@ -14,11 +15,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal, get_args
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from bot import adapters
 from bot.clock import Clock
 from bot.executors._target import FILE_LEFT, delete_within
-from bot.executors._tools import run_tool, tool_environ
+from bot.executors._tools import run_tool, scrub, tool_environ
 from bot.executors.backup_targets import PostgresBackupTarget
 from bot.executors.base import Artifact, Effect, ExecutorError, Progress, TargetState
 
@@ -40,6 +43,11 @@ _QUERY_ENV = {
     "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME", "options": "PGOPTIONS",
     "target_session_attrs": "PGTARGETSESSIONATTRS", "passfile": "PGPASSFILE",
 }
+# A restored dump has no planner statistics: until ANALYZE runs, queries plan blind and checks that read
+# pg_stat numbers stay red.
+ANALYZE_STEP = "Update the planner statistics (ANALYZE)"
+SslMode = Literal["disable", "prefer", "allow", "require", "verify-ca", "verify-full"]
+_SSL_MODES: dict[str, SslMode] = {mode: mode for mode in get_args(SslMode)}  # the DSN's sslmode, for asyncpg
 # Without it an unreachable server holds the step until the whole dump timeout runs out.
 _DEFAULT_CONNECT_TIMEOUT = "10"
 _CHUNK = 1 << 20
@@ -237,7 +245,7 @@ class PostgresBackups:
         return [f"Dump database {database} on {where.rsplit(':', 1)[0]}", "Verify the dump (pg_restore --list)"]
 
     def restore_plan(self, artifact: Artifact) -> list[str]:
-        return [f"Verify {artifact.path.name}", f"Restore into {self._names()[0]}"]
+        return [f"Verify {artifact.path.name}", f"Restore into {self._names()[0]}", ANALYZE_STEP]
 
     async def backup(self, progress: Progress, *, label: str) -> Artifact:
         conn = self._connection(state=NOT_WRITTEN)
@@ -285,7 +293,31 @@ class PostgresBackups:
             await run_tool(argv, env=tool_env(conn), timeout=self._target.timeout, state=ROLLED_BACK, stopped=STOPPED,
                            secrets=conn.secrets())
             step.detail = "done"
-        return f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
+        restored = f"Restored database {conn.database} on {conn.host}:{conn.port} from {artifact.path.name}"
+        async with progress.step(ANALYZE_STEP) as step:
+            # The data is back whatever happens here: a failure is said, never raised (a raise would read as a
+            # failed restore and invite undoing a good one).
+            problem = await self._analyze(conn)
+            step.detail = f"warning: {problem}; run ANALYZE on {conn.database} by hand" if problem else "done"
+        return f"{restored}; warning: {problem}" if problem else restored
+
+    async def _analyze(self, conn: Connection) -> str | None:
+        """ANALYZE the whole database as the restore's user; None when it ran, else what went wrong."""
+        asyncpg = adapters.module("asyncpg")  # the PostgreSQL client loads only when a restore runs ANALYZE
+        try:
+            wait = float(conn.params.get("connect_timeout") or _DEFAULT_CONNECT_TIMEOUT)
+            client = await asyncpg.connect(
+                host=conn.params.get("hostaddr") or conn.host, port=conn.port, user=conn.user, password=conn.password,
+                database=conn.database, passfile=conn.params.get("passfile"),
+                ssl=_SSL_MODES.get(conn.params.get("sslmode", "")), timeout=wait)
+            try:
+                await client.execute("ANALYZE", timeout=self._target.timeout)
+            finally:
+                await client.close()
+        except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return "ANALYZE failed: " + scrub(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+                                              conn.secrets())
+        return None
 
     async def delete(self, artifact: Artifact) -> None:
         await delete_within(self._target.directory, artifact)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from bot.alerts import incidents as alert_links
 from bot.audit import Outcome, current_request
 from bot.chat import NameTaken
 from bot.context import Context
@@ -43,7 +44,7 @@ def _lease_name(incident_id: int) -> str:
 
 
 async def declare(ctx: Context, *, title: str, severity: str, declared_by: str, services: Sequence[str] = (),
-                  description: str = "") -> tuple[Incident, list[str]]:
+                  description: str = "", alert_group: int | None = None) -> tuple[Incident, list[str]]:
     """Declare an incident; returns it and the steps that did not work (invites, pin, topic, announcement), worth
     telling the declarer but not worth failing the declaration for.
 
@@ -60,6 +61,8 @@ async def declare(ctx: Context, *, title: str, severity: str, declared_by: str, 
                         declare_stage=DeclareStage.CREATING, audit_id=current_request())
     incident = replace(incident, id=await ctx.store.create_incident(incident))  # nothing made yet if this fails
     annotate(incident=incident.key)  # the declaring request's lines name the incident from here on
+    if alert_group is not None:  # linked once declared (bot/alerts/incidents.py), by whichever attempt finishes it
+        await ctx.store.link_group(alert_group, declaring_incident_id=incident.id)
     lease: Lease | None = None
     try:
         lease = await ctx.locks.acquire(_lease_name(incident.id or 0), ctx.settings.lease_seconds)
@@ -172,7 +175,9 @@ async def _carry_on(ctx: Context, incident: Incident, lease: Lease) -> tuple[Inc
         if posted:
             fields |= {"announce_channel": announce, "announce_ts": posted[0]}
     await ctx.store.update_incident(iid, **fields)
-    return replace(incident, **fields), problems
+    incident = replace(incident, **fields)
+    await _attempt(problems, "link the alert group it was declared from", alert_links.declared(ctx, incident))
+    return incident, problems
 
 
 async def _channel(ctx: Context, incident: Incident) -> tuple[str, str]:

@@ -59,6 +59,7 @@ class EntryKind(enum.Enum):
     REOPENED = "reopened"
     REMINDER = "reminder"
     FOLLOW_UP = "follow-up"
+    ALERT = "alert"  # an alert group linked to the incident fired, resolved or was acknowledged
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,4 @@ class DeclareDraft:
     severity: str = ""  # a severity name of the catalog, or "" to let the person pick
     services: tuple[str, ...] = ()
     description: str = ""
+    alert_group: int | None = None  # declared from this alert group: linked to the incident once declared

@@ -37,11 +37,21 @@ class IncidentSettings(BaseModel):
     responders: list[str] = Field(default_factory=list, description="invited to every incident channel")
     escalation: list[str] = Field(default_factory=list, description="pinged when an incident is not acknowledged in time")
     update_interval_minutes: float = Field(default=30, gt=0)
-    nudge_severities: list[str] = Field(default_factory=lambda: ["P1", "P2"])
+    nudge_severities: list[str] = Field(
+        default_factory=lambda: ["P1", "P2"],
+        description="severity names whose open incidents nudge their commander when no status update was "
+                    "posted for `update_interval_minutes`; each must be one of `severities`")
     pin_reaction: str = Field(default="pushpin", pattern=r"^[a-z0-9_+-]+$")
     severities: list[Severity] = Field(default_factory=lambda: list(DEFAULT_SEVERITIES), min_length=1)
     postmortem_template: str | None = Field(default=None,
-                                            description="Jinja2 (sandboxed) Markdown; the default follows the runbooks' report")
+                                            description="Jinja2 (sandboxed) Markdown; none: the built-in one. It gets "
+                                                        "`incident` (key, title, severity, severity_label, status, "
+                                                        "description, summary, services, declared_at, declared_by, "
+                                                        "commander, roles), `timeline` (at_utc, kind, text, author, "
+                                                        "permalink), `metrics` (time_to_acknowledge, time_to_mitigate, "
+                                                        "time_to_resolve, impact_window, impact_start, impact_end), "
+                                                        "`action_items` (text, owner, due, done), `date`, `duration`, "
+                                                        "`generated_at`; an undefined name is an error")
 
     _ids = field_validator("responders", "escalation")(_slack_ids)
 
@@ -60,13 +70,16 @@ class IncidentSettings(BaseModel):
         unknown = [n for n in self.nudge_severities if n.upper() not in names]
         if unknown:
             raise ValueError(f"nudge_severities names {unknown[0]!r}, which is not a severity ({', '.join(names)})")
-        check_template(self.channel_name, "channel_name")
-        try:  # parse errors are not the only ones: an unknown name fails only when rendered
-            render(self.channel_name, {"id": 1, "key": "inc-1", "severity": "p1", "date": "20261123", "slug": "api-is-down",
-                                       "title": "API is down"})
-        except Exception as exc:  # noqa: BLE001 - any rendering failure is this setting's error
-            raise ValueError(f"channel_name cannot be rendered: {exc} (available: id, key, severity, date, slug, "
-                             "title)") from None
+        # Only a catalog's own template is tried here: the default is ours (and tested), and leaving it alone keeps
+        # Jinja2 unloaded until an incident is declared (bot/incidents/templates.py).
+        if "channel_name" in self.model_fields_set:
+            check_template(self.channel_name, "channel_name")
+            try:  # parse errors are not the only ones: an unknown name fails only when rendered
+                render(self.channel_name, {"id": 1, "key": "inc-1", "severity": "p1", "date": "20261123",
+                                           "slug": "api-is-down", "title": "API is down"})
+            except Exception as exc:  # noqa: BLE001 - any rendering failure is this setting's error
+                raise ValueError(f"channel_name cannot be rendered: {exc} (available: id, key, severity, date, slug, "
+                                 "title)") from None
         if self.postmortem_template is not None:
             check_template(self.postmortem_template, "postmortem_template")
         return self

@@ -1,7 +1,7 @@
 """Who may ask for a runbook and who approves it: its own `approvals:`, else each of its services' policies.
 
 Pure, on the catalog: `validation` refuses a catalog whose services name different approvers, and the run's
-policy is built from the same reading. Not responsible for checking a person (`bot.runs.runbook_runs`).
+policy is built from the same reading. Not responsible for checking a person (`bot.runs.runbook_plans`).
 """
 
 from __future__ import annotations

@@ -195,15 +195,25 @@ def warnings(catalog: Catalog) -> list[Finding]:
     scheduled backup of one of their services: said, not refused."""
     found = _collisions(catalog)
     for name, runbook in catalog.runbooks.items():
+        lasting = []  # (index, kind, the first later step whose failure rolls back)
         for index, step in enumerate(runbook.steps):
-            traits = REGISTRY[step.kind].traits
-            if not traits.changes or traits.undo is not None:
+            traits = REGISTRY[step.kind].traits_for(step.model_dump())
+            # A step that changes nothing (`wait`, a check, one marked `read_only`) leaves nothing to undo.
+            if not traits.changes or getattr(step, "read_only", False) or traits.undo is not None:
                 continue
             later = [i for i, s in enumerate(runbook.steps[index + 1:], index + 1) if on_failure(s) == "rollback"]
             if later:
-                found.append(Finding(("runbooks", name, "steps", index),
-                                     f"`{step.kind}` has no undo: if step {later[0] + 1} or a later one fails and rolls "
-                                     "back, this step's change stays"))
+                lasting.append((index, step.kind, later[0]))
+        if len(lasting) == 1:
+            index, kind, later_index = lasting[0]
+            found.append(Finding(("runbooks", name, "steps", index),
+                                 f"`{kind}` has no undo: if step {later_index + 1} or a later one fails and rolls "
+                                 "back, this step's change stays"))
+        elif lasting:  # said once for the runbook, not once per step
+            steps = ", ".join(f"{index + 1} (`{kind}`)" for index, kind, _ in lasting)
+            found.append(Finding(("runbooks", name, "steps"),
+                                 f"{len(lasting)} steps have no undo: {steps}; if a later step fails and rolls back, "
+                                 "their changes stay"))
     return found
 
 

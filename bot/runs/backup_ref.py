@@ -1,7 +1,7 @@
 """Which backup a person means: an id, or `latest` (the service's newest verified backup). One rule for
 `/ops restore` and for runbook parameters of `type: backup`.
 
-Not responsible for restoring (`bot.runs.service`) nor for the policy around it.
+Not responsible for restoring (the `restore` step kind) nor for the policy around it.
 """
 
 from __future__ import annotations

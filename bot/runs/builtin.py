@@ -3,7 +3,7 @@
 restart = restart, check health; rollback = roll back, check health; backup = back up, apply retention;
 restore = restore (the restore kind takes a safety backup first, and its undo restores that), check health. No
 health step when the service has no checks. Not responsible for running them (`bot.runs.engine`) nor for asking
-and approving (`bot.runs.service`).
+and approving (`bot.runs.requests`).
 """
 
 from __future__ import annotations

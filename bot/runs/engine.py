@@ -17,7 +17,6 @@ from typing import Any
 
 from bot.errors import OpsbotError
 from bot.executors.base import Effect, ExecutorError
-from bot.runbooks.definitions import TRAITS
 from bot.runs import steps
 from bot.runs.deps import EngineDeps
 from bot.runs.effects import AFTER_FAILURE, combined, needs_undo
@@ -195,7 +194,7 @@ async def _attempts(deps: EngineDeps, run: ActionRun, plan: list[PlannedStep], i
         except ExecutorError as exc:
             last = exc
         except TimeoutError:
-            cut = TRAITS[step.kind].cut_short
+            cut = steps.traits_of(step).cut_short
             last = ExecutorError(f"did not finish within {step.timeout:g} s and was stopped", effect=cut,
                                  state="unchanged: this kind of step does not act on its target" if cut is Effect.UNTOUCHED
                                  else "unknown: it was stopped part-way")
@@ -207,7 +206,7 @@ async def _attempts(deps: EngineDeps, run: ActionRun, plan: list[PlannedStep], i
         except Exception as exc:
             reference = secrets.token_hex(4)
             log.exception("run %s step %s failed unexpectedly (reference %s)", run.id, index + 1, reference)
-            cut = TRAITS[step.kind].cut_short
+            cut = steps.traits_of(step).cut_short
             last = ExecutorError(f"opsbot failed: {type(exc).__name__} (reference {reference})", effect=cut,
                                  state="unchanged: this kind of step does not act on its target" if cut is Effect.UNTOUCHED
                                  else "unknown: look at the service")
@@ -285,5 +284,5 @@ def _step_attributes(run: ActionRun, index: int, step: PlannedStep) -> dict[str,
 
 
 def _changed(step: PlannedStep) -> bool:
-    return TRAITS[step.kind].changes
+    return steps.traits_of(step).changes
 

@@ -1,7 +1,9 @@
-"""How a run ended, as a value: which step, why (plain text), its effect, what was undone, failed to undo or stays.
+"""How a run ended, as a value: the engine's endings (which step, why in plain text, its effect, what was undone,
+failed to undo or stays) and the run flows' (refused, denied, expired, withdrawn, recovered, handed over).
 
-The engine and the run flows build these; `bot.views.runs` turns them into words. Not responsible for deciding
-what to do after a failure (`bot.runs.effects`, `bot.runs.engine`) nor for any markup.
+The engine and the run flows build these and store them (`ActionRun.outcome_data`); `bot.views.run_words` is the one
+place they become words. Not responsible for deciding what to do after a failure (`bot.runs.effects`,
+`bot.runs.engine`) nor for any markup.
 """
 
 from __future__ import annotations
@@ -23,10 +25,26 @@ class Ending(enum.Enum):
     UNDO_FAILED = "undo_failed"  # a Roll back asked for by people did not finish
     INTERRUPTED = "interrupted"  # opsbot stopped, or lost its lease, while the run ran
     BROKE = "broke"  # opsbot itself failed (a bug, the store away): `reference` finds it in the logs
+    HALTED = "halted"  # opsbot refused to go on (an OpsbotError: the run is no longer this replica's): `why`
+    # Endings around the engine, of the run flows: the run never started, or left this replica.
+    BUSY = "busy"  # refused before starting: another run (`holder`, when known) holds the service `held`
+    UNREACHABLE = "unreachable"  # refused before starting: a service's lease could not be taken (`why`)
+    RECOVERED = "recovered"  # its replica fell silent, so recovery marked it interrupted (`started`: it was running)
+    HANDED_OVER = "handed_over"  # this replica is stopping: the next one goes on before `step` (None: at the start)
+    DENIED = "denied"  # `denied_by` denied the request (`why`: their reason, plain text, may be empty)
+    EXPIRED = "expired"  # nobody approved the request in time; nothing ran
+    PLAN_EXPIRED = "plan_expired"  # the requester did not send the plan in time; nothing ran
+    WITHDRAWN = "withdrawn"  # the request could not be posted in its channel, so nobody could approve it
+    SUPERSEDED = "superseded"  # a follow-up's plan, not needed: another follow-up has the run
+    DROPPED = "dropped"  # the requester dropped the plan (Cancel on it) before sending it
 
 
 _FINAL = {Ending.FINISHED: ActionState.SUCCEEDED, Ending.UNDONE: ActionState.SUCCEEDED,
-          Ending.CANCELLED: ActionState.CANCELLED, Ending.INTERRUPTED: ActionState.INTERRUPTED}
+          Ending.CANCELLED: ActionState.CANCELLED, Ending.INTERRUPTED: ActionState.INTERRUPTED,
+          Ending.RECOVERED: ActionState.INTERRUPTED, Ending.HANDED_OVER: ActionState.HANDED_OVER,
+          Ending.DENIED: ActionState.DENIED, Ending.EXPIRED: ActionState.EXPIRED,
+          Ending.PLAN_EXPIRED: ActionState.EXPIRED, Ending.WITHDRAWN: ActionState.CANCELLED,
+          Ending.SUPERSEDED: ActionState.CANCELLED, Ending.DROPPED: ActionState.CANCELLED}
 
 
 @dataclass(frozen=True)
@@ -51,11 +69,20 @@ class PassedOver:
 
 
 @dataclass(frozen=True)
+class Holder:
+    """The run that held a service another one needed."""
+
+    id: int
+    label: str  # `restart api`, `runbook deploy-api`: plain text
+    requested_by: str  # a Slack user id, or SCHEDULER
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     ending: Ending
     services: tuple[str, ...]
     step: StepRef | None = None  # the step it failed on, or was cancelled before
-    why: str = ""  # why that step failed / why the run was interrupted or broke, plain text
+    why: str = ""  # why that step failed, the run broke or halted, a lease could not be taken; a denial's reason
     state: str = ""  # the failed step's own words for what it left behind, plain text
     effect: Effect | None = None  # the failed step's effect on its target
     undone: tuple[StepRef, ...] = ()
@@ -68,6 +95,12 @@ class RunOutcome:
     passed_over: tuple[PassedOver, ...] = ()
     details: tuple[str, ...] = ()  # finished: each step's own result, in order
     reference: str = ""  # broke: the log reference
+    # The flows' endings (`step` above is also where a run was handed over):
+    lease_lost: bool = False  # interrupted: because opsbot lost its lease on a service (else: opsbot was stopped)
+    held: str = ""  # busy: the service another run holds
+    holder: Holder | None = None  # busy: the run holding it (None: a lease with no run this store knows)
+    started: bool = False  # recovered: it was running (else: approved, not yet started)
+    denied_by: str | None = None  # denied: who
 
     @property
     def final(self) -> ActionState:

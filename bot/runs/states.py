@@ -1,7 +1,7 @@
 """The moves a run and its steps may make, as tables: the store's compare-and-set takes its expected states from
 them and refuses any other move with `IllegalTransition`.
 
-Data only, with two lookups; not responsible for deciding when a move happens (`bot.runs.service`,
+Data only, with two lookups; not responsible for deciding when a move happens (`bot.runs.requests`, `bot.runs.execution`,
 `bot.runs.engine`) or for applying it atomically (the store).
 """
 

@@ -17,6 +17,7 @@ from bot.executors.base import (
     DeployHistory,
     Deploys,
     Effect,
+    Execs,
     ExecutorError,
     Logs,
     Restarts,
@@ -35,13 +36,14 @@ if TYPE_CHECKING:
 # What each target type's executor can do. Read at catalog load (so a step a target cannot take is refused before
 # anything runs) without importing the client libraries; tests/test_step_kinds.py holds it to the real classes.
 CAPABILITIES: Mapping[str, frozenset[type]] = {
-    "docker": frozenset({Restarts, RollsBack, Deploys, Scales, StartsStops, Logs}),
-    "kubernetes": frozenset({Restarts, RollsBack, Deploys, Scales, Logs, ConfigValues}),
+    "docker": frozenset({Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, Execs}),
+    "kubernetes": frozenset({Restarts, RollsBack, Deploys, Scales, Logs, ConfigValues, Execs}),
     "demo": frozenset({Restarts, RollsBack, Deploys, Scales, Logs}),
 }
 CAPABILITY_WORDS: Mapping[type, str] = {
     Restarts: "restart", RollsBack: "roll back", Deploys: "deploy an image", Scales: "scale",
     StartsStops: "start and stop", Logs: "read logs", ConfigValues: "set ConfigMap values",
+    Execs: "run a command inside a container",
 }
 
 

@@ -1,6 +1,8 @@
 """Cron schedules with a time zone: the next occurrences as UTC instants, with daylight-saving handled.
 
 Five fields (minute hour day month weekday), or six with seconds first. Not responsible for running anything.
+croniter (with dateutil, about 3 MB) is imported when a schedule is first checked or evaluated (`bot.adapters.module`):
+a catalog that sets none never loads it (the default digests are built unchecked, bot/scheduling/settings.py).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from bot import adapters
 
 
 class CronSchedule(BaseModel):
@@ -26,6 +31,12 @@ class CronSchedule(BaseModel):
     def _shorthand(cls, value: Any) -> Any:
         return {"cron": value} if isinstance(value, str) else value
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The schema says what `_shorthand` accepts too, so editors take `schedule: "0 2 * * *"`.
+        shorthand = {"type": "string", "description": "a cron expression in UTC, short for {cron: …}"}
+        return {"anyOf": [shorthand, handler(schema)]}
+
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
@@ -33,12 +44,13 @@ class CronSchedule(BaseModel):
         if len(fields) not in (5, 6):
             raise ValueError(f"{value!r} has {len(fields)} fields; a cron expression has 5 (minute hour day month weekday), "
                              "or 6 with seconds first")
-        if not croniter.is_valid(value, second_at_beginning=True):
+        cron = adapters.module("croniter")
+        if not cron.croniter.is_valid(value, second_at_beginning=True):
             raise ValueError(f"{value!r} is not a valid cron expression (e.g. \"0 9 * * *\" is 09:00 every day, "
                              "\"0 2 * * 1\" 02:00 on Mondays)")
         try:  # valid syntax can still name a day that never comes (30 February)
-            croniter(value, datetime(2026, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(datetime)
-        except CroniterError:
+            cron.croniter(value, datetime(2026, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(datetime)
+        except cron.CroniterError:
             raise ValueError(f"{value!r} never happens (no such date): check the day and month fields") from None
         return " ".join(fields)
 
@@ -73,7 +85,7 @@ class CronSchedule(BaseModel):
         fields = self.cron.split()
         hour_field = fields[2] if len(fields) == 6 else fields[1]
         fixed_hour = not hour_field.startswith("*")
-        times = croniter(self.cron, after.astimezone(zone), second_at_beginning=True)
+        times = adapters.module("croniter").croniter(self.cron, after.astimezone(zone), second_at_beginning=True)
         while True:
             local: datetime = times.get_next(datetime)
             local = local.astimezone(zone)

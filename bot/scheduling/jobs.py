@@ -13,8 +13,7 @@ from bot.catalog import Catalog
 from bot.context import Context
 from bot.errors import OpsbotError
 from bot.runbooks.params import ParametersInvalid
-from bot.runs import runbook_runs as runbooks
-from bot.runs import service as actions
+from bot.runs import execution, requests, runbook_plans
 from bot.runs.models import ActionState
 from bot.scheduling.models import Occurrence
 from bot.scheduling.posting import post_once
@@ -70,7 +69,7 @@ async def post_digest(ctx: Context, occurrence: Occurrence, *, name: str) -> str
 
 
 async def scheduled_backup(ctx: Context, occurrence: Occurrence, *, service: str) -> str:
-    run = await actions.run_scheduled_backup(ctx, service, occurrence.key)
+    run = await requests.run_scheduled_backup(ctx, service, occurrence.key)
     if run.state is not ActionState.SUCCEEDED:
         raise ScheduledRunFailed(f"backup run #{run.id}: {run.outcome or run.state.value}"
                                  + (f" ({run.target_state})" if run.target_state else ""))
@@ -80,8 +79,8 @@ async def scheduled_backup(ctx: Context, occurrence: Occurrence, *, service: str
 async def scheduled_runbook(ctx: Context, occurrence: Occurrence, *, name: str) -> str:
     """Plan and run the runbook with its `schedule_values`; busy or failed, it raises so the scheduler alerts."""
     try:
-        run = await runbooks.run_scheduled(ctx, name, occurrence.key)
-    except (actions.ActionAlreadyRunning, ParametersInvalid) as exc:
+        run = await runbook_plans.run_scheduled(ctx, name, occurrence.key)
+    except (execution.ActionAlreadyRunning, ParametersInvalid) as exc:
         raise ScheduledRunFailed(f"not run: {exc}") from exc
     if run.state is not ActionState.SUCCEEDED:
         raise ScheduledRunFailed(f"runbook run #{run.id}: {run.outcome or run.state.value}"

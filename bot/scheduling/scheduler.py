@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import audit_trail
+from bot.alerts import auto_declare
 from bot.context import Context
 from bot.errors import InfrastructureError, OpsbotError, store_down
 from bot.incidents import declaring, reminders
 from bot.locks import Lease
 from bot.log_context import annotate, bound
-from bot.runs import service as actions
+from bot.runs import execution, requests
 from bot.runs.partials import record_orphaned_archives, remove_orphaned_partials
 from bot.scheduling.cron import CronSchedule
 from bot.scheduling.models import Occurrence, OccurrenceState, occurrence_key
@@ -251,12 +252,13 @@ _LOST = "occurrence lease lost"
 
 async def chores(ctx: Context) -> None:
     """The periodic, idempotent work every replica does: each change is a compare-and-set, so no lease."""
-    for name, work in (("expiring requests", actions.expire_due), ("recovering runs", actions.recover),
-                       ("taking over handed-over runs", actions.take_over),
+    for name, work in (("expiring requests", requests.expire_due), ("recovering runs", execution.recover),
+                       ("taking over handed-over runs", execution.take_over),
                        ("removing partial backups of interrupted runs", remove_orphaned_partials),
                        ("recording verified backups whose record was lost", record_orphaned_archives),
                        ("incident reminders", reminders.remind_due),
                        ("finishing incident declarations", declaring.finish_declarations),
+                       ("declaring incidents from alerts", auto_declare.declare_due),
                        ("completing audit entries", audit_trail.settle), ("pruning", _prune)):
         try:
             with bound(job=f"chore: {name}"):

@@ -35,9 +35,10 @@ class DigestSchedule(CronSchedule):
         return [channel_id(value) for value in values]
 
 
+# Built unchecked (known good, and tested), so importing this does not load croniter (bot/scheduling/cron.py).
 DEFAULT_DIGESTS = {
-    "daily": DigestSchedule(kind="daily", cron="0 9 * * *"),
-    "weekly": DigestSchedule(kind="weekly", cron="0 9 * * 1"),
+    "daily": DigestSchedule.model_construct(kind="daily", cron="0 9 * * *"),
+    "weekly": DigestSchedule.model_construct(kind="weekly", cron="0 9 * * 1"),
 }
 
 
@@ -58,7 +59,7 @@ class ScheduleSettings(BaseModel):
     def _channel(cls, value: str | None) -> str | None:
         return channel_id(value) if value is not None else None
 
-    @field_validator("digests", mode="before")
+    @field_validator("digests", mode="before", json_schema_input_type=dict[str, DigestSchedule | Literal["off", False] | None])
     @classmethod
     def _over_defaults(cls, given: Any) -> Any:
         # Naming an extra digest keeps the daily and weekly ones; `daily: off` (or null) turns one off.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
@@ -21,8 +21,12 @@ _FIRING, _RESOLVED = AlertStatus.FIRING.value, AlertStatus.RESOLVED.value
 
 
 class AlertQueries(SqlBase):
-    async def record_delivery(self, new: NewGroup, alerts: Sequence[Alert], now: datetime) -> Recorded:
-        """Open the group (once) and record the alerts' state changes in one transaction."""
+    async def record_delivery(self, new: NewGroup, alerts: Sequence[Alert], now: datetime, *,
+                              reopen_within: timedelta = timedelta(hours=1)) -> Recorded:
+        """Open the group (once) and record the alerts' state changes in one transaction. A group resolved longer
+        than `reopen_within` ago that fires again is retired first (its key set aside): the firing opens a new group
+        and message; within that time the same group reopens (its flap count grows)."""
+        await self._retire(new, alerts, now - reopen_within)
         [opened, rows] = await self._atomic([
             (("INSERT INTO alert_groups (source, key_hash, group_key, group_labels, channel_id, status, route_index, "
               "service, runbook, run_values, run_problem, external_url, first_starts_at, created_at, updated_at) "
@@ -54,18 +58,41 @@ class AlertQueries(SqlBase):
                  self._enc(alert.ends_at), json.dumps(alert.labels), json.dumps(alert.annotations),
                  json.dumps([list(link) for link in alert.links]), self._enc(now)]))
         # The group's status follows its alerts, and its version grows, only when this delivery changed something.
+        # SET reads the row as it was (the row lock makes replicas take turns), so `turned_in` names the one delivery
+        # that turned the group resolved, or firing again (a flap).
+        firing = f"EXISTS (SELECT 1 FROM alerts WHERE group_id = ? AND status = '{_FIRING}')"
         statements.append((
             ("UPDATE alert_groups SET version = version + 1, updated_at = ?, "
-             f"status = CASE WHEN EXISTS (SELECT 1 FROM alerts WHERE group_id = ? AND status = '{_FIRING}') "
-             f"THEN '{_FIRING}' ELSE '{_RESOLVED}' END, "
+             f"flaps = flaps + CASE WHEN status = '{_RESOLVED}' AND {firing} THEN 1 ELSE 0 END, "
+             f"turned_in = CASE WHEN (status = '{_RESOLVED}' AND {firing}) OR (status = '{_FIRING}' AND NOT {firing}) "
+             "THEN ? ELSE turned_in END, "
+             f"resolved_at = CASE WHEN {firing} THEN NULL WHEN status = '{_FIRING}' THEN ? ELSE resolved_at END, "
+             f"status = CASE WHEN {firing} THEN '{_FIRING}' ELSE '{_RESOLVED}' END, "
              "first_starts_at = COALESCE((SELECT MIN(starts_at) FROM alerts WHERE group_id = ?), first_starts_at) "
-             "WHERE id = ? AND EXISTS (SELECT 1 FROM alert_events WHERE delivery = ?) RETURNING id"),
-            [self._enc(now), group_id, group_id, group_id, delivery]))
+             "WHERE id = ? AND EXISTS (SELECT 1 FROM alert_events WHERE delivery = ?) RETURNING id, turned_in"),
+            [self._enc(now), group_id, group_id, group_id, delivery, group_id, self._enc(now), group_id, group_id,
+             group_id, delivery]))
         results = await self._atomic(statements)
-        changes = sum(len(found) for found in results[0:-1:2])
+        fresh = [alert for alert, found in zip(alerts, results[0:-1:2], strict=True) if found]
+        turned_here = bool(results[-1]) and results[-1][0]["turned_in"] == delivery
         group = await self.alert_group(group_id)
         assert group is not None  # just written; groups are never deleted
-        return Recorded(group, bool(opened), changes)
+        return Recorded(group, bool(opened), len(fresh), tuple(fresh), group.status if turned_here else None)
+
+    async def _retire(self, new: NewGroup, alerts: Sequence[Alert], resolved_before: datetime) -> None:
+        """Set aside the group of this key when it resolved before `resolved_before` and an alert fires anew (a
+        start after the resolution: a late re-send of an old firing does not count). Replicas retire it once."""
+        rows = await self._rows("SELECT id, status, resolved_at FROM alert_groups WHERE source = ? AND key_hash = ?",
+                                [new.source.value, new.key_hash])
+        if not rows or rows[0]["status"] != _RESOLVED or rows[0]["resolved_at"] is None:
+            return
+        resolved_at = self._at(rows[0]["resolved_at"])
+        if resolved_at >= resolved_before or not any(
+                a.status is AlertStatus.FIRING and a.starts_at > resolved_at for a in alerts):
+            return
+        await self._execute(
+            "UPDATE alert_groups SET key_hash = key_hash || ':' || CAST(id AS TEXT) WHERE id = ? AND key_hash = ? "
+            f"AND status = '{_RESOLVED}'", [int(rows[0]["id"]), new.key_hash])
 
     async def alert_group(self, group_id: int) -> AlertGroup | None:
         rows = await self._rows("SELECT * FROM alert_groups WHERE id = ?", [group_id])
@@ -100,13 +127,39 @@ class AlertQueries(SqlBase):
             [silence_id, by, self._enc(until), group_id, *([] if previous is None else [previous])]) == 1
 
     async def link_group(self, group_id: int, *, run_id: int | None = None, health_run_id: int | None = None,
-                         incident_id: int | None = None) -> None:
-        fields = {"run_id": run_id, "health_run_id": health_run_id, "incident_id": incident_id}
+                         incident_id: int | None = None, declaring_incident_id: int | None = None) -> None:
+        fields = {"run_id": run_id, "health_run_id": health_run_id, "incident_id": incident_id,
+                  "declaring_incident_id": declaring_incident_id}
         chosen = {name: value for name, value in fields.items() if value is not None}
         if chosen:
             sets = ", ".join(f"{name} = ?" for name in chosen)
             await self._execute(f"UPDATE alert_groups SET {sets}, version = version + 1 WHERE id = ?",
                                 [*chosen.values(), group_id])
+
+    async def finish_group_links(self, incident_id: int) -> list[int]:
+        """Link the groups the incident was declared from (once: a finished declaration run again links nothing)."""
+        rows = await self._atomic([(
+            ("UPDATE alert_groups SET incident_id = ?, version = version + 1 WHERE declaring_incident_id = ? "
+             "AND incident_id IS NULL RETURNING id"), [incident_id, incident_id])])
+        return sorted(int(row["id"]) for row in rows[0])
+
+    async def firing_groups(self) -> list[AlertGroup]:
+        """The groups firing now, the oldest first."""
+        rows = await self._rows(f"SELECT * FROM alert_groups WHERE status = '{_FIRING}' ORDER BY first_starts_at, id",
+                                [])
+        return [self._group(row) for row in rows]
+
+    async def groups_since(self, since: datetime) -> list[AlertGroup]:
+        """The groups opened since `since` (the digest's window)."""
+        rows = await self._rows("SELECT * FROM alert_groups WHERE created_at >= ? ORDER BY id", [self._enc(since)])
+        return [self._group(row) for row in rows]
+
+    async def claim_auto_declare(self, group_id: int, now: datetime) -> bool:
+        """Compare-and-set: True for the one caller (of any replica) that claims the group's auto-declaration."""
+        return await self._execute(
+            "UPDATE alert_groups SET auto_declared_at = ? WHERE id = ? AND auto_declared_at IS NULL "
+            f"AND incident_id IS NULL AND declaring_incident_id IS NULL AND status = '{_FIRING}'",
+            [self._enc(now), group_id]) == 1
 
     def _group(self, row: dict[str, Any]) -> AlertGroup:
         return AlertGroup(
@@ -118,7 +171,9 @@ class AlertQueries(SqlBase):
             created_at=self._at(row["created_at"]), updated_at=self._at(row["updated_at"]), version=int(row["version"]),
             acked_by=row["acked_by"], acked_at=self._dec(row["acked_at"]), silence_id=row["silence_id"],
             silenced_by=row["silenced_by"], silenced_until=self._dec(row["silenced_until"]),
-            run_id=_int(row["run_id"]), incident_id=_int(row["incident_id"]), health_run_id=_int(row["health_run_id"]))
+            run_id=_int(row["run_id"]), incident_id=_int(row["incident_id"]), health_run_id=_int(row["health_run_id"]),
+            declaring_incident_id=_int(row["declaring_incident_id"]), flaps=int(row["flaps"]),
+            resolved_at=self._dec(row["resolved_at"]), auto_declared_at=self._dec(row["auto_declared_at"]))
 
 
 def _int(value: Any) -> int | None:

@@ -6,7 +6,7 @@ Backends: `bot.store.sqlite` (embedded default) and `bot.store.postgres`. Both p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Protocol
 
@@ -90,8 +90,10 @@ class AlertStore(Protocol):
     """Alert groups, their alerts and each state change, idempotent across retries and replicas
     (bot/store/alerts_sql.py implements it)."""
 
-    async def record_delivery(self, new: NewGroup, alerts: Sequence[Alert], now: datetime) -> Recorded:
-        """Open the group once and record the alerts' new state changes; a duplicate delivery changes nothing."""
+    async def record_delivery(self, new: NewGroup, alerts: Sequence[Alert], now: datetime, *,
+                              reopen_within: timedelta = ...) -> Recorded:
+        """Open the group once and record the alerts' new state changes; a duplicate delivery changes nothing. A
+        group resolved longer than `reopen_within` ago that fires again opens a new group; within it, it reopens."""
     async def alert_group(self, group_id: int) -> AlertGroup | None: ...
     async def group_alerts(self, group_id: int) -> list[StoredAlert]:
         """Firing first, then by start time."""
@@ -102,7 +104,14 @@ class AlertStore(Protocol):
                                 previous: str | None) -> bool:
         """Compare-and-set on the silence id: True when the group still had `previous`."""
     async def link_group(self, group_id: int, *, run_id: int | None = None, health_run_id: int | None = None,
-                         incident_id: int | None = None) -> None: ...
+                         incident_id: int | None = None, declaring_incident_id: int | None = None) -> None: ...
+    async def finish_group_links(self, incident_id: int) -> list[int]:
+        """Link the groups the incident was declared from, once; returns their ids."""
+    async def firing_groups(self) -> list[AlertGroup]:
+        """The groups firing now, the oldest first."""
+    async def groups_since(self, since: datetime) -> list[AlertGroup]: ...
+    async def claim_auto_declare(self, group_id: int, now: datetime) -> bool:
+        """True for the one caller, of any replica, that claims the group's auto-declaration."""
 
 
 class Store(ActionStore, IncidentStore, ScheduleStore, AlertStore, Protocol):

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-
-import asyncpg
+import sys
 
 log = logging.getLogger("bot.store")
 
@@ -16,11 +15,11 @@ log = logging.getLogger("bot.store")
 # the server shutting down, restarting, starting, its database dropped, the session timed out; 53300 is "too many
 # connections"; 3D000 a database that no longer exists (dropped while we were connected).
 _PG_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "53300", "3D000"})
-# OSError covers refused and reset sockets; InterfaceError a connection or pool closed under us; TimeoutError a
-# pool with no connection to give, or a server that does not answer within command_timeout. InternalClientError
+# OSError covers refused and reset sockets; asyncpg's InterfaceError a connection or pool closed under us; TimeoutError
+# a pool with no connection to give, or a server that does not answer within command_timeout. InternalClientError
 # ("cannot switch to state …; another operation is in progress") is what asyncpg raises for a pooled connection the
 # server terminated while it sat idle (opsbot never shares a connection between two operations otherwise).
-_PG_TYPES = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+_OS_TYPES = (OSError, TimeoutError)
 
 # SQLite's primary result codes (the low byte of an extended code) for a file that cannot be used right now.
 _SQLITE_CODES = frozenset({
@@ -30,7 +29,14 @@ _SQLITE_CODES = frozenset({
 
 
 def postgres_unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, _PG_TYPES):
+    if isinstance(exc, _OS_TYPES):
+        return True
+    # asyncpg is imported only with the PostgreSQL store or a PostgreSQL check (`bot.adapters`); before it is, no
+    # error can be one of its own, so a SQLite replica never loads it to answer this.
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return False
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError)):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         state = str(getattr(exc, "sqlstate", "") or "")

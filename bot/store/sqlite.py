@@ -1,4 +1,4 @@
-"""The embedded store: SQLite through sqlite-utils, the default when DATABASE_URL is not PostgreSQL.
+"""The embedded store: SQLite through the standard library's sqlite3, the default when DATABASE_URL is not PostgreSQL.
 
 sqlite3 blocks, so every call runs on one dedicated thread: the event loop never stalls on disk,
 and the connection is only ever used from the thread that made it.
@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-
-import sqlite_utils
 
 from bot.audit import AuditEntry
 from bot.errors import StoreUnavailable
@@ -45,10 +43,10 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
-        self._db: sqlite_utils.Database | None = None
+        self._db: sqlite3.Connection | None = None
         self._outage = OutageLog(f"the SQLite store at {path}")
 
-    async def _call(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._executor is None or self._db is None:
             raise StoreUnavailable("the SQLite store is not open")
         db = self._db
@@ -67,7 +65,7 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
 
-        def connect() -> sqlite_utils.Database:
+        def connect() -> sqlite3.Connection:
             if str(self.path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions ourselves with BEGIN IMMEDIATE, so a writer
@@ -76,7 +74,7 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA foreign_keys=ON")
-            return sqlite_utils.Database(conn)
+            return conn
 
         try:
             self._db = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -90,12 +88,12 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
             return
         if self._db is not None:
             db = self._db
-            await asyncio.get_running_loop().run_in_executor(self._executor, db.conn.close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
         self._executor.shutdown(wait=True)
         self._executor, self._db = None, None
 
     async def migrate(self, upto: int | None = None) -> list[int]:
-        def apply(db: sqlite_utils.Database) -> list[int]:
+        def apply(db: sqlite3.Connection) -> list[int]:
             applied = []
             db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -121,7 +119,7 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
         await self._call(lambda db: db.execute("SELECT 1").fetchone())
 
     async def save_health_run(self, run: HealthRun) -> int:
-        def save(db: sqlite_utils.Database) -> int:
+        def save(db: sqlite3.Connection) -> int:
             with _transaction(db):
                 row = rows.run_row(run, _encode)
                 cursor = db.execute(_insert_sql("health_runs", row), list(row.values()))
@@ -133,36 +131,36 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
         return await self._call(save)
 
     async def get_health_run(self, run_id: int) -> HealthRun | None:
-        def get(db: sqlite_utils.Database) -> HealthRun | None:
-            row = next(db.query("SELECT * FROM health_runs WHERE id = ?", [run_id]), None)
-            if row is None:
+        def get(db: sqlite3.Connection) -> HealthRun | None:
+            found = _query(db, "SELECT * FROM health_runs WHERE id = ?", [run_id])
+            if not found:
                 return None
-            results = db.query("SELECT * FROM health_results WHERE run_id = ?", [run_id])
+            row = found[0]
+            results = _query(db, "SELECT * FROM health_results WHERE run_id = ?", [run_id])
             return rows.run_from_rows(row, results, _decode)
 
         return await self._call(get)
 
     async def health_runs_since(self, since: datetime, limit: int = 500) -> list[HealthRun]:
-        def query(db: sqlite_utils.Database) -> list[HealthRun]:
-            runs = list(
-                db.query(
-                    "SELECT * FROM health_runs WHERE started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?",
-                    [_encode(rows.utc(since)), limit],
-                )
+        def query(db: sqlite3.Connection) -> list[HealthRun]:
+            runs = _query(
+                db,
+                "SELECT * FROM health_runs WHERE started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?",
+                [_encode(rows.utc(since)), limit],
             )
             if not runs:
                 return []
             ids = [run["id"] for run in runs]
             marks = ",".join("?" for _ in ids)
             grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for result in db.query(f"SELECT * FROM health_results WHERE run_id IN ({marks})", ids):
+            for result in _query(db, f"SELECT * FROM health_results WHERE run_id IN ({marks})", ids):
                 grouped[result["run_id"]].append(result)
             return [rows.run_from_rows(run, grouped[run["id"]], _decode) for run in runs]
 
         return await self._call(query)
 
     async def record_audit(self, entry: AuditEntry) -> int:
-        def record(db: sqlite_utils.Database) -> int:
+        def record(db: sqlite3.Connection) -> int:
             row = rows.audit_row(entry, _encode)
             with _transaction(db):
                 return _inserted_id(db.execute(_insert_sql("audit_log", row), list(row.values())))
@@ -170,17 +168,15 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
         return await self._call(record)
 
     async def audit_entries(self, *, since: datetime | None = None, limit: int = 100) -> list[AuditEntry]:
-        def query(db: sqlite_utils.Database) -> list[AuditEntry]:
+        def query(db: sqlite3.Connection) -> list[AuditEntry]:
             floor = _encode(rows.utc(since)) if since else ""
-            found = db.query(
-                "SELECT * FROM audit_log WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?", [floor, limit]
-            )
+            found = _query(db, "SELECT * FROM audit_log WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?", [floor, limit])
             return [rows.audit_from_row(row, _decode) for row in found]
 
         return await self._call(query)
 
     async def claim(self, key: str, at: datetime) -> bool:
-        def insert(db: sqlite_utils.Database) -> bool:
+        def insert(db: sqlite3.Connection) -> bool:
             with _transaction(db):
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO idempotency_keys (key, created_at) VALUES (?, ?)",
@@ -200,23 +196,21 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
         return _decode(value) if value is not None else None
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return await self._call(lambda db: list(db.query(sql, list(args))))
+        return await self._call(lambda db: _query(db, sql, args))
 
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        def run(db: sqlite_utils.Database) -> int:
+        def run(db: sqlite3.Connection) -> int:
             with _transaction(db):
                 return db.execute(sql, list(args)).rowcount
 
         return await self._call(run)
 
     async def _atomic(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
-        def run(db: sqlite_utils.Database) -> list[list[dict[str, Any]]]:
+        def run(db: sqlite3.Connection) -> list[list[dict[str, Any]]]:
             results = []
             with _transaction(db):
                 for sql, args in statements:
-                    cursor = db.execute(sql, list(args))
-                    names = [column[0] for column in cursor.description or []]
-                    results.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
+                    results.append(_query(db, sql, args))
             return results
 
         return await self._call(run)
@@ -225,8 +219,8 @@ class SqliteStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries,
 class _transaction:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.conn = db.conn
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -238,6 +232,13 @@ class _transaction:
             # SQLite rolls back by itself on some errors (a full disk, an I/O error): a second ROLLBACK would fail
             # and hide the error that matters.
             self.conn.execute("ROLLBACK")
+
+
+def _query(db: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """A statement's rows as dicts by column name (the shape the shared queries in bot/store/*_sql.py read)."""
+    cursor = db.execute(sql, list(args))
+    names = [column[0] for column in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _inserted_id(cursor: sqlite3.Cursor) -> int:

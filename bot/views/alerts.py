@@ -13,8 +13,10 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextB
 from bot.alerts.models import AlertGroup, StoredAlert
 from bot.alerts.payloads import Alert, AlertStatus
 from bot.health import HealthRun
+from bot.incidents.models import Incident
 from bot.views import MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
+from bot.views.incidents import RESOLVE
 from bot.views.words import duration, plural
 
 ACK_ACTION = "alert.ack"
@@ -29,7 +31,7 @@ SHOWN_ALERTS = 20  # one section each; the rest are counted (a message takes 50 
 
 def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: HealthRun | None = None) -> Message:
     firing = [s.alert for s in alerts if s.alert.status is AlertStatus.FIRING]
-    name = _name(group, alerts)
+    name = group_name(group, [s.alert for s in alerts])
     if firing:
         head = f":rotating_light: *FIRING* · *{escape(name)}* · {len(firing)} of {plural(len(alerts), 'alert')} firing"
         text = f"FIRING: {name} ({len(firing)} of {len(alerts)} firing)"
@@ -37,6 +39,8 @@ def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: H
         head = f":white_check_mark: *RESOLVED* · *{escape(name)}* · all {plural(len(alerts), 'alert')} resolved"
         text = f"RESOLVED: {name}"
     about = [f"since {timestamp(group.first_starts_at)}", f"from {group.source.value}"]
+    if group.flaps:
+        about.append(f":repeat: fired again {plural(group.flaps, 'time')} after resolving (flapping)")
     if group.service:
         about.append(f"service *{escape(group.service)}*")
     if group.route_index is None:
@@ -54,8 +58,9 @@ def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: H
     return Message.of(text, blocks)
 
 
-def _name(group: AlertGroup, alerts: Sequence[StoredAlert]) -> str:
-    names = sorted({s.alert.name for s in alerts})
+def group_name(group: AlertGroup, alerts: Sequence[Alert]) -> str:
+    """The group's alertname, else the names of its alerts."""
+    names = sorted({alert.name for alert in alerts})
     if group.group_labels.get("alertname"):
         return group.group_labels["alertname"]
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") if names else "alerts"
@@ -98,6 +103,8 @@ def _state(group: AlertGroup, health: HealthRun | None) -> list[Block]:
     if group.silence_id:
         until = f" until {timestamp(group.silenced_until)}" if group.silenced_until else ""
         lines.append(f":no_bell: Silenced by <@{group.silenced_by}>{until} (silence `{escape(group.silence_id)}`)")
+    if group.incident_id:
+        lines.append(f":rotating_light: Incident INC-{group.incident_id} declared from this alert")
     if group.run_id:
         lines.append(f":arrow_forward: Run #{group.run_id} of `{escape(group.runbook or '')}` planned from this alert")
     if group.runbook and group.run_problem:
@@ -130,5 +137,39 @@ def _buttons(group: AlertGroup, *, firing: bool) -> list[ButtonElement]:
         buttons.append(ButtonElement(text="Health check", action_id=HEALTH_ACTION, value=value))
     if group.runbook and not group.run_problem:
         buttons.append(ButtonElement(text=clip(f"Run {group.runbook}", 75), action_id=RUN_ACTION, value=value))
-    buttons.append(ButtonElement(text="Declare incident…", action_id=DECLARE_ACTION, value=value))
+    if group.incident_id is None:
+        buttons.append(ButtonElement(text="Declare incident…", action_id=DECLARE_ACTION, value=value))
     return buttons
+
+
+def resolve_offer(incident: Incident, name: str) -> Message:
+    """Posted in a linked incident's channel when every alert of its group resolved: the people decide."""
+    text = f"Every alert of {name} resolved. Resolve {incident.key}?"
+    return Message.of(text, [
+        SectionBlock(text=clip(f":white_check_mark: Every alert of *{escape(name)}* resolved. "
+                               f"Resolve *{incident.key}*?", MAX_SECTION_TEXT)),
+        ActionsBlock(block_id="alert.resolve_offer", elements=[
+            ButtonElement(text="Resolve the incident?", action_id=RESOLVE, value=str(incident.id), style="primary")]),
+    ])
+
+
+def firing_list(groups: Sequence[AlertGroup], links: dict[int, str]) -> Message:
+    """`/ops alerts`: the groups firing now, each with a link to its message (`links`: group id → permalink)."""
+    if not groups:
+        return Message.of("No alerts are firing.", [SectionBlock(text=":white_check_mark: No alerts are firing.")])
+    lines = []
+    for group in groups[:40]:
+        label = escape(group.group_labels.get("alertname") or group.group_key)
+        shown = f"<{links[group.id]}|{label}>" if group.id in links else f"*{label}*"
+        state = [f"since {timestamp(group.first_starts_at)}"]
+        if group.service:
+            state.append(f"service *{escape(group.service)}*")
+        state.append(f"acknowledged by <@{group.acked_by}>" if group.acked_by else "not acknowledged")
+        if group.incident_id:
+            state.append(f"INC-{group.incident_id}")
+        lines.append(f":rotating_light: {shown} · " + " · ".join(state))
+    if len(groups) > 40:
+        lines.append(f"… and {len(groups) - 40} more")
+    head = f"{plural(len(groups), 'alert group')} firing"
+    return Message.of(head, [SectionBlock(text=f"*{head}*"),
+                             SectionBlock(text=clip("\n".join(lines), MAX_SECTION_TEXT))])

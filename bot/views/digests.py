@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.checks import Status
-from bot.digests import BackupFacts, DailyDigest, IncidentFacts, Rate, WeeklyDigest
+from bot.digests import AlertFacts, BackupFacts, DailyDigest, IncidentFacts, Rate, WeeklyDigest
 from bot.incidents.metrics import as_utc, format_duration
 from bot.incidents.settings import IncidentSettings
 from bot.runs.models import ActionState
@@ -39,6 +39,7 @@ def daily_message(digest: DailyDigest, incidents: IncidentSettings, *, preview: 
         _section(f"*Health* — {health_line}", health_detail),
         _section(*_open_incidents(digest, incidents)),
         _section(*_incident_window(digest, incidents)),
+        *([_section(*_alerts(digest.alerts))] if digest.alerts is not None else []),
         _section(*_runs(digest)),
         _section(*_pending(digest)),
         _section(*_backups(digest.backups)),
@@ -116,6 +117,17 @@ def _incident_window(digest: DailyDigest, incidents: IncidentSettings) -> tuple[
     lines += [f"✅ {_incident(f, incidents)} · resolved in {format_duration(f.metrics.time_to_resolve)}"
               f" (acknowledged in {format_duration(f.metrics.time_to_acknowledge)})" for f in digest.resolved]
     return f"*Incidents in the last 24 h* — {len(digest.opened)} opened, {len(digest.resolved)} resolved", lines
+
+
+def _alerts(alerts: AlertFacts) -> tuple[str, list[str]]:
+    if not alerts.groups:
+        return "*Alerts in the last 24 h* — none", []
+    top = " · ".join(f"{escape(service)} {count}" for service, count in alerts.top_services)
+    return f"*Alerts in the last 24 h* — {plural(alerts.groups, 'alert group')} received", [
+        f"Top alerting services: {top}",
+        f"Acknowledged {alerts.acknowledged} of {alerts.groups}"
+        + (f", in {format_duration(alerts.mean_acknowledge)} on average" if alerts.mean_acknowledge else ""),
+    ]
 
 
 def _incident(facts: IncidentFacts, incidents: IncidentSettings) -> str:

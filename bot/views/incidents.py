@@ -45,7 +45,8 @@ RESOLVED_MARK = "✅"
 _ENTRY_EMOJI = {EntryKind.DECLARED: "🚨", EntryKind.ACKNOWLEDGED: "👀", EntryKind.STATUS: "🔁", EntryKind.SEVERITY: "📶",
                 EntryKind.ROLE: "🧑‍🚒", EntryKind.NOTE: "📝", EntryKind.PIN: "📌", EntryKind.HEALTH: "🩺",
                 EntryKind.ACTION: "🛠️",
-                EntryKind.RESOLVED: "✅", EntryKind.REOPENED: "🔁", EntryKind.REMINDER: "⏰", EntryKind.FOLLOW_UP: "📋"}
+                EntryKind.RESOLVED: "✅", EntryKind.REOPENED: "🔁", EntryKind.REMINDER: "⏰", EntryKind.FOLLOW_UP: "📋",
+                EntryKind.ALERT: "📟"}
 
 
 def label(incident: Incident, settings: IncidentSettings) -> str:
@@ -266,7 +267,21 @@ def declare_modal(settings: IncidentSettings, services: list[str], channel: str 
             action_id="services.input", placeholder="Services", options=offered, initial_options=chosen or None)))
     blocks.append(_text_input("description", "What is happening?", multiline=True, optional=True, initial=draft.description))
     return View(type="modal", callback_id=DECLARE_CALLBACK, title="Declare an incident", submit="Declare", close="Cancel",
-                private_metadata=channel or "", blocks=blocks).to_dict()
+                private_metadata=declare_metadata(channel, draft.alert_group), blocks=blocks).to_dict()
+
+
+_ALERT_GROUP = "|alert-group:"
+
+
+def declare_metadata(channel: str | None, alert_group: int | None) -> str:
+    """The declare form's metadata: the channel it was asked in, and the alert group it was asked from."""
+    return f"{channel or ''}{_ALERT_GROUP}{alert_group}" if alert_group is not None else channel or ""
+
+
+def read_declare_metadata(metadata: str) -> tuple[str | None, int | None]:
+    """(channel, alert group) from `declare_metadata`; a form opened before alerts carried the channel alone."""
+    channel, _, group = metadata.partition(_ALERT_GROUP)
+    return channel or None, int(group) if group.isdigit() else None
 
 
 def text_modal(callback_id: str, title: str, prompt: str, incident: Incident, *, optional: bool) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""How a run's ending and its story read: a typed `RunOutcome` into the run message's outcome and state lines, and
-the lines a run adds to an incident's timeline.
+"""How a run's ending and its story read: a typed `RunOutcome` (every ending, the engine's and the run flows') into
+the run message's outcome and state lines, and the lines a run adds to an incident's timeline.
 
 The one place these words are made (mrkdwn, every quoted text escaped); not responsible for deciding anything
 (`bot.runs.engine` decides on the values) nor for the message's layout (`bot.views.runs`).
@@ -7,9 +7,11 @@ The one place these words are made (mrkdwn, every quoted text escaped); not resp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.executors.base import Effect
-from bot.runs.models import ActionKind, ActionRun
-from bot.runs.outcomes import Ending, RunOutcome, StepRef, UndoFailure
+from bot.runs.models import SCHEDULER, ActionKind, ActionRun
+from bot.runs.outcomes import Ending, Holder, RunOutcome, StepRef, UndoFailure
 from bot.views import escape
 from bot.views.effects import effect_text
 
@@ -18,6 +20,9 @@ def outcome_text(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
     """The run's `outcome` and `target_state` lines for how it ended."""
     builtin = run.kind is not ActionKind.RUNBOOK
     ending = outcome.ending
+    around = _AROUND_THE_ENGINE.get(ending)
+    if around is not None:
+        return around(run, outcome)
     if ending is Ending.FINISHED:
         return _finished(run, outcome, builtin), ""
     if ending in (Ending.UNDONE, Ending.UNDO_FAILED):
@@ -32,11 +37,15 @@ def outcome_text(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
             text += " Undo failed: " + _undo_failures(outcome.undo_failed)
         return text, _left(outcome)
     if ending is Ending.INTERRUPTED:
-        return (f"Interrupted: {escape(outcome.why)} while this was running.",
+        why = ("opsbot lost its lease on the service (is its lock store reachable?)" if outcome.lease_lost
+               else "opsbot was stopped")
+        return (f"Interrupted: {why} while this was running.",
                 f"unknown, possibly mid-change: check `/ops health {run.service}` before trying again")
     if ending is Ending.BROKE:
         return (f"opsbot failed: {escape(outcome.why)} (reference {outcome.reference})",
                 f"unknown: check `/ops health {run.service}`")
+    if ending is Ending.HALTED:
+        return escape(outcome.why), "unchanged by the failing step; see the steps above"
     failed = _failed_step(outcome)
     if ending is Ending.UNKNOWN:
         step = outcome.step
@@ -61,6 +70,53 @@ def outcome_text(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
     rolled = ("Rolling back did not finish: " + _undo_failures(outcome.undo_failed) if outcome.undo_failed
               else "Rolled back" if outcome.undone else "Nothing to undo")
     return f"{failed} {rolled}.", _left(outcome)
+
+
+_UNTOUCHED = "untouched: nothing ran"
+
+
+def _busy(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
+    who = _holder(outcome.holder) if outcome.holder is not None else "another action"
+    return f"Not run: {who} is running on `{escape(outcome.held)}`. Ask again when it is done.", _UNTOUCHED
+
+
+def _holder(holder: Holder) -> str:
+    requester = "the schedule" if holder.requested_by == SCHEDULER else f"<@{holder.requested_by}>"
+    return f"{escape(holder.label)} #{holder.id} (requested by {requester})"
+
+
+def _recovered(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
+    text = ("Interrupted: opsbot stopped while this was running." if outcome.started
+            else "Interrupted: approved, but opsbot stopped before it started.")
+    return text, f"unknown: check `/ops health {run.service}` before trying again"
+
+
+def _handed_over(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
+    where = "before it started" if outcome.step is None else f"before step {outcome.step.index + 1}"
+    return f"Handed over {where}: this opsbot replica is stopping; the next one up goes on from there.", ""
+
+
+def _denied(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
+    return f"Denied by <@{outcome.denied_by}>" + (f": {escape(outcome.why)}" if outcome.why else ""), ""
+
+
+def _fixed(text: str, state: str = "") -> Callable[[ActionRun, RunOutcome], tuple[str, str]]:
+    return lambda run, outcome: (text, state)
+
+
+# The endings of a run that never started, or left this replica: no step story to tell.
+_AROUND_THE_ENGINE: dict[Ending, Callable[[ActionRun, RunOutcome], tuple[str, str]]] = {
+    Ending.BUSY: _busy,
+    Ending.UNREACHABLE: lambda run, outcome: (f"Not run: {escape(outcome.why)}", _UNTOUCHED),
+    Ending.RECOVERED: _recovered,
+    Ending.HANDED_OVER: _handed_over,
+    Ending.DENIED: _denied,
+    Ending.EXPIRED: _fixed("Expired: nobody approved in time; nothing ran."),
+    Ending.PLAN_EXPIRED: _fixed("Expired: the plan was not sent in time; nothing ran."),
+    Ending.WITHDRAWN: _fixed("Withdrawn: it could not be posted in the channel."),
+    Ending.SUPERSEDED: _fixed("Not needed: another follow-up has this run."),
+    Ending.DROPPED: _fixed("Dropped by the requester before it was sent; nothing ran."),
+}
 
 
 def _finished(run: ActionRun, outcome: RunOutcome, builtin: bool) -> str:

@@ -228,8 +228,8 @@ def _step_line(step: ActionStep) -> str:
 
 
 def _outcome(run: ActionRun) -> str:
-    # Words made now from how the run ended, as data; a run that ended before that was kept (or that the recovery
-    # chores ended) has the words written then: `outcome` and `target_state`, mrkdwn escaped by the core.
+    # Words made now from how the run ended, as data; a run that ended before that was kept has the words written
+    # then: `outcome` and `target_state`, mrkdwn escaped.
     outcome, target_state = (outcome_text(run, run.outcome_data) if run.outcome_data is not None
                              else (run.outcome, run.target_state))
     if run.state is ActionState.SUCCEEDED:
@@ -243,9 +243,9 @@ def _outcome(run: ActionRun) -> str:
     if run.state is ActionState.INTERRUPTED or (run.state is ActionState.CANCELLED and run.started_at):
         return f"*{outcome}*\n*State now:* {target_state}"
     if run.state in (ActionState.DENIED, ActionState.EXPIRED, ActionState.CANCELLED):
-        return run.outcome or "Nothing ran."
+        return outcome or "Nothing ran."
     if run.state is ActionState.HANDED_OVER:
-        return f"*{run.outcome}*"
+        return f"*{outcome}*"
     return ""
 
 

@@ -250,9 +250,12 @@ function render() {
   $("channel-name").title = channel.name;
   $("channel-topic").innerHTML = mrkdwn(channel.topic || "", context());
   renderMessages(v.messages[channel.id] || [], switched);
+  const alerts = v.alerts || {};
   $("demo").innerHTML = Object.entries(v.demo).map(([name, ok]) =>
-    `<li class="demo-toggle" data-service="${esc(name)}">${ok ? "✅" : "❌"} ${esc(name)} <small>(click to ${ok ? "break" : "fix"})</small></li>`).join("");
-  $("demo").querySelectorAll("li").forEach((li) => { li.onclick = () => post("demo", { service: li.dataset.service, healthy: !v.demo[li.dataset.service] }); });
+    `<li class="demo-toggle" data-service="${esc(name)}">${ok ? "✅" : "❌"} ${esc(name)} <small>(click to ${ok ? "break" : "fix"})</small></li>` +
+    (name in alerts ? `<li class="alert-toggle" data-alert="${esc(name)}">${alerts[name] ? "🔔" : "🔕"} <small>${alerts[name] ? "resolve" : "fire"} ${esc(name)}'s alert</small></li>` : "")).join("");
+  $("demo").querySelectorAll("li.demo-toggle").forEach((li) => { li.onclick = () => post("demo", { service: li.dataset.service, healthy: !v.demo[li.dataset.service] }); });
+  $("demo").querySelectorAll("li.alert-toggle").forEach((li) => { li.onclick = () => post("alert", { service: li.dataset.alert, firing: !alerts[li.dataset.alert] }); });
   const words = [...v.completion["/ops"].map((s) => `/ops ${s}`), ...v.completion["/incident"].map((s) => `/incident ${s}`),
     ...v.completion.services.map((s) => `/ops health ${s}`)];
   $("completion").innerHTML = words.map((w) => `<option value="${esc(w)}">`).join("");

@@ -19,6 +19,7 @@ from bot.runs.steps import (  # noqa: F401
     check,
     collect_logs,
     deploy,
+    exec,
     flush_cache,
     http,
     maintenance,
@@ -51,7 +52,7 @@ from bot.runs.steps.base import (
 from bot.views import escape
 
 __all__ = ["REGISTRY", "TRAITS", "UNCHANGED", "PlannedStep", "StepKind", "Traits", "UndoBook", "artifact_of",
-           "can_undo", "perform", "plan", "plan_builtin", "take_backup", "traits", "undo", "undo_title"]
+           "can_undo", "perform", "plan", "plan_builtin", "take_backup", "traits", "traits_of", "undo", "undo_title"]
 
 
 class _Traits(Mapping[str, Traits]):
@@ -74,6 +75,11 @@ def traits(kind: str) -> Traits:
     return REGISTRY[kind].traits
 
 
+def traits_of(step: PlannedStep) -> Traits:
+    """One planned step's traits (its kind's, or what its arguments make them)."""
+    return REGISTRY[step.kind].traits_for(step.args)
+
+
 async def plan(ctx: StepDeps, spec: Any, values: Mapping[str, Value]) -> PlannedStep:
     """Resolve one catalog step against the parameter values; probes only read."""
     kind = REGISTRY[spec.kind]
@@ -83,8 +89,9 @@ async def plan(ctx: StepDeps, spec: Any, values: Mapping[str, Value]) -> Planned
     args = substitute(args, values)
     service = getattr(spec, "service", None)
     title, probe = await kind.describe(ctx, service, args)
-    return PlannedStep(kind=kind.name, service=service, args=args, title=spec.name or title, undo=kind.traits.undo,
-                       on_failure=spec.on_failure or kind.traits.on_failure, timeout=spec.timeout,
+    traits = kind.traits_for(args)
+    return PlannedStep(kind=kind.name, service=service, args=args, title=spec.name or title, undo=traits.undo,
+                       on_failure=spec.on_failure or traits.on_failure, timeout=spec.timeout,
                        retries=spec.retries, probe=probe)
 
 

@@ -8,7 +8,7 @@ Imports nothing that reaches the catalog: `bot.runbooks.definitions` builds its 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -72,9 +72,13 @@ class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: str  # each kind's model narrows it to `Literal["<its name>"]`, the union's discriminator
     name: str | None = Field(default=None, min_length=1, max_length=120, description="shown instead of the generated title")
-    timeout: float = Field(default=600, gt=0, le=6 * 3600, description="seconds one attempt may take")
-    retries: int = Field(default=0, ge=0, le=5, description="further attempts after a failure")
-    on_failure: OnFailure | None = Field(default=None, description="None: rollback for steps that change something")
+    timeout: float = Field(default=600, gt=0, le=6 * 3600,
+                           description="seconds one attempt may take (fractions allowed; at most 6 hours)")
+    retries: int = Field(default=0, ge=0, le=5, description="further attempts after a failure (0 to 5)")
+    on_failure: OnFailure | None = Field(
+        default=None, description="what this step's failure does: stop the run, continue with the next step, or roll "
+                                  "back the steps done (newest first); not given: the kind's own default, shown in "
+                                  "the plan (rollback for a step that changes something)")
 
 
 class _ServiceStep(_Step):
@@ -132,8 +136,8 @@ class StepDeps(Protocol):
     @property
     def http(self) -> aiohttp.ClientSession: ...
 
-    async def check(self, service: str) -> HealthRun:
-        """Run the service's health checks once."""
+    async def check(self, service: str, only: Collection[str] = ()) -> HealthRun:
+        """Run the service's health checks once: those named in `only` (by label), or every one."""
 
 
 async def _quiet(_: str) -> None:
@@ -210,10 +214,16 @@ class StepKind:
     capabilities: Callable[[Service], tuple[type, ...]] | None = None
     validate: Validate = _no_checks
     escape_values: bool = False  # its arguments are posted to Slack: values' control characters are escaped
+    # The traits of one step, when its arguments change them (an `exec` with `read_only: true` changes nothing).
+    step_traits: Callable[[Mapping[str, Any]], Traits] | None = None
     arg_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arg_names", tuple(f for f in self.args.model_fields if f not in _COMMON))
+
+    def traits_for(self, args: Mapping[str, Any]) -> Traits:
+        """A step's traits: the kind's, unless its arguments decide them."""
+        return self.step_traits(args) if self.step_traits is not None else self.traits
 
     def needs_capabilities(self, service: Service) -> tuple[type, ...]:
         return self.capabilities(service) if self.capabilities is not None else self.traits.capability

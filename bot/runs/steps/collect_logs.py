@@ -30,8 +30,10 @@ from bot.views.words import plural
 
 class CollectLogsStep(_ServiceStep):
     kind: Literal["collect-logs"]
-    minutes: float = Field(default=60, gt=0, le=7 * 24 * 60, description="how far back")
-    max_kb: int = Field(default=1024, ge=1, le=20 * 1024, description="per container or pod")
+    minutes: float = Field(default=60, gt=0, le=7 * 24 * 60, examples=[15, 0.5],
+                           description="how far back, in minutes (fractions allowed; at most 7 days)")
+    max_kb: int = Field(default=1024, ge=1, le=20 * 1024,
+                        description="the newest KiB kept per container or pod (at most 20 MiB); the rest is cut")
 
 
 async def _describe(deps: StepDeps, service: str | None, args: dict[str, Any]) -> tuple[str, str]:

@@ -28,7 +28,9 @@ from bot.runs.steps.base import (
 
 class DeployStep(_ServiceStep):
     kind: Literal["deploy"]
-    image: Template = Field(description="a tag of the image the service runs, or a full image reference")
+    image: Template = Field(description="a tag of the image the service runs (`1.4.2`), or a full image reference "
+                                        "(`registry/app:1.4.2`); the image is pulled only if the host does not have it",
+                            examples=["{{ params.tag }}", "1.4.2"])
 
 
 async def current_image(deps: StepDeps, service: str) -> str:

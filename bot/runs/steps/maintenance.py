@@ -64,7 +64,7 @@ class MaintenanceStep(_ServiceStep):
     kind: Literal["maintenance"]
     mode: Literal["on", "off"]
 
-    @field_validator("mode", mode="before")
+    @field_validator("mode", mode="before", json_schema_input_type=Literal["on", "off"] | bool)
     @classmethod
     def _yaml_boolean(cls, value: object) -> object:
         # YAML 1.1 reads a bare `on` / `off` as a boolean.

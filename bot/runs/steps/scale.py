@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from bot.executors.base import Effect, RecordingProgress, Scales
 from bot.runs import targets
 from bot.runs.models import ActionRun
@@ -27,7 +29,10 @@ from bot.runs.steps.base import (
 
 class ScaleStep(_ServiceStep):
     kind: Literal["scale"]
-    replicas: int | Template
+    replicas: int | Template = Field(
+        description="how many replicas (0 or more, or an integer parameter). Kubernetes: the deployment's replicas. "
+                    "Docker has no replicas: 0 stops all of the service's containers and their count starts them all "
+                    "again; any other number is refused", examples=[3, "{{ params.replicas }}"])
 
 
 async def running_now(deps: StepDeps, service: str) -> int:

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
 class SqlStep(_ServiceStep):
     kind: Literal["sql"]
-    statement: str = Field(min_length=1, max_length=2000, description="used verbatim: parameters never reach SQL")
+    statement: str = Field(min_length=1, max_length=2000, examples=["VACUUM ANALYZE orders"],
+                           description="one statement, used verbatim (parameters never reach SQL), run on its own "
+                                       "outside a transaction (so VACUUM works); the run shows only its command tag "
+                                       "(`UPDATE 12`), never rows; no undo")
     engine: Literal["postgres", "mysql"] = "postgres"
     dsn_env: str | None = Field(default=None, pattern=ENV_NAME, description="None: the service's postgres backup DSN")
 

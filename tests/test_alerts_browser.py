@@ -1,0 +1,30 @@
+"""The playground's alert switch in a real browser (Debian's Chromium, Playwright): a new user fires a demo
+service's alert, sees its one message with buttons, silences it and declares an incident from it.
+Set OPSBOT_ALERT_SCREENSHOT=docs/alert-message.png to regenerate the README's picture of the message."""
+
+from __future__ import annotations
+
+import os
+
+from playwright.async_api import Page, expect
+
+from tests.test_browser import page  # the fixture: the playground in Chromium
+
+__all__ = ["page"]
+
+
+async def test_an_alert_fired_from_the_page_is_silenced_and_becomes_an_incident(page: Page) -> None:
+    await page.click("#demo li[data-alert=payments]")
+    alert = page.locator(".message", has_text="DemoServiceDown").last
+    await expect(alert).to_contain_text("FIRING", timeout=10_000)
+    await expect(alert).to_contain_text("payments is not answering its health check")
+    await alert.get_by_role("button", name="Silence 1 h").click()
+    await expect(alert).to_contain_text("Silenced by", timeout=10_000)  # the playground's Alertmanager answered
+    if shot := os.environ.get("OPSBOT_ALERT_SCREENSHOT"):  # docs/alert-message.png, the README's
+        await alert.screenshot(path=shot)
+    await alert.get_by_role("button", name="Declare incident…").click()
+    await page.get_by_role("button", name="Declare").last.click()
+    await expect(alert).to_contain_text("declared from this alert", timeout=10_000)
+    await expect(page.locator("#channels li", has_text="inc-")).to_be_visible(timeout=10_000)
+    await page.click("#demo li[data-alert=payments]")  # resolve it
+    await expect(alert).to_contain_text("RESOLVED", timeout=10_000)
