@@ -14,10 +14,9 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot import adapters
@@ -40,11 +39,16 @@ from bot.socket_link import SOCKET_LINK_KEY, SocketLink
 from bot.store import create_store
 from bot.tracing import NO_TRACER, Tracer
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
 log = logging.getLogger(__name__)
 
 Register = Callable[[AsyncApp, Context], None]
 CONTEXT_KEY = web.AppKey("context", Context)
-SOCKET_KEY = web.AppKey("socket_mode", AsyncSocketModeHandler)
+SOCKET_KEY: web.AppKey[AsyncSocketModeHandler] = web.AppKey("socket_mode")
+# Socket Mode's client (slack_sdk.socket_mode and Bolt's handler, ~0.3 MB) is imported only by a replica that uses it.
+SOCKET_MODE = "slack_bolt.adapter.socket_mode.async_handler"
 
 
 def build_context(
@@ -174,7 +178,8 @@ def build_web_app(ctx: Context, bolt: AsyncApp) -> web.Application:
             ctx.tasks.run_forever(scheduler.run_forever(), name="scheduler")
             app[SCHEDULER_KEY] = scheduler  # /readyz reads its heartbeat
             if ctx.settings.slack_app_token is not None:
-                handler = AsyncSocketModeHandler(
+                socket_mode = adapters.module(SOCKET_MODE)
+                handler: AsyncSocketModeHandler = socket_mode.AsyncSocketModeHandler(
                     bolt, app_token=ctx.settings.slack_app_token.get_secret_value(), web_client=ctx.slack
                 )
                 ctx.metrics.watch_socket(handler.client)

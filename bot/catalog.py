@@ -25,6 +25,7 @@ from bot.executors.demo import DemoTarget
 from bot.executors.docker_target import DockerTarget
 from bot.executors.kubernetes_target import KubernetesTarget
 from bot.incidents.settings import IncidentSettings
+from bot.queries import NamedQuery, QueryName
 from bot.runbooks.definitions import Maintenance, Runbook, RunbookName
 from bot.runs.policy import ActionPolicies, ApprovalSettings
 from bot.scheduling.settings import ScheduleSettings, channel_id
@@ -111,6 +112,7 @@ class Catalog(BaseModel):
     services: dict[ServiceName, Service] = Field(default_factory=dict)
     runbooks: dict[RunbookName, Runbook] = Field(default_factory=dict)
     alerts: AlertSettings | None = Field(default=None, description="alerts from Alertmanager and Grafana: channel, routes")
+    queries: dict[QueryName, NamedQuery] = Field(default_factory=dict, description="read-only queries: `/ops query <name>`")
 
     @property
     def service_names(self) -> list[str]:

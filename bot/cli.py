@@ -1,4 +1,4 @@
-"""The `opsbot` command: serve, check-config, schema, migrate, healthcheck.
+"""The `opsbot` command: serve, check-config, schema, migrate, healthcheck, import.
 
 Each failure is one clear line (or one line per catalog problem) and a non-zero exit, never a traceback.
 """
@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("schema", help="print the catalog's JSON Schema (for editors; the reference is docs/catalog.md)")
     commands.add_parser("migrate", help="apply pending store migrations to $DATABASE_URL")
     commands.add_parser("healthcheck", help="exit 0 when the local bot's /healthz answers 200 (for container HEALTHCHECK)")
+    imports = commands.add_parser("import", help="read a Markdown runbook into a catalog `runbooks:` draft and a report "
+                                  "(parses its commands, runs nothing)")
+    imports.add_argument("runbook", type=Path, help="the Markdown runbook")
+    imports.add_argument("--service", action="append", default=[], help="a catalog service its commands may name "
+                         "(repeat; none: every name found is taken as a service to define)")
+    imports.add_argument("-o", "--output", type=Path, default=None, help="write the draft here (default: stdout)")
     postmortem = commands.add_parser("postmortem", help="print an incident's post-mortem (Markdown) from the store")
     postmortem.add_argument("key", help="the incident, e.g. INC-42")
     args = parser.parse_args(argv)
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate()
         if args.command == "healthcheck":
             return _healthcheck()
+        if args.command == "import":
+            return _import(args.runbook, tuple(args.service), args.output)
         if args.command == "postmortem":
             return _postmortem(args.key)
     except ConfigError as exc:
@@ -130,6 +138,25 @@ def _catalog_problems(exc: CatalogInvalid, path: Path) -> int:
     print(exc)
     print(f"{len(exc.problems)} problem(s) in {path}")
     return 1
+
+
+def _import(runbook: Path, services: tuple[str, ...], output: Path | None) -> int:
+    """The draft to stdout (or `output`), the report to stderr: `opsbot import r.md > draft.yml` keeps them apart."""
+    # Imported here, not at the top: the Markdown and bash parsers are for this command only (not the healthcheck).
+    from bot.importing.draft import import_runbook, render, report
+
+    try:
+        text = runbook.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        print(f"opsbot: cannot read {runbook}: {exc.strerror}", file=sys.stderr)
+        return 1
+    draft = import_runbook(text, runbook.name, services)
+    if output is None:
+        print(render(draft), end="")
+    else:
+        output.write_text(render(draft), encoding="utf-8")
+    print(report(draft), end="", file=sys.stderr)
+    return 0
 
 
 def _check_config(path: Path | None) -> int:

@@ -20,13 +20,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.socket_mode.aiohttp import SocketModeClient
 
 from bot.errors import StoreUnavailable
 from bot.runs.models import ActionState
 from bot.tracing import NO_TRACER, Tracer, slack_span
 
 if TYPE_CHECKING:
+    from slack_sdk.socket_mode.aiohttp import SocketModeClient  # loaded only in Socket Mode (bot/app.py)
+
     from bot.store import Store
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """The buttons of every run and the modals of the run flow: send or drop a plan, approve, deny (with a reason),
-Cancel a running run, Resume / Roll back / mark done one that stopped for people; and the buttons that plan a
-built-in action (restart from a health report, back up, restore, roll back to). Each button's value is a run id,
-a backup id or a catalog service name, never a command."""
+Cancel a running run, answer a step a person does (Done / Skip / Failed), Resume / Roll back / mark done one that
+stopped for people; and the buttons that plan a built-in action (restart from a health report, back up, restore,
+roll back to). Each button's value is a run id, a backup id, `<run id>:<step position>` or a catalog service name,
+never a command."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.context import Context
 from bot.errors import StaleButton
-from bot.runs import follow_ups, requests
+from bot.runs import follow_ups, manual_answers, requests
 from bot.runs.models import ActionKind, Decision
 from bot.views.backups import BACKUP_ACTION, RESTORE_ACTION
 from bot.views.common import notice
 from bot.views.health import RESTART_ACTION
+from bot.views.manual_steps import ANSWER_OF
 from bot.views.modals import DENY_CALLBACK, REASON_BLOCK, REASON_INPUT, REQUEST_CALLBACK, deny_modal, reason_modal
 from bot.views.runs import (
     APPROVE_ACTION,
@@ -97,6 +99,15 @@ def register(app: AsyncApp, ctx: Context) -> None:
             await reply.ephemeral(plan_message(await follow_ups.follow_up(ctx, number_of(value), user, mode)))
         return work
 
+    def manual(action_id: str) -> Click:
+        async def work(reply: Reply, body: Body, user: str, value: str) -> None:
+            run, _, position = value.partition(":")
+            said = await manual_answers.answer(ctx, number_of(run), number_of(position), ANSWER_OF[action_id], user)
+            await reply.ephemeral(notice(said))
+        return work
+
+    for action_id in ANSWER_OF:
+        on_click(app, ctx, action_id, manual(action_id))
     on_click(app, ctx, REQUEST_ACTION, send)
     on_click(app, ctx, CANCEL_ACTION, drop)
     on_click(app, ctx, APPROVE_ACTION, approve)

@@ -14,7 +14,7 @@ from bot.health import resolve_scope
 from bot.reports import describe_scope, report_health
 from bot.views.common import notice
 from bot.views.help import help_message
-from handlers import alerts, ops_actions, ops_runbooks, ops_schedule
+from handlers import alerts, ops_actions, ops_queries, ops_runbooks, ops_schedule
 from handlers.payloads import Command, read
 from handlers.replies import Reply, for_command, handle
 
@@ -51,6 +51,7 @@ _TABLE: list[tuple[Subcommand, str, str]] = [
     (ops_actions.approvals, "approvals", "Requests waiting for approval."),
     (ops_runbooks.list_runbooks, "runbooks [service]", "The catalog's runbooks (those touching a service)."),
     (ops_runbooks.run, "run <runbook> [name=value …] [reason]", "Plan a runbook: every step shown before approval."),
+    (ops_queries.query, "query [name]", "List the named read-only queries, or run one and post its rows here."),
     (ops_schedule.digest, "digest [daily|weekly|name]", "Preview a digest now, only to you."),
     (ops_schedule.schedule, "schedule", "Scheduled digests and backups, their next run and last result."),
     (alerts.list_alerts, "alerts", "Alert groups firing now, with links to their messages."),

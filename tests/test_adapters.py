@@ -41,6 +41,11 @@ def test_a_catalog_of_http_checks_loads_no_client_library() -> None:
     assert loaded(HTTP_ONLY) == []
 
 
+
+def test_an_http_mode_replica_loads_no_socket_mode_client() -> None:
+    # Socket Mode's client (slack_sdk's and Bolt's, ~0.3 MB) is imported by bot/app.py only when SLACK_APP_TOKEN is set.
+    assert loaded(HTTP_ONLY, ("slack_sdk.socket_mode", "slack_bolt.adapter.socket_mode")) == []
+
 # Loaded on first use, only when the catalog asks (croniter with dateutil for a schedule it sets, Jinja2 for a template
 # it sets; bot/scheduling/cron.py, bot/incidents/templates.py), or no longer used at all (sqlite-utils and the numpy
 # it pulled in, pydantic-settings).

@@ -4,7 +4,9 @@ The graph is built from the source with `ast`: every `import` and `from … impo
 inside functions alike (an import moved into a function still runs, just later, and still couples the two modules).
 Imports under `if TYPE_CHECKING:` are left out: they never run. An edge goes to the module imported and to every
 package above it that the importer is not itself inside, because importing `bot.checks.base` first runs
-`bot/checks/__init__.py`; a package's `__init__` importing its own submodules is an edge like any other.
+`bot/checks/__init__.py`; a package's `__init__` importing its own submodules is an edge like any other, and one
+that imports them by discovery (`pkgutil.iter_modules(__path__)`, as `bot/runs/steps/` finds its step kinds) has
+an edge to each module beside it whose name does not start with `_`.
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ def import_graph(package: Path) -> dict[str, set[str]]:
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
         inside = set(_packages_above(name))  # already being imported when `name` runs
-        for statement in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        source = path.read_text(encoding="utf-8")
+        if is_package and "pkgutil.iter_modules(__path__)" in source:
+            graph[name] |= {other for other in modules if other.rpartition(".")[0] == name
+                            and not other.rpartition(".")[2].startswith("_")}
+        for statement in _runtime_imports(ast.parse(source, str(path))):
             targets: list[str] = []
             if isinstance(statement, ast.Import):
                 targets = [alias.name for alias in statement.names]

@@ -76,7 +76,8 @@ def test_which_steps_a_roll_back_puts_back(state: StepState, effect: Effect | No
 def test_a_step_cut_short_is_untouched_only_for_kinds_that_do_not_act() -> None:
     acting = {kind for kind, traits in TRAITS.items() if traits.cut_short is Effect.UNKNOWN}
     assert acting == {kind for kind, traits in TRAITS.items() if traits.changes} | {"http"}
-    assert {kind for kind in TRAITS if kind not in acting} == {"check", "backup", "retention", "collect-logs", "notify", "wait"}
+    assert {kind for kind in TRAITS if kind not in acting} == {"check", "backup", "retention", "collect-logs", "notify", "wait",
+                                                                 "query"}
 
 
 def test_an_executor_error_cannot_be_raised_without_saying_its_effect() -> None:

@@ -46,7 +46,8 @@ from bot.runs.steps.base import (
 from playground.demo_apps import DemoAppWorkload, DemoSwitches
 
 KINDS = {"check", "restart", "stop", "start", "deploy", "rollback", "scale", "backup", "retention", "restore",
-         "maintenance", "sql", "terminate-queries", "flush-cache", "collect-logs", "notify", "http", "wait", "exec"}
+         "maintenance", "sql", "terminate-queries", "flush-cache", "collect-logs", "notify", "http", "wait", "exec",
+         "manual", "query"}
 CATALOG = """
 services:
   web:

@@ -32,7 +32,7 @@ class PayloadInvalid(Exception):
 
 class _Alert(BaseModel):
     # Field names are the senders' own (camelCase), so a payload validates as it comes.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # built at the first alert, not at start-up
     status: AlertStatus
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -54,7 +54,7 @@ class GrafanaAlert(_Alert):
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # built at the first alert, not at start-up
     receiver: str = ""
     status: AlertStatus
     groupLabels: dict[str, str] = Field(default_factory=dict)

@@ -1,5 +1,5 @@
-"""The client side of the mysql and sql checks on MySQL/MariaDB (pymysql, aiomysql): imported only for a catalog
-with a mysql or sql check (`bot.adapters`)."""
+"""The client side of the mysql and sql checks and named queries on MySQL/MariaDB (pymysql, aiomysql): imported only
+for a catalog with a mysql or sql check or a query (`bot.adapters`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pymysql
 from pymysql.constants import FIELD_TYPE
 
 from bot.checks._net import socket_error
+from bot.checks._sql_read import SqlRows
 from bot.checks.base import Probe, Status
 from bot.checks.mysql import no_answer, not_a_url
 from bot.executors.mysql_dsn import MysqlConnection
@@ -45,6 +46,13 @@ async def connections(target: MysqlConnection, timeout: float, where: str, dsn_e
 async def first_value(target: MysqlConnection, query: str, timeout: float, budget: float, where: str,
                       dsn_env: str | None, scheme: str) -> tuple[Any, str, bool] | Probe:
     """The `sql` check's query, read-only and rolled back: (first value, its column type, no row), or a verdict."""
+    read = await rows(target, query, timeout, budget, where, dsn_env, scheme, limit=1)
+    return read if isinstance(read, Probe) else read.first_value()
+
+
+async def rows(target: MysqlConnection, query: str, timeout: float, budget: float, where: str, dsn_env: str | None,
+               scheme: str, *, limit: int) -> SqlRows | Probe:
+    """A read-only query's first `limit` rows, read-only and rolled back, or why they could not be read."""
     try:
         conn = await connect(target, timeout)
     except (ValueError, OverflowError):
@@ -52,7 +60,7 @@ async def first_value(target: MysqlConnection, query: str, timeout: float, budge
     except (pymysql.MySQLError, OSError) as exc:
         return connect_failure(exc, where, timeout)
     try:
-        return await _mysql_read(conn, query, budget)
+        return await _mysql_read(conn, query, budget, limit)
     except pymysql.MySQLError as exc:
         if error_code(exc) in (_ER_STATEMENT_TIMEOUT, _ER_QUERY_TIMEOUT):
             return Probe(Status.ERROR, f"the query ran past its statement timeout ({budget:.1f} s) on {where}")
@@ -100,21 +108,23 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-async def _mysql_read(conn: Any, query: str, budget: float) -> tuple[Any, str, bool]:
+async def _mysql_read(conn: Any, query: str, budget: float, limit: int) -> SqlRows:
     async with conn.cursor() as cursor:
         await _mysql_guard(cursor, budget)
         await cursor.execute("START TRANSACTION READ ONLY")
         try:
             await cursor.execute(query)
-            row = await cursor.fetchone() if cursor.description else None
-            column = _MYSQL_TYPES.get(cursor.description[0][1], "unknown") if cursor.description else "nothing"
+            found = await cursor.fetchmany(limit + 1) if cursor.description else ()
+            described = cursor.description or ()
         except pymysql.MySQLError:
             # The query's own error is the one to report; a connection too broken to roll back is closed anyway.
             with contextlib.suppress(pymysql.MySQLError):
                 await cursor.execute("ROLLBACK")
             raise
         await cursor.execute("ROLLBACK")
-    return (row[0] if row else None), column, row is None
+    return SqlRows(columns=tuple(str(d[0]) for d in described),
+                   types=tuple(_MYSQL_TYPES.get(d[1], "unknown") for d in described),
+                   rows=tuple(tuple(row) for row in found[:limit]), more=len(found) > limit)
 
 
 async def _mysql_guard(cursor: Any, budget: float) -> None:

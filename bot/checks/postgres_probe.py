@@ -1,5 +1,6 @@
-"""The client side of the postgres check and of the sql check on PostgreSQL (asyncpg): imported only for a catalog
-with a postgres or sql check (`bot.adapters`). Not responsible for grading: the checks turn what it reads into a status.
+"""The client side of the postgres check, the sql check and named queries on PostgreSQL (asyncpg): imported only for
+a catalog with a postgres or sql check or a query (`bot.adapters`). Not responsible for grading: the checks turn
+what it reads into a status.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from bot.checks._net import socket_error
+from bot.checks._sql_read import SqlRows
 from bot.checks.base import Probe, Status, Thresholds, percent
 from bot.checks.mysql import no_answer, not_a_url
 
@@ -42,6 +44,13 @@ async def first_value(url: str, query: str, timeout: float, budget: Callable[[],
                       dsn_env: str | None) -> tuple[Any, str, bool] | Probe:
     """The sql check's query on PostgreSQL: (first column of the first row, its type's name, no row at all), or why
     it could not be read. `budget()` is the statement timeout left once connected."""
+    read = await rows(url, query, timeout, budget, where, dsn_env, limit=1)
+    return read if isinstance(read, Probe) else read.first_value()
+
+
+async def rows(url: str, query: str, timeout: float, budget: Callable[[], float], where: str, dsn_env: str | None,
+               *, limit: int) -> SqlRows | Probe:
+    """A read-only query's first `limit` rows, or why they could not be read (a Probe: its reason is plain words)."""
     try:
         conn = await asyncpg.connect(url, timeout=timeout)
     except (ValueError, OverflowError):
@@ -55,7 +64,7 @@ async def first_value(url: str, query: str, timeout: float, budget: Callable[[],
         return Probe(Status.CRITICAL, f"cannot connect to {where}: {text}")
     seconds = budget()
     try:
-        read = await _read(conn, query, seconds)
+        read = await _read(conn, query, seconds, limit)
     except asyncpg.QueryCanceledError:
         await _close(conn)
         return Probe(Status.ERROR, f"the query ran past its statement timeout ({seconds:.1f} s) on {where}")
@@ -71,7 +80,7 @@ async def first_value(url: str, query: str, timeout: float, budget: Callable[[],
     return read
 
 
-async def _read(conn: asyncpg.Connection, query: str, budget: float) -> tuple[Any, str, bool]:
+async def _read(conn: asyncpg.Connection, query: str, budget: float, limit: int) -> SqlRows:
     """Run the query in a READ ONLY transaction that is rolled back, never committed, whatever happens."""
     transaction = conn.transaction(readonly=True)
     await transaction.start()
@@ -79,14 +88,16 @@ async def _read(conn: asyncpg.Connection, query: str, budget: float) -> tuple[An
         await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(budget * 1000))}")
         # A prepared statement holds exactly one command: the server refuses a second one outright.
         statement = await conn.prepare(query)
-        row = await statement.fetchrow()
+        # A portal fetched `limit + 1` rows at a time: only what is shown (and whether there is more) is read.
+        cursor = await statement.cursor()
+        found = await cursor.fetch(limit + 1)
     except asyncpg.PostgresError:
         await transaction.rollback()
         raise
     await transaction.rollback()
     attributes = statement.get_attributes()
-    column = attributes[0].type.name if attributes else "nothing"
-    return (row[0] if row else None), column, row is None
+    return SqlRows(columns=tuple(a.name for a in attributes), types=tuple(a.type.name for a in attributes),
+                   rows=tuple(tuple(row) for row in found[:limit]), more=len(found) > limit)
 
 
 def pg_text(exc: BaseException) -> str:

@@ -39,10 +39,10 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
     def _known_scheme(cls, dsn: str | None) -> str | None:
         if dsn is None:
             return dsn
-        engine = _engine(dsn)
+        engine = url_engine(dsn)
         if engine is None:
             raise ValueError("`dsn` must be a postgresql://, mysql:// or mariadb:// URL")
-        if not _valid_url(dsn):
+        if not valid_url(dsn):
             raise ValueError(f"`dsn` is not a valid {engine_scheme(engine)} URL (one host, a port from 1 to 65535)")
         return dsn
 
@@ -51,7 +51,7 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
     def _read_only(cls, query: str, info: ValidationInfo) -> str:
         # `dsn` is declared before `query`, so an inline URL's engine is known here; a `dsn_env` one is not until
         # the check runs, so the query must then pass as both PostgreSQL and MySQL.
-        engine = _engine(info.data["dsn"]) if info.data.get("dsn") else None
+        engine = url_engine(info.data["dsn"]) if info.data.get("dsn") else None
         _sql_guard.check(query, (engine,) if engine else _sql_guard.DIALECTS)
         return query
 
@@ -68,10 +68,10 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         url = self.connection_url(deps)
-        engine = _engine(url)
+        engine = url_engine(url)
         if engine is None:
             return Probe(Status.ERROR, f"{self.where()} is neither a postgresql:// nor a mysql:// URL")
-        if not _valid_url(url):
+        if not valid_url(url):
             return self._not_a_url(engine)
         try:
             query = _sql_guard.check(self.query, (engine,))
@@ -124,7 +124,7 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
 # --- shared -------------------------------------------------------------------------------------------
 
 
-def _engine(url: str) -> Literal["postgres", "mysql"] | None:
+def url_engine(url: str) -> Literal["postgres", "mysql"] | None:
     try:
         scheme = urlsplit(url.strip()).scheme
     except ValueError:
@@ -140,7 +140,7 @@ def engine_scheme(engine: str) -> str:
     return "postgresql://" if engine == "postgres" else "mysql://"
 
 
-def _valid_url(url: str) -> bool:
+def valid_url(url: str) -> bool:
     """One host and, if any, a port a socket can use: urlsplit only notices a bad port when asked for it."""
     try:
         port = urlsplit(url.strip()).port

@@ -23,6 +23,7 @@ from bot.runs.effects import AFTER_FAILURE, combined, needs_undo
 from bot.runs.models import ActionRun, ActionState, ActionStep, StepState
 from bot.runs.outcomes import Ending, PassedOver, RunOutcome, StepRef, UndoFailure
 from bot.runs.steps import PlannedStep, UndoBook
+from bot.runs.steps.base import StepCancelled, StepSkipped
 from bot.views.run_words import note_cancelled, note_step_failed, note_undid, note_undo_failed
 from bot.views.words import try_of
 
@@ -116,6 +117,14 @@ async def perform(deps: EngineDeps, run: ActionRun, show: Show, note: Note = _no
                     span.set({"opsbot.step.outcome": StepState.FAILED.value, "opsbot.step.effect": exc.effect.value})
                     raise
                 span.set({"opsbot.step.outcome": StepState.SUCCEEDED.value})
+        except StepSkipped as skipped:
+            await rows.set(index, state=StepState.SKIPPED, detail=str(skipped)[:500], finished_at=deps.clock.now())
+            continue
+        except StepCancelled as stopped:
+            await rows.set(index, state=StepState.FAILED, detail=str(stopped)[:500], effect=Effect.UNTOUCHED,
+                           finished_at=deps.clock.now())
+            await _stop_if_cancelled(deps, run, plan, rows, index)  # raises: the Cancel is stored, never taken back
+            raise AssertionError(f"step {index + 1} said Cancel was pressed; the run has no Cancel") from stopped
         except ExecutorError as exc:
             ref = StepRef(index, step.title)
             await rows.set(index, state=StepState.FAILED, detail=str(exc)[:500], effect=exc.effect,
@@ -191,6 +200,8 @@ async def _attempts(deps: EngineDeps, run: ActionRun, plan: list[PlannedStep], i
             async with asyncio.timeout(step.timeout):
                 detail = await steps.perform(deps, run, step, book, lambda text: rows.set(index, detail=text[:500]))
             return detail + (f" (on try {attempt + 1})" if attempt else "")
+        except (StepSkipped, StepCancelled):
+            raise  # a person's choice, not a failed try
         except ExecutorError as exc:
             last = exc
         except TimeoutError:

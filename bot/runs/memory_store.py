@@ -21,6 +21,8 @@ from bot.runs.models import (
     ApprovalDecision,
     BackupLabel,
     BackupRecord,
+    StepAnswer,
+    StepState,
     UnknownStepKind,
     rows_to_store,
 )
@@ -101,7 +103,7 @@ class MemoryRunStore:
             # As the SQL insert's upsert does: a second step at one position replaces the first only where the
             # step table allows that move, and is dropped (not raised) otherwise.
             if self._step_move_allowed(run_id, step):
-                self._put_step(run_id, step)
+                self._put_step(run_id, replace(step, answer=None))  # a new run asks its people again
         return run_id
 
     async def get_action(self, run_id: int) -> ActionRun | None:
@@ -162,7 +164,16 @@ class MemoryRunStore:
         if not self._step_move_allowed(run_id, step):
             stored = self._steps[run_id][step.position]
             raise IllegalTransition("step", [stored.state.value], step.state.value)
-        self._put_step(run_id, step)
+        kept = self._steps[run_id].get(step.position)
+        self._put_step(run_id, replace(step, answer=None if kept is None else kept.answer))  # only `answer_step` sets it
+
+    async def answer_step(self, run_id: int, position: int, answer: StepAnswer) -> bool:
+        row, step = self._runs.get(run_id), self._steps.get(run_id, {}).get(position)
+        if (row is None or row.run.state is not ActionState.RUNNING or step is None
+                or step.state is not StepState.RUNNING or step.answer is not None):
+            return False
+        self._steps[run_id][position] = replace(step, answer=replace(answer, at=_utc(answer.at)))
+        return True
 
     async def claim_follow_up(self, run_id: int, follow_up_id: int) -> bool:
         row = self._runs.get(run_id)

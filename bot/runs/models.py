@@ -58,6 +58,21 @@ class StepState(enum.Enum):
     UNDONE = "undone"  # a runbook step whose change was reversed by its undo
 
 
+class Answer(enum.Enum):
+    """What a person pressed on a `manual` step (bot.runs.steps.manual)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepAnswer:
+    answer: Answer
+    by: str  # the Slack user who pressed it
+    at: datetime
+
+
 @dataclass(frozen=True)
 class ActionStep:
     position: int
@@ -68,6 +83,9 @@ class ActionStep:
     finished_at: datetime | None = None
     undo: dict[str, Any] | None = None  # runbook steps: what reverses the change, captured before making it
     effect: Effect | None = None  # a failed step: what it did to its target (None: not failed, or not recorded)
+    # A `manual` step: a person's answer, the first press wins. Written only by `RunStore.answer_step`: saving the
+    # step never changes it, and a new run (a Resume) starts without it.
+    answer: StepAnswer | None = None
 
     @property
     def seconds(self) -> float | None:

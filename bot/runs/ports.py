@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.runs.models import ActionRun, ActionState, ActionStep, ApprovalDecision, BackupRecord
+from bot.runs.models import ActionRun, ActionState, ActionStep, ApprovalDecision, BackupRecord, StepAnswer
 
 # The columns `RunStore.transition_action` may set beside the state; any other name raises ValueError, in every
 # backend, so a misspelt field fails loudly instead of being dropped.
@@ -44,6 +44,9 @@ class RunStore(Protocol):
     async def save_step(self, run_id: int, step: ActionStep) -> None:
         """Insert or replace the step at `step.position`; replacing only from a state the step table lets move to
         `step.state`, else `IllegalTransition` and the stored step is kept."""
+    async def answer_step(self, run_id: int, position: int, answer: StepAnswer) -> bool:
+        """Keep a person's answer to the step at `position` (a `manual` step): True only for the first answer to a
+        running step of a running run; saving the step never changes it."""
     async def claim_follow_up(self, run_id: int, follow_up_id: int) -> bool:
         """True when `follow_up_id` now resumes or rolls back `run_id` (no live follow-up had it)."""
     async def request_cancel(self, run_id: int, user: str) -> bool:

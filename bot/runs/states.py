@@ -35,12 +35,13 @@ RUN_MOVES: Mapping[ActionState, frozenset[ActionState]] = MappingProxyType({
 
 S = StepState
 # A step: waiting → running → succeeded | failed; waiting → skipped (not run: after a failure, a Cancel, or
-# `on_failure: continue` before it); succeeded | failed | running (people chose Roll back of a step cut short) →
-# undone. A step stays in its state while its detail, effect or undo data are updated; a new row may start in any
-# state (a follow-up run copies its predecessor's rows).
+# `on_failure: continue` before it); running → skipped (a person pressed Skip on a `manual` step);
+# succeeded | failed | running (people chose Roll back of a step cut short) → undone. A step stays in its state
+# while its detail, effect or undo data are updated; a new row may start in any state (a follow-up run copies its
+# predecessor's rows).
 STEP_MOVES: Mapping[StepState, frozenset[StepState]] = MappingProxyType({
     S.WAITING: frozenset({S.WAITING, S.RUNNING, S.SKIPPED}),
-    S.RUNNING: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.UNDONE}),
+    S.RUNNING: frozenset({S.RUNNING, S.SUCCEEDED, S.FAILED, S.UNDONE, S.SKIPPED}),
     S.SUCCEEDED: frozenset({S.SUCCEEDED, S.UNDONE}),
     S.FAILED: frozenset({S.FAILED, S.UNDONE}),
     S.SKIPPED: frozenset({S.SKIPPED}),

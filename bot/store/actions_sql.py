@@ -20,11 +20,13 @@ from bot.runs.models import (
     ActionRun,
     ActionState,
     ActionStep,
+    Answer,
     ApprovalDecision,
     BackupLabel,
     BackupRecord,
     Decision,
     PlannedStep,
+    StepAnswer,
     StepState,
     UnknownStepKind,
     rows_to_store,
@@ -139,6 +141,14 @@ class ActionQueries(SqlBase):
                                       [run_id, step.position])
             raise IllegalTransition("step", [row["state"] for row in stored], step.state.value)
 
+    async def answer_step(self, run_id: int, position: int, answer: StepAnswer) -> bool:
+        """Keep a person's answer to the running step at `position` of a running run; True for the first answer."""
+        return await self._execute(
+            "UPDATE run_steps SET answer = ?, answered_by = ?, answered_at = ? WHERE run_id = ? AND position = ? "
+            "AND state = ? AND answer IS NULL AND EXISTS (SELECT 1 FROM runs WHERE id = ? AND state = ?)",
+            [answer.answer.value, answer.by, self._enc(answer.at), run_id, position, StepState.RUNNING.value,
+             run_id, ActionState.RUNNING.value]) == 1
+
     async def claim_follow_up(self, run_id: int, follow_up_id: int) -> bool:
         """Make `follow_up_id` the one run that resumes or rolls back `run_id`; True unless a live one has it. A
         follow-up that ended without running (dropped, expired, denied, refused) leaves the claim free again."""
@@ -198,7 +208,8 @@ class ActionQueries(SqlBase):
                            detail=step["detail"], started_at=self._dec(step["started_at"]),
                            finished_at=self._dec(step["finished_at"]),
                            undo=None if step["undo"] is None else json.loads(step["undo"]),
-                           effect=None if step["effect"] is None else Effect(step["effect"]))
+                           effect=None if step["effect"] is None else Effect(step["effect"]),
+                           answer=self._answer(step))
             )
             if step["kind"] is not None:
                 plan = plans.setdefault(run_id, [])
@@ -206,6 +217,12 @@ class ActionQueries(SqlBase):
                     raise ValueError(f"run {run_id}: plan step at row {step['position']} after {len(plan)} plan rows")
                 plan.append(_planned(run_id, step))
         return [self._run(row, by_run.get(int(row["id"]), []), plans.get(int(row["id"]), [])) for row in rows]
+
+    def _answer(self, step: dict[str, Any]) -> StepAnswer | None:
+        at = self._dec(step["answered_at"])
+        if step["answer"] is None or at is None:
+            return None
+        return StepAnswer(Answer(step["answer"]), step["answered_by"], at)
 
     def _run(self, row: dict[str, Any], steps: list[ActionStep], plan: list[PlannedStep]) -> ActionRun:
         created, expires = self._dec(row["created_at"]), self._dec(row["expires_at"])

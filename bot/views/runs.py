@@ -44,6 +44,7 @@ from bot.views import (
 )
 from bot.views.common import timestamp
 from bot.views.effects import effect_text
+from bot.views.manual_steps import answer_line, manual_blocks
 from bot.views.offers import declare_button
 from bot.views.run_words import outcome_text
 from bot.views.words import link_channels, plural
@@ -181,6 +182,7 @@ def run_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message:
     blocks: list[Block] = [HeaderBlock(text=clip(headline, MAX_HEADER_TEXT)), SectionBlock(fields=fields)]
     if run.steps:
         blocks += line_sections([_step_line(step) for step in run.steps])
+    blocks += manual_blocks(run)  # a step waiting for a person: its instructions and Done / Skip / Failed
     outcome = _outcome(run)
     if outcome:
         blocks.append(SectionBlock(text=clip(outcome, MAX_SECTION_TEXT)))
@@ -224,6 +226,8 @@ def _step_line(step: ActionStep) -> str:
         line += f" · _{effect_text(effect)}_"
     if seconds is not None:
         line += f" _({format_seconds(seconds)})_"
+    if step.answer is not None:
+        line += answer_line(step.answer)
     return line
 
 

@@ -2,39 +2,18 @@
 step through the registry, for the engine.
 
 Not responsible for order, retries, timeouts or state (`bot.runs.engine`). Adding a kind: one module beside these
-(its catalog model, traits, plan line, run and undo), imported below, and its tests.
+(its catalog model, traits, plan line, run and undo) and its tests; `_load_kinds` finds it by its file.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bot.executors.base import Effect, ExecutorError
 from bot.runs.models import ActionRun
-
-# Each kind registers itself when imported.
-from bot.runs.steps import (  # noqa: F401
-    backup,
-    check,
-    collect_logs,
-    deploy,
-    exec,
-    flush_cache,
-    http,
-    maintenance,
-    notify,
-    restart,
-    restore,
-    retention,
-    rollback,
-    scale,
-    sql,
-    start,
-    stop,
-    terminate_queries,
-    wait,
-)
 from bot.runs.steps._backups import artifact_of, take_backup
 from bot.runs.steps.base import (
     QUIET,
@@ -50,6 +29,16 @@ from bot.runs.steps.base import (
     substitute,
 )
 from bot.views import escape
+
+
+def _load_kinds() -> None:
+    """Import every kind module beside this one (not `base`, not the `_` helpers): each registers itself."""
+    for found in pkgutil.iter_modules(__path__):
+        if found.name != "base" and not found.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{found.name}")
+
+
+_load_kinds()
 
 __all__ = ["REGISTRY", "TRAITS", "UNCHANGED", "PlannedStep", "StepKind", "Traits", "UndoBook", "artifact_of",
            "can_undo", "perform", "plan", "plan_builtin", "take_backup", "traits", "traits_of", "undo", "undo_title"]

@@ -246,6 +246,16 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+class StepSkipped(Exception):  # an ending of a step, not a failure
+    """A person chose to skip the step (a `manual` step's Skip): it did nothing, it is marked skipped and the run
+    goes on. The message says who and when."""
+
+
+class StepCancelled(Exception):  # an ending of a step, not a failure
+    """The step stopped before acting because Cancel was pressed while it waited for a person: the engine ends the
+    run cancelled, as it does between steps. Raised only once the run's Cancel is stored."""
+
+
 def refused(message: str) -> ExecutorError:
     """A step that did not start: nothing was touched."""
     return ExecutorError(message, state=UNCHANGED, effect=Effect.UNTOUCHED)
