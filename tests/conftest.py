@@ -301,3 +301,27 @@ async def redis_with_maxmemory() -> AsyncIterator[str]:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+@pytest.fixture
+async def pg_jobs(pg_database: str) -> str:
+    """A `jobs` table with 12 labelled rows stuck in `running`, 30 `done`, and a function that writes when called
+    (the `sql` check's and the `query` step's tests)."""
+    conn = await asyncpg.connect(pg_database)
+    try:
+        await conn.execute("CREATE TABLE jobs (id serial PRIMARY KEY, state text NOT NULL, label text)")
+        await conn.execute("INSERT INTO jobs (state, label) SELECT 'running', 'job ' || n FROM generate_series(1, 12) n")
+        await conn.execute("INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 30)")
+        await conn.execute("CREATE FUNCTION finish_all() RETURNS bigint LANGUAGE sql AS "
+                           "$$ WITH d AS (UPDATE jobs SET state = 'done' RETURNING 1) SELECT count(*) FROM d $$")
+    finally:
+        await conn.close()
+    return pg_database
+
+
+async def pg_states(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {row["state"]: row["n"] for row in await conn.fetch("SELECT state, count(*) AS n FROM jobs GROUP BY state")}
+    finally:
+        await conn.close()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import aiohttp
-import asyncpg
 import pymysql
 import pytest
 
 from bot.catalog_loading import CatalogInvalid, catalog_warnings, parse_catalog
 from bot.checks import CheckDeps, Status
 from tests.checks import CHECK, run
-from tests.conftest import free_port
+from tests.conftest import free_port, pg_states
 
 
 def sql(dsn: str, query: str, **extra: object) -> dict:
@@ -27,29 +26,6 @@ def problems(check: str) -> list[str]:
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def pg_jobs(pg_database: str) -> str:
-    """A `jobs` table with 12 rows stuck in `running` and a function that writes when called."""
-    conn = await asyncpg.connect(pg_database)
-    try:
-        await conn.execute("CREATE TABLE jobs (id serial PRIMARY KEY, state text NOT NULL, label text)")
-        await conn.execute("INSERT INTO jobs (state) SELECT 'running' FROM generate_series(1, 12)")
-        await conn.execute("INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 30)")
-        await conn.execute("CREATE FUNCTION finish_all() RETURNS bigint LANGUAGE sql AS "
-                           "$$ WITH d AS (UPDATE jobs SET state = 'done' RETURNING 1) SELECT count(*) FROM d $$")
-    finally:
-        await conn.close()
-    return pg_database
-
-
-async def pg_states(dsn: str) -> dict[str, int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {row["state"]: row["n"] for row in await conn.fetch("SELECT state, count(*) AS n FROM jobs GROUP BY state")}
-    finally:
-        await conn.close()
 
 
 STUCK = "SELECT count(*) FROM jobs WHERE state = 'running'"

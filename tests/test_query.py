@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
 from bot.catalog_loading import CatalogInvalid, parse_catalog
@@ -28,32 +27,10 @@ from bot.runs.steps.query import QueryStep
 from bot.views.queries import table
 from playground.payloads import slash_command
 from playground.slack_api import FakeSlack
-from tests.conftest import RunningBot, make_settings, start_bot
+from tests.conftest import RunningBot, make_settings, pg_states, start_bot
 from tests.test_checks_sql import mysql_run
 
 # --- fixtures: a `jobs` table with 12 running and 30 done, and a function that writes when a SELECT calls it --------
-
-
-@pytest.fixture
-async def pg_jobs(pg_database: str) -> str:
-    conn = await asyncpg.connect(pg_database)
-    try:
-        await conn.execute("CREATE TABLE jobs (id serial PRIMARY KEY, state text NOT NULL, label text)")
-        await conn.execute("INSERT INTO jobs (state, label) SELECT 'running', 'job ' || n FROM generate_series(1, 12) n")
-        await conn.execute("INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 30)")
-        await conn.execute("CREATE FUNCTION finish_all() RETURNS bigint LANGUAGE sql AS "
-                           "$$ WITH d AS (UPDATE jobs SET state = 'done' RETURNING 1) SELECT count(*) FROM d $$")
-    finally:
-        await conn.close()
-    return pg_database
-
-
-async def pg_states(dsn: str) -> dict[str, int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {row["state"]: row["n"] for row in await conn.fetch("SELECT state, count(*) AS n FROM jobs GROUP BY state")}
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
