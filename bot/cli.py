@@ -13,13 +13,14 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from bot.catalog_loading import CatalogInvalid, catalog_warnings, load_catalog, missing_envs
 from bot.catalog_schema import schema_text
 from bot.clock import SystemClock
 from bot.errors import ConfigError, OpsbotError, StoreUnavailable
-from bot.logs import configure_logging, formatter, log_secrets, redact
+from bot.logs import LogFormat, configure_logging, formatter, log_secrets, redact
 from bot.settings import Settings, StoreSettings, load_settings
 from bot.store import create_store
 from bot.tracing import start_tracing
@@ -123,7 +124,11 @@ def _dev(port: int, config: Path | None) -> int:
 
     if config is None and os.environ.get("OPSBOT_CONFIG"):
         config = Path(os.environ["OPSBOT_CONFIG"])
-    configure_logging(os.environ.get("LOG_LEVEL", "WARNING").upper())
+    chosen = _dev_logging(os.environ)
+    if isinstance(chosen, str):
+        print(f"opsbot: {chosen}", file=sys.stderr)
+        return 2
+    configure_logging(*chosen)
     try:
         return dev_main(port, config)
     except CatalogInvalid as exc:
@@ -131,6 +136,23 @@ def _dev(port: int, config: Path | None) -> int:
     except PortInUse as exc:
         print(f"opsbot: {exc}", file=sys.stderr)
         return 1
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _dev_logging(environ: Mapping[str, str]) -> tuple[str, LogFormat] | str:
+    """`opsbot dev`'s LOG_LEVEL (default WARNING: the page is the interface) and LOG_FORMAT, read as `serve` reads
+    them; a value that is neither is said, naming the valid ones."""
+    level = environ.get("LOG_LEVEL", "").strip().upper() or "WARNING"
+    fmt = environ.get("LOG_FORMAT", "").strip().lower() or "text"
+    if level not in _LEVELS:
+        return f"LOG_LEVEL={environ['LOG_LEVEL']!r} is not a level: use {', '.join(_LEVELS)}"
+    if fmt == "json":
+        return level, "json"
+    if fmt == "text":
+        return level, "text"
+    return f"LOG_FORMAT={environ['LOG_FORMAT']!r} is not a format: use text or json"
 
 
 def _catalog_problems(exc: CatalogInvalid, path: Path) -> int:

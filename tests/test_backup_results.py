@@ -27,6 +27,7 @@ from bot.runs.models import (
     BackupLabel,
     BackupRecord,
 )
+from bot.runs.outcomes import Ending, RunOutcome
 from bot.views.backups import backup_result_message
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, free_port, make_settings, start_bot
@@ -202,8 +203,7 @@ async def test_a_backup_refused_because_the_service_is_busy_is_announced_as_not_
         await lease.release()
     assert run.state is ActionState.FAILED and run.started_at is None
     [line] = posts(slack, SHOP)
-    assert line == ("⏸ Backup of `shop-db` not started: another action is running on `shop-db`. "
-                    "Ask again when it is done. (scheduled)")
+    assert line == "⏸ Backup of `shop-db` not started: another action is running on `shop-db` (scheduled)"
     assert await bot.ctx.store.backups("shop-db") == []
 
 
@@ -219,10 +219,10 @@ async def test_the_announced_file_is_the_runs_own_however_many_newer_records_the
     assert line.startswith(f"✅ Backup of `shop-db`: `{record.path.name}`, ") and line.endswith(f"verified (action #{run_id})")
 
 
-def finished(state: ActionState, outcome: str, *, started: bool = True) -> ActionRun:
+def finished(state: ActionState, outcome: str, *, started: bool = True, data: RunOutcome | None = None) -> ActionRun:
     return ActionRun(service="shop-db", kind=ActionKind.BACKUP, environment="staging", target="database shop",
                      requested_by=SCHEDULER, created_at=T0, expires_at=T0, state=state, outcome=outcome,
-                     started_at=T0 if started else None, finished_at=T0, id=7)
+                     started_at=T0 if started else None, finished_at=T0, id=7, outcome_data=data)
 
 
 def test_a_succeeded_backup_without_its_record_at_hand_still_reads_as_a_success() -> None:
@@ -233,6 +233,8 @@ def test_a_succeeded_backup_without_its_record_at_hand_still_reads_as_a_success(
 def test_a_backup_that_failed_part_way_reads_as_failed_and_one_never_started_does_not() -> None:
     failed = backup_result_message(finished(ActionState.FAILED, "mysqldump failed (exit 2): Access denied"), None).text
     assert failed == "❌ Backup of `shop-db` failed: mysqldump failed (exit 2): Access denied (scheduled)"
-    refused = finished(ActionState.FAILED, "Not run: opsbot cannot reach its lock store (x).", started=False)
+    unreachable = RunOutcome(ending=Ending.UNREACHABLE, services=("shop-db",), why="opsbot cannot reach its lock store (x).")
+    refused = finished(ActionState.FAILED, "Not run: opsbot cannot reach its lock store (x).", started=False,
+                       data=unreachable)
     assert backup_result_message(refused, None).text == (
         "⏸ Backup of `shop-db` not started: opsbot cannot reach its lock store (x). (scheduled)")

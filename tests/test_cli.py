@@ -198,3 +198,22 @@ async def test_a_catalog_secret_that_breaks_a_client_never_reaches_the_log(tmp_p
         await fake.stop()
     assert "check db" not in err or "s3cr" not in err
     assert "s3cr" not in err and "pa55" not in err
+
+
+@pytest.mark.parametrize(("environ", "chosen"), [
+    ({}, ("WARNING", "text")),
+    ({"LOG_FORMAT": "JSON ", "LOG_LEVEL": "info"}, ("INFO", "json")),
+    ({"LOG_FORMAT": "", "LOG_LEVEL": ""}, ("WARNING", "text")),
+    ({"LOG_FORMAT": "yaml"}, "LOG_FORMAT='yaml' is not a format: use text or json"),
+    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not a level: use DEBUG, INFO, WARNING, ERROR"),
+])
+def test_opsbot_dev_reads_log_format_and_level_as_serve_does(environ: dict[str, str], chosen: object) -> None:
+    from bot.cli import _dev_logging
+
+    assert _dev_logging(environ) == chosen
+
+
+def test_opsbot_dev_refuses_an_unknown_log_format_before_starting_anything() -> None:
+    done = opsbot("dev", "--port", str(free_port()), env=base_env(LOG_FORMAT="xml"))
+    assert done.returncode == 2
+    assert "LOG_FORMAT='xml' is not a format: use text or json" in done.stderr

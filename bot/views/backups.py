@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 from bot.runs.models import SCHEDULER, ActionRun, ActionState, BackupRecord
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, human_size, placeholders
 from bot.views.common import timestamp
+from bot.views.run_words import refusal
 from bot.views.words import age
 
 RESTORE_ACTION, BACKUP_ACTION = "backup.restore", "backup.take"
@@ -64,9 +65,8 @@ def backup_result_message(run: ActionRun, record: BackupRecord | None) -> Messag
                 f"{human_size(record.size)}{timing}, {verified} ({how})")
     elif run.state is ActionState.SUCCEEDED:
         text = f"✅ Backup of `{service}`: {run.outcome or 'done'} ({how})"
-    elif run.state is ActionState.FAILED and run.started_at is None:
+    elif run.outcome_data is not None and (reason := refusal(run.outcome_data)) is not None:
         # Refused before it began (the service was busy, or its lock could not be taken): nothing was touched.
-        reason = run.outcome.removeprefix("Not run: ") or "it was refused"
         text = f"⏸ Backup of `{service}` not started: {reason} ({how})"
     elif run.state is ActionState.FAILED:
         text = f"❌ Backup of `{service}` failed: {run.outcome or 'no reason was recorded'} ({how})"

@@ -75,9 +75,19 @@ def outcome_text(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
 _UNTOUCHED = "untouched: nothing ran"
 
 
+def refusal(outcome: RunOutcome) -> str | None:
+    """Why a run was refused before it started (busy, or its lease unreachable), without "Not run: "; None for any
+    other ending."""
+    if outcome.ending is Ending.BUSY:
+        who = _holder(outcome.holder) if outcome.holder is not None else "another action"
+        return f"{who} is running on `{escape(outcome.held)}`"
+    if outcome.ending is Ending.UNREACHABLE:
+        return escape(outcome.why)
+    return None
+
+
 def _busy(run: ActionRun, outcome: RunOutcome) -> tuple[str, str]:
-    who = _holder(outcome.holder) if outcome.holder is not None else "another action"
-    return f"Not run: {who} is running on `{escape(outcome.held)}`. Ask again when it is done.", _UNTOUCHED
+    return f"Not run: {refusal(outcome)}. Ask again when it is done.", _UNTOUCHED
 
 
 def _holder(holder: Holder) -> str:
@@ -107,7 +117,7 @@ def _fixed(text: str, state: str = "") -> Callable[[ActionRun, RunOutcome], tupl
 # The endings of a run that never started, or left this replica: no step story to tell.
 _AROUND_THE_ENGINE: dict[Ending, Callable[[ActionRun, RunOutcome], tuple[str, str]]] = {
     Ending.BUSY: _busy,
-    Ending.UNREACHABLE: lambda run, outcome: (f"Not run: {escape(outcome.why)}", _UNTOUCHED),
+    Ending.UNREACHABLE: lambda run, outcome: (f"Not run: {refusal(outcome)}", _UNTOUCHED),
     Ending.RECOVERED: _recovered,
     Ending.HANDED_OVER: _handed_over,
     Ending.DENIED: _denied,
