@@ -58,7 +58,7 @@ class Playground:
         await as_person(page, person)
         if channel:
             await page.locator("#channels li", has_text=channel).first.click()
-            await expect(page.locator("#channel-name")).to_contain_text(channel)
+            await expect(page.locator("#channel-name")).to_contain_text(channel, timeout=10_000)
         return page
 
 
@@ -260,6 +260,9 @@ async def test_typing_at_a_name_mentions_that_person(playground: Playground) -> 
     page = await playground.open()
     await send(page, "/incident declare P3 mention check")
     await page.locator("#channels li", has_text="mention-check").click()
+    # Typed before the page has switched, the lines below would go to the channel it showed before, where
+    # `/incident role` is refused: wait for the switch first.
+    await expect(page.locator("#channel-name")).to_contain_text("mention-check", timeout=10_000)
     await send(page, "@Bob can you look? mail alice@example.com")
     said = page.locator(".message", has_text="can you look?")
     await expect(said.locator(".mention")).to_have_text("@Bob Smith", timeout=10_000)
