@@ -160,6 +160,7 @@ class Catalog(BaseModel):
                     named = getattr(step, field, None)
                     if named:  # steps are numbered from 1 in what check-config says, as in run messages
                         found.append((f"runbooks.{name}.steps[{index + 1}]", named))
+        found.extend((f"queries.{name}", query.dsn_env) for name, query in self.queries.items())
         return found
 
 

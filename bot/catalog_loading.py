@@ -71,7 +71,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         problems = sorted(_problems(exc.errors(), root), key=lambda p: p.line or 0)
         raise CatalogInvalid(source, problems) from None
     # What one part says about another (a runbook's step and the service it names) is checked on the whole.
-    found = [*_check_errors(catalog), *validation.errors(catalog), *alert_errors(catalog)]
+    found = [*_check_errors(catalog), *validation.errors(catalog), *alert_errors(catalog), *_query_errors(catalog)]
     if found:
         problems = [CatalogProblem(_format_path(list(f.path)), f.message, _line_of(root, list(f.path))) for f in found]
         raise CatalogInvalid(source, sorted(problems, key=lambda p: p.line or 0))
@@ -85,6 +85,20 @@ def _check_errors(catalog: Catalog) -> list[Finding]:
             for message in check.catalog_errors(name, catalog)]
 
 
+def _query_errors(catalog: Catalog) -> list[Finding]:
+    """A named query's `service:` is one of the catalog's (its rows are shown as that service's), said as a runbook
+    step's unknown service is."""
+    services = catalog.service_names
+    found = []
+    for name, query in catalog.queries.items():
+        if query.service not in catalog.services:
+            hint = suggest(query.service, services)
+            found.append(Finding(("queries", name, "service"), f"unknown service {query.service!r}"
+                                 + (f"; did you mean `{hint}`?" if hint else "")
+                                 + f" (services: {', '.join(services) or 'none'})"))
+    return found
+
+
 def missing_envs(used: list[tuple[str, str]], environ: Mapping[str, str]) -> str | None:
     """One warning for the environment variables the catalog reads that are not set: at its path when one variable
     is used once, else once with the count of the places that use them."""
@@ -94,7 +108,9 @@ def missing_envs(used: list[tuple[str, str]], environ: Mapping[str, str]) -> str
     names = list(dict.fromkeys(env for _, env in unset))
     if len(unset) == 1:
         return f"{unset[0][0]}: environment variable {names[0]} is not set here"
-    places = [where.rsplit(".", 1)[-1].split("[")[0] for where, _ in unset]
+    # What kind of place each is: the key holding it (`checks`, `steps`, `backup`…), or `queries` for a named query.
+    places = ["queries" if where.startswith("queries.") else where.rsplit(".", 1)[-1].split("[")[0]
+              for where, _ in unset]
     counts = {place: places.count(place) for place in dict.fromkeys(places)}
     [(only, count)] = counts.items() if len(counts) == 1 else [("", 0)]
     users = (f"{count} {_PLACES.get(only, only)}" if only
@@ -104,7 +120,7 @@ def missing_envs(used: list[tuple[str, str]], environ: Mapping[str, str]) -> str
 
 
 _PLACES = {"steps": "steps", "checks": "checks", "target": "targets", "backup": "backups",
-           "maintenance": "maintenance settings"}
+           "maintenance": "maintenance settings", "queries": "named queries"}
 
 
 def catalog_warnings(catalog: Catalog) -> list[str]:

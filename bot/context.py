@@ -26,7 +26,9 @@ from bot.handover import Handover
 from bot.health import HealthRun, run_checks
 from bot.locks import CountedLocks, Locks, LockServer, StoreLocks, process_owner
 from bot.metrics import Metrics
+from bot.runs.listeners import RunListeners
 from bot.runs.policy import Membership
+from bot.runs.wakeups import Wakeups
 from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import BackgroundTasks
@@ -51,6 +53,8 @@ class Context:
     audit_outbox: AuditOutbox = field(default_factory=AuditOutbox)  # outcomes waiting for the store
     tracer: Tracer = NO_TRACER  # spans per Slack request, check and run step when OTEL_EXPORTER_OTLP_ENDPOINT is set
     handover: Handover = field(default_factory=Handover)  # set draining by SIGTERM: no new work, runs handed over
+    run_listeners: RunListeners = field(default_factory=RunListeners)  # told when a run ends (an alert's Run button)
+    wakeups: Wakeups = field(default_factory=Wakeups)  # a waiting manual step, woken by an answer taken here
     _http: aiohttp.ClientSession | None = None
     _redis: LockServer | None = None
     _membership: Membership | None = None

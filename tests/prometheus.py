@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -114,7 +114,10 @@ class PrometheusServer:
     workdir: Path
 
     @classmethod
-    def start(cls, binary: str = "prometheus") -> PrometheusServer:
+    def start(cls, binary: str = "prometheus", *, rules: str | None = None,
+              alertmanagers: Sequence[str] = ()) -> PrometheusServer:
+        """Started and scraped once. `rules`: a rule file's YAML (evaluated every second); `alertmanagers`: the
+        `host:port` of each Alertmanager its alerts go to (all of them, as for an HA pair)."""
         path = shutil.which(binary)
         if path is None:
             raise RuntimeError("prometheus is not installed (apt-get install -y prometheus)")
@@ -123,11 +126,16 @@ class PrometheusServer:
         workdir = Path(tempfile.mkdtemp(prefix="opsbot-prometheus-"))
         port = _free_port()
         config = workdir / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{exporter.port}']\n"
-        )
+        text = ("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n"
+                f"      - targets: ['127.0.0.1:{exporter.port}']\n")
+        if rules is not None:
+            (workdir / "rules.yml").write_text(rules)
+            text += f"rule_files: ['{workdir / 'rules.yml'}']\n"
+        if alertmanagers:
+            targets = ", ".join(f"'{target}'" for target in alertmanagers)
+            text += f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{targets}]\n"
+        config.write_text(text)
         argv = [path, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
         with (workdir / "prometheus.log").open("wb") as log:  # a file, not a pipe: nobody reads a pipe meanwhile

@@ -27,10 +27,12 @@ from bot.health import CheckResult, HealthRun
 from bot.incidents.models import Incident, TimelineEntry
 from bot.locks import StoreLocks
 from bot.runs import requests
+from bot.runs.listeners import RunListeners
 from bot.runs.memory_store import MemoryRunStore
 from bot.runs.models import ActionKind, ActionRun, ActionState, ActionStep, PlannedStep
 from bot.runs.policy import Membership
 from bot.runs.steps.base import Note, StepKind, Traits, UndoBook, _Step
+from bot.runs.wakeups import Wakeups
 from bot.tasks import BackgroundTasks
 from bot.tracing import NO_TRACER, Tracer
 from bot.views import Message
@@ -266,6 +268,8 @@ class Deps:
     healthy: dict[str, bool] = field(default_factory=dict)  # a service's checks, green unless set False
     checked: list[str] = field(default_factory=list)
     session: aiohttp.ClientSession | None = None  # for kinds that call HTTP (http, maintenance, notify)
+    run_listeners: RunListeners = field(default_factory=RunListeners)
+    wakeups: Wakeups = field(default_factory=Wakeups)
 
     def __post_init__(self) -> None:
         self.membership = Membership(_groups(self.groups))

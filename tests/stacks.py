@@ -1,5 +1,6 @@
 """What the example-catalog tests share: an example's YAML pointed at the miniature stack a test runs, static
-HTTP apps in busybox containers, a clock that can jump ahead, and reading a `/ops health` report line by line.
+HTTP apps in busybox containers, a clock that can jump ahead, reading a `/ops health` report line by line, a
+runbook planned in memory, and a run whose manual steps a person answers through Slack.
 
 Not responsible for any one stack's story (each tests/test_example_<name>.py tells its own) nor for fixtures
 that already exist in tests/conftest.py and tests/podman.py.
@@ -20,10 +21,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bot.catalog import Catalog
 from bot.catalog_loading import load_catalog
 from bot.cli import main
 from bot.clock import SystemClock
-from tests.test_approvals import ops
+from bot.runs import runbook_plans
+from bot.runs.models import ActionRun, BackupRecord
+from bot.views.manual_steps import DONE_ACTION, button_value, waiting
+from playground.payloads import block_action
+from tests.run_harness import ALICE, START, Deps
+from tests.test_approvals import CHANNEL, ops
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -201,3 +208,55 @@ async def health_until(bot: RunningBot, done: object, *, deadline: float = 30, s
 
 def all_green(report: Report) -> bool:
     return report.headline.startswith("✅") and not report.not_green()
+
+
+# --- a runbook planned in memory --------------------------------------------------------------------------------
+
+MISSING_DOCKER = "unix:///nonexistent/opsbot-test/docker.sock"  # a plan's read-only looks fail at once, and say so
+
+
+async def plan_runbook(catalog: Catalog, name: str, **given: str) -> ActionRun:
+    """`/ops run <name> k=v…` planned in memory (tests/run_harness.py): parameters checked, every step resolved,
+    nothing run. Each service with a `backup:` has one verified backup, so `backup=latest` resolves. Read-only looks
+    at a target (the image running now) fail and are shown as failed in the plan: no Docker or cluster is here."""
+    deps = Deps(catalog=catalog)
+    for service, entry in catalog.services.items():
+        if entry.backup is not None:
+            await deps.store.add_backup(BackupRecord(service, entry.backup.type, Path(f"/backups/{service}-1"), 1024,
+                                                     "0" * 64, START, verified_at=START))
+    return await runbook_plans.plan(deps, name, dict(given), requested_by=ALICE, channel_id=CHANNEL)
+
+
+def kinds(run: ActionRun) -> list[str]:
+    return [step.kind for step in run.plan]
+
+
+# --- a run whose manual steps a person answers ------------------------------------------------------------------
+
+
+async def press(bot: RunningBot, action_id: str, value: str, user: str) -> None:
+    """A button pressed through a signed Slack request, not waiting for the work it starts: a run that then waits
+    for a person would hold `bot.settle()` until its manual step gave up."""
+    body, content_type = block_action(action_id, value, user=user, channel=CHANNEL, response_url=bot.slack.response_url())
+    assert (await bot.post(body, content_type)).status == 200
+
+
+async def answering_done(bot: RunningBot, run_id: int, by: str, *, deadline: float = 120) -> tuple[ActionRun, list[str]]:
+    """Until the run ends: each manual step that waits gets Done from `by`, once its buttons are in the run's message.
+    Returns the ended run and the titles of the steps answered, in order."""
+    answered: dict[int, str] = {}
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        run = await bot.ctx.store.get_action(run_id)
+        assert run is not None
+        if run.state.final:
+            await bot.settle()
+            return run, list(answered.values())
+        shown = json.dumps([m for m in bot.slack.messages.values() if f"#{run_id} " in json.dumps(m)])
+        for position in waiting(run):
+            value = button_value(run_id, position)
+            if position not in answered and f'"{value}"' in shown and DONE_ACTION in shown:
+                answered[position] = run.plan[position].title
+                await press(bot, DONE_ACTION, value, by)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not end within {deadline:g} s (answered: {list(answered.values())})")

@@ -223,7 +223,8 @@ async def test_the_message_shows_what_fires_and_what_resolved(store: Store) -> N
     assert "<http://prom/graph|Source>" in text
     actions = next(b for b in alert_message(group, two).blocks if b["type"] == "actions")
     assert [e["action_id"] for e in actions["elements"]] == [
-        "alert.ack", "alert.silence.1h", "alert.silence.4h", "alert.health", "alert.run", "alert.declare"]
+        "alert.ack", "alert.silence.1h", "alert.silence.4h", "alert.silence.until", "alert.health", "alert.run",
+        "alert.declare"]
     resolved = [StoredAlert(Alert("fp1", AlertStatus.RESOLVED, {}, {}, START, START + timedelta(hours=1), ()), START)]
     assert "*RESOLVED*" in _blocks_text(alert_message(group, resolved))
 

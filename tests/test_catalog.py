@@ -196,6 +196,36 @@ runbooks:
         "their changes stay")]
 
 
+@pytest.mark.parametrize("step", [
+    "{kind: wait, seconds: 1}",
+    "{kind: check, service: db, checks: [tcp db:5432]}",
+    "{kind: query, service: db, dsn_env: DB_URL, statement: SELECT 1}",
+    "{kind: notify, text: starting}",
+    "{kind: exec, service: db, command: [pg_isready], read_only: true}",
+])
+def test_check_config_says_nothing_about_undo_for_a_step_that_changes_nothing(step: str) -> None:
+    from bot.catalog_loading import catalog_warnings
+
+    # Each before a gate whose failure rolls back: a step that changed something would be warned about.
+    runbook = """\
+services:
+  db:
+    environment: prod
+    checks: [{type: tcp, host: db, port: 5432}]
+    target: {type: docker, container: db}
+runbooks:
+  r:
+    services: [db]
+    steps:
+      - STEP
+      - {kind: check, service: db}
+"""
+    assert catalog_warnings(parse_catalog(runbook.replace("STEP", step))) == []
+    changing = catalog_warnings(parse_catalog(runbook.replace("STEP", "{kind: exec, service: db, command: [vacuumdb]}")))
+    assert changing == [("runbooks.r.steps[1]: `exec` has no undo: if step 2 or a later one fails and rolls back, "
+                         "this step's change stays")]
+
+
 def test_a_value_no_member_of_a_union_takes_is_said_once_at_its_key() -> None:
     text = """\
 services:

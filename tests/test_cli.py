@@ -162,7 +162,7 @@ def test_migrate_applies_once_then_reports_up_to_date(tmp_path: Path, pg_databas
     for url in (f"sqlite:///{tmp_path / 'm.db'}", pg_database):
         first = opsbot("migrate", env=base_env(DATABASE_URL=url))
         assert (first.returncode, first.stdout.strip()) == (
-            0, "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]"), first.stderr
+            0, "applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]"), first.stderr
         again = opsbot("migrate", env=base_env(DATABASE_URL=url))
         assert again.stdout.strip() == "the store is up to date"
 

@@ -1,8 +1,9 @@
-"""The ai-orchestrator team's runbook as a catalog (examples/ai-orchestrator.yml): it validates with the real CLI and
-holds every item of the team's morning health check; then, end to end, a miniature of the stack — the Kubernetes API
-double with the three deployments, the pods postgres and redis run in, two nodes, a real Prometheus scraping an exporter
-the test drives, PostgreSQL and Redis on 127.0.0.1 — is green, one thing at a time breaks and turns its line red, and
-the fix runs through Slack."""
+"""The ai-orchestrator team's runbook as a catalog (examples/ai-orchestrator.yml): it validates with the real CLI,
+holds every item of the team's morning health check, and its runbooks plan the procedures (gates on the checks a
+change can move, the smoke tests and manifests a person does, the bloat list a person reads); then, end to end, a
+miniature of the stack — the Kubernetes API double with the three deployments, the pods postgres and redis run in,
+two nodes, a real Prometheus scraping an exporter the test drives, PostgreSQL and Redis on 127.0.0.1 — is green, one
+thing at a time breaks and turns its line red, and the fix runs through Slack."""
 
 from __future__ import annotations
 
@@ -21,13 +22,24 @@ import redis
 import yaml
 from aiohttp import web
 
-from bot.catalog_loading import load_catalog
+from bot.catalog_loading import load_catalog, parse_catalog
 from bot.incidents.postmortem import render_postmortem
 from bot.runs.models import ActionState, BackupLabel
 from playground.slack_api import FakeSlack
 from tests.conftest import REDIS_URL, RunningBot, make_settings, start_bot
 from tests.k8s_api import K8sApi
-from tests.stacks import Report, ShiftedClock, check_config, example, health, read_report
+from tests.stacks import (
+    Report,
+    ShiftedClock,
+    answering_done,
+    check_config,
+    example,
+    health,
+    kinds,
+    plan_runbook,
+    press,
+    read_report,
+)
 from tests.stacks import all_green as green
 from tests.test_approvals import ALICE, BOB, DAVE, button, click, ops, requested, text
 from tests.test_cli import ROOT
@@ -146,6 +158,43 @@ def test_the_post_mortem_has_the_alert_response_headings_and_their_targets() -> 
                     "### Monitoring for stability", "## Findings", "## Monitoring updates", "## Action items"):
         assert heading in shown, heading
     assert "Acknowledged after: 4 min" in shown and "rolled back api-gateway (@bob)" in shown
+
+
+# --- the runbooks, planned in memory -----------------------------------------------------------------------------
+
+GATES = {  # each deployment's gate after a change: what a new image or replica count can move within minutes
+    "api-gateway": ["pods", "error rate", "p95 response time"], "auth-service": ["pods"], "workflow-engine": ["pods"]}
+
+
+async def test_gates_wait_on_the_checks_a_change_can_move_and_the_smoke_tests_are_a_persons() -> None:
+    catalog = parse_catalog(EXAMPLE.read_text())  # no K8S_TOKEN here: a plan's look at a deployment fails, and says so
+    window = await plan_runbook(catalog, "maintenance-window", version="2.4.1")
+    assert kinds(window) == ["http", "backup", "maintenance", "deploy", "check", "check", "check", "manual",
+                             "maintenance", "http", "notify"]
+    assert {step.service: step.args["checks"] for step in window.plan if step.kind == "check"} == GATES
+    smoke, off = window.plan[7], window.plan[8]
+    assert smoke.title == "Smoke tests" and "./scripts/smoke-tests.sh" in smoke.args["instructions"]
+    assert (off.args["mode"], off.on_failure) == ("off", "stop"), "a release that passed its smoke tests is not undone"
+    for deployment, gate in GATES.items():
+        deployed = await plan_runbook(catalog, f"deploy-{deployment}", version="2.5.0")
+        assert kinds(deployed) == ["deploy", "check", "notify"] and deployed.plan[1].args["checks"] == gate, deployment
+    scaled = await plan_runbook(catalog, "scale-workflow-engine", replicas="6")
+    assert scaled.plan[1].args["checks"] == ["pods", "workflow queue"]
+    flushed = await plan_runbook(catalog, "flush-cache")
+    assert kinds(flushed) == ["flush-cache", "check"] and flushed.plan[1].args["checks"] == GATES["api-gateway"]
+
+
+async def test_recovery_and_maintenance_runbooks_plan_the_persons_part_and_the_bloat_list() -> None:
+    catalog = parse_catalog(EXAMPLE.read_text())
+    config = await plan_runbook(catalog, "restore-config", backup="latest")
+    assert kinds(config) == ["restore", "manual", "restart", "restart", "restart", "check"]
+    assert "kubectl apply -f k8s-resources.yaml" in config.plan[1].args["instructions"]
+    maintenance = await plan_runbook(catalog, "db-maintenance")
+    assert kinds(maintenance) == ["sql", "sql", "query", "check"]
+    assert maintenance.plan[2].args["statement"] == catalog.queries["table-sizes"].statement
+    restore = await plan_runbook(catalog, "restore-database", backup="latest")
+    assert restore.plan[-1].args["checks"] == ["pods"], "no traffic yet right after scaling back: pods only"
+    assert set(catalog.queries) == {"table-sizes", "slow-queries", "index-usage"}
 
 
 # --- the miniature stack ----------------------------------------------------------------------------------------
@@ -453,9 +502,10 @@ async def test_the_maintenance_window_sets_maintenance_mode_around_the_new_image
 
     stack.cluster.before_request = deploying
     run_id = await request_runbook(stack.bot, "run maintenance-window version=2.4.1")
-    await click(stack.bot, "approval.approve", str(run_id), BOB)
-    run = await stack.bot.ctx.store.get_action(run_id)
-    assert run is not None and run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])
+    await press(stack.bot, "approval.approve", str(run_id), BOB)
+    run, answered = await answering_done(stack.bot, run_id, DAVE)  # the smoke tests, run by a person
+    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])
+    assert answered == ["Smoke tests"]
 
     running = stack.cluster.deployment("api-gateway", namespace=NS)["spec"]["template"]["spec"]["containers"][0]
     assert running["image"] == image("api-gateway", "2.4.1")

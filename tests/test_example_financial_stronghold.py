@@ -1,5 +1,6 @@
 """Financial Stronghold's operations guide as a catalog (examples/financial-stronghold.yml): the real CLI accepts
-it, it holds every item of the guide's morning health check, and it works end to end on a miniature of the stack.
+it, it holds every item of the guide's morning health check, its checklists plan what opsbot does and what a
+person does, and it works end to end on a miniature of the stack.
 
 The miniature: web and nginx are busybox containers (podman) serving the guide's health paths and JSON body,
 PostgreSQL and RabbitMQ are the real servers on 127.0.0.1, Memcached runs on a free port. Each test breaks one
@@ -26,13 +27,15 @@ import pymemcache
 import pytest
 
 from bot.catalog import Catalog
-from bot.catalog_loading import load_catalog
+from bot.catalog_loading import load_catalog, parse_catalog
 from bot.incidents.postmortem import render_postmortem
+from bot.runbooks.params import ParametersInvalid
 from bot.runs.models import ActionState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.stacks import (
     EXAMPLES,
+    MISSING_DOCKER,
     Report,
     ShiftedClock,
     all_green,
@@ -40,6 +43,8 @@ from tests.stacks import (
     example,
     health,
     health_until,
+    kinds,
+    plan_runbook,
     run_app,
     wait_serving,
 )
@@ -78,6 +83,7 @@ def test_opsbot_check_config_accepts_the_example(monkeypatch: pytest.MonkeyPatch
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK — 8 services" in done.stdout and "3 scheduled backups" in done.stdout
     assert "is not set" not in done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("warning")] == [], "no step lacks an undo it needs"
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +148,72 @@ def test_the_post_mortem_has_the_teams_headings(catalog: Catalog) -> None:
     assert headings == ["## Summary", "## Timeline", "## Root Cause", "## Action Items", "## Lessons Learned"]
     assert "- Duration: 1 h 12 min" in document and "restarted web (@bob)" in document
     assert "1. add a pool limit - Assigned to @bob - Due _no date_" in document
+
+
+# --- the checklists, planned in memory ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def in_memory() -> Catalog:
+    """The example, its Docker socket one that is not there: nothing a plan looks at is reachable."""
+    return parse_catalog(example("financial-stronghold", {"unix:///var/run/docker.sock": MISSING_DOCKER}))
+
+
+async def test_the_maintenance_checklists_mix_opsbots_steps_with_a_persons(in_memory: Catalog) -> None:
+    before = await plan_runbook(in_memory, "pre-maintenance")
+    assert kinds(before) == ["backup", "backup", "backup", "check", "manual", "query", "check", "notify"]
+    status, listed, gate = before.plan[4], before.plan[5], before.plan[6]
+    assert status.title == "Status page" and status.on_failure == "stop"
+    # 5 "Check for long-running processes": the list a person reads, then the gate on that one check.
+    assert (listed.title, listed.service, listed.on_failure) == ("Long-running processes", "db", "continue")
+    assert listed.args["statement"] == in_memory.queries["long-running-queries"].statement
+    assert (gate.service, gate.args["checks"], gate.on_failure) == ("db", ["long-running queries"], "stop")
+
+    after = await plan_runbook(in_memory, "post-maintenance")
+    assert kinds(after) == ["check"] * 6 + ["manual", "collect-logs", "manual", "notify"]
+    assert [step.title for step in after.plan if step.kind == "manual"] == ["Test key functionality", "Status page"]
+
+    kill = await plan_runbook(in_memory, "kill-long-queries")
+    assert kinds(kill) == ["terminate-queries", "check"]
+    assert kill.plan[1].args["checks"] == ["long-running queries", "blocked queries"], "not the backup's age"
+
+
+async def test_auto_scale_is_a_scale_web_runbook_planned_for_the_compose_service(in_memory: Catalog) -> None:
+    # auto_scale.sh's `up -d --scale web=3`, offered where the stack's `memory and CPU` line fails
+    assert "scale-web" in in_memory.services["stack"].runbooks
+    run = await plan_runbook(in_memory, "scale-web")
+    assert kinds(run) == ["scale", "check", "check", "check", "notify"]
+    scale, web, nginx, stack = run.plan[:4]
+    assert (scale.service, scale.args["replicas"], scale.undo) == ("web", 3, "scale back to the replicas it had")
+    assert scale.title.startswith("Scale web to 3 (") and "com.docker.compose.service=web" in scale.title
+    assert [(s.service, s.args["checks"]) for s in (web, nginx, stack)] == [
+        ("web", ["/health/"]), ("nginx", ["https://…/health/"]), ("stack", ["compose ps"])]
+    assert (await plan_runbook(in_memory, "scale-web", replicas="1")).plan[0].args["replicas"] == 1  # scaling down
+    with pytest.raises(ParametersInvalid) as refused:
+        await plan_runbook(in_memory, "scale-web", replicas="0")
+    assert "*replicas*: '0' is not a whole number from 1 to 6" in str(refused.value)
+
+
+async def test_queue_details_and_the_dependency_audit_run_read_only_commands_in_their_containers(in_memory: Catalog) -> None:
+    queues = await plan_runbook(in_memory, "queue-details")
+    assert [(s.kind, s.service, s.args["command"][:2], s.args["read_only"]) for s in queues.plan] == [
+        ("exec", "rabbitmq", ["rabbitmqctl", "list_queues"], True), ("exec", "rabbitmq", ["rabbitmqctl", "list_exchanges"], True)]
+    assert queues.approvals_needed == 0, "it only reads"
+    assert [(step.title, step.undo) for step in queues.plan] == [("Queues", None), ("Exchanges", None)]
+    audit = await plan_runbook(in_memory, "dependency-audit")
+    assert [(s.kind, s.service, s.args["command"]) for s in audit.plan] == [("exec", "web", ["pip-audit"])]
+    schedule = in_memory.runbook("dependency-audit").schedule
+    assert schedule is not None and (schedule.cron, schedule.timezone) == ("0 4 * * 0", "UTC")  # vuln_scan.sh's crontab
+
+
+def test_the_guides_sql_a_person_reads_is_named_queries(catalog: Catalog) -> None:
+    assert set(catalog.queries) == {
+        "connections-by-state", "database-size", "blocking-queries", "long-running-queries", "slow-queries",
+        "frequent-queries", "many-rows-queries", "column-statistics", "index-usage", "unused-indexes",
+        "new-users", "active-users"}
+    assert {(q.service, q.engine, q.dsn_env) for q in catalog.queries.values()} == {("db", "postgres", "FS_DB_URL")}
+    assert "pg_blocking_pids" not in catalog.queries["blocking-queries"].statement  # the guide's own join, completed
+    assert "NOT blocked_locks.granted" in catalog.queries["blocking-queries"].statement
 
 
 # --- the miniature ----------------------------------------------------------------------------------------------

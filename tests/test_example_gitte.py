@@ -1,13 +1,17 @@
-"""examples/gitte.yml, the GITTE team's runbook as a catalog: `opsbot check-config` accepts it and it holds every
-item of the runbook's morning health check; then a miniature GITTE (its app, Ollama and MinIO as busybox
-containers answering their health paths, the real PostgreSQL with an audit_logs table) is checked through Slack,
-broken one thing at a time, and put right by the restart action or a runbook a second person approves."""
+"""examples/gitte.yml, the GITTE team's runbook as a catalog: `opsbot check-config` accepts it, it holds every
+item of the runbook's morning health check, and its runbooks plan the runbook's procedures step by step (commands
+in the app's container, queries a person reads, checklist items a person answers, gates on chosen checks); then a
+miniature GITTE (its app, Ollama and MinIO as busybox containers answering their health paths, the real PostgreSQL
+with an audit_logs table) is checked through Slack, broken one thing at a time, and put right by the restart
+action or a runbook a second person approves."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,22 +19,30 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import asyncpg
+import docker.errors
 import pytest
 
-from bot.catalog_loading import load_catalog
+from bot.catalog import Catalog
+from bot.catalog_loading import load_catalog, parse_catalog
+from bot.executors.base import Effect
 from bot.incidents.postmortem import render_postmortem
-from bot.runs.models import ActionState
+from bot.runs.models import ActionRun, ActionState, Answer, StepState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
 from tests.stacks import (
     EXAMPLES,
+    MISSING_DOCKER,
     Report,
     ShiftedClock,
     all_green,
+    answering_done,
     check_config,
     example,
     health,
     health_until,
+    kinds,
+    plan_runbook,
+    press,
     run_app,
     wait_serving,
 )
@@ -46,6 +58,7 @@ from tests.test_approvals import (
     text,
 )
 from tests.test_postmortem import NAMES, NOW, a_resolved_incident, an_entry, an_item
+from tests.test_query import ops_query
 from tests.test_runbooks import message_of, request_runbook, until
 
 if TYPE_CHECKING:
@@ -81,6 +94,8 @@ def test_check_config_accepts_the_gitte_example(monkeypatch: pytest.MonkeyPatch,
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK — 9 services" in result.stdout and "4 scheduled backups" in result.stdout, result.stdout
     assert "not set here" not in result.stdout + result.stderr  # GITTE_DB_URL is its only secret
+    # The migration's change stays when the deploy's gate rolls the image back, as the example's comment says.
+    assert "runbooks.deploy-app.steps[3]: `exec` has no undo: if step 4" in result.stdout, result.stdout
 
 
 def test_the_catalog_has_every_item_of_the_morning_health_check() -> None:
@@ -137,6 +152,76 @@ def test_the_post_mortem_comes_out_in_the_teams_incident_report_form() -> None:
     assert "- [ ] Alert on LLM latency - Owner: @carol - Due: 2026-12-01" in report
 
 
+# --- the runbooks, planned in memory -----------------------------------------------------------------------------
+
+def in_memory() -> Catalog:
+    """The example, its Docker socket one that is not there: a plan's look at the running image fails at once."""
+    return parse_catalog(example("gitte", {"unix:///var/run/docker.sock": MISSING_DOCKER}))
+
+
+async def test_the_deployment_runs_the_migration_in_the_app_and_leaves_the_smoke_tests_to_a_person() -> None:
+    catalog = in_memory()
+    run = await plan_runbook(catalog, "deploy-app", version="2.1")
+    assert kinds(run) == ["backup", "deploy", "exec", "check", "manual", "manual", "check", "notify"]
+    migrate, gate, smoke, others = run.plan[2], run.plan[3], run.plan[4], run.plan[5]
+    assert (migrate.service, migrate.args["command"]) == ("gitte-app", ["python", "-m", "alembic", "upgrade", "head"])
+    assert migrate.title == "Database migrations" and migrate.undo is None
+    assert (gate.args["checks"], gate.args["attempts"]) == (["app health"], 15), "the script's curl, not the audit numbers"
+    assert "./scripts/smoke-tests.sh" in smoke.args["instructions"] and smoke.on_failure == "stop"
+    assert "up -d" in others.args["instructions"] and "*Skip*" in others.args["instructions"]
+
+
+async def test_recovery_and_alert_runbooks_plan_the_runbooks_steps() -> None:
+    catalog = in_memory()
+    expected = {
+        "restore-db": ["stop", "restore", "start", "exec", "check", "check"],
+        "maintenance-window": ["notify", "manual", "backup", "stop", "sql", "sql", "manual", "prune", "recreate",
+                               "recreate", "recreate", "start", "check", "check", "check", "check", "check", "manual",
+                               "notify"],
+        "high-error-rate": ["collect-logs", "query", "restart", "check"],
+        "slow-app": ["query", "collect-logs", "restart", "check", "sql"],
+        "incident-evidence": ["collect-logs", "query"],
+        "service-down-postgres": ["collect-logs", "restart", "check", "check"],
+    }
+    for name, steps in expected.items():
+        run = await plan_runbook(catalog, name, **({"backup": "latest"} if name == "restore-db" else {}))
+        assert kinds(run) == steps, name
+        for step in run.plan:
+            if step.kind == "check" and step.service == "gitte-app":
+                assert step.args["checks"] == ["app health"], (name, step.title)  # never the audit_logs numbers
+            if step.kind == "query":  # read-only: nothing to approve for it, nothing to undo
+                assert step.undo is None and step.on_failure == "continue", (name, step.title)
+    restore = await plan_runbook(catalog, "restore-db", backup="latest")
+    assert restore.plan[3].args["command"] == ["python", "-m", "alembic", "upgrade", "head"]
+    window = await plan_runbook(catalog, "maintenance-window")
+    assert [step.title for step in window.plan if step.kind == "manual"] == [
+        "Maintenance page up", "Host upkeep", "Maintenance page down"]
+    upkeep, prune, recreates = window.plan[6], window.plan[7], window.plan[8:11]
+    assert "apt upgrade" in upkeep.args["instructions"] and "docker" not in upkeep.args["instructions"]
+    # `docker system prune -f`: before the pulls, so the images they replace stay for the recreates' undo
+    assert (prune.service, prune.args["images"], prune.args["containers_older_than_days"]) == ("stack", "dangling", 1)
+    assert prune.undo is None and prune.on_failure == "stop"
+    # `docker-compose pull` + `up -d`: the services but the app (deploy-app's), each left as it was when no pull works
+    assert [(step.service, step.on_failure) for step in recreates] == [
+        ("postgres", "continue"), ("ollama", "continue"), ("minio", "continue")]
+    assert all(step.undo == "recreate onto the image it ran before" for step in recreates)
+    assert recreates[1].args["pull_timeout"] == 1200 and recreates[1].timeout > 1200  # the Ollama image is large
+
+
+def test_the_runbooks_queries_are_named_queries_a_person_can_run() -> None:
+    catalog = load_catalog(EXAMPLE)
+    assert set(catalog.queries) == {"user-activity", "operations-today", "errors-by-status", "database-size",
+                                    "error-patterns", "slow-statements", "active-sessions", "table-sizes",
+                                    "user-growth", "activity-trends", "suspicious-users"}
+    assert {(q.service, q.engine, q.dsn_env) for q in catalog.queries.values()} == {("postgres", "postgres", "GITTE_DB_URL")}
+    steps = {step.name: step.statement for runbook in catalog.runbooks.values() for step in runbook.steps
+             if step.kind == "query"}
+    # The runbook steps read what `/ops query` reads (one statement, written once in the example).
+    assert steps == {"Error patterns (last hour)": catalog.queries["error-patterns"].statement,
+                     "Slowest statements": catalog.queries["slow-statements"].statement,
+                     "Active sessions": catalog.queries["active-sessions"].statement}
+
+
 # --- the miniature stack --------------------------------------------------------------------------------------
 
 AUDIT_LOGS = """
@@ -159,6 +244,7 @@ class Gitte:
     ollama: Container
     minio: Container
     db: str
+    ollama_tag: str  # Ollama's own tag, on build 1, for the maintenance window's recreate to find moved
 
 
 async def backup_now(bot: RunningBot, service: str) -> None:
@@ -180,7 +266,9 @@ async def gitte(podman: Podman, images: Images, containers: Containers, slack: F
         return {"com.docker.compose.project": project, "com.docker.compose.service": service}
 
     app, app_port = run_app(containers, images.v1, "gitte-app", {"/_stcore/health": "ok"}, tmp_path, labels=labels("gitte-app"))
-    ollama, ollama_port = run_app(containers, images.v1, "ollama",
+    ollama_tag = f"{images.repository}:ollama-{containers.run_id}"
+    containers.client.images.get(images.v1).tag(*ollama_tag.rsplit(":", 1))
+    ollama, ollama_port = run_app(containers, ollama_tag, "ollama",
                                   {"/api/tags": json.dumps({"models": [{"name": "llama3:8b", "size": 4661224676}]})},
                                   tmp_path, labels=labels("ollama"))
     minio, minio_port = run_app(containers, images.v1, "minio", {"/minio/health/live": ""}, tmp_path, labels=labels("minio"))
@@ -212,10 +300,16 @@ async def gitte(podman: Podman, images: Images, containers: Containers, slack: F
         "/backups": str(tmp_path / "backups"),
         "/var/lib/docker": str(tmp_path / "docker"),
         "REINDEX DATABASE kiro_test": f"REINDEX DATABASE {pg_database.rsplit('/', 1)[1]}",  # this test's database
+        # The busybox app has no Python: the migration's stand-in says what it stands in for.
+        "[python, -m, alembic, upgrade, head]": "[echo, alembic upgrade head]",
         # PostgreSQL is this machine's server, not a container of the project: three containers here, not four.
         "expect: 4": "expect: 3",
         # The test machine is shared with other test runs; its load says nothing about this stack.
         "load_per_cpu: {warning: 0.8, critical: 0.95}": "load_per_cpu: {warning: 50, critical: 100}",
+        # No registry here: podman gives up on a pull only after seconds of retries. MinIO's is cut short instead
+        # (its build has nothing newer: left as it was either way); Ollama's is waited out, to find its newer build.
+        "{kind: recreate, service: minio, on_failure: continue}":
+            "{kind: recreate, service: minio, pull_timeout: 0.3, on_failure: continue}",
     })
     slack.groups = {OPS_TEAM: [BOB, DAVE], "S0GITTEDEV": [DAVE], "S0GITTESEC": [DAVE]}
     clock = ShiftedClock()
@@ -224,20 +318,24 @@ async def gitte(podman: Podman, images: Images, containers: Containers, slack: F
     try:
         for service in ("postgres", "minio", "generated-images", "config"):  # last night's backups
             await backup_now(bot, service)
-        yield Gitte(bot, clock, containers, app, ollama, minio, pg_database)
+        yield Gitte(bot, clock, containers, app, ollama, minio, pg_database, ollama_tag)
     finally:
         await runner.cleanup()
+        with suppress(docker.errors.ImageNotFound):  # the containers go after this; an image keeps its other tags
+            containers.client.images.remove(ollama_tag)
 
 
 async def green(bot: RunningBot, deadline: float = 30) -> Report:
     return await health_until(bot, all_green, deadline=deadline)
 
 
-async def approve(bot: RunningBot, run_id: int) -> object:
-    """The requester cannot approve; a second person of the ops team can, and the run goes to its end."""
+async def approve(bot: RunningBot, run_id: int) -> ActionRun:
+    """The requester cannot approve; a second person of the ops team can, and the run goes to its end (Dave, of the
+    ops team too, answers Done on each checklist step a person does)."""
     assert "second person" in await click(bot, "approval.approve", str(run_id), ALICE)
-    await click(bot, "approval.approve", str(run_id), BOB)
-    return await until(bot, run_id, lambda r: r.state.final)
+    await press(bot, "approval.approve", str(run_id), BOB)
+    run, _ = await answering_done(bot, run_id, DAVE)
+    return run
 
 
 # --- break one thing at a time --------------------------------------------------------------------------------
@@ -293,10 +391,29 @@ async def test_errors_in_the_logs_turn_red_and_a_deploy_a_second_person_approves
     errors = report.line("stack", "errors in logs")
     assert errors.reason.startswith("120 lines matching /error/ in the last 24 h") and "(limit 100)" in errors.reason
     assert "Last errors" in text(await ops(bot, "health stack")), "the failing line offers the lines themselves"
+    # The high error rate procedure's "Analyze error patterns": which operation fails, read from the real audit_logs
+    # (half an hour ago: the `error rate` line looks at the last 5 minutes only).
+    conn = await asyncpg.connect(gitte.db)
+    try:
+        await conn.execute("INSERT INTO audit_logs (request_id, user_id, operation, latency_ms, status, created_at) "
+                           "SELECT 'gen-' || n, n, 'image_generation', 61000, 'failed', now() - interval '30 minutes' "
+                           "FROM generate_series(1, 7) AS n")
+    finally:
+        await conn.close()
+    [table] = [answer for answer in await ops_query(bot, "error-patterns") if answer.get("response_type") == "in_channel"]
+    assert re.search(r"image_generation +failed +7", text(table)), text(table)
 
     run_id = await request_runbook(bot, "run deploy-app version=2")
-    run = await approve(bot, run_id)
-    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
+    assert "⬜ Smoke tests" in text(message_of(bot, run_id)), "the plan shows the step a person will do"
+    assert "second person" in await click(bot, "approval.approve", str(run_id), ALICE)
+    await press(bot, "approval.approve", str(run_id), BOB)
+    run, answered = await answering_done(bot, run_id, DAVE)
+    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])
+    assert answered == ["Smoke tests", "Update other services if needed"]
+    assert [(s.answer.answer, s.answer.by) for s in run.steps if s.answer] == [(Answer.DONE, DAVE)] * 2
+    # The migration ran inside the app's new container, after the image changed and before the gate.
+    migration = run.steps[2]
+    assert migration.detail.startswith("exit 0 in ") and migration.detail.endswith(": alembic upgrade head"), migration
     assert gitte.containers.get(gitte.app.name).attrs["Config"]["Image"].endswith(":2")
     await green(bot)
 
@@ -316,16 +433,38 @@ async def test_backups_that_stop_running_age_into_red_and_fresh_ones_clear_it(gi
     await green(bot)
 
 
-async def test_the_maintenance_window_runbook_runs_end_to_end_once_approved(gitte: Gitte) -> None:
-    bot = gitte.bot
+async def test_the_maintenance_window_runbook_runs_end_to_end_once_approved(gitte: Gitte, podman: Podman,
+                                                                           images: Images) -> None:
+    bot, client = gitte.bot, gitte.containers.client
     await green(bot)
+    # Last month's build whose tag moved on (`docker system prune -f` removes it), and a patched Ollama under the
+    # tag it runs. There is no registry here: every pull fails, and the host's own newer copy is what Ollama gets.
+    dangling = podman.import_image(f"dangling-{gitte.containers.run_id}", "dangling")
+    dangling_id = client.images.get(dangling).id
+    podman.run("untag", dangling)
+    client.images.get(images.v2).tag(*gitte.ollama_tag.rsplit(":", 1))
     run_id = await request_runbook(bot, "run maintenance-window")
     plan = text(message_of(bot, run_id))
-    assert "VACUUM ANALYZE" in plan and "Stop gitte-app" in plan
-    run = await approve(bot, run_id)
-    assert run.state is ActionState.SUCCEEDED, run.outcome  # type: ignore[attr-defined]
-    details = [step.detail for step in run.steps]  # type: ignore[attr-defined]
-    assert details[3].startswith("VACUUM in ") and details[4].startswith("REINDEX in "), details
+    assert "VACUUM ANALYZE" in plan and "Stop gitte-app" in plan and "⬜ Maintenance page up" in plan
+    assert "second person" in await click(bot, "approval.approve", str(run_id), ALICE)
+    await press(bot, "approval.approve", str(run_id), BOB)
+    run, answered = await answering_done(bot, run_id, DAVE)
+    assert run.state is ActionState.SUCCEEDED, (run.outcome, [(s.title, s.detail) for s in run.steps])
+    assert answered == ["Maintenance page up", "Host upkeep", "Maintenance page down"]
+    details = {step.title: step.detail for step in run.steps}
+    assert details["Run on postgres (postgres): VACUUM ANALYZE"].startswith("VACUUM in "), details
+    assert next(d for t, d in details.items() if "REINDEX" in t).startswith("REINDEX in "), details
+    rows = {step.position: step for step in run.steps}
+    pruned, ollama, minio = rows[7].detail, rows[9].detail, rows[10].detail
+    assert pruned.startswith("Removed ") and dangling_id.removeprefix("sha256:")[:12] in pruned, pruned
+    assert dangling_id not in {image.id for image in client.images.list(all=True)}
+    assert ollama.startswith("Recreated ") and "the host's own newer" in ollama, ollama
+    assert client.containers.get(gitte.ollama.name).attrs["Image"] == client.images.get(images.v2).id
+    # PostgreSQL is this machine's server, not a container here; MinIO's pull did not come back: both left as they
+    # were, and the window went on.
+    assert [rows[i].state for i in (8, 9, 10)] == [StepState.FAILED, StepState.SUCCEEDED, StepState.FAILED]
+    assert minio.endswith("did not finish within 0.3 s.") and rows[10].effect is Effect.UNTOUCHED, minio
+    assert run.outcome.startswith("Finished, but step 9 failed (") and "; step 11 failed (" in run.outcome, run.outcome
     notices = [c.args["text"] for c in bot.slack.of("chat.postMessage") if "maintenance window" in str(c.args.get("text"))]
     assert [n.split(":")[0] for n in notices] == ["GITTE maintenance window started", "GITTE maintenance window completed"]
     assert gitte.containers.get(gitte.app.name).status == "running"

@@ -1,10 +1,12 @@
 """examples/iacc.yml, the iacc team's operations guide as a catalog: it validates through the real CLI, holds every
-item of the team's morning health check, and runs end to end against a miniature of the stack.
+item of the team's morning health check, plans the guide's Artisan and Composer commands as commands in the app's
+container, and runs end to end against a miniature of the stack.
 
-The miniature: the app as a podman container (busybox httpd serving /api/health as JSON and /version), MariaDB,
-Redis, a real Prometheus scraping an exporter that counts the app's requests (5xx while the app is down or runs
-the bad release 2), and a small server standing in for Grafana and the app's maintenance route. Each test breaks
-one thing, sees its line turn red, fixes it through Slack with a second person's approval, and sees green again.
+The miniature: the app as a podman container (busybox httpd serving /api/health as JSON and /version, and a `php`
+that only writes down the Artisan command it was given), MariaDB, Redis, a real Prometheus scraping an exporter that
+counts the app's requests (5xx while the app is down or runs the bad release 2), and a small server standing in for
+Grafana. Each test breaks one thing, sees its line turn red, fixes it through Slack with a second person's
+approval, and sees green again.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ import pymysql
 import pytest
 from aiohttp import web
 
-from bot.catalog_loading import load_catalog
+from bot.catalog import Catalog
+from bot.catalog_loading import load_catalog, parse_catalog
 from bot.clock import SystemClock
 from bot.incidents.models import EntryKind, Incident, IncidentStatus, TimelineEntry
 from bot.incidents.postmortem import render_postmortem
+from bot.runbooks.params import ParametersInvalid
 from bot.runs.models import ActionState
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.stacks import check_config
+from tests.stacks import MISSING_DOCKER, check_config, example, kinds, plan_runbook
 from tests.test_actions_e2e import wait_http
 from tests.test_approvals import ALICE, BOB, DAVE, button, click, ops, text
 from tests.test_cli import ROOT
@@ -50,8 +54,8 @@ pytest_plugins = ["tests.podman", "tests.prometheus"]  # podman, containers; the
 EXAMPLE = ROOT / "examples" / "iacc.yml"
 REPOSITORY = "localhost/opsbot-iacc"
 CACHE_DB = 14  # stands in for Laravel's cache database 1 on the shared Redis
-MAINTENANCE_TOKEN = "maintenance-s3cret"
 ALERTS, OPS = "C0IACCALERTS", "C0IACCOPS"
+ARTISAN_LOG = "/calls/artisan.log"  # where the image's stand-in `php` writes down each command, on a host folder
 
 
 # --- check-config and what the catalog holds ------------------------------------------------------------------
@@ -62,9 +66,12 @@ def test_check_config_passes_on_the_example(monkeypatch: pytest.MonkeyPatch,
     result = check_config(EXAMPLE, monkeypatch, capsys)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith(
-        "iacc.yml: OK — 5 services, 13 checks, 8 runbooks, 3 digests posted, 1 scheduled backups, 2 scheduled runbooks")
+        "iacc.yml: OK — 5 services, 13 checks, 12 runbooks, 3 digests posted, 1 scheduled backups, 3 scheduled runbooks")
     [unset] = [line for line in result.stdout.splitlines() if "not set here" in line]  # said once, with the count
-    assert "IACC_DB_URL" in unset and "used by 13 places" in unset  # secrets only by name
+    places = len(load_catalog(EXAMPLE).secret_envs())
+    assert "IACC_DB_URL" in unset and f"used by {places} places" in unset  # secrets only by name
+    # A failing gate puts the image back, not the schema: said, as the deploy's comment says.
+    assert "runbooks.deploy-app.steps: 4 steps have no undo: 6 (`exec`), 7 (`exec`)" in result.stdout, result.stdout
 
 
 def test_the_catalog_holds_every_item_of_the_morning_and_end_of_day_checks() -> None:
@@ -113,19 +120,106 @@ def test_the_postmortem_has_the_teams_headings_and_metrics() -> None:
     assert "Note:" not in document, "the catalog's template rendered (no fallback to the default)"
 
 
+# --- the guide's commands, planned in memory ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def in_memory() -> Catalog:
+    """The example, its Docker socket one that is not there: a plan's look at the running image fails at once."""
+    target = "      start_timeout: 60"
+    return parse_catalog(example("iacc", {target: f'{target}\n      docker_host: "{MISSING_DOCKER}"'}))
+
+
+def commands(run: object) -> list[list[str]]:
+    return [step.args["command"] for step in run.plan if step.kind == "exec"]  # type: ignore[attr-defined]
+
+
+async def test_the_deployment_runs_the_guides_artisan_commands_in_the_app_around_the_new_image(in_memory: Catalog) -> None:
+    run = await plan_runbook(in_memory, "deploy-app", version="2.3.0")
+    assert kinds(run) == ["notify", "exec", "exec", "backup", "deploy", "exec", "exec", "exec", "exec", "check", "notify"]
+    assert commands(run) == [
+        ["php", "artisan", "horizon:pause"],                                                      # 2
+        ["php", "artisan", "down", "--message=Maintenance in progress, back in 30 minutes"],       # 3
+        ["php", "artisan", "migrate", "--force"],                                                 # 4
+        ["sh", "-c", "php artisan cache:clear && php artisan view:clear && php artisan route:clear"],  # 5
+        ["php", "artisan", "up"],                                                                 # 6
+        ["php", "artisan", "horizon:continue"],                                                   # 7
+    ]
+    pause, down = run.plan[1], run.plan[2]
+    assert (pause.args["undo"], down.args["undo"]) == (["php", "artisan", "horizon:continue"], ["php", "artisan", "up"])
+    assert pause.undo == down.undo == "run the undo command", "a failed deploy resumes Horizon and leaves maintenance"
+    assert run.plan[5].undo is None, "the migration stays: the backup before it is the way back"
+    assert run.plan[9].args["checks"] == ["API health"], "curl /api/health, not the last hour's error lines"
+
+
+async def test_restore_maintenance_and_cache_runbooks_run_the_guides_commands_too(in_memory: Catalog) -> None:
+    restore = await plan_runbook(in_memory, "restore-db", backup="latest")
+    assert kinds(restore) == ["notify", "restore", "check", "exec", "restart", "check"]
+    assert commands(restore) == [["php", "artisan", "db:seed", "--class=VerificationSeeder", "--force"]]
+    assert restore.plan[3].on_failure == "stop", "a failed verification leaves the restored data for a person"
+
+    monthly = await plan_runbook(in_memory, "monthly-maintenance")
+    assert kinds(monthly) == ["backup", "sql", "sql", "exec", "sql", "exec", "exec", "check", "check", "notify"]
+    assert commands(monthly) == [["php", "artisan", "log:cleanup", "--days=30"], ["php", "artisan", "cache:warmup"],
+                                 ["composer", "audit"]]
+    audit = monthly.plan[6]
+    assert (audit.args["read_only"], audit.on_failure) == (True, "continue"), "advisories are read, not a failure"
+
+    clear = await plan_runbook(in_memory, "clear-cache")
+    assert kinds(clear) == ["flush-cache", "exec", "check"] and commands(clear) == [["php", "artisan", "cache:warmup"]]
+    review = await plan_runbook(in_memory, "weekly-review")
+    assert commands(review) == [["php", "artisan", "report:weekly", "--send-email=devops@example.com"],
+                                ["composer", "outdated", "--strict"]]
+    assert review.approvals_needed == 0 and all(step.args["read_only"] for step in review.plan)
+
+
+async def test_scaling_horizontally_plans_the_compose_service_to_a_count_and_gates_on_its_health(in_memory: Catalog) -> None:
+    # P2 "Scale horizontally" / Quick Reference `up -d --scale app=3`, offered on app's failing lines
+    assert "scale-app" in in_memory.services["app"].runbooks
+    run = await plan_runbook(in_memory, "scale-app")
+    assert kinds(run) == ["scale", "check", "notify"]
+    scale, gate = run.plan[0], run.plan[1]
+    assert (scale.service, scale.args["replicas"], scale.undo) == ("app", 3, "scale back to the replicas it had")
+    assert "com.docker.compose.project=app, com.docker.compose.service=app" in scale.title
+    assert (gate.args["checks"], gate.args["attempts"], gate.on_failure) == (["API health"], 12, "rollback")
+    with pytest.raises(ParametersInvalid) as refused:
+        await plan_runbook(in_memory, "scale-app", replicas="7")
+    assert "*replicas*: '7' is not a whole number from 1 to 6" in str(refused.value)
+
+
+async def test_a_cache_tag_reaches_artisan_as_one_argument_and_shell_text_is_refused(in_memory: Catalog) -> None:
+    run = await plan_runbook(in_memory, "clear-cache-tag", tag="products")
+    assert commands(run) == [["php", "artisan", "cache:tags", "products", "--clear"]]
+    with pytest.raises(ParametersInvalid) as refused:
+        await plan_runbook(in_memory, "clear-cache-tag", tag="products; rm -rf /")
+    assert "tag" in str(refused.value), str(refused.value)
+
+
+def test_the_guides_sql_a_person_reads_is_named_queries() -> None:
+    catalog = load_catalog(EXAMPLE)
+    assert set(catalog.queries) == {"table-sizes", "index-columns", "slow-statements", "replication-status",
+                                    "database-size", "user-count"}
+    assert {(q.service, q.engine, q.dsn_env) for q in catalog.queries.values()} == {("db", "mysql", "IACC_DB_URL")}
+    assert catalog.queries["replication-status"].statement == "SHOW SLAVE STATUS"
+
+
 # --- the miniature stack ---------------------------------------------------------------------------------------
 
 
 def import_app_image(podman: Podman, tag: str) -> str:
-    """A busybox image of the app: /api/health answers {"status": "healthy"}, /version the tag."""
+    """A busybox image of the app: /api/health answers {"status": "healthy"}, /version the tag, and `php` writes
+    down the command it was given (`php artisan migrate --force`) in ARTISAN_LOG, a line each."""
     tree = podman.tmp / f"iacc-{tag}"
     if tree.exists():
         shutil.rmtree(tree)
-    for folder in ("bin", "www/api", "tmp"):
+    for folder in ("bin", "www/api", "tmp", "calls"):
         (tree / folder).mkdir(parents=True)
     shutil.copy2(shutil.which("busybox") or "busybox", tree / "bin" / "busybox")
     for applet in ("sh", "httpd", "sleep", "echo", "cat"):
         (tree / "bin" / applet).symlink_to("busybox")
+    php = tree / "bin" / "php"
+    php.write_text(f'#!/bin/sh\necho "php $*" >> {ARTISAN_LOG}\n')
+    php.chmod(0o755)
     (tree / "www" / "api" / "health").write_text(json.dumps({"status": "healthy", "database": "connected"}))
     (tree / "www" / "version").write_text(f"{tag}\n")
     archive = podman.tmp / f"iacc-{tag}.tar"
@@ -153,9 +247,8 @@ class ShiftedClock(SystemClock):
 
 @dataclass
 class Sidecar:
-    """Stands in for Grafana (/api/health) and the app's token-protected maintenance route."""
+    """Stands in for Grafana (/api/health)."""
 
-    maintenance: list[str] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -163,15 +256,8 @@ class Sidecar:
         async def grafana(_: web.Request) -> web.Response:
             return web.json_response({"commit": "abc123", "database": "ok", "version": "10.4.2"})
 
-        async def maintenance(request: web.Request) -> web.Response:
-            if request.headers.get("Authorization") != f"Bearer {MAINTENANCE_TOKEN}":
-                return web.Response(status=401, text="unauthorized")
-            self.maintenance.append(request.match_info["mode"])
-            return web.json_response({"maintenance": request.match_info["mode"]})
-
         app = web.Application()
         app.router.add_get("/api/health", grafana)
-        app.router.add_post("/ops/maintenance/{mode}", maintenance)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -209,6 +295,12 @@ class Stack:
     db: str  # mysql:// DSN of the database standing in for iacc_production
     clock: ShiftedClock
     sidecar: Sidecar
+    calls: Path  # the host folder the app's containers write ARTISAN_LOG into
+
+    def artisan(self) -> list[str]:
+        """The commands the app's `php` was given, oldest first, in whichever of its containers."""
+        log = self.calls / Path(ARTISAN_LOG).name
+        return log.read_text().splitlines() if log.exists() else []
 
     def sql(self, *statements: str) -> list[tuple]:
         parts = urlsplit(self.db)
@@ -231,7 +323,6 @@ def substituted(example: str, *, app_port: int, prom_url: str, sidecar: int, pro
     differ here) replaced by the one running on 127.0.0.1."""
     prom = urlsplit(prom_url).netloc
     replacements = [
-        ("http://app:80/ops/maintenance", f"http://127.0.0.1:{sidecar}/ops/maintenance"),  # before app:80
         ("app:80", f"127.0.0.1:{app_port}"),
         ("prometheus:9090", prom),
         ("grafana:3000", f"127.0.0.1:{sidecar}"),
@@ -241,7 +332,6 @@ def substituted(example: str, *, app_port: int, prom_url: str, sidecar: int, pro
          f'      start_timeout: 20\n      poll_interval: 0.2\n      docker_host: "{podman.base_url}"'),
         ("'iacc_production'", f"'{database}'"),
         ("directory: /srv/backups", f'directory: "{backups}"'),
-        ("db: 1,", f"db: {CACHE_DB},"),
         ("db: 1}", f"db: {CACHE_DB}}}"),
         ("[5m]", "[4s]"),  # Prometheus scrapes every second here: a short window, so recovery shows in seconds
         ("attempts: 12, interval: 10", "attempts: 12, interval: 1"),
@@ -260,8 +350,11 @@ async def stack(podman: Podman, app_images: dict[str, str], containers: Containe
                 prometheus: RunningPrometheus) -> AsyncIterator[Stack]:
     app, port = containers.name("app"), containers.port()
     project = containers.name("compose")
+    calls = tmp_path / "calls"  # the app's storage volume, as it were: kept by a deploy's new container
+    calls.mkdir()
     containers.run(app, app_images["1"], port=port,
-                   labels={"com.docker.compose.project": project, "com.docker.compose.service": "app"})
+                   labels={"com.docker.compose.project": project, "com.docker.compose.service": "app"},
+                   volumes={str(calls): {"bind": str(Path(ARTISAN_LOG).parent), "mode": "rw"}})
     await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/version")
     database = urlsplit(mysql_database).path.lstrip("/")
     sidecar = Sidecar()
@@ -273,11 +366,10 @@ async def stack(podman: Podman, app_images: dict[str, str], containers: Containe
                           project=project, podman=podman, database=database, backups=tmp_path / "backups")
     slack.groups = {"S0IACCDEVOPS": [BOB, "U0JANE"], "S0IACCDBA": [DAVE], "S0IACCONCALL": [BOB]}
     environ = {"IACC_DB_URL": mysql_database, "IACC_DB_ROOT_URL": mysql_database,
-               "IACC_REDIS_URL": "redis://127.0.0.1:6379/0", "IACC_CACHE_URL": f"redis://127.0.0.1:6379/{CACHE_DB}",
-               "IACC_MAINTENANCE_TOKEN": MAINTENANCE_TOKEN}
+               "IACC_REDIS_URL": "redis://127.0.0.1:6379/0", "IACC_CACHE_URL": f"redis://127.0.0.1:6379/{CACHE_DB}"}
     bot, runner = await start_bot(make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}"), catalog, slack, http,
                                   environ=environ, clock=clock)
-    running = Stack(bot, app, port, mysql_database, clock, sidecar)
+    running = Stack(bot, app, port, mysql_database, clock, sidecar, calls)
     try:
         running.sql(*(f"CREATE TABLE {table} (id int primary key, created_at datetime) ENGINE=InnoDB"
                       for table in ("purchase_orders", "invoices", "users", "audit_log")),
@@ -389,13 +481,18 @@ async def test_a_dropped_schema_turns_the_table_count_red_and_the_restore_runboo
     assert run.state is ActionState.SUCCEEDED, (run.outcome,
                                                 [(s.title, s.detail) for s in run.steps])  # type: ignore[attr-defined]
     assert stack.sql("SELECT COUNT(*) FROM invoices") == [(2,)]
+    assert stack.artisan() == ["php artisan db:seed --class=VerificationSeeder --force"], "verified in the app"
     await health_until(stack.bot, all_green, "green again after the restore")
 
 
 async def test_a_bad_release_raises_the_error_rate_and_the_rollback_runbook_fixes_it(stack: Stack,
                                                                                      containers: Containers) -> None:
     await approved_run(stack.bot, "run deploy-app version=2", BOB)
-    assert stack.sidecar.maintenance == ["on", "off"], "the deploy ran under maintenance mode"
+    # The guide's Deployment Maintenance, in order: 2 and 3 in the container of release 1, the rest in release 2's.
+    assert stack.artisan() == [
+        "php artisan horizon:pause", "php artisan down --message=Maintenance in progress, back in 30 minutes",
+        "php artisan migrate --force", "php artisan cache:clear", "php artisan view:clear", "php artisan route:clear",
+        "php artisan up", "php artisan horizon:continue"]
     assert containers.get(stack.app).attrs["Config"]["Image"] == f"{REPOSITORY}:2"
     lines = await health_until(stack.bot, red("HTTP 5xx error rate", "% errors", "limit 1"), "the error rate red")
     assert lines["API health"].startswith("✅"), "the app answers; only its error rate tells"

@@ -544,7 +544,9 @@ async def test_scale_stops_at_zero_starts_every_labelled_container_at_their_numb
 
     before = {name: started_at(containers, name) for name in ports}
     for replicas in (1, 3):
-        with pytest.raises(ExecutorError, match=rf"0 \(stop all\) or 2 \(start all\), not {replicas}\.$") as raised:
+        with pytest.raises(ExecutorError, match=rf"0 \(stop all\) or 2 \(start all\), not {replicas}\. Labels naming "
+                           r"both com\.docker\.compose\.project and com\.docker\.compose\.service select a Compose "
+                           r"service, which scales to any count\.$") as raised:
             await executor.scale(replicas, RecordingProgress())
         assert (raised.value.state, raised.value.effect) == ("nothing was changed", Effect.UNTOUCHED)
     assert {name: started_at(containers, name) for name in ports} == before
@@ -610,6 +612,7 @@ async def test_plans_touch_nothing(
         "Find image 2, pulling it if the host lacks it",
         *executor.rollback_plan("2")[1:],
     ]
+    assert executor.recreate_plan() == [f"Pull the image container {name} runs again", *executor.rollback_plan("2")[1:]]
     assert executor.stop_plan() == [f"Stop container {name}"]
     assert executor.start_plan() == [f"Start container {name}", "Wait until running and healthy (60 s)"]
     assert (executor.scale_plan(0), executor.scale_plan(1)) == (executor.stop_plan(), executor.start_plan())

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot import cli
 from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.clock import SystemClock
 from bot.executors.base import Effect, ExecutorError
@@ -24,7 +25,7 @@ from bot.runs import steps
 from bot.runs.models import ActionKind, ActionRun
 from bot.runs.steps.base import PlannedStep, UndoBook
 from bot.runs.steps.query import QueryStep
-from bot.views.queries import table
+from bot.views.queries import detail, table
 from playground.payloads import slash_command
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, pg_states, start_bot
@@ -156,6 +157,44 @@ def test_query_steps_are_refused_at_load_as_the_sql_check_refuses(engine: str, s
     assert words in said, said
 
 
+QUERIES = """
+services:
+  db: {environment: prod, checks: [{type: postgres, dsn_env: DB_URL}]}
+  api: {environment: prod}
+queries:
+  running-jobs: {service: db, dsn_env: JOBS_RO_URL, statement: SELECT 1}
+  sizes: {service: db, dsn_env: SIZES_RO_URL, statement: SELECT 2}
+"""
+
+
+def test_check_config_names_a_named_querys_unset_dsn_variable(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = parse_catalog(QUERIES)
+    assert catalog.secret_envs() == [("services.db.checks[0]", "DB_URL"), ("queries.running-jobs", "JOBS_RO_URL"),
+                                     ("queries.sizes", "SIZES_RO_URL")]
+    (tmp_path / "opsbot.yml").write_text(QUERIES)
+    for name in ("DB_URL", "JOBS_RO_URL", "SIZES_RO_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DB_URL", "postgresql://db/app")
+
+    assert cli.main(["check-config", str(tmp_path / "opsbot.yml")]) == 0
+    said = capsys.readouterr().out
+    assert "2 environment variables are not set here: JOBS_RO_URL, SIZES_RO_URL — used by 2 named queries" in said
+
+    monkeypatch.setenv("SIZES_RO_URL", "postgresql://db/app")
+    assert cli.main(["check-config", str(tmp_path / "opsbot.yml")]) == 0
+    assert "queries.running-jobs: environment variable JOBS_RO_URL is not set here" in capsys.readouterr().out
+
+
+def test_a_named_query_of_a_service_the_catalog_lacks_is_refused_with_the_valid_names() -> None:
+    said = catalog_problems(QUERIES.replace("running-jobs: {service: db", "running-jobs: {service: dbb")
+                            .replace("sizes: {service: db", "sizes: {service: warehouse"))
+    assert said.splitlines() == [
+        "opsbot.yml:6: queries.running-jobs.service: unknown service 'dbb'; did you mean `db`? (services: api, db)",
+        "opsbot.yml:7: queries.sizes.service: unknown service 'warehouse' (services: api, db)",
+    ]
+
+
 # --- the table ---------------------------------------------------------------------------------------------------
 
 
@@ -216,7 +255,7 @@ async def test_the_step_reads_nothing_changes_and_needs_no_undo(pg_jobs: str) ->
     step = await plan_step(deps, statement="SELECT state, count(*) AS n FROM jobs GROUP BY state ORDER BY state")
     traits = steps.traits_of(step)
     assert not traits.changes and traits.cut_short is Effect.UNTOUCHED and step.undo is None
-    assert await perform(deps, step) == "2 rows: state | n ⏎ done | 30 ⏎ running | 12"
+    assert await perform(deps, step) == "2 rows\nstate    n\n-------  --\ndone     30\nrunning  12"
     assert deps.chat.uploads == []  # a result the detail shows whole is not uploaded
 
 
@@ -224,8 +263,10 @@ async def test_the_step_shows_its_first_rows_and_uploads_all_of_them_as_csv(pg_j
     deps = step_deps(pg_jobs)
     step = await plan_step(deps, statement=RUNNING)
     detail = await perform(deps, step)
-    assert detail.startswith("12 rows: id | state | label ⏎ 1 | running | job 1 ⏎ 2 | running | job 2")
-    assert detail.endswith("; all 12 rows uploaded as CSV") and "job 6" not in detail
+    head, *table = detail.splitlines()
+    assert head == "12 rows; all 12 uploaded as CSV"
+    assert table[:3] == ["id  state    label", "--  -------  -----", "1   running  job 1"]
+    assert table[-2:] == ["5   running  job 5", "… 7 more"] and "job 6" not in detail
     [upload] = deps.chat.uploads
     rows = list(csv.reader(io.StringIO(upload["content"])))
     assert upload["channel"] == "C1" and rows[0] == ["id", "state", "label"] and rows[12] == ["12", "running", "job 12"]
@@ -244,7 +285,7 @@ async def test_a_failed_step_left_the_database_untouched(pg_jobs: str) -> None:
 async def test_the_step_on_mariadb(mysql_jobs: str) -> None:
     deps = step_deps(mysql_jobs)
     step = await plan_step(deps, engine="mysql", statement="SELECT count(*) AS n FROM jobs WHERE state = 'running'")
-    assert await perform(deps, step) == "1 row: n ⏎ 12"
+    assert await perform(deps, step) == "1 row\nn\n--\n12"
 
 
 # --- /ops query through signed Slack requests -------------------------------------------------------------------
@@ -330,3 +371,12 @@ def test_a_query_step_without_a_dsn_is_refused_at_load() -> None:
 async def test_the_plan_line_says_it_only_reads(pg_jobs: str) -> None:
     step = await plan_step(step_deps(pg_jobs), statement="SELECT 1")
     assert step.title == "Read on db (postgres, read-only): SELECT 1" and step.on_failure == "continue"
+
+
+def test_a_step_detail_on_several_lines_shows_its_first_line_beside_the_step_and_the_rest_as_a_code_block() -> None:
+    from bot.runs.models import ActionStep, StepState
+    from bot.views.runs import _step_line
+
+    rows = QueryRows(("who", "note"), (("a<b", "x ``` y"),), more=False, seconds=0.01)
+    line = _step_line(ActionStep(1, "Read on db", StepState.SUCCEEDED, detail=detail(rows)))
+    assert line == "✅ Read on db — 1 row\n```who  note\n---  -------\na&lt;b  x `\u200b`\u200b` y```"

@@ -22,6 +22,9 @@ from bot.executors.base import (
     Effect,
     Execs,
     Logs,
+    PreviewsScale,
+    Prunes,
+    Recreates,
     Restarts,
     RollsBack,
     Scales,
@@ -47,7 +50,7 @@ from playground.demo_apps import DemoAppWorkload, DemoSwitches
 
 KINDS = {"check", "restart", "stop", "start", "deploy", "rollback", "scale", "backup", "retention", "restore",
          "maintenance", "sql", "terminate-queries", "flush-cache", "collect-logs", "notify", "http", "wait", "exec",
-         "manual", "query"}
+         "manual", "query", "recreate", "prune"}
 CATALOG = """
 services:
   web:
@@ -124,7 +127,8 @@ def test_the_registry_holds_every_kind_and_the_catalog_reads_it() -> None:
 
 
 def test_the_capability_table_says_what_each_executor_implements() -> None:
-    every = (Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, ConfigValues, Execs)
+    every = (Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, ConfigValues, Execs, PreviewsScale, Recreates,
+             Prunes)
     for executor, target_type in ((DockerWorkload, "docker"), (KubernetesWorkload, "kubernetes"),
                                   (DemoAppWorkload, "demo")):
         assert {c for c in every if issubclass(executor, c)} == targets.CAPABILITIES[target_type], target_type

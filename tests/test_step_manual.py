@@ -293,3 +293,20 @@ async def test_a_person_presses_done_through_slack_and_the_run_goes_on(bot: Runn
     assert answer is not None and (answer.answer, answer.by) == (Answer.DONE, e2e.BOB)
     final = [m for m in bot.slack.messages.values() if f"Runbook run #{run_id} " in e2e.text(m)][-1]
     assert f"marked done by <@{e2e.BOB}>" in e2e.text(final) and DONE_ACTION not in e2e.text(final)
+
+
+async def test_an_answer_taken_on_this_replica_wakes_the_waiting_step_at_once() -> None:
+    from bot.clock import SystemClock
+    from bot.runs.wakeups import Wakeups
+
+    wakeups, clock = Wakeups(), SystemClock()
+    started = asyncio.get_running_loop().time()
+    waiting = asyncio.create_task(wakeups.wait(7, clock, 30))
+    await asyncio.sleep(0.01)
+    wakeups.wake(8)  # another run's answer: still waiting
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    wakeups.wake(7)
+    await asyncio.wait_for(waiting, 1)
+    assert asyncio.get_running_loop().time() - started < 1
+    await asyncio.wait_for(wakeups.wait(7, clock, 0.01), 1)  # nobody wakes it: the poll's time still ends it

@@ -105,7 +105,7 @@ async def test_migrations_are_applied_once(database_url: str) -> None:
     await first.open()
     await second.open()
     try:
-        assert await first.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+        assert await first.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
         assert await second.migrate() == []
     finally:
         await first.close()

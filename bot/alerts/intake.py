@@ -9,13 +9,14 @@ locks or Slack failed (the sender retries, and the retry is deduplicated). Nothi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.alerts import auth
+from bot.alerts import auth, runs
 from bot.alerts.payloads import PayloadInvalid, Source, parse
 from bot.alerts.service import receive
 from bot.context import Context
@@ -27,8 +28,12 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def add_alert_routes(app: web.Application, ctx: Context, *, now: Callable[[], float] = time.time) -> None:
+    """Mount alerts: the webhook endpoints, and (with an `alerts:` section) the listener that shows a run started from
+    an alert's Run button on its message when the run ends."""
     for source in Source:
         app.router.add_post(f"/alerts/{source.value}", alerts_handler(ctx, source, now))
+    if ctx.catalog.alerts is not None:
+        ctx.run_listeners.add(functools.partial(runs.run_ended, ctx))
 
 
 def _answer(status: int, text: str, **headers: str) -> web.Response:

@@ -4,8 +4,10 @@ coalesced so that a storm of deliveries costs one post and a few updates per gro
 Coalescing: at most one writer per group at a time (the group's lease, across replicas). A writer renders the group
 as stored, writes it, releases the lease and re-reads the group's version: if it grew meanwhile, it writes again. A
 caller that finds the lease taken returns at once; the holder's re-read sees its change (the change was stored
-before it tried the lease), so the latest state always reaches Slack and nobody waits. Not responsible for what
-changes a group (service.py) nor for how the message looks (bot/views/alerts.py).
+before it tried the lease), so the latest state always reaches Slack and nobody waits. Slack's rate limits (429 with
+Retry-After) are waited out by the chat port's retry handler while the lease is held; a write that still fails leaves
+the group's `shown_version` behind its `version`, and the sender's retry of the delivery writes it again. Not
+responsible for what changes a group (service.py) nor for how the message looks (bot/views/alerts.py).
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ async def refresh(ctx: Context, group_id: int) -> None:
 
 
 async def _write_message(ctx: Context, group_id: int) -> int:
-    """Write the message; returns the version of the group it shows."""
+    """Write the message; returns the version of the group it shows (recorded once Slack took it: a write that
+    failed leaves the group behind, and the sender's retry of the delivery writes it again)."""
     group = await group_of(ctx, group_id)
-    message = alert_message(group, await ctx.store.group_alerts(group_id), health=await _health(ctx, group))
+    message = alert_message(group, await ctx.store.group_alerts(group_id), health=await _health(ctx, group),
+                            waiting=await ctx.store.open_silence_request(group_id))
     if group.message_ts is not None:
         await ctx.chat.update(group.channel_id, group.message_ts, message)
-        return group.version
-    ts, _ = await post_once(ctx, f"alert-group:{group_id}", group.channel_id, message)
-    await ctx.store.set_group_message(group_id, ts)
+    else:
+        ts, _ = await post_once(ctx, f"alert-group:{group_id}", group.channel_id, message)
+        await ctx.store.set_group_message(group_id, ts)
+    await ctx.store.set_shown_version(group_id, group.version)
     return group.version
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.incidents.templates import check_template, render
+from bot.runs.policy import ApprovalPolicy
 from bot.scheduling.settings import channel_id
 
 
@@ -30,18 +31,18 @@ class DeclareRule(BaseModel):
         return all(labels.get(name) == value for name, value in self.when.items())
 
 
-_DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?\s*(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?\s*(?:(\d+)s)?")
 
 
 def parse_duration(value: object) -> object:
-    """`1h`, `30m`, `1h30m`, `90s`; a number is minutes. Anything else is left to pydantic (ISO 8601 `PT1H`)."""
+    """`7d`, `1h`, `30m`, `1h30m`, `90s`; a number is minutes. Anything else is left to pydantic (ISO 8601 `PT1H`)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(minutes=value)
     if isinstance(value, str) and value.strip():
         found = _DURATION.fullmatch(value.strip())
         if found and any(found.groups()):
-            hours, minutes, seconds = (int(part or 0) for part in found.groups())
-            return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+            days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+            return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     return value
 
 
@@ -91,12 +92,25 @@ class AlertSettings(BaseModel):
                                                                    "externalURL its webhooks carry")
     reopen_within: timedelta = Field(default=timedelta(hours=1), description="a group that fires again within this "
                                      "time of resolving reopens its message (`1h`, `30m`); later, a new message")
+    silence_max: timedelta = Field(default=timedelta(days=7), description="the latest end a silence may be given "
+                                   "from now (`Silence until…` refuses a later one): `7d`, `48h`")
+    silence_approvals: ApprovalPolicy | None = Field(default=None, description="whether a silence needs approval "
+                                                     "before opsbot creates it, as an action's policy: `approvals` "
+                                                     "(distinct people besides the requester), `approvers`, "
+                                                     "`requesters`; default: none, a silence is created at once")
     routes: list[Route] = Field(default_factory=list)
 
-    @field_validator("reopen_within", mode="before")
+    @field_validator("reopen_within", "silence_max", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return parse_duration(value)
+
+    @field_validator("silence_max")
+    @classmethod
+    def _silence_max(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=5) <= value <= timedelta(days=365):
+            raise ValueError("must be between 5 minutes and 365 days (`7d`, `48h`)")
+        return value
 
     @field_validator("channel")
     @classmethod

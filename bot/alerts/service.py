@@ -1,5 +1,6 @@
 """Alerts' flows: record a delivery (idempotently) and keep its group's one message up to date; and what the
-message's buttons do (acknowledge, silence, unsilence, health check, run the mapped runbook, declare an incident).
+message's buttons do (acknowledge, health check, run the mapped runbook, declare an incident; silences are
+bot/alerts/silencing.py).
 
 Every change is stored first; the message follows it (bot/alerts/messages.py: one writer per group at a time,
 updates coalesced, the latest state wins). A linked incident hears of each change once (bot/alerts/incidents.py).
@@ -9,11 +10,10 @@ Not responsible for HTTP (bot/alerts/intake.py) nor for Slack payloads (handlers
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from bot.alerts import incidents, silences
+from bot.alerts import incidents
 from bot.alerts.messages import group_of, refresh
-from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
+from bot.alerts.models import AlertGroup, NewGroup, Recorded
 from bot.alerts.payloads import Delivery
 from bot.alerts.routing import AlertSettings, render_parameters, route
 from bot.context import Context
@@ -62,9 +62,10 @@ async def receive(ctx: Context, delivery: Delivery) -> Recorded | None:
                    min(alert.starts_at for alert in delivery.alerts))
     recorded = await ctx.store.record_delivery(new, delivery.alerts, ctx.clock.now(),
                                                reopen_within=settings.reopen_within)
-    # A duplicate changes nothing; it posts only when the group's message is still missing (the post failed).
-    if recorded.changes or recorded.group.message_ts is None:
-        await refresh(ctx, recorded.group.id)
+    # A duplicate changes nothing; it writes only when the group's message is missing or behind (a write failed).
+    group = recorded.group
+    if recorded.changes or group.message_ts is None or group.shown_version < group.version:
+        await refresh(ctx, group.id)
     await incidents.delivered(ctx, recorded)
     if recorded.created and routed.health and routed.service is not None:
         ctx.tasks.spawn(_health_on_arrival(ctx, recorded.group.id, routed.service), name=f"alert health {routed.service}")
@@ -103,52 +104,6 @@ async def acknowledge(ctx: Context, group_id: int, user: str) -> bool:
         await refresh(ctx, group_id)
         await incidents.acknowledged(ctx, await group_of(ctx, group_id), user)
     return done
-
-
-def alertmanager_url(ctx: Context, group: AlertGroup) -> str:
-    """The catalog's `alerts.alertmanager_url` when set, else the externalURL the group's webhooks carried."""
-    configured = settings_of(ctx).alertmanager_url
-    url = configured or group.external_url.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise silences.SilenceFailed("opsbot does not know Alertmanager's URL: set `alerts.alertmanager_url` in the "
-                                     "catalog")
-    return url
-
-
-async def silence(ctx: Context, group_id: int, user: str, hours: int) -> AlertGroup:
-    group = await group_of(ctx, group_id)
-    if group.silence_id is not None:
-        raise OpsbotError(f"This alert group is already silenced (silence `{group.silence_id}`); Unsilence it first.")
-    labels = group.group_labels or _shared_labels(await ctx.store.group_alerts(group_id))
-    now = ctx.clock.now()
-    until = now + timedelta(hours=hours)
-    name = await ctx.chat.user_name(user) or user
-    silence_id = await silences.create(
-        ctx.http, alertmanager_url(ctx, group), labels, starts=now, ends=until, created_by=f"{name} ({user}) via opsbot",
-        comment=f"Silenced for {hours} h from Slack by {name} (opsbot alert group {group_id})")
-    if not await ctx.store.set_group_silence(group_id, silence_id, user, until, previous=None):
-        # Someone else silenced it meanwhile: take ours back rather than leave a second silence no message shows.
-        await silences.expire(ctx.http, alertmanager_url(ctx, group), silence_id)
-        raise OpsbotError("Someone silenced this alert group a moment ago; the message shows their silence.")
-    await refresh(ctx, group_id)
-    return await group_of(ctx, group_id)
-
-
-async def unsilence(ctx: Context, group_id: int, user: str) -> AlertGroup:
-    group = await group_of(ctx, group_id)
-    if group.silence_id is None:
-        raise OpsbotError("This alert group is not silenced (any more).")
-    await silences.expire(ctx.http, alertmanager_url(ctx, group), group.silence_id)
-    await ctx.store.set_group_silence(group_id, None, None, None, previous=group.silence_id)
-    await refresh(ctx, group_id)
-    return await group_of(ctx, group_id)
-
-
-def _shared_labels(alerts: list[StoredAlert]) -> dict[str, str]:
-    from_alerts = [stored.alert.labels for stored in alerts]
-    if not from_alerts:
-        return {}
-    return {k: v for k, v in from_alerts[0].items() if all(labels.get(k) == v for labels in from_alerts[1:])}
 
 
 async def service_of(ctx: Context, group_id: int) -> tuple[AlertGroup, str]:

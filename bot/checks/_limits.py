@@ -21,8 +21,10 @@ SERVER_MARGIN = 0.2
 class NumberLimits(BaseModel):
     """Mixin: exactly one of `above` (high is bad) and `below` (low is bad), and `empty` for no number."""
 
-    above: Thresholds | None = Field(default=None, description="high is bad")
-    below: Floor | None = Field(default=None, description="low is bad")
+    above: Thresholds | None = Field(default=None, description="high is bad: a level is reached at its value "
+                                                               "(`strict: true`: only above it)")
+    below: Floor | None = Field(default=None, description="low is bad: a level is reached below its value "
+                                                          "(`strict: false`: at it too)")
     empty: Outcome = Field(default="critical", description="outcome when there is no number")
 
     @model_validator(mode="after")

@@ -16,9 +16,13 @@ SCAN = 500
 
 
 class BackupFreshnessCheck(CheckSpec):
+    """Age of the latest verified, not deleted backup in opsbot's store ("last verified backup 8.2 days ago (limit 7
+    days)"); no verified backup at all is critical."""
+
     type: Literal["backup-freshness"]
-    service: str | None = Field(default=None, min_length=1, description="whose backups; default: the check's own service")
-    age_days: Thresholds = Thresholds(warning=7, critical=14)
+    service: str | None = Field(default=None, min_length=1,
+                                description="whose backups (that service must have a `backup:`); default: the check's own")
+    age_days: Thresholds = Field(default=Thresholds(warning=7, critical=14), description="days; fractions allowed")
 
     def default_label(self) -> str:
         return f"backup freshness {self.service}" if self.service else "backup freshness"

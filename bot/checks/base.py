@@ -48,8 +48,9 @@ class _Levels(BaseModel):
     """One or two levels on one number; either level alone is enough (`{critical: 1000}`, `{warning: 10}`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    warning: float | None = Field(default=None, ge=0, description="the level that warns")
-    critical: float | None = Field(default=None, ge=0, description="the level that is critical")
+    warning: float | None = Field(default=None, ge=0, description="the level that warns (reached as `strict` says)")
+    critical: float | None = Field(default=None, ge=0,
+                                   description="the level that is critical (reached as `strict` says)")
     strict: bool
 
     @model_validator(mode="after")
@@ -74,8 +75,8 @@ class _Levels(BaseModel):
 
 
 class Thresholds(_Levels):
-    """High is bad. A level is reached AT its value: at or above `warning` warns, at or above `critical` is
-    critical; with `strict: true` only above it ("more than 1000")."""
+    """High is bad. By default (`strict: false`) a level is reached AT its value: at or above `warning` warns, at or
+    above `critical` is critical; with `strict: true` only above it ("more than 1000")."""
 
     strict: bool = Field(default=False, description="false: a level is reached at its value (at or above it); true: "
                                                     "only above it, for \"more than\" (`{critical: 0, strict: true}`: "
@@ -96,9 +97,9 @@ class Thresholds(_Levels):
 
 
 class Floor(_Levels):
-    """Low is bad (a cache hit ratio, workers alive). A level is the lowest value that is still fine: below `warning`
-    warns, below `critical` is critical (`{warning: 2}`: 1 worker warns, 2 do not); `strict: false` makes the level
-    itself count too (at or below)."""
+    """Low is bad (a cache hit ratio, workers alive). By default (`strict: true`) a level is the lowest value that is
+    still fine: below `warning` warns, below `critical` is critical (`{warning: 2}`: 1 worker warns, 2 do not);
+    `strict: false` makes the level itself count too (at or below)."""
 
     strict: bool = Field(default=True, description="true: a level is reached below its value (the level itself is "
                                                    "fine: \"less than\"); false: at or below it")

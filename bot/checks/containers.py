@@ -23,6 +23,10 @@ PROJECT_LABEL = "com.docker.compose.project"
 
 
 class ContainersCheck(CheckSpec):
+    """Every matching container, stopped ones included, is running, healthy where it has a healthcheck and not
+    restarting; restart-count growth since an earlier run is graded and named with its interval; containers removed
+    while listing are skipped; fewer than `expect` running is critical."""
+
     type: Literal["containers"]
     project: str | None = Field(default=None, min_length=1, description="compose project (its containers' label)")
     labels: dict[str, str] | None = Field(default=None, description="or: every container carrying all of these")

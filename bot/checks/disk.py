@@ -12,6 +12,9 @@ from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, per
 
 
 class DiskCheck(CheckSpec):
+    """Used space of each path's filesystem, like `df` (as opsbot sees it: mount a host path into its container to
+    watch it); the fullest wins."""
+
     type: Literal["disk"]
     paths: list[str] = Field(min_length=1)
     usage_percent: Thresholds = Thresholds(warning=80, critical=90)

@@ -14,10 +14,14 @@ from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds
 
 
 class HttpCheck(HttpSource, ExpectStatus, CheckSpec):
+    """One request (the runbooks' `curl -f`, without a shell): a status outside `expect_status`, a body without
+    `body_contains`, no answer or a timeout is critical; the answer's time is graded by `latency_ms`."""
+
     type: Literal["http"]
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    body_contains: str | None = Field(default=None, min_length=1)
-    latency_ms: Thresholds | None = None
+    body_contains: str | None = Field(default=None, min_length=1,
+                                      description="text the body must hold (case-sensitive; at most 1 MiB is read)")
+    latency_ms: Thresholds | None = Field(default=None, description="the answer's time in milliseconds")
 
     def default_label(self) -> str:
         return f"http {self.url.path or '/'}"

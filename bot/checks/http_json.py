@@ -55,6 +55,10 @@ _KINDS: dict[str, type[Expectation]] = {"equals": Equals, "one_of": OneOf, "abov
 
 
 class HttpJsonCheck(HttpSource, ExpectStatus, CheckSpec):
+    """One request (no redirects, at most 1 MiB read); each of `fields` in the JSON body is compared and the worst
+    wins, every failing field named with the value found and what was expected (`status is "degraded", expected
+    "healthy"`). A missing field, or a body that is not JSON, is critical."""
+
     type: Literal["http-json"]
     fields: dict[str, Expectation] = Field(
         min_length=1, description="dotted path (integer segments index lists) -> value, {equals}, {one_of}, {above}, {below}"

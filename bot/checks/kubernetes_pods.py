@@ -55,6 +55,13 @@ class NodeLimits(BaseModel):
 
 
 class KubernetesPodsCheck(CheckSpec):
+    """Each pod Running and Ready; fewer ready than `min_ready` is critical. Restarts since an earlier run ("3
+    restarts in the last 12 min"); on a first run, 1 per container whose last restart is within `window_minutes`
+    ("40 restarts in total, the last 10 min ago"). Pod (of limits) and node (of allocatable) CPU and memory from
+    metrics.k8s.io when asked; metrics unavailable (404, 503, 403) are noted, not failed. Without a kubernetes
+    target (a StatefulSet's pods): `selector` plus `namespace`, `api_url`, `token_env`, `verify_tls`, read as a
+    kubernetes target's are."""
+
     type: Literal["kubernetes-pods"]
     selector: str | None = Field(default=None, max_length=500, pattern=SELECTOR,
                                  description="label selector; None: the deployment's own pods")

@@ -82,6 +82,11 @@ class Matches:
 
 
 class LogErrorsCheck(CheckSpec):
+    """Streams the whole window of the logs (the service's Docker containers or Kubernetes pods, or `container`),
+    keeping only the count of lines matching `pattern` and the last of them; a log above 64 MB is read in part and
+    the reason says so (`≥ N lines … (only the first 64 MB of … read)`). A failing line offers **Last errors**: the
+    last 20 matching lines, shown only to whoever asks, read within the check's timeout."""
+
     type: Literal["log-errors"]
     pattern: str = Field(default="error", min_length=1, description="regular expression, case-insensitive")
     window_hours: float = Field(default=24, gt=0, le=24 * 31, examples=[24, 0.5],

@@ -30,9 +30,14 @@ COUNTERS = ("evictions", "get_hits", "cmd_get", "uptime")
 
 
 class MemcachedCheck(CheckSpec):
+    """`stats`: the hit ratio over the gets since an earlier run when at least `min_gets` happened in between, else
+    since memcached started (the reason says which); evictions grown since an earlier run ("12 evictions in the last
+    4 min"); `curr_connections`. A port that is not memcached is critical."""
+
     type: Literal["memcached"]
     address: str = Field(description="host:port of the memcached server")
-    hit_ratio_percent: PercentFloor = Floor(warning=80, critical=50)
+    hit_ratio_percent: PercentFloor = Field(default=Floor(warning=80, critical=50),
+                                            description="hits as a % of gets (low is bad)")
     min_gets: int = Field(default=100, ge=0, description="gets seen before the hit ratio is judged")
     evictions: Thresholds | None = Field(default=None, description="evictions since an earlier run")
     connections: Thresholds | None = Field(default=None, description="curr_connections")

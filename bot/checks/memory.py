@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from bot import adapters
 from bot.checks.base import (
     CheckDeps,
@@ -127,9 +129,15 @@ def _stat(path: Path, key: str) -> int:
 
 
 class MemoryCheck(CheckSpec):
+    """The host's memory in use (psutil) and, when opsbot runs under a cgroup memory limit below the host's memory
+    (a container: cgroup v2 `memory.max` or v1 `memory.limit_in_bytes`), that limit's use too, page cache the
+    kernel can drop left out as `docker stats` does; optionally the 1-minute load per CPU. The worst wins."""
+
     type: Literal["memory"]
     memory_percent: Thresholds = Thresholds(warning=80, critical=95)
-    load_per_cpu: Thresholds | None = None
+    load_per_cpu: Thresholds | None = Field(
+        default=None, description="the 1-minute load average divided by the CPU count (1.0: every CPU busy); no CPU % "
+                                  "check exists, so `0.8` stands in for 80 % (load also counts tasks waiting for I/O)")
 
     def default_label(self) -> str:
         return "memory"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from bot import adapters
 from bot.checks._dsn import DsnSource, url_field
@@ -28,10 +28,14 @@ MYSQL_SCHEMES = ("mysql", "mariadb")
 
 
 class MysqlCheck(DsnSource, CheckSpec):
+    """MySQL or MariaDB: a ping, then `Threads_connected` against `max_connections` ("42 of 151 connections in use
+    (28 %)"). A monitoring user with PROCESS is enough (check-config warns about root); the database is optional."""
+
     type: Literal["mysql"]
     dsn: str | None = url_field("mysql://user@host:3306/db (or mariadb://), without a password")
     dsn_env: str | None = url_field("environment variable holding the DSN")
-    connections_percent: PercentThresholds = Thresholds(warning=80, critical=95)
+    connections_percent: PercentThresholds = Field(default=Thresholds(warning=80, critical=95),
+                                                   description="Threads_connected as a % of max_connections")
 
     @field_validator("dsn")
     @classmethod

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from bot import adapters
 from bot.checks._dsn import DsnSource, url_field
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Thresholds
 
 
 class PostgresCheck(DsnSource, CheckSpec):
+    """Connects and runs `SELECT 1` (the runbooks' `pg_isready`), then grades the connections in use against
+    `max_connections`; no connection is critical."""
+
     type: Literal["postgres"]
     dsn: str | None = url_field("postgresql://user@host:5432/db, without a password")
     dsn_env: str | None = url_field("environment variable holding the DSN")
-    connections_percent: Thresholds = Thresholds(warning=80, critical=95)
+    connections_percent: Thresholds = Field(default=Thresholds(warning=80, critical=95),
+                                            description="connections in use, as a % of max_connections")
 
     def default_label(self) -> str:
         return "postgres"

@@ -15,10 +15,13 @@ from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, limit_note
 
 
 class PrometheusCheck(HttpSource, NumberLimits, CheckSpec):
+    """An instant query through Prometheus's `/api/v1/query`: a scalar, or every series of a vector, is graded and
+    the worst is reported with its labels. A query Prometheus refuses is critical, with Prometheus's error."""
+
     type: Literal["prometheus"]
     query: str = Field(min_length=1, description="PromQL, evaluated now (an instant query)")
     unit: str = Field(default="", max_length=40, description="words after the number in the reason")
-    empty: Outcome = Field(default="warning", description="outcome when there is no sample")
+    empty: Outcome = Field(default="warning", description="outcome when there is no sample, or only NaN")
 
     def default_label(self) -> str:
         return "prometheus " + (self.query if len(self.query) <= 40 else self.query[:39] + "…")

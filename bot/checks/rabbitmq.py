@@ -23,6 +23,9 @@ class QueueLimits(BaseModel):
 
 
 class RabbitmqCheck(DsnSource, CheckSpec):
+    """Per queue, a passive declare on its own channel (it never creates one): messages ready against `depth`,
+    fewer consumers than asked is critical ("no consumers"), a missing queue is critical."""
+
     _url_field = "url"
     type: Literal["rabbitmq"]
     url: str | None = url_field("amqp://user@host:5672/vhost, without a password")

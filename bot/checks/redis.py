@@ -19,11 +19,15 @@ from bot.checks.base import (
 
 
 class RedisCheck(DsnSource, CheckSpec):
+    """`PING`, used memory against `maxmemory` (when one is set), and `LLEN` of each key in `lists`; the worst of
+    them wins. A missing list key counts as 0; a key of another type is an error."""
+
     _url_field = "url"
     type: Literal["redis"]
     url: str | None = url_field("redis://host:6379/0, without a password")
     url_env: str | None = url_field("environment variable holding the Redis URL")
-    memory_percent: Thresholds = Thresholds(warning=80, critical=90)
+    memory_percent: Thresholds = Field(default=Thresholds(warning=80, critical=90),
+                                       description="used memory as a % of maxmemory; not graded without a maxmemory")
     lists: dict[Annotated[str, Field(min_length=1)], Thresholds | None] = Field(
         default_factory=dict, description="key -> limits on its LLEN (a length AT a level reaches it); a key with no "
                                           "limits (`key:` with nothing after it) has its length shown, never graded")

@@ -28,6 +28,16 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class SqlCheck(DsnSource, NumberLimits, CheckSpec):
+    """One read-only statement starting with SELECT, WITH, VALUES, TABLE or SHOW; its first row's first column is
+    the number graded ("12 active connections (limit 10)"); no row or NULL gives `empty`. Refused at load: other
+    statements, a second statement (a `;` outside quotes may only end it), `INTO` (OUTFILE/DUMPFILE), `COPY`/`TO
+    PROGRAM`, locking reads, functions with side effects (`pg_terminate_backend`, `set_config`, `lo_export`,
+    `pg_read_file`, `dblink`, `GET_LOCK`, …), backslashes and MySQL `/*! */` comments. It runs in a READ ONLY
+    transaction with a server statement timeout, always rolled back. Connect as a monitoring role, not a superuser
+    (check-config warns about an inline `root`/`postgres`): PostgreSQL `CREATE ROLE opsbot_monitor LOGIN IN ROLE
+    pg_monitor; ALTER ROLE opsbot_monitor SET default_transaction_read_only = on;` plus SELECT on the tables the
+    queries read; MySQL `GRANT SELECT, PROCESS ON *.* TO 'opsbot_monitor'@'%'` (or SELECT on the app's schema)."""
+
     type: Literal["sql"]
     dsn: str | None = url_field("postgresql://… or mysql://… (mariadb:// too), without a password")
     dsn_env: str | None = url_field("environment variable holding the DSN")

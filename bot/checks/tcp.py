@@ -11,6 +11,8 @@ from bot.checks.base import CheckDeps, CheckSpec, Probe, Status
 
 
 class TcpCheck(CheckSpec):
+    """The port accepts a connection within the timeout (nothing is sent); refused, unreachable or slower is critical."""
+
     type: Literal["tcp"]
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)

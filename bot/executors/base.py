@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -178,6 +178,52 @@ class ConfigValues(Protocol):
 
     async def set_config_value(self, configmap: str, key: str, value: str | None) -> str:
         """Set (or, with None, remove) one key of a configuration map the app watches."""
+
+
+@runtime_checkable
+class PreviewsScale(Protocol):
+    async def scale_preview(self, replicas: int) -> str:
+        """What `scale(replicas)` would do, in words: which containers it would remove, start or create. Reads only."""
+
+
+@runtime_checkable
+class Recreates(Protocol):
+    """Picks up a new build of the tag it runs (the patch path): Docker containers."""
+
+    async def current_image(self) -> str: ...
+
+    async def image_id(self) -> str:
+        """The id of the image the (first) container runs now. Reads only."""
+
+    async def recreate(self, progress: Progress, *, image_id: str | None = None, pull_timeout: float = 300) -> str:
+        """Pull the reference the containers run again and recreate those not on the image it names now (nothing
+        when all are); with `image_id`, recreate them onto that image instead (what undoes a recreate)."""
+
+
+def _nobody(name: str, labels: Mapping[str, str]) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class PruneRules:
+    """What a prune may remove from a Docker host. Nothing running, tagged or in use is ever removed."""
+
+    dangling_images: bool = True  # untagged images no container that stays uses
+    stopped_for: timedelta | None = None  # containers stopped (or never started) at least this long; None: none
+    volumes: frozenset[str] = frozenset()  # these volumes, each only when no container that stays uses it
+    # Which catalog service a container (name, labels) belongs to, if any: those are kept, since opsbot may start
+    # them again (a Compose service scaled to 0 comes back from its stopped containers).
+    owner: Callable[[str, Mapping[str, str]], str | None] = _nobody
+
+
+@runtime_checkable
+class Prunes(Protocol):
+    async def prune_preview(self, rules: PruneRules) -> str:
+        """What `prune(rules)` would remove now and the bytes it would free, in words. Reads only."""
+
+    async def prune(self, rules: PruneRules, progress: Progress) -> str:
+        """Remove what `rules` select at this moment, each without force (what was started or taken into use
+        since is refused by the engine and kept); returns what went and the bytes freed."""
 
 
 class Workload(Restarts, RollsBack, Protocol):

@@ -1,6 +1,6 @@
-"""Docker executor: restart, stop, start, deploy and roll back a service's containers (one by name, or all by
-labels), read their logs and run commands inside them. Not responsible for policy or locks, nor for building images;
-talks only via docker-py.
+"""Docker executor: restart, stop, start, deploy, recreate and roll back a service's containers (one by name, or all
+by labels), scale a Compose service, prune its host, read their logs and run commands inside them. Not responsible for
+policy or locks, nor for building images; talks only via docker-py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,13 +19,12 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from bot.clock import Clock
 from bot.executors.base import (
-    DeployHistory,
     Effect,
     ExecResult,
     ExecutorError,
@@ -35,15 +34,25 @@ from bot.executors.base import (
     TargetNotFound,
     TargetState,
 )
+from bot.executors.docker_compose import ComposeScaling, compose_service
+from bot.executors.docker_config import recreate_config
+from bot.executors.docker_prune import Pruning
+from bot.executors.docker_session import (
+    STOPPED,
+    UNCHANGED,
+    UNKNOWN,
+    docker_client,
+    id_of,
+    name_of,
+    part_way,
+    short_id,
+    stop_timeout,
+)
 from bot.executors.docker_target import ASIDE_SUFFIX, DockerTarget
 
-UNCHANGED = TargetState("nothing was changed", Effect.UNTOUCHED)
-UNKNOWN = TargetState("unknown: see `docker ps -a`", Effect.UNKNOWN)
-DEFAULT_NETWORKS = ("bridge", "podman")  # Docker's and podman's default network, which every engine re-adds
-DEFAULT_STOP_TIMEOUT = 10  # seconds; what `docker restart` waits when the container sets none
 BARE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's tag grammar: no "/", ":" or "@"
+IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{64}")
 STARTABLE = ("created", "exited")  # the states `docker start` brings up; paused/dead need more than a start
-STOPPED = ("created", "exited", "dead")
 EXEC_SETTLE = 5.0  # seconds to wait for a killed exec to end and for its exit code to show
 T = TypeVar("T")
 __all__ = ["ASIDE_SUFFIX", "DockerTarget", "DockerWorkload", "docker_client"]
@@ -70,24 +79,13 @@ class _Swap:
     new: Container | None = None
 
 
-class DockerWorkload:
-    """A service that runs as Docker containers: restarts, rolls back, deploys, scales, starts/stops, logs."""
-
-    def __init__(self, service: str, target: DockerTarget, history: DeployHistory, clock: Clock) -> None:
-        self._service, self._target, self._history, self._clock = service, target, history, clock
-        self._docker: docker.DockerClient | None = None
-
-    async def close(self) -> None:
-        if self._docker is not None:
-            await asyncio.to_thread(self._docker.close)
-            self._docker = None
+class DockerWorkload(ComposeScaling, Pruning):
+    """A service that runs as Docker containers: restarts, rolls back, deploys, recreates, scales, starts/stops, prunes
+    its host, logs, execs."""
 
     def describe(self) -> str:
         kind = "containers labelled" if self._target.labels else "container"
         return f"Docker {kind} {self._target.selector}"
-
-    def _wait_title(self) -> str:
-        return f"Wait until running and healthy ({self._target.start_timeout:g} s)"
 
     def _recreate_titles(self) -> list[str]:
         plural = "containers" if self._target.labels else "container"
@@ -114,8 +112,15 @@ class DockerWorkload:
         return [f"Start {self._target.subject}", self._wait_title()]
 
     def scale_plan(self, replicas: int) -> list[str]:
-        """Docker has no replicas: 0 is a stop, anything else is a start that checks the count first."""
-        return self.stop_plan() if replicas == 0 else self.start_plan()
+        """0 is a stop (the containers are kept); a Compose service goes to any count; other containers have no
+        replicas, so any other count is a start that checks the count first."""
+        compose = compose_service(self._target)
+        if replicas == 0 or compose is None:
+            return self.stop_plan() if replicas == 0 else self.start_plan()
+        return self._compose_scale_titles(compose, replicas)
+
+    def recreate_plan(self) -> list[str]:
+        return [f"Pull the image {self._target.subject} {self._run()} again", *self._recreate_titles()]
 
     async def restart(self, progress: Progress) -> str:
         restart_title, wait_title = self.restart_plan()
@@ -126,14 +131,14 @@ class DockerWorkload:
             for index, container in enumerate(found):
                 try:
                     await self._call(
-                        f"restart container {container.name}", container.restart, timeout=_stop_timeout(container),
+                        f"restart container {container.name}", container.restart, timeout=stop_timeout(container),
                         state=UNKNOWN,
                     )
                 except ExecutorError as exc:
                     exc.state = "".join(f"{c.name} restarted; " for c in found[:index]) + await self._state_of(container)
-                    exc.effect = _part_way(index)
+                    exc.effect = part_way(index)
                     raise
-            step.detail = "restarted " + ", ".join(_name(c) for c in found)
+            step.detail = "restarted " + ", ".join(name_of(c) for c in found)
         async with progress.step(wait_title) as step:
             seconds = await self._wait_ready(found, started, Effect.CHANGED)
             step.detail = f"running again in {seconds:.1f} s"
@@ -172,6 +177,90 @@ class DockerWorkload:
         was = ", ".join(dict.fromkeys(rev.image for _, rev in stale))
         return f"Deployed {target.image} to {self._target.subject} (was {was}); running in {seconds:.1f} s."
 
+    async def recreate(self, progress: Progress, *, image_id: str | None = None, pull_timeout: float = 300) -> str:
+        """Pull the reference the containers run again and recreate those not on the image it names now (the patch
+        path, where a deploy of the running tag finds nothing to do). A registry that cannot be reached is no failure
+        when the host's own copy of the reference is newer than what runs (built or loaded there). With `image_id`,
+        recreate onto that image instead: the undo, which needs no pull."""
+        pull_title, recreate_title, wait_title, remove_title = self.recreate_plan()
+        async with progress.step(pull_title) as step:
+            found = await self._find()
+            running = await self._record_running(found)
+            reference = await self._reference(found[0], running[0])
+            failure = None
+            if image_id is None:
+                failure = await self._pull(reference, pull_timeout)
+                create_from = reference
+            else:
+                create_from = await self._call(f"find image {short_id(image_id)}", self._local_image,
+                                               Revision(id=reference, image=reference, digest=image_id), state=UNCHANGED)
+            try:
+                image = await self._call(f"inspect image {create_from}", self._image, create_from, state=UNCHANGED)
+            except TargetNotFound as exc:
+                if failure is None:
+                    raise
+                raise ExecutorError(f"Could not pull {reference} ({failure}), and the Docker host has no copy of it.",
+                                    state=UNCHANGED.text, effect=UNCHANGED.effect) from exc
+            stale = [(c, rev) for c, rev in zip(found, running, strict=True) if c.attrs["Image"] != image.id]
+            was = ", ".join(dict.fromkeys(short_id(c.attrs["Image"]) for c, _ in stale))
+            how = f"could not pull ({failure}); the host's own copy" if failure else "pulled"
+            step.detail = f"{reference}: {how} is {short_id(str(image.id))}" + ("" if stale else ", already running")
+        if not stale and failure:
+            raise ExecutorError(f"Could not pull {reference} ({failure}), and the host's own {reference} is the image "
+                                f"{self._target.subject} {self._is()} running: nothing was recreated.",
+                                state=UNCHANGED.text, effect=UNCHANGED.effect)
+        if not stale:
+            newest = f"the newest {reference}" if image_id is None else f"image {short_id(image_id)}"
+            return f"Nothing to do: {self._target.subject} already {self._run()} {newest}."
+        record = _revision_of(reference, image)
+        now = short_id(str(image.id))
+        onto = f"{reference} ({now})" if image_id is None else f"image {now}, an earlier {reference}"
+        seconds = await self._recreate(stale, create_from, record, (recreate_title, wait_title, remove_title),
+                                       f"Recreating on {onto}", progress)
+        unpulled = f" The pull failed ({failure}), so the host's own newer {reference} was used." if failure else ""
+        return f"Recreated {self._target.subject} on {onto}, was {was}; running in {seconds:.1f} s.{unpulled}"
+
+    async def image_id(self) -> str:
+        return str((await self._find())[0].attrs["Image"])
+
+    async def _reference(self, container: Container, running: Revision) -> str:
+        """The reference a container was created from; for one created from an image id (a recreate undone once its
+        tag had moved), the reference that image was recorded under."""
+        configured = str(container.attrs["Config"]["Image"])
+        if not IMAGE_ID.fullmatch(configured):
+            return configured
+        for revision in await self._history.deploy_history(self._service):
+            if not IMAGE_ID.fullmatch(revision.image) and _same_image(revision, running):
+                return revision.image
+        raise ExecutorError(f"Container {name_of(container)} was created from image {short_id(configured)}, not from a "
+                            "reference opsbot can pull again: deploy a tag to it first.",
+                            state=UNCHANGED.text, effect=UNCHANGED.effect)
+
+    async def _pull(self, reference: str, timeout: float) -> str | None:
+        """Pull `reference` again; why it could not be (None: pulled). A pull that outlasts `timeout` fails the step
+        with the containers untouched, rather than leaving the step to be cut short with its effect unknown."""
+        try:
+            return await asyncio.wait_for(
+                self._call(f"pull {reference}", self._pull_blocking, reference, state=UNCHANGED), timeout)
+        except TimeoutError:
+            raise ExecutorError(f"Pulling {reference} did not finish within {timeout:g} s.",
+                                state=f"{UNCHANGED.text} (the Docker host may still be pulling it)",
+                                effect=Effect.UNTOUCHED) from None
+
+    def _pull_blocking(self, reference: str) -> str | None:
+        repository, tag = docker.utils.parse_repository_tag(reference)
+        try:
+            # The stream, not `images.pull`: a registry's refusal arrives as an event in it, not as an HTTP error.
+            for event in self._client().api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    return str((event.get("errorDetail") or {}).get("message") or event["error"])
+        except docker.errors.APIError as exc:
+            return str(exc.explanation or exc)
+        return None
+
+    def _image(self, reference: str) -> Image:
+        return self._client().images.get(reference)
+
     async def stop(self, progress: Progress) -> str:
         [title] = self.stop_plan()
         async with progress.step(title) as step:
@@ -181,13 +270,13 @@ class DockerWorkload:
                 try:
                     # Each container's own stop timeout, as `docker stop` would use; docker-py's default is 10 s.
                     await self._call(
-                        f"stop container {container.name}", container.stop, timeout=_stop_timeout(container),
+                        f"stop container {container.name}", container.stop, timeout=stop_timeout(container),
                         state=UNKNOWN,
                     )
                 except ExecutorError as exc:
                     done = "".join(f"{c.name} stopped; " for c in to_stop[:index])
                     exc.state = done + await self._state_of(container)
-                    exc.effect = _part_way(index)
+                    exc.effect = part_way(index)
                     raise
             step.detail = _changed("stopped", to_stop, found, already="stopped")
         if not to_stop:
@@ -198,8 +287,14 @@ class DockerWorkload:
         return await self._start(progress, replicas=None)
 
     async def scale(self, replicas: int, progress: Progress) -> str:
-        """0 stops every container, their number starts them all; Docker cannot run any other count."""
-        return await self.stop(progress) if replicas == 0 else await self._start(progress, replicas=replicas)
+        """0 stops every container and keeps them (scaling back starts them again). A Compose service then goes to
+        any count (`bot.executors.docker_compose`); other containers only to their number, which starts them all."""
+        if replicas == 0:
+            return await self.stop(progress)
+        compose = compose_service(self._target)
+        if compose is not None:
+            return await self._scale_compose(compose, replicas, progress)
+        return await self._start(progress, replicas=replicas)
 
     async def is_running(self) -> bool:
         return all(c.status == "running" for c in await self._find())
@@ -233,7 +328,7 @@ class DockerWorkload:
                                       until=_unix(until) if until is not None else None)
 
             raw = await self._call(f"read the logs of container {container.name}", fetch, state=UNCHANGED)
-            read.append((_name(container), raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
+            read.append((name_of(container), raw[max(0, len(raw) - max_bytes) :].decode(errors="replace")))
         return read
 
     async def scan_logs(self, since: timedelta, read: Callable[[str, Iterator[bytes]], T]) -> list[T]:
@@ -248,7 +343,7 @@ class DockerWorkload:
                 stream = container.logs(stdout=True, stderr=True, timestamps=True, stream=True, follow=False,
                                         since=_unix(start))
                 try:
-                    return read(_name(container), iter(stream))
+                    return read(name_of(container), iter(stream))
                 finally:
                     stream.close()  # a `read` that stopped early leaves the rest unread: drop the connection
 
@@ -262,7 +357,7 @@ class DockerWorkload:
         image needs a `kill`; else the process is signalled from here). An engine on another host leaves no way to
         end it, which the result says."""
         chosen = await self._exec_container(container)
-        where, job = f"container {_name(chosen)}", _ExecJob(OutputTail(max_bytes))
+        where, job = f"container {name_of(chosen)}", _ExecJob(OutputTail(max_bytes))
         started = self._clock.monotonic()
         reader = asyncio.ensure_future(self._call(f"run {command[0]} in {where}", self._exec_blocking, chosen,
                                                   command, job, state=UNCHANGED))
@@ -291,21 +386,21 @@ class DockerWorkload:
         """The service's container called `name`, or its first running one (by name)."""
         found = await self._find()
         if name is not None:
-            chosen = next((c for c in found if _name(c) == name), None)
+            chosen = next((c for c in found if name_of(c) == name), None)
             if chosen is None:
-                names = ", ".join(_name(c) for c in found)
+                names = ", ".join(name_of(c) for c in found)
                 raise TargetNotFound(f"{self._target.subject} has no container {name} (its containers: {names}).",
                                      state=UNCHANGED.text, effect=UNCHANGED.effect)
         else:
             chosen = next((c for c in found if c.status == "running"), found[0])
         if chosen.status != "running":
-            raise ExecutorError(f"Cannot run a command in container {_name(chosen)}: it is {chosen.status}.",
+            raise ExecutorError(f"Cannot run a command in container {name_of(chosen)}: it is {chosen.status}.",
                                 state=UNCHANGED.text, effect=UNCHANGED.effect)
         return chosen
 
     def _exec_blocking(self, container: Container, command: list[str], job: _ExecJob) -> None:
         api = self._client().api
-        job.exec_id = str(api.exec_create(_id(container), command, stdout=True, stderr=True, stdin=False,
+        job.exec_id = str(api.exec_create(id_of(container), command, stdout=True, stderr=True, stdin=False,
                                           tty=False)["Id"])
         for stdout, stderr in api.exec_start(job.exec_id, stream=True, demux=True):
             job.output.take(stdout, stderr)
@@ -329,7 +424,7 @@ class DockerWorkload:
         """End a command that is still running; returns what was done, in words. Never raises."""
         if job.exec_id is None:
             return "it had not started"
-        api, where = self._client().api, f"container {_name(container)}"
+        api, where = self._client().api, f"container {name_of(container)}"
         try:
             found = await asyncio.to_thread(api.exec_inspect, job.exec_id)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -342,7 +437,7 @@ class DockerWorkload:
             return (f"the Docker Engine API cannot end an exec and its process (pid {pid} on the engine's host) is "
                     f"not visible here: it may still run in {where}")
         try:
-            killer = await asyncio.to_thread(api.exec_create, _id(container), ["kill", "-KILL", str(inner)],
+            killer = await asyncio.to_thread(api.exec_create, id_of(container), ["kill", "-KILL", str(inner)],
                                              stdout=True, stderr=True, user="0")
             await asyncio.to_thread(api.exec_start, killer["Id"])
             killed = await asyncio.to_thread(api.exec_inspect, killer["Id"])
@@ -378,9 +473,11 @@ class DockerWorkload:
         async with progress.step(start_title) as step:
             found = await self._find()
             if replicas is not None and replicas != len(found):
+                compose = ("" if self._target.container else " Labels naming both com.docker.compose.project and "
+                           "com.docker.compose.service select a Compose service, which scales to any count.")
                 raise ExecutorError(
                     f"Docker has no replicas: {self._target.subject} can be scaled to 0 (stop all) "
-                    f"or {len(found)} (start all), not {replicas}.",
+                    f"or {len(found)} (start all), not {replicas}.{compose}",
                     state=UNCHANGED.text, effect=UNCHANGED.effect,
                 )
             to_start = [c for c in found if c.status in STARTABLE]
@@ -391,7 +488,7 @@ class DockerWorkload:
                 except ExecutorError as exc:
                     done = "".join(f"{c.name} started; " for c in to_start[:index])
                     exc.state = done + await self._state_of(container)
-                    exc.effect = _part_way(index)
+                    exc.effect = part_way(index)
                     raise
             step.detail = _changed("started", to_start, found, already="running")
         async with progress.step(wait_title) as step:
@@ -405,26 +502,10 @@ class DockerWorkload:
     def _is(self) -> str:
         return "are" if self._target.labels else "is"
 
+    def _run(self) -> str:
+        return "run" if self._target.labels else "runs"
+
     # -- finding and recording ---------------------------------------------------------------------------------
-
-    async def _find(self) -> list[Container]:
-        found = await self._call(f"look up {self._target.subject}", self._find_blocking, state=UNCHANGED)
-        if not found:
-            how = "matching" if self._target.labels else "named"
-            raise TargetNotFound(f"No Docker container {how} {self._target.selector}.", state=UNCHANGED.text,
-                                 effect=UNCHANGED.effect)
-        return found
-
-    def _find_blocking(self) -> list[Container]:
-        client = self._client()
-        if self._target.container is not None:
-            try:
-                return [client.containers.get(self._target.container)]
-            except docker.errors.NotFound:
-                return []
-        labels = [f"{key}={value}" for key, value in (self._target.labels or {}).items()]
-        found = client.containers.list(all=True, filters={"label": labels})
-        return sorted((c for c in found if not _name(c).endswith(ASIDE_SUFFIX)), key=_name)
 
     async def _record_running(self, found: list[Container]) -> list[Revision]:
         """Remember what each container runs, so it can be rolled back to; returns the images, in order."""
@@ -517,7 +598,7 @@ class DockerWorkload:
             old_image = client.images.get(swap.old.attrs["Image"]).attrs.get("Config") or {}
         except docker.errors.ImageNotFound:
             old_image = {}
-        config, networks = _recreate_config(swap.old.attrs, old_image, image)
+        config, networks = recreate_config(swap.old.attrs, old_image, image)
         swap.stopped = True  # before the call: a stop that fails half-way still needs a start to undo
         swap.old.stop()  # no timeout given: the daemon waits the container's own stop timeout
         swap.old.rename(aside)
@@ -525,7 +606,7 @@ class DockerWorkload:
         created = client.api.create_container_from_config(config, name=swap.name)
         swap.new = client.containers.get(created["Id"])
         for network, endpoint in networks.items():
-            client.api.connect_container_to_network(_id(swap.new), network, aliases=endpoint["Aliases"])
+            client.api.connect_container_to_network(id_of(swap.new), network, aliases=endpoint["Aliases"])
         swap.new.start()
 
     async def _recreate(
@@ -542,7 +623,7 @@ class DockerWorkload:
         raises "`doing` failed: …"."""
         recreate_title, wait_title, remove_title = titles
         swaps = [
-            _Swap(container, _name(container), revision.image, container.attrs["State"].get("Running", True))
+            _Swap(container, name_of(container), revision.image, container.attrs["State"].get("Running", True))
             for container, revision in found
         ]
         async with progress.step(recreate_title) as step:
@@ -600,72 +681,6 @@ class DockerWorkload:
             return f"put back: container {swap.name} runs {swap.image} again", True
         return f"put back container {swap.name} on {swap.image}, but {now}", False
 
-    # -- waiting -----------------------------------------------------------------------------------------------
-
-    async def _wait_ready(self, containers: list[Container], started: float, done: Effect) -> float:
-        """Poll until every container is running (and healthy, if it has a healthcheck); returns the seconds taken.
-        `done` is what the step did before waiting: the effect of a failure here."""
-        deadline = started + self._target.start_timeout
-        seen_running: dict[str, str] = {}
-        while True:
-            waiting: list[str] = []
-            for container in containers:
-                await self._call(f"inspect container {container.name}", container.reload,
-                                 state=TargetState(UNKNOWN.text, done))
-                state = container.attrs.get("State") or {}
-                status, health = state.get("Status", "unknown"), (state.get("Health") or {}).get("Status") or ""
-                if status in ("exited", "dead"):
-                    described = _describe(container)
-                    raise ExecutorError(f"{described} right after starting", state=described, effect=done)
-                if status != "running":
-                    waiting.append(_describe(container))
-                elif health and health != "none":
-                    if health != "healthy":
-                        waiting.append(_describe(container))
-                elif seen_running.get(_id(container)) != state.get("StartedAt"):
-                    # Running once may be a process about to exit: count it up when a second look agrees.
-                    seen_running[_id(container)] = state.get("StartedAt", "")
-                    waiting.append(_describe(container))
-            if not waiting:
-                return self._clock.monotonic() - started
-            if self._clock.monotonic() >= deadline:
-                raise ExecutorError(
-                    f"Not running and healthy within {self._target.start_timeout:g} s: " + "; ".join(waiting),
-                    state="; ".join(waiting), effect=done,
-                )
-            await self._clock.sleep(self._target.poll_interval)
-
-    async def _state_of(self, container: Container) -> str:
-        try:
-            await self._call(f"inspect container {container.name}", container.reload, state=UNCHANGED)
-        except ExecutorError:
-            return f"the state of container {container.name} is unknown"
-        return _describe(container)
-
-    # -- talking to Docker -------------------------------------------------------------------------------------
-
-    def _client(self) -> docker.DockerClient:
-        # Made on first use, in a worker thread: docker-py asks the daemon for its API version when built.
-        if self._docker is None:
-            self._docker = docker_client(self._target.docker_host)
-        return self._docker
-
-    async def _call(self, doing: str, function: Callable[..., T], *args: Any, state: TargetState, **kwargs: Any) -> T:
-        """Run a blocking docker-py call in a thread, turning its errors into the executor's; `state` is what a
-        failure of this call leaves (a read leaves things untouched, a change part-way is unknown)."""
-        try:
-            return await asyncio.to_thread(function, *args, **kwargs)
-        except docker.errors.NotFound as exc:
-            raise TargetNotFound(f"Could not {doing}: {exc.explanation or exc}", state=state.text,
-                                 effect=state.effect) from exc
-        except docker.errors.APIError as exc:
-            raise ExecutorError(f"Could not {doing}: Docker said {exc.explanation or exc}", state=state.text,
-                                effect=state.effect) from exc
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            where = self._target.docker_host or "DOCKER_HOST"
-            raise ExecutorError(f"Could not {doing}: cannot reach Docker at {where} ({exc})", state=state.text,
-                                effect=state.effect) from exc
-
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
@@ -686,104 +701,11 @@ def _pid_inside(pid: int, command: list[str]) -> int | None:
     return int(nspid[-1]) if nspid else None
 
 
-def _part_way(index: int) -> Effect:
-    """A change to the `index`th container failed: the ones before it were changed; the failing call itself may
-    or may not have acted."""
-    return Effect.CHANGED if index else Effect.UNKNOWN
-
-
-def docker_client(
-    host: str | None, environ: Mapping[str, str] | None = None, timeout: float | None = None
-) -> docker.DockerClient:
-    """A client for `host`, else for DOCKER_HOST in `environ` (default: the process's) or the default socket. Blocking:
-    docker-py asks the daemon for its API version when built. `timeout` bounds each request (docker-py's: 60 s)."""
-    extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-    if host:
-        return docker.DockerClient(base_url=host, **extra)
-    return docker.DockerClient.from_env(environment=dict(environ) if environ is not None else None, **extra)
-
-
-def _recreate_config(
-    attrs: dict[str, Any], old_image: dict[str, Any], image: str
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The create request that rebuilds a container on `image`, and the extra networks to connect it to.
-
-    What the container got from its old image (command, env, labels, healthcheck…) is left out so the new image
-    supplies its own, the way `docker compose up` recreates; what was set on the container itself is kept.
-    """
-    old, host = attrs["Config"], dict(attrs["HostConfig"])
-    config = {key: value for key, value in old.items() if key not in ("Hostname", "Image", "Env", "Labels")}
-    for key in ("Cmd", "Entrypoint", "Healthcheck", "WorkingDir", "User", "StopSignal", "StopTimeout"):
-        if not config.get(key) or config.get(key) == old_image.get(key):
-            config.pop(key, None)
-    mode = host.get("NetworkMode") or "default"
-    if old.get("Hostname") and old["Hostname"] != attrs["Id"][:12] and mode != "host":
-        config["Hostname"] = old["Hostname"]
-    image_env = set(old_image.get("Env") or [])
-    config["Env"] = [e for e in old.get("Env") or [] if e not in image_env and e != f"HOSTNAME={old.get('Hostname')}"]
-    image_labels = old_image.get("Labels") or {}
-    config["Labels"] = {k: v for k, v in (old.get("Labels") or {}).items() if image_labels.get(k) != v}
-    config["Image"] = image
-
-    # podman reports ulimits as RLIMIT_NOFILE but accepts only nofile, as Docker does.
-    host["Ulimits"] = [dict(u, Name=u["Name"].lower().removeprefix("rlimit_")) for u in host.get("Ulimits") or []]
-    binds = list(host.get("Binds") or [])
-    covered = {b.split(":")[1] for b in binds if ":" in b} | {m.get("Target") for m in host.get("Mounts") or []}
-    for mount in attrs.get("Mounts") or []:
-        # Anonymous volumes would come back empty on a new container: mount the same ones by name.
-        if mount.get("Type") == "volume" and mount.get("Name") and mount.get("Destination") not in covered:
-            binds.append(f"{mount['Name']}:{mount['Destination']}" + ("" if mount.get("RW", True) else ":ro"))
-    host["Binds"] = binds or None
-    config["HostConfig"] = host
-
-    networks: dict[str, dict[str, Any]] = {}
-    attached = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    if mode not in ("host", "none") and not mode.startswith("container:"):
-        # Keep user-defined networks (compose's) and their aliases; the engine re-adds the container-id alias.
-        # podman reports NetworkMode "bridge" even then, so the attached networks are what count.
-        networks = {
-            name: {"Aliases": [a for a in settings.get("Aliases") or [] if not attrs["Id"].startswith(a)] or None}
-            for name, settings in attached.items()
-            if name not in DEFAULT_NETWORKS
-        }
-        if networks and not any(name in DEFAULT_NETWORKS for name in attached):
-            first = mode if mode in networks else next(iter(networks))
-            host["NetworkMode"] = first
-            config["NetworkingConfig"] = {"EndpointsConfig": {first: networks.pop(first)}}
-    return config, networks
-
-
-def _name(container: Container) -> str:
-    """A listed or fetched container is inspected, so it has a name; docker-py types `name` as optional."""
-    return container.name or ""
-
-
-def _id(container: Container) -> str:
-    """Likewise its id."""
-    return container.id or ""
-
-
-def _describe(container: Container) -> str:
-    state = container.attrs.get("State") or {}
-    status, health = state.get("Status", "unknown"), (state.get("Health") or {}).get("Status") or ""
-    if status in ("exited", "dead"):
-        return f"container {container.name} is {status} (code {state.get('ExitCode')})"
-    if status == "running" and health and health not in ("none", "healthy"):
-        streak = (state.get("Health") or {}).get("FailingStreak") or 0
-        failed = f", {streak} failed checks in a row" if streak else ""
-        return f"container {container.name} is running but {health}{failed}"
-    return f"container {container.name} is {status}"
-
-
-def _stop_timeout(container: Container) -> int:
-    return int(container.attrs["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT)
-
-
 def _changed(done: str, changed: list[Container], found: list[Container], already: str) -> str:
     """A step's detail, such as `stopped a, b; c was already stopped`."""
-    names = {_name(c) for c in changed}
-    left = [_name(c) for c in found if _name(c) not in names]
-    parts = [f"{done} " + ", ".join(_name(c) for c in changed)] if changed else []
+    names = {name_of(c) for c in changed}
+    left = [name_of(c) for c in found if name_of(c) not in names]
+    parts = [f"{done} " + ", ".join(name_of(c) for c in changed)] if changed else []
     if left:
         parts.append(", ".join(left) + (" were" if len(left) > 1 else " was") + f" already {already}")
     return "; ".join(parts)

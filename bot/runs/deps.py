@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.clock import Clock
     from bot.incidents.models import Incident, TimelineEntry
     from bot.locks import Locks
+    from bot.runs.listeners import RunListeners
     from bot.runs.policy import Membership
     from bot.tracing import Tracer
     from bot.views import Message
@@ -136,3 +137,7 @@ class RunDeps(EngineDeps, Protocol):
 
     @property
     def handover(self) -> Handing: ...
+
+    @property
+    def run_listeners(self) -> RunListeners:
+        """Who hears that a run ended besides its message (`bot.runs.listeners`): an alert's Run button, say."""

@@ -292,13 +292,16 @@ async def recover(ctx: RunDeps) -> int:
 
 
 async def refresh_message(ctx: RunDeps, run_id: int) -> None:
-    """Re-render the run's message from the store. Best effort: the row is the truth, and a Slack hiccup
-    must not stop a run or a decision; the next change re-renders it whole."""
+    """Re-render the run's message from the store, and tell the run's listeners when it has ended. Best effort: the
+    row is the truth, and a Slack hiccup must not stop a run or a decision; the next change re-renders it whole."""
+    run: ActionRun | None = None
     try:
         run = await get_run(ctx, run_id)
         await _update(ctx, run, await ctx.store.decisions(run_id))
     except Exception:
         log.exception("could not update the Slack message of action run %s", run_id)
+    if run is not None and run.state.final:  # every ending is stored, then shown here: its listeners hear of it
+        await ctx.run_listeners.ended(run)  # (more than once, maybe: each listener takes a repeat as done)
 
 
 async def _update(ctx: RunDeps, run: ActionRun, decisions: list[ApprovalDecision]) -> None:

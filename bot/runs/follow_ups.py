@@ -115,6 +115,7 @@ async def cancel_run(ctx: RunDeps, run_id: int, user: str) -> str:
         if run.cancel_requested_by:
             return f"<@{run.cancel_requested_by}> already cancelled it; it stops before its next step."
         return f"Too late to cancel: the run is {run.state.value}."
+    ctx.wakeups.wake(run_id)  # a step waiting for a person here stops waiting at once
     await audit_run(ctx, run, "cancel asked", user)
     await refresh_message(ctx, run_id)
     return "Cancelling: it stops before its next step and undoes what it changed."

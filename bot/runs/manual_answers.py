@@ -37,6 +37,7 @@ async def answer(ctx: RunDeps, run_id: int, position: int, given: Answer, user: 
     said = StepAnswer(given, user, ctx.clock.now())
     if not await ctx.store.answer_step(run_id, position, said):
         raise StaleButton("someone answered that step first")
+    ctx.wakeups.wake(run_id)  # the step, if it waits on this replica, goes on now rather than at its next read
     text = answer_note(said, position, run.plan[position].title)
     await audit_run(ctx, run, f"step {position + 1} {given.value}", user, text, outcome=_AUDIT[given])
     await timeline.from_channel(ctx, run.channel_id, EntryKind.ACTION, run_note(run, text), user)

@@ -152,6 +152,7 @@ async def cancel(ctx: RunDeps, run_id: int, user: str) -> None:
     if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={ActionState.DRAFT},
                                          **ending(run, RunOutcome(Ending.DROPPED, run.services))):
         await audit_run(ctx, run, "cancelled", user)
+        await refresh_message(ctx, run_id)  # no message yet: its listeners hear that it ended
 
 
 async def run_scheduled_backup(ctx: RunDeps, service: str, occurrence: str) -> ActionRun:
@@ -271,8 +272,7 @@ async def expire(ctx: RunDeps, run: ActionRun) -> bool:
         await audit_run(ctx, run, "expired", None, outcome=Outcome.REJECTED)
         if run.state is ActionState.PENDING:  # a draft nobody requested was never waiting for approval
             ctx.metrics.approval_done("expired", run.created_at, ctx.clock.now())
-        if run.message_ts:
-            await refresh_message(ctx, run.id or 0)
+        await refresh_message(ctx, run.id or 0)  # a draft has no message yet; its listeners still hear it ended
         return True
     return False
 

@@ -20,6 +20,9 @@ from bot.executors.base import (
     Execs,
     ExecutorError,
     Logs,
+    PreviewsScale,
+    Prunes,
+    Recreates,
     Restarts,
     RollsBack,
     Scales,
@@ -36,14 +39,17 @@ if TYPE_CHECKING:
 # What each target type's executor can do. Read at catalog load (so a step a target cannot take is refused before
 # anything runs) without importing the client libraries; tests/test_step_kinds.py holds it to the real classes.
 CAPABILITIES: Mapping[str, frozenset[type]] = {
-    "docker": frozenset({Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, Execs}),
+    "docker": frozenset({Restarts, RollsBack, Deploys, Scales, StartsStops, Logs, Execs, PreviewsScale, Recreates,
+                         Prunes}),
     "kubernetes": frozenset({Restarts, RollsBack, Deploys, Scales, Logs, ConfigValues, Execs}),
     "demo": frozenset({Restarts, RollsBack, Deploys, Scales, Logs}),
 }
 CAPABILITY_WORDS: Mapping[type, str] = {
     Restarts: "restart", RollsBack: "roll back", Deploys: "deploy an image", Scales: "scale",
     StartsStops: "start and stop", Logs: "read logs", ConfigValues: "set ConfigMap values",
-    Execs: "run a command inside a container",
+    Execs: "run a command inside a container", PreviewsScale: "say what a scale would change",
+    Recreates: "recreate its containers from a fresh pull of their image",
+    Prunes: "prune unused images, containers and volumes from its host",
 }
 
 

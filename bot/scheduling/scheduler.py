@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import audit_trail
-from bot.alerts import auto_declare
+from bot.alerts import auto_declare, silencing
 from bot.context import Context
 from bot.errors import InfrastructureError, OpsbotError, store_down
 from bot.incidents import declaring, reminders
@@ -259,6 +259,7 @@ async def chores(ctx: Context) -> None:
                        ("incident reminders", reminders.remind_due),
                        ("finishing incident declarations", declaring.finish_declarations),
                        ("declaring incidents from alerts", auto_declare.declare_due),
+                       ("expiring silence requests nobody approved", silencing.expire_due),
                        ("completing audit entries", audit_trail.settle), ("pruning", _prune)):
         try:
             with bound(job=f"chore: {name}"):

@@ -15,12 +15,13 @@ from typing import Any
 
 from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
 from bot.alerts.payloads import Alert, AlertStatus, Source
-from bot.store.sql import SqlBase, Statement
+from bot.store.alert_silences_sql import SilenceRequestQueries
+from bot.store.sql import Statement
 
 _FIRING, _RESOLVED = AlertStatus.FIRING.value, AlertStatus.RESOLVED.value
 
 
-class AlertQueries(SqlBase):
+class AlertQueries(SilenceRequestQueries):
     async def record_delivery(self, new: NewGroup, alerts: Sequence[Alert], now: datetime, *,
                               reopen_within: timedelta = timedelta(hours=1)) -> Recorded:
         """Open the group (once) and record the alerts' state changes in one transaction. A group resolved longer
@@ -130,11 +131,36 @@ class AlertQueries(SqlBase):
                          incident_id: int | None = None, declaring_incident_id: int | None = None) -> None:
         fields = {"run_id": run_id, "health_run_id": health_run_id, "incident_id": incident_id,
                   "declaring_incident_id": declaring_incident_id}
-        chosen = {name: value for name, value in fields.items() if value is not None}
+        chosen: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
+        if run_id is not None:  # a new run: the last one's result no longer shows
+            chosen |= {"run_state": None, "run_ending": None, "run_link": None}
         if chosen:
             sets = ", ".join(f"{name} = ?" for name in chosen)
             await self._execute(f"UPDATE alert_groups SET {sets}, version = version + 1 WHERE id = ?",
                                 [*chosen.values(), group_id])
+
+    async def record_run_end(self, run_id: int, state: str, ending: str, link: str | None) -> list[int]:
+        """The linked run's end on the groups it was started from (the first end recorded stands: a run ends once);
+        returns the groups changed."""
+        [rows] = await self._atomic([(
+            ("UPDATE alert_groups SET run_state = ?, run_ending = ?, run_link = ?, version = version + 1 "
+             "WHERE run_id = ? AND run_state IS NULL RETURNING id"), [state, ending, link, run_id])])
+        return sorted(int(row["id"]) for row in rows)
+
+    async def groups_of_run(self, run_id: int) -> list[int]:
+        """The groups whose Run button started this run and that do not show its end yet."""
+        rows = await self._rows("SELECT id FROM alert_groups WHERE run_id = ? AND run_state IS NULL ORDER BY id",
+                                [run_id])
+        return [int(row["id"]) for row in rows]
+
+    async def touch_group(self, group_id: int) -> None:
+        """Something its message shows changed elsewhere (a silence request): the message is written again."""
+        await self._execute("UPDATE alert_groups SET version = version + 1 WHERE id = ?", [group_id])
+
+    async def set_shown_version(self, group_id: int, version: int) -> None:
+        """The message now shows `version` (it only moves forward: a slower writer of an older one does not undo it)."""
+        await self._execute("UPDATE alert_groups SET shown_version = ? WHERE id = ? AND shown_version < ?",
+                            [version, group_id, version])
 
     async def finish_group_links(self, incident_id: int) -> list[int]:
         """Link the groups the incident was declared from (once: a finished declaration run again links nothing)."""
@@ -173,7 +199,9 @@ class AlertQueries(SqlBase):
             silenced_by=row["silenced_by"], silenced_until=self._dec(row["silenced_until"]),
             run_id=_int(row["run_id"]), incident_id=_int(row["incident_id"]), health_run_id=_int(row["health_run_id"]),
             declaring_incident_id=_int(row["declaring_incident_id"]), flaps=int(row["flaps"]),
-            resolved_at=self._dec(row["resolved_at"]), auto_declared_at=self._dec(row["auto_declared_at"]))
+            resolved_at=self._dec(row["resolved_at"]), auto_declared_at=self._dec(row["auto_declared_at"]),
+            shown_version=int(row["shown_version"]), run_state=row["run_state"], run_ending=row["run_ending"],
+            run_link=row["run_link"])
 
 
 def _int(value: Any) -> int | None:

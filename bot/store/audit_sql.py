@@ -1,7 +1,10 @@
-"""Queries that complete the audit log, written once for both backends: a request's outcome written after its work,
-entries still "requested", and what a request made (its incident or run), which the chores complete them from.
+"""The audit log's writes and the queries that complete it, written once for both backends: a request's entry written
+before its work and its outcome after it, entries still "requested", and what a request made (its incident or run),
+which the chores complete them from.
 
-Not responsible for writing the first row (each backend's `record_audit`) nor for deciding outcomes (bot/audit_trail.py).
+Entries and outcomes go through a group commit (bot/store/group_commit.py): the entries of concurrent requests share one
+transaction, so a burst of requests does not queue one transaction each before its acknowledgement. Not responsible
+for deciding outcomes (bot/audit_trail.py).
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
-from bot.audit import Outcome
+from bot.audit import AuditEntry, Outcome
+from bot.store import rows
+from bot.store.group_commit import GroupCommit
 from bot.store.sql import SqlBase
 
 
@@ -35,6 +41,18 @@ class Made:
 
 
 class AuditQueries(SqlBase):
+    @cached_property
+    def _audit_writes(self) -> GroupCommit:
+        return GroupCommit(self._atomic)
+
+    async def record_audit(self, entry: AuditEntry) -> int:
+        """Write one entry; its id once it is committed."""
+        row = rows.audit_row(entry, self._enc)
+        columns, marks = ", ".join(row), ", ".join("?" for _ in row)
+        [written] = await self._audit_writes.run(
+            (f"INSERT INTO audit_log ({columns}) VALUES ({marks}) RETURNING id", list(row.values())))
+        return int(written["id"])
+
     async def finish_audit(self, audit_id: int, outcome: Outcome, detail: str | None, duration_ms: float | None, *,
                            inferred: bool = False) -> bool:
         """Write a request's outcome. The request's own outcome replaces one the chores inferred meanwhile; an inferred
@@ -42,11 +60,12 @@ class AuditQueries(SqlBase):
         allowed = [Outcome.REQUESTED.value] if inferred else [Outcome.REQUESTED.value, Outcome.UNKNOWN.value]
         inferred_only = "" if inferred else " OR inferred = ?"
         marks = ", ".join("?" for _ in allowed)
-        return await self._execute(
-            f"UPDATE audit_log SET outcome = ?, detail = ?, duration_ms = ?, inferred = ? "
-            f"WHERE id = ? AND (outcome IN ({marks}){inferred_only})",
+        changed = await self._audit_writes.run((
+            (f"UPDATE audit_log SET outcome = ?, detail = ?, duration_ms = ?, inferred = ? "
+             f"WHERE id = ? AND (outcome IN ({marks}){inferred_only}) RETURNING id"),
             [outcome.value, detail, duration_ms, inferred, audit_id, *allowed, *([] if inferred else [True])],
-        ) == 1
+        ))
+        return len(changed) == 1
 
     async def requested_audits(self, before: datetime, limit: int = 200) -> list[Pending]:
         """Entries still "requested" that were written before `before`, oldest first."""

@@ -10,7 +10,15 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Protocol
 
-from bot.alerts.models import AlertGroup, NewGroup, Recorded, StoredAlert
+from bot.alerts.models import (
+    AlertGroup,
+    NewGroup,
+    Recorded,
+    SilenceDecision,
+    SilenceRequest,
+    SilenceState,
+    StoredAlert,
+)
 from bot.alerts.payloads import Alert
 from bot.audit import AuditEntry, Outcome
 from bot.executors.base import Revision
@@ -86,7 +94,26 @@ class ScheduleStore(Protocol):
     async def check_tallies(self, since: datetime) -> list[CheckTally]: ...
 
 
-class AlertStore(Protocol):
+class SilenceRequestStore(Protocol):
+    """Silences waiting for approval and each person's decision (bot/store/alert_silences_sql.py implements it)."""
+
+    async def create_silence_request(self, request: SilenceRequest) -> int | None:
+        """A pending request; None when the group already has an open one."""
+    async def silence_request(self, request_id: int) -> SilenceRequest | None: ...
+    async def open_silence_request(self, group_id: int) -> SilenceRequest | None: ...
+    async def move_silence_request(self, request_id: int, to: SilenceState, *, at: datetime, unexpired: bool = False,
+                                   decided_by: str | None = None, silence_id: str | None = None,
+                                   problem: str | None = None) -> bool:
+        """Compare-and-set from the states `SILENCE_MOVES` allows (and, with `unexpired`, before its expiry)."""
+    async def set_silence_request_message(self, request_id: int, ts: str) -> None: ...
+    async def add_silence_decision(self, decision: SilenceDecision) -> bool:
+        """False when this person had decided on this request already."""
+    async def silence_decisions(self, request_id: int) -> list[SilenceDecision]: ...
+    async def stale_silence_requests(self, now: datetime, *, claimed_before: datetime) -> list[SilenceRequest]:
+        """Pending ones past their expiry; approved ones claimed before `claimed_before` still without a silence."""
+
+
+class AlertStore(SilenceRequestStore, Protocol):
     """Alert groups, their alerts and each state change, idempotent across retries and replicas
     (bot/store/alerts_sql.py implements it)."""
 
@@ -104,7 +131,15 @@ class AlertStore(Protocol):
                                 previous: str | None) -> bool:
         """Compare-and-set on the silence id: True when the group still had `previous`."""
     async def link_group(self, group_id: int, *, run_id: int | None = None, health_run_id: int | None = None,
-                         incident_id: int | None = None, declaring_incident_id: int | None = None) -> None: ...
+                         incident_id: int | None = None, declaring_incident_id: int | None = None) -> None:
+        """Link a run (its last result forgotten), health run or incident to the group."""
+    async def groups_of_run(self, run_id: int) -> list[int]:
+        """The groups whose Run button started this run and that do not show its end yet."""
+    async def record_run_end(self, run_id: int, state: str, ending: str, link: str | None) -> list[int]:
+        """The linked run's end on its groups, once; returns the groups changed."""
+    async def touch_group(self, group_id: int) -> None:
+        """Its message must be written again (something it shows changed elsewhere)."""
+    async def set_shown_version(self, group_id: int, version: int) -> None: ...
     async def finish_group_links(self, incident_id: int) -> list[int]:
         """Link the groups the incident was declared from, once; returns their ids."""
     async def firing_groups(self) -> list[AlertGroup]:

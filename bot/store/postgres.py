@@ -142,11 +142,6 @@ class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQuerie
             grouped[result["run_id"]].append(result)
         return [rows.run_from_rows(run, grouped[run["id"]], _same) for run in runs]
 
-    async def record_audit(self, entry: AuditEntry) -> int:
-        row = rows.audit_row(entry, _same)
-        async with self._connection() as conn:
-            return int(await conn.fetchval(_insert_sql("audit_log", row) + " RETURNING id", *row.values()))
-
     async def audit_entries(self, *, since: datetime | None = None, limit: int = 100) -> list[AuditEntry]:
         async with self._connection() as conn:
             found = await conn.fetch(

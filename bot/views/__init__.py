@@ -32,6 +32,12 @@ class Message:
         return cls(text=clip(text, MAX_FALLBACK_TEXT), blocks=[block.to_dict() for block in blocks])
 
 
+def code_block(text: str) -> str:
+    """`text` as a Slack code block: inside ``` Slack still reads &, < and >, and three backticks in the text would end
+    the block (zero-width spaces between them keep them shown as they are)."""
+    return "```" + escape(text).replace("```", "`\u200b`\u200b`") + "```"
+
+
 def clip(text: str, limit: int, ellipsis: str = "…") -> str:
     return text if len(text) <= limit else text[: limit - len(ellipsis)] + ellipsis
 

@@ -1,5 +1,6 @@
 """An alert group's one Slack message: status, how many fire, each alert with the labels that set it apart, start
-times in the reader's time zone beside UTC, links, who acknowledged or silenced it, health lines, and its buttons.
+times in the reader's time zone beside UTC, links, who acknowledged or silenced it (or asked to, awaiting approval),
+the result of the run started from it, health lines, and its buttons.
 
 Pure rendering. What the buttons do is bot/alerts/service.py; the values they carry are the group's id.
 """
@@ -10,17 +11,20 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.alerts.models import AlertGroup, StoredAlert
+from bot.alerts.models import AlertGroup, SilenceRequest, StoredAlert
 from bot.alerts.payloads import Alert, AlertStatus
 from bot.health import HealthRun
 from bot.incidents.models import Incident
+from bot.runs.models import ActionState
 from bot.views import MAX_SECTION_TEXT, Message, clip, escape
+from bot.views.alert_silences import pending_line
 from bot.views.common import timestamp
 from bot.views.incidents import RESOLVE
 from bot.views.words import duration, plural
 
 ACK_ACTION = "alert.ack"
 SILENCE_ACTIONS = {"alert.silence.1h": 1, "alert.silence.4h": 4}  # action id → hours
+SILENCE_UNTIL_ACTION = "alert.silence.until"  # opens the "Silence until…" form
 UNSILENCE_ACTION = "alert.unsilence"
 HEALTH_ACTION = "alert.health"
 RUN_ACTION = "alert.run"
@@ -29,7 +33,9 @@ DECLARE_ACTION = "alert.declare"
 SHOWN_ALERTS = 20  # one section each; the rest are counted (a message takes 50 blocks)
 
 
-def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: HealthRun | None = None) -> Message:
+def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: HealthRun | None = None,
+                  waiting: SilenceRequest | None = None) -> Message:
+    """`waiting`: the group's silence request still open (awaiting approval, or being made)."""
     firing = [s.alert for s in alerts if s.alert.status is AlertStatus.FIRING]
     name = group_name(group, [s.alert for s in alerts])
     if firing:
@@ -53,8 +59,9 @@ def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: H
         blocks.append(SectionBlock(text=clip(_alert_line(stored.alert, shared), MAX_SECTION_TEXT)))
     if len(alerts) > SHOWN_ALERTS:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"… and {len(alerts) - SHOWN_ALERTS} more")]))
-    blocks += _state(group, health)
-    blocks.append(ActionsBlock(block_id="alert.actions", elements=_buttons(group, firing=bool(firing))))
+    blocks += _state(group, health, waiting)
+    blocks.append(ActionsBlock(block_id="alert.actions", elements=_buttons(group, firing=bool(firing),
+                                                                           waiting=waiting is not None)))
     return Message.of(text, blocks)
 
 
@@ -95,7 +102,7 @@ def _alert_line(alert: Alert, shared: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def _state(group: AlertGroup, health: HealthRun | None) -> list[Block]:
+def _state(group: AlertGroup, health: HealthRun | None, waiting: SilenceRequest | None) -> list[Block]:
     lines = []
     if group.acked_by:
         at = f" at {timestamp(group.acked_at)}" if group.acked_at else ""
@@ -103,10 +110,12 @@ def _state(group: AlertGroup, health: HealthRun | None) -> list[Block]:
     if group.silence_id:
         until = f" until {timestamp(group.silenced_until)}" if group.silenced_until else ""
         lines.append(f":no_bell: Silenced by <@{group.silenced_by}>{until} (silence `{escape(group.silence_id)}`)")
+    elif waiting is not None:
+        lines.append(pending_line(waiting))
     if group.incident_id:
         lines.append(f":rotating_light: Incident INC-{group.incident_id} declared from this alert")
     if group.run_id:
-        lines.append(f":arrow_forward: Run #{group.run_id} of `{escape(group.runbook or '')}` planned from this alert")
+        lines.append(_run_line(group))
     if group.runbook and group.run_problem:
         lines.append(f":no_entry_sign: Run `{escape(group.runbook)}` is unavailable: {escape(group.run_problem)}")
     if health is not None:
@@ -123,16 +132,28 @@ def _state(group: AlertGroup, health: HealthRun | None) -> list[Block]:
     return [ContextBlock(elements=[MarkdownTextObject(text=clip("\n".join(lines), MAX_SECTION_TEXT))])]
 
 
-def _buttons(group: AlertGroup, *, firing: bool) -> list[ButtonElement]:
+def _run_line(group: AlertGroup) -> str:
+    """The run started from the Run button: planned (or under way), then how it ended, linked to its message."""
+    run = f"Run #{group.run_id} of `{escape(group.runbook or '')}`"
+    if group.run_state is None:
+        return f":arrow_forward: {run} planned from this alert"
+    shown = f"<{group.run_link}|{run}>" if group.run_link else run
+    mark = ":white_check_mark:" if group.run_state == ActionState.SUCCEEDED.value else ":x:"
+    ending = f": {group.run_ending}" if group.run_ending else ""
+    return f"{mark} {shown} {escape(group.run_state)}{ending}"
+
+
+def _buttons(group: AlertGroup, *, firing: bool, waiting: bool = False) -> list[ButtonElement]:
     value = str(group.id)
     buttons = []
     if not group.acked_by and firing:
         buttons.append(ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary"))
     if group.silence_id:
         buttons.append(ButtonElement(text="Unsilence", action_id=UNSILENCE_ACTION, value=value))
-    elif firing:
+    elif firing and not waiting:  # a silence awaiting approval is decided on its own request first
         buttons += [ButtonElement(text=f"Silence {hours} h", action_id=action, value=value)
                     for action, hours in SILENCE_ACTIONS.items()]
+        buttons.append(ButtonElement(text="Silence until…", action_id=SILENCE_UNTIL_ACTION, value=value))
     if group.service:
         buttons.append(ButtonElement(text="Health check", action_id=HEALTH_ACTION, value=value))
     if group.runbook and not group.run_problem:

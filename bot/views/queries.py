@@ -15,11 +15,11 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.queries import NamedQuery, QueryFailed, QueryRows
-from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape, placeholders
+from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, code_block, escape, placeholders
 
 SHOWN_ROWS = 20  # rows the table in the channel shows; more go as CSV
 CELL_CHARS = 40  # one cell's width at most in the table (the CSV keeps it whole)
-DETAIL_ROWS, DETAIL_CHARS = 5, 280  # what a runbook step's one-line detail shows
+DETAIL_ROWS, DETAIL_CHARS = 5, 420  # what a runbook step's detail shows (the engine keeps 500 characters)
 
 
 def cell(value: Any) -> str:
@@ -66,10 +66,7 @@ def needs_csv(result: QueryRows, shown: int = SHOWN_ROWS) -> bool:
 
 
 def _code(lines: list[str]) -> str:
-    # Inside ``` Slack still reads &, < and >; three backticks in a value would end the block (a zero-width space
-    # between them keeps them shown as they are).
-    body = escape("\n".join(lines)).replace("```", "`\u200b`\u200b`")
-    return f"```{body}```"
+    return code_block("\n".join(lines))
 
 
 def _count(result: QueryRows) -> str:
@@ -134,11 +131,20 @@ def queries_message(queries: Mapping[str, NamedQuery]) -> Message:
     return Message.of("Queries: " + ", ".join(sorted(queries)), blocks)
 
 
-def detail(result: QueryRows, shown: int = DETAIL_ROWS) -> str:
-    """A runbook step's one-line detail: the count, then the first rows as `a | b` joined by ⏎, bounded."""
+def detail(result: QueryRows, shown: int = DETAIL_ROWS, note: str = "") -> str:
+    """A runbook step's detail: the count on its first line, then the first rows as an aligned table (header and
+    rule included) on the lines after it — the run message shows those as a code block. Bounded to DETAIL_CHARS,
+    whole lines only: a row that does not fit is left out and counted."""
     if not result.columns:
         return "no columns returned"
-    lines = [" | ".join(_short(value) for value in row) for row in result.rows[:shown]]
-    head = " | ".join(_short(name) for name in result.columns)
-    body = " ⏎ ".join([head, *lines]) if lines else head
-    return clip(f"{_count(result)}: {body}", DETAIL_CHARS)
+    lines = table(result.columns, result.rows[:shown])
+    head = f"{_count(result)}{'; ' + note if note else ''}"
+    kept = lines[:2]
+    for line in lines[2:]:
+        if len(head) + sum(len(k) + 1 for k in kept) + len(line) + 1 > DETAIL_CHARS:
+            break
+        kept.append(line)
+    left = len(result.rows) - (len(kept) - 2)
+    if left > 0:
+        kept.append(f"… {left} more")
+    return clip("\n".join([head, *kept]), DETAIL_CHARS + 40)

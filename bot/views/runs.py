@@ -38,6 +38,7 @@ from bot.views import (
     MAX_SECTION_TEXT,
     Message,
     clip,
+    code_block,
     escape,
     line_sections,
     placeholders,
@@ -219,8 +220,9 @@ def run_message(run: ActionRun, decisions: list[ApprovalDecision]) -> Message:
 def _step_line(step: ActionStep) -> str:
     state, title, detail, seconds = step.state, step.title, step.detail, step.seconds
     line = f"{_STEP[state]} {link_channels(escape(title))}"
-    if detail:
-        line += f" — {link_channels(escape(clip(detail, 300)))}"
+    first, _, rest = (detail or "").partition("\n")  # lines after the first (a query's table) show as a code block
+    if first:
+        line += f" — {link_channels(escape(clip(first, 300)))}"
     effect = getattr(step, "effect", None)
     if state is StepState.FAILED and effect is not None:
         line += f" · _{effect_text(effect)}_"
@@ -228,6 +230,8 @@ def _step_line(step: ActionStep) -> str:
         line += f" _({format_seconds(seconds)})_"
     if step.answer is not None:
         line += answer_line(step.answer)
+    if rest.strip():
+        line += "\n" + code_block(clip(rest, 600))
     return line
 
 

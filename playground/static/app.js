@@ -199,6 +199,13 @@ function renderModal(modal) {
       const chosen = el.initial_option ? el.initial_option.value : null;
       input.innerHTML = (input.multiple ? "" : `<option value=""></option>`) + el.options.map((o) =>
         `<option value="${esc(o.value)}" ${o.value === chosen ? "selected" : ""}>${esc(o.text.text)}</option>`).join("");
+    } else if (el.type === "datetimepicker") { // as Slack does: picked in the reader's own time zone, sent as Unix seconds
+      input = document.createElement("input");
+      input.type = "datetime-local";
+      if (el.initial_date_time) {
+        const at = new Date(el.initial_date_time * 1000);
+        input.value = new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+      }
     } else {
       input = document.createElement(el.multiline ? "textarea" : "input");
       if (el.type === "number_input") { input.type = "number"; input.min = el.min_value || ""; input.max = el.max_value || ""; }
@@ -220,6 +227,7 @@ function renderModal(modal) {
       const entry = { type: input.dataset.type };
       if (input.dataset.type === "multi_static_select") entry.selected_options = [...input.selectedOptions].map((o) => ({ value: o.value }));
       else if (input.dataset.type === "static_select") entry.selected_option = input.value ? { value: input.value } : null;
+      else if (input.dataset.type === "datetimepicker") entry.selected_date_time = input.value ? Math.floor(new Date(input.value).getTime() / 1000) : null;
       else entry.value = input.value;
       values[input.dataset.block] = { [input.dataset.action]: entry };
     });

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from bot.executors.demo import DemoWorkloads
     from bot.health import HealthRun
     from bot.runbooks.definitions import Runbook
+    from bot.runs.wakeups import Wakeups
     from bot.views import Message
 
 UNCHANGED = "unchanged: this step changed nothing"
@@ -135,6 +136,10 @@ class StepDeps(Protocol):
 
     @property
     def http(self) -> aiohttp.ClientSession: ...
+
+    @property
+    def wakeups(self) -> Wakeups:
+        """Wakes a step waiting on the store (a manual step's answer) when this replica takes the answer."""
 
     async def check(self, service: str, only: Collection[str] = ()) -> HealthRun:
         """Run the service's health checks once: those named in `only` (by label), or every one."""

@@ -33,7 +33,8 @@ from bot.runs.steps.base import (
 from bot.views.manual_steps import MANUAL, reminder_message
 
 log = logging.getLogger(__name__)
-POLL_SECONDS = 2.0  # how often the waiting step reads the store: a press may land on any replica
+POLL_SECONDS = 2.0  # how often the waiting step reads the store: a press may land on another replica (one here
+# wakes it at once)
 
 
 class ManualStep(_Step):
@@ -93,7 +94,7 @@ async def _perform(deps: StepDeps, run: ActionRun, step: PlannedStep, book: Undo
         if remind_at is not None and deps.clock.now() >= remind_at:
             remind_at = None  # one reminder: a second ping is noise; the run's message still asks
             await _remind(deps, fresh, position, step.title)
-        await deps.clock.sleep(POLL_SECONDS)
+        await deps.wakeups.wait(run.id or 0, deps.clock, POLL_SECONDS)
 
 
 def _position(run: ActionRun, step: PlannedStep) -> int:

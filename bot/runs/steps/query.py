@@ -66,16 +66,15 @@ async def _perform(deps: StepDeps, run: ActionRun, step: PlannedStep, book: Undo
                         timeout=step.timeout * (1 - MARGIN), where=f"${_env(deps, service, step.args)}")
     if isinstance(result, QueryFailed):
         raise ExecutorError(result.reason, state=ONLY_READS, effect=Effect.UNTOUCHED)
-    shown = detail(result)
     if len(result.rows) <= DETAIL_ROWS:
-        return shown
+        return detail(result)
     if not run.channel_id:
-        return f"{shown}; the rows were not uploaded (the run has no channel)"
+        return detail(result, note="the rows were not uploaded (the run has no channel)")
     stamp = deps.clock.now().strftime("%Y%m%d-%H%M%S")
     await deps.chat.upload(run.channel_id, filename=f"{service}-query-{stamp}.csv", title=f"Rows of {step.title}",
                            content=csv_text(result.columns, result.rows),
                            comment=f"All {len(result.rows)} rows of `{step.title}`, runbook run #{run.id}.")
-    return f"{shown}; all {len(result.rows)} rows uploaded as CSV"
+    return detail(result, note=f"all {len(result.rows)} uploaded as CSV")
 
 
 def _validate(runbook: Runbook, service: Service, step: Any) -> list[tuple[str, str]]:

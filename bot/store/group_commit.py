@@ -1,0 +1,82 @@
+"""Group commit: statements asked for while a transaction is being written go together in the next one, so a burst of
+concurrent requests costs one transaction (one thread hop on SQLite, one connection and one commit on PostgreSQL)
+instead of one each, and a lone statement is written at once, never held back to wait for company.
+
+Each caller still waits for its own statement to be committed and gets its own rows or its own error: what the caller
+may do after the write (a request's work after its audit entry) is exactly what it could do before. Not responsible
+for the SQL (bot/store/audit_sql.py) nor for the transaction itself (each backend's `_atomic`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from bot.errors import StoreUnavailable
+from bot.store.sql import Statement
+
+Rows = list[dict[str, Any]]
+Atomic = Callable[[Sequence[Statement]], Awaitable[list[Rows]]]
+
+# At most this many statements per transaction: a longer burst is written in several, one after another.
+MOST = 100
+
+
+class GroupCommit:
+    def __init__(self, atomic: Atomic, *, most: int = MOST) -> None:
+        self._atomic, self._most = atomic, most
+        self._waiting: list[tuple[Statement, asyncio.Future[Rows]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, statement: Statement) -> Rows:
+        """The statement's rows (for RETURNING), once the transaction that holds it is committed."""
+        done: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
+        self._waiting.append((statement, done))
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self._most], self._waiting[self._most:]
+                try:
+                    await self._commit(batch)
+                finally:
+                    _abandon(batch)
+        finally:
+            self._writer = None
+            _abandon(self._waiting)
+            self._waiting = []
+
+    async def _commit(self, batch: list[tuple[Statement, asyncio.Future[Rows]]]) -> None:
+        try:
+            results = await self._atomic([statement for statement, _ in batch])
+        except StoreUnavailable as exc:  # nothing of the batch was written: each caller gets the outage
+            _fail(batch, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - handed to the callers, whatever it is
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            # A statement the database refuses fails only its own caller: the others are written one by one.
+            for one in batch:
+                await self._commit([one])
+            return
+        for (_, done), rows in zip(batch, results, strict=True):
+            if not done.done():  # a caller that stopped waiting (cancelled) has its statement written all the same
+                done.set_result(rows)
+
+
+def _abandon(batch: Sequence[tuple[Statement, asyncio.Future[Rows]]]) -> None:
+    """Only when the writer itself is cut short (its task cancelled as the loop closes): nobody waits forever."""
+    for _, done in batch:
+        if not done.done():
+            done.cancel()
+
+
+def _fail(batch: Sequence[tuple[Statement, asyncio.Future[Rows]]], exc: BaseException) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(exc)
