@@ -37,6 +37,7 @@ from bot.store import Store, create_store
 from bot.tracing import NO_TRACER, Tracer
 from playground.payloads import SIGNING_SECRET, sign
 from playground.slack_api import FakeSlack
+from tests.targets import Targets
 
 # pytest-xdist hands whole files to its workers in collection order (`--dist loadfile`): the files that take longest
 # (replicas killed and restarted, the four team stacks, real Alertmanagers) go first, so that none of them starts last
@@ -50,7 +51,7 @@ SLOW_FIRST = ("test_replicas.py", "test_replicas_redis.py", "test_example_ai_orc
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: index for index, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: every file keeps its own order
-from tests.targets import Targets
+
 
 PG_ADMIN_DSN = os.environ.get("OPSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OPSBOT_TEST_REDIS", "redis://127.0.0.1:6379/0")

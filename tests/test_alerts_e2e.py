@@ -17,16 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,6 +35,7 @@ from playground.slack_api import FakeSlack
 from tests.alertmanager import RunningAlertmanager, start_alertmanagers
 from tests.conftest import PG_ADMIN_DSN, free_port, pg_dsn
 from tests.prometheus import PrometheusServer
+from tests.replicas import Replica
 from tests.test_cli import base_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -73,38 +69,6 @@ alerts:
       service: api
       declare: {{when: {{severity: critical}}, after_minutes: 0, severity: P1}}
 """
-
-
-class Replica:
-    """One `opsbot serve` process on a port chosen before it starts (as in tests/test_replicas.py), logging to a file."""
-
-    def __init__(self, env: dict[str, str], folder: Path, name: str, port: int) -> None:
-        self.port, self.log_path = port, folder / f"{name}.log"
-        with self.log_path.open("w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=folder,
-                                         env={**env, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT)
-
-    async def healthy(self, http: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"replica exited: {self.log_path.read_text()}"
-            try:
-                async with http.get(f"http://127.0.0.1:{self.port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"replica did not become healthy: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @dataclass
@@ -182,7 +146,7 @@ async def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             await asyncio.gather(*(asyncio.to_thread(replica.stop) for replica in replicas))
             await http.close()
             await slack.stop()
-    logs = "".join(replica.log_path.read_text() for replica in replicas)
+    logs = "".join(replica.log() for replica in replicas)
     assert "Traceback" not in logs, logs[-3000:]
 
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -24,7 +21,7 @@ import redis.asyncio as aioredis
 from bot.scheduling.cron import CronSchedule
 from playground.payloads import SIGNING_SECRET
 from playground.slack_api import FakeSlack
-from tests.conftest import free_port
+from tests.replicas import Replica
 from tests.targets import Targets
 from tests.test_cli import base_env
 
@@ -50,40 +47,6 @@ services:
     environment: production
     checks: [{{type: http, url: "{targets.url('/slow?ms=1000')}", timeout: 5}}]
 """
-
-
-class Replica:
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.port = free_port()
-        self.log = (cwd / f"{name}.log").open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=cwd, env={**env, "PORT": str(self.port)},
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-
-    async def healthy(self, http: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"replica exited: {Path(self.log.name).read_text()}"
-            try:
-                async with http.get(f"http://127.0.0.1:{self.port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError("replica did not become healthy")
-
-    def terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        """After `terminate`: wait for the graceful stop (SIGKILL past 20 s)."""
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 async def running_owner_pid(dsn: str) -> int | None:
@@ -166,5 +129,5 @@ async def three_replicas(leases: str, slack: FakeSlack, targets: Targets, pg_dat
     assert {row["state"] for row in rows} == {"done"}, [dict(row) for row in rows if row["state"] != "done"]
     # The killed replica's occurrence was taken over: run again by another replica, still posted once.
     assert any(row["attempt"] >= 2 for row in rows), [dict(row) for row in rows]
-    survivors_logs = "".join(Path(r.log.name).read_text() for r in replicas if r is not killed)
+    survivors_logs = "".join(r.log() for r in replicas if r is not killed)
     assert "Traceback" not in survivors_logs, survivors_logs[-3000:]

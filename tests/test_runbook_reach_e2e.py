@@ -25,8 +25,8 @@ from playground.payloads import SIGNING_SECRET, block_action, sign, slash_comman
 from playground.slack_api import FakeSlack
 from tests.conftest import free_port, make_settings, start_bot
 from tests.k8s_api import ExecCall, ExecReply, K8sApi
+from tests.replicas import Replica
 from tests.test_cli import base_env
-from tests.test_replicas import Replica
 
 ALICE, BOB, CAROL, CHANNEL = "U0ALICE", "U0BOB", "U0CAROL", "C0OPS"
 # Leases, heartbeats and chores in fractions of a second: a dead replica's run is seen within about two seconds.
@@ -201,7 +201,7 @@ async def test_a_mixed_runbook_runs_through_approval_a_crash_while_a_person_work
         if first.proc.poll() is None:
             first.proc.kill()
         first.stop()
-    assert "Traceback" not in Path(first.log.name).read_text()
+    assert "Traceback" not in first.log()
 
     second, runner = await start_bot(make_settings(slack, database_url, **TIMES), yaml, slack, http,
                                      environ={"JOBS_DSN": pg_jobs})
