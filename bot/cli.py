@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("--service", action="append", default=[], help="a catalog service its commands may name "
                          "(repeat; none: every name found is taken as a service to define)")
     imports.add_argument("-o", "--output", type=Path, default=None, help="write the draft here (default: stdout)")
+    imports.add_argument("--merge", type=Path, default=None, metavar="CATALOG",
+                         help="propose the draft's new elements into this catalog as a unified diff (the file is only "
+                              "read); a re-import of the same runbook also shows what changed")
     postmortem = commands.add_parser("postmortem", help="print an incident's post-mortem (Markdown) from the store")
     postmortem.add_argument("key", help="the incident, e.g. INC-42")
     args = parser.parse_args(argv)
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "healthcheck":
             return _healthcheck()
         if args.command == "import":
-            return _import(args.runbook, tuple(args.service), args.output)
+            return _import(args.runbook, tuple(args.service), args.output, args.merge)
         if args.command == "postmortem":
             return _postmortem(args.key)
     except ConfigError as exc:
@@ -162,7 +165,7 @@ def _catalog_problems(exc: CatalogInvalid, path: Path) -> int:
     return 1
 
 
-def _import(runbook: Path, services: tuple[str, ...], output: Path | None) -> int:
+def _import(runbook: Path, services: tuple[str, ...], output: Path | None, merge: Path | None = None) -> int:
     """The draft to stdout (or `output`), the report to stderr: `opsbot import r.md > draft.yml` keeps them apart."""
     # Imported here, not at the top: the Markdown and bash parsers are for this command only (not the healthcheck).
     from bot.importing.draft import import_runbook, render, report
@@ -173,10 +176,19 @@ def _import(runbook: Path, services: tuple[str, ...], output: Path | None) -> in
         print(f"opsbot: cannot read {runbook}: {exc.strerror}", file=sys.stderr)
         return 1
     draft = import_runbook(text, runbook.name, services)
+    if merge is not None:  # the draft into the catalog as a diff (`-o`: the diff's file)
+        from bot.importing.proposal import propose
+
+        print(report(draft), end="", file=sys.stderr)
+        return propose(render(draft), draft.source, merge, output)
+    from bot.importing.merge import finish_stamps, stamped
+
+    # Stamped as `--merge` stamps what it adds: a draft adopted whole is brought up to date by a later re-import.
+    text = finish_stamps(stamped(render(draft), draft.source))
     if output is None:
-        print(render(draft), end="")
+        print(text, end="")
     else:
-        output.write_text(render(draft), encoding="utf-8")
+        output.write_text(text, encoding="utf-8")
     print(report(draft), end="", file=sys.stderr)
     return 0
 

@@ -1,223 +1,232 @@
-"""A runbook file → a catalog `runbooks:` draft (YAML with each element's provenance as a comment) and its report.
+"""A runbook file → a catalog draft (services, checks, backups, runbooks, schedules) and its report: read twice
+(first for what the file says about its services as a whole, then each command with that), assembled, and held
+to the catalog loader — an element the loader refuses becomes a manual step or is left out, and the report says so.
 
-Not responsible for parsing (`markdown`, `shell`) nor for mapping one command (`recognise`); the draft carries no
-`approvals`, so every runbook lands behind the catalog's policy for its services.
+Not responsible for parsing (`markdown`, `shell`), one command (`recognise`) nor the YAML (`render`). Nothing here
+runs a command or connects anywhere.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import replace
 from typing import Any
 
-import yaml
-
+from bot.catalog_loading import CatalogInvalid, parse_catalog
+from bot.importing import sql
+from bot.importing.argv import option
+from bot.importing.assemble import as_text, assemble
+from bot.importing.context import Context, application, most_common
 from bot.importing.markdown import Procedure, procedures
-from bot.importing.recognise import Mapped, Step, recognise
+from bot.importing.model import Draft, Found, ImportedRunbook, Lines, Mapped, PlacedStep, Reading, medium
+from bot.importing.render import render, report
+from bot.importing.script import Scripts, read
 from bot.importing.services import Services
-from bot.importing.shell import statements
+from bot.importing.shell import Statement, looks_like_shell, statements
 
-MAX_STEPS = 40  # the catalog's limit on a runbook's steps
-_NARRATION = frozenset({"echo", "printf"})
-_BRACES = re.compile(r"([{}])(?=[{}])")
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-@dataclass(frozen=True)
-class ImportedRunbook:
-    name: str
-    procedure: Procedure
-    mapped: tuple[Mapped, ...]
-    services: tuple[str, ...]
-    steps: tuple[tuple[Step, str], ...]  # each step with its provenance comment
-    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Draft:
-    source: str  # the file's name, as provenance comments cite it
-    runbooks: tuple[ImportedRunbook, ...]
-    skipped: tuple[str, ...]  # what was not imported, and why
-
-    @property
-    def mapped(self) -> list[Mapped]:
-        return [item for runbook in self.runbooks for item in runbook.mapped]
+__all__ = ["Draft", "import_runbook", "render", "report"]
+_SQL_BLOCKS = frozenset({"sql", "psql", "mysql", "postgresql"})
+_DECLARED = re.compile(r"^(?:#!.*\n)?\s*#\s*(/[\w./-]+\.sh)\b")  # a block that starts `# /srv/app/backup.sh (…)`
+_ROUNDS = 6  # refusals fixed per round: each round can only make the draft smaller
 
 
 def import_runbook(text: str, source: str, services: tuple[str, ...] = ()) -> Draft:
+    found = procedures(text)
     known = Services(services)
-    names: set[str] = set()
-    runbooks, skipped = [], []
-    for procedure in procedures(text):
-        mapped: list[Mapped] = []
+    # Read three times: what one command means depends on the file as a whole (which service runs MySQL, where the
+    # backups go, which scripts take them), and the second reading knows the services by their final names.
+    first, scripts, _ = _read(found, Context(source, known))
+    second, scripts, _ = _read(found, _context(first, scripts, found, source, known))
+    draft = _draft(found, _context(second, scripts, found, source, known), source)
+    return _loadable(draft)
+
+
+def _draft(found: list[Procedure], context: Context, source: str) -> Draft:
+    readings, scripts, skipped = _read(found, context)
+    return assemble(source, readings, scripts, context, skipped)
+
+
+def _read(found: list[Procedure], context: Context) -> tuple[list[Reading], Scripts, list[str]]:
+    scripts = Scripts()
+    readings: list[Reading] = []
+    skipped: list[str] = []
+    for procedure in found:
+        items: list[Mapped] = []
         for block in procedure.blocks:
-            if block.is_shell:
-                mapped += _in_block(block.text, block.first_line, source, known)
-            elif block.language in ("sql", "psql", "mysql"):
-                last = block.first_line + max(block.text.count("\n") - 1, 0)
-                mapped.append(Mapped(block.first_line, last, block.text.rstrip("\n"), "",
-                                     manual=f"a {block.language} block: statements for a person to run (or to write "
-                                            "as sql steps)"))
+            if block.is_shell and (block.language or looks_like_shell(block.text)):
+                block_items = read(block.text, block.first_line, context, scripts)
+                declared = _DECLARED.match(block.text)
+                if declared and block_items:
+                    scripts.by_path.setdefault(declared.group(1), block_items)
+                items += block_items
+            elif block.language in _SQL_BLOCKS:
+                items += _sql(block.text, block.first_line, block.language, context)
             else:
-                skipped.append(f"{source}:{block.first_line}: a {block.language or 'plain'} block under "
+                skipped.append(f"{context.source}:{block.first_line}: a {block.language or 'plain'} block under "
                                f"{procedure.title!r} is not a command block")
-        if not mapped:
+        if items:
+            readings.append(Reading(procedure, tuple(items)))
+    return readings, scripts, skipped
+
+
+def _sql(code: str, first_line: int, language: str, context: Context) -> list[Mapped]:
+    """A ```sql block: a query or sql step per statement, on the database the runbook uses."""
+    resolved, engine = context.database({"mysql": "mysql", "psql": "postgres", "postgresql": "postgres"}.get(language))
+    out = []
+    for statement in sql.split(code, first_line):
+        lines = Lines(context.source, statement.first_line, statement.last_line)
+        if resolved.service is None:
+            found = Found(manual=f"SQL for a database the import cannot tell: {resolved.why}")
+        else:
+            sure = medium(resolved.why) if resolved.why else medium(f"the runbook's {engine} database, "
+                                                                    f"{resolved.service}")
+            found = sql.step(statement, resolved.service, engine, sure)
+        out.append(Mapped(lines, statement.written, "", found))
+    return out
+
+
+def _context(first: list[Reading], scripts: Scripts, found: list[Procedure], source: str, known: Services) -> Context:
+    """What the whole file says: the application, where each database runs, the compose project, the namespace."""
+    named: list[str] = []
+    engines: Counter[tuple[str, str]] = Counter()
+    for reading in first:
+        for item in reading.items:
+            found_ = item.found
+            named += [hint.service for hint in found_.targets]
+            named += [str(step["service"]) for step in found_.steps if isinstance(step.get("service"), str)]
+            for finding in found_.checks:
+                if finding.check["type"] in ("postgres", "mysql", "redis", "rabbitmq", "memcached"):
+                    engines[(finding.check["type"], finding.service)] += 1
+            for backup in found_.backups:
+                if backup.backup["type"] in ("postgres", "mysql", "redis"):
+                    engines[(backup.backup["type"], backup.service)] += 1
+            for step in found_.steps:
+                if step["kind"] in ("query", "sql") and isinstance(step.get("service"), str):
+                    engines[(step.get("engine", "postgres"), step["service"])] += 1
+    projects, namespaces = _platform(found)
+    by_engine: dict[str, str] = {}
+    for (engine, service), _ in engines.most_common():
+        by_engine.setdefault(engine, service)
+    directories: dict[str, list[str]] = {}
+    for reading in first:
+        for item in reading.items:
+            for backup in item.found.backups:
+                services = directories.setdefault(backup.backup["directory"], [])
+                if backup.service not in services:
+                    services.append(backup.service)
+    taken = {path: tuple(dict.fromkeys(b.service for item in items for b in item.found.backups))
+             for path, items in scripts.by_path.items()}
+    return Context(source, known, application(named), by_engine, most_common(projects), most_common(namespaces),
+                   tuple(dict.fromkeys(named)), {key: tuple(value) for key, value in directories.items()},
+                   {path: services for path, services in taken.items() if services})
+
+
+def _platform(found: list[Procedure]) -> tuple[list[str], list[str]]:
+    projects: list[str] = []
+    namespaces: list[str] = []
+    for procedure in found:
+        for block in procedure.blocks:
+            if not block.is_shell:
+                continue
+            for statement in _all(statements(block.text, block.first_line)):
+                for command in statement.commands:
+                    words = command.words
+                    if command.program == "docker-compose" or words[1:2] == ("compose",):
+                        project = option(list(words), "-p", "--project-name")
+                        file = option(list(words), "-f", "--file")
+                        if project is None and file is not None and "/" in file and "$" not in file:
+                            project = file.rstrip("/").rsplit("/", 2)[-2] or None
+                        projects.append(project or "")
+                    if command.program == "kubectl":
+                        namespace = option(list(words), "-n", "--namespace") or ""
+                        namespaces.append(namespace if re.fullmatch(r"[a-z0-9][a-z0-9-]*", namespace) else "")
+    return [p for p in projects if p and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", p)], namespaces
+
+
+def _all(found: list[Statement]) -> list[Statement]:
+    out: list[Statement] = []
+    for statement in found:
+        out.append(statement)
+        if statement.test is not None:
+            out += _all([*statement.test.then_body, *statement.test.else_body])
+        if statement.condition is not None:
+            out.append(statement.condition)
+        out += _all(list(statement.loop))
+        if statement.body:
+            out += _all(statements(statement.body, statement.body_line))
+    return out
+
+
+# --- held to the loader -------------------------------------------------------------------------------------------
+
+_CHECK = re.compile(r"^services\.([^.\[]+)\.checks\[(\d+)\]")
+_PART = re.compile(r"^services\.([^.\[]+)\.(target|backup)\b")
+_STEP = re.compile(r"^runbooks\.([^.\[]+)\.steps\[(\d+)\]")
+_PARAMETER = re.compile(r"^runbooks\.([^.\[]+)\.parameters\.([^.\[]+)")
+
+
+def _loadable(draft: Draft) -> Draft:
+    """The draft as the catalog loader accepts it: each refused element dropped, or its step made manual."""
+    for _ in range(_ROUNDS):
+        try:
+            parse_catalog(render(draft), draft.source)
+        except CatalogInvalid as exc:
+            fixed = _without(draft, [(problem.path, problem.message) for problem in exc.problems])
+            if fixed is draft:
+                return replace(draft, notes=(*draft.notes, *(f"the catalog loader refuses: {problem.render('draft')}"
+                                                             for problem in exc.problems)))
+            draft = fixed
             continue
-        name = _unique(_slug(procedure.title) or "imported", names)
-        runbook = _runbook(name, procedure, mapped, source, services)
-        if runbook is None:
-            skipped.append(f"{source}:{procedure.line}: {procedure.title!r} names no service: give --service")
-            continue
-        runbooks.append(runbook)
-    return Draft(source, tuple(runbooks), tuple(skipped))
+        return draft
+    return draft
 
 
-def _in_block(text: str, first_line: int, source: str, known: Services) -> list[Mapped]:
-    """The block's statements mapped; after an interactive session opens, the rest is typed into it by a person."""
-    found: list[Mapped] = []
-    opened: Mapped | None = None
-    for statement in statements(text, first_line):
-        if statement.commands and statement.commands[0].program in _NARRATION and len(statement.commands) == 1:
-            continue  # `echo "Checking…"` narrates the script: not a step
-        item = recognise(statement, known)
-        if opened is not None:
-            item = dataclasses.replace(item, steps=(), parameters={}, session=False,
-                                       manual=f"typed into the session opened at {source}:{opened.first_line}")
-        elif item.session:
-            opened = item
-        found.append(item)
-    return found
+def _without(draft: Draft, problems: list[tuple[str, str]]) -> Draft:
+    services = {service.name: service for service in draft.services}
+    runbooks = {runbook.name: runbook for runbook in draft.runbooks}
+    notes = list(draft.notes)
+    changed = False
+    for path, message in problems:
+        note = f"left out of the draft, as the catalog refuses it: {path}: {message}"
+        if (match := _CHECK.match(path)) and match.group(1) in services:
+            service = services[match.group(1)]
+            complete = [placed for placed in service.checks if placed.complete]
+            index = int(match.group(2))
+            if index < len(complete):
+                services[service.name] = replace(service, checks=tuple(p for p in service.checks
+                                                                       if p is not complete[index]))
+                notes.append(note)
+                changed = True
+        elif (match := _PART.match(path)) and match.group(1) in services:
+            service = services[match.group(1)]
+            services[service.name] = (replace(service, target=None, target_lines=None) if match.group(2) == "target"
+                                      else replace(service, backup=None, backup_lines=(), retention=None,
+                                                   schedule=None))
+            notes.append(note)
+            changed = True
+        elif (match := _STEP.match(path)) and match.group(1) in runbooks:
+            runbook = runbooks[match.group(1)]
+            index = int(match.group(2)) - 1  # check-config numbers steps from 1
+            if 0 <= index < len(runbook.steps) and runbook.steps[index].step["kind"] != "manual":
+                runbooks[runbook.name] = _manual_at(runbook, index, message)
+                changed = True
+        elif (match := _PARAMETER.match(path)) and match.group(1) in runbooks:
+            runbook = runbooks[match.group(1)]
+            parameters = {k: v for k, v in runbook.parameters.items() if k != match.group(2)}
+            runbooks[runbook.name] = replace(runbook, parameters=parameters)
+            changed = True
+    if not changed:
+        return draft
+    return replace(draft, services=tuple(services.values()), runbooks=tuple(runbooks.values()), notes=tuple(notes))
 
 
-def _slug(title: str) -> str:
-    return _SLUG.sub("-", title.lower()).strip("-")[:50].strip("-")
+def _manual_at(runbook: ImportedRunbook, index: int, message: str) -> ImportedRunbook:
+    placed = runbook.steps[index]
+    text = as_text(placed.text or str(placed.step))[:2800]
+    step: dict[str, Any] = {"kind": "manual", "instructions": text}
+    manual = PlacedStep(step, placed.lines, f"manual: the catalog refuses the recognised step ({message})", placed.sure,
+                        placed.text)
+    steps = (*runbook.steps[:index], manual, *runbook.steps[index + 1:])
+    return replace(runbook, steps=steps)
 
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, number = name, 2
-    while candidate in taken:
-        candidate, number = f"{name}-{number}", number + 1
-    taken.add(candidate)
-    return candidate
-
-
-def _runbook(name: str, procedure: Procedure, mapped: list[Mapped], source: str,
-             known: tuple[str, ...]) -> ImportedRunbook | None:
-    steps: list[tuple[Step, str]] = []
-    parameters: dict[str, dict[str, Any]] = {}
-    manual: list[Mapped] = []  # consecutive manual statements become one manual step
-
-    def flush() -> None:
-        if manual:
-            # The catalog reads `{{ … }}` as a template: a Go template in a command (`--format '{{.Name}}'`) is
-            # spaced apart so the text stays text.
-            text = _BRACES.sub(r"\1 ", "\n".join(item.text for item in manual))
-            step: Step = {"kind": "manual", "instructions": text}
-            if manual[0].comment:
-                step["name"] = manual[0].comment[:120]
-            steps.append((step, f"{_lines(source, manual[0].first_line, manual[-1].last_line)} manual: "
-                                + "; ".join(dict.fromkeys(item.manual or "" for item in manual))))
-            manual.clear()
-
-    for item in mapped:
-        if item.manual is not None:
-            manual.append(item)
-            continue
-        flush()
-        parameters.update(item.parameters)
-        for step in item.steps:
-            if item.comment and len(item.steps) == 1:
-                step = {"name": item.comment[:120], **step}
-            steps.append((step, f"{_lines(source, item.first_line, item.last_line)} recognised: "
-                                + item.text.replace("\n", " ")[:100]))
-    flush()
-    services = sorted({service for item in mapped for service in item.services})
-    if not services:
-        if not known:
-            return None
-        services = list(known)
-    return ImportedRunbook(name, procedure, tuple(mapped), tuple(services), tuple(steps[:MAX_STEPS]), parameters)
-
-
-def _lines(source: str, first: int, last: int) -> str:
-    return f"{source}:{first}" if first == last else f"{source}:{first}-{last}"
-
-
-# --- YAML --------------------------------------------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _text)
-
-
-def _flow(value: Any) -> str:
-    return yaml.dump(value, Dumper=_Dumper, default_flow_style=True, sort_keys=False, width=10**6,
-                     allow_unicode=True).strip()
-
-
-def _block(value: Any, indent: int) -> list[str]:
-    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=10**6,
-                     allow_unicode=True)
-    return [" " * indent + line for line in text.rstrip("\n").splitlines()]
-
-
-def render(draft: Draft) -> str:
-    """The `runbooks:` fragment: merge it under a catalog that defines the services it names."""
-    out = [f"# Imported from {draft.source} by `opsbot import`: review every step before merging.",
-           "# No runbook sets `approvals`: each runs under the catalog's policy for its services.", "runbooks:"]
-    for runbook in draft.runbooks:
-        procedure = runbook.procedure
-        recognised = sum(1 for step, _ in runbook.steps if step["kind"] != "manual")
-        out.append(f"  # {draft.source}:{procedure.line} {procedure.title!r}: {recognised} of {len(runbook.steps)} "
-                   "steps recognised")
-        out.append(f"  {runbook.name}:")
-        out.append(f"    description: {json.dumps(('Imported from ' + procedure.title)[:300], ensure_ascii=False)}")
-        out.append(f"    services: {_flow(list(runbook.services))}")
-        if runbook.parameters:
-            out.append("    parameters:")
-            out += [f"      {name}: {_flow(value)}" for name, value in runbook.parameters.items()]
-        out.append("    steps:")
-        for step, provenance in runbook.steps:
-            comment = "  # " + provenance.replace("\n", " ")
-            if any(isinstance(value, str) and "\n" in value for value in step.values()):
-                lines = _block(step, 8)
-                out.append("      -" + lines[0][7:] + comment)
-                out += lines[1:]
-            else:
-                out.append(f"      - {_flow(step)}{comment}")
-    return "\n".join(out) + "\n"
-
-
-def report(draft: Draft) -> str:
-    """What became what, what stayed manual and why, and what a person must decide."""
-    mapped = draft.mapped
-    recognised = [item for item in mapped if item.manual is None]
-    out = [(f"{draft.source}: {len(draft.runbooks)} runbook(s) from {len(mapped)} command(s): {len(recognised)} "
-            f"recognised, {len(mapped) - len(recognised)} manual")]
-    for runbook in draft.runbooks:
-        out.append(f"\n{runbook.name} ({draft.source}:{runbook.procedure.line} {runbook.procedure.title})")
-        for item in runbook.mapped:
-            where = _lines(draft.source, item.first_line, item.last_line)
-            first = item.text.splitlines()[0] if item.text else ""
-            if item.manual is None:
-                kinds = ", ".join(f"{step['kind']}" + (f" {step['service']}" if "service" in step else "")
-                                  for step in item.steps)
-                out.append(f"  {where}: {first[:70]} → {kinds}")
-            else:
-                out.append(f"  {where}: {first[:70]} → manual: {item.manual}")
-            out += [f"      decide: {note}" for note in item.decisions]
-    if draft.skipped:
-        out.append("\nnot imported:")
-        out += [f"  {line}" for line in draft.skipped]
-    return "\n".join(out) + "\n"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.importing.shell import Command, Statement, Word
+from bot.importing.shell import Command, Statement
+from bot.importing.words import Word
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|DSN|CREDENTIAL", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^/@\s]+)@")

@@ -1,6 +1,6 @@
 """Which catalog service a name in a command means: a container, pod, deployment, compose service or host.
 
-Not responsible for defining services (the catalog does); with no services given, a name is taken as it is.
+Not responsible for defining services (the draft does); with no services given, a name is taken as it is.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 _KIND_PREFIX = re.compile(r"^(deployment|deploy|statefulset|sts|daemonset|ds|pod|po|svc|service)s?[./]", re.IGNORECASE)
 _ORDINAL = re.compile(r"-\d+$")  # postgres-0, gitte-app-1
 _CATALOG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_RESERVED = frozenset({"all", "help"})  # words `/ops health …` reads itself
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,11 @@ class Services:
     def resolve(self, name: str) -> Resolved:
         if not name or name.startswith("-") or "$" in name:
             return Resolved(None, f"the service is not written out ({name or 'none'})")
-        bare = _ORDINAL.sub("", _KIND_PREFIX.sub("", name.split(":")[0].split(".")[0])).lower()
+        written = _KIND_PREFIX.sub("", name.split(":")[0].split(".")[0]).lower()
+        bare = _ORDINAL.sub("", written)  # a pod's name (postgres-0): a guess, said
         if not self.known:
-            if _CATALOG_NAME.match(bare):
-                return Resolved(bare, f"service {bare!r} taken from {name!r}: define it in the catalog")
+            if _CATALOG_NAME.match(bare) and bare not in _RESERVED:
+                return Resolved(bare, "" if bare == written else f"service {bare!r} taken from {name!r}")
             return Resolved(None, f"{name!r} is not a service name")
         if bare in self.known:
             return Resolved(bare)
