@@ -22,9 +22,9 @@ from bot.handover import RESTARTING
 from playground.payloads import SIGNING_SECRET, block_action, event_callback, sign, slash_command
 from playground.slack_api import FakeSlack
 from tests.conftest import make_settings, start_bot
+from tests.replicas import Replica
 from tests.targets import serve
 from tests.test_cli import base_env
-from tests.test_replicas import Replica
 
 ALICE, CHANNEL = "U0ALICE", "C0OPS"
 STEP_SECONDS = 2.0
@@ -165,12 +165,12 @@ async def test_sigterm_hands_a_three_step_runbook_to_the_other_replica_and_each_
             assert json.loads(await post(http, first, body, content_type))["text"] == RESTARTING
         signalled = time.monotonic()
         await asyncio.to_thread(first.proc.wait, 20)
-        assert first.proc.returncode == 0, Path(first.log.name).read_text()[-3000:]
+        assert first.proc.returncode == 0, first.log()[-3000:]
         if grace > STEP_SECONDS:
             # It left after its one step, not after the whole runbook (three steps of STEP_SECONDS).
             assert time.monotonic() - signalled < 2 * STEP_SECONDS
             state, steps = await wait_state(pg_database, run_id, {"succeeded", "failed", "interrupted"}, 20)
-            assert (state, steps) == ("succeeded", ["succeeded"] * 3), Path(second.log.name).read_text()[-3000:]
+            assert (state, steps) == ("succeeded", ["succeeded"] * 3), second.log()[-3000:]
             assert target.calls == Counter({"/one": 1, "/two": 1, "/three": 1})
             assert await owner_pid(pg_database, run_id) == second.proc.pid  # the second replica finished it
         else:
@@ -186,7 +186,7 @@ async def test_sigterm_hands_a_three_step_runbook_to_the_other_replica_and_each_
             replica.terminate()
         for replica in replicas:
             replica.stop()
-    logs = "".join(Path(r.log.name).read_text() for r in replicas)
+    logs = "".join(r.log() for r in replicas)
     assert "Traceback" not in logs, logs[-3000:]
 
 
