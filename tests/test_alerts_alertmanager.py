@@ -117,3 +117,18 @@ async def test_an_alert_fires_is_silenced_and_resolves_in_one_message(alertmanag
     assert resolved.args["ts"] == ts and "lasted" in json.dumps(resolved.args["blocks"])
     await bot.settle()
     assert len(_posts_of(bot.slack, name, "chat.postMessage")) == 1  # every notification came twice: one message
+
+
+async def test_unsilencing_a_silence_alertmanager_no_longer_has_counts_as_done(alertmanager: RunningAlertmanager,
+                                                                             http: aiohttp.ClientSession) -> None:
+    # Deleted in its UI, or lost with its storage: this Alertmanager answers the DELETE with 500, not 404.
+    from bot.alerts import silences
+
+    await silences.expire(http, alertmanager.url, str(uuid.uuid4()))
+    now = datetime.now(UTC)
+    made = await silences.create(http, alertmanager.url, {"alertname": f"gone-{uuid.uuid4().hex[:6]}"}, starts=now,
+                                 ends=now + timedelta(hours=1), created_by="U0ALICE", comment="test")
+    await silences.expire(http, alertmanager.url, made)
+    await silences.expire(http, alertmanager.url, made)  # already expired: done as well
+    with pytest.raises(silences.SilenceFailed, match="could not be reached"):
+        await silences.expire(http, "http://127.0.0.1:9", made)

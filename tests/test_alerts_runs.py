@@ -17,12 +17,13 @@ from bot.alerts.runs import one_line
 from bot.runs import requests
 from bot.runs.execution import refresh_message
 from bot.runs.models import ActionKind, ActionRun, ActionState
+from bot.views import Message
 from bot.views.alerts import RUN_ACTION
 from bot.views.runs import APPROVE_ACTION, DENY_ACTION, REQUEST_ACTION
 from playground.payloads import block_action, view_submission
 from playground.slack_api import FakeSlack
 from tests.conftest import RunningBot, make_settings, start_bot
-from tests.run_harness import ALICE, Deps, run_action
+from tests.run_harness import ALICE, Chat, Deps, run_action
 from tests.run_harness import CHANNEL as RUN_CHANNEL
 from tests.test_alerts import CATALOG, TOKEN, am_alert, am_payload
 
@@ -38,6 +39,12 @@ FAILING = """
 
 
 # --- the port, in memory ---------------------------------------------------------------------------------------------
+
+
+class Unpostable(Chat):
+    async def post(self, channel: str, message: Message, *, thread_ts: str | None = None,
+                   key: str | None = None) -> str:
+        raise ConnectionError("Slack is unreachable")
 
 
 async def test_the_run_flows_tell_their_listeners_each_ending_and_a_failing_one_changes_nothing() -> None:
@@ -60,6 +67,15 @@ async def test_the_run_flows_tell_their_listeners_each_ending_and_a_failing_one_
     deps.clock.advance(11 * 60)
     await requests.expire_due(deps)  # a plan never sent expires
     assert heard[1:] == [(dropped.id, ActionState.CANCELLED), (unsent.id, ActionState.EXPIRED)]
+    late = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=RUN_CHANNEL)
+    deps.clock.advance(11 * 60)
+    with pytest.raises(requests.NotPending, match="expired"):
+        await requests.request(deps, late.id or 0, ALICE)  # sent too late: it expires as it is sent
+    unposted = await requests.plan(deps, "web", ActionKind.RESTART, requested_by=ALICE, channel_id=RUN_CHANNEL)
+    deps.chat = Unpostable()
+    with pytest.raises(ConnectionError):  # Slack refused the run's message: the run is withdrawn, and it ended
+        await requests.request(deps, unposted.id or 0, ALICE)
+    assert heard[3:] == [(late.id, ActionState.EXPIRED), (unposted.id, ActionState.CANCELLED)]
 
 
 # --- through a running bot ---------------------------------------------------------------------------------------------

@@ -133,14 +133,15 @@ class World:
 
 
 @asynccontextmanager
-async def world(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path, settings_yaml: str = "") -> AsyncIterator[World]:
+async def world(slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path, settings_yaml: str = "",
+                silence_max: str = "2d") -> AsyncIterator[World]:
     clock = ManualClock(START + timedelta(minutes=2))
     alertmanager = Alerting(clock, TOKEN)
     app = web.Application()
     alertmanager.add_routes(app)
     am_runner, port = await serve(app)
     catalog = CATALOG.replace("  channel: C0ALERTS\n", f"  channel: C0ALERTS\n  alertmanager_url: http://127.0.0.1:{port}\n"
-                                                       f"  silence_max: 2d\n{settings_yaml}")
+                                                       f"  silence_max: {silence_max}\n{settings_yaml}")
     settings = make_settings(slack, f"sqlite:///{tmp_path / 'opsbot.db'}", opsbot_alerts_token=TOKEN)
     bot, runner = await start_bot(settings, catalog, slack, http, clock=clock)
     try:
@@ -286,3 +287,28 @@ async def test_the_policy_is_read_and_checked_from_the_catalog_and_requesters_ar
             await silencing.silence(w.bot.ctx, 1, BOB, silencing.ask_for(until=w.clock.now(), comment="late"))
         assert "Silenced in Alertmanager until" in await w.click("alert.silence.1h", "1", BOB)  # approvals: 0
         assert len(w.silences) == 1
+
+
+async def test_the_hour_buttons_are_held_to_the_longest_silence_too(
+        slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async with world(slack, http, tmp_path, silence_max="2h") as w:
+        told = await w.click("alert.silence.4h", "1")
+        assert "must end between" in told and "alerts.silence_max" in told and "nothing was silenced" in told
+        assert w.silences == [] and await w.bot.ctx.store.open_silence_request(1) is None
+        assert "Silenced in Alertmanager until" in await w.click("alert.silence.1h", "1")
+        assert len(w.silences) == 1
+
+
+async def test_a_request_that_cannot_be_posted_is_withdrawn_and_never_blocks_the_next(
+        slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async with world(slack, http, tmp_path, APPROVALS) as w:
+        slack.fail_next("chat.postMessage", error="not_in_channel")
+        told = await w.click("alert.silence.1h", "1")
+        assert "Sent for approval" not in told and "invite me first" in told  # the asker hears why
+        assert await w.bot.ctx.store.open_silence_request(1) is None  # no request nobody can see or approve
+        [request] = [r for r in [await w.bot.ctx.store.silence_request(1)] if r is not None]
+        assert request.state is SilenceState.WITHDRAWN and request.message_ts is None
+        shown = json.dumps(w.alert_message()["blocks"])
+        assert "waiting for" not in shown and "alert.silence.1h" in shown  # Silence is offered again
+        assert "Sent for approval" in await w.click("alert.silence.1h", "1")  # and works once Slack does
+        assert (await w.bot.ctx.store.open_silence_request(1)) is not None

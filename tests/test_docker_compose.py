@@ -106,6 +106,16 @@ def test_a_service_whose_container_cannot_be_copied_is_refused_untouched(found: 
     assert says in str(raised.value) and raised.value.effect is Effect.UNTOUCHED
 
 
+def test_a_negative_count_is_refused_at_load_and_by_the_executor_never_read_as_removing_replicas() -> None:
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        ScaleStep.model_validate({"kind": "scale", "service": "api", "replicas": -1})
+    assert ScaleStep.model_validate({"kind": "scale", "service": "api", "replicas": 0}).replicas == 0
+    # A parameter's value is substituted after load (an integer parameter may allow a negative `min`).
+    with pytest.raises(ExecutorError, match="cannot be scaled to -1") as raised:
+        choose(SHOP, replicas("running", "running", "running"), -1)
+    assert raised.value.effect is Effect.UNTOUCHED
+
+
 def test_a_copy_keeps_the_originals_setup_with_its_own_number_alias_mac_and_anonymous_volumes() -> None:
     anonymous = "ab" * 32
     attrs: dict[str, Any] = {

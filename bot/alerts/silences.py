@@ -46,13 +46,29 @@ async def create(http: aiohttp.ClientSession, base_url: str, labels: dict[str, s
 
 
 async def expire(http: aiohttp.ClientSession, base_url: str, silence_id: str) -> None:
-    """DELETE /api/v2/silence/{id}. An already expired or unknown silence counts as done (404)."""
+    """DELETE /api/v2/silence/{id}. An already expired or unknown silence counts as done: some Alertmanager releases
+    answer an unknown id with 500 rather than 404, so a refusal is checked by reading the silence back."""
     try:
         async with http.delete(f"{base_url}/api/v2/silence/{silence_id}", timeout=_TIMEOUT) as response:
             answer = await response.text()
-            if response.status not in (200, 404):
-                raise SilenceFailed(f"Alertmanager at {base_url} did not expire silence {silence_id} "
-                                    f"({response.status}): {answer.strip()[:300]}")
+            if response.status in (200, 404):
+                return
+        if await _gone(http, base_url, silence_id):
+            return
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise SilenceFailed(f"Alertmanager at {base_url} could not be reached ({type(exc).__name__}); "
                             "the silence is still on") from None
+    raise SilenceFailed(f"Alertmanager at {base_url} did not expire silence {silence_id} "
+                        f"({response.status}): {answer.strip()[:300]}")
+
+
+async def _gone(http: aiohttp.ClientSession, base_url: str, silence_id: str) -> bool:
+    """Whether Alertmanager no longer holds the silence, or holds it expired (GET /api/v2/silence/{id})."""
+    async with http.get(f"{base_url}/api/v2/silence/{silence_id}", timeout=_TIMEOUT) as response:
+        if response.status == 404:
+            return True
+        if response.status != 200:
+            return False
+        found = await response.json(content_type=None)
+    state = found.get("status", {}).get("state") if isinstance(found, dict) else None
+    return state == "expired"

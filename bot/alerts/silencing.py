@@ -81,7 +81,8 @@ async def silence(ctx: Context, group_id: int, user: str, ask: SilenceAsk) -> Si
         raise NotAllowed(f"You may not silence alerts. Who may: {mention(policy.requesters)} "
                          "(alerts.silence_approvals.requesters).")
     now = ctx.clock.now()
-    if ask.until is not None and (refused := check_until(ask.until, now, settings.silence_max)) is not None:
+    # The hour buttons too: `alerts.silence_max` bounds every silence, not only the form's.
+    if (refused := check_until(ask.ends(now), now, settings.silence_max)) is not None:
         raise SilenceTimeInvalid(refused)
     if policy is None or policy.approvals == 0:
         silence_id = await _create(ctx, group, user, ask, approved_by=None)
@@ -109,7 +110,15 @@ async def _request(ctx: Context, group: AlertGroup, user: str, ask: SilenceAsk,
                           "one first.")
     request = replace(request, id=request_id)
     await _audit(ctx, group, user, "silence requested", f"request {request_id}: {_asked(ask)} — {ask.comment}")
-    ts = await ctx.chat.post(group.channel_id, await _request_view(ctx, request))
+    try:
+        ts = await ctx.chat.post(group.channel_id, await _request_view(ctx, request))
+    except BaseException:
+        # No message, no request: withdraw it rather than leave one nobody can see or approve blocking the group's
+        # next Silence until it expires.
+        if await ctx.store.move_silence_request(request_id, SilenceState.WITHDRAWN, at=ctx.clock.now()):
+            await _audit(ctx, group, user, "silence request withdrawn", f"request {request_id}: it could not be "
+                                                                        "posted", Outcome.ERROR)
+        raise
     await ctx.store.set_silence_request_message(request_id, ts)
     await ctx.store.touch_group(group.id)
     await refresh(ctx, group.id)

@@ -118,6 +118,8 @@ class ScaleChange:
 
 def choose(compose: ComposeService, members: list[Member], replicas: int) -> ScaleChange:
     """The change that leaves `replicas` (at least 1) running; refuses (nothing touched) what cannot be copied."""
+    if replicas < 1:  # 0 is a stop (`DockerWorkload.scale`); below it, slicing would pick containers to remove
+        raise refusal(f"{compose} cannot be scaled to {replicas}: give 0 (stop all) or more; nothing was changed.")
     ordered = sorted(members, key=lambda m: (m.number, m.name))
     running = [m for m in ordered if m.status == "running"]
     names = tuple(m.name for m in running)

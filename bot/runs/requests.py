@@ -119,6 +119,7 @@ async def request(ctx: RunDeps, run_id: int, user: str, reason: str | None = Non
                                              finished_at=ctx.clock.now(),
                                              **ending(run, RunOutcome(Ending.PLAN_EXPIRED, run.services))):
             await audit_run(ctx, run, "expired (plan not sent)", user, outcome=Outcome.REJECTED)
+            await refresh_message(ctx, run_id)  # no message yet: its listeners hear that it ended
         raise NotPending(f"This plan expired after {DRAFT_MINUTES} minutes; ask again with `/ops {run.kind.value} "
                          f"{run.service}`.")
     to = ActionState.APPROVED if run.approvals_needed == 0 else ActionState.PENDING
@@ -138,6 +139,7 @@ async def request(ctx: RunDeps, run_id: int, user: str, reason: str | None = Non
         if await ctx.store.transition_action(run_id, ActionState.CANCELLED, expect={to},
                                              **ending(run, RunOutcome(Ending.WITHDRAWN, run.services))):
             await audit_run(ctx, run, "cancelled (could not post)", user, outcome=Outcome.ERROR)
+            await refresh_message(ctx, run_id)  # no message to update: its listeners hear that it ended
         raise
     await ctx.store.set_action_message(run_id, run.channel_id, ts)
     if to is ActionState.APPROVED:

@@ -5,7 +5,7 @@ Not responsible for how a target scales (`bot.executors`, capabilities `Scales` 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -29,7 +29,7 @@ from bot.runs.steps.base import (
 
 class ScaleStep(_ServiceStep):
     kind: Literal["scale"]
-    replicas: int | Template = Field(
+    replicas: Annotated[int, Field(ge=0)] | Template = Field(
         description="how many replicas (0 or more, or an integer parameter). Kubernetes: the deployment's replicas. "
                     "Docker: 0 stops all of the service's containers and keeps them, so scaling back starts them "
                     "again. A Compose service (a target whose `labels` name both `com.docker.compose.project` and "
