@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.alerts import messages as alert_messages
 from bot.alerts import silencing
 from bot.alerts.models import SilenceAsk, SilenceDecision, SilenceRequest, SilenceState, Verdict
 from bot.alerts.silence_times import TimeProblem, check_until
@@ -34,7 +35,7 @@ from bot.views.alert_silences import (
     UNTIL_INPUT,
     until_error,
 )
-from bot.views.alerts import SILENCE_UNTIL_ACTION
+from bot.views.alerts import SILENCE_UNTIL_ACTION, UNSILENCE_ACTION
 from playground.alerts import Alerting
 from playground.payloads import block_action, view_submission
 from playground.slack_api import FakeSlack
@@ -297,6 +298,26 @@ async def test_the_hour_buttons_are_held_to_the_longest_silence_too(
         assert w.silences == [] and await w.bot.ctx.store.open_silence_request(1) is None
         assert "Silenced in Alertmanager until" in await w.click("alert.silence.1h", "1")
         assert len(w.silences) == 1
+        await w.bot.ctx.store.touch_group(1)
+        await alert_messages.refresh(w.bot.ctx, 1)
+        shown = json.dumps(w.alert_message()["blocks"])
+        assert "alert.silence.4h" not in shown  # a button the longest silence would refuse is not offered
+
+
+async def test_a_silence_that_reached_its_end_shows_as_ended_and_silence_is_offered_again(
+        slack: FakeSlack, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async with world(slack, http, tmp_path) as w:
+        assert "Silenced in Alertmanager until" in await w.click("alert.silence.1h", "1")
+        first = (await w.bot.ctx.store.alert_group(1)).silence_id  # type: ignore[union-attr]
+        w.clock.advance(61 * 60)
+        await w.bot.ctx.store.touch_group(1)  # what the next delivery does: the message is written again
+        await alert_messages.refresh(w.bot.ctx, 1)
+        shown = json.dumps(w.alert_message()["blocks"])
+        assert "ended" in shown and "Silenced by" not in shown
+        assert "alert.silence.1h" in shown and UNSILENCE_ACTION not in shown
+        assert "Silenced in Alertmanager until" in await w.click("alert.silence.1h", "1")  # not "Unsilence it first"
+        group = await w.bot.ctx.store.alert_group(1)
+        assert group is not None and group.silence_id not in (None, first) and len(w.silences) == 2
 
 
 async def test_a_request_that_cannot_be_posted_is_withdrawn_and_never_blocks_the_next(

@@ -45,8 +45,10 @@ async def _write_message(ctx: Context, group_id: int) -> int:
     """Write the message; returns the version of the group it shows (recorded once Slack took it: a write that
     failed leaves the group behind, and the sender's retry of the delivery writes it again)."""
     group = await group_of(ctx, group_id)
+    limit = ctx.catalog.alerts.silence_max if ctx.catalog.alerts is not None else None
     message = alert_message(group, await ctx.store.group_alerts(group_id), health=await _health(ctx, group),
-                            waiting=await ctx.store.open_silence_request(group_id))
+                            waiting=await ctx.store.open_silence_request(group_id), now=ctx.clock.now(),
+                            silence_max=limit)
     if group.message_ts is not None:
         await ctx.chat.update(group.channel_id, group.message_ts, message)
     else:

@@ -67,6 +67,10 @@ class AlertGroup:
     run_ending: str | None = None  # its one-line ending (mrkdwn, escaped by the run's words)
     run_link: str | None = None  # a permalink to the run's message
 
+    def silenced_at(self, now: datetime) -> bool:
+        """Its silence is still on at `now` (one that reached its end stays recorded, but silences nothing)."""
+        return self.silence_id is not None and (self.silenced_until is None or self.silenced_until > now)
+
 
 @dataclass(frozen=True)
 class Recorded:

@@ -74,7 +74,7 @@ async def silence(ctx: Context, group_id: int, user: str, ask: SilenceAsk) -> Si
     """Silence the group as `ask` says: at once, or as a request for approval posted in the group's channel."""
     settings = settings_of(ctx)
     group = await group_of(ctx, group_id)
-    if group.silence_id is not None:
+    if group.silenced_at(ctx.clock.now()):
         raise OpsbotError(f"This alert group is already silenced (silence `{group.silence_id}`); Unsilence it first.")
     policy = settings.silence_approvals
     if policy is not None and policy.requesters and not await ctx.membership.contains(policy.requesters, user):
@@ -206,7 +206,8 @@ async def _create(ctx: Context, group: AlertGroup, requester: str, ask: SilenceA
     silence_id = await silences.create(ctx.http, url, labels, starts=now, ends=until,
                                        created_by=f"{name} ({requester}) via opsbot",
                                        comment=f"{comment} (opsbot alert group {group.id})")
-    if not await ctx.store.set_group_silence(group.id, silence_id, requester, until, previous=None):
+    # Over a silence that reached its end (still recorded on the group), as over none: compare-and-set from it.
+    if not await ctx.store.set_group_silence(group.id, silence_id, requester, until, previous=group.silence_id):
         # Someone else silenced it meanwhile: take ours back rather than leave a second silence no message shows.
         await silences.expire(ctx.http, url, silence_id)
         return None

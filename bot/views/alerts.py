@@ -8,6 +8,7 @@ Pure rendering. What the buttons do is bot/alerts/service.py; the values they ca
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
@@ -34,8 +35,12 @@ SHOWN_ALERTS = 20  # one section each; the rest are counted (a message takes 50 
 
 
 def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: HealthRun | None = None,
-                  waiting: SilenceRequest | None = None) -> Message:
-    """`waiting`: the group's silence request still open (awaiting approval, or being made)."""
+                  waiting: SilenceRequest | None = None, now: datetime | None = None,
+                  silence_max: timedelta | None = None) -> Message:
+    """`waiting`: the group's silence request still open (awaiting approval, or being made). `now`: a silence whose
+    end has passed shows as ended, and Silence is offered again; `silence_max`: the hour buttons longer than it are
+    left out."""
+    silenced = group.silenced_at(now) if now is not None else group.silence_id is not None
     firing = [s.alert for s in alerts if s.alert.status is AlertStatus.FIRING]
     name = group_name(group, [s.alert for s in alerts])
     if firing:
@@ -59,9 +64,10 @@ def alert_message(group: AlertGroup, alerts: Sequence[StoredAlert], *, health: H
         blocks.append(SectionBlock(text=clip(_alert_line(stored.alert, shared), MAX_SECTION_TEXT)))
     if len(alerts) > SHOWN_ALERTS:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"… and {len(alerts) - SHOWN_ALERTS} more")]))
-    blocks += _state(group, health, waiting)
-    blocks.append(ActionsBlock(block_id="alert.actions", elements=_buttons(group, firing=bool(firing),
-                                                                           waiting=waiting is not None)))
+    blocks += _state(group, health, waiting, silenced=silenced)
+    buttons = _buttons(group, firing=bool(firing), waiting=waiting is not None, silenced=silenced,
+                       silence_max=silence_max)
+    blocks.append(ActionsBlock(block_id="alert.actions", elements=buttons))
     return Message.of(text, blocks)
 
 
@@ -102,15 +108,18 @@ def _alert_line(alert: Alert, shared: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def _state(group: AlertGroup, health: HealthRun | None, waiting: SilenceRequest | None) -> list[Block]:
+def _state(group: AlertGroup, health: HealthRun | None, waiting: SilenceRequest | None, *,
+           silenced: bool) -> list[Block]:
     lines = []
     if group.acked_by:
         at = f" at {timestamp(group.acked_at)}" if group.acked_at else ""
         lines.append(f":eyes: Acknowledged by <@{group.acked_by}>{at}")
-    if group.silence_id:
+    if group.silence_id and silenced:
         until = f" until {timestamp(group.silenced_until)}" if group.silenced_until else ""
         lines.append(f":no_bell: Silenced by <@{group.silenced_by}>{until} (silence `{escape(group.silence_id)}`)")
-    elif waiting is not None:
+    elif group.silence_id and group.silenced_until is not None:
+        lines.append(f":bell: The silence by <@{group.silenced_by}> ended {timestamp(group.silenced_until)}")
+    if not silenced and waiting is not None:
         lines.append(pending_line(waiting))
     if group.incident_id:
         lines.append(f":rotating_light: Incident INC-{group.incident_id} declared from this alert")
@@ -143,16 +152,18 @@ def _run_line(group: AlertGroup) -> str:
     return f"{mark} {shown} {escape(group.run_state)}{ending}"
 
 
-def _buttons(group: AlertGroup, *, firing: bool, waiting: bool = False) -> list[ButtonElement]:
+def _buttons(group: AlertGroup, *, firing: bool, waiting: bool, silenced: bool,
+             silence_max: timedelta | None) -> list[ButtonElement]:
     value = str(group.id)
     buttons = []
     if not group.acked_by and firing:
         buttons.append(ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary"))
-    if group.silence_id:
+    if silenced:
         buttons.append(ButtonElement(text="Unsilence", action_id=UNSILENCE_ACTION, value=value))
     elif firing and not waiting:  # a silence awaiting approval is decided on its own request first
         buttons += [ButtonElement(text=f"Silence {hours} h", action_id=action, value=value)
-                    for action, hours in SILENCE_ACTIONS.items()]
+                    for action, hours in SILENCE_ACTIONS.items()
+                    if silence_max is None or timedelta(hours=hours) <= silence_max]
         buttons.append(ButtonElement(text="Silence until…", action_id=SILENCE_UNTIL_ACTION, value=value))
     if group.service:
         buttons.append(ButtonElement(text="Health check", action_id=HEALTH_ACTION, value=value))
