@@ -3,6 +3,8 @@ and a schedule from a crontab line), and restores become restore steps with a ba
 
 from __future__ import annotations
 
+import pytest
+
 from tests.imports import imported, kinds, runbook, script, steps
 
 
@@ -74,6 +76,18 @@ def test_restores_become_restore_steps_of_a_backup_the_person_chooses() -> None:
     assert data["runbooks"]["restore"]["parameters"]["dump"]["type"] == "backup"
     assert steps(data, "restore-from-a-custom-dump") == [{"kind": "restore", "service": "db",
                                                           "backup": "{{ params.backup }}"}]
+
+
+@pytest.mark.parametrize("code", [
+    "docker compose exec -T db psql -U app app < migrations/0042_add_index.sql",
+    "cat scripts/cleanup.sql | psql -h db app",
+    "mysql -h db app < /opt/app/fix_orders.sql",
+])
+def test_sql_fed_from_a_file_that_is_no_backup_is_never_a_restore_of_the_database(code: str) -> None:
+    draft, data, _ = imported(runbook(("Backup", "pg_dump -h db app | gzip > /backups/db/app.sql.gz"),
+                                      ("Apply", code)))
+    assert steps(data, "apply") == [{"kind": "manual", "instructions": code}]
+    assert "is no backup" in (draft.mapped[-1].manual or "")
 
 
 def test_a_restore_of_a_service_with_no_backup_stays_manual() -> None:

@@ -298,6 +298,36 @@ def test_elements_gone_from_the_runbook_are_removed_unless_edited_and_an_emptied
     assert "  runbooks.restart-api is no longer in ops.md, but was edited since the import: kept\n" in words
 
 
+@pytest.mark.parametrize(("old", "new"), [
+    ("    checks:\n      # opsbot import", "    checks:  # page the DBA before touching these\n      # opsbot import"),
+    ("{type: postgres, dsn_env: DB_DSN}  # ops.md:31 confidence: high\n",
+     "{type: postgres, dsn_env: DB_DSN}  # ops.md:31 confidence: high\n      # page the DBA before touching these\n"),
+])
+def test_a_comment_written_among_an_imported_services_checks_keeps_the_service_when_the_runbook_drops_it(
+        old: str, new: str) -> None:
+    first = merge(CATALOG, DRAFT, "ops.md")
+    edited = first.text.replace(old, new, 1)
+    assert edited != first.text
+    without_db = DRAFT[:DRAFT.index("  # ops.md:30-52")] + DRAFT[DRAFT.index("runbooks:"):]
+    again = _reimported(merge(edited, DRAFT, "ops.md"), without_db)
+
+    assert _paths(again, Outcome.KEPT_REMOVED) == ["services.db"]
+    assert "# page the DBA before touching these\n" in again.text
+    assert "    environment: production\n    checks:" in again.text.split("  db:\n")[1]
+
+
+def test_a_service_whose_checks_the_runbook_empties_and_fills_again_still_counts_as_not_edited() -> None:
+    first = merge(CATALOG, DRAFT, "ops.md")
+    no_db_checks = (DRAFT.replace("      - {type: postgres, dsn_env: DB_DSN}  # ops.md:31 confidence: high\n", "")
+                    .replace("    checks:\n    backup:", "    backup:"))
+    emptied = _reimported(first, no_db_checks)
+    assert "    checks: []\n" in emptied.text
+    filled = _reimported(emptied, DRAFT)
+    assert _paths(filled, Outcome.ADDED) == ["services.db.checks[postgres]"]
+    without_db = DRAFT[:DRAFT.index("  # ops.md:30-52")] + DRAFT[DRAFT.index("runbooks:"):]
+    assert "services.db" in _paths(_reimported(filled, without_db), Outcome.REMOVED)
+
+
 def test_another_runbooks_elements_are_never_updated_nor_removed() -> None:
     first = merge(CATALOG, DRAFT, "ops.md")
     again = merge(first.text, EDITED_RUNBOOK.replace("ops.md", "other.md"), "other.md")

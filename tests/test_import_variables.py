@@ -76,6 +76,10 @@ def test_a_word_becomes_text_the_scripts_value_or_a_parameter_by_what_the_field_
     ('HOST="$1"', "http://$HOST/", Accepts.TEXT, "parameters never reach a URL"),
     ("N=many", "$N", Accepts.NUMBER, "$N is 'many', not a whole number"),
     ("", "5m", Accepts.NUMBER, "`5m` is not a whole number"),
+    # Template tags the runbook writes (a Go template, or opsbot's own) are its text: the catalog would fill them in.
+    ("VERSION=1.2", "'{{ params.version }}'", Accepts.ELEMENT, "holds a template tag `{{`"),
+    ("", "'{{.State.Health.Status}}'", Accepts.TEXT, "holds a template tag `{{`"),
+    ("FORMAT='{{.Names}}'", "--format=$FORMAT", Accepts.ELEMENT, "holds a template tag `{{`"),
 ])
 def test_what_is_not_written_out_is_never_copied_and_says_why(code: str, written: str, accepts: Accepts,
                                                               why: str) -> None:
@@ -161,3 +165,12 @@ def test_a_variable_set_in_one_block_and_the_namespace_and_service_it_names() ->
     assert restart.found.targets[0].target == {"type": "kubernetes", "namespace": "shop", "deployment": "checkout"}
     other = next(item for item in draft.mapped if "$OTHER" in item.text)
     assert other.manual == "restart: the namespace $OTHER is not written out"
+
+
+def test_a_template_tag_written_in_the_runbook_never_becomes_a_parameter_of_the_step() -> None:
+    draft, data, _ = script("""
+        VERSION=1.2
+        docker exec app echo '{{ params.version }}'
+    """)
+    assert steps(data) == [{"kind": "manual", "instructions": "docker exec app echo '{ { params.version } }'"}]
+    assert "holds a template tag" in (draft.mapped[-1].manual or "")

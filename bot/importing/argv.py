@@ -19,22 +19,73 @@ KUBECTL_VALUE = frozenset({"-n", "--namespace", "-c", "--container", "-l", "--se
 _EXEC_VALUE = {"docker": frozenset({"-u", "--user", "-e", "--env", "-w", "--workdir", "--env-file"}),
                "compose": frozenset({"-u", "--user", "-e", "--env", "-w", "--workdir", "--index"}),
                "kubectl": frozenset({"-n", "--namespace", "-c", "--container", "--context"})}
+# curl's options that send a body: the data an http step sends as JSON, and the forms, files and URL-encoded data it
+# cannot send (any of them makes curl send a request other than a GET).
+CURL_DATA = ("-d", "--data", "--data-raw", "--data-binary", "--data-ascii", "--json")
+CURL_OTHER_BODY = ("-F", "--form", "--form-string", "--data-urlencode", "-T", "--upload-file")
+# `docker exec` / `compose exec` options that change how the command runs: its environment, user, directory, rights.
+_RUNS_WITH = ("-e", "--env", "--env-file", "-u", "--user", "-w", "--workdir", "--privileged")
 
 
 def option(words: tuple[str, ...] | list[str], *names: str) -> str | None:
     """The value of the first of `names` given (`-n x`, `-nx`, `--name=x`, `--name x`)."""
+    return next(iter(options(words, *names)), None)
+
+
+def options(words: tuple[str, ...] | list[str], *names: str) -> list[str]:
+    """The value of each of `names` given, in order (`psql -c A -c B`: both)."""
+    found: list[str] = []
     for index, word in enumerate(words):
         for name in names:
             if word == name and index + 1 < len(words):
-                return words[index + 1]
+                found.append(words[index + 1])
+                break
             bundled = len(name) == 2 and re.fullmatch(r"-[A-Za-z]{2,}", word) and word.endswith(name[1])
             if bundled and index + 1 < len(words):  # `psql -tAc "SELECT …"`: flags, then the one taking a value
-                return words[index + 1]
+                found.append(words[index + 1])
+                break
             if name.startswith("--") and word.startswith(name + "="):
-                return word.split("=", 1)[1]
+                found.append(word.split("=", 1)[1])
+                break
             if not name.startswith("--") and word.startswith(name) and len(word) > len(name):
-                return word[len(name):]
-    return None
+                found.append(word[len(name):])
+                break
+    return found
+
+
+# Where a database client reads SQL from besides its input: each `-c` / `-e` one statement, each `-f` a file of them.
+_SQL_SOURCES = {"psql": ("-c", "--command", "-f", "--file"), "mysql": ("-e", "--execute"),
+                "mariadb": ("-e", "--execute")}
+
+
+def sql_sources(program: str, words: tuple[str, ...] | list[str]) -> int:
+    """How many statements or files of them the client is given on its command line."""
+    return len(options(list(words[1:]), *_SQL_SOURCES.get(program, ())))
+
+
+# What points docker, compose or kubectl at another host or cluster than the one they would reach by default: opsbot's
+# steps and checks act on the target the catalog gives, so a command aimed elsewhere is not one of them.
+_ELSEWHERE_OPTIONS = {"kubectl": ("--context", "--kubeconfig", "--cluster", "--server", "-s"),
+                      "docker": ("-H", "--host", "--context", "-c", "--config"),
+                      "podman": ("--url", "--connection", "-c", "--remote", "-r")}
+_ELSEWHERE_ENV = frozenset({"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "CONTAINER_HOST", "CONTAINER_CONNECTION",
+                            "KUBECONFIG"})
+
+
+def elsewhere(command: Command) -> str | None:
+    """The option or variable (as written) that aims `command` at another host or cluster, if any."""
+    program = command.program if command.program != "docker-compose" else "docker"
+    for name, _ in command.assignments:
+        if name in _ELSEWHERE_ENV and program in ("docker", "podman", "kubectl"):
+            return f"{name}=…"
+    names = _ELSEWHERE_OPTIONS.get(program, ())
+    if program in ("docker", "podman"):  # their own options come before the subcommand (`docker -c x ps`)
+        words = list(command.words[1:])
+        words = words[:next((index for index, word in enumerate(words) if not word.startswith("-")), len(words))]
+    else:
+        words = list(command.words[1:])
+    return next((word for word in words for name in names
+                 if word == name or (name.startswith("--") and word.startswith(name + "="))), None)
 
 
 def flag(words: tuple[str, ...] | list[str], *names: str) -> bool:
@@ -85,6 +136,7 @@ class Inside:
     interactive: bool
     container: str | None = None  # kubectl -c
     namespace: str | None = None
+    runs_with: tuple[str, ...] = ()  # `-e X=1`, `-u root`, `-w /srv`: as written, for saying what an exec step lacks
 
 
 def inside(command: Command) -> Inside | None:
@@ -142,6 +194,9 @@ def _exec(command: Command, verb: int | None, platform: str) -> Inside | None:
         interactive = not flag(options, "-T") and "--no-TTY" not in options
     else:
         interactive = flag(options, "-i", "-t") or "--interactive" in options or "--stdin" in options
+    runs_with = tuple(word for word in options if word.split("=", 1)[0] in _RUNS_WITH or (
+        re.fullmatch(r"-[a-zA-Z]{2,}", word) and set(word[1:]) & {"e", "u", "w"})) if platform != "kubectl" else ()
     return Inside(platform, name, Command(command.argv[rest:], ()), interactive,
                   container=option(options, "-c", "--container") if platform == "kubectl" else None,
-                  namespace=option(options, "-n", "--namespace") if platform == "kubectl" else None)
+                  namespace=option(options, "-n", "--namespace") if platform == "kubectl" else None,
+                  runs_with=runs_with)

@@ -24,6 +24,8 @@ _STAMP = re.compile(r"[_.-]*(\$\{?\w+\}?|\$\([^)]*\)|\d{6,}[\d_T-]*)")
 _ARCHIVE = re.compile(r"(\.(tar|tgz|gz|bz2|xz|zst|sql|dump|rdb|zip))+$")
 _BACKUP_WORD = re.compile(r"[_.-]?(backup|bak|dump|export|archive)s?$")
 _SLUG = re.compile(r"[^a-z0-9]+")
+_BACKUP_NAME = re.compile(r"backup|dump|bak|restore|snapshot|hourly|nightly|daily|weekly", re.IGNORECASE)
+_COMPRESSED = re.compile(r"\.(gz|bz2|xz|zst|tgz|tar|dump|backup)$")
 
 
 def recognise(p: Pipeline) -> Found | None:
@@ -236,11 +238,27 @@ def _restore(p: Pipeline) -> Found | None:
     if resolved.service is None:
         return manual(f"restore: {resolved.why}", resolved.why, targets=client.target_hints())
     source = p.first.argv[-1] if fed else (client.first.argv[-1] if client.program == "pg_restore" else None)
+    read = p.variables.text(source) if source is not None else p.statement.input
+    if client.program != "pg_restore" and not _backup_like(p, source, read):
+        # `psql < migrations/0042.sql` runs the SQL in that file: a restore would put the whole database back
+        return manual(f"feeds {read or 'its input'} into {client.program}, which is no backup: it runs the SQL "
+                      "in it, and no step kind does that; a person runs it", targets=client.target_hints())
     sure = HIGH if not resolved.why else medium(resolved.why)
     found = _restore_step(resolved.service, _parameter(p, source), sure)
     return Found(steps=found.steps, parameters=found.parameters, targets=client.target_hints(), sure=found.sure,
                  decisions=((f"opsbot restores {resolved.service} from one of its own backups (a safety backup "
                              "first): the file the script reads is not used"),))
+
+
+def _backup_like(p: Pipeline, source: Word | None, read: str) -> bool:
+    """The file a client reads is a backup: named or kept like one (`latest_backup.sql`, `/backups/…`, a compressed
+    dump), or given in a variable named so (`$DUMP`, `$BACKUP_FILE`)."""
+    name = p.variables.whole(source) if source is not None else None
+    if name is not None and _BACKUP_NAME.search(name):
+        return True
+    path = read.lower()
+    return bool(_BACKUP_NAME.search(path) or _COMPRESSED.search(path) or any(
+        path.startswith(directory.lower() + "/") for directory in p.context.backup_directories))
 
 
 def _parameter(p: Pipeline, source: Word | None) -> str:

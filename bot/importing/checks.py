@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 
 from bot.importing import http_checks
-from bot.importing.argv import flag, hours, option, positionals
+from bot.importing.argv import flag, hours, option, positionals, sql_sources
 from bot.importing.gates import as_found, check_step, short
 from bot.importing.model import (
     EVERY_KUBERNETES_SERVICE,
@@ -71,7 +71,7 @@ def _backups_looked_at(p: Pipeline) -> Found | None:
 def potential_sql(p: Pipeline) -> CheckFinding | None:
     """`X=$(psql -t -c "SELECT count(*) …")`: an sql check, once a later comparison gives it a limit."""
     engine = "postgres" if p.program == "psql" else "mysql" if p.program in ("mysql", "mariadb") else None
-    if engine is None or not p.first.literal:
+    if engine is None or not p.first.literal or sql_sources(p.program, p.words) != 1:
         return None
     statement = option(list(p.words), "-c", "--command") if engine == "postgres" else option(list(p.words), "-e",
                                                                                              "--execute")
@@ -122,7 +122,7 @@ def _dsn_hint(p: Pipeline, kind: str, service: str, env: str) -> str:
 def _psql(p: Pipeline) -> Found | None:
     statement = option(list(p.words), "-c", "--command") if p.program == "psql" else option(list(p.words), "-e",
                                                                                               "--execute")
-    if statement is not None and _SELECT_ONE.match(statement):
+    if statement is not None and _SELECT_ONE.match(statement) and sql_sources(p.program, p.words) == 1:
         kind = "postgres" if p.program == "psql" else "mysql"
         return _database(p, kind, "SELECT 1" if kind == "postgres" else "mysql")
     return None

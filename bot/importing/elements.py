@@ -34,6 +34,7 @@ from bot.importing.yaml_spans import (
 Path = tuple[str, ...]  # mapping keys; a list item's segment is "[its identity]"
 PENDING = "pending"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the same nodes and marks, parsed in C
+_EMPTY_LIST = re.compile(r"^(\s*[^\s:#]+:)\s*\[\]")  # `checks: []`, the key as digested: `checks:`
 _STAMP = re.compile(r"^\s*# opsbot import: (?P<source>.+) (?P<digest>[0-9a-f]{12}|pending)\s*$")
 
 
@@ -134,6 +135,9 @@ class Element:
     own_lines: tuple[int, ...]  # its lines, less its stamp and its nested elements' entries
     stamp: Stamp | None
     heading: tuple[str, ...]  # its header comments and its first line: where its provenance is written
+    # The lines of its nested lists' keys (`checks:`): digested as the key, whether its list is written `[]` (a
+    # re-import that removed the last item writes it so) or holds items
+    nested_keys: tuple[int, ...] = ()
 
     def cites(self, source: str) -> bool:
         cited = re.compile(r"(?:^|\s)#.*?(?<![\w.-])" + re.escape(source) + r":\d")
@@ -195,8 +199,13 @@ class Doc:
     def digest(self, element: Element) -> str:
         """What a person may not have changed for the element to count as not edited since its import."""
         column = element.span.column if element.span else 0
-        text = "\n".join(body(self.lines[line])[column:] if indent(self.lines[line]) >= column
-                         else body(self.lines[line]).lstrip(" ") for line in element.own_lines)
+
+        def own(line: int) -> str:
+            text = body(self.lines[line])[column:] if indent(self.lines[line]) >= column else \
+                body(self.lines[line]).lstrip(" ")
+            return _EMPTY_LIST.sub(r"\1", text) if line in element.nested_keys else text
+
+        text = "\n".join(own(line) for line in element.own_lines)
         return hashlib.sha256(text.rstrip().encode()).hexdigest()[:12]
 
     def unedited(self, element: Element, source: str) -> bool:
@@ -255,9 +264,27 @@ class Doc:
             if found:
                 stamp = Stamp(line, found.group("source"), found.group("digest"))
         left_out = {stamp.line} if stamp else set()
+        keys: set[int] = set()
         for name, key, child in entries(node) if node is not None else ():
             if name in rule.nested:
-                left_out.update(entry_span(self.lines, key, child).lines)
+                whole = entry_span(self.lines, key, child)
+                items = self._item_spans(child) if rule_for((*path, name)) is None else None
+                if items is None:  # an element itself (a backup), or items written where lines cannot be told
+                    left_out.update(whole.lines)
+                    continue
+                # Only the items are elements of their own: the key and anything else written among them (a
+                # person's comment) stay this element's, or removing it would take them along unseen.
+                left_out.update(line for item in items for line in item.lines)
+                keys.add(key.start_mark.line)
         heading = tuple(body(self.lines[line]) for line in range(span.header, span.start + 1))
         return Element(path, rule, value, span, tuple(line for line in span.lines if line not in left_out), stamp,
-                       heading)
+                       heading, tuple(sorted(keys)))
+
+    def _item_spans(self, node: yaml.Node) -> list[Span] | None:
+        """A nested list's items' spans (none for `[]` or nothing), or None when one cannot be told by its lines."""
+        if isinstance(node, yaml.ScalarNode) or (isinstance(node, yaml.SequenceNode) and not node.value):
+            return []
+        if not isinstance(node, yaml.SequenceNode) or not is_block(node):
+            return None
+        spans = [item_span(self.lines, item) for item in node.value]
+        return None if any(span is None for span in spans) else spans  # type: ignore[return-value]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
-from bot.importing.argv import flag, option, positionals
+from bot.importing.argv import CURL_DATA, CURL_OTHER_BODY, flag, option, positionals
 from bot.importing.gates import as_found, short
 from bot.importing.model import HIGH, CheckFinding, Confidence, Data, Found, Measure, Sure, manual, medium
 from bot.importing.pipeline import Pipeline
@@ -27,7 +27,7 @@ def curl(p: Pipeline) -> Found | None:
     words = list(p.words)
     method = (option(words, "-X", "--request") or ("HEAD" if flag(words, "-I") or "--head" in words else "GET")).upper()
     if method not in ("GET", "HEAD") or any(option(words, name) is not None
-                                            for name in ("-d", "--data", "--data-raw", "--data-binary", "-F")):
+                                            for name in (*CURL_DATA, *CURL_OTHER_BODY)):
         return None  # it sends something: an http step, not a check
     output = option(words, "-o", "--output")
     if output not in (None, "/dev/null"):

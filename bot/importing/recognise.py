@@ -7,9 +7,11 @@ result (the catalog loader judges the assembled draft). Reads the parsed argv on
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
+from typing import Any
 
 from bot.importing import backups, checks, schedules, secrets, steps
+from bot.importing.argv import elsewhere
 from bot.importing.context import Context
 from bot.importing.model import Found, Lines, Mapped, manual
 from bot.importing.pipeline import Pipeline
@@ -27,9 +29,27 @@ def recognise(statement: Statement, context: Context, variables: Variables) -> M
     result = _statement(statement, context, variables)
     if result.manual is None and found and any(step["kind"] == "exec" for step in result.steps):
         result = manual("the command carries a secret, and an exec step's argv would copy it")
+    elif result.manual is None and _copies(result, found):  # `?token=…` in a URL a check or step would keep
+        result = manual("the command carries a secret, and the draft's fields would copy it")
     result = replace(result, decisions=tuple(notes) + result.decisions)
     return Mapped(Lines(context.source, statement.first_line, statement.last_line), text, statement.comment, result,
                   statement=statement)
+
+
+def _copies(result: Found, found: list[secrets.Secret]) -> bool:
+    """Whether any field of what the command became holds one of its literal secrets."""
+    values = {secret.value for secret in found}
+    stack: list[Any] = [asdict(replace(result, decisions=()))]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if any(secret in value for secret in values):
+                return True
+        elif isinstance(value, dict):
+            stack += [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            stack += list(value)
+    return False
 
 
 def _statement(statement: Statement, context: Context, variables: Variables) -> Found:
@@ -42,6 +62,10 @@ def _statement(statement: Statement, context: Context, variables: Variables) -> 
     first = statement.commands[0]
     if not first.argv[0].literal:
         return manual("the program itself is a variable")
+    aimed = elsewhere(first)
+    if aimed is not None:
+        return manual(f"{first.program} {aimed} aims it at another host or cluster: opsbot acts on the target the "
+                      "catalog gives its service; a person runs it")
     p = Pipeline.of(statement, context, variables)
     if not p.first.argv:
         return manual("no command")

@@ -79,8 +79,11 @@ def _typed_sql(items: list[Mapped], code: str, first_line: int, context: Context
         found = sql.step(statement, service, engine) if statement.is_sql else Found(
             manual=f"typed into the session opened at {session.lines}")
         typed.append(Mapped(lines, statement.written, "", found))
+    if not any(item.found.manual is None for item in typed):  # nothing imported from it: the session stays a person's
+        return items
     consumed = replace(session, found=Found(consumed=f"opens a {_inner_program(session)} session: the SQL typed into "
-                                                     "it is imported as steps", targets=session.found.targets))
+                                                     "it is imported as steps", targets=session.found.targets,
+                                            decisions=session.found.decisions))
     return [*items[:opened], consumed, *typed]
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.importing.shell import Command, Statement
+from bot.importing.shell import Command, Statement, every_command
 from bot.importing.words import Word
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|DSN|CREDENTIAL", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^/@\s]+)@")
+_URL_QUERY = re.compile(r"[?&]([\w.-]+)=([^&#\s]+)")  # `?api_key=…` in a URL
+_SETTING = re.compile(r"^([A-Za-z_][\w.-]*)=(.+)$")  # `-e PGPASSWORD=…`, `--from-literal=password=…`, `--set a.token=…`
+_HEADER = re.compile(r"^([A-Za-z][\w-]*):\s*(\S.*)$")  # `-H 'X-Api-Key: …'`
+_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _TOOLS = frozenset({"mysql", "mysqldump", "mysqladmin", "redis-cli", "curl", "psql", "pg_dump", "pg_restore"})
 _PASSWORD_OPTIONS = {"--password", "--pass", "--token", "--api-key", "--secret"}
 
@@ -24,15 +28,16 @@ class Secret:
 
 
 def found(statement: Statement) -> list[Secret]:
-    """Literal secrets in `statement`: assignments to secret-sounding names, password options, URL passwords."""
+    """Literal secrets in `statement`: assignments to secret-sounding names, password options, URL passwords —
+    in every command its text holds, also inside a condition or a loop (whose text a manual step carries)."""
     secrets: list[Secret] = []
     pairs = list(statement.assignments_only)
-    for command in statement.commands:
+    for command in (*statement.commands, *every_command(statement.text)):
         pairs += list(command.assignments)
         secrets += _in_argv(command)
     secrets += [Secret(word.text, _env(name)) for name, word in pairs
                 if SECRET_NAME.search(name) and word.literal and word.text]
-    return [secret for secret in secrets if secret.value]
+    return list(dict.fromkeys(secret for secret in secrets if secret.value))
 
 
 def redact(text: str, secrets: list[Secret]) -> str:
@@ -75,9 +80,21 @@ def _in_argv(command: Command) -> list[Secret]:
             user_password = words[index + 1].text
             if ":" in user_password:
                 secrets.append(Secret(user_password.split(":", 1)[1], "CURL_PASSWORD"))
-        elif text.lower().startswith("authorization:"):
-            secrets.append(Secret(text.split(":", 1)[1].strip().split(" ")[-1], "AUTH_TOKEN"))
+        elif text == "-p" and "login" in command.words[1:index] and index + 1 < len(words) and words[index + 1].literal:
+            secrets.append(Secret(words[index + 1].text, f"{prefix}_PASSWORD"))  # `docker login -u ci -p …`
+        header = _HEADER.match(text)
+        if header and (header.group(1).lower() in _HEADERS or SECRET_NAME.search(header.group(1))):
+            value = header.group(2).strip()
+            # `Authorization: Bearer …`: the credentials after the scheme
+            value = value.split(" ")[-1] if header.group(1).lower().endswith("authorization") else value
+            secrets.append(Secret(value, "AUTH_TOKEN" if header.group(1).lower() == "authorization"
+                                  else _env(header.group(1))))
+        setting = _SETTING.match(text.split("=", 1)[1] if text.startswith("-") and "=" in text else text)
+        if setting and SECRET_NAME.search(setting.group(1)):
+            secrets.append(Secret(setting.group(2), _env(setting.group(1))))
         match = _URL_PASSWORD.search(text)
         if match:
             secrets.append(Secret(match.group(1), f"{prefix}_URL_PASSWORD"))
+        if "://" in text:
+            secrets += [Secret(value, _env(name)) for name, value in _URL_QUERY.findall(text) if SECRET_NAME.search(name)]
     return secrets

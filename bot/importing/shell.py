@@ -86,6 +86,7 @@ class Statement:
     complex: bool = False  # a loop, condition, function or syntax error: only a person can follow it
     assignments_only: tuple[tuple[str, Word], ...] = ()  # `NAME=value` / `export NAME=value` on its own
     output: str = ""  # the file its output is written to (`> x`), as written
+    input: str = ""  # the file its input is read from (`< x`), as written
     captures: str = ""  # `X=$(cmd)`: the variable that holds the output of `commands`
     test: Test | None = None  # an `if` on one comparison (commands empty)
     condition: Statement | None = None  # `if cmd; then …`: the command whose status decides (test holds branches)
@@ -101,6 +102,23 @@ def statements(code: str, first_line: int) -> list[Statement]:
     source = code.encode()
     tree = Parser(_BASH).parse(source)
     return _sequence(tree.root_node.named_children, source, first_line)
+
+
+def every_command(code: str) -> list[Command]:
+    """Every command written anywhere in `code` — in a condition, a loop, a function, a `$(…)` — and the
+    assignments written on their own, each as a command with no argv: for reading what the text holds (its secrets),
+    not what it does."""
+    found: list[Command] = []
+    stack = [Parser(_BASH).parse(code.encode()).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "command":
+            found.append(_command(node))
+        elif node.type in ("variable_assignment", "declaration_command") and (
+                node.parent is None or node.parent.type != "command"):
+            found.append(Command((), tuple(_assignments(node))))
+        stack.extend(reversed(node.named_children))
+    return found
 
 
 def looks_like_shell(code: str) -> bool:
@@ -191,6 +209,8 @@ def _simple(node: Node, text: str, lines: tuple[int, int], source: bytes, first_
         redirect_out=bool(outputs),
         heredoc=any(redirect.type in ("heredoc_redirect", "herestring_redirect") for redirect in redirects),
         output=next((name for name in outputs if not name.startswith("&")), ""),
+        input=next((_target(redirect) for redirect in redirects
+                    if redirect.type == "file_redirect" and _reads(redirect)), ""),
         writes=writes, body=body_text, body_line=body_line)
 
 

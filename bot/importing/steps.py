@@ -14,7 +14,16 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.importing import sql
-from bot.importing.argv import COMPOSE_GLOBAL, KUBECTL_VALUE, minutes, option, positionals
+from bot.importing.argv import (
+    COMPOSE_GLOBAL,
+    CURL_DATA,
+    CURL_OTHER_BODY,
+    KUBECTL_VALUE,
+    minutes,
+    option,
+    positionals,
+    sql_sources,
+)
 from bot.importing.model import (
     HIGH,
     STACK,
@@ -29,6 +38,7 @@ from bot.importing.model import (
     medium,
 )
 from bot.importing.pipeline import Pipeline, env_name, stack_target, target_hint
+from bot.importing.read_only import read_only
 from bot.importing.shell import Command
 from bot.importing.variables import Accepts, parameter_name, secret
 from bot.importing.words import Word
@@ -37,14 +47,6 @@ from bot.importing.words import Word
 _INTERPRETERS = frozenset({"sh", "bash", "ash", "zsh", "python", "python3", "node", "irb", "ruby", "perl", "php"})
 _CLIENTS = frozenset({"psql", "mysql", "mariadb", "mongo", "mongosh", "redis-cli", "sqlite3"})
 _SCREENS = frozenset({"vi", "vim", "nano", "less", "more", "top", "htop", "watch", "tail"})
-_READ_ONLY = frozenset({"cat", "ls", "df", "du", "ps", "env", "printenv", "pg_isready", "uptime", "free", "whoami",
-                        "id", "head", "tail", "grep", "stat", "find", "nproc", "date", "hostname", "ping", "nslookup",
-                        "dig", "netstat", "ss", "pip-audit", "composer", "wc", "echo"})
-_READ_ONLY_VERBS = {"rabbitmqctl": ("list_", "status", "ping", "node_health_check", "cluster_status", "environment"),
-                    "redis-cli": ("ping", "info", "dbsize", "llen", "get", "exists", "ttl", "type", "memory", "slowlog",
-                                  "scan", "lrange", "hgetall", "scard", "zcard", "--scan", "--bigkeys", "--stat",
-                                  "--latency"),
-                    "composer": ("outdated", "audit", "show")}
 _OUTPUT_VIEWS = frozenset({"head", "tail", "less", "more", "cat", "grep", "wc", "sort", "uniq", "cut", "awk", "jq"})
 _KINDS = frozenset({"deployment", "deployments", "deploy", "statefulset", "statefulsets", "sts", "daemonset",
                     "daemonsets", "ds", "pod", "pods", "po", "service", "services", "svc"})
@@ -320,6 +322,10 @@ def _tool(p: Pipeline, *, inside: bool) -> Found:
     if program in _SCREENS or (program in ("mysql", "mariadb") and "-p" in words):
         return manual(f"{program} waits for a person (a screen, a follow, or a password prompt)",
                       targets=p.target_hints())
+    if p.inside.runs_with:
+        return manual(f"{p.inside.platform} exec {' '.join(p.inside.runs_with)}: an exec step runs it as the "
+                      "container's own user, in its working directory, with its environment, so it would run "
+                      "something else", targets=p.target_hints())
     argv, parameters, why = p.argv(command)
     if argv is None:
         return manual(f"an exec step's argv: {why}", targets=p.target_hints())
@@ -329,7 +335,7 @@ def _tool(p: Pipeline, *, inside: bool) -> Found:
         if container is None:
             return manual(f"the container {p.inside.container} is not written out", targets=p.target_hints())
         step["container"] = container
-    if _read_only(program, words):
+    if read_only(program, words):
         step["read_only"] = True
     return Found((step,), parameters=parameters, targets=p.target_hints(),
                  decisions=(where.why,) if where.why else ())
@@ -351,20 +357,15 @@ def _session(command: Command, fed: bool) -> bool:
     return False
 
 
-def _read_only(program: str, words: list[str]) -> bool:
-    verbs = _READ_ONLY_VERBS.get(program)
-    if verbs is not None:
-        args = positionals(words[1:], frozenset({"-h", "-p", "-a", "-n"}))
-        return bool(args) and args[0].lower().startswith(verbs)
-    return program in _READ_ONLY
-
-
 def _statement(p: Pipeline) -> Found | None:
     engine = "postgres" if p.program == "psql" else "mysql"
     words = list(p.words)
     text = option(words, "-c", "--command") if engine == "postgres" else option(words, "-e", "--execute")
     if text is None:
         return None
+    if sql_sources(p.program, p.words) > 1:  # a step runs one statement: the first alone would drop the others
+        return manual(f"{p.program} is given several statements (or a file of them): a step runs one; a person "
+                      "runs these")
     resolved = p.engine_service()
     if resolved.service is None:
         return manual(f"{p.program}: {resolved.why}", resolved.why)
@@ -403,6 +404,9 @@ def _curl(p: Pipeline) -> Found:
         return manual(f"curl of a URL that is not written out: {url.why}")
     else:
         target = {"url": quote(url.text, safe=":/?&=%#[]@!'()*+,;~")}
+    sent = next((name for name in CURL_OTHER_BODY if option(words, name) is not None), None)
+    if sent is not None:
+        return manual(f"curl {sent} sends a form, a file or URL-encoded data: an http step sends JSON only")
     method = (option(words, "-X", "--request") or "").upper()
     body_word = _body(p.first)
     method = method or ("POST" if body_word is not None else "GET")
@@ -426,7 +430,7 @@ def _curl(p: Pipeline) -> Found:
 
 def _body(command: Command) -> Word | None:
     for index, word in enumerate(command.argv[:-1]):
-        if word.text in ("-d", "--data", "--data-raw", "--data-binary"):
+        if word.text in CURL_DATA:
             return command.argv[index + 1]
         if word.literal and word.text.startswith("-d") and len(word.text) > 2:
             return Word(word.text[2:], True)

@@ -116,10 +116,12 @@ class Variables:
             return Value(None, why=pieces)
         whole = len(pieces) == 1 and isinstance(pieces[0], Expansion)
         out: list[str] = []
+        written: list[str] = []  # the text as the runbook wrote it, each parameter a NUL: where its tags would be
         parameters: dict[str, dict[str, Any]] = {}
         for index, part in enumerate(pieces):
             if isinstance(part, str):
                 out.append(part)
+                written.append(part)
                 continue
             # `registry/app:$VERSION`: the variable is the tag
             tag = image and (whole or (index == len(pieces) - 1 and str(pieces[index - 1]).endswith(":")))
@@ -128,12 +130,17 @@ class Variables:
                 return Value(None, why=resolved)
             text, parameter = resolved
             out.append(text)
+            written.append("\0" if parameter else text)
             parameters.update(parameter)
         text = "".join(out)
-        left = SHELL_TEXT.search(PARAMETER.sub("", text))
+        left = SHELL_TEXT.search("".join(written))
         if left:
             return Value(None, why=f"{_shown(word)} holds a `{left.group(0)}` that is no variable the script sets: "
                                    "not copied (a person reads it)")
+        braces = TEMPLATE_TAG.search("".join(written))
+        if braces:  # `'{{ params.x }}'` or a Go template the runbook wrote: the catalog would fill it in
+            return Value(None, why=f"{_shown(word)} holds a template tag `{braces.group(0)}`, which the catalog "
+                                   "would fill in: not copied (a person reads it)")
         if accepts is Accepts.NUMBER and not parameters:
             if not text.isdigit():
                 return Value(None, why=f"{_shown(word)} is not a whole number")
@@ -217,6 +224,7 @@ _NO_PARAMETER = {
     Accepts.NUMBER: "a number is one whole parameter, never part of a word",
 }
 PARAMETER = re.compile(r"\{\{ params\.[a-z][a-z0-9_]* \}\}")
+TEMPLATE_TAG = re.compile(r"\{\{|\{%|\}\}|%\}")  # what the catalog reads as a template, wherever it is
 
 
 def parameter_name(variable: str) -> str:
