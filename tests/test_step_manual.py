@@ -13,7 +13,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from bot.catalog_loading import parse_catalog
+from bot.catalog_loading import catalog_warnings, parse_catalog
 from bot.errors import StaleButton
 from bot.executors.base import Effect
 from bot.incidents.models import Incident
@@ -41,6 +41,13 @@ CHECKLIST = CATALOG + """
       - kind: manual
         name: Check the dashboard
         instructions: "Open *the checkout dashboard* and confirm the error rate is below 1%."
+      - {kind: restart, service: web, name: Restart web again}
+  looked:
+    services: [web]
+    approvals: {approvals: 0}
+    steps:
+      - {kind: restart, service: web}
+      - {kind: manual, instructions: "Open the shop and buy something.", read_only: true}
       - {kind: restart, service: web, name: Restart web again}
   quick:
     services: [web]
@@ -154,6 +161,25 @@ async def test_failed_stops_the_run_with_an_unknown_effect_for_people_to_decide(
     assert deps.workload("web").calls == ["restart"]  # neither retried nor undone: people decide
     assert awaits_people(stopped)
     assert {RESUME_ACTION, ROLL_BACK_ACTION, MARK_DONE_ACTION} <= set(buttons(stopped))
+
+
+async def test_a_step_a_person_only_looks_at_changes_nothing_and_failed_stops_the_run_untouched(deps: Deps) -> None:
+    looks = REGISTRY["manual"].traits_for({"read_only": True})
+    assert not looks.changes and looks.cut_short is Effect.UNTOUCHED and looks.on_failure == "stop"
+    run_id = await started(deps, "looked")
+    await waiting(deps, run_id)
+    await manual_answers.answer(deps, run_id, 1, Answer.FAILED, BOB)
+    await settle(deps)
+
+    stopped = await stored(deps, run_id)
+    assert stopped.outcome_data is not None and stopped.outcome_data.ending is Ending.STOPPED
+    assert [row.state for row in stopped.steps] == [StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED]
+    assert stopped.steps[1].effect is Effect.UNTOUCHED
+    assert deps.workload("web").calls == ["restart"]  # stopped there, nothing undone: Resume or Roll back
+    warnings = " ".join(catalog_warnings(parse_catalog(CHECKLIST)))
+    # A look changes nothing: only the restart is said to have no undo, where the checklist's manual step is too.
+    assert "runbooks.looked.steps[1]: `restart` has no undo" in warnings
+    assert "runbooks.checklist.steps: 2 steps have no undo: 1 (`restart`), 2 (`manual`)" in warnings
 
 
 async def test_one_reminder_in_the_runs_thread_after_the_set_time(deps: Deps) -> None:

@@ -9,6 +9,7 @@ a crash while it waits leaves the run interrupted, and Resume asks again (the st
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -51,6 +52,10 @@ class ManualStep(_Step):
     remind_after_minutes: float | None = Field(
         default=15, gt=0, le=24 * 60,
         description="post one reminder in the run's thread when no one has answered after this long; null: none")
+    read_only: bool = Field(default=False, description=(
+        "the person only looks (a smoke test, a dashboard, a checklist item that changes nothing): the step counts "
+        "as changing nothing, so check-config's no-undo warning leaves it out, and Failed (or no answer in time) "
+        "stops the run with the step's target untouched rather than unknown"))
     timeout: float = Field(default=3600, gt=0, le=6 * 3600,
                            description="seconds to wait for a person; then the step's effect is unknown and the run "
                                        "stops for people (at most 6 hours)")
@@ -86,6 +91,9 @@ async def _perform(deps: StepDeps, run: ActionRun, step: PlannedStep, book: Undo
                 return "done by a person"
             if answer.answer is Answer.SKIPPED:
                 raise StepSkipped("skipped by a person")
+            if step.args.get("read_only"):  # they only looked: nothing was changed by this step
+                raise ExecutorError("a person said it failed", effect=Effect.UNTOUCHED,
+                                    state="unchanged by this step: a person looked and said it failed")
             # A person says it failed: what it left is theirs to judge, not opsbot's (never undone or retried).
             raise ExecutorError("a person said it failed", effect=Effect.UNKNOWN,
                                 state="unknown: a person said the step failed; look before going on")
@@ -112,6 +120,12 @@ async def _remind(deps: StepDeps, run: ActionRun, position: int, title: str) -> 
         log.exception("could not remind about step %s of run %s", position + 1, run.id)
 
 
-KIND = register(StepKind(MANUAL, ManualStep,
-                         Traits(changes=True, undo=None, cut_short=Effect.UNKNOWN, on_failure="stop"),
-                         _describe, _perform, escape_values=True))
+_DOES = Traits(changes=True, undo=None, cut_short=Effect.UNKNOWN, on_failure="stop")
+_LOOKS = Traits(changes=False, undo=None, cut_short=Effect.UNTOUCHED, on_failure="stop")
+
+
+def _traits(args: Mapping[str, Any]) -> Traits:
+    return _LOOKS if args.get("read_only") else _DOES
+
+
+KIND = register(StepKind(MANUAL, ManualStep, _DOES, _describe, _perform, escape_values=True, step_traits=_traits))
