@@ -95,8 +95,9 @@ async def test_an_incident_from_declaration_to_post_mortem(page: Page) -> None:
     channel = page.locator("#channels li", has_text="inc-")
     await expect(channel).to_be_visible(timeout=10_000)
     await channel.click()
+    await expect(page.locator("#channel-name")).to_contain_text("inc-", timeout=10_000)
     header = page.locator(".message", has_text="checkout is slow").first
-    await expect(header).to_contain_text("P2 High")
+    await expect(header).to_contain_text("P2 High", timeout=10_000)
     await header.get_by_role("button", name="Acknowledge").click()
     await expect(page.locator(".message.ephemeral", has_text="Acknowledged.")).to_be_visible(timeout=10_000)
 
@@ -132,6 +133,7 @@ async def test_the_declare_form_shows_what_to_fix_and_stays_open(page: Page) -> 
 async def test_a_pin_can_be_taken_back_and_the_post_mortem_reads_as_a_document(page: Page) -> None:
     await send(page, "/incident declare P3 cache misses")
     await page.locator("#channels li", has_text="cache-misses").click()
+    await expect(page.locator("#channel-name")).to_contain_text("cache-misses", timeout=10_000)
     await send(page, "hit ratio at 12%")
     said = page.locator(".message", has_text="hit ratio at 12%")
     await expect(said).to_be_visible(timeout=10_000)

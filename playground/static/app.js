@@ -4,7 +4,8 @@
 
 // `screenId` names this page load: a modal opened here is shown here only, and is gone after a reload, as in Slack.
 const screenId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
-const state = { me: "U0ALICE", channel: "C0OPS", view: null, shown: null, latest: {}, openThreads: new Set() };
+const state = { me: "U0ALICE", channel: "C0OPS", view: null, shown: null, latest: {}, openThreads: new Set(),
+  channelsShown: null, demoShown: null };
 const $ = (id) => document.getElementById(id);
 
 // What mrkdwn.js needs to know about this workspace and this reader.
@@ -242,15 +243,13 @@ function renderModal(modal) {
 function render() {
   const v = state.view;
   $("me").innerHTML = v.people.map((p) => `<option value="${p.id}" ${p.id === state.me ? "selected" : ""}>${esc(p.name)}</option>`).join("");
-  $("channels").innerHTML = "";
-  v.channels.forEach((c) => {
-    const li = document.createElement("li");
-    li.textContent = `# ${c.name}`;
-    li.title = c.name;
-    li.className = c.id === state.channel ? "active" : "";
-    li.onclick = () => { state.channel = c.id; render(); };
-    $("channels").appendChild(li);
-  });
+  // Rebuilt only when it changed: a list replaced between a press and its release loses the click.
+  const channels = v.channels.map((c) =>
+    `<li data-channel="${esc(c.id)}" title="${esc(c.name)}" class="${c.id === state.channel ? "active" : ""}"># ${esc(c.name)}</li>`).join("");
+  if (channels !== state.channelsShown) {
+    $("channels").innerHTML = channels;
+    state.channelsShown = channels;
+  }
   const channel = v.channels.find((c) => c.id === state.channel) || v.channels[0];
   const switched = state.shown !== channel.id;
   state.channel = state.shown = channel.id;
@@ -259,11 +258,13 @@ function render() {
   $("channel-topic").innerHTML = mrkdwn(channel.topic || "", context());
   renderMessages(v.messages[channel.id] || [], switched);
   const alerts = v.alerts || {};
-  $("demo").innerHTML = Object.entries(v.demo).map(([name, ok]) =>
+  const demo = Object.entries(v.demo).map(([name, ok]) =>
     `<li class="demo-toggle" data-service="${esc(name)}">${ok ? "✅" : "❌"} ${esc(name)} <small>(click to ${ok ? "break" : "fix"})</small></li>` +
     (name in alerts ? `<li class="alert-toggle" data-alert="${esc(name)}">${alerts[name] ? "🔔" : "🔕"} <small>${alerts[name] ? "resolve" : "fire"} ${esc(name)}'s alert</small></li>` : "")).join("");
-  $("demo").querySelectorAll("li.demo-toggle").forEach((li) => { li.onclick = () => post("demo", { service: li.dataset.service, healthy: !v.demo[li.dataset.service] }); });
-  $("demo").querySelectorAll("li.alert-toggle").forEach((li) => { li.onclick = () => post("alert", { service: li.dataset.alert, firing: !alerts[li.dataset.alert] }); });
+  if (demo !== state.demoShown) {
+    $("demo").innerHTML = demo;
+    state.demoShown = demo;
+  }
   const words = [...v.completion["/ops"].map((s) => `/ops ${s}`), ...v.completion["/incident"].map((s) => `/incident ${s}`),
     ...v.completion.services.map((s) => `/ops health ${s}`)];
   $("completion").innerHTML = words.map((w) => `<option value="${esc(w)}">`).join("");
@@ -346,6 +347,18 @@ $("composer").onsubmit = (event) => {
   post(line.startsWith("/") ? "command" : "say", { text: line });
 };
 $("me").onchange = () => { state.me = $("me").value; refresh(); };
+// One handler each for the sidebar's lists, reading what was pressed from the item (they are rebuilt as they change).
+$("channels").onclick = (event) => {
+  const li = event.target.closest("li[data-channel]");
+  if (li) { state.channel = li.dataset.channel; render(); }
+};
+$("demo").onclick = (event) => {
+  const v = state.view;
+  const toggle = event.target.closest("li.demo-toggle");
+  const alert = event.target.closest("li.alert-toggle");
+  if (toggle) post("demo", { service: toggle.dataset.service, healthy: !v.demo[toggle.dataset.service] });
+  if (alert) post("alert", { service: alert.dataset.alert, firing: !(v.alerts || {})[alert.dataset.alert] });
+};
 
 // Leaving (a reload, a closed tab) closes this screen's modals, as closing Slack does.
 window.addEventListener("pagehide", () => {
