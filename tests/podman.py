@@ -25,6 +25,8 @@ import docker
 import pytest
 from docker.models.containers import Container
 
+from bot.executors.docker_session import API_VERSION
+
 IMAGE = "localhost/opsbot-test"
 TEST_LABEL = "org.opsbot.test"  # every test container carries it, so clean-up finds recreated ones too
 
@@ -220,7 +222,7 @@ def images(podman: Podman) -> Images:
 @pytest.fixture(scope="session")
 def docker_client(podman: Podman) -> Iterator[docker.DockerClient]:
     """The test's own client for arranging and inspecting; the executor makes its own."""
-    client = docker.DockerClient(base_url=podman.base_url)
+    client = docker.DockerClient(base_url=podman.base_url, version=API_VERSION)  # not asked for: podman runs dpkg-query
     yield client
     client.close()
 
