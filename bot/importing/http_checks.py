@@ -108,24 +108,34 @@ def wget(p: Pipeline) -> Found | None:
 def nc(p: Pipeline) -> Found | None:
     words = list(p.words)
     args = positionals(words[1:], frozenset({"-w"}))
-    if not flag(words, "-z") or len(args) != 2:
+    if not flag(words, "-z"):
         return None
-    host, port = p.text(args[0]), p.text(args[1])
-    if host is None or port is None or not port.isdigit():
-        return None
-    resolved = p.context.for_url(f"tcp://{host}:{port}")
-    if resolved.service is None:
-        return manual(f"nc -z: {resolved.why}", resolved.why)
+    found = _host_port(p, args, "nc -z")
+    if found is None or isinstance(found, Found):
+        return found
+    host, port, service, why = found
     check: Data = {"type": "tcp", "name": short(f"tcp {host}:{port}", 80), "host": host, "port": int(port)}
-    sure: Sure = HIGH if not resolved.why else medium(resolved.why)
-    return as_found(p, CheckFinding(resolved.service, check, ("tcp", host, port), sure))
+    sure: Sure = HIGH if not why else medium(why)
+    return as_found(p, CheckFinding(service, check, ("tcp", host, port), sure))
 
 
 def memcached(p: Pipeline) -> Found | None:
     if not p.first.literal or "stats" not in " ".join(p.words[1:]):
         return None
-    nc = p.rest[0]
-    args = positionals(list(nc.words[1:]), frozenset({"-w", "-q"}))
+    found = _host_port(p, positionals(list(p.rest[0].words[1:]), frozenset({"-w", "-q"})), "memcached stats")
+    if found is None or isinstance(found, Found):
+        return found
+    host, port, service, why = found
+    sure = HIGH if not why else medium(why)
+    if host in ("localhost", "127.0.0.1"):
+        sure = sure.but(Confidence.MEDIUM, "localhost is the host the script ran on: give the address opsbot reaches")
+    check: Data = {"type": "memcached", "name": "memcached", "address": f"{host}:{port}"}
+    return as_found(p, CheckFinding(service, check, ("memcached",), sure))
+
+
+def _host_port(p: Pipeline, args: list[str], what: str) -> tuple[str, str, str, str] | Found | None:
+    """`nc HOST PORT`'s two arguments, the service they reach and why that one (empty: sure); a manual step when
+    none does; None when they are not a host and a port the script spells out."""
     if len(args) != 2:
         return None
     host, port = p.text(args[0]), p.text(args[1])
@@ -133,12 +143,8 @@ def memcached(p: Pipeline) -> Found | None:
         return None
     resolved = p.context.for_url(f"tcp://{host}:{port}")
     if resolved.service is None:
-        return manual(f"memcached stats: {resolved.why}", resolved.why)
-    sure = HIGH if not resolved.why else medium(resolved.why)
-    if host in ("localhost", "127.0.0.1"):
-        sure = sure.but(Confidence.MEDIUM, "localhost is the host the script ran on: give the address opsbot reaches")
-    check: Data = {"type": "memcached", "name": "memcached", "address": f"{host}:{port}"}
-    return as_found(p, CheckFinding(resolved.service, check, ("memcached",), sure))
+        return manual(f"{what}: {resolved.why}", resolved.why)
+    return host, port, resolved.service, resolved.why
 
 
 def _values(words: list[str], *names: str) -> list[str]:
