@@ -173,10 +173,8 @@ def test_unset_environment_variables_are_said_once_with_the_count() -> None:
     assert mixed == "environment variable not set here: DB — used by 2 places (1 checks, 1 backups)"
 
 
-def test_the_no_undo_warning_ignores_steps_that_change_nothing_and_is_said_once_per_runbook() -> None:
-    from bot.catalog_loading import catalog_warnings
-
-    base = """\
+# A service with a docker target and a runbook on it, whose steps follow.
+UNDO_BASE = """\
 services:
   db:
     environment: prod
@@ -187,6 +185,12 @@ runbooks:
     services: [db]
     steps:
 """
+
+
+def test_the_no_undo_warning_ignores_steps_that_change_nothing_and_is_said_once_per_runbook() -> None:
+    from bot.catalog_loading import catalog_warnings
+
+    base = UNDO_BASE
     quiet = base + "      - {kind: wait, seconds: 1}\n      - {kind: check, service: db}\n      - {kind: restart, service: db}\n"
     assert catalog_warnings(parse_catalog(quiet)) == []
     loud = base + ("      - {kind: restart, service: db}\n      - {kind: wait, seconds: 1}\n"
@@ -207,19 +211,7 @@ def test_check_config_says_nothing_about_undo_for_a_step_that_changes_nothing(st
     from bot.catalog_loading import catalog_warnings
 
     # Each before a gate whose failure rolls back: a step that changed something would be warned about.
-    runbook = """\
-services:
-  db:
-    environment: prod
-    checks: [{type: tcp, host: db, port: 5432}]
-    target: {type: docker, container: db}
-runbooks:
-  r:
-    services: [db]
-    steps:
-      - STEP
-      - {kind: check, service: db}
-"""
+    runbook = UNDO_BASE + "      - STEP\n      - {kind: check, service: db}\n"
     assert catalog_warnings(parse_catalog(runbook.replace("STEP", step))) == []
     changing = catalog_warnings(parse_catalog(runbook.replace("STEP", "{kind: exec, service: db, command: [vacuumdb]}")))
     assert changing == [("runbooks.r.steps[1]: `exec` has no undo: if step 2 or a later one fails and rolls back, "
