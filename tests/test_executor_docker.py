@@ -571,7 +571,8 @@ async def test_logs_return_each_containers_timestamped_output_within_the_window(
         raise AssertionError(f"{text!r} never appeared in the logs")
 
     await wait_for(b"first")
-    between = datetime.now(UTC)  # after "first", at least a second before "second"
+    await wait_for(b"caf")  # written right after "first": seen before the moment below, on a busy machine too
+    between = datetime.now(UTC)  # after "first" and "café", at least a second before "second"
     await wait_for(b"second")
 
     [(named, everything)] = await executor.logs(timedelta(hours=1))
