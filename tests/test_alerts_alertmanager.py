@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 import handlers
+from bot.alerts.models import AlertGroup
 from bot.app import build_bolt_app, build_context, build_web_app
 from bot.catalog_loading import parse_catalog
 from bot.views.alerts import UNSILENCE_ACTION
@@ -70,11 +71,18 @@ async def _until(check: Any, what: str, timeout: float = 15.0) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = check()
+        if asyncio.iscoroutine(found):
+            found = await found
         if found:
             return found
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def _with_message(bot: RunningBot, group_id: int) -> AlertGroup | None:
+    group = await bot.ctx.store.alert_group(group_id)
+    return group if group is not None and group.message_ts is not None else None
 
 
 def _posts_of(slack: FakeSlack, name: str, method: str) -> list[Any]:
@@ -87,8 +95,9 @@ async def test_an_alert_fires_is_silenced_and_resolves_in_one_message(alertmanag
     await asyncio.to_thread(alertmanager.api, "POST", "alerts", [_alert(name, starts)])
     [post] = await _until(lambda: _posts_of(bot.slack, name, "chat.postMessage"), "the alert's message")
     assert post.args["channel"] == CHANNEL and "FIRING" in post.args["text"]
-    group = await bot.ctx.store.alert_group(1)
-    assert group is not None and group.message_ts is not None and group.service == "api"
+    # Its ts is stored on the group once the post returns: a moment after Slack saw it.
+    group = await _until(lambda: _with_message(bot, 1), "the message's ts on its group")
+    assert group.service == "api"
     ts = group.message_ts
 
     # Silence 1 h: the silence is in Alertmanager, with the group's matchers and who asked.
