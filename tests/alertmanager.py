@@ -9,6 +9,7 @@ with the same receiver listing every URL (several opsbot replicas) — for tests
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,21 @@ class RunningAlertmanager:
             if found and all(f'{key}="{value}"' in (found.group(1) or "") for key, value in labels.items()):
                 total += float(found.group(2))
         return total
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0, every: float = 0.1) -> Any:
+    """What `check` returns (awaited when it is a coroutine) once it is truthy: an alert travels through
+    Alertmanager's group wait and the bot's background work, so the tests wait for what they look for."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = check()
+        if asyncio.iscoroutine(found):
+            found = await found
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(every)
 
 
 @contextmanager

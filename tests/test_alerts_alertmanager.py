@@ -23,7 +23,7 @@ from bot.catalog_loading import parse_catalog
 from bot.views.alerts import UNSILENCE_ACTION
 from playground.payloads import block_action
 from playground.slack_api import FakeSlack
-from tests.alertmanager import RunningAlertmanager, alertmanager
+from tests.alertmanager import RunningAlertmanager, alertmanager, eventually
 from tests.conftest import RunningBot, make_settings
 
 __all__ = ["alertmanager"]
@@ -67,19 +67,6 @@ def _alert(name: str, starts: datetime, *, ends: datetime | None = None) -> dict
     return alert
 
 
-async def _until(check: Any, what: str, timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _with_message(bot: RunningBot, group_id: int) -> AlertGroup | None:
     group = await bot.ctx.store.alert_group(group_id)
     return group if group is not None and group.message_ts is not None else None
@@ -93,10 +80,10 @@ async def test_an_alert_fires_is_silenced_and_resolves_in_one_message(alertmanag
                                                                        bot: RunningBot) -> None:
     name, starts = f"ApiDown{uuid.uuid4().hex[:6]}", datetime.now(UTC) - timedelta(seconds=1)
     await asyncio.to_thread(alertmanager.api, "POST", "alerts", [_alert(name, starts)])
-    [post] = await _until(lambda: _posts_of(bot.slack, name, "chat.postMessage"), "the alert's message")
+    [post] = await eventually(lambda: _posts_of(bot.slack, name, "chat.postMessage"), "the alert's message", 15.0, 0.05)
     assert post.args["channel"] == CHANNEL and "FIRING" in post.args["text"]
     # Its ts is stored on the group once the post returns: a moment after Slack saw it.
-    group = await _until(lambda: _with_message(bot, 1), "the message's ts on its group")
+    group = await eventually(lambda: _with_message(bot, 1), "the message's ts on its group", 15.0, 0.05)
     assert group.service == "api"
     ts = group.message_ts
 
@@ -121,8 +108,9 @@ async def test_an_alert_fires_is_silenced_and_resolves_in_one_message(alertmanag
     # Resolved (endsAt in the past): the same message is updated.
     ended = datetime.now(UTC) - timedelta(milliseconds=100)
     await asyncio.to_thread(alertmanager.api, "POST", "alerts", [_alert(name, starts, ends=ended)])
-    [resolved, *_] = await _until(lambda: [u for u in _posts_of(bot.slack, name, "chat.update")
-                                           if u.args["text"].startswith("RESOLVED")], "the resolved update")
+    [resolved, *_] = await eventually(lambda: [u for u in _posts_of(bot.slack, name, "chat.update")
+                                              if u.args["text"].startswith("RESOLVED")],
+                                      "the resolved update", 15.0, 0.05)
     assert resolved.args["ts"] == ts and "lasted" in json.dumps(resolved.args["blocks"])
     await bot.settle()
     assert len(_posts_of(bot.slack, name, "chat.postMessage")) == 1  # every notification came twice: one message

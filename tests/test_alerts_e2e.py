@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +32,7 @@ import pytest_asyncio
 from bot.store import Store, create_store
 from playground.payloads import SIGNING_SECRET, block_action, sign
 from playground.slack_api import FakeSlack
-from tests.alertmanager import RunningAlertmanager, start_alertmanagers
+from tests.alertmanager import RunningAlertmanager, eventually, start_alertmanagers
 from tests.conftest import PG_ADMIN_DSN, free_port, pg_dsn
 from tests.prometheus import PrometheusServer
 from tests.replicas import Replica
@@ -150,19 +150,6 @@ async def stack(database: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     assert "Traceback" not in logs, logs[-3000:]
 
 
-async def _until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = check()
-        if asyncio.iscoroutine(found):
-            found = await found
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def _about(slack: FakeSlack, name: str, method: str) -> list[Any]:
     """The calls about the alert `name`'s message in the alerts channel."""
     return [call for call in slack.of(method) if call.args.get("channel") == CHANNEL
@@ -173,17 +160,17 @@ async def test_a_rule_firing_through_two_alertmanagers_and_three_replicas_is_one
         stack: Stack) -> None:
     exporter, slack = stack.prometheus.exporter, stack.slack
     exporter.set("opsbot_e2e_up", 0, service="api", host="api-1")
-    [post, *_] = await _until(lambda: _about(slack, "ApiDown", "chat.postMessage"), "the alert's message")
+    [post, *_] = await eventually(lambda: _about(slack, "ApiDown", "chat.postMessage"), "the alert's message")
     assert post.args["channel"] == CHANNEL and post.args["text"] == "FIRING: ApiDown (1 of 1 firing)"
     # Prometheus sent it to both peers; their notifications reached every replica (3 webhooks each), all 2xx.
     for node in stack.alertmanagers:
         assert "ApiDown" in [a["labels"]["alertname"] for a in await asyncio.to_thread(node.api, "GET", "alerts")]
-    await _until(lambda: _at_least(stack.sent(), 3), "a notification to all three replicas")
+    await eventually(lambda: _at_least(stack.sent(), 3), "a notification to all three replicas")
     assert await stack.sent("alertmanager_notifications_failed_total") == 0
 
     # The route's auto-declare rule: every replica's chore looks, one declares.
-    [group] = await _until(stack.store.firing_groups, "the group in the store")
-    declared = await _until(lambda: _incident_of(stack, group.id), "the incident declared from the alert")
+    [group] = await eventually(stack.store.firing_groups, "the group in the store")
+    declared = await eventually(lambda: _incident_of(stack, group.id), "the incident declared from the alert")
     await asyncio.sleep(2.5)  # more chores on every replica, and the peers' repeated notifications
     [incident] = await stack.store.incidents()
     assert incident.id == declared and incident.severity == "P1" and incident.title == "api is not answering on api-1"
@@ -191,7 +178,7 @@ async def test_a_rule_firing_through_two_alertmanagers_and_three_replicas_is_one
     assert len(_about(slack, "ApiDown", "chat.postMessage")) == 1
 
     exporter.set("opsbot_e2e_up", 1, service="api", host="api-1")  # the rule stops firing
-    [resolved, *_] = await _until(lambda: [u for u in _about(slack, "ApiDown", "chat.update")
+    [resolved, *_] = await eventually(lambda: [u for u in _about(slack, "ApiDown", "chat.update")
                                            if u.args["text"].startswith("RESOLVED")], "the resolved update")
     shown = await stack.store.alert_group(group.id)  # read now: its message's ts is stored after the post returns
     assert shown is not None and shown.message_ts is not None and resolved.args["ts"] == shown.message_ts
@@ -222,20 +209,20 @@ async def test_silence_pressed_is_in_alertmanager_and_its_notifications_stop(sta
 
     for node in nodes:  # as Prometheus does: to every peer
         await asyncio.to_thread(node.api, "POST", "alerts", alert("q-1"))
-    [post] = await _until(lambda: _about(slack, name, "chat.postMessage"), "the alert's message")
+    [post] = await eventually(lambda: _about(slack, name, "chat.postMessage"), "the alert's message")
     group = next(g for g in await stack.store.firing_groups() if g.group_labels.get("alertname") == name)
     before = await stack.sent()
-    await _until(lambda: _at_least(stack.sent(), before + 1), "a repeated notification while it fires",
+    await eventually(lambda: _at_least(stack.sent(), before + 1), "a repeated notification while it fires",
                  timeout=REPEAT + 3)
 
     await stack.click(stack.replicas[1], "alert.silence.1h", str(group.id), "U0ALICE")
-    silence_id = await _until(lambda: _silence_of(stack, group.id), "the silence recorded")
+    silence_id = await eventually(lambda: _silence_of(stack, group.id), "the silence recorded")
     for node in nodes:  # made on the first peer, gossiped to the second
-        found = await _until(lambda node=node: asyncio.to_thread(_silence, node, silence_id), f"the silence on {node.url}",
+        found = await eventually(lambda node=node: asyncio.to_thread(_silence, node, silence_id), f"the silence on {node.url}",
                              timeout=5)
         assert found["status"]["state"] == "active" and "U0ALICE" in found["createdBy"]
         assert found["matchers"] == [{"name": "alertname", "value": name, "isRegex": False, "isEqual": True}]
-    await _until(lambda: any("Silenced by <@U0ALICE>" in json.dumps(u.args["blocks"])
+    await eventually(lambda: any("Silenced by <@U0ALICE>" in json.dumps(u.args["blocks"])
                              for u in _about(slack, name, "chat.update")), "the message showing the silence")
 
     await asyncio.sleep(1.0)  # a notification the peers began before the silence reached them has landed
