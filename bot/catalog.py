@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from bot.alerts.routing import AlertSettings
-from bot.checks import Check
+from bot.checks import CheckSpec
 from bot.errors import UnknownRunbook, UnknownService
 from bot.executors.backup_targets import (
     DirectoryBackupTarget,
@@ -63,11 +63,14 @@ class HealthSettings(BaseModel):
 
 
 class Service(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A service. Its checks are each one kind's model: the model a catalog is validated with is a subclass whose
+    `checks` are the union of the kinds that catalog names (`bot.catalog_kinds`); this base is never validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     description: str = Field(default="", max_length=300)
     environment: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)
     owners: list[str] = Field(default_factory=list, description="Slack user IDs (U…/W…) or user-group IDs (S…)")
-    checks: list[Check] = Field(default_factory=list)
+    checks: list[CheckSpec] = Field(default_factory=list)
     approvals: ActionPolicies | None = Field(default=None, description="overrides the environment's approval policies")
     target: Target | None = Field(default=None, description="what restart and rollback act on")
     backup: BackupTarget | None = Field(default=None, description="what backup and restore act on")
@@ -103,7 +106,9 @@ class Service(BaseModel):
 
 
 class Catalog(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """The whole catalog; validated through `bot.catalog_kinds.catalog_model`, which fills in the kinds it names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     version: Literal[1] = 1
     health: HealthSettings = HealthSettings()
     approvals: ApprovalSettings = ApprovalSettings()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.alerts.catalog_checks import alert_errors
 from bot.catalog import Catalog, suggest
+from bot.catalog_kinds import AllKinds, catalog_model
 from bot.executors.demo import DemoTarget
 from bot.runbooks import validation
 from bot.runbooks.validation import Finding
@@ -65,10 +66,11 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         data = {}
     if not isinstance(data, dict):
         raise CatalogInvalid(source, [CatalogProblem("", "the catalog must be a mapping with a `services:` key", 1)])
+    model = catalog_model(data)
     try:
-        catalog = Catalog.model_validate(data)
+        catalog = model.model_validate(data)
     except ValidationError as exc:
-        problems = sorted(_problems(exc.errors(), root), key=lambda p: p.line or 0)
+        problems = sorted(_problems(exc.errors(), root, model), key=lambda p: p.line or 0)
         raise CatalogInvalid(source, problems) from None
     # What one part says about another (a runbook's step and the service it names) is checked on the whole.
     found = [*_check_errors(catalog), *validation.errors(catalog), *alert_errors(catalog), *_query_errors(catalog)]
@@ -159,13 +161,13 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 # --- error formatting ---------------------------------------------------------------------------------
 
 
-def _problems(errors: list[Any], root: yaml.Node | None) -> list[CatalogProblem]:
+def _problems(errors: list[Any], root: yaml.Node | None, model: type[Catalog]) -> list[CatalogProblem]:
     """One problem per YAML path: a value a union refuses (`attempts: 0` is neither a count from 1 nor a
     `{{ params.x }}` text) fails once per member, and is said once, by the member of the value's own type."""
-    by_path: dict[tuple[str | int, ...], list[tuple[Any, type[BaseModel] | None]]] = {}
+    by_path: dict[tuple[str | int, ...], list[tuple[Any, _Place]]] = {}
     for error in errors:
-        parts, model = _yaml_parts(error["loc"])
-        by_path.setdefault(tuple(parts), []).append((error, model))
+        parts, place = _yaml_parts(error["loc"], model)
+        by_path.setdefault(tuple(parts), []).append((error, place))
     problems = []
     for where, found in by_path.items():
         relevant = [(e, m) for e, m in found if e["type"] not in _TYPE_ERRORS] or found
@@ -192,11 +194,19 @@ _TYPE_ERRORS = {
 }
 
 
-def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] | None]:
+@dataclass(frozen=True)
+class _Place:
+    """Where an error is in the models: the model its last key belongs to, and the annotation of its value."""
+
+    owner: type[BaseModel] | None
+    annotation: Any
+
+
+def _yaml_parts(loc: tuple[Any, ...], catalog: type[Catalog]) -> tuple[list[str | int], _Place]:
     """Drop pydantic's union-tag segments from a location, and find the model the last key belongs to."""
     parts: list[str | int] = []
-    annotation: Any = Catalog
-    owner: type[BaseModel] | None = Catalog
+    annotation: Any = catalog
+    owner: type[BaseModel] | None = catalog
     for segment in loc:
         if segment == "[key]":  # pydantic's marker for a dict key that failed validation
             continue
@@ -209,7 +219,7 @@ def _yaml_parts(loc: tuple[Any, ...]) -> tuple[list[str | int], type[BaseModel] 
         parts.append(segment)
         if _is_model(annotation):
             owner = annotation
-    return parts, owner
+    return parts, _Place(owner, annotation)
 
 
 def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
@@ -217,6 +227,8 @@ def _step(annotation: Any, segment: Any) -> tuple[Any, bool]:
     if _is_model(annotation):
         fields = annotation.model_fields
         field = next((f for name, f in fields.items() if segment in (name, f.alias)), None)  # `json` is json_body's
+        if field is None and _tag_of(annotation) == segment:  # a union of one kind is that kind: pydantic still tags it
+            return annotation, True
         return (field.annotation if field else None), False
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -292,8 +304,8 @@ def _format_path(parts: list[str | int]) -> str:
     return out
 
 
-def _message(error: Any, model: type[BaseModel] | None) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
+def _message(error: Any, place: _Place) -> str:
+    kind, ctx, model = error["type"], error.get("ctx", {}), place.owner
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -307,7 +319,9 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         bound = next(iter(ctx.values()))
         return f"must be {comparisons[kind]} {bound:g}" if isinstance(bound, float) else f"must be {comparisons[kind]} {bound}"
     if kind == "union_tag_invalid":
-        valid = [tag.strip() for tag in ctx["expected_tags"].replace(chr(39), "").split(",")]
+        # A union of the kinds a catalog names knows every kind's tag (`AllKinds`); pydantic's list has its members'.
+        every = next((m for m in typing.get_args(place.annotation) if isinstance(m, AllKinds)), None)
+        valid = list(every.names) if every else [tag.strip() for tag in ctx["expected_tags"].replace(chr(39), "").split(",")]
         hint = suggest(str(ctx["tag"]), valid)
         what = str(ctx.get("discriminator", "type")).strip("'")
         did_you_mean = f"; did you mean `{hint}`?" if hint else ""

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
 
-from bot.catalog import Catalog
+from bot.catalog_kinds import catalog_model
 from bot.catalog_loading import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ class _WithFactoryDefaults(GenerateJsonSchema):
 
 def json_schema() -> dict[str, Any]:
     """The catalog's JSON Schema (Draft 2020-12, as pydantic emits it), with the draft and a title named."""
-    schema = Catalog.model_json_schema(schema_generator=_WithFactoryDefaults)
+    schema = catalog_model(every_kind=True).model_json_schema(schema_generator=_WithFactoryDefaults)
     return {"$schema": SCHEMA_URL, "title": "opsbot catalog (opsbot.yml)",
             "description": "The service catalog: services, their checks and targets, runbooks, incidents, schedules, "
                            "approvals and alerts. Reference: docs/catalog.md.",

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.catalog import Catalog, suggest
-from bot.checks import Check, CheckDeps, CheckSpec, Status
+from bot.checks import CheckDeps, CheckSpec, Status
 from bot.checks.hosts import HostGates, target_host
 from bot.clock import Clock
 from bot.errors import MissingSecret, OpsbotError, UnknownService
@@ -104,7 +104,7 @@ async def run_checks(
     gates = HostGates(catalog.health.per_host, catalog.health.concurrency)
     started = clock.now()
 
-    async def one(service_name: str, spec: Check) -> CheckResult:
+    async def one(service_name: str, spec: CheckSpec) -> CheckResult:
         service = catalog.services[service_name]
         service_deps = deps.for_service(service_name, service.target)
         with deps.tracer.span(f"check {spec.type}", {"opsbot.service": service_name, "opsbot.check.kind": spec.type,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter
+from typing import Any
 
-from bot.checks import Check, CheckDeps, Status
+from bot import checks
+from bot.checks import CheckDeps, CheckSpec, Status
 from bot.health import _probe
 
-CHECK = TypeAdapter(Check)
+
+class _Checks:
+    """A catalog entry's check, validated as the catalog does: by the model its `type` names."""
+
+    def validate_python(self, spec: dict[str, Any]) -> CheckSpec:
+        return checks.model(spec["type"]).model_validate(spec)
+
+
+CHECK = _Checks()
 
 
 async def run(spec: dict, deps: CheckDeps) -> tuple[Status, str]:

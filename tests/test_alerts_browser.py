@@ -34,7 +34,10 @@ async def test_an_alert_fired_from_the_page_is_silenced_and_becomes_an_incident(
     if shot := os.environ.get("OPSBOT_ALERT_SCREENSHOT"):  # docs/alert-message.png, the README's
         await alert.screenshot(path=shot)
     await alert.get_by_role("button", name="Declare incident…").click()
-    await page.get_by_role("button", name="Declare").last.click()
+    # The form's own button, once it is open: "Declare" alone would also match the message's "Declare incident…"
+    dialog = page.locator("#modal .dialog")
+    await expect(dialog).to_be_visible(timeout=10_000)
+    await dialog.get_by_role("button", name="Declare", exact=True).click()
     await expect(alert).to_contain_text("declared from this alert", timeout=10_000)
     await expect(page.locator("#channels li", has_text="inc-")).to_be_visible(timeout=10_000)
     await page.click("#demo li[data-alert=payments]")  # resolve it

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot import catalog_schema
-from bot.catalog import Catalog
+from bot.catalog_kinds import catalog_model
 from bot.cli import main
 from bot.runs.steps import REGISTRY
 
@@ -51,7 +51,7 @@ def test_the_schema_takes_the_shorthands_the_models_take() -> None:
         {"type": "http-json", "url": "http://db/", "fields": {"status": "ok"}}],
         "backup": {"type": "directory", "paths": ["/srv"], "directory": "/b", "schedule": "0 2 * * *"}}}}
     assert not list(validator.iter_errors(shorthand))
-    Catalog.model_validate(shorthand)  # and the models take it too
+    catalog_model(shorthand).model_validate(shorthand)  # and the models take it too
     assert list(validator.iter_errors({"services": {"db": {"environment": "prod", "colour": "red"}}}))
 
 

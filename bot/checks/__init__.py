@@ -1,38 +1,41 @@
-"""The check kinds, keyed by the `type:` a catalog entry gives.
+"""The check kinds, keyed by the `type:` a catalog entry gives, each imported only when a catalog names it
+(`bot.catalog_kinds` builds the catalog's union of them).
 
-To add a kind: one module here with a `CheckSpec` subclass, then add it to `Check` below.
+To add a kind: one module here with a `CheckSpec` subclass, then a line in `KINDS` below.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
 
-from pydantic import Field
-
-from bot.checks.backup_freshness import BackupFreshnessCheck
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds
-from bot.checks.containers import ContainersCheck
-from bot.checks.disk import DiskCheck
-from bot.checks.http import HttpCheck
-from bot.checks.http_json import HttpJsonCheck
-from bot.checks.kubernetes_pods import KubernetesPodsCheck
-from bot.checks.log_errors import LogErrorsCheck
-from bot.checks.memcached import MemcachedCheck
-from bot.checks.memory import MemoryCheck
-from bot.checks.mysql import MysqlCheck
-from bot.checks.postgres import PostgresCheck
-from bot.checks.prometheus import PrometheusCheck
-from bot.checks.rabbitmq import RabbitmqCheck
-from bot.checks.redis import RedisCheck
-from bot.checks.sql import SqlCheck
-from bot.checks.tcp import TcpCheck
 
-Check = Annotated[
-    (HttpCheck | TcpCheck | PostgresCheck | RedisCheck | DiskCheck
-     | HttpJsonCheck | MemoryCheck | PrometheusCheck | BackupFreshnessCheck
-     | ContainersCheck | LogErrorsCheck | KubernetesPodsCheck
-     | SqlCheck | MysqlCheck | MemcachedCheck | RabbitmqCheck),
-    Field(discriminator="type"),
-]
+# type → (module beside this one, its model). The order is the one the catalog's errors list them in.
+KINDS: dict[str, tuple[str, str]] = {
+    "http": ("http", "HttpCheck"),
+    "tcp": ("tcp", "TcpCheck"),
+    "postgres": ("postgres", "PostgresCheck"),
+    "redis": ("redis", "RedisCheck"),
+    "disk": ("disk", "DiskCheck"),
+    "http-json": ("http_json", "HttpJsonCheck"),
+    "memory": ("memory", "MemoryCheck"),
+    "prometheus": ("prometheus", "PrometheusCheck"),
+    "backup-freshness": ("backup_freshness", "BackupFreshnessCheck"),
+    "containers": ("containers", "ContainersCheck"),
+    "log-errors": ("log_errors", "LogErrorsCheck"),
+    "kubernetes-pods": ("kubernetes_pods", "KubernetesPodsCheck"),
+    "sql": ("sql", "SqlCheck"),
+    "mysql": ("mysql", "MysqlCheck"),
+    "memcached": ("memcached", "MemcachedCheck"),
+    "rabbitmq": ("rabbitmq", "RabbitmqCheck"),
+}
 
-__all__ = ["Check", "CheckDeps", "CheckSpec", "Probe", "Status", "Thresholds"]
+
+def model(kind: str) -> type[CheckSpec]:
+    """The model of one check `type:`, its module imported on first use; KeyError for a type no kind has."""
+    module, name = KINDS[kind]
+    found: type[CheckSpec] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return found
+
+
+__all__ = ["KINDS", "CheckDeps", "CheckSpec", "Probe", "Status", "Thresholds", "model"]

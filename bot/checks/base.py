@@ -196,6 +196,8 @@ class CheckSpec(BaseModel):
     """Fields every check kind has. Subclasses add `type: Literal[...]` and `probe()`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    if TYPE_CHECKING:
+        type: str  # each kind's `type: Literal[...]` field
     name: str | None = Field(default=None, min_length=1, max_length=80)
     timeout: float = Field(default=5.0, gt=0, le=300, description="seconds")
 

@@ -7,7 +7,6 @@ path alone (`ELEMENTS` is a table), so a draft that grows new parts needs a row 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from bot.checks import Check
+from bot import checks
 from bot.importing.yaml_spans import (
     Span,
     body,
@@ -67,19 +66,17 @@ ELEMENTS: tuple[Rule, ...] = (
 )
 
 
-@functools.cache
-def _checks() -> TypeAdapter[Any]:
-    return TypeAdapter(Check)
-
-
 def check_label(item: Any) -> str:
     """A check's identity within its service: its label, as the catalog keeps labels unique."""
-    try:
-        return str(_checks().validate_python(item).label)
-    except ValidationError:  # not (yet) valid: its name, else all it says
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            return str(item["name"])
-        return json.dumps(item, sort_keys=True, default=str)
+    kind = item.get("type") if isinstance(item, dict) else None
+    if isinstance(kind, str) and kind in checks.KINDS:
+        try:
+            return str(checks.model(kind).model_validate(item).label)
+        except ValidationError:  # not (yet) valid: its name, else all it says
+            pass
+    if isinstance(item, dict) and isinstance(item.get("name"), str):
+        return str(item["name"])
+    return json.dumps(item, sort_keys=True, default=str)
 
 
 # Lists whose items are elements, and how an item is known within its list.

@@ -7,13 +7,13 @@ needs the rest of the catalog (services, targets, which parameters exist) is che
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.runs.policy import ApprovalPolicy
 from bot.runs.steps import TRAITS
-from bot.runs.steps.base import CHANNEL_ID, MENTION_ID, PARAM_REFERENCE, REGISTRY, OnFailure, Template
+from bot.runs.steps.base import CHANNEL_ID, MENTION_ID, PARAM_REFERENCE, OnFailure, Template
 from bot.runs.steps.base import _Step as StepModel
 from bot.runs.steps.maintenance import ConfigMapMaintenance, HttpMaintenance, Maintenance
 from bot.scheduling.cron import CronSchedule
@@ -115,27 +115,17 @@ Parameter = Annotated[
 ]
 
 
-# --- steps: each kind's model lives with the kind (`bot.runs.steps`); the union is the registry's ----------------
-
-
-def _step_union() -> Any:
-    models = tuple(kind.args for kind in REGISTRY.values())
-    return Annotated[Union[models], Field(discriminator="kind")]  # noqa: UP007 (a union built from a tuple)
-
-
-if TYPE_CHECKING:
-    Step = StepModel  # what every kind's model has; each run-time step is one kind's model
-else:
-    Step = _step_union()
-
-
 class Runbook(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A runbook; its steps are each one kind's model. The model `bot.catalog` validates a catalog with is a subclass
+    whose `steps` are the union of the kinds that catalog names (`bot.catalog.catalog_model`), so a kind no catalog
+    uses is never imported: this base is for typing and is never validated itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     description: str = Field(default="", max_length=300)
     services: list[str] = Field(min_length=1, description="every service its steps may touch")
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     approvals: ApprovalPolicy | None = Field(default=None, description="None: the services' runbook policies")
-    steps: list[Step] = Field(min_length=1, max_length=40)
+    steps: list[StepModel] = Field(min_length=1, max_length=40)
     schedule: CronSchedule | None = Field(default=None, description="run it on this schedule too, approved by the catalog")
     schedule_values: dict[str, str | int | float] = Field(
         default_factory=dict, description="the parameters' values on a scheduled run (checked like `/ops run`'s)")

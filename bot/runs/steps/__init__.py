@@ -2,13 +2,12 @@
 step through the registry, for the engine.
 
 Not responsible for order, retries, timeouts or state (`bot.runs.engine`). Adding a kind: one module beside these
-(its catalog model, traits, plan line, run and undo) and its tests; `_load_kinds` finds it by its file.
+(its catalog model, traits, plan line, run and undo) and its tests; the registry finds it by its file the first time
+its kind is asked for.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -29,16 +28,6 @@ from bot.runs.steps.base import (
     substitute,
 )
 from bot.views import escape
-
-
-def _load_kinds() -> None:
-    """Import every kind module beside this one (not `base`, not the `_` helpers): each registers itself."""
-    for found in pkgutil.iter_modules(__path__):
-        if found.name != "base" and not found.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{found.name}")
-
-
-_load_kinds()
 
 __all__ = ["REGISTRY", "TRAITS", "UNCHANGED", "PlannedStep", "StepKind", "Traits", "UndoBook", "artifact_of",
            "can_undo", "perform", "plan", "plan_builtin", "take_backup", "traits", "traits_of", "undo", "undo_title"]

@@ -2,14 +2,19 @@
 kind shares (`StepDeps`, `PlannedStep`, `UndoBook`, the `{{ params.x }}` template).
 
 Not responsible for any one kind (each is a module beside this one) nor for order, retries or state (`bot.runs.engine`).
-Imports nothing that reaches the catalog: `bot.runbooks.definitions` builds its step union from this registry.
+Imports nothing that reaches the catalog: `bot.catalog` builds its step union from this registry, with the kinds a
+catalog names.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
 import re
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -235,7 +240,50 @@ class StepKind:
 
 
 _REGISTRY: dict[str, StepKind] = {}
-REGISTRY: Mapping[str, StepKind] = MappingProxyType(_REGISTRY)
+_PACKAGE = Path(__file__).parent
+
+
+@functools.cache
+def _module_kinds() -> tuple[str, ...]:
+    """The kinds the modules beside this one hold (the kind `collect-logs` is `collect_logs.py`), unimported."""
+    return tuple(found.name.replace("_", "-") for found in pkgutil.iter_modules([str(_PACKAGE)])
+                 if found.name != "base" and not found.name.startswith("_"))
+
+
+class _Registry(Mapping[str, StepKind]):
+    """Every step kind by name. A kind's module is imported the first time its kind is asked for, so a catalog that
+    never names `prune` never loads it; going through them all (a schema, an error naming the valid kinds) loads
+    every one. Kinds registered without a module of their own (tests) come after the modules' kinds."""
+
+    def __getitem__(self, name: str) -> StepKind:
+        if name not in _REGISTRY and name in _module_kinds():
+            importlib.import_module(f"{__package__}.{name.replace('-', '_')}")
+        return _REGISTRY[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in _REGISTRY or name in _module_kinds()
+
+    def __iter__(self) -> Iterator[str]:
+        for name in _module_kinds():
+            self[name]
+        return iter(kind_names())
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+REGISTRY: Mapping[str, StepKind] = _Registry()
+
+
+def kind_names() -> tuple[str, ...]:
+    """Every kind's name, in the registry's order, without importing any."""
+    kinds = _module_kinds()
+    return (*kinds, *(name for name in _REGISTRY if name not in kinds))
+
+
+def loaded() -> Mapping[str, StepKind]:
+    """The kinds imported so far (nothing is imported to answer)."""
+    return MappingProxyType(_REGISTRY)
 
 
 def register(kind: StepKind) -> StepKind:
