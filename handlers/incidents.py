@@ -196,24 +196,30 @@ def register(app: AsyncApp, ctx: Context) -> None:
                 return
             await ack()
             user, metadata = form.user.id, form.view.private_metadata
-            incident, channel = None, read_declare_metadata(metadata)[0]  # the declare form's: where it was asked
-            if callback_id != DECLARE_CALLBACK:
-                record_id = parse_id(metadata)  # an entry's id for corrections, else the incident's
-                if callback_id == ENTRY_CALLBACK:
-                    entry = await ctx.store.get_entry(record_id) if record_id is not None else None
-                    incident = await ctx.store.get_incident(entry.incident_id) if entry else None
-                else:
-                    incident = await ctx.store.get_incident(record_id) if record_id is not None else None
-                channel = incident.channel_id if incident else None
 
-            async def run() -> None:
-                if callback_id != DECLARE_CALLBACK and incident is None:
-                    raise incidents.IncidentInputError("This form belongs to an incident opsbot no longer has; nothing was done. "
-                                                       "`/incident list` shows the open ones.")
-                await work(user, values, incident, metadata)
+            async def respond() -> None:
+                incident, channel = None, read_declare_metadata(metadata)[0]  # the declare form's: where it was asked
+                if callback_id != DECLARE_CALLBACK:
+                    record_id = parse_id(metadata)  # an entry's id for corrections, else the incident's
+                    if callback_id == ENTRY_CALLBACK:
+                        entry = await ctx.store.get_entry(record_id) if record_id is not None else None
+                        incident = await ctx.store.get_incident(entry.incident_id) if entry else None
+                    else:
+                        incident = await ctx.store.get_incident(record_id) if record_id is not None else None
+                    channel = incident.channel_id if incident else None
 
-            inbound = Inbound("action", callback_id, user, channel, metadata)
-            ctx.tasks.spawn(handle(ctx, inbound, InChannelReply(ctx, channel, user), run), name=callback_id)
+                async def run() -> None:
+                    if callback_id != DECLARE_CALLBACK and incident is None:
+                        raise incidents.IncidentInputError("This form belongs to an incident opsbot no longer has; nothing "
+                                                           "was done. `/incident list` shows the open ones.")
+                    await work(user, values, incident, metadata)
+
+                await handle(ctx, Inbound("action", callback_id, user, channel, metadata),
+                             InChannelReply(ctx, channel, user), run)
+
+            # Spawned at once after the ack, before anything is awaited: the work is the task set's from the moment
+            # Slack has its answer (the form's incident is read inside it).
+            ctx.tasks.spawn(respond(), name=callback_id)
 
     async def declared(user: str, values: Body, incident: Any, metadata: str) -> None:
         made, problems = await declaring.declare(ctx, title=(values.get("title") or {}).get("value") or "",

@@ -137,3 +137,58 @@ async def test_a_burst_on_sqlite_takes_a_few_transactions_not_one_each(store: St
     await asyncio.gather(*(store.record_audit(AuditEntry(at=T0, kind="command", name="/ops", outcome=Outcome.REQUESTED))
                            for _ in range(40)))
     assert sum(calls) == 40 and len(calls) <= 3
+
+
+async def test_with_several_writers_a_burst_goes_in_transactions_at_once_and_each_caller_gets_its_own() -> None:
+    in_flight, most = 0, 0
+    release = asyncio.Event()
+
+    async def slow(statements: Sequence[Statement]) -> list[Rows]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return [[{"id": args[0]}] for _, args in statements]
+
+    commit = GroupCommit(slow, writers=2)
+    first = asyncio.ensure_future(commit.run(("s0", [0])))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(commit.run(("s1", [1])))  # s0's transaction is still open: a second one starts
+    await asyncio.sleep(0)
+    rest = asyncio.gather(*(commit.run((f"s{i}", [i])) for i in range(2, 30)))  # both busy: they wait, together
+    await asyncio.sleep(0.01)
+    assert in_flight == 2
+    release.set()
+    assert (await first, await second) == ([{"id": 0}], [{"id": 1}])
+    assert await rest == [[{"id": i}] for i in range(2, 30)]
+    assert most == 2
+
+
+async def test_a_writer_cut_short_leaves_its_waiting_statements_to_the_others_and_the_last_one_fails_them() -> None:
+    release = asyncio.Event()
+
+    async def blocked(statements: Sequence[Statement]) -> list[Rows]:
+        await release.wait()
+        return [[{"id": args[0]}] for _, args in statements]
+
+    commit = GroupCommit(blocked, writers=1)
+    first = asyncio.ensure_future(commit.run(("s0", [0])))
+    await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(commit.run(("s1", [1])))
+    await asyncio.sleep(0)
+    for writer in list(commit._writers):  # the loop closing under it
+        writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_a_statement_asked_for_right_after_the_last_one_was_written_is_written_too() -> None:
+    # The caller wakes before the finished writer is forgotten: the next statement must not wait for it.
+    transactions = Transactions()
+    commit = GroupCommit(transactions)
+    for i in range(3):
+        assert await asyncio.wait_for(commit.run((f"s{i}", [i])), timeout=2) == [{"id": i}]
+    assert transactions.written == [["s0"], ["s1"], ["s2"]]

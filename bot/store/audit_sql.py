@@ -43,7 +43,7 @@ class Made:
 class AuditQueries(SqlBase):
     @cached_property
     def _audit_writes(self) -> GroupCommit:
-        return GroupCommit(self._atomic)
+        return GroupCommit(self._atomic, writers=self._group_writers)
 
     async def record_audit(self, entry: AuditEntry) -> int:
         """Write one entry; its id once it is committed."""

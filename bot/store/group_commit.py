@@ -24,17 +24,25 @@ MOST = 100
 
 
 class GroupCommit:
-    def __init__(self, atomic: Atomic, *, most: int = MOST) -> None:
-        self._atomic, self._most = atomic, most
+    """`writers`: transactions in flight at once. One on SQLite (one connection does all the writing); on PostgreSQL a
+    few, each on its own pooled connection, so a burst does not queue behind one transaction's round trips. The
+    statements of different callers are independent (each caller's next statement waits for its previous one)."""
+
+    def __init__(self, atomic: Atomic, *, most: int = MOST, writers: int = 1) -> None:
+        self._atomic, self._most, self._most_writers = atomic, most, writers
         self._waiting: list[tuple[Statement, asyncio.Future[Rows]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()  # kept here: the loop holds its tasks only weakly
 
     async def run(self, statement: Statement) -> Rows:
         """The statement's rows (for RETURNING), once the transaction that holds it is committed."""
         done: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
         self._waiting.append((statement, done))
-        if self._writer is None:
-            self._writer = asyncio.ensure_future(self._write())
+        # A writer that has just finished may still be in the set (its removal runs after this caller wakes): count
+        # only those not done, else the next statement could wait for a writer that is gone.
+        if sum(not writer.done() for writer in self._writers) < self._most_writers:
+            writer = asyncio.ensure_future(self._write())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return await done
 
     async def _write(self) -> None:
@@ -46,9 +54,10 @@ class GroupCommit:
                 finally:
                     _abandon(batch)
         finally:
-            self._writer = None
-            _abandon(self._waiting)
-            self._waiting = []
+            me = asyncio.current_task()
+            if not any(writer is not me and not writer.done() for writer in self._writers):
+                _abandon(self._waiting)  # cut short with no other writer left to take them: nobody waits forever
+                self._waiting = []
 
     async def _commit(self, batch: list[tuple[Statement, asyncio.Future[Rows]]]) -> None:
         try:

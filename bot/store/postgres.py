@@ -39,6 +39,10 @@ def _same(value: datetime) -> datetime:
 
 
 class PostgresStore(ActionQueries, IncidentQueries, ScheduleQueries, AuditQueries, AlertQueries):
+    # A burst's audit entries go in up to three transactions at once, each on its own connection of the pool (ten), so
+    # they do not queue behind one transaction's round trips (bench/compare.py --postgres: ack p50 56–69 → 31–36 ms).
+    _group_writers = 3
+
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._sizes = (min_size, max_size)

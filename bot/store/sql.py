@@ -14,6 +14,9 @@ Statement = tuple[str, Sequence[Any]]
 
 
 class SqlBase:
+    # Transactions the audit log's group commit may have in flight at once (`bot/store/group_commit.py`).
+    _group_writers = 1
+
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         raise NotImplementedError
 
