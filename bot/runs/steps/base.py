@@ -2,8 +2,8 @@
 kind shares (`StepDeps`, `PlannedStep`, `UndoBook`, the `{{ params.x }}` template).
 
 Not responsible for any one kind (each is a module beside this one) nor for order, retries or state (`bot.runs.engine`).
-Imports nothing that reaches the catalog: `bot.catalog` builds its step union from this registry, with the kinds a
-catalog names.
+Imports nothing that reaches the catalog: `bot.catalog_kinds` builds a catalog's step union from this registry, with the
+kinds that catalog names.
 """
 
 from __future__ import annotations
@@ -252,8 +252,9 @@ def _module_kinds() -> tuple[str, ...]:
 
 class _Registry(Mapping[str, StepKind]):
     """Every step kind by name. A kind's module is imported the first time its kind is asked for, so a catalog that
-    never names `prune` never loads it; going through them all (a schema, an error naming the valid kinds) loads
-    every one. Kinds registered without a module of their own (tests) come after the modules' kinds."""
+    never names `prune` never loads it; going through them all (the catalog's schema) loads every one, while
+    `kind_names()` names them without a load. Kinds registered without a module of their own (tests) come after the
+    modules' kinds."""
 
     def __getitem__(self, name: str) -> StepKind:
         if name not in _REGISTRY and name in _module_kinds():
