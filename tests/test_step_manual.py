@@ -148,13 +148,17 @@ async def test_skip_marks_the_step_skipped_and_the_run_goes_on(deps: Deps) -> No
     assert [row.state for row in done.steps] == [StepState.SUCCEEDED, StepState.SKIPPED, StepState.SUCCEEDED]
 
 
-async def test_failed_stops_the_run_with_an_unknown_effect_for_people_to_decide(deps: Deps) -> None:
-    run_id = await started(deps)
+async def failed_by_bob(deps: Deps, runbook: str = "checklist") -> ActionRun:
+    """The run of `runbook` once Bob has answered its manual step (the second) Failed and the run has settled."""
+    run_id = await started(deps, runbook)
     await waiting(deps, run_id)
     await manual_answers.answer(deps, run_id, 1, Answer.FAILED, BOB)
     await settle(deps)
+    return await stored(deps, run_id)
 
-    stopped = await stored(deps, run_id)
+
+async def test_failed_stops_the_run_with_an_unknown_effect_for_people_to_decide(deps: Deps) -> None:
+    stopped = await failed_by_bob(deps)
     assert stopped.outcome_data is not None and stopped.outcome_data.ending is Ending.UNKNOWN
     assert [row.state for row in stopped.steps] == [StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED]
     assert stopped.steps[1].effect is Effect.UNKNOWN
@@ -166,12 +170,7 @@ async def test_failed_stops_the_run_with_an_unknown_effect_for_people_to_decide(
 async def test_a_step_a_person_only_looks_at_changes_nothing_and_failed_stops_the_run_untouched(deps: Deps) -> None:
     looks = REGISTRY["manual"].traits_for({"read_only": True})
     assert not looks.changes and looks.cut_short is Effect.UNTOUCHED and looks.on_failure == "stop"
-    run_id = await started(deps, "looked")
-    await waiting(deps, run_id)
-    await manual_answers.answer(deps, run_id, 1, Answer.FAILED, BOB)
-    await settle(deps)
-
-    stopped = await stored(deps, run_id)
+    stopped = await failed_by_bob(deps, "looked")
     assert stopped.outcome_data is not None and stopped.outcome_data.ending is Ending.STOPPED
     assert [row.state for row in stopped.steps] == [StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED]
     assert stopped.steps[1].effect is Effect.UNTOUCHED
