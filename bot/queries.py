@@ -19,8 +19,8 @@ from bot import adapters
 from bot.checks import _sql_guard
 from bot.checks._limits import SERVER_MARGIN
 from bot.checks._sql_read import SqlRows
+from bot.checks._sql_urls import engine_scheme, url_engine, valid_url
 from bot.checks.base import Probe
-from bot.checks.sql import engine_scheme, url_engine, valid_url
 from bot.env_names import ENV_NAME
 from bot.executors.mysql_dsn import parse_mysql_dsn
 

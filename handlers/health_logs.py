@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.models.blocks import SectionBlock
 
-from bot.checks.log_errors import find, last_errors
+from bot.checks.last_errors import find, last_errors
 from bot.context import Context
 from bot.errors import StaleButton
 from bot.views import Message, escape

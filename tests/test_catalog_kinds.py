@@ -67,9 +67,9 @@ def test_a_catalog_loads_only_the_kinds_it_names_and_a_typo_still_hears_every_ki
                             timeout=60)
     assert result.returncode == 0, result.stderr
     said = json.loads(result.stdout)
-    # The app and its handlers import the shared parts; of the kinds, the ones a few modules share (`sql`'s URL rules
-    # for `/ops query`, `log-errors`' for the Last errors button, the `maintenance` step a service's settings name).
-    shared = {"base", "sql", "mysql", "log_errors", "hosts", "maintenance"}
+    # The app and its handlers import the parts the kinds share (helpers, the Last errors button's key) and the one
+    # kind a service's settings name (`maintenance:`); of the check kinds, none.
+    shared = {"base", "hosts", "last_errors", "maintenance"}
     assert set(said["start"]) <= shared
     assert set(said["small"]) - set(said["start"]) == {"http", "tcp", "wait"}
     assert said["typo"] == [f"unknown type 'tpc'; did you mean `tcp`? (valid: {', '.join(checks.KINDS)})"]

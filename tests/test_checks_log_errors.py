@@ -17,7 +17,8 @@ import pytest
 from bot.catalog_loading import CatalogInvalid, parse_catalog
 from bot.checks import CheckDeps, Status, log_errors
 from bot.checks.containers import PROJECT_LABEL
-from bot.checks.log_errors import LastErrors, LogErrorsCheck, LogLine
+from bot.checks.last_errors import LastErrors
+from bot.checks.log_errors import LogErrorsCheck, LogLine
 from bot.executors.docker import DockerTarget
 from bot.executors.kubernetes import KubernetesTarget
 from bot.health import CheckResult, HealthRun

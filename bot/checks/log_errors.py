@@ -8,7 +8,6 @@ pattern. A log larger than `MAX_BYTES` is read up to that bound and the reason s
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections import deque
@@ -21,12 +20,11 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from bot import adapters
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, Thresholds, limit_note
+from bot.checks.last_errors import LAST
 from bot.executors.base import Effect, ExecutorError, Revision
 from bot.executors.docker_target import DockerTarget
 
-LAST = 20  # lines "Last errors" shows
 MAX_BYTES = 64_000_000  # of one container's or pod's log: beyond this a check would outrun its timeout
-MAX_KEY = 143  # a Slack menu option's value holds 150 characters, "errors:" included
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)? ")
 # A line the runtime logged in parts (podman splits at its read buffer, Docker past 16 KB) comes back with every
 # part's timestamp in it: "…Z ERR" + "…Z OR request". Taken out again, or the parts would hide a match. Searched
@@ -196,45 +194,6 @@ class LogErrorsCheck(CheckSpec):
         if self._regex.search(line):
             scanned.matched += 1
             scanned.last.append(LogLine(scanned.source, stamp.group(1) if stamp else "", line))
-
-
-@dataclass(frozen=True)
-class LastErrors:
-    """What "Last errors" shows: the check, how many lines matched, and the last of them, oldest first."""
-
-    service: str
-    check: LogErrorsCheck
-    matched: int
-    lines: list[LogLine]
-    partial: str = ""  # "only the first 64 MB of api-1's logs read": `matched` is then a lower bound
-
-
-def errors_key(service: str, label: str) -> str:
-    """What a button carries to name a service's log-errors check: `service:label`, or the label's digest when
-    that would not fit in a menu option's value."""
-    key = f"{service}:{label}"
-    return key if len(key) <= MAX_KEY else f"{service}:#{hashlib.sha256(label.encode()).hexdigest()[:16]}"
-
-
-def find(catalog: Any, key: str) -> tuple[str, LogErrorsCheck] | None:
-    """The service and log-errors check a button's `errors_key` names in the current catalog, if it still has it."""
-    service_name, _, _ = key.partition(":")
-    service = catalog.services.get(service_name)
-    for check in service.checks if service is not None else []:
-        if isinstance(check, LogErrorsCheck) and errors_key(service_name, check.label) == key:
-            return service_name, check
-    return None
-
-
-async def last_errors(catalog: Any, deps: CheckDeps, key: str, limit: int = LAST) -> LastErrors | None:
-    """Read the logs again for the check `key` names and keep its last `limit` matching lines; None when the
-    catalog no longer has that check."""
-    found = find(catalog, key)
-    if found is None:
-        return None
-    service, check = found
-    matched = await check.matches(deps.for_service(service, catalog.services[service].target))
-    return LastErrors(service, check, matched.matched, matched.lines[-limit:], matched.partial())
 
 
 class _NoHistory:

@@ -24,8 +24,6 @@ from bot.checks.base import (
 )
 from bot.executors.mysql_dsn import parse_mysql_dsn
 
-MYSQL_SCHEMES = ("mysql", "mariadb")
-
 
 class MysqlCheck(DsnSource, CheckSpec):
     """MySQL or MariaDB: a ping, then `Threads_connected` against `max_connections` ("42 of 151 connections in use

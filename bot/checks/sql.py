@@ -12,7 +12,6 @@ import asyncio
 import decimal
 import math
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -20,11 +19,9 @@ from bot import adapters
 from bot.checks import _sql_guard, mysql
 from bot.checks._dsn import DsnSource, url_field
 from bot.checks._limits import SERVER_MARGIN, NumberLimits, number
+from bot.checks._sql_urls import engine_scheme, url_engine, valid_url
 from bot.checks.base import CheckDeps, CheckSpec, Probe, Status, limit_note
 from bot.executors.mysql_dsn import parse_mysql_dsn
-
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
 
 
 class SqlCheck(DsnSource, NumberLimits, CheckSpec):
@@ -129,34 +126,6 @@ class SqlCheck(DsnSource, NumberLimits, CheckSpec):
         if isinstance(read, Probe):
             return read
         return _first_number(*read)
-
-
-# --- shared -------------------------------------------------------------------------------------------
-
-
-def url_engine(url: str) -> Literal["postgres", "mysql"] | None:
-    try:
-        scheme = urlsplit(url.strip()).scheme
-    except ValueError:
-        return None
-    if scheme in POSTGRES_SCHEMES:
-        return "postgres"
-    if scheme in mysql.MYSQL_SCHEMES:
-        return "mysql"
-    return None
-
-
-def engine_scheme(engine: str) -> str:
-    return "postgresql://" if engine == "postgres" else "mysql://"
-
-
-def valid_url(url: str) -> bool:
-    """One host and, if any, a port a socket can use: urlsplit only notices a bad port when asked for it."""
-    try:
-        port = urlsplit(url.strip()).port
-    except ValueError:
-        return False
-    return port != 0
 
 
 def _budget(deadline: float, timeout: float) -> float:

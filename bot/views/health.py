@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.checks import Status
-from bot.checks.log_errors import LastErrors, errors_key
+from bot.checks.last_errors import LastErrors, errors_key
 from bot.health import CheckResult, HealthRun
 from bot.views import MAX_BLOCKS, MAX_HEADER_TEXT, MAX_SECTION_TEXT, Message, clip, escape
 from bot.views.common import timestamp
