@@ -198,15 +198,7 @@ def register(app: AsyncApp, ctx: Context) -> None:
             user, metadata = form.user.id, form.view.private_metadata
 
             async def respond() -> None:
-                incident, channel = None, read_declare_metadata(metadata)[0]  # the declare form's: where it was asked
-                if callback_id != DECLARE_CALLBACK:
-                    record_id = parse_id(metadata)  # an entry's id for corrections, else the incident's
-                    if callback_id == ENTRY_CALLBACK:
-                        entry = await ctx.store.get_entry(record_id) if record_id is not None else None
-                        incident = await ctx.store.get_incident(entry.incident_id) if entry else None
-                    else:
-                        incident = await ctx.store.get_incident(record_id) if record_id is not None else None
-                    channel = incident.channel_id if incident else None
+                incident, channel = await _form_incident(ctx, callback_id, metadata)
 
                 async def run() -> None:
                     if callback_id != DECLARE_CALLBACK and incident is None:
@@ -357,6 +349,20 @@ async def _dispatch(ctx: Context, reply: Reply, command: Body, text: str) -> Non
         text_, owner, due = _follow_up(rest, ctx.clock.now().date())
         item = await incidents.add_follow_up(ctx, incident, text_, owner, due, user)
         await reply.ephemeral(notice(f"Tracked follow-up #{item.id}: {item.text}"))
+
+
+async def _form_incident(ctx: Context, callback_id: str, metadata: str) -> tuple[Any, str | None]:
+    """The incident a submitted form belongs to (None when opsbot no longer has it) and the channel to answer in: the
+    declare form's is where it was asked; a correction's metadata holds its entry's id, the others the incident's."""
+    if callback_id == DECLARE_CALLBACK:
+        return None, read_declare_metadata(metadata)[0]
+    record_id = parse_id(metadata)
+    if callback_id == ENTRY_CALLBACK:
+        entry = await ctx.store.get_entry(record_id) if record_id is not None else None
+        incident = await ctx.store.get_incident(entry.incident_id) if entry else None
+    else:
+        incident = await ctx.store.get_incident(record_id) if record_id is not None else None
+    return incident, incident.channel_id if incident else None
 
 
 def _form_problems(callback_id: str, values: Body) -> dict[str, str]:

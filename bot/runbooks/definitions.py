@@ -116,9 +116,9 @@ Parameter = Annotated[
 
 
 class Runbook(BaseModel):
-    """A runbook; its steps are each one kind's model. The model `bot.catalog` validates a catalog with is a subclass
-    whose `steps` are the union of the kinds that catalog names (`bot.catalog.catalog_model`), so a kind no catalog
-    uses is never imported: this base is for typing and is never validated itself."""
+    """A runbook; its steps are each one kind's model. A catalog is validated with a subclass whose `steps` are the
+    union of the kinds that catalog names (`bot.catalog_kinds.catalog_model`), so a kind no catalog uses is never
+    imported: this base is for typing and is never validated itself."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     description: str = Field(default="", max_length=300)

@@ -37,9 +37,7 @@ class GroupCommit:
         """The statement's rows (for RETURNING), once the transaction that holds it is committed."""
         done: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
         self._waiting.append((statement, done))
-        # A writer that has just finished may still be in the set (its removal runs after this caller wakes): count
-        # only those not done, else the next statement could wait for a writer that is gone.
-        if sum(not writer.done() for writer in self._writers) < self._most_writers:
+        if self._busy() < self._most_writers:
             writer = asyncio.ensure_future(self._write())
             self._writers.add(writer)
             writer.add_done_callback(self._writers.discard)
@@ -54,10 +52,14 @@ class GroupCommit:
                 finally:
                     _abandon(batch)
         finally:
-            me = asyncio.current_task()
-            if not any(writer is not me and not writer.done() for writer in self._writers):
+            if not self._busy(besides=asyncio.current_task()):
                 _abandon(self._waiting)  # cut short with no other writer left to take them: nobody waits forever
                 self._waiting = []
+
+    def _busy(self, besides: asyncio.Future[Any] | None = None) -> int:
+        """Writers still at work. One that has just finished may still be in the set (its removal runs after the
+        caller it answered wakes): it does not count, else the next statement could wait for a writer that is gone."""
+        return sum(writer is not besides and not writer.done() for writer in self._writers)
 
     async def _commit(self, batch: list[tuple[Statement, asyncio.Future[Rows]]]) -> None:
         try:
